@@ -1,0 +1,492 @@
+//! Layered `appsettings` configuration, as .NET applications read it.
+//!
+//! Order (later wins): `appsettings.json`, `appsettings.{Environment}.json` (environment from
+//! `ASPNETCORE_ENVIRONMENT`, else `DOTNET_ENVIRONMENT`, default `Production`), environment variables with
+//! `__` (or `:`) as the section separator, then command-line overrides. Keys are case-insensitive.
+//!
+//! # Layout
+//! - [`Config`]: the flattened, merged key/value view (`Section:Key` paths, as .NET's
+//!   `IConfiguration` sees them, arrays as `Key:0`, `Key:1`).
+//! - [`Schema`]: the keys an application knows; anything else is reported with a "did you mean".
+//! - [`ConfigError`]: one problem, naming the key and where it came from. Values of keys whose name contains
+//!   `password` or `secret` are never printed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where a setting came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    File(PathBuf),
+    Environment(String),
+    CommandLine(String),
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File(p) => write!(f, "{}", p.display()),
+            Origin::Environment(name) => write!(f, "environment variable {name}"),
+            Origin::CommandLine(flag) => write!(f, "command-line option {flag}"),
+            Origin::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// One leaf setting.
+#[derive(Clone, Debug)]
+pub struct Setting {
+    /// The path as written (`IdentityServer:X509KeyFilePath`).
+    pub path: String,
+    /// JSON strings as they are; numbers and booleans in their JSON spelling; `null` is absent.
+    pub value: String,
+    pub origin: Origin,
+}
+
+/// A problem with the configuration. Never contains a secret value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {reason}")]
+    Io { file: String, reason: String },
+    #[error("{file}:{line}:{column}: invalid JSON: {reason}")]
+    Json { file: String, line: usize, column: usize, reason: String },
+    #[error("{file}: the top level must be a JSON object")]
+    NotAnObject { file: String },
+    #[error("unknown setting `{path}` (in {origin}){hint}")]
+    UnknownKey { path: String, origin: String, hint: String },
+    #[error("setting `{path}` (in {origin}): {message}")]
+    Invalid { path: String, origin: String, message: String },
+    #[error("setting `{path}` is required: {message}")]
+    Missing { path: String, message: String },
+}
+
+/// The merged configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    dir: PathBuf,
+    environment: String,
+    files: Vec<PathBuf>,
+    /// Keyed by the lower-cased path.
+    settings: BTreeMap<String, Setting>,
+}
+
+/// The environment name used to pick `appsettings.{Environment}.json`.
+pub fn environment_name(vars: &[(String, String)]) -> String {
+    let get = |name: &str| {
+        vars.iter()
+            .find(|(k, v)| k.eq_ignore_ascii_case(name) && !v.trim().is_empty())
+            .map(|(_, v)| v.trim().to_string())
+    };
+    get("ASPNETCORE_ENVIRONMENT")
+        .or_else(|| get("DOTNET_ENVIRONMENT"))
+        .unwrap_or_else(|| "Production".to_string())
+}
+
+impl Config {
+    /// Loads `dir/appsettings.json` (required unless `required` is false), the environment file and the
+    /// environment variables in `vars` whose first section is one of `schema`'s top-level sections.
+    pub fn load(
+        dir: &Path,
+        base_name: &str,
+        required: bool,
+        vars: &[(String, String)],
+        schema: &Schema,
+    ) -> Result<Config, Vec<ConfigError>> {
+        let environment = environment_name(vars);
+        let mut config = Config {
+            dir: dir.to_path_buf(),
+            environment: environment.clone(),
+            ..Config::default()
+        };
+        let mut errors = Vec::new();
+        let main = dir.join(format!("{base_name}.json"));
+        let env_file = dir.join(format!("{base_name}.{environment}.json"));
+        for (file, must) in [(main, required), (env_file, false)] {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => match config.add_json(&file, &text) {
+                    Ok(()) => config.files.push(file),
+                    Err(e) => errors.push(e),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must => {}
+                Err(e) => errors.push(ConfigError::Io {
+                    file: file.display().to_string(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        config.add_environment(vars, schema);
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// An empty configuration rooted at `dir` (tests build settings on top of it).
+    pub fn empty(dir: &Path) -> Config {
+        Config {
+            dir: dir.to_path_buf(),
+            environment: "Production".into(),
+            ..Config::default()
+        }
+    }
+
+    /// Merges one JSON document.
+    pub fn add_json(&mut self, file: &Path, text: &str) -> Result<(), ConfigError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| ConfigError::Json {
+            file: file.display().to_string(),
+            line: e.line(),
+            column: e.column(),
+            reason: e.to_string(),
+        })?;
+        let serde_json::Value::Object(map) = value else {
+            return Err(ConfigError::NotAnObject {
+                file: file.display().to_string(),
+            });
+        };
+        let origin = Origin::File(file.to_path_buf());
+        for (k, v) in map {
+            self.flatten(k, v, &origin);
+        }
+        Ok(())
+    }
+
+    fn flatten(&mut self, path: String, value: serde_json::Value, origin: &Origin) {
+        use serde_json::Value as V;
+        match value {
+            V::Object(map) => {
+                // A section replaces a scalar of the same name; children merge key by key.
+                self.settings.remove(&path.to_lowercase());
+                for (k, v) in map {
+                    self.flatten(format!("{path}:{k}"), v, origin);
+                }
+            }
+            V::Array(items) => {
+                // Arrays replace earlier arrays entirely: remove previous elements first.
+                let prefix = format!("{}:", path.to_lowercase());
+                self.settings.retain(|k, _| !k.starts_with(&prefix));
+                for (i, v) in items.into_iter().enumerate() {
+                    self.flatten(format!("{path}:{i}"), v, origin);
+                }
+            }
+            V::Null => {
+                self.settings.remove(&path.to_lowercase());
+            }
+            V::String(s) => self.set(path, s, origin.clone()),
+            V::Bool(b) => self.set(path, b.to_string(), origin.clone()),
+            V::Number(n) => self.set(path, n.to_string(), origin.clone()),
+        }
+    }
+
+    /// Sets one value (used for environment variables and command-line overrides).
+    pub fn set(&mut self, path: String, value: String, origin: Origin) {
+        self.settings.insert(
+            path.to_lowercase(),
+            Setting {
+                path,
+                value,
+                origin,
+            },
+        );
+    }
+
+    fn add_environment(&mut self, vars: &[(String, String)], schema: &Schema) {
+        for (name, value) in vars {
+            let path = name.replace("__", ":");
+            let first = path.split(':').next().unwrap_or_default();
+            if schema.has_section(first) {
+                self.set(path, value.clone(), Origin::Environment(name.clone()));
+            }
+        }
+    }
+
+    /// Reports every key the schema does not know.
+    pub fn check_unknown(&self, schema: &Schema) -> Vec<ConfigError> {
+        self.settings
+            .values()
+            .filter(|s| !schema.knows(&s.path))
+            .map(|s| ConfigError::UnknownKey {
+                path: s.path.clone(),
+                origin: s.origin.to_string(),
+                hint: schema
+                    .suggest(&s.path)
+                    .map(|p| format!("; did you mean `{p}`?"))
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn environment(&self) -> &str {
+        &self.environment
+    }
+    /// The files that were read, in order.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// The setting at `path` (case-insensitive), if any and not empty.
+    pub fn get(&self, path: &str) -> Option<&Setting> {
+        self.settings.get(&path.to_lowercase())
+    }
+
+    /// The first of several alias paths that is set.
+    pub fn get_any(&self, paths: &[&str]) -> Option<&Setting> {
+        paths.iter().find_map(|p| self.get(p))
+    }
+
+    /// True when anything is set at or below `path`.
+    pub fn has(&self, path: &str) -> bool {
+        let lower = path.to_lowercase();
+        let prefix = format!("{lower}:");
+        self.settings
+            .keys()
+            .any(|k| *k == lower || k.starts_with(&prefix))
+    }
+
+    /// A string value; empty strings count as unset.
+    pub fn string(&self, path: &str) -> Option<String> {
+        self.get(path)
+            .map(|s| s.value.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// A boolean (`true`/`false`, any case, as .NET accepts).
+    pub fn bool(&self, path: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(path) {
+            None => Ok(default),
+            Some(s) => match s.value.trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(invalid(s, "expected `true` or `false`")),
+            },
+        }
+    }
+
+    /// A whole number within `min..=max`.
+    pub fn u64_in(&self, path: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+        match self.get(path) {
+            None => Ok(default),
+            Some(s) => match s.value.trim().parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(invalid(
+                    s,
+                    &format!("expected a whole number between {min} and {max}"),
+                )),
+            },
+        }
+    }
+
+    /// The elements of an array (`Key:0`, `Key:1`, ...), in index order. A plain string is split on `;`.
+    pub fn list(&self, path: &str) -> Vec<&Setting> {
+        let prefix = format!("{}:", path.to_lowercase());
+        let mut items: Vec<(usize, &Setting)> = self
+            .settings
+            .iter()
+            .filter_map(|(k, v)| {
+                let rest = k.strip_prefix(&prefix)?;
+                rest.parse::<usize>().ok().map(|i| (i, v))
+            })
+            .collect();
+        items.sort_by_key(|(i, _)| *i);
+        items.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Resolves a path value against the configuration folder.
+    pub fn resolve(&self, value: &str) -> PathBuf {
+        let p = Path::new(value);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+
+    /// A file path setting, resolved against the configuration folder.
+    pub fn path(&self, path: &str) -> Option<PathBuf> {
+        self.string(path).map(|v| self.resolve(&v))
+    }
+}
+
+/// An error about a setting's value (the value is shown unless the key looks secret).
+pub fn invalid(setting: &Setting, message: &str) -> ConfigError {
+    let lower = setting.path.to_lowercase();
+    let shown = if lower.contains("password") || lower.contains("secret") {
+        String::new()
+    } else {
+        format!(" (got `{}`)", setting.value)
+    };
+    ConfigError::Invalid {
+        path: setting.path.clone(),
+        origin: setting.origin.to_string(),
+        message: format!("{message}{shown}"),
+    }
+}
+
+/// The keys an application understands. Patterns are `:`-separated; `*` matches one segment and a
+/// trailing `**` matches anything below (sections owned by other software, such as `Logging`).
+#[derive(Clone, Debug, Default)]
+pub struct Schema {
+    patterns: Vec<String>,
+}
+
+impl Schema {
+    pub fn new(patterns: &[&str]) -> Self {
+        Schema {
+            patterns: patterns.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    /// True when a pattern starts with `section` (case-insensitive).
+    pub fn has_section(&self, section: &str) -> bool {
+        self.patterns.iter().any(|p| {
+            p.split(':')
+                .next()
+                .is_some_and(|s| s.eq_ignore_ascii_case(section))
+        })
+    }
+
+    pub fn knows(&self, path: &str) -> bool {
+        self.patterns.iter().any(|p| matches(p, path))
+    }
+
+    /// The closest known key to a mistyped one (edit distance on the whole path).
+    pub fn suggest(&self, path: &str) -> Option<String> {
+        let lower = path.to_lowercase();
+        let segments: Vec<&str> = path.split(':').collect();
+        self.patterns
+            .iter()
+            .filter(|p| !p.ends_with("**"))
+            .map(|p| {
+                // Fill wildcards with the user's own segments so `Kestrel:Endpoints:Https:Ulr` compares well.
+                let filled: Vec<&str> = p
+                    .split(':')
+                    .enumerate()
+                    .map(|(i, s)| if s == "*" { segments.get(i).copied().unwrap_or("*") } else { s })
+                    .collect();
+                let filled = filled.join(":");
+                (levenshtein(&filled.to_lowercase(), &lower), filled)
+            })
+            .filter(|(d, _)| *d <= 3)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, p)| p)
+    }
+}
+
+fn matches(pattern: &str, path: &str) -> bool {
+    let mut pat = pattern.split(':');
+    let mut segs = path.split(':');
+    loop {
+        match (pat.next(), segs.next()) {
+            (Some("**"), _) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(p), Some(s)) if p.eq_ignore_ascii_case(s) => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// Edit distance (insertions, deletions, substitutions), for "did you mean" hints.
+pub fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Schema {
+        Schema::new(&[
+            "IdentityServer:X509KeyFilePath",
+            "IdentityServer:X509KeyFilePassword",
+            "IdentityServer:ValidationKeys:*",
+            "Urls",
+            "Logging:**",
+        ])
+    }
+
+    #[test]
+    fn layering_case_and_environment() {
+        let dir = tempdir();
+        std::fs::write(
+            dir.join("appsettings.json"),
+            r#"{"identityserver":{"X509KeyFilePath":"a.pfx","ValidationKeys":["v1.crt","v2.crt"]},"Urls":"https://localhost:1"}"#,
+        )
+        .expect("write");
+        std::fs::write(
+            dir.join("appsettings.Staging.json"),
+            r#"{"IdentityServer":{"x509keyfilepath":"b.pfx","ValidationKeys":["v3.crt"]}}"#,
+        )
+        .expect("write");
+        let vars = vec![
+            ("ASPNETCORE_ENVIRONMENT".to_string(), "Staging".to_string()),
+            ("IDENTITYSERVER__X509KeyFilePassword".to_string(), "pw".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        let c = Config::load(&dir, "appsettings", true, &vars, &schema()).expect("load");
+        assert_eq!(c.string("IdentityServer:X509KeyFilePath").as_deref(), Some("b.pfx"));
+        assert_eq!(c.string("identityserver:x509keyfilepassword").as_deref(), Some("pw"));
+        let keys: Vec<_> = c.list("IdentityServer:ValidationKeys").iter().map(|s| s.value.clone()).collect();
+        assert_eq!(keys, vec!["v3.crt"]);
+        assert!(c.get("PATH").is_none());
+        assert_eq!(c.path("IdentityServer:X509KeyFilePath"), Some(dir.join("b.pfx")));
+        assert!(c.check_unknown(&schema()).is_empty());
+    }
+
+    #[test]
+    fn typo_is_reported_with_hint_and_json_errors_have_positions() {
+        let dir = tempdir();
+        std::fs::write(
+            dir.join("appsettings.json"),
+            r#"{"IdentityServer":{"X509KeyFilePasword":"x"},"Logging":{"LogLevel":{"Default":"Information"}}}"#,
+        )
+        .expect("write");
+        let c = Config::load(&dir, "appsettings", true, &[], &schema()).expect("load");
+        let errors = c.check_unknown(&schema());
+        assert_eq!(errors.len(), 1);
+        let text = errors[0].to_string();
+        assert!(text.contains("IdentityServer:X509KeyFilePasword"), "{text}");
+        assert!(text.contains("did you mean `IdentityServer:X509KeyFilePassword`"), "{text}");
+        std::fs::write(dir.join("appsettings.json"), "{\n  \"Urls\": \"x\",\n  oops\n}").expect("write");
+        let err = Config::load(&dir, "appsettings", true, &[], &schema()).expect_err("bad json");
+        assert!(err[0].to_string().contains("appsettings.json:3:"), "{}", err[0]);
+    }
+
+    #[test]
+    fn secrets_are_not_echoed() {
+        let mut c = Config::empty(Path::new("/tmp"));
+        c.set("A:Password".into(), "hunter2".into(), Origin::Default);
+        c.set("A:Lifetime".into(), "abc".into(), Origin::Default);
+        let e = c.bool("A:Password", false).expect_err("not bool").to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = c.u64_in("A:Lifetime", 1, 1, 10).expect_err("not number").to_string();
+        assert!(e.contains("`abc`"), "{e}");
+    }
+
+    fn tempdir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "ids-config-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        dir
+    }
+}

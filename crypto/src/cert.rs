@@ -1,0 +1,241 @@
+//! X.509 certificates: the public half the server publishes and the agent pins.
+
+use std::path::Path;
+
+use aws_lc_rs::digest;
+use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION};
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::public_key::PublicKey as ParsedKey;
+
+use crate::b64;
+
+/// The public key of a certificate, in the form JOSE needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PublicKey {
+    /// RSA modulus and exponent as unsigned big-endian bytes (no leading zero).
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// EC P-256 affine coordinates, 32 bytes each.
+    P256 { x: Vec<u8>, y: Vec<u8> },
+}
+
+impl PublicKey {
+    /// RSA modulus size in bits, or 256 for P-256.
+    pub fn bits(&self) -> usize {
+        match self {
+            PublicKey::Rsa { n, .. } => {
+                let lead = n.first().map_or(0, |b| 8 - b.leading_zeros() as usize);
+                n.len().saturating_sub(1) * 8 + lead
+            }
+            PublicKey::P256 { .. } => 256,
+        }
+    }
+
+    /// Human-readable key type for summaries, e.g. `RSA-2048`.
+    pub fn describe(&self) -> String {
+        match self {
+            PublicKey::Rsa { .. } => format!("RSA-{}", self.bits()),
+            PublicKey::P256 { .. } => "EC P-256".to_string(),
+        }
+    }
+}
+
+/// Why a certificate could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("{file}: cannot read the file: {source}")]
+    Io { file: String, source: std::io::Error },
+    #[error("{file}: not an X.509 certificate (expected PEM `BEGIN CERTIFICATE`, DER or a PFX file): {detail}")]
+    Parse { file: String, detail: String },
+    #[error(
+        "{file}: unsupported public key type {oid} (supported: RSA of at least 2048 bits, EC P-256)"
+    )]
+    UnsupportedKey { file: String, oid: String },
+    #[error("{file}: RSA key of {bits} bits is too small: at least 2048 bits are required")]
+    WeakRsa { file: String, bits: usize },
+}
+
+/// A parsed X.509 certificate with what the server and agent need from it.
+#[derive(Clone, Debug)]
+pub struct Certificate {
+    der: Vec<u8>,
+    subject: String,
+    issuer: String,
+    not_before: i64,
+    not_after: i64,
+    public_key: PublicKey,
+}
+
+impl Certificate {
+    /// Parses a DER certificate. `file` is only used in error messages.
+    pub fn from_der(file: &str, der: &[u8]) -> Result<Self, CertError> {
+        let (_, cert) = X509Certificate::from_der(der).map_err(|e| CertError::Parse {
+            file: file.to_string(),
+            detail: e.to_string(),
+        })?;
+        let spki = cert.public_key();
+        let oid = &spki.algorithm.algorithm;
+        let public_key = if *oid == OID_PKCS1_RSAENCRYPTION {
+            match spki.parsed() {
+                Ok(ParsedKey::RSA(rsa)) => PublicKey::Rsa {
+                    n: strip_zeros(rsa.modulus).to_vec(),
+                    e: strip_zeros(rsa.exponent).to_vec(),
+                },
+                _ => {
+                    return Err(CertError::Parse {
+                        file: file.to_string(),
+                        detail: "malformed RSA public key".into(),
+                    });
+                }
+            }
+        } else if *oid == OID_KEY_TYPE_EC_PUBLIC_KEY {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok());
+            let point = &spki.subject_public_key.data;
+            if curve.as_ref() != Some(&OID_EC_P256) || point.len() != 65 || point[0] != 4 {
+                return Err(CertError::UnsupportedKey {
+                    file: file.to_string(),
+                    oid: format!(
+                        "EC on curve {}",
+                        curve.map_or("(unnamed)".to_string(), |c| c.to_id_string())
+                    ),
+                });
+            }
+            PublicKey::P256 {
+                x: point[1..33].to_vec(),
+                y: point[33..65].to_vec(),
+            }
+        } else {
+            return Err(CertError::UnsupportedKey {
+                file: file.to_string(),
+                oid: oid.to_id_string(),
+            });
+        };
+        if let PublicKey::Rsa { .. } = public_key {
+            let bits = public_key.bits();
+            if bits < 2048 {
+                return Err(CertError::WeakRsa {
+                    file: file.to_string(),
+                    bits,
+                });
+            }
+        }
+        let validity = cert.validity();
+        Ok(Certificate {
+            der: der.to_vec(),
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+            not_before: validity.not_before.timestamp(),
+            not_after: validity.not_after.timestamp(),
+            public_key,
+        })
+    }
+
+    /// Reads a public certificate file: PEM (`BEGIN CERTIFICATE`) or DER. PFX files go through [`crate::pfx`].
+    pub fn from_file(path: &Path) -> Result<Self, CertError> {
+        let file = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| CertError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        let der = pem_or_der(&file, &bytes)?;
+        Self::from_der(&file, &der)
+    }
+
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+    /// Start of validity, Unix seconds.
+    pub fn not_before(&self) -> i64 {
+        self.not_before
+    }
+    /// End of validity, Unix seconds.
+    pub fn not_after(&self) -> i64 {
+        self.not_after
+    }
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public_key
+    }
+
+    /// SHA-1 of the DER, base64url: the JOSE `x5t` header and JWK member (RFC 7515 section 4.1.7).
+    pub fn x5t(&self) -> String {
+        b64::url(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &self.der).as_ref())
+    }
+
+    /// SHA-1 of the DER in upper-case hex: the thumbprint Windows and .NET show.
+    pub fn sha1_hex(&self) -> String {
+        hex_upper(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &self.der).as_ref())
+    }
+
+    /// SHA-256 of the DER, base64url: `x5t#S256`.
+    pub fn x5t_s256(&self) -> String {
+        b64::url(digest::digest(&digest::SHA256, &self.der).as_ref())
+    }
+
+    /// Checks the validity window against `now` (Unix seconds).
+    pub fn validity_at(&self, now: i64) -> Validity {
+        if now < self.not_before {
+            Validity::NotYetValid
+        } else if now > self.not_after {
+            Validity::Expired
+        } else {
+            Validity::Valid
+        }
+    }
+}
+
+/// Where `now` falls in a certificate's validity window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Validity {
+    Valid,
+    NotYetValid,
+    Expired,
+}
+
+/// Formats Unix seconds as RFC 3339 (UTC) for messages.
+pub fn format_time(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// Accepts one PEM certificate or raw DER.
+fn pem_or_der(file: &str, bytes: &[u8]) -> Result<Vec<u8>, CertError> {
+    if bytes.starts_with(b"-----") || bytes.iter().take(64).all(|b| b.is_ascii()) {
+        match x509_parser::pem::parse_x509_pem(bytes) {
+            Ok((_, pem)) if pem.label == "CERTIFICATE" => return Ok(pem.contents),
+            Ok((_, pem)) => {
+                return Err(CertError::Parse {
+                    file: file.to_string(),
+                    detail: format!("PEM block is `{}`, expected `CERTIFICATE`", pem.label),
+                });
+            }
+            Err(e) if bytes.starts_with(b"-----") => {
+                return Err(CertError::Parse {
+                    file: file.to_string(),
+                    detail: e.to_string(),
+                });
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(bytes.to_vec())
+}
+
+fn strip_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}

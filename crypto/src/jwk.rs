@@ -1,0 +1,93 @@
+//! JSON Web Keys (RFC 7517) as the JWKS endpoint publishes them, and RFC 7638 thumbprints.
+
+use aws_lc_rs::digest;
+use serde::{Deserialize, Serialize};
+
+use crate::{Certificate, PublicKey, b64};
+
+/// One JWKS entry. Members follow RFC 7517/7518; `x5c` carries the certificate so clients can pin it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Jwk {
+    pub kty: String,
+    #[serde(rename = "use", skip_serializing_if = "Option::is_none")]
+    pub use_: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x5t: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x5c: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+}
+
+impl Jwk {
+    /// The public JWK of `key`, without certificate members.
+    pub fn from_public_key(key: &PublicKey) -> Self {
+        let mut jwk = Jwk {
+            kty: String::new(),
+            use_: None,
+            kid: None,
+            x5t: None,
+            e: None,
+            n: None,
+            crv: None,
+            x: None,
+            y: None,
+            x5c: None,
+            alg: None,
+        };
+        match key {
+            PublicKey::Rsa { n, e } => {
+                jwk.kty = "RSA".into();
+                jwk.n = Some(b64::url(n));
+                jwk.e = Some(b64::url(e));
+                jwk.alg = Some("RS256".into());
+            }
+            PublicKey::P256 { x, y } => {
+                jwk.kty = "EC".into();
+                jwk.crv = Some("P-256".into());
+                jwk.x = Some(b64::url(x));
+                jwk.y = Some(b64::url(y));
+                jwk.alg = Some("ES256".into());
+            }
+        }
+        jwk
+    }
+
+    /// The signature-verification JWK of a certificate: `kid` is the RFC 7638 thumbprint, `x5t` the
+    /// SHA-1 certificate thumbprint, `x5c` the certificate itself.
+    pub fn from_certificate(cert: &Certificate) -> Self {
+        let mut jwk = Self::from_public_key(cert.public_key());
+        jwk.use_ = Some("sig".into());
+        jwk.kid = Some(thumbprint(cert.public_key()));
+        jwk.x5t = Some(cert.x5t());
+        jwk.x5c = Some(vec![b64::std(cert.der())]);
+        jwk
+    }
+}
+
+/// RFC 7638 JWK thumbprint: SHA-256 over the required members in lexicographic order, base64url.
+pub fn thumbprint(key: &PublicKey) -> String {
+    let canonical = match key {
+        PublicKey::Rsa { n, e } => {
+            format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, b64::url(e), b64::url(n))
+        }
+        PublicKey::P256 { x, y } => format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            b64::url(x),
+            b64::url(y)
+        ),
+    };
+    b64::url(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
+}

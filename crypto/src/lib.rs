@@ -1,0 +1,28 @@
+//! Cryptography shared by the identity server, the agent and the tools.
+//!
+//! # Layout
+//! - [`cert`]: X.509 certificates (PEM, DER or PFX without key): public key, validity, thumbprints.
+//! - [`pfx`]: PKCS#12 (PFX) files with a private key, read with `p12-keystore`'s `Pkcs12Archive`.
+//! - [`keys`]: pre-parsed signing keys (RSA >= 2048 bits -> RS256, EC P-256 -> ES256).
+//! - [`jwk`]: JSON Web Keys published in the JWKS and RFC 7638 thumbprints.
+//! - [`jwt`]: JWT signing with a pre-parsed key (the server's hot path).
+//! - [`secret`]: client secrets, legacy SHA-256/512 `HashedSecret` values and argon2id PHC strings.
+//! - [`devcerts`]: development CA, TLS and signing certificates written as PFX files.
+//!
+//! Every error names the file it is about and never includes a password or secret.
+
+pub mod b64;
+pub mod cert;
+pub mod devcerts;
+pub mod jwk;
+pub mod jwt;
+pub mod keys;
+pub mod pfx;
+pub mod secret;
+
+pub use cert::{Certificate, PublicKey};
+pub use jwk::Jwk;
+pub use jwt::TokenSigner;
+pub use keys::{Algorithm, SigningKey};
+pub use pfx::{Pfx, PfxError};
+pub use secret::{ClientSecret, SecretHash};

@@ -1,0 +1,167 @@
+//! PKCS#12 (PFX) files: the server's signing certificate, its TLS certificate, the agent's certificates.
+//!
+//! Read with `p12-keystore`'s [`Pkcs12Archive`], which keeps keys without a `localKeyID` (some Windows
+//! exports) and reads OpenSSL 3 defaults (PBES2/AES-256, SHA-256 MAC) as well as `-legacy` files
+//! (RC2/3DES, SHA-1 MAC). The private key is matched to its certificate by public key, not by `localKeyID`.
+
+use std::path::Path;
+
+use p12_keystore::Pkcs12Archive;
+use zeroize::Zeroizing;
+
+use crate::cert::{CertError, Certificate, Validity, format_time};
+use crate::keys::{KeyError, SigningKey};
+
+/// Why a PFX file could not be used. Messages name the file, never the password.
+#[derive(Debug, thiserror::Error)]
+pub enum PfxError {
+    #[error("{file}: cannot read the file: {source}")]
+    Io { file: String, source: std::io::Error },
+    #[error("{file}: wrong password for the PFX file (its integrity check failed), check the password setting")]
+    WrongPassword { file: String },
+    #[error("{file}: cannot decrypt the PFX file: wrong password or damaged file ({detail})")]
+    Decrypt { file: String, detail: String },
+    #[error("{file}: not a PKCS#12/PFX file ({detail})")]
+    Malformed { file: String, detail: String },
+    #[error("{file}: the PFX file holds no private key; a certificate with its private key is required here")]
+    NoPrivateKey { file: String },
+    #[error("{file}: the PFX file holds no certificate")]
+    NoCertificate { file: String },
+    #[error("{file}: no certificate in the PFX file matches its private key")]
+    KeyMismatch { file: String },
+    #[error("{file}: {source}")]
+    Key { file: String, source: KeyError },
+    #[error(transparent)]
+    Cert(#[from] CertError),
+    #[error("{file}: certificate `{subject}` expired on {not_after}")]
+    Expired { file: String, subject: String, not_after: String },
+    #[error("{file}: certificate `{subject}` is not valid before {not_before}")]
+    NotYetValid { file: String, subject: String, not_before: String },
+}
+
+/// A certificate with its private key and the rest of the chain found in the file.
+#[derive(Debug)]
+pub struct Pfx {
+    pub file: String,
+    pub certificate: Certificate,
+    /// The other certificates in the file (intermediates, CA), leaf excluded.
+    pub chain: Vec<Certificate>,
+    pub key: SigningKey,
+    /// The private key as PKCS#8 DER, kept for TLS configuration; wiped on drop.
+    pub key_pkcs8: Zeroizing<Vec<u8>>,
+}
+
+impl Pfx {
+    /// Reads and decrypts a PFX file.
+    pub fn from_file(path: &Path, password: &str) -> Result<Self, PfxError> {
+        let file = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| PfxError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        Self::from_bytes(&file, &bytes, password)
+    }
+
+    /// Decrypts PFX bytes; `file` names them in errors.
+    pub fn from_bytes(file: &str, bytes: &[u8], password: &str) -> Result<Self, PfxError> {
+        let archive = open_archive(file, bytes, password)?;
+        let certs = archive
+            .certs
+            .iter()
+            .map(|bag| Certificate::from_der(file, bag.cert.as_der()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let key_bag = archive.keys.first().ok_or_else(|| PfxError::NoPrivateKey {
+            file: file.to_string(),
+        })?;
+        if certs.is_empty() {
+            return Err(PfxError::NoCertificate {
+                file: file.to_string(),
+            });
+        }
+        let key_pkcs8 = Zeroizing::new(key_bag.key.as_der().to_vec());
+        let key = SigningKey::from_pkcs8(&key_pkcs8).map_err(|source| PfxError::Key {
+            file: file.to_string(),
+            source,
+        })?;
+        let leaf = certs
+            .iter()
+            .position(|c| key.matches(c))
+            .ok_or_else(|| PfxError::KeyMismatch {
+                file: file.to_string(),
+            })?;
+        let mut chain = certs;
+        let certificate = chain.remove(leaf);
+        Ok(Pfx {
+            file: file.to_string(),
+            certificate,
+            chain,
+            key,
+            key_pkcs8,
+        })
+    }
+
+    /// Refuses a certificate outside its validity window at `now` (Unix seconds).
+    pub fn check_validity(&self, now: i64) -> Result<(), PfxError> {
+        check_validity(&self.file, &self.certificate, now)
+    }
+}
+
+/// Refuses a certificate outside its validity window at `now` (Unix seconds).
+pub fn check_validity(file: &str, cert: &Certificate, now: i64) -> Result<(), PfxError> {
+    match cert.validity_at(now) {
+        Validity::Valid => Ok(()),
+        Validity::Expired => Err(PfxError::Expired {
+            file: file.to_string(),
+            subject: cert.subject().to_string(),
+            not_after: format_time(cert.not_after()),
+        }),
+        Validity::NotYetValid => Err(PfxError::NotYetValid {
+            file: file.to_string(),
+            subject: cert.subject().to_string(),
+            not_before: format_time(cert.not_before()),
+        }),
+    }
+}
+
+/// Reads the certificates of a PFX file that may have no private key (a published validation key).
+pub fn certificates_from_file(path: &Path, password: &str) -> Result<Vec<Certificate>, PfxError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| PfxError::Io {
+        file: file.clone(),
+        source,
+    })?;
+    let archive = open_archive(&file, &bytes, password)?;
+    let certs = archive
+        .certs
+        .iter()
+        .map(|bag| Certificate::from_der(&file, bag.cert.as_der()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if certs.is_empty() {
+        return Err(PfxError::NoCertificate { file });
+    }
+    Ok(certs)
+}
+
+/// True when `bytes` look like a PKCS#12 file rather than a PEM/DER certificate.
+pub fn looks_like_pfx(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("pfx") || e.eq_ignore_ascii_case("p12"))
+}
+
+fn open_archive(file: &str, bytes: &[u8], password: &str) -> Result<Pkcs12Archive, PfxError> {
+    use p12_keystore::error::Error as E;
+    Pkcs12Archive::from_pkcs12(bytes, password).map_err(|e| match e {
+        E::MacError(_) => PfxError::WrongPassword {
+            file: file.to_string(),
+        },
+        E::UnpadError | E::Pkcs5Error(_) | E::InvalidPrivateKey => PfxError::Decrypt {
+            file: file.to_string(),
+            detail: e.to_string(),
+        },
+        other => PfxError::Malformed {
+            file: file.to_string(),
+            detail: other.to_string(),
+        },
+    })
+}

@@ -1,0 +1,1 @@
+//! Test support package: see tests/e2e.
