@@ -1,1 +1,178 @@
-//! placeholder
+//! The identity server: issues OAuth 2.0 client-credentials access tokens (JWT, RFC 9068) to the clients
+//! declared in the access-control XML, signed with the key of the PFX certificate named in
+//! `appsettings.json`, over HTTPS.
+//!
+//! # Layout
+//! - [`settings`]: `appsettings.json` keys -> validated [`Settings`].
+//! - [`access_control`]: the XML folder -> registered clients with parsed secret hashes.
+//! - [`keys`]: the signing certificate, validation keys, JWKS, discovery document and TLS configuration.
+//! - [`oauth`]: the domain: request parsing, client authentication, token issuing (no HTTP types).
+//! - [`http`]: axum routes and the one error -> response mapping.
+//! - [`quickstart`]: development certificates, settings and a demo client for a first run.
+
+pub mod access_control;
+pub mod http;
+pub mod keys;
+pub mod oauth;
+pub mod quickstart;
+pub mod settings;
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use settings::Settings;
+
+use access_control::Clients;
+use keys::Keys;
+use oauth::client_auth::{AuthConfig, Authenticator};
+use oauth::{TokenIssuer, TokenService};
+
+/// Everything loaded from disk, validated before the server accepts a connection.
+#[derive(Debug)]
+pub struct Loaded {
+    pub keys: Keys,
+    pub clients: Clients,
+    /// Non-fatal findings (unknown XML attributes, expired certificate accepted on request...).
+    pub warnings: Vec<String>,
+}
+
+/// Loads certificates and the access-control XML, collecting every problem.
+pub fn load(settings: &Settings, now: i64) -> Result<Loaded, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let keys = match Keys::load(settings, now, &mut warnings) {
+        Ok(k) => Some(k),
+        Err(es) => {
+            errors.extend(es);
+            None
+        }
+    };
+    let clients = match Clients::load(&settings.access_control_path) {
+        Ok((c, w)) => {
+            warnings.extend(w);
+            Some(c)
+        }
+        Err(e) => {
+            errors.extend(e.0);
+            None
+        }
+    };
+    match (keys, clients) {
+        (Some(keys), Some(clients)) if errors.is_empty() => Ok(Loaded { keys, clients, warnings }),
+        _ => Err(errors),
+    }
+}
+
+/// Errors that stop the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{}", .0.join("\n"))]
+    Load(Vec<String>),
+    #[error("cannot use the listening socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The issuer (`iss`) for a server bound at `bound`: `ApplicationUri` when set, else the listen URL with
+/// the actual port (wildcard hosts become `localhost`).
+pub fn issuer(settings: &Settings, bound: SocketAddr) -> String {
+    if let Some(uri) = &settings.application_uri {
+        return uri.clone();
+    }
+    let host = match settings.url.host.as_str() {
+        "*" | "+" | "0.0.0.0" | "::" => "localhost".to_string(),
+        h if h.contains(':') => format!("[{h}]"),
+        h => h.to_string(),
+    };
+    let scheme = if settings.url.https { "https" } else { "http" };
+    format!("{scheme}://{host}:{}", bound.port())
+}
+
+/// Runs the server on `listener` until `shutdown` completes.
+///
+/// Loads and validates everything first; prints nothing itself (the binary prints the bound address).
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let now = unix_now();
+    let loaded = load(&settings, now).map_err(ServerError::Load)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let bound = listener.local_addr()?;
+    let issuer = issuer(&settings, bound);
+    let state = Arc::new(app_state(&settings, loaded, &issuer, bound).map_err(|e| ServerError::Load(vec![e]))?);
+    tracing::info!(%issuer, address = %bound, "identity server ready");
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    listener.set_nonblocking(true)?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    if settings.url.https {
+        let tls = keys::tls_config(&settings).map_err(|e| ServerError::Load(vec![e]))?;
+        axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls)))?
+            .handle(handle)
+            .serve(app)
+            .await?;
+    } else {
+        tracing::warn!("DANGER: serving plain HTTP (IdentityServer:DangerAllowInsecureHttp); secrets and tokens cross the network in clear");
+        axum_server::from_tcp(listener)?.handle(handle).serve(app).await?;
+    }
+    Ok(())
+}
+
+fn app_state(settings: &Settings, loaded: Loaded, issuer: &str, bound: SocketAddr) -> Result<http::AppState, String> {
+    let Loaded { keys, clients, .. } = loaded;
+    let discovery = keys::discovery_document(issuer, keys.signer.algorithm(), &settings.scopes);
+    let jwks = keys.jwks_json();
+    let mut authorities = vec![
+        authority(issuer),
+        format!("{}:{}", settings.url.host, bound.port()),
+        format!("localhost:{}", bound.port()),
+        bound.to_string(),
+    ];
+    authorities.dedup();
+    let authenticator = Authenticator::new(AuthConfig {
+        cache_ttl: settings.secret_cache_ttl,
+        cache_size: settings.secret_cache_size,
+        hash_concurrency: settings.hash_concurrency,
+        hash_wait: Duration::from_secs(5),
+        failures_per_minute: settings.failed_authentications_per_minute,
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(http::AppState {
+        tokens: TokenService {
+            clients: Arc::new(clients),
+            authenticator,
+            issuer: TokenIssuer {
+                signer: keys.signer,
+                issuer: issuer.to_string(),
+                audience: settings.audience.clone().unwrap_or_else(|| issuer.to_string()),
+                lifetime_secs: settings.access_token_lifetime.as_secs(),
+            },
+            scopes: settings.scopes.clone(),
+            authorities,
+        },
+        discovery,
+        jwks,
+    })
+}
+
+/// `host[:port]` of a URL.
+fn authority(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}
+
+/// Current Unix time in seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

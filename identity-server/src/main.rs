@@ -1,1 +1,202 @@
-fn main() {}
+//! `identity-server`: serve, check the configuration, or start a development quick start.
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use identity_server::{Settings, quickstart};
+
+#[derive(Parser)]
+#[command(version, about = "OpenID Connect identity server: client-credentials tokens signed with a PFX certificate")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTPS with the configuration in --config-dir.
+    Serve {
+        /// Folder holding appsettings.json (relative paths in it resolve against this folder).
+        #[arg(long, default_value = ".")]
+        config_dir: PathBuf,
+        /// Listen URL, overriding `Urls` (e.g. https://127.0.0.1:0 for any free port).
+        #[arg(long)]
+        urls: Option<String>,
+    },
+    /// Validate settings, certificates and the access-control XML; print a summary or every problem.
+    Check {
+        #[arg(long, default_value = ".")]
+        config_dir: PathBuf,
+    },
+    /// Generate development certificates, settings and a demo client (never overwriting), then serve.
+    Quickstart {
+        #[arg(long, default_value = "ids-quickstart")]
+        dir: PathBuf,
+        #[arg(long, default_value = "https://localhost:5001")]
+        urls: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Serve { config_dir, urls } => serve(&config_dir, urls.as_deref(), None),
+        Command::Check { config_dir } => check(&config_dir),
+        Command::Quickstart { dir, urls } => match quickstart::prepare(&dir, &urls) {
+            Ok(q) => serve(&dir, None, Some(q)),
+            Err(e) => Err(vec![e.to_string()]),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("error: {p}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn settings(dir: &Path, urls: Option<&str>) -> Result<Settings, Vec<String>> {
+    Settings::load(dir, urls).map_err(|es| es.iter().map(ToString::to_string).collect())
+}
+
+fn serve(dir: &Path, urls: Option<&str>, quick: Option<quickstart::Quickstart>) -> Result<(), Vec<String>> {
+    let settings = settings(dir, urls)?;
+    // Validate before binding so that configuration errors come first and alone.
+    identity_server::load(&settings, identity_server::unix_now())?;
+    let address = settings.url.bind_address();
+    let listener = TcpListener::bind(&address).map_err(|e| vec![format!("cannot listen on {address} (Urls): {e}")])?;
+    let bound = listener.local_addr().map_err(|e| vec![e.to_string()])?;
+    let scheme = if settings.url.https { "https" } else { "http" };
+    let issuer = identity_server::issuer(&settings, bound);
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "listening on {scheme}://{bound}");
+    let _ = writeln!(out, "issuer {issuer}");
+    if let Some(q) = quick {
+        let ca = q.ca_file.display();
+        match &q.new_secret {
+            Some(secret) => {
+                let _ = writeln!(
+                    out,
+                    "\nDemo client `{}` created in {}.\nIts secret is shown only this once: {}\n",
+                    quickstart::DEMO_CLIENT,
+                    q.dir.display(),
+                    secret.expose()
+                );
+                let _ = writeln!(
+                    out,
+                    "Ask for a token:\n  curl --cacert {ca} -u '{}:{}' -d grant_type=client_credentials {issuer}/connect/token\n",
+                    quickstart::DEMO_CLIENT,
+                    secret.expose()
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "\nUsing the existing configuration in {} (the demo secret was shown when it was created).\nAsk for a token:\n  curl --cacert {ca} -u '{}:<secret>' -d grant_type=client_credentials {issuer}/connect/token\n",
+                    q.dir.display(),
+                    quickstart::DEMO_CLIENT
+                );
+            }
+        }
+    }
+    let _ = out.flush();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| vec![format!("cannot start the async runtime: {e}")])?;
+    runtime
+        .block_on(identity_server::run(settings, listener, shutdown_signal()))
+        .map_err(|e| vec![e.to_string()])
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down");
+}
+
+fn check(dir: &Path) -> Result<(), Vec<String>> {
+    let settings = settings(dir, None)?;
+    let now = identity_server::unix_now();
+    let loaded = identity_server::load(&settings, now)?;
+    let mut out = std::io::stdout();
+    let cert = &loaded.keys.signing_certificate;
+    let _ = writeln!(out, "configuration: {} (environment {})", dir.display(), "see ASPNETCORE_ENVIRONMENT");
+    let _ = writeln!(
+        out,
+        "signing key: {} {} `{}` kid {} valid until {}",
+        loaded.keys.signer.algorithm().as_str(),
+        cert.public_key().describe(),
+        cert.subject(),
+        loaded.keys.signer.kid(),
+        ids_crypto::cert::format_time(cert.not_after())
+    );
+    for v in &loaded.keys.validation {
+        let _ = writeln!(
+            out,
+            "validation key: {} `{}` valid until {}",
+            v.public_key().describe(),
+            v.subject(),
+            ids_crypto::cert::format_time(v.not_after())
+        );
+    }
+    let _ = writeln!(out, "TLS certificate: {}", settings.tls.path.display());
+    let _ = writeln!(out, "listen URL: {}://{}:{}", if settings.url.https { "https" } else { "http" }, settings.url.host, settings.url.port);
+    let _ = writeln!(out, "access control: {} ({} files)", settings.access_control_path.display(), loaded.clients.files.len());
+    let mut clients: Vec<_> = loaded.clients.by_id.values().collect();
+    clients.sort_by(|a, b| a.identifier.cmp(&b.identifier));
+    let _ = writeln!(out, "clients: {}", clients.len());
+    for c in clients {
+        let kind = match c.hash {
+            ids_crypto::SecretHash::Argon2id(_) => "argon2id",
+            ids_crypto::SecretHash::Sha256(_) => "legacy SHA-256",
+            ids_crypto::SecretHash::Sha512(_) => "legacy SHA-512",
+        };
+        let expiry = match c.expires_at {
+            Some(t) if t <= now => format!(", EXPIRED {}", ids_crypto::cert::format_time(t)),
+            Some(t) => format!(", expires {}", ids_crypto::cert::format_time(t)),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {} (profile {}, {kind}{expiry})",
+            c.identifier,
+            c.profile.as_deref().unwrap_or("-")
+        );
+    }
+    for w in &loaded.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    let _ = writeln!(out, "OK");
+    Ok(())
+}

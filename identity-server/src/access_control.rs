@@ -1,0 +1,135 @@
+//! The access-control XML folder -> the clients the token endpoint knows.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::digest;
+use ids_crypto::SecretHash;
+use ids_xml::{AccessControl, XmlError};
+
+/// A client allowed to ask for tokens.
+#[derive(Clone, Debug)]
+pub struct RegisteredClient {
+    pub identifier: String,
+    pub hash: SecretHash,
+    /// SHA-256 of the `HashedSecret` text: cached verifications are only valid for this value.
+    pub hash_fingerprint: [u8; 32],
+    pub profile: Option<String>,
+    pub display_name: Option<String>,
+    /// Unix seconds after which the client is refused.
+    pub expires_at: Option<i64>,
+}
+
+/// The clients, profiles and agents read from the XML folder.
+#[derive(Clone, Debug, Default)]
+pub struct Clients {
+    pub by_id: HashMap<String, RegisteredClient>,
+    pub model: AccessControl,
+    pub files: Vec<PathBuf>,
+}
+
+/// Problems found in the XML folder (every one of them).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct AccessControlErrors(pub Vec<String>);
+
+impl Clients {
+    /// Reads every `*.xml` under `folder` (sub-folders included, sorted by path).
+    pub fn load(folder: &Path) -> Result<(Clients, Vec<String>), AccessControlErrors> {
+        let mut files = Vec::new();
+        collect_xml(folder, &mut files).map_err(|e| {
+            AccessControlErrors(vec![format!(
+                "{}: cannot read the access-control folder (AccessControl:ConfigurationPath): {e}",
+                folder.display()
+            )])
+        })?;
+        files.sort();
+        if files.is_empty() {
+            return Err(AccessControlErrors(vec![format!(
+                "{}: no *.xml file found; the OpenIdClient entries are read from there (AccessControl:ConfigurationPath)",
+                folder.display()
+            )]));
+        }
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let mut documents = Vec::new();
+        for file in &files {
+            let name = file.display().to_string();
+            match std::fs::read(file) {
+                Err(e) => errors.push(format!("{name}: cannot read: {e}")),
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Err(e) => errors.push(format!(
+                        "{name}: not UTF-8 text (byte {}); save the file as UTF-8",
+                        e.utf8_error().valid_up_to()
+                    )),
+                    Ok(text) => match ids_xml::parse_document(&name, &text) {
+                        Ok(doc) => {
+                            warnings.extend(doc.warnings.iter().cloned());
+                            documents.push(doc);
+                        }
+                        Err(e) => errors.push(e.to_string()),
+                    },
+                },
+            }
+        }
+        if !errors.is_empty() {
+            return Err(AccessControlErrors(errors));
+        }
+        let model = AccessControl::build(documents)
+            .map_err(|es| AccessControlErrors(es.iter().map(XmlError::to_string).collect()))?;
+        let mut by_id = HashMap::new();
+        for c in &model.clients {
+            let at = format!("{}:{}:{}", c.file, c.position.line, c.position.column);
+            let Some(text) = c.hashed_secret.as_deref() else {
+                errors.push(format!(
+                    "{at}: OpenIdClient `{}` has no HashedSecret (hash a secret with `new-openid-secret`)",
+                    c.identifier
+                ));
+                continue;
+            };
+            match SecretHash::parse(text) {
+                Ok(hash) => {
+                    let mut fingerprint = [0u8; 32];
+                    fingerprint.copy_from_slice(digest::digest(&digest::SHA256, text.trim().as_bytes()).as_ref());
+                    by_id.insert(
+                        c.identifier.clone(),
+                        RegisteredClient {
+                            identifier: c.identifier.clone(),
+                            hash,
+                            hash_fingerprint: fingerprint,
+                            profile: c.profile.clone(),
+                            display_name: c.display_names.get(&1).cloned(),
+                            expires_at: c.expiration_date.map(|d| d.unix_timestamp()),
+                        },
+                    );
+                }
+                Err(e) => errors.push(format!(
+                    "{at}: OpenIdClient `{}`: HashedSecret is unusable: {e}",
+                    c.identifier
+                )),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(AccessControlErrors(errors));
+        }
+        Ok((Clients { by_id, model, files }, warnings))
+    }
+}
+
+fn collect_xml(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            collect_xml(&path, out)?;
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("xml"))
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

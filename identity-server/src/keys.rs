@@ -1,0 +1,143 @@
+//! The server's certificates: the token-signing key, the keys published for verification (JWKS), the
+//! discovery document and the TLS configuration.
+
+use std::sync::Arc;
+
+use ids_crypto::cert::format_time;
+use ids_crypto::pfx::{self, PfxError};
+use ids_crypto::{Algorithm, Certificate, Jwk, Pfx, TokenSigner};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::settings::{CertificateFile, Settings};
+
+/// Loaded key material.
+#[derive(Debug)]
+pub struct Keys {
+    pub signer: TokenSigner,
+    pub signing_certificate: Certificate,
+    /// `IdentityServer:ValidationKeys` certificates (published, never used to sign).
+    pub validation: Vec<Certificate>,
+}
+
+impl Keys {
+    /// Loads the signing PFX and the validation certificates; every problem is reported.
+    pub fn load(settings: &Settings, now: i64, warnings: &mut Vec<String>) -> Result<Keys, Vec<String>> {
+        let mut errors = Vec::new();
+        let signing = match open(&settings.signing) {
+            Ok(pfx) => {
+                if let Err(e) = pfx.check_validity(now) {
+                    if settings.danger_accept_expired_certificate {
+                        warnings.push(format!(
+                            "DANGER: {e}; accepted because IdentityServer:DangerAcceptExpiredCertificate is true"
+                        ));
+                    } else {
+                        errors.push(format!(
+                            "{} ({}): {e}; renew it, or set IdentityServer:DangerAcceptExpiredCertificate to true to start anyway",
+                            settings.signing.setting,
+                            settings.signing.path.display()
+                        ));
+                    }
+                }
+                Some(pfx)
+            }
+            Err(e) => {
+                errors.push(format!("{}: {e}", settings.signing.setting));
+                None
+            }
+        };
+        let mut validation = Vec::new();
+        for path in &settings.validation_keys {
+            let result = if pfx::looks_like_pfx(path) {
+                pfx::certificates_from_file(path, "")
+                    .or_else(|_| pfx::certificates_from_file(path, settings.signing.password.expose()))
+                    .map(|mut certs| certs.remove(0))
+                    .map_err(|e| e.to_string())
+            } else {
+                Certificate::from_file(path).map_err(|e| e.to_string())
+            };
+            match result {
+                Ok(cert) => {
+                    if cert.not_after() < now {
+                        warnings.push(format!(
+                            "{}: validation certificate `{}` expired on {}",
+                            path.display(),
+                            cert.subject(),
+                            format_time(cert.not_after())
+                        ));
+                    }
+                    validation.push(cert);
+                }
+                Err(e) => errors.push(format!("IdentityServer:ValidationKeys: {e}")),
+            }
+        }
+        if settings.tls.path != settings.signing.path {
+            match open(&settings.tls) {
+                Ok(tls) => {
+                    if let Err(e) = tls.check_validity(now) {
+                        errors.push(format!("{}: {e}", settings.tls.setting));
+                    }
+                }
+                Err(e) => errors.push(format!("{}: {e}", settings.tls.setting)),
+            }
+        }
+        match signing {
+            Some(pfx) if errors.is_empty() => Ok(Keys {
+                signer: TokenSigner::new(pfx.key, &pfx.certificate),
+                signing_certificate: pfx.certificate,
+                validation,
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    /// The JWKS document: the signing key first, then each distinct validation key.
+    pub fn jwks_json(&self) -> String {
+        let mut keys = vec![Jwk::from_certificate(&self.signing_certificate)];
+        for cert in &self.validation {
+            let jwk = Jwk::from_certificate(cert);
+            if !keys.iter().any(|k| k.kid == jwk.kid) {
+                keys.push(jwk);
+            }
+        }
+        serde_json::json!({ "keys": keys }).to_string()
+    }
+}
+
+fn open(file: &CertificateFile) -> Result<Pfx, PfxError> {
+    Pfx::from_file(&file.path, file.password.expose())
+}
+
+/// OpenID Connect Discovery 1.0 / RFC 8414 metadata.
+pub fn discovery_document(issuer: &str, alg: Algorithm, scopes: &[String]) -> String {
+    serde_json::json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/.well-known/openid-configuration/jwks"),
+        "authorization_endpoint": format!("{issuer}/connect/authorize"),
+        "token_endpoint": format!("{issuer}/connect/token"),
+        "scopes_supported": scopes,
+        "claims_supported": ["iss", "sub", "client_id", "aud", "scope", "profile", "jti", "iat", "nbf", "exp"],
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [alg.as_str()],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+    })
+    .to_string()
+}
+
+/// rustls configuration from the TLS PFX (leaf + chain), with the aws-lc-rs provider set explicitly.
+pub fn tls_config(settings: &Settings) -> Result<rustls::ServerConfig, String> {
+    let pfx = open(&settings.tls).map_err(|e| format!("{}: {e}", settings.tls.setting))?;
+    let mut chain = vec![CertificateDer::from(pfx.certificate.der().to_vec())];
+    chain.extend(pfx.chain.iter().map(|c| CertificateDer::from(c.der().to_vec())));
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pfx.key_pkcs8.to_vec()));
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("{} ({}): unusable for TLS: {e}", settings.tls.setting, settings.tls.path.display()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}

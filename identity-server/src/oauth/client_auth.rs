@@ -1,0 +1,242 @@
+//! Client authentication with hashed secrets (RFC 6749 section 2.3.1, RFC 9700 section 4.x).
+//!
+//! argon2id costs ~35 ms per verification, so:
+//! - successful verifications are cached, keyed by an HMAC of (client id, presented secret) under a
+//!   per-process random key, and bound to the fingerprint of the client's current `HashedSecret`;
+//! - failures are never cached;
+//! - argon2 runs on blocking threads behind a semaphore; when it stays full the client gets
+//!   `temporarily_unavailable` instead of an unbounded queue;
+//! - failed authentications are rate limited per client and per source address, and the limit only
+//!   gates *uncached* verifications: a client presenting its already-verified secret is never locked out
+//!   by someone else's failures.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use ids_crypto::ClientSecret;
+use tokio::sync::Semaphore;
+
+use super::OAuthError;
+use crate::access_control::RegisteredClient;
+
+/// Why authentication failed, for the server log only (the client always sees `invalid_client`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    UnknownClient,
+    NoSecret,
+    WrongSecret,
+    Expired,
+}
+
+impl Rejection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::UnknownClient => "unknown client",
+            Rejection::NoSecret => "no client secret presented",
+            Rejection::WrongSecret => "wrong secret",
+            Rejection::Expired => "client expired (ExpirationDate)",
+        }
+    }
+}
+
+/// Tunables.
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    pub cache_ttl: Duration,
+    pub cache_size: usize,
+    pub hash_concurrency: usize,
+    /// How long a request waits for a free argon2 slot before `temporarily_unavailable`.
+    pub hash_wait: Duration,
+    pub failures_per_minute: u32,
+}
+
+struct CacheEntry {
+    fingerprint: [u8; 32],
+    expires_at: i64,
+}
+
+/// Verifies client secrets; shared by all requests.
+pub struct Authenticator {
+    config: AuthConfig,
+    cache_key: hmac::Key,
+    cache: Mutex<HashMap<[u8; 32], CacheEntry>>,
+    semaphore: Arc<Semaphore>,
+    failures: Mutex<HashMap<String, Bucket>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Outcome of an authentication attempt.
+#[derive(Debug)]
+pub enum AuthOutcome {
+    Authenticated { cached: bool },
+    Rejected(Rejection),
+}
+
+impl Authenticator {
+    pub fn new(config: AuthConfig) -> Result<Self, OAuthError> {
+        let mut key = [0u8; 32];
+        SystemRandom::new().fill(&mut key).map_err(|_| OAuthError::ServerError)?;
+        Ok(Authenticator {
+            semaphore: Arc::new(Semaphore::new(config.hash_concurrency.max(1))),
+            config,
+            cache_key: hmac::Key::new(hmac::HMAC_SHA256, &key),
+            cache: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Authenticates `secret` for `client` (None when the identifier is unknown) at `now` (Unix seconds).
+    pub async fn authenticate(
+        &self,
+        client_id: &str,
+        client: Option<&RegisteredClient>,
+        secret: Option<&ClientSecret>,
+        peer: IpAddr,
+        now: i64,
+    ) -> Result<AuthOutcome, OAuthError> {
+        let Some(client) = client else {
+            self.check_budget(client_id, peer, now)?;
+            self.record_failure(client_id, peer, now)?;
+            return Ok(AuthOutcome::Rejected(Rejection::UnknownClient));
+        };
+        if client.expires_at.is_some_and(|t| t <= now) {
+            return Ok(AuthOutcome::Rejected(Rejection::Expired));
+        }
+        let Some(secret) = secret else {
+            return Ok(AuthOutcome::Rejected(Rejection::NoSecret));
+        };
+        let key = self.cache_key(client_id, secret);
+        if self.cached(&key, &client.hash_fingerprint, now) {
+            return Ok(AuthOutcome::Authenticated { cached: true });
+        }
+        self.check_budget(client_id, peer, now)?;
+        let ok = if client.hash.is_slow() {
+            let permit = tokio::time::timeout(self.config.hash_wait, self.semaphore.clone().acquire_owned())
+                .await
+                .map_err(|_| OAuthError::TemporarilyUnavailable)?
+                .map_err(|_| OAuthError::ServerError)?;
+            let hash = client.hash.clone();
+            let secret = secret.clone();
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                hash.verify(&secret)
+            })
+            .await
+            .map_err(|_| OAuthError::ServerError)?
+        } else {
+            client.hash.verify(secret)
+        };
+        if ok {
+            self.remember(key, client.hash_fingerprint, now);
+            Ok(AuthOutcome::Authenticated { cached: false })
+        } else {
+            self.record_failure(client_id, peer, now)?;
+            Ok(AuthOutcome::Rejected(Rejection::WrongSecret))
+        }
+    }
+
+    fn cache_key(&self, client_id: &str, secret: &ClientSecret) -> [u8; 32] {
+        let mut ctx = hmac::Context::with_key(&self.cache_key);
+        ctx.update(&(client_id.len() as u64).to_be_bytes());
+        ctx.update(client_id.as_bytes());
+        ctx.update(secret.expose().as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+
+    fn cached(&self, key: &[u8; 32], fingerprint: &[u8; 32], now: i64) -> bool {
+        if self.config.cache_size == 0 {
+            return false;
+        }
+        let Ok(cache) = self.cache.lock() else { return false };
+        cache
+            .get(key)
+            .is_some_and(|e| e.expires_at > now && e.fingerprint == *fingerprint)
+    }
+
+    fn remember(&self, key: [u8; 32], fingerprint: [u8; 32], now: i64) {
+        if self.config.cache_size == 0 || self.config.cache_ttl.is_zero() {
+            return;
+        }
+        let Ok(mut cache) = self.cache.lock() else { return };
+        if cache.len() >= self.config.cache_size {
+            cache.retain(|_, e| e.expires_at > now);
+            if cache.len() >= self.config.cache_size {
+                // Still full of live entries: drop everything rather than grow; clients re-verify once.
+                cache.clear();
+            }
+        }
+        cache.insert(
+            key,
+            CacheEntry {
+                fingerprint,
+                expires_at: now + self.config.cache_ttl.as_secs() as i64,
+            },
+        );
+    }
+
+    /// Number of cached successful verifications (for tests and metrics).
+    pub fn cache_len(&self) -> usize {
+        self.cache.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    fn check_budget(&self, client_id: &str, peer: IpAddr, now: i64) -> Result<(), OAuthError> {
+        let Ok(mut failures) = self.failures.lock() else { return Err(OAuthError::ServerError) };
+        let rate = self.config.failures_per_minute;
+        for key in [format!("client:{client_id}"), format!("ip:{peer}")] {
+            if let Some(bucket) = failures.get_mut(&key) {
+                bucket.refill(now, rate);
+                if bucket.tokens < 1.0 {
+                    let wait = ((1.0 - bucket.tokens) * 60.0 / f64::from(rate)).ceil() as u64;
+                    return Err(OAuthError::SlowDown { retry_after_secs: wait.max(1) });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn record_failure(&self, client_id: &str, peer: IpAddr, now: i64) -> Result<(), OAuthError> {
+        let Ok(mut failures) = self.failures.lock() else { return Err(OAuthError::ServerError) };
+        let rate = self.config.failures_per_minute;
+        if failures.len() > 100_000 {
+            failures.retain(|_, b| {
+                b.refill(now, rate);
+                b.tokens < f64::from(rate)
+            });
+        }
+        for key in [format!("client:{client_id}"), format!("ip:{peer}")] {
+            let bucket = failures.entry(key).or_insert(Bucket {
+                tokens: f64::from(rate),
+                at: now,
+            });
+            bucket.refill(now, rate);
+            bucket.tokens = (bucket.tokens - 1.0).max(0.0);
+        }
+        Ok(())
+    }
+}
+
+/// A token bucket of failed attempts: `rate` per minute, burst `rate`.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: i64,
+}
+
+impl Bucket {
+    fn refill(&mut self, now: i64, rate: u32) {
+        let elapsed = (now - self.at).max(0) as f64;
+        self.tokens = (self.tokens + elapsed * f64::from(rate) / 60.0).min(f64::from(rate));
+        self.at = now;
+    }
+}

@@ -1,0 +1,227 @@
+//! Token request parsing: form parameters and client credentials (RFC 6749 sections 2.3.1, 3.2, 4.4).
+
+use base64::Engine as _;
+use ids_crypto::ClientSecret;
+
+use super::OAuthError;
+
+/// Client credentials as presented, before authentication.
+#[derive(Debug)]
+pub struct Credentials {
+    pub client_id: String,
+    pub secret: Option<ClientSecret>,
+    pub method: AuthMethod,
+}
+
+/// How the client presented its secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    /// `client_id` only: a public client, refused for client credentials.
+    None,
+}
+
+/// A parsed client-credentials request.
+#[derive(Debug)]
+pub struct TokenRequest {
+    pub credentials: Credentials,
+    /// Requested scopes (deduplicated, in request order); empty when `scope` was absent.
+    pub scopes: Vec<String>,
+}
+
+/// Parses the form body and the `Authorization` header.
+///
+/// `authorities` are the server's own `host[:port]` spellings: a `client_id` of `Job@host:port` means `Job`.
+pub fn parse(body: &[u8], authorization: Option<&str>, authorities: &[String]) -> Result<TokenRequest, OAuthError> {
+    let mut grant_type = None;
+    let mut scope = None;
+    let mut client_id = None;
+    let mut client_secret = None;
+    for (key, value) in form_urlencoded_pairs(body)? {
+        let slot = match key.as_str() {
+            "grant_type" => &mut grant_type,
+            "scope" => &mut scope,
+            "client_id" => &mut client_id,
+            "client_secret" => &mut client_secret,
+            _ => continue, // RFC 6749 section 3.2: unknown parameters are ignored.
+        };
+        if slot.is_some() {
+            return Err(OAuthError::InvalidRequest(format!("parameter `{key}` is repeated")));
+        }
+        *slot = Some(value);
+    }
+    let grant_type = grant_type.ok_or_else(|| OAuthError::InvalidRequest("missing `grant_type`".into()))?;
+    if grant_type != "client_credentials" {
+        return Err(OAuthError::UnsupportedGrantType(format!(
+            "grant type `{}` is not supported; use `client_credentials`",
+            printable(&grant_type)
+        )));
+    }
+    let basic = authorization.map(parse_basic).transpose()?;
+    let credentials = match (basic, client_id, client_secret) {
+        (Some(_), _, Some(_)) => {
+            return Err(OAuthError::InvalidRequest(
+                "use one client authentication method: the Authorization header or client_secret in the body, not both".into(),
+            ));
+        }
+        (Some((id, secret)), body_id, None) => {
+            if body_id.is_some_and(|b| b != id) {
+                return Err(OAuthError::InvalidRequest(
+                    "client_id in the body differs from the Authorization header".into(),
+                ));
+            }
+            Credentials {
+                client_id: id,
+                secret: Some(secret),
+                method: AuthMethod::ClientSecretBasic,
+            }
+        }
+        (None, Some(id), Some(secret)) => Credentials {
+            client_id: id,
+            secret: Some(ClientSecret::new(secret)),
+            method: AuthMethod::ClientSecretPost,
+        },
+        (None, Some(id), None) => Credentials {
+            client_id: id,
+            secret: None,
+            method: AuthMethod::None,
+        },
+        (None, None, _) => return Err(OAuthError::InvalidClient),
+    };
+    let credentials = Credentials {
+        client_id: strip_authority(&credentials.client_id, authorities).to_string(),
+        ..credentials
+    };
+    let scopes = match scope {
+        None => Vec::new(),
+        Some(s) => parse_scope(&s)?,
+    };
+    Ok(TokenRequest { credentials, scopes })
+}
+
+/// `Job@host:port` -> `Job` when `host:port` is one of the server's authorities (case-insensitive).
+pub fn strip_authority<'a>(client_id: &'a str, authorities: &[String]) -> &'a str {
+    match client_id.rsplit_once('@') {
+        Some((id, authority)) if !id.is_empty() && authorities.iter().any(|a| a.eq_ignore_ascii_case(authority)) => id,
+        _ => client_id,
+    }
+}
+
+/// RFC 6749 section 3.3: space-delimited, each token `1*NQCHAR`.
+fn parse_scope(text: &str) -> Result<Vec<String>, OAuthError> {
+    let mut scopes: Vec<String> = Vec::new();
+    for token in text.split(' ').filter(|t| !t.is_empty()) {
+        if !token.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)) {
+            return Err(OAuthError::InvalidScope(format!(
+                "scope `{}` has characters RFC 6749 section 3.3 does not allow",
+                printable(token)
+            )));
+        }
+        if !scopes.iter().any(|s| s == token) {
+            scopes.push(token.to_string());
+        }
+    }
+    Ok(scopes)
+}
+
+/// `Authorization: Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 section 2.3.1).
+fn parse_basic(header: &str) -> Result<(String, ClientSecret), OAuthError> {
+    let bad = || OAuthError::InvalidRequest("malformed Authorization header: expected `Basic base64(client_id:client_secret)`".into());
+    let (scheme, value) = header.trim().split_once(' ').ok_or_else(bad)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::InvalidRequest(
+            "unsupported Authorization scheme: use `Basic` for client_secret_basic".into(),
+        ));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = text.split_once(':').ok_or_else(bad)?;
+    let id = percent_decode(id).ok_or_else(bad)?;
+    let secret = percent_decode(secret).ok_or_else(bad)?;
+    if id.is_empty() {
+        return Err(bad());
+    }
+    Ok((id, ClientSecret::new(secret)))
+}
+
+/// `application/x-www-form-urlencoded` pairs.
+fn form_urlencoded_pairs(body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| OAuthError::InvalidRequest("the body is not UTF-8 form data".into()))?;
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match (percent_decode(k), percent_decode(v)) {
+                (Some(k), Some(v)) => Ok((k, v)),
+                _ => Err(OAuthError::InvalidRequest("malformed form encoding in the body".into())),
+            }
+        })
+        .collect()
+}
+
+/// Form decoding: `+` is a space, `%XX` a byte; the result must be UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A value safe to echo in an error: printable ASCII, at most 64 characters.
+fn printable(text: &str) -> String {
+    text.chars()
+        .take(64)
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth() -> Vec<String> {
+        vec!["localhost:5001".to_string()]
+    }
+
+    #[test]
+    fn post_and_basic() {
+        let r = parse(b"grant_type=client_credentials&client_id=Job%40localhost%3A5001&client_secret=a%2Bb+c", None, &auth()).expect("post");
+        assert_eq!(r.credentials.client_id, "Job");
+        assert_eq!(r.credentials.secret.as_ref().map(|s| s.expose().to_string()).as_deref(), Some("a+b c"));
+        assert_eq!(r.credentials.method, AuthMethod::ClientSecretPost);
+        let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("Job%3Ax:s%3Acret"));
+        let r = parse(b"grant_type=client_credentials&scope=api+api", Some(&header), &auth()).expect("basic");
+        assert_eq!(r.credentials.client_id, "Job:x");
+        assert_eq!(r.credentials.secret.as_ref().map(|s| s.expose().to_string()).as_deref(), Some("s:cret"));
+        assert_eq!(r.scopes, vec!["api"]);
+    }
+
+    #[test]
+    fn errors() {
+        assert!(matches!(parse(b"client_id=a", None, &auth()), Err(OAuthError::InvalidRequest(_))));
+        assert!(matches!(parse(b"grant_type=password&client_id=a", None, &auth()), Err(OAuthError::UnsupportedGrantType(_))));
+        assert!(matches!(parse(b"grant_type=client_credentials&grant_type=client_credentials", None, &auth()), Err(OAuthError::InvalidRequest(_))));
+        assert!(matches!(parse(b"grant_type=client_credentials", None, &auth()), Err(OAuthError::InvalidClient)));
+        assert!(matches!(parse(b"grant_type=client_credentials&client_id=a&client_secret=b&scope=a%22b", None, &auth()), Err(OAuthError::InvalidScope(_))));
+        assert!(matches!(parse(b"grant_type=client_credentials&client_id=%zz", None, &auth()), Err(OAuthError::InvalidRequest(_))));
+        assert!(matches!(parse(b"grant_type=client_credentials", Some("Basic !!!"), &auth()), Err(OAuthError::InvalidRequest(_))));
+        assert_eq!(strip_authority("Job@other:1", &auth()), "Job@other:1");
+    }
+}

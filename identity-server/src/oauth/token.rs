@@ -1,0 +1,69 @@
+//! Access tokens (RFC 9068 JWT profile) signed with the server's certificate key.
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use ids_crypto::TokenSigner;
+use serde::{Deserialize, Serialize};
+
+use super::OAuthError;
+use crate::access_control::RegisteredClient;
+
+/// Claims of an access token.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub client_id: String,
+    pub aud: String,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    pub jti: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+}
+
+/// The token endpoint's success body (RFC 6749 section 5.1).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub scope: String,
+}
+
+/// Signs access tokens.
+#[derive(Debug)]
+pub struct TokenIssuer {
+    pub signer: TokenSigner,
+    pub issuer: String,
+    pub audience: String,
+    pub lifetime_secs: u64,
+}
+
+impl TokenIssuer {
+    pub fn issue(&self, client: &RegisteredClient, scopes: &[String], now: i64) -> Result<TokenResponse, OAuthError> {
+        let mut jti = [0u8; 16];
+        SystemRandom::new().fill(&mut jti).map_err(|_| OAuthError::ServerError)?;
+        let scope = scopes.join(" ");
+        let claims = AccessTokenClaims {
+            iss: self.issuer.clone(),
+            sub: client.identifier.clone(),
+            client_id: client.identifier.clone(),
+            aud: self.audience.clone(),
+            scope: scope.clone(),
+            profile: client.profile.clone(),
+            jti: ids_crypto::b64::url(&jti),
+            iat: now,
+            nbf: now,
+            exp: now + self.lifetime_secs as i64,
+        };
+        let access_token = self.signer.sign(&claims).map_err(|_| OAuthError::ServerError)?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.lifetime_secs,
+            scope,
+        })
+    }
+}

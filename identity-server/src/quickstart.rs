@@ -1,0 +1,129 @@
+//! `identity-server quickstart`: a working development server from nothing.
+//!
+//! Writes, into a folder, a development CA, a TLS certificate for localhost, a token-signing certificate
+//! (PFX files with a random password), an `appsettings.json` and `Conf/demo-client.xml` with one client
+//! whose secret is generated and shown once. Existing files are never overwritten: when the folder already
+//! holds an `appsettings.json`, it is used as it is.
+
+use std::path::{Path, PathBuf};
+
+use ids_crypto::devcerts::{Ca, KeyKind, PfxProfile, to_pfx};
+use ids_crypto::{ClientSecret, SecretHash};
+
+/// The demo client's identifier.
+pub const DEMO_CLIENT: &str = "Demo";
+
+/// What quickstart produced.
+#[derive(Debug)]
+pub struct Quickstart {
+    pub dir: PathBuf,
+    /// The demo client's secret, when it was generated now (shown once).
+    pub new_secret: Option<ClientSecret>,
+    pub ca_file: PathBuf,
+}
+
+/// Errors while writing the quickstart folder.
+#[derive(Debug, thiserror::Error)]
+pub enum QuickstartError {
+    #[error("{0}: already exists and would be overwritten; remove it or choose another --dir")]
+    Exists(String),
+    #[error("{file}: {source}")]
+    Io { file: String, source: std::io::Error },
+    #[error("{0}")]
+    Generate(String),
+}
+
+const FILES: &[&str] = &["dev-ca.crt", "dev-tls.pfx", "dev-signing.pfx", "Conf/demo-client.xml"];
+
+/// Prepares `dir` for `url` (e.g. `https://localhost:5001`).
+pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
+    let ca_file = dir.join("dev-ca.crt");
+    if dir.join("appsettings.json").exists() {
+        return Ok(Quickstart {
+            dir: dir.to_path_buf(),
+            new_secret: None,
+            ca_file,
+        });
+    }
+    for f in FILES {
+        let p = dir.join(f);
+        if p.exists() {
+            return Err(QuickstartError::Exists(p.display().to_string()));
+        }
+    }
+    let io = |file: &Path| {
+        let file = file.display().to_string();
+        move |source| QuickstartError::Io { file, source }
+    };
+    std::fs::create_dir_all(dir.join("Conf")).map_err(io(&dir.join("Conf")))?;
+    let generate = |e: ids_crypto::devcerts::DevCertError| QuickstartError::Generate(e.to_string());
+    let ca = Ca::new("identity-server development CA", 825).map_err(generate)?;
+    let mut names = vec!["localhost", "127.0.0.1", "::1"];
+    let host = crate::settings::ListenUrl::parse(url)
+        .map(|u| u.host)
+        .unwrap_or_default();
+    if !host.is_empty() && !names.contains(&host.as_str()) && host != "*" && host != "+" && host != "0.0.0.0" {
+        names.push(&host);
+    }
+    let tls = ca.issue_server(&names, KeyKind::EcP256, 825).map_err(generate)?;
+    let signing = ca
+        .issue_signing("identity-server development token signing", KeyKind::Rsa2048, 825)
+        .map_err(generate)?;
+    let password = ClientSecret::generate();
+    let ca_der = ca.cert.cert_der.as_slice();
+    let tls_pfx = to_pfx(&tls, &[ca_der], "tls", password.expose(), PfxProfile::Modern).map_err(generate)?;
+    let signing_pfx = to_pfx(&signing, &[ca_der], "signing", password.expose(), PfxProfile::Modern).map_err(generate)?;
+    let secret = ClientSecret::generate();
+    let hash = SecretHash::argon2id(&secret).map_err(|e| QuickstartError::Generate(e.to_string()))?;
+    let settings = serde_json::json!({
+        "Urls": url,
+        "IdentityServer": {
+            "X509KeyFilePath": "dev-signing.pfx",
+            "X509KeyFilePassword": password.expose(),
+            "AccessTokenLifetime": 3600,
+        },
+        "Kestrel": { "Certificates": { "Default": { "Path": "dev-tls.pfx", "Password": password.expose() } } },
+        "AccessControl": { "ConfigurationPath": "Conf" },
+    });
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<ConfigurationFile xmlns="urn:schemas-usercube-com:configuration">
+  <Profile Identifier="Administrator" DisplayName_L1="Administrator" />
+  <OpenIdClient Identifier="{DEMO_CLIENT}" HashedSecret="{}" DisplayName_L1="Demo client made by quickstart" Profile="Administrator" />
+</ConfigurationFile>
+"#,
+        hash.to_attribute()
+    );
+    write_new(&ca_file, ca.cert.cert_pem.as_bytes(), false)?;
+    write_new(&dir.join("dev-tls.pfx"), &tls_pfx, true)?;
+    write_new(&dir.join("dev-signing.pfx"), &signing_pfx, true)?;
+    write_new(&dir.join("Conf/demo-client.xml"), xml.as_bytes(), false)?;
+    let text = serde_json::to_string_pretty(&settings).map_err(|e| QuickstartError::Generate(e.to_string()))?;
+    write_new(&dir.join("appsettings.json"), text.as_bytes(), true)?;
+    Ok(Quickstart {
+        dir: dir.to_path_buf(),
+        new_secret: Some(secret),
+        ca_file,
+    })
+}
+
+/// Creates a file that must not exist yet; private files get mode 0600.
+fn write_new(path: &Path, bytes: &[u8], private: bool) -> Result<(), QuickstartError> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(if private { 0o600 } else { 0o644 });
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let err = |source| QuickstartError::Io {
+        file: path.display().to_string(),
+        source,
+    };
+    let mut file = options.open(path).map_err(err)?;
+    file.write_all(bytes).map_err(err)?;
+    file.sync_all().map_err(err)
+}

@@ -1,0 +1,345 @@
+//! Server settings: `appsettings.json` keys (DESIGN.md section 4) -> a validated [`Settings`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ids_config::{Config, ConfigError, Origin, Schema, invalid};
+use ids_crypto::ClientSecret;
+
+/// Every key the server reads. Sections owned by other software are accepted and ignored (`**`).
+pub const KEYS: &[&str] = &[
+    "Urls",
+    "ApplicationUri",
+    "AllowedHosts",
+    "Logging:**",
+    "Serilog:**",
+    "IdentityServer:X509KeyFilePath",
+    "IdentityServer:X509File",
+    "IdentityServer:X509KeyFilePassword",
+    "IdentityServer:ValidationKeys:*",
+    "IdentityServer:AccessTokenLifetime",
+    "IdentityServer:Audience",
+    "IdentityServer:Scopes:*",
+    "IdentityServer:DangerAcceptExpiredCertificate",
+    "IdentityServer:DangerAllowInsecureHttp",
+    "IdentityServer:SecretCacheSeconds",
+    "IdentityServer:SecretCacheSize",
+    "IdentityServer:HashConcurrency",
+    "IdentityServer:FailedAuthenticationsPerMinute",
+    "IdentityServer:X509StoreLocation",
+    "IdentityServer:X509StoreName",
+    "IdentityServer:X509Thumbprint",
+    "IdentityServer:X509SubjectDistinguishedName",
+    "EncryptionCertificate:File",
+    "EncryptionCertificate:Password",
+    "EncryptionCertificate:EncryptFile",
+    "EncryptionCertificate:X509StoreLocation",
+    "EncryptionCertificate:X509StoreName",
+    "EncryptionCertificate:X509Thumbprint",
+    "EncryptionCertificate:X509SubjectDistinguishedName",
+    "Kestrel:Certificates:Default:Path",
+    "Kestrel:Certificates:Default:Password",
+    "Kestrel:Certificates:Default:Subject",
+    "Kestrel:Certificates:Default:Store",
+    "Kestrel:Certificates:Default:Location",
+    "Kestrel:Certificates:Default:AllowInvalid",
+    "AccessControl:ConfigurationPath",
+    "ASPNETCORE_URLS",
+];
+
+/// The server's schema.
+pub fn schema() -> Schema {
+    Schema::new(KEYS)
+}
+
+/// A certificate file and its password.
+#[derive(Clone, Debug)]
+pub struct CertificateFile {
+    pub path: PathBuf,
+    pub password: ClientSecret,
+    /// The setting that named the file, for messages.
+    pub setting: String,
+}
+
+/// Validated server settings: no `Option` where a default exists.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub config_dir: PathBuf,
+    /// Token-signing certificate with private key.
+    pub signing: CertificateFile,
+    /// Extra certificates published in the JWKS (key rotation).
+    pub validation_keys: Vec<PathBuf>,
+    /// TLS certificate; the signing certificate when `Kestrel:Certificates:Default` is not set.
+    pub tls: CertificateFile,
+    /// Listen URL (`https://host:port`; port 0 picks a free port).
+    pub url: ListenUrl,
+    /// `ApplicationUri`: the issuer. When unset, derived from the bound address.
+    pub application_uri: Option<String>,
+    /// `aud` claim; the issuer when unset.
+    pub audience: Option<String>,
+    /// Scopes a client may request; all of them are granted when none is requested.
+    pub scopes: Vec<String>,
+    pub access_token_lifetime: Duration,
+    /// Folder of access-control XML files.
+    pub access_control_path: PathBuf,
+    pub danger_accept_expired_certificate: bool,
+    pub secret_cache_ttl: Duration,
+    pub secret_cache_size: usize,
+    /// How many argon2 verifications may run at once.
+    pub hash_concurrency: usize,
+    /// Failed authentications per minute allowed per client and per source address before 429.
+    pub failed_authentications_per_minute: u32,
+    /// `EncryptionCertificate` (used by the delivery store): path, password, whether files are encrypted.
+    pub encryption_certificate: Option<CertificateFile>,
+}
+
+/// A listen URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenUrl {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl ListenUrl {
+    /// Parses `https://host:port` (also `http://` for the insecure development switch, `*`/`+` hosts).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim().trim_end_matches('/');
+        let (https, rest) = if let Some(r) = text.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = text.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err("expected a URL like https://localhost:5001".into());
+        };
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() && !p.contains(']') => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| format!("port `{p}` is not a number from 0 to 65535"))?,
+            ),
+            _ => (rest, if https { 443 } else { 80 }),
+        };
+        if host.is_empty() || host.contains('/') {
+            return Err("expected a URL like https://localhost:5001 (no path)".into());
+        }
+        Ok(ListenUrl {
+            https,
+            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            port,
+        })
+    }
+
+    /// The socket address to bind: `localhost` -> 127.0.0.1, `*`/`+`/`0.0.0.0` -> all interfaces.
+    pub fn bind_address(&self) -> String {
+        let host = match self.host.as_str() {
+            "localhost" => "127.0.0.1",
+            "*" | "+" => "0.0.0.0",
+            h => h,
+        };
+        if host.contains(':') {
+            format!("[{host}]:{}", self.port)
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// Keeps the value, or records the error.
+fn take<T>(errors: &mut Vec<ConfigError>, result: Result<T, ConfigError>) -> Option<T> {
+    match result {
+        Ok(v) => Some(v),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    }
+}
+
+const WINDOWS_STORE: &str = "Windows certificate stores are not supported on this platform, use X509KeyFilePath and X509KeyFilePassword with a PFX file";
+
+impl Settings {
+    /// Loads `appsettings.json` layers from `dir` with the process environment, then applies `--urls`.
+    pub fn load(dir: &Path, urls: Option<&str>) -> Result<Settings, Vec<ConfigError>> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_with(dir, &vars, urls)
+    }
+
+    /// [`Settings::load`] with explicit environment variables (tests).
+    pub fn load_with(
+        dir: &Path,
+        vars: &[(String, String)],
+        urls: Option<&str>,
+    ) -> Result<Settings, Vec<ConfigError>> {
+        let schema = schema();
+        let mut config = Config::load(dir, "appsettings", true, vars, &schema)?;
+        if let Some(urls) = urls {
+            config.set("Urls".into(), urls.into(), Origin::CommandLine("--urls".into()));
+        }
+        Self::from_config(&config)
+    }
+
+    /// Validates a merged configuration, reporting every problem.
+    pub fn from_config(config: &Config) -> Result<Settings, Vec<ConfigError>> {
+        let schema = schema();
+        let mut errors = config.check_unknown(&schema);
+
+        for section in ["IdentityServer", "EncryptionCertificate"] {
+            for key in ["X509StoreLocation", "X509StoreName", "X509Thumbprint", "X509SubjectDistinguishedName"] {
+                if let Some(s) = config.get(&format!("{section}:{key}")) {
+                    let message = if section == "IdentityServer" {
+                        WINDOWS_STORE.to_string()
+                    } else {
+                        "Windows certificate stores are not supported on this platform, use EncryptionCertificate:File and EncryptionCertificate:Password".to_string()
+                    };
+                    errors.push(ConfigError::Invalid {
+                        path: s.path.clone(),
+                        origin: s.origin.to_string(),
+                        message,
+                    });
+                }
+            }
+        }
+        for key in ["Subject", "Store", "Location"] {
+            if let Some(s) = config.get(&format!("Kestrel:Certificates:Default:{key}")) {
+                errors.push(ConfigError::Invalid {
+                    path: s.path.clone(),
+                    origin: s.origin.to_string(),
+                    message: "Windows certificate stores are not supported on this platform, use Kestrel:Certificates:Default:Path and Password with a PFX file".into(),
+                });
+            }
+        }
+
+        let signing_path = config.get_any(&["IdentityServer:X509KeyFilePath", "IdentityServer:X509File"]);
+        let signing = match signing_path.filter(|s| !s.value.trim().is_empty()) {
+            Some(s) => Some(CertificateFile {
+                path: config.resolve(s.value.trim()),
+                password: ClientSecret::new(
+                    config.string("IdentityServer:X509KeyFilePassword").unwrap_or_default(),
+                ),
+                setting: s.path.clone(),
+            }),
+            None => {
+                errors.push(ConfigError::Missing {
+                    path: "IdentityServer:X509KeyFilePath".into(),
+                    message: "the PFX file whose private key signs tokens (with IdentityServer:X509KeyFilePassword)".into(),
+                });
+                None
+            }
+        };
+        let tls = match config.path("Kestrel:Certificates:Default:Path") {
+            Some(path) => Some(CertificateFile {
+                path,
+                password: ClientSecret::new(
+                    config.string("Kestrel:Certificates:Default:Password").unwrap_or_default(),
+                ),
+                setting: "Kestrel:Certificates:Default:Path".into(),
+            }),
+            None => signing.clone(),
+        };
+        let encryption_certificate = config.path("EncryptionCertificate:File").map(|path| CertificateFile {
+            path,
+            password: ClientSecret::new(config.string("EncryptionCertificate:Password").unwrap_or_default()),
+            setting: "EncryptionCertificate:File".into(),
+        });
+        take(&mut errors, config.bool("EncryptionCertificate:EncryptFile", false));
+
+        let url_setting = config.get("Urls").or_else(|| config.get("ASPNETCORE_URLS"));
+        let url = match url_setting {
+            None => Some(ListenUrl {
+                https: true,
+                host: "localhost".into(),
+                port: 5001,
+            }),
+            Some(s) => {
+                let urls: Vec<&str> = s.value.split(';').map(str::trim).filter(|u| !u.is_empty()).collect();
+                if urls.len() != 1 {
+                    take(&mut errors, Err(invalid(s, "expected exactly one listen URL (several are not supported yet)")))
+                } else {
+                    take(&mut errors, ListenUrl::parse(urls[0]).map_err(|m| invalid(s, &m)))
+                }
+            }
+        };
+        let insecure = take(&mut errors, config.bool("IdentityServer:DangerAllowInsecureHttp", false)).unwrap_or(false);
+        if let (Some(u), Some(s)) = (&url, url_setting) {
+            if !u.https && !insecure {
+                errors.push(invalid(
+                    s,
+                    "plain HTTP is refused: use https://, or set IdentityServer:DangerAllowInsecureHttp to true for local development only",
+                ));
+            }
+        }
+
+        let application_uri = match config.get("ApplicationUri") {
+            Some(s) if !s.value.trim().is_empty() => {
+                let v = s.value.trim().trim_end_matches('/').to_string();
+                if v.starts_with("https://") || (insecure && v.starts_with("http://")) {
+                    Some(v)
+                } else {
+                    errors.push(invalid(s, "expected the server's public base URL, e.g. https://ids.example.com"));
+                    None
+                }
+            }
+            _ => None,
+        };
+        let lifetime = take(&mut errors, config.u64_in("IdentityServer:AccessTokenLifetime", 3600, 1, 86_400 * 7));
+        let scopes: Vec<String> = {
+            let list = config.list("IdentityServer:Scopes");
+            if list.is_empty() {
+                vec!["api".to_string()]
+            } else {
+                list.iter()
+                    .filter_map(|s| {
+                        let v = s.value.trim();
+                        if !v.is_empty() && v.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)) {
+                            Some(v.to_string())
+                        } else {
+                            errors.push(invalid(s, "a scope is one word of printable ASCII without spaces, quotes or backslashes (RFC 6749 section 3.3)"));
+                            None
+                        }
+                    })
+                    .collect()
+            }
+        };
+        let access_control_path = config
+            .path("AccessControl:ConfigurationPath")
+            .unwrap_or_else(|| config.dir().join("Conf"));
+        let danger_expired = take(&mut errors, config.bool("IdentityServer:DangerAcceptExpiredCertificate", false));
+        let cache_ttl = take(&mut errors, config.u64_in("IdentityServer:SecretCacheSeconds", 3600, 0, 86_400));
+        let cache_size = take(&mut errors, config.u64_in("IdentityServer:SecretCacheSize", 10_000, 0, 10_000_000));
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+        let concurrency = take(&mut errors, config.u64_in("IdentityServer:HashConcurrency", cpus, 1, 1024));
+        let failed = take(&mut errors, config.u64_in("IdentityServer:FailedAuthenticationsPerMinute", 30, 1, 1_000_000));
+
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        match (signing, tls, url, lifetime, danger_expired, cache_ttl, cache_size, concurrency, failed) {
+            (Some(signing), Some(tls), Some(url), Some(lifetime), Some(danger), Some(ttl), Some(size), Some(conc), Some(failed)) => {
+                Ok(Settings {
+                    config_dir: config.dir().to_path_buf(),
+                    signing,
+                    validation_keys: config
+                        .list("IdentityServer:ValidationKeys")
+                        .iter()
+                        .map(|s| config.resolve(s.value.trim()))
+                        .collect(),
+                    tls,
+                    url,
+                    application_uri,
+                    audience: config.string("IdentityServer:Audience"),
+                    scopes,
+                    access_token_lifetime: Duration::from_secs(lifetime),
+                    access_control_path,
+                    danger_accept_expired_certificate: danger,
+                    secret_cache_ttl: Duration::from_secs(ttl),
+                    secret_cache_size: size as usize,
+                    hash_concurrency: conc as usize,
+                    failed_authentications_per_minute: failed as u32,
+                    encryption_certificate,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
