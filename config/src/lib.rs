@@ -51,13 +51,26 @@ pub enum ConfigError {
     #[error("{file}: cannot read: {reason}")]
     Io { file: String, reason: String },
     #[error("{file}:{line}:{column}: invalid JSON: {reason}")]
-    Json { file: String, line: usize, column: usize, reason: String },
+    Json {
+        file: String,
+        line: usize,
+        column: usize,
+        reason: String,
+    },
     #[error("{file}: the top level must be a JSON object")]
     NotAnObject { file: String },
     #[error("unknown setting `{path}` (in {origin}){hint}")]
-    UnknownKey { path: String, origin: String, hint: String },
+    UnknownKey {
+        path: String,
+        origin: String,
+        hint: String,
+    },
     #[error("setting `{path}` (in {origin}): {message}")]
-    Invalid { path: String, origin: String, message: String },
+    Invalid {
+        path: String,
+        origin: String,
+        message: String,
+    },
     #[error("setting `{path}` is required: {message}")]
     Missing { path: String, message: String },
 }
@@ -136,12 +149,13 @@ impl Config {
     /// Merges one JSON document.
     pub fn add_json(&mut self, file: &Path, text: &str) -> Result<(), ConfigError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| ConfigError::Json {
-            file: file.display().to_string(),
-            line: e.line(),
-            column: e.column(),
-            reason: e.to_string(),
-        })?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ConfigError::Json {
+                file: file.display().to_string(),
+                line: e.line(),
+                column: e.column(),
+                reason: e.to_string(),
+            })?;
         let serde_json::Value::Object(map) = value else {
             return Err(ConfigError::NotAnObject {
                 file: file.display().to_string(),
@@ -367,7 +381,13 @@ impl Schema {
                 let filled: Vec<&str> = p
                     .split(':')
                     .enumerate()
-                    .map(|(i, s)| if s == "*" { segments.get(i).copied().unwrap_or("*") } else { s })
+                    .map(|(i, s)| {
+                        if s == "*" {
+                            segments.get(i).copied().unwrap_or("*")
+                        } else {
+                            s
+                        }
+                    })
                     .collect();
                 let filled = filled.join(":");
                 (levenshtein(&filled.to_lowercase(), &lower), filled)
@@ -436,16 +456,32 @@ mod tests {
         .expect("write");
         let vars = vec![
             ("ASPNETCORE_ENVIRONMENT".to_string(), "Staging".to_string()),
-            ("IDENTITYSERVER__X509KeyFilePassword".to_string(), "pw".to_string()),
+            (
+                "IDENTITYSERVER__X509KeyFilePassword".to_string(),
+                "pw".to_string(),
+            ),
             ("PATH".to_string(), "/bin".to_string()),
         ];
         let c = Config::load(&dir, "appsettings", true, &vars, &schema()).expect("load");
-        assert_eq!(c.string("IdentityServer:X509KeyFilePath").as_deref(), Some("b.pfx"));
-        assert_eq!(c.string("identityserver:x509keyfilepassword").as_deref(), Some("pw"));
-        let keys: Vec<_> = c.list("IdentityServer:ValidationKeys").iter().map(|s| s.value.clone()).collect();
+        assert_eq!(
+            c.string("IdentityServer:X509KeyFilePath").as_deref(),
+            Some("b.pfx")
+        );
+        assert_eq!(
+            c.string("identityserver:x509keyfilepassword").as_deref(),
+            Some("pw")
+        );
+        let keys: Vec<_> = c
+            .list("IdentityServer:ValidationKeys")
+            .iter()
+            .map(|s| s.value.clone())
+            .collect();
         assert_eq!(keys, vec!["v3.crt"]);
         assert!(c.get("PATH").is_none());
-        assert_eq!(c.path("IdentityServer:X509KeyFilePath"), Some(dir.join("b.pfx")));
+        assert_eq!(
+            c.path("IdentityServer:X509KeyFilePath"),
+            Some(dir.join("b.pfx"))
+        );
         assert!(c.check_unknown(&schema()).is_empty());
     }
 
@@ -462,10 +498,21 @@ mod tests {
         assert_eq!(errors.len(), 1);
         let text = errors[0].to_string();
         assert!(text.contains("IdentityServer:X509KeyFilePasword"), "{text}");
-        assert!(text.contains("did you mean `IdentityServer:X509KeyFilePassword`"), "{text}");
-        std::fs::write(dir.join("appsettings.json"), "{\n  \"Urls\": \"x\",\n  oops\n}").expect("write");
+        assert!(
+            text.contains("did you mean `IdentityServer:X509KeyFilePassword`"),
+            "{text}"
+        );
+        std::fs::write(
+            dir.join("appsettings.json"),
+            "{\n  \"Urls\": \"x\",\n  oops\n}",
+        )
+        .expect("write");
         let err = Config::load(&dir, "appsettings", true, &[], &schema()).expect_err("bad json");
-        assert!(err[0].to_string().contains("appsettings.json:3:"), "{}", err[0]);
+        assert!(
+            err[0].to_string().contains("appsettings.json:3:"),
+            "{}",
+            err[0]
+        );
     }
 
     #[test]
@@ -473,9 +520,15 @@ mod tests {
         let mut c = Config::empty(Path::new("/tmp"));
         c.set("A:Password".into(), "hunter2".into(), Origin::Default);
         c.set("A:Lifetime".into(), "abc".into(), Origin::Default);
-        let e = c.bool("A:Password", false).expect_err("not bool").to_string();
+        let e = c
+            .bool("A:Password", false)
+            .expect_err("not bool")
+            .to_string();
         assert!(!e.contains("hunter2"), "{e}");
-        let e = c.u64_in("A:Lifetime", 1, 1, 10).expect_err("not number").to_string();
+        let e = c
+            .u64_in("A:Lifetime", 1, 1, 10)
+            .expect_err("not number")
+            .to_string();
         assert!(e.contains("`abc`"), "{e}");
     }
 

@@ -43,8 +43,13 @@ impl PublicKey {
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
     #[error("{file}: cannot read the file: {source}")]
-    Io { file: String, source: std::io::Error },
-    #[error("{file}: not an X.509 certificate (expected PEM `BEGIN CERTIFICATE`, DER or a PFX file): {detail}")]
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{file}: not an X.509 certificate (expected PEM `BEGIN CERTIFICATE`, DER or a PFX file): {detail}"
+    )]
     Parse { file: String, detail: String },
     #[error(
         "{file}: unsupported public key type {oid} (supported: RSA of at least 2048 bits, EC P-256)"
@@ -204,7 +209,10 @@ pub enum Validity {
 pub fn format_time(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }
 

@@ -72,7 +72,11 @@ impl Ca {
         let key = key(KeyKind::EcP256)?;
         let mut p = params(common_name, days);
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let cert = p.self_signed(&key)?;
         let issued = Issued {
             cert_der: cert.der().to_vec(),
@@ -86,7 +90,12 @@ impl Ca {
     }
 
     /// A TLS server certificate for `names` (DNS names or IP addresses in the SAN; never the CN alone).
-    pub fn issue_server(&self, names: &[&str], kind: KeyKind, days: i64) -> Result<Issued, DevCertError> {
+    pub fn issue_server(
+        &self,
+        names: &[&str],
+        kind: KeyKind,
+        days: i64,
+    ) -> Result<Issued, DevCertError> {
         let mut p = params(names.first().copied().unwrap_or("localhost"), days);
         p.subject_alt_names = names
             .iter()
@@ -95,14 +104,22 @@ impl Ca {
                 Err(_) => Ok(SanType::DnsName((*n).try_into()?)),
             })
             .collect::<Result<_, rcgen::Error>>()?;
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         p.use_authority_key_identifier_extension = true;
         self.sign(p, kind)
     }
 
     /// A token-signing certificate (digital signature only).
-    pub fn issue_signing(&self, common_name: &str, kind: KeyKind, days: i64) -> Result<Issued, DevCertError> {
+    pub fn issue_signing(
+        &self,
+        common_name: &str,
+        kind: KeyKind,
+        days: i64,
+    ) -> Result<Issued, DevCertError> {
         self.issue_with_validity(common_name, kind, params(common_name, days))
     }
 
@@ -120,7 +137,12 @@ impl Ca {
         self.issue_with_validity(common_name, kind, p)
     }
 
-    fn issue_with_validity(&self, _cn: &str, kind: KeyKind, mut p: CertificateParams) -> Result<Issued, DevCertError> {
+    fn issue_with_validity(
+        &self,
+        _cn: &str,
+        kind: KeyKind,
+        mut p: CertificateParams,
+    ) -> Result<Issued, DevCertError> {
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         p.use_authority_key_identifier_extension = true;
         self.sign(p, kind)
@@ -159,7 +181,10 @@ pub fn to_pfx(
         certs.push(p12_keystore::Certificate::from_der(der)?);
     }
     let key = PrivateKey::from_der(&issued.key_pkcs8)?;
-    let local_key_id = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &issued.cert_der);
+    let local_key_id = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        &issued.cert_der,
+    );
     let chain = PrivateKeyChain::new(local_key_id.as_ref(), key, certs);
     let mut store = KeyStore::new();
     store.add_entry(alias, KeyStoreEntry::PrivateKeyChain(chain));

@@ -81,7 +81,11 @@ impl Jwk {
 pub fn thumbprint(key: &PublicKey) -> String {
     let canonical = match key {
         PublicKey::Rsa { n, e } => {
-            format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, b64::url(e), b64::url(n))
+            format!(
+                r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+                b64::url(e),
+                b64::url(n)
+            )
         }
         PublicKey::P256 { x, y } => format!(
             r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,

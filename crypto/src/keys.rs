@@ -26,9 +26,7 @@ impl Algorithm {
 pub enum KeyError {
     #[error("RSA key of {bits} bits is too small: at least 2048 bits are required")]
     WeakRsa { bits: usize },
-    #[error(
-        "unsupported private key (supported: RSA of at least 2048 bits, EC P-256): {detail}"
-    )]
+    #[error("unsupported private key (supported: RSA of at least 2048 bits, EC P-256): {detail}")]
     Unsupported { detail: String },
     #[error("signing failed")]
     Sign,

@@ -16,14 +16,21 @@ use crate::keys::{KeyError, SigningKey};
 #[derive(Debug, thiserror::Error)]
 pub enum PfxError {
     #[error("{file}: cannot read the file: {source}")]
-    Io { file: String, source: std::io::Error },
-    #[error("{file}: wrong password for the PFX file (its integrity check failed), check the password setting")]
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{file}: wrong password for the PFX file (its integrity check failed), check the password setting"
+    )]
     WrongPassword { file: String },
     #[error("{file}: cannot decrypt the PFX file: wrong password or damaged file ({detail})")]
     Decrypt { file: String, detail: String },
     #[error("{file}: not a PKCS#12/PFX file ({detail})")]
     Malformed { file: String, detail: String },
-    #[error("{file}: the PFX file holds no private key; a certificate with its private key is required here")]
+    #[error(
+        "{file}: the PFX file holds no private key; a certificate with its private key is required here"
+    )]
     NoPrivateKey { file: String },
     #[error("{file}: the PFX file holds no certificate")]
     NoCertificate { file: String },
@@ -34,9 +41,17 @@ pub enum PfxError {
     #[error(transparent)]
     Cert(#[from] CertError),
     #[error("{file}: certificate `{subject}` expired on {not_after}")]
-    Expired { file: String, subject: String, not_after: String },
+    Expired {
+        file: String,
+        subject: String,
+        not_after: String,
+    },
     #[error("{file}: certificate `{subject}` is not valid before {not_before}")]
-    NotYetValid { file: String, subject: String, not_before: String },
+    NotYetValid {
+        file: String,
+        subject: String,
+        not_before: String,
+    },
 }
 
 /// A certificate with its private key and the rest of the chain found in the file.
@@ -83,12 +98,13 @@ impl Pfx {
             file: file.to_string(),
             source,
         })?;
-        let leaf = certs
-            .iter()
-            .position(|c| key.matches(c))
-            .ok_or_else(|| PfxError::KeyMismatch {
-                file: file.to_string(),
-            })?;
+        let leaf =
+            certs
+                .iter()
+                .position(|c| key.matches(c))
+                .ok_or_else(|| PfxError::KeyMismatch {
+                    file: file.to_string(),
+                })?;
         let mut chain = certs;
         let certificate = chain.remove(leaf);
         Ok(Pfx {

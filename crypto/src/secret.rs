@@ -98,7 +98,8 @@ impl SecretHash {
             return Err(HashError::Empty);
         }
         if value.starts_with('$') {
-            let phc = PasswordHash::new(value).map_err(|e| HashError::MalformedPhc(e.to_string()))?;
+            let phc =
+                PasswordHash::new(value).map_err(|e| HashError::MalformedPhc(e.to_string()))?;
             let algorithm = phc.algorithm.to_string();
             if algorithm != "argon2id" {
                 return Err(HashError::UnsupportedPhc(algorithm));
@@ -176,7 +177,8 @@ impl SecretHash {
 
     /// argon2id with weak parameters, for tests only (m=64 KiB, t=1).
     pub fn danger_weak_argon2id(secret: &ClientSecret) -> Result<Self, HashError> {
-        let params = Params::new(64, 1, 1, None).map_err(|e| HashError::MalformedPhc(e.to_string()))?;
+        let params =
+            Params::new(64, 1, 1, None).map_err(|e| HashError::MalformedPhc(e.to_string()))?;
         Self::argon2id_with(secret, params)
     }
 
@@ -197,7 +199,10 @@ mod tests {
     fn legacy_vector() {
         let s = ClientSecret::new("secret");
         let h = SecretHash::legacy_sha256(&s);
-        assert_eq!(h.to_attribute(), "K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=");
+        assert_eq!(
+            h.to_attribute(),
+            "K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols="
+        );
         for text in [
             "K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=",
             "K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols",
@@ -224,8 +229,14 @@ mod tests {
     #[test]
     fn rejects_bad_values() {
         assert_eq!(SecretHash::parse(""), Err(HashError::Empty));
-        assert_eq!(SecretHash::parse("c2hvcnQ="), Err(HashError::WrongLength(5)));
-        assert_eq!(SecretHash::parse("not base64!"), Err(HashError::Unrecognised));
+        assert_eq!(
+            SecretHash::parse("c2hvcnQ="),
+            Err(HashError::WrongLength(5))
+        );
+        assert_eq!(
+            SecretHash::parse("not base64!"),
+            Err(HashError::Unrecognised)
+        );
         assert!(matches!(
             SecretHash::parse("$2b$12$abcdefghijklmnopqrstuv"),
             Err(HashError::UnsupportedPhc(_)) | Err(HashError::MalformedPhc(_))

@@ -75,10 +75,9 @@ impl Clients {
         if !errors.is_empty() {
             return Err(AccessControlErrors(errors));
         }
-        let model = AccessControl::build(documents)
-            .map_err(|es| AccessControlErrors(es.iter().map(XmlError::to_string).collect()))?;
+        // Hashes first, so that hash problems and cross-reference problems are reported together.
         let mut by_id = HashMap::new();
-        for c in &model.clients {
+        for c in documents.iter().flat_map(|d| d.clients.iter()) {
             let at = format!("{}:{}:{}", c.file, c.position.line, c.position.column);
             let Some(text) = c.hashed_secret.as_deref() else {
                 errors.push(format!(
@@ -90,7 +89,9 @@ impl Clients {
             match SecretHash::parse(text) {
                 Ok(hash) => {
                     let mut fingerprint = [0u8; 32];
-                    fingerprint.copy_from_slice(digest::digest(&digest::SHA256, text.trim().as_bytes()).as_ref());
+                    fingerprint.copy_from_slice(
+                        digest::digest(&digest::SHA256, text.trim().as_bytes()).as_ref(),
+                    );
                     by_id.insert(
                         c.identifier.clone(),
                         RegisteredClient {
@@ -109,10 +110,24 @@ impl Clients {
                 )),
             }
         }
+        let model = match AccessControl::build(documents) {
+            Ok(model) => model,
+            Err(es) => {
+                errors.extend(es.iter().map(XmlError::to_string));
+                AccessControl::default()
+            }
+        };
         if !errors.is_empty() {
             return Err(AccessControlErrors(errors));
         }
-        Ok((Clients { by_id, model, files }, warnings))
+        Ok((
+            Clients {
+                by_id,
+                model,
+                files,
+            },
+            warnings,
+        ))
     }
 }
 

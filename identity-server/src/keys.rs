@@ -21,7 +21,11 @@ pub struct Keys {
 
 impl Keys {
     /// Loads the signing PFX and the validation certificates; every problem is reported.
-    pub fn load(settings: &Settings, now: i64, warnings: &mut Vec<String>) -> Result<Keys, Vec<String>> {
+    pub fn load(
+        settings: &Settings,
+        now: i64,
+        warnings: &mut Vec<String>,
+    ) -> Result<Keys, Vec<String>> {
         let mut errors = Vec::new();
         let signing = match open(&settings.signing) {
             Ok(pfx) => {
@@ -49,7 +53,9 @@ impl Keys {
         for path in &settings.validation_keys {
             let result = if pfx::looks_like_pfx(path) {
                 pfx::certificates_from_file(path, "")
-                    .or_else(|_| pfx::certificates_from_file(path, settings.signing.password.expose()))
+                    .or_else(|_| {
+                        pfx::certificates_from_file(path, settings.signing.password.expose())
+                    })
                     .map(|mut certs| certs.remove(0))
                     .map_err(|e| e.to_string())
             } else {
@@ -129,7 +135,11 @@ pub fn discovery_document(issuer: &str, alg: Algorithm, scopes: &[String]) -> St
 pub fn tls_config(settings: &Settings) -> Result<rustls::ServerConfig, String> {
     let pfx = open(&settings.tls).map_err(|e| format!("{}: {e}", settings.tls.setting))?;
     let mut chain = vec![CertificateDer::from(pfx.certificate.der().to_vec())];
-    chain.extend(pfx.chain.iter().map(|c| CertificateDer::from(c.der().to_vec())));
+    chain.extend(
+        pfx.chain
+            .iter()
+            .map(|c| CertificateDer::from(c.der().to_vec())),
+    );
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pfx.key_pkcs8.to_vec()));
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -137,7 +147,13 @@ pub fn tls_config(settings: &Settings) -> Result<rustls::ServerConfig, String> {
         .map_err(|e| format!("TLS: {e}"))?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|e| format!("{} ({}): unusable for TLS: {e}", settings.tls.setting, settings.tls.path.display()))?;
+        .map_err(|e| {
+            format!(
+                "{} ({}): unusable for TLS: {e}",
+                settings.tls.setting,
+                settings.tls.path.display()
+            )
+        })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }

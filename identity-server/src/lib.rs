@@ -60,7 +60,11 @@ pub fn load(settings: &Settings, now: i64) -> Result<Loaded, Vec<String>> {
         }
     };
     match (keys, clients) {
-        (Some(keys), Some(clients)) if errors.is_empty() => Ok(Loaded { keys, clients, warnings }),
+        (Some(keys), Some(clients)) if errors.is_empty() => Ok(Loaded {
+            keys,
+            clients,
+            warnings,
+        }),
         _ => Err(errors),
     }
 }
@@ -104,7 +108,9 @@ pub async fn run(
     }
     let bound = listener.local_addr()?;
     let issuer = issuer(&settings, bound);
-    let state = Arc::new(app_state(&settings, loaded, &issuer, bound).map_err(|e| ServerError::Load(vec![e]))?);
+    let state = Arc::new(
+        app_state(&settings, loaded, &issuer, bound).map_err(|e| ServerError::Load(vec![e]))?,
+    );
     tracing::info!(%issuer, address = %bound, "identity server ready");
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     listener.set_nonblocking(true)?;
@@ -116,18 +122,31 @@ pub async fn run(
     });
     if settings.url.https {
         let tls = keys::tls_config(&settings).map_err(|e| ServerError::Load(vec![e]))?;
-        axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls)))?
+        axum_server::from_tcp_rustls(
+            listener,
+            axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls)),
+        )?
+        .handle(handle)
+        .serve(app)
+        .await?;
+    } else {
+        tracing::warn!(
+            "DANGER: serving plain HTTP (IdentityServer:DangerAllowInsecureHttp); secrets and tokens cross the network in clear"
+        );
+        axum_server::from_tcp(listener)?
             .handle(handle)
             .serve(app)
             .await?;
-    } else {
-        tracing::warn!("DANGER: serving plain HTTP (IdentityServer:DangerAllowInsecureHttp); secrets and tokens cross the network in clear");
-        axum_server::from_tcp(listener)?.handle(handle).serve(app).await?;
     }
     Ok(())
 }
 
-fn app_state(settings: &Settings, loaded: Loaded, issuer: &str, bound: SocketAddr) -> Result<http::AppState, String> {
+fn app_state(
+    settings: &Settings,
+    loaded: Loaded,
+    issuer: &str,
+    bound: SocketAddr,
+) -> Result<http::AppState, String> {
     let Loaded { keys, clients, .. } = loaded;
     let discovery = keys::discovery_document(issuer, keys.signer.algorithm(), &settings.scopes);
     let jwks = keys.jwks_json();
@@ -153,7 +172,10 @@ fn app_state(settings: &Settings, loaded: Loaded, issuer: &str, bound: SocketAdd
             issuer: TokenIssuer {
                 signer: keys.signer,
                 issuer: issuer.to_string(),
-                audience: settings.audience.clone().unwrap_or_else(|| issuer.to_string()),
+                audience: settings
+                    .audience
+                    .clone()
+                    .unwrap_or_else(|| issuer.to_string()),
                 lifetime_secs: settings.access_token_lifetime.as_secs(),
             },
             scopes: settings.scopes.clone(),

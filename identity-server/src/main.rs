@@ -9,7 +9,10 @@ use clap::{Parser, Subcommand};
 use identity_server::{Settings, quickstart};
 
 #[derive(Parser)]
-#[command(version, about = "OpenID Connect identity server: client-credentials tokens signed with a PFX certificate")]
+#[command(
+    version,
+    about = "OpenID Connect identity server: client-credentials tokens signed with a PFX certificate"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
         Command::Serve { config_dir, urls } => serve(&config_dir, urls.as_deref(), None),
@@ -72,12 +76,17 @@ fn settings(dir: &Path, urls: Option<&str>) -> Result<Settings, Vec<String>> {
     Settings::load(dir, urls).map_err(|es| es.iter().map(ToString::to_string).collect())
 }
 
-fn serve(dir: &Path, urls: Option<&str>, quick: Option<quickstart::Quickstart>) -> Result<(), Vec<String>> {
+fn serve(
+    dir: &Path,
+    urls: Option<&str>,
+    quick: Option<quickstart::Quickstart>,
+) -> Result<(), Vec<String>> {
     let settings = settings(dir, urls)?;
     // Validate before binding so that configuration errors come first and alone.
     identity_server::load(&settings, identity_server::unix_now())?;
     let address = settings.url.bind_address();
-    let listener = TcpListener::bind(&address).map_err(|e| vec![format!("cannot listen on {address} (Urls): {e}")])?;
+    let listener = TcpListener::bind(&address)
+        .map_err(|e| vec![format!("cannot listen on {address} (Urls): {e}")])?;
     let bound = listener.local_addr().map_err(|e| vec![e.to_string()])?;
     let scheme = if settings.url.https { "https" } else { "http" };
     let issuer = identity_server::issuer(&settings, bound);
@@ -151,7 +160,13 @@ fn check(dir: &Path) -> Result<(), Vec<String>> {
     let loaded = identity_server::load(&settings, now)?;
     let mut out = std::io::stdout();
     let cert = &loaded.keys.signing_certificate;
-    let _ = writeln!(out, "configuration: {} (environment {})", dir.display(), "see ASPNETCORE_ENVIRONMENT");
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    let _ = writeln!(
+        out,
+        "configuration: {} (environment {})",
+        dir.display(),
+        ids_config::environment_name(&vars)
+    );
     let _ = writeln!(
         out,
         "signing key: {} {} `{}` kid {} valid until {}",
@@ -171,8 +186,19 @@ fn check(dir: &Path) -> Result<(), Vec<String>> {
         );
     }
     let _ = writeln!(out, "TLS certificate: {}", settings.tls.path.display());
-    let _ = writeln!(out, "listen URL: {}://{}:{}", if settings.url.https { "https" } else { "http" }, settings.url.host, settings.url.port);
-    let _ = writeln!(out, "access control: {} ({} files)", settings.access_control_path.display(), loaded.clients.files.len());
+    let _ = writeln!(
+        out,
+        "listen URL: {}://{}:{}",
+        if settings.url.https { "https" } else { "http" },
+        settings.url.host,
+        settings.url.port
+    );
+    let _ = writeln!(
+        out,
+        "access control: {} ({} files)",
+        settings.access_control_path.display(),
+        loaded.clients.files.len()
+    );
     let mut clients: Vec<_> = loaded.clients.by_id.values().collect();
     clients.sort_by(|a, b| a.identifier.cmp(&b.identifier));
     let _ = writeln!(out, "clients: {}", clients.len());

@@ -28,12 +28,20 @@ pub enum QuickstartError {
     #[error("{0}: already exists and would be overwritten; remove it or choose another --dir")]
     Exists(String),
     #[error("{file}: {source}")]
-    Io { file: String, source: std::io::Error },
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Generate(String),
 }
 
-const FILES: &[&str] = &["dev-ca.crt", "dev-tls.pfx", "dev-signing.pfx", "Conf/demo-client.xml"];
+const FILES: &[&str] = &[
+    "dev-ca.crt",
+    "dev-tls.pfx",
+    "dev-signing.pfx",
+    "Conf/demo-client.xml",
+];
 
 /// Prepares `dir` for `url` (e.g. `https://localhost:5001`).
 pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
@@ -62,19 +70,45 @@ pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
     let host = crate::settings::ListenUrl::parse(url)
         .map(|u| u.host)
         .unwrap_or_default();
-    if !host.is_empty() && !names.contains(&host.as_str()) && host != "*" && host != "+" && host != "0.0.0.0" {
+    if !host.is_empty()
+        && !names.contains(&host.as_str())
+        && host != "*"
+        && host != "+"
+        && host != "0.0.0.0"
+    {
         names.push(&host);
     }
-    let tls = ca.issue_server(&names, KeyKind::EcP256, 825).map_err(generate)?;
+    let tls = ca
+        .issue_server(&names, KeyKind::EcP256, 825)
+        .map_err(generate)?;
     let signing = ca
-        .issue_signing("identity-server development token signing", KeyKind::Rsa2048, 825)
+        .issue_signing(
+            "identity-server development token signing",
+            KeyKind::Rsa2048,
+            825,
+        )
         .map_err(generate)?;
     let password = ClientSecret::generate();
     let ca_der = ca.cert.cert_der.as_slice();
-    let tls_pfx = to_pfx(&tls, &[ca_der], "tls", password.expose(), PfxProfile::Modern).map_err(generate)?;
-    let signing_pfx = to_pfx(&signing, &[ca_der], "signing", password.expose(), PfxProfile::Modern).map_err(generate)?;
+    let tls_pfx = to_pfx(
+        &tls,
+        &[ca_der],
+        "tls",
+        password.expose(),
+        PfxProfile::Modern,
+    )
+    .map_err(generate)?;
+    let signing_pfx = to_pfx(
+        &signing,
+        &[ca_der],
+        "signing",
+        password.expose(),
+        PfxProfile::Modern,
+    )
+    .map_err(generate)?;
     let secret = ClientSecret::generate();
-    let hash = SecretHash::argon2id(&secret).map_err(|e| QuickstartError::Generate(e.to_string()))?;
+    let hash =
+        SecretHash::argon2id(&secret).map_err(|e| QuickstartError::Generate(e.to_string()))?;
     let settings = serde_json::json!({
         "Urls": url,
         "IdentityServer": {
@@ -98,7 +132,8 @@ pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
     write_new(&dir.join("dev-tls.pfx"), &tls_pfx, true)?;
     write_new(&dir.join("dev-signing.pfx"), &signing_pfx, true)?;
     write_new(&dir.join("Conf/demo-client.xml"), xml.as_bytes(), false)?;
-    let text = serde_json::to_string_pretty(&settings).map_err(|e| QuickstartError::Generate(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&settings)
+        .map_err(|e| QuickstartError::Generate(e.to_string()))?;
     write_new(&dir.join("appsettings.json"), text.as_bytes(), true)?;
     Ok(Quickstart {
         dir: dir.to_path_buf(),

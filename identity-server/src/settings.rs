@@ -125,7 +125,10 @@ impl ListenUrl {
         }
         Ok(ListenUrl {
             https,
-            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
             port,
         })
     }
@@ -174,7 +177,11 @@ impl Settings {
         let schema = schema();
         let mut config = Config::load(dir, "appsettings", true, vars, &schema)?;
         if let Some(urls) = urls {
-            config.set("Urls".into(), urls.into(), Origin::CommandLine("--urls".into()));
+            config.set(
+                "Urls".into(),
+                urls.into(),
+                Origin::CommandLine("--urls".into()),
+            );
         }
         Self::from_config(&config)
     }
@@ -185,7 +192,12 @@ impl Settings {
         let mut errors = config.check_unknown(&schema);
 
         for section in ["IdentityServer", "EncryptionCertificate"] {
-            for key in ["X509StoreLocation", "X509StoreName", "X509Thumbprint", "X509SubjectDistinguishedName"] {
+            for key in [
+                "X509StoreLocation",
+                "X509StoreName",
+                "X509Thumbprint",
+                "X509SubjectDistinguishedName",
+            ] {
                 if let Some(s) = config.get(&format!("{section}:{key}")) {
                     let message = if section == "IdentityServer" {
                         WINDOWS_STORE.to_string()
@@ -210,12 +222,15 @@ impl Settings {
             }
         }
 
-        let signing_path = config.get_any(&["IdentityServer:X509KeyFilePath", "IdentityServer:X509File"]);
+        let signing_path =
+            config.get_any(&["IdentityServer:X509KeyFilePath", "IdentityServer:X509File"]);
         let signing = match signing_path.filter(|s| !s.value.trim().is_empty()) {
             Some(s) => Some(CertificateFile {
                 path: config.resolve(s.value.trim()),
                 password: ClientSecret::new(
-                    config.string("IdentityServer:X509KeyFilePassword").unwrap_or_default(),
+                    config
+                        .string("IdentityServer:X509KeyFilePassword")
+                        .unwrap_or_default(),
                 ),
                 setting: s.path.clone(),
             }),
@@ -231,18 +246,30 @@ impl Settings {
             Some(path) => Some(CertificateFile {
                 path,
                 password: ClientSecret::new(
-                    config.string("Kestrel:Certificates:Default:Password").unwrap_or_default(),
+                    config
+                        .string("Kestrel:Certificates:Default:Password")
+                        .unwrap_or_default(),
                 ),
                 setting: "Kestrel:Certificates:Default:Path".into(),
             }),
             None => signing.clone(),
         };
-        let encryption_certificate = config.path("EncryptionCertificate:File").map(|path| CertificateFile {
-            path,
-            password: ClientSecret::new(config.string("EncryptionCertificate:Password").unwrap_or_default()),
-            setting: "EncryptionCertificate:File".into(),
-        });
-        take(&mut errors, config.bool("EncryptionCertificate:EncryptFile", false));
+        let encryption_certificate =
+            config
+                .path("EncryptionCertificate:File")
+                .map(|path| CertificateFile {
+                    path,
+                    password: ClientSecret::new(
+                        config
+                            .string("EncryptionCertificate:Password")
+                            .unwrap_or_default(),
+                    ),
+                    setting: "EncryptionCertificate:File".into(),
+                });
+        take(
+            &mut errors,
+            config.bool("EncryptionCertificate:EncryptFile", false),
+        );
 
         let url_setting = config.get("Urls").or_else(|| config.get("ASPNETCORE_URLS"));
         let url = match url_setting {
@@ -252,15 +279,33 @@ impl Settings {
                 port: 5001,
             }),
             Some(s) => {
-                let urls: Vec<&str> = s.value.split(';').map(str::trim).filter(|u| !u.is_empty()).collect();
+                let urls: Vec<&str> = s
+                    .value
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .collect();
                 if urls.len() != 1 {
-                    take(&mut errors, Err(invalid(s, "expected exactly one listen URL (several are not supported yet)")))
+                    take(
+                        &mut errors,
+                        Err(invalid(
+                            s,
+                            "expected exactly one listen URL (several are not supported yet)",
+                        )),
+                    )
                 } else {
-                    take(&mut errors, ListenUrl::parse(urls[0]).map_err(|m| invalid(s, &m)))
+                    take(
+                        &mut errors,
+                        ListenUrl::parse(urls[0]).map_err(|m| invalid(s, &m)),
+                    )
                 }
             }
         };
-        let insecure = take(&mut errors, config.bool("IdentityServer:DangerAllowInsecureHttp", false)).unwrap_or(false);
+        let insecure = take(
+            &mut errors,
+            config.bool("IdentityServer:DangerAllowInsecureHttp", false),
+        )
+        .unwrap_or(false);
         if let (Some(u), Some(s)) = (&url, url_setting) {
             if !u.https && !insecure {
                 errors.push(invalid(
@@ -276,13 +321,19 @@ impl Settings {
                 if v.starts_with("https://") || (insecure && v.starts_with("http://")) {
                     Some(v)
                 } else {
-                    errors.push(invalid(s, "expected the server's public base URL, e.g. https://ids.example.com"));
+                    errors.push(invalid(
+                        s,
+                        "expected the server's public base URL, e.g. https://ids.example.com",
+                    ));
                     None
                 }
             }
             _ => None,
         };
-        let lifetime = take(&mut errors, config.u64_in("IdentityServer:AccessTokenLifetime", 3600, 1, 86_400 * 7));
+        let lifetime = take(
+            &mut errors,
+            config.u64_in("IdentityServer:AccessTokenLifetime", 3600, 1, 86_400 * 7),
+        );
         let scopes: Vec<String> = {
             let list = config.list("IdentityServer:Scopes");
             if list.is_empty() {
@@ -304,41 +355,79 @@ impl Settings {
         let access_control_path = config
             .path("AccessControl:ConfigurationPath")
             .unwrap_or_else(|| config.dir().join("Conf"));
-        let danger_expired = take(&mut errors, config.bool("IdentityServer:DangerAcceptExpiredCertificate", false));
-        let cache_ttl = take(&mut errors, config.u64_in("IdentityServer:SecretCacheSeconds", 3600, 0, 86_400));
-        let cache_size = take(&mut errors, config.u64_in("IdentityServer:SecretCacheSize", 10_000, 0, 10_000_000));
+        let danger_expired = take(
+            &mut errors,
+            config.bool("IdentityServer:DangerAcceptExpiredCertificate", false),
+        );
+        let cache_ttl = take(
+            &mut errors,
+            config.u64_in("IdentityServer:SecretCacheSeconds", 3600, 0, 86_400),
+        );
+        let cache_size = take(
+            &mut errors,
+            config.u64_in("IdentityServer:SecretCacheSize", 10_000, 0, 10_000_000),
+        );
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
-        let concurrency = take(&mut errors, config.u64_in("IdentityServer:HashConcurrency", cpus, 1, 1024));
-        let failed = take(&mut errors, config.u64_in("IdentityServer:FailedAuthenticationsPerMinute", 30, 1, 1_000_000));
+        let concurrency = take(
+            &mut errors,
+            config.u64_in("IdentityServer:HashConcurrency", cpus, 1, 1024),
+        );
+        let failed = take(
+            &mut errors,
+            config.u64_in(
+                "IdentityServer:FailedAuthenticationsPerMinute",
+                30,
+                1,
+                1_000_000,
+            ),
+        );
 
         if !errors.is_empty() {
             return Err(errors);
         }
-        match (signing, tls, url, lifetime, danger_expired, cache_ttl, cache_size, concurrency, failed) {
-            (Some(signing), Some(tls), Some(url), Some(lifetime), Some(danger), Some(ttl), Some(size), Some(conc), Some(failed)) => {
-                Ok(Settings {
-                    config_dir: config.dir().to_path_buf(),
-                    signing,
-                    validation_keys: config
-                        .list("IdentityServer:ValidationKeys")
-                        .iter()
-                        .map(|s| config.resolve(s.value.trim()))
-                        .collect(),
-                    tls,
-                    url,
-                    application_uri,
-                    audience: config.string("IdentityServer:Audience"),
-                    scopes,
-                    access_token_lifetime: Duration::from_secs(lifetime),
-                    access_control_path,
-                    danger_accept_expired_certificate: danger,
-                    secret_cache_ttl: Duration::from_secs(ttl),
-                    secret_cache_size: size as usize,
-                    hash_concurrency: conc as usize,
-                    failed_authentications_per_minute: failed as u32,
-                    encryption_certificate,
-                })
-            }
+        match (
+            signing,
+            tls,
+            url,
+            lifetime,
+            danger_expired,
+            cache_ttl,
+            cache_size,
+            concurrency,
+            failed,
+        ) {
+            (
+                Some(signing),
+                Some(tls),
+                Some(url),
+                Some(lifetime),
+                Some(danger),
+                Some(ttl),
+                Some(size),
+                Some(conc),
+                Some(failed),
+            ) => Ok(Settings {
+                config_dir: config.dir().to_path_buf(),
+                signing,
+                validation_keys: config
+                    .list("IdentityServer:ValidationKeys")
+                    .iter()
+                    .map(|s| config.resolve(s.value.trim()))
+                    .collect(),
+                tls,
+                url,
+                application_uri,
+                audience: config.string("IdentityServer:Audience"),
+                scopes,
+                access_token_lifetime: Duration::from_secs(lifetime),
+                access_control_path,
+                danger_accept_expired_certificate: danger,
+                secret_cache_ttl: Duration::from_secs(ttl),
+                secret_cache_size: size as usize,
+                hash_concurrency: conc as usize,
+                failed_authentications_per_minute: failed as u32,
+                encryption_certificate,
+            }),
             _ => Err(errors),
         }
     }

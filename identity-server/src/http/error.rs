@@ -14,9 +14,9 @@ impl From<OAuthError> for ErrorResponse {
     fn from(e: OAuthError) -> Self {
         let status = match &e {
             OAuthError::InvalidClient => StatusCode::UNAUTHORIZED,
-            OAuthError::InvalidRequest(_) | OAuthError::UnsupportedGrantType(_) | OAuthError::InvalidScope(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            OAuthError::InvalidRequest(_)
+            | OAuthError::UnsupportedGrantType(_)
+            | OAuthError::InvalidScope(_) => StatusCode::BAD_REQUEST,
             OAuthError::SlowDown { .. } => StatusCode::TOO_MANY_REQUESTS,
             OAuthError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             OAuthError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,

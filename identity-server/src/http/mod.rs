@@ -52,7 +52,11 @@ async fn token(
             let status = e.status();
             return ErrorResponse(
                 OAuthError::InvalidRequest(format!("request body rejected: {}", e.body_text())),
-                if status == StatusCode::PAYLOAD_TOO_LARGE { status } else { StatusCode::BAD_REQUEST },
+                if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    status
+                } else {
+                    StatusCode::BAD_REQUEST
+                },
             )
             .into_response();
         }
@@ -61,15 +65,24 @@ async fn token(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
     if !form {
         return ErrorResponse::from(OAuthError::InvalidRequest(
             "Content-Type must be application/x-www-form-urlencoded".into(),
         ))
         .into_response();
     }
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match state.tokens.token(&body, authorization, peer.ip(), now()).await {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match state
+        .tokens
+        .token(&body, authorization, peer.ip(), now())
+        .await
+    {
         Ok(response) => {
             let mut r = axum::Json(response).into_response();
             no_store(r.headers_mut());

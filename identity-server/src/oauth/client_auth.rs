@@ -70,7 +70,9 @@ pub struct Authenticator {
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Authenticator")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -84,7 +86,9 @@ pub enum AuthOutcome {
 impl Authenticator {
     pub fn new(config: AuthConfig) -> Result<Self, OAuthError> {
         let mut key = [0u8; 32];
-        SystemRandom::new().fill(&mut key).map_err(|_| OAuthError::ServerError)?;
+        SystemRandom::new()
+            .fill(&mut key)
+            .map_err(|_| OAuthError::ServerError)?;
         Ok(Authenticator {
             semaphore: Arc::new(Semaphore::new(config.hash_concurrency.max(1))),
             config,
@@ -120,10 +124,13 @@ impl Authenticator {
         }
         self.check_budget(client_id, peer, now)?;
         let ok = if client.hash.is_slow() {
-            let permit = tokio::time::timeout(self.config.hash_wait, self.semaphore.clone().acquire_owned())
-                .await
-                .map_err(|_| OAuthError::TemporarilyUnavailable)?
-                .map_err(|_| OAuthError::ServerError)?;
+            let permit = tokio::time::timeout(
+                self.config.hash_wait,
+                self.semaphore.clone().acquire_owned(),
+            )
+            .await
+            .map_err(|_| OAuthError::TemporarilyUnavailable)?
+            .map_err(|_| OAuthError::ServerError)?;
             let hash = client.hash.clone();
             let secret = secret.clone();
             tokio::task::spawn_blocking(move || {
@@ -158,7 +165,9 @@ impl Authenticator {
         if self.config.cache_size == 0 {
             return false;
         }
-        let Ok(cache) = self.cache.lock() else { return false };
+        let Ok(cache) = self.cache.lock() else {
+            return false;
+        };
         cache
             .get(key)
             .is_some_and(|e| e.expires_at > now && e.fingerprint == *fingerprint)
@@ -168,7 +177,9 @@ impl Authenticator {
         if self.config.cache_size == 0 || self.config.cache_ttl.is_zero() {
             return;
         }
-        let Ok(mut cache) = self.cache.lock() else { return };
+        let Ok(mut cache) = self.cache.lock() else {
+            return;
+        };
         if cache.len() >= self.config.cache_size {
             cache.retain(|_, e| e.expires_at > now);
             if cache.len() >= self.config.cache_size {
@@ -191,14 +202,18 @@ impl Authenticator {
     }
 
     fn check_budget(&self, client_id: &str, peer: IpAddr, now: i64) -> Result<(), OAuthError> {
-        let Ok(mut failures) = self.failures.lock() else { return Err(OAuthError::ServerError) };
+        let Ok(mut failures) = self.failures.lock() else {
+            return Err(OAuthError::ServerError);
+        };
         let rate = self.config.failures_per_minute;
         for key in [format!("client:{client_id}"), format!("ip:{peer}")] {
             if let Some(bucket) = failures.get_mut(&key) {
                 bucket.refill(now, rate);
                 if bucket.tokens < 1.0 {
                     let wait = ((1.0 - bucket.tokens) * 60.0 / f64::from(rate)).ceil() as u64;
-                    return Err(OAuthError::SlowDown { retry_after_secs: wait.max(1) });
+                    return Err(OAuthError::SlowDown {
+                        retry_after_secs: wait.max(1),
+                    });
                 }
             }
         }
@@ -206,7 +221,9 @@ impl Authenticator {
     }
 
     fn record_failure(&self, client_id: &str, peer: IpAddr, now: i64) -> Result<(), OAuthError> {
-        let Ok(mut failures) = self.failures.lock() else { return Err(OAuthError::ServerError) };
+        let Ok(mut failures) = self.failures.lock() else {
+            return Err(OAuthError::ServerError);
+        };
         let rate = self.config.failures_per_minute;
         if failures.len() > 100_000 {
             failures.retain(|_, b| {

@@ -40,12 +40,16 @@ impl OAuthError {
     /// The `error_description` sent to the client.
     pub fn description(&self) -> String {
         match self {
-            OAuthError::InvalidRequest(d) | OAuthError::UnsupportedGrantType(d) | OAuthError::InvalidScope(d) => d.clone(),
+            OAuthError::InvalidRequest(d)
+            | OAuthError::UnsupportedGrantType(d)
+            | OAuthError::InvalidScope(d) => d.clone(),
             OAuthError::InvalidClient => "client authentication failed".into(),
             OAuthError::SlowDown { retry_after_secs } => {
                 format!("too many failed authentications; retry after {retry_after_secs} seconds")
             }
-            OAuthError::TemporarilyUnavailable => "the server is busy verifying secrets; retry shortly".into(),
+            OAuthError::TemporarilyUnavailable => {
+                "the server is busy verifying secrets; retry shortly".into()
+            }
             OAuthError::ServerError => "internal error; see the server log".into(),
         }
     }

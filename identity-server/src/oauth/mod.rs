@@ -74,5 +74,8 @@ impl TokenService {
 
 /// Client ids come from the network: keep log lines single-line and short.
 fn printable(text: &str) -> String {
-    text.chars().take(100).map(|c| if c.is_control() { '?' } else { c }).collect()
+    text.chars()
+        .take(100)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }

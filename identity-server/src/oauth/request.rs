@@ -33,7 +33,11 @@ pub struct TokenRequest {
 /// Parses the form body and the `Authorization` header.
 ///
 /// `authorities` are the server's own `host[:port]` spellings: a `client_id` of `Job@host:port` means `Job`.
-pub fn parse(body: &[u8], authorization: Option<&str>, authorities: &[String]) -> Result<TokenRequest, OAuthError> {
+pub fn parse(
+    body: &[u8],
+    authorization: Option<&str>,
+    authorities: &[String],
+) -> Result<TokenRequest, OAuthError> {
     let mut grant_type = None;
     let mut scope = None;
     let mut client_id = None;
@@ -47,11 +51,14 @@ pub fn parse(body: &[u8], authorization: Option<&str>, authorities: &[String]) -
             _ => continue, // RFC 6749 section 3.2: unknown parameters are ignored.
         };
         if slot.is_some() {
-            return Err(OAuthError::InvalidRequest(format!("parameter `{key}` is repeated")));
+            return Err(OAuthError::InvalidRequest(format!(
+                "parameter `{key}` is repeated"
+            )));
         }
         *slot = Some(value);
     }
-    let grant_type = grant_type.ok_or_else(|| OAuthError::InvalidRequest("missing `grant_type`".into()))?;
+    let grant_type =
+        grant_type.ok_or_else(|| OAuthError::InvalidRequest("missing `grant_type`".into()))?;
     if grant_type != "client_credentials" {
         return Err(OAuthError::UnsupportedGrantType(format!(
             "grant type `{}` is not supported; use `client_credentials`",
@@ -97,13 +104,23 @@ pub fn parse(body: &[u8], authorization: Option<&str>, authorities: &[String]) -
         None => Vec::new(),
         Some(s) => parse_scope(&s)?,
     };
-    Ok(TokenRequest { credentials, scopes })
+    Ok(TokenRequest {
+        credentials,
+        scopes,
+    })
 }
 
 /// `Job@host:port` -> `Job` when `host:port` is one of the server's authorities (case-insensitive).
 pub fn strip_authority<'a>(client_id: &'a str, authorities: &[String]) -> &'a str {
     match client_id.rsplit_once('@') {
-        Some((id, authority)) if !id.is_empty() && authorities.iter().any(|a| a.eq_ignore_ascii_case(authority)) => id,
+        Some((id, authority))
+            if !id.is_empty()
+                && authorities
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(authority)) =>
+        {
+            id
+        }
         _ => client_id,
     }
 }
@@ -112,7 +129,10 @@ pub fn strip_authority<'a>(client_id: &'a str, authorities: &[String]) -> &'a st
 fn parse_scope(text: &str) -> Result<Vec<String>, OAuthError> {
     let mut scopes: Vec<String> = Vec::new();
     for token in text.split(' ').filter(|t| !t.is_empty()) {
-        if !token.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)) {
+        if !token
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+        {
             return Err(OAuthError::InvalidScope(format!(
                 "scope `{}` has characters RFC 6749 section 3.3 does not allow",
                 printable(token)
@@ -127,7 +147,12 @@ fn parse_scope(text: &str) -> Result<Vec<String>, OAuthError> {
 
 /// `Authorization: Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 section 2.3.1).
 fn parse_basic(header: &str) -> Result<(String, ClientSecret), OAuthError> {
-    let bad = || OAuthError::InvalidRequest("malformed Authorization header: expected `Basic base64(client_id:client_secret)`".into());
+    let bad = || {
+        OAuthError::InvalidRequest(
+            "malformed Authorization header: expected `Basic base64(client_id:client_secret)`"
+                .into(),
+        )
+    };
     let (scheme, value) = header.trim().split_once(' ').ok_or_else(bad)?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(OAuthError::InvalidRequest(
@@ -157,7 +182,9 @@ fn form_urlencoded_pairs(body: &[u8]) -> Result<Vec<(String, String)>, OAuthErro
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match (percent_decode(k), percent_decode(v)) {
                 (Some(k), Some(v)) => Ok((k, v)),
-                _ => Err(OAuthError::InvalidRequest("malformed form encoding in the body".into())),
+                _ => Err(OAuthError::InvalidRequest(
+                    "malformed form encoding in the body".into(),
+                )),
             }
         })
         .collect()
@@ -188,7 +215,13 @@ fn percent_decode(text: &str) -> Option<String> {
 fn printable(text: &str) -> String {
     text.chars()
         .take(64)
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
@@ -202,26 +235,86 @@ mod tests {
 
     #[test]
     fn post_and_basic() {
-        let r = parse(b"grant_type=client_credentials&client_id=Job%40localhost%3A5001&client_secret=a%2Bb+c", None, &auth()).expect("post");
+        let r = parse(
+            b"grant_type=client_credentials&client_id=Job%40localhost%3A5001&client_secret=a%2Bb+c",
+            None,
+            &auth(),
+        )
+        .expect("post");
         assert_eq!(r.credentials.client_id, "Job");
-        assert_eq!(r.credentials.secret.as_ref().map(|s| s.expose().to_string()).as_deref(), Some("a+b c"));
+        assert_eq!(
+            r.credentials
+                .secret
+                .as_ref()
+                .map(|s| s.expose().to_string())
+                .as_deref(),
+            Some("a+b c")
+        );
         assert_eq!(r.credentials.method, AuthMethod::ClientSecretPost);
-        let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("Job%3Ax:s%3Acret"));
-        let r = parse(b"grant_type=client_credentials&scope=api+api", Some(&header), &auth()).expect("basic");
+        let header = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("Job%3Ax:s%3Acret")
+        );
+        let r = parse(
+            b"grant_type=client_credentials&scope=api+api",
+            Some(&header),
+            &auth(),
+        )
+        .expect("basic");
         assert_eq!(r.credentials.client_id, "Job:x");
-        assert_eq!(r.credentials.secret.as_ref().map(|s| s.expose().to_string()).as_deref(), Some("s:cret"));
+        assert_eq!(
+            r.credentials
+                .secret
+                .as_ref()
+                .map(|s| s.expose().to_string())
+                .as_deref(),
+            Some("s:cret")
+        );
         assert_eq!(r.scopes, vec!["api"]);
     }
 
     #[test]
     fn errors() {
-        assert!(matches!(parse(b"client_id=a", None, &auth()), Err(OAuthError::InvalidRequest(_))));
-        assert!(matches!(parse(b"grant_type=password&client_id=a", None, &auth()), Err(OAuthError::UnsupportedGrantType(_))));
-        assert!(matches!(parse(b"grant_type=client_credentials&grant_type=client_credentials", None, &auth()), Err(OAuthError::InvalidRequest(_))));
-        assert!(matches!(parse(b"grant_type=client_credentials", None, &auth()), Err(OAuthError::InvalidClient)));
-        assert!(matches!(parse(b"grant_type=client_credentials&client_id=a&client_secret=b&scope=a%22b", None, &auth()), Err(OAuthError::InvalidScope(_))));
-        assert!(matches!(parse(b"grant_type=client_credentials&client_id=%zz", None, &auth()), Err(OAuthError::InvalidRequest(_))));
-        assert!(matches!(parse(b"grant_type=client_credentials", Some("Basic !!!"), &auth()), Err(OAuthError::InvalidRequest(_))));
+        assert!(matches!(
+            parse(b"client_id=a", None, &auth()),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            parse(b"grant_type=password&client_id=a", None, &auth()),
+            Err(OAuthError::UnsupportedGrantType(_))
+        ));
+        assert!(matches!(
+            parse(
+                b"grant_type=client_credentials&grant_type=client_credentials",
+                None,
+                &auth()
+            ),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            parse(b"grant_type=client_credentials", None, &auth()),
+            Err(OAuthError::InvalidClient)
+        ));
+        assert!(matches!(
+            parse(
+                b"grant_type=client_credentials&client_id=a&client_secret=b&scope=a%22b",
+                None,
+                &auth()
+            ),
+            Err(OAuthError::InvalidScope(_))
+        ));
+        assert!(matches!(
+            parse(
+                b"grant_type=client_credentials&client_id=%zz",
+                None,
+                &auth()
+            ),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            parse(b"grant_type=client_credentials", Some("Basic !!!"), &auth()),
+            Err(OAuthError::InvalidRequest(_))
+        ));
         assert_eq!(strip_authority("Job@other:1", &auth()), "Job@other:1");
     }
 }

@@ -42,9 +42,16 @@ pub struct TokenIssuer {
 }
 
 impl TokenIssuer {
-    pub fn issue(&self, client: &RegisteredClient, scopes: &[String], now: i64) -> Result<TokenResponse, OAuthError> {
+    pub fn issue(
+        &self,
+        client: &RegisteredClient,
+        scopes: &[String],
+        now: i64,
+    ) -> Result<TokenResponse, OAuthError> {
         let mut jti = [0u8; 16];
-        SystemRandom::new().fill(&mut jti).map_err(|_| OAuthError::ServerError)?;
+        SystemRandom::new()
+            .fill(&mut jti)
+            .map_err(|_| OAuthError::ServerError)?;
         let scope = scopes.join(" ");
         let claims = AccessTokenClaims {
             iss: self.issuer.clone(),
@@ -58,7 +65,10 @@ impl TokenIssuer {
             nbf: now,
             exp: now + self.lifetime_secs as i64,
         };
-        let access_token = self.signer.sign(&claims).map_err(|_| OAuthError::ServerError)?;
+        let access_token = self
+            .signer
+            .sign(&claims)
+            .map_err(|_| OAuthError::ServerError)?;
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",

@@ -1,1 +1,11 @@
-//! End-to-end tests.
+//! End-to-end tests: the real server on 127.0.0.1:0 over HTTPS, real PFX files made by `openssl`
+//! (`tests/fixtures`, see its README) and by the project, real clients.
+//!
+//! One test binary (DESIGN.md section 7.7); modules by capability.
+
+mod support;
+
+mod cli;
+mod config_errors;
+mod oidc_client;
+mod token_endpoint;

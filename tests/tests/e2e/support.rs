@@ -1,0 +1,246 @@
+//! Test deployments: a temporary folder with appsettings.json, PFX files and XML, and a running server.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ids_crypto::{ClientSecret, SecretHash};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub const PASSWORD: &str = "test-password";
+pub const JOB_SECRET: &str = "job-secret-1234";
+
+/// `tests/fixtures`.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// The weak-parameter argon2id hash of [`JOB_SECRET`] (computed once; tests only).
+pub fn job_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        SecretHash::danger_weak_argon2id(&ClientSecret::new(JOB_SECRET))
+            .expect("hash")
+            .to_attribute()
+    })
+}
+
+/// The default access-control XML of a test deployment.
+pub fn default_xml() -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<ConfigurationFile xmlns="urn:schemas-usercube-com:configuration">
+  <Profile Identifier="Administrator" DisplayName_L1="Administrator" />
+  <Profile Identifier="Reader" DisplayName_L1="Reader" />
+  <EntityType Identifier="Directory_User"><Property Identifier="Login" /></EntityType>
+  <OpenIdClient Identifier="Job" HashedSecret="{}" DisplayName_L1="Permissions for jobs" Profile="Administrator" ContextId="-2" />
+  <OpenIdClient Identifier="Legacy" HashedSecret="K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=" Profile="Reader" />
+  <OpenIdClient Identifier="LegacyNoPad" HashedSecret="K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols" Profile="Reader" />
+  <OpenIdClient Identifier="Expired" HashedSecret="K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=" Profile="Reader" ExpirationDate="2020-01-01T00:00:00" />
+  <OpenIdClient Identifier="Later" HashedSecret="K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=" ExpirationDate="2999-01-01" />
+</ConfigurationFile>
+"#,
+        job_hash()
+    )
+}
+
+/// A deployment folder.
+pub struct Deployment {
+    pub dir: tempfile::TempDir,
+    pub settings: Value,
+}
+
+impl Deployment {
+    /// Signing with `signing-rsa.pfx`, TLS with `tls.pfx` (both made by openssl, CA `ca.crt`).
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for f in [
+            "signing-rsa.pfx",
+            "signing-rsa-legacy.pfx",
+            "signing-ec.pfx",
+            "signing-ec.crt",
+            "tls.pfx",
+            "ca.crt",
+            "rsa1024.pfx",
+            "cert-only.pfx",
+            "no-localkeyid.pfx",
+            "expired.pfx",
+            "other-tls.pfx",
+        ] {
+            std::fs::copy(fixtures().join(f), dir.path().join(f)).expect("copy fixture");
+        }
+        std::fs::create_dir_all(dir.path().join("Conf")).expect("mkdir");
+        std::fs::write(dir.path().join("Conf/clients.xml"), default_xml()).expect("xml");
+        let settings = json!({
+            "Urls": "https://127.0.0.1:0",
+            "IdentityServer": {
+                "X509KeyFilePath": "signing-rsa.pfx",
+                "X509KeyFilePassword": PASSWORD,
+            },
+            "Kestrel": { "Certificates": { "Default": { "Path": "tls.pfx", "Password": PASSWORD } } },
+            "Logging": { "LogLevel": { "Default": "Information" } },
+        });
+        Deployment { dir, settings }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Sets `a.b.c` in appsettings.json.
+    pub fn set(&mut self, path: &str, value: Value) -> &mut Self {
+        let mut node = &mut self.settings;
+        let parts: Vec<&str> = path.split('.').collect();
+        for part in &parts[..parts.len() - 1] {
+            if node.get(*part).is_none() {
+                node[*part] = json!({});
+            }
+            node = &mut node[*part];
+        }
+        node[parts[parts.len() - 1]] = value;
+        self
+    }
+
+    pub fn write(&self) {
+        std::fs::write(
+            self.path().join("appsettings.json"),
+            serde_json::to_vec_pretty(&self.settings).expect("json"),
+        )
+        .expect("write settings");
+    }
+
+    pub fn write_xml(&self, name: &str, text: &str) {
+        let p = self.path().join("Conf").join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(p, text).expect("write xml");
+    }
+
+    pub fn load_settings(&self) -> Result<identity_server::Settings, Vec<String>> {
+        self.write();
+        identity_server::Settings::load_with(self.path(), &[], None)
+            .map_err(|es| es.iter().map(ToString::to_string).collect())
+    }
+
+    /// Starts the real server in-process on 127.0.0.1:0.
+    pub async fn start(&self) -> Server {
+        let settings = self.load_settings().expect("valid settings");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(identity_server::run(settings, listener, async move {
+            let _ = rx.await;
+        }));
+        let server = Server {
+            addr,
+            base: format!("https://127.0.0.1:{}", addr.port()),
+            client: https_client(&self.path().join("ca.crt")),
+            stop: Some(tx),
+            task: Some(task),
+        };
+        server.wait_ready().await;
+        server
+    }
+}
+
+/// A reqwest client trusting only `ca`.
+pub fn https_client(ca: &Path) -> reqwest::Client {
+    let pem = std::fs::read(ca).expect("ca");
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("pem")])
+        .build()
+        .expect("client")
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    /// `https://127.0.0.1:PORT`: the issuer (derived from `Urls`).
+    pub base: String,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), identity_server::ServerError>>>,
+}
+
+impl Server {
+    async fn wait_ready(&self) {
+        for _ in 0..100 {
+            if let Ok(r) = self.client.get(format!("{}/hc", self.base)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if self.task.as_ref().is_some_and(|t| t.is_finished()) {
+                panic!("server stopped during start-up");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("server not ready");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// POSTs a form to the token endpoint.
+    pub async fn token_post(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(self.url("/connect/token"))
+            .form(form)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let result = task.await.expect("join");
+            assert!(result.is_ok(), "server error: {result:?}");
+        }
+    }
+}
+
+/// Verifies `token` against the server's JWKS with jsonwebtoken (an independent implementation).
+pub async fn verify_with_jwks(server: &Server, token: &str) -> Value {
+    let header = jsonwebtoken::decode_header(token).expect("header");
+    let jwks: jsonwebtoken::jwk::JwkSet = server
+        .client
+        .get(server.url("/.well-known/openid-configuration/jwks"))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("jwks json");
+    let kid = header.kid.clone().expect("kid");
+    let jwk = jwks.find(&kid).expect("kid in JWKS");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key");
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_issuer(&[&server.base]);
+    validation.set_audience(&[&server.base]);
+    validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+    let data = jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .expect("valid signature and claims");
+    data.claims
+}
+
+/// Runs a workspace binary (built by `cargo build --workspace`, see the README's test command).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/debug/deps/e2e-HASH -> target/debug/NAME
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace`), as the README's test command does",
+        path.display()
+    );
+    path
+}

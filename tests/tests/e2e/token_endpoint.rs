@@ -1,0 +1,499 @@
+//! The token endpoint, discovery and JWKS over HTTPS.
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::support::{Deployment, JOB_SECRET, verify_with_jwks};
+
+async fn body(r: reqwest::Response) -> (u16, reqwest::header::HeaderMap, Value) {
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let value = r.json().await.unwrap_or(Value::Null);
+    (status, headers, value)
+}
+
+#[tokio::test]
+async fn client_secret_post_and_basic_issue_verified_tokens() {
+    let d = Deployment::new();
+    let server = d.start().await;
+
+    // client_secret_post
+    let (status, headers, v) = body(
+        server
+            .token_post(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "Job"),
+                ("client_secret", JOB_SECRET),
+            ])
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["expires_in"], 3600);
+    assert_eq!(v["scope"], "api");
+    let token = v["access_token"].as_str().expect("token");
+    let header = jsonwebtoken::decode_header(token).expect("header");
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    assert!(header.x5t.is_some());
+    let claims = verify_with_jwks(&server, token).await;
+    assert_eq!(claims["iss"], server.base);
+    assert_eq!(claims["sub"], "Job");
+    assert_eq!(claims["client_id"], "Job");
+    assert_eq!(claims["aud"], server.base);
+    assert_eq!(claims["scope"], "api");
+    assert_eq!(claims["profile"], "Administrator");
+    assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 16));
+    let iat = claims["iat"].as_i64().expect("iat");
+    assert_eq!(claims["nbf"].as_i64(), Some(iat));
+    assert_eq!(claims["exp"].as_i64(), Some(iat + 3600));
+
+    // client_secret_basic, twice (the second from the verification cache), distinct jti
+    let mut jtis = Vec::new();
+    for _ in 0..2 {
+        let r = server
+            .client
+            .post(server.url("/connect/token"))
+            .basic_auth("Job", Some(JOB_SECRET))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("send");
+        let (status, _, v) = body(r).await;
+        assert_eq!(status, 200, "{v}");
+        let claims = verify_with_jwks(&server, v["access_token"].as_str().expect("token")).await;
+        jtis.push(claims["jti"].clone());
+    }
+    assert_ne!(jtis[0], jtis[1]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn client_ids_with_the_server_authority_and_legacy_hashes() {
+    let d = Deployment::new();
+    let server = d.start().await;
+    let port = server.addr.port();
+    for id in [
+        format!("Job@localhost:{port}"),
+        format!("Job@127.0.0.1:{port}"),
+    ] {
+        let (status, _, v) = body(
+            server
+                .token_post(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", &id),
+                    ("client_secret", JOB_SECRET),
+                ])
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{id}: {v}");
+        let claims = verify_with_jwks(&server, v["access_token"].as_str().expect("token")).await;
+        assert_eq!(claims["sub"], "Job");
+    }
+    // Another server's authority is not ours: the id stays unknown.
+    let (status, _, v) = body(
+        server
+            .token_post(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "Job@elsewhere:1"),
+                ("client_secret", JOB_SECRET),
+            ])
+            .await,
+    )
+    .await;
+    assert_eq!((status, v["error"].as_str()), (401, Some("invalid_client")));
+
+    for id in ["Legacy", "LegacyNoPad", "Later"] {
+        let (status, _, v) = body(
+            server
+                .token_post(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", id),
+                    ("client_secret", "secret"),
+                ])
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{id}: {v}");
+        let claims = verify_with_jwks(&server, v["access_token"].as_str().expect("token")).await;
+        assert_eq!(claims["sub"], id);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn authentication_failures_are_uniform_401() {
+    let d = Deployment::new();
+    let server = d.start().await;
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        (
+            "wrong secret",
+            vec![("client_id", "Job"), ("client_secret", "wrong")],
+        ),
+        (
+            "legacy wrong secret",
+            vec![("client_id", "Legacy"), ("client_secret", "Secret")],
+        ),
+        (
+            "unknown client",
+            vec![("client_id", "Nobody"), ("client_secret", "secret")],
+        ),
+        (
+            "expired client",
+            vec![("client_id", "Expired"), ("client_secret", "secret")],
+        ),
+        ("no secret", vec![("client_id", "Job")]),
+        ("no client", vec![]),
+    ];
+    let mut bodies = Vec::new();
+    for (name, extra) in cases {
+        let mut form = vec![("grant_type", "client_credentials")];
+        form.extend(extra);
+        let (status, headers, v) = body(server.token_post(&form).await).await;
+        assert_eq!(status, 401, "{name}: {v}");
+        assert_eq!(v["error"], "invalid_client", "{name}");
+        assert!(headers.get("www-authenticate").is_some(), "{name}");
+        assert_eq!(headers["cache-control"], "no-store", "{name}");
+        bodies.push(v);
+    }
+    // Same answer whatever the reason: no oracle on which clients exist.
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_rfc6749_errors() {
+    let d = Deployment::new();
+    let server = d.start().await;
+    let post_raw = |content_type: &'static str, data: Vec<u8>| {
+        server
+            .client
+            .post(server.url("/connect/token"))
+            .header("content-type", content_type)
+            .body(data)
+            .send()
+    };
+    let form = "application/x-www-form-urlencoded";
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        (
+            "bad grant",
+            form,
+            b"grant_type=password&client_id=Job&client_secret=x".to_vec(),
+            400,
+            "unsupported_grant_type",
+        ),
+        (
+            "no grant",
+            form,
+            b"client_id=Job&client_secret=x".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "repeated",
+            form,
+            b"grant_type=client_credentials&grant_type=client_credentials".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "bad encoding",
+            form,
+            b"grant_type=client_credentials&client_id=%G1".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "not utf-8",
+            form,
+            vec![b'g', 0xff, 0xfe],
+            400,
+            "invalid_request",
+        ),
+        (
+            "json body",
+            "application/json",
+            br#"{"grant_type":"client_credentials"}"#.to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "huge body",
+            form,
+            vec![b'a'; 64 * 1024],
+            413,
+            "invalid_request",
+        ),
+        (
+            "bad scope chars",
+            form,
+            format!(
+                "grant_type=client_credentials&client_id=Job&client_secret={JOB_SECRET}&scope=a%22b"
+            )
+            .into_bytes(),
+            400,
+            "invalid_scope",
+        ),
+    ];
+    for (name, ct, data, status, error) in cases {
+        let (s, headers, v) = body(post_raw(ct, data).await.expect("send")).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (status, Some(error)),
+            "{name}: {v}"
+        );
+        assert!(
+            v["error_description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "{name}"
+        );
+        assert_eq!(headers["cache-control"], "no-store", "{name}");
+    }
+    // Basic and body secret together, and a garbled Authorization header.
+    let r = server
+        .client
+        .post(server.url("/connect/token"))
+        .basic_auth("Job", Some(JOB_SECRET))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_secret", JOB_SECRET),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(body(r).await.2["error"], "invalid_request");
+    let r = server
+        .client
+        .post(server.url("/connect/token"))
+        .header(
+            "authorization",
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("no-colon")
+            ),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(body(r).await.2["error"], "invalid_request");
+    // GET on the token endpoint.
+    let r = server
+        .client
+        .get(server.url("/connect/token"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 405);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn scopes_are_granted_or_refused() {
+    let mut d = Deployment::new();
+    d.set("IdentityServer.Scopes", json!(["api", "files.write"]));
+    let server = d.start().await;
+    let ask = |scope: Option<&'static str>| {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", "Legacy"),
+            ("client_secret", "secret"),
+        ];
+        if let Some(s) = scope {
+            form.push(("scope", s));
+        }
+        let request = server.client.post(server.url("/connect/token")).form(&form);
+        request.send()
+    };
+    let (s, _, v) = body(ask(None).await.expect("send")).await;
+    assert_eq!((s, v["scope"].as_str()), (200, Some("api files.write")));
+    let (s, _, v) = body(ask(Some("files.write")).await.expect("send")).await;
+    assert_eq!((s, v["scope"].as_str()), (200, Some("files.write")));
+    let claims = verify_with_jwks(&server, v["access_token"].as_str().expect("token")).await;
+    assert_eq!(claims["scope"], "files.write");
+    let (s, _, v) = body(ask(Some("api admin")).await.expect("send")).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("invalid_scope")),
+        "{v}"
+    );
+    assert!(
+        v["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("admin"))
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn discovery_and_jwks_publish_signing_and_validation_keys() {
+    let mut d = Deployment::new();
+    d.set("IdentityServer.ValidationKeys", json!(["signing-ec.crt"]));
+    let server = d.start().await;
+    let doc: Value = server
+        .client
+        .get(server.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(doc["issuer"], server.base);
+    assert_eq!(doc["token_endpoint"], server.url("/connect/token"));
+    assert_eq!(
+        doc["jwks_uri"],
+        server.url("/.well-known/openid-configuration/jwks")
+    );
+    assert_eq!(doc["grant_types_supported"], json!(["client_credentials"]));
+    assert_eq!(
+        doc["token_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post"])
+    );
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        json!(["RS256"])
+    );
+
+    let jwks: Value = server
+        .client
+        .get(server.url("/.well-known/openid-configuration/jwks"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let keys = jwks["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 2, "{jwks}");
+    let rsa = &keys[0];
+    for member in ["kty", "use", "kid", "x5t", "n", "e", "x5c", "alg"] {
+        assert!(rsa.get(member).is_some(), "RSA JWK lacks {member}: {rsa}");
+    }
+    assert_eq!(
+        (
+            rsa["kty"].as_str(),
+            rsa["alg"].as_str(),
+            rsa["use"].as_str()
+        ),
+        (Some("RSA"), Some("RS256"), Some("sig"))
+    );
+    let ec = &keys[1];
+    assert_eq!(
+        (ec["kty"].as_str(), ec["crv"].as_str(), ec["alg"].as_str()),
+        (Some("EC"), Some("P-256"), Some("ES256"))
+    );
+    // The validation key is the certificate from the fixtures: its x5c is that certificate.
+    let pem = std::fs::read_to_string(d.path().join("signing-ec.crt")).expect("pem");
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert_eq!(ec["x5c"][0].as_str(), Some(b64.as_str()));
+    let hc = server
+        .client
+        .get(server.url("/hc"))
+        .send()
+        .await
+        .expect("hc");
+    assert_eq!(hc.status().as_u16(), 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn openssl_pfx_formats_sign_and_serve_tls() {
+    // -legacy PFX (RC2/3DES, SHA-1 MAC) as signing and TLS certificate.
+    let mut d = Deployment::new();
+    d.set(
+        "IdentityServer.X509KeyFilePath",
+        json!("signing-rsa-legacy.pfx"),
+    );
+    let server = d.start().await;
+    let (s, _, v) = body(
+        server
+            .token_post(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "Legacy"),
+                ("client_secret", "secret"),
+            ])
+            .await,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    verify_with_jwks(&server, v["access_token"].as_str().expect("token")).await;
+    server.stop().await;
+
+    // EC P-256 signing -> ES256; PFX without localKeyID; the signing PFX also serving TLS.
+    for (signing, alg) in [
+        ("signing-ec.pfx", jsonwebtoken::Algorithm::ES256),
+        ("no-localkeyid.pfx", jsonwebtoken::Algorithm::RS256),
+    ] {
+        let mut d = Deployment::new();
+        d.set("IdentityServer.X509KeyFilePath", json!(signing));
+        let server = d.start().await;
+        let (s, _, v) = body(
+            server
+                .token_post(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", "Legacy"),
+                    ("client_secret", "secret"),
+                ])
+                .await,
+        )
+        .await;
+        assert_eq!(s, 200, "{signing}: {v}");
+        let token = v["access_token"].as_str().expect("token");
+        assert_eq!(jsonwebtoken::decode_header(token).expect("header").alg, alg);
+        verify_with_jwks(&server, token).await;
+        server.stop().await;
+    }
+
+    // TLS with the legacy PFX too.
+    let mut d = Deployment::new();
+    d.set(
+        "Kestrel.Certificates.Default.Path",
+        json!("signing-rsa-legacy.pfx"),
+    );
+    d.set(
+        "Kestrel.Certificates.Default.Password",
+        json!("test-password"),
+    );
+    d.write();
+    let settings = d.load_settings().expect("settings");
+    assert!(identity_server::keys::tls_config(&settings).is_ok());
+}
+
+#[tokio::test]
+async fn repeated_failures_are_rate_limited_without_locking_out_the_client() {
+    let mut d = Deployment::new();
+    d.set("IdentityServer.FailedAuthenticationsPerMinute", json!(3));
+    let server = d.start().await;
+    let good = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "Job"),
+        ("client_secret", JOB_SECRET),
+    ];
+    // The real client authenticates once: its secret is now verified and cached.
+    assert_eq!(server.token_post(&good).await.status().as_u16(), 200);
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let r = server
+            .token_post(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "Job"),
+                ("client_secret", "guess"),
+            ])
+            .await;
+        if r.status().as_u16() == 429 {
+            assert!(r.headers().get("retry-after").is_some());
+        }
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(&statuses[..3], &[401, 401, 401], "{statuses:?}");
+    assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+    // The attacker's failures do not lock the legitimate client out.
+    let r = server.token_post(&good).await;
+    assert_eq!(r.status().as_u16(), 200);
+    server.stop().await;
+}
