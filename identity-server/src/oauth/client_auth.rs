@@ -257,3 +257,143 @@ impl Bucket {
         self.at = now;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ids_crypto::SecretHash;
+
+    fn client(secret: &str) -> RegisteredClient {
+        let hash = SecretHash::danger_weak_argon2id(&ClientSecret::new(secret)).expect("hash");
+        let text = hash.to_attribute();
+        let mut fingerprint = [0u8; 32];
+        fingerprint.copy_from_slice(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref(),
+        );
+        RegisteredClient {
+            identifier: "Job".into(),
+            hash,
+            hash_fingerprint: fingerprint,
+            profile: None,
+            display_name: None,
+            expires_at: None,
+        }
+    }
+
+    fn auth(failures_per_minute: u32) -> Authenticator {
+        Authenticator::new(AuthConfig {
+            cache_ttl: Duration::from_secs(60),
+            cache_size: 100,
+            hash_concurrency: 1,
+            hash_wait: Duration::from_secs(1),
+            failures_per_minute,
+        })
+        .expect("authenticator")
+    }
+
+    const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    async fn check(
+        a: &Authenticator,
+        c: &RegisteredClient,
+        secret: &str,
+        now: i64,
+    ) -> Result<AuthOutcome, OAuthError> {
+        a.authenticate("Job", Some(c), Some(&ClientSecret::new(secret)), PEER, now)
+            .await
+    }
+
+    #[tokio::test]
+    async fn successes_are_cached_failures_are_not() {
+        let a = auth(100);
+        let c = client("right");
+        assert!(matches!(
+            check(&a, &c, "right", 0).await,
+            Ok(AuthOutcome::Authenticated { cached: false })
+        ));
+        assert!(matches!(
+            check(&a, &c, "right", 1).await,
+            Ok(AuthOutcome::Authenticated { cached: true })
+        ));
+        assert!(matches!(
+            check(&a, &c, "wrong", 1).await,
+            Ok(AuthOutcome::Rejected(Rejection::WrongSecret))
+        ));
+        assert!(matches!(
+            check(&a, &c, "wrong", 1).await,
+            Ok(AuthOutcome::Rejected(Rejection::WrongSecret))
+        ));
+        assert_eq!(a.cache_len(), 1);
+        // TTL elapsed: verified again.
+        assert!(matches!(
+            check(&a, &c, "right", 61).await,
+            Ok(AuthOutcome::Authenticated { cached: false })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_changed_hash_drops_the_cached_verification() {
+        let a = auth(100);
+        let old = client("old");
+        assert!(matches!(
+            check(&a, &old, "old", 0).await,
+            Ok(AuthOutcome::Authenticated { .. })
+        ));
+        let new = client("new");
+        // The old secret was cached for the old hash only.
+        assert!(matches!(
+            check(&a, &new, "old", 1).await,
+            Ok(AuthOutcome::Rejected(Rejection::WrongSecret))
+        ));
+        assert!(matches!(
+            check(&a, &new, "new", 1).await,
+            Ok(AuthOutcome::Authenticated { cached: false })
+        ));
+    }
+
+    #[tokio::test]
+    async fn expired_clients_are_refused_even_when_cached() {
+        let a = auth(100);
+        let mut c = client("s");
+        assert!(matches!(
+            check(&a, &c, "s", 0).await,
+            Ok(AuthOutcome::Authenticated { .. })
+        ));
+        c.expires_at = Some(10);
+        assert!(matches!(
+            check(&a, &c, "s", 10).await,
+            Ok(AuthOutcome::Rejected(Rejection::Expired))
+        ));
+    }
+
+    #[tokio::test]
+    async fn failure_budget_refills_and_spares_cached_secrets() {
+        let a = auth(2);
+        let c = client("s");
+        assert!(matches!(
+            check(&a, &c, "s", 0).await,
+            Ok(AuthOutcome::Authenticated { .. })
+        ));
+        for _ in 0..2 {
+            assert!(matches!(
+                check(&a, &c, "x", 0).await,
+                Ok(AuthOutcome::Rejected(_))
+            ));
+        }
+        assert!(matches!(
+            check(&a, &c, "x", 0).await,
+            Err(OAuthError::SlowDown {
+                retry_after_secs: 30
+            })
+        ));
+        assert!(matches!(
+            check(&a, &c, "s", 0).await,
+            Ok(AuthOutcome::Authenticated { cached: true })
+        ));
+        // 30 s later one attempt is available again.
+        assert!(matches!(
+            check(&a, &c, "x", 30).await,
+            Ok(AuthOutcome::Rejected(_))
+        ));
+    }
+}

@@ -21,34 +21,36 @@ impl Drop for Running {
 /// Starts `identity-server ARGS`, returns it and the stdout lines up to and including `listening on`.
 fn start(args: &[&str]) -> (Running, Vec<String>) {
     let quickstart = args.first() == Some(&"quickstart");
-    let mut child = Command::new(binary("identity-server"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn identity-server");
-    let stdout = child.stdout.take().expect("stdout");
+    let mut child = Running(
+        Command::new(binary("identity-server"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn identity-server"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
     let mut lines = Vec::new();
     let mut reader = BufReader::new(stdout);
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).expect("read") == 0 {
             let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
+            if let Some(mut e) = child.0.stderr.take() {
                 let _ = std::io::Read::read_to_string(&mut e, &mut err);
             }
             panic!("identity-server exited before listening: {lines:?}\n{err}");
         }
         lines.push(line.trim_end().to_string());
         if line.starts_with("listening on ") && !quickstart {
-            return (Running(child), lines);
+            return (child, lines);
         }
         if quickstart && lines.iter().any(|l| l.starts_with("listening on ")) {
             // quickstart's banner ends with the curl command line.
             if line.starts_with("  curl ") {
-                return (Running(child), lines);
+                return (child, lines);
             }
         }
     }

@@ -1,1 +1,264 @@
-fn main() {}
+//! `ids-bench`: token throughput of the real server over HTTPS, next to the raw signing rate of the
+//! crypto backend measured in the same run.
+//!
+//! 1. Raw RSA-2048 PKCS#1 v1.5 SHA-256 signatures per second on one core (aws-lc-rs, key pre-parsed).
+//! 2. A deployment in a temporary folder (project-made CA, TLS and RSA-2048 signing PFX, `--clients`
+//!    argon2id clients with the production parameters), served by the `identity-server` binary that sits
+//!    next to this one, in its own process, on 127.0.0.1:0.
+//! 3. First requests: each client once (uncached argon2id verification).
+//! 4. Repeated requests of already-verified clients over keep-alive connections for `--seconds`.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use ids_crypto::devcerts::{Ca, KeyKind, PfxProfile, to_pfx};
+use ids_crypto::{ClientSecret, SecretHash, SigningKey};
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Measure raw RSA-2048 signing and client-credentials tokens/s through the running server"
+)]
+struct Cli {
+    /// Concurrent keep-alive connections of the load generator.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Duration of the repeated-request phase.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Number of distinct argon2id clients (first-request phase).
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// The identity-server binary (default: next to this one).
+    #[arg(long)]
+    server: Option<PathBuf>,
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let server_bin = match cli.server.clone() {
+        Some(p) => p,
+        None => std::env::current_exe()?
+            .parent()
+            .context("no parent folder")?
+            .join("identity-server"),
+    };
+    if !server_bin.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p identity-server -p ids-tools)",
+            server_bin.display()
+        );
+    }
+
+    // 1. Raw primitive, one core.
+    let ca = Ca::new("bench CA", 30)?;
+    let signing = ca.issue_signing("bench signing", KeyKind::Rsa2048, 30)?;
+    let key = SigningKey::from_pkcs8(&signing.key_pkcs8)?;
+    let message = [0x5au8; 600];
+    let start = Instant::now();
+    let mut signs = 0u64;
+    while start.elapsed() < Duration::from_secs(2) {
+        key.sign(&message)?;
+        signs += 1;
+    }
+    let raw_rate = signs as f64 / start.elapsed().as_secs_f64();
+    println!("raw RSA-2048 sign (aws-lc-rs, pre-parsed key, 1 core): {raw_rate:.0}/s");
+
+    // 2. Deployment.
+    let dir = tempfile::tempdir()?;
+    let secrets = write_deployment(dir.path(), &ca, &signing, cli.clients)?;
+    let mut child = Command::new(&server_bin)
+        .args(["serve", "--urls", "https://127.0.0.1:0", "--config-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", server_bin.display()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let child = Killed(child);
+    let mut port = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if let Some(rest) = line.strip_prefix("listening on https://") {
+            port = rest.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+            break;
+        }
+    }
+    let port = port.context("the server did not print its address")?;
+    let url = format!("https://127.0.0.1:{port}/connect/token");
+    let ca_cert = reqwest::Certificate::from_pem(ca.cert.cert_pem.as_bytes())?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .tls_certs_only([ca_cert])
+            .http1_only()
+            .pool_max_idle_per_host(cli.connections)
+            .build()?;
+
+        // 3. First requests: uncached argon2id.
+        let first = Instant::now();
+        let mut tasks = Vec::new();
+        for (i, secret) in secrets.iter().enumerate() {
+            let client = client.clone();
+            let url = url.clone();
+            let secret = secret.clone();
+            tasks.push(tokio::spawn(async move {
+                let t = Instant::now();
+                let ok = request(&client, &url, &format!("Client{i}"), &secret).await;
+                (ok, t.elapsed())
+            }));
+        }
+        let mut latencies = Vec::new();
+        for t in tasks {
+            let (ok, d) = t.await?;
+            if !ok {
+                bail!("a first request failed");
+            }
+            latencies.push(d);
+        }
+        let first_rate = secrets.len() as f64 / first.elapsed().as_secs_f64();
+        println!(
+            "first requests (uncached argon2id, m=19456 KiB t=2 p=1), {} clients: {first_rate:.1} tokens/s; latency {}",
+            secrets.len(),
+            percentiles(&mut latencies)
+        );
+
+        // 4. Repeated requests, cached verifications, keep-alive.
+        let stop = Arc::new(AtomicBool::new(false));
+        let begin = Instant::now();
+        let mut workers = Vec::new();
+        for w in 0..cli.connections {
+            let client = client.clone();
+            let url = url.clone();
+            let i = w % secrets.len();
+            let secret = secrets[i].clone();
+            let stop = stop.clone();
+            workers.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut errors = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    if request(&client, &url, &format!("Client{i}"), &secret).await {
+                        lat.push(t.elapsed());
+                    } else {
+                        errors += 1;
+                    }
+                }
+                (lat, errors)
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(cli.seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for w in workers {
+            let (lat, e) = w.await?;
+            all.extend(lat);
+            errors += e;
+        }
+        let elapsed = begin.elapsed().as_secs_f64();
+        let rate = all.len() as f64 / elapsed;
+        println!(
+            "repeated requests (cached argon2id), {} keep-alive connections, {:.0} s: {rate:.0} tokens/s, {errors} errors; latency {}",
+            cli.connections,
+            elapsed,
+            percentiles(&mut all)
+        );
+        println!(
+            "ratio: {:.2} x the raw single-core RSA-2048 signing rate (target >= 1.00)",
+            rate / raw_rate
+        );
+        Ok::<_, anyhow::Error>(())
+    })?;
+    drop(child);
+    Ok(())
+}
+
+async fn request(client: &reqwest::Client, url: &str, id: &str, secret: &str) -> bool {
+    match client
+        .post(url)
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+        _ => false,
+    }
+}
+
+fn percentiles(samples: &mut [Duration]) -> String {
+    if samples.is_empty() {
+        return "n/a".into();
+    }
+    samples.sort();
+    let at = |p: f64| {
+        let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+        samples[i].as_secs_f64() * 1000.0
+    };
+    format!(
+        "p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0)
+    )
+}
+
+fn write_deployment(
+    dir: &Path,
+    ca: &Ca,
+    signing: &ids_crypto::devcerts::Issued,
+    clients: usize,
+) -> anyhow::Result<Vec<String>> {
+    let password = "bench-password";
+    let tls = ca.issue_server(&["localhost", "127.0.0.1"], KeyKind::EcP256, 30)?;
+    std::fs::write(
+        dir.join("tls.pfx"),
+        to_pfx(&tls, &[], "tls", password, PfxProfile::Modern)?,
+    )?;
+    std::fs::write(
+        dir.join("signing.pfx"),
+        to_pfx(signing, &[], "signing", password, PfxProfile::Modern)?,
+    )?;
+    std::fs::write(
+        dir.join("appsettings.json"),
+        serde_json::json!({
+            "IdentityServer": { "X509KeyFilePath": "signing.pfx", "X509KeyFilePassword": password },
+            "Kestrel": { "Certificates": { "Default": { "Path": "tls.pfx", "Password": password } } },
+        })
+        .to_string(),
+    )?;
+    std::fs::create_dir_all(dir.join("Conf"))?;
+    let mut xml = String::from("<ConfigurationFile>\n");
+    let mut secrets = Vec::new();
+    for i in 0..clients.max(1) {
+        let secret = ClientSecret::generate();
+        let hash = SecretHash::argon2id(&secret)?;
+        xml.push_str(&format!(
+            "  <OpenIdClient Identifier=\"Client{i}\" HashedSecret=\"{}\" />\n",
+            hash.to_attribute()
+        ));
+        secrets.push(secret.expose().to_string());
+    }
+    xml.push_str("</ConfigurationFile>\n");
+    std::fs::write(dir.join("Conf/clients.xml"), xml)?;
+    Ok(secrets)
+}
