@@ -33,13 +33,13 @@ impl ClientSecret {
         &self.0
     }
 
-    /// A new random secret: 32 bytes (256 bits) from the system RNG, base64url.
-    pub fn generate() -> Self {
+    /// A new random secret: 32 bytes (256 bits) from the system RNG, base64url (43 characters).
+    pub fn generate() -> Result<Self, HashError> {
         let mut bytes = Zeroizing::new([0u8; 32]);
-        // The system RNG does not fail on supported platforms; an all-zero secret would be caught below.
-        let filled = SystemRandom::new().fill(bytes.as_mut()).is_ok();
-        debug_assert!(filled);
-        ClientSecret::new(crate::b64::url(bytes.as_ref()))
+        SystemRandom::new()
+            .fill(bytes.as_mut())
+            .map_err(|_| HashError::Random)?;
+        Ok(ClientSecret::new(crate::b64::url(bytes.as_ref())))
     }
 }
 
@@ -64,6 +64,8 @@ pub enum HashError {
     Unrecognised,
     #[error("base64 value decodes to {0} bytes; expected 32 (SHA-256) or 64 (SHA-512)")]
     WrongLength(usize),
+    #[error("the system random number generator failed")]
+    Random,
 }
 
 /// A parsed `HashedSecret`.

@@ -123,7 +123,7 @@ pub fn discovery_document(issuer: &str, alg: Algorithm, scopes: &[String]) -> St
         "scopes_supported": scopes,
         "claims_supported": ["iss", "sub", "client_id", "aud", "scope", "profile", "jti", "iat", "nbf", "exp"],
         "grant_types_supported": ["client_credentials"],
-        "response_types_supported": ["token"],
+        "response_types_supported": [],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [alg.as_str()],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

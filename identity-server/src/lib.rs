@@ -29,6 +29,9 @@ use keys::Keys;
 use oauth::client_auth::{AuthConfig, Authenticator};
 use oauth::{TokenIssuer, TokenService};
 
+/// How long a client may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Everything loaded from disk, validated before the server accepts a connection.
 #[derive(Debug)]
 pub struct Loaded {
@@ -122,21 +125,26 @@ pub async fn run(
     });
     if settings.url.https {
         let tls = keys::tls_config(&settings).map_err(|e| ServerError::Load(vec![e]))?;
-        axum_server::from_tcp_rustls(
+        let mut server = axum_server::from_tcp_rustls(
             listener,
             axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls)),
-        )?
-        .handle(handle)
-        .serve(app)
-        .await?;
+        )?;
+        // A client that opens a connection and sends headers slowly must not hold it forever.
+        server
+            .http_builder()
+            .http1()
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        server.handle(handle).serve(app).await?;
     } else {
         tracing::warn!(
             "DANGER: serving plain HTTP (IdentityServer:DangerAllowInsecureHttp); secrets and tokens cross the network in clear"
         );
-        axum_server::from_tcp(listener)?
-            .handle(handle)
-            .serve(app)
-            .await?;
+        let mut server = axum_server::from_tcp(listener)?;
+        server
+            .http_builder()
+            .http1()
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        server.handle(handle).serve(app).await?;
     }
     Ok(())
 }

@@ -38,8 +38,10 @@ enum Command {
     Quickstart {
         #[arg(long, default_value = "ids-quickstart")]
         dir: PathBuf,
-        #[arg(long, default_value = "https://localhost:5001")]
-        urls: String,
+        /// Listen URL (default https://localhost:5001); written to a new appsettings.json, and overriding
+        /// `Urls` of an existing one.
+        #[arg(long)]
+        urls: Option<String>,
     },
 }
 
@@ -56,10 +58,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config_dir, urls } => serve(&config_dir, urls.as_deref(), None),
         Command::Check { config_dir } => check(&config_dir),
-        Command::Quickstart { dir, urls } => match quickstart::prepare(&dir, &urls) {
-            Ok(q) => serve(&dir, None, Some(q)),
-            Err(e) => Err(vec![e.to_string()]),
-        },
+        Command::Quickstart { dir, urls } => {
+            match quickstart::prepare(&dir, urls.as_deref().unwrap_or("https://localhost:5001")) {
+                Ok(q) => serve(&dir, urls.as_deref(), Some(q)),
+                Err(e) => Err(vec![e.to_string()]),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -88,7 +88,8 @@ pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
             825,
         )
         .map_err(generate)?;
-    let password = ClientSecret::generate();
+    let password =
+        ClientSecret::generate().map_err(|e| QuickstartError::Generate(e.to_string()))?;
     let ca_der = ca.cert.cert_der.as_slice();
     let tls_pfx = to_pfx(
         &tls,
@@ -106,7 +107,7 @@ pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
         PfxProfile::Modern,
     )
     .map_err(generate)?;
-    let secret = ClientSecret::generate();
+    let secret = ClientSecret::generate().map_err(|e| QuickstartError::Generate(e.to_string()))?;
     let hash =
         SecretHash::argon2id(&secret).map_err(|e| QuickstartError::Generate(e.to_string()))?;
     let settings = serde_json::json!({

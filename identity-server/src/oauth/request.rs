@@ -318,3 +318,51 @@ mod tests {
         assert_eq!(strip_authority("Job@other:1", &auth()), "Job@other:1");
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+
+    /// Random and mutated bodies and headers never panic the parser (a cheap stand-in for cargo-fuzz,
+    /// which needs a nightly toolchain this machine does not have).
+    #[test]
+    fn random_inputs_never_panic() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let seeds: [&[u8]; 3] = [
+            b"grant_type=client_credentials&client_id=Job%40localhost%3A5001&client_secret=a%2Bb+c&scope=api",
+            b"grant_type=client_credentials&scope=a+b+c",
+            b"%%%&&&===++",
+        ];
+        let alphabet = b"%+&=aZ09@:\"\\ \x00\xff\xc3";
+        for round in 0..20_000 {
+            let mut body = seeds[round % seeds.len()].to_vec();
+            for _ in 0..(next() % 6) {
+                let pos = (next() as usize) % (body.len() + 1);
+                let byte = alphabet[(next() as usize) % alphabet.len()];
+                match next() % 3 {
+                    0 if pos < body.len() => body[pos] = byte,
+                    1 if pos < body.len() => {
+                        body.remove(pos);
+                    }
+                    _ => body.insert(pos, byte),
+                }
+            }
+            let header = match next() % 4 {
+                0 => None,
+                1 => Some(format!("Basic {}", String::from_utf8_lossy(&body))),
+                2 => Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(&body)
+                )),
+                _ => Some(String::from_utf8_lossy(&body).into_owned()),
+            };
+            let _ = parse(&body, header.as_deref(), &["localhost:5001".to_string()]);
+        }
+    }
+}

@@ -497,3 +497,35 @@ async fn repeated_failures_are_rate_limited_without_locking_out_the_client() {
     assert_eq!(r.status().as_u16(), 200);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn plain_http_only_behind_the_danger_switch() {
+    let mut d = Deployment::new();
+    d.set("Urls", json!("http://127.0.0.1:0"));
+    d.set("IdentityServer.DangerAllowInsecureHttp", json!(true));
+    let settings = d.load_settings().expect("allowed with the switch");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(identity_server::run(settings, listener, async move {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::new();
+    let mut doc = Value::Null;
+    for _ in 0..100 {
+        if let Ok(r) = client
+            .get(format!(
+                "http://127.0.0.1:{port}/.well-known/openid-configuration"
+            ))
+            .send()
+            .await
+        {
+            doc = r.json().await.expect("json");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(doc["issuer"], format!("http://127.0.0.1:{port}"));
+    let _ = tx.send(());
+    assert!(task.await.expect("join").is_ok());
+}

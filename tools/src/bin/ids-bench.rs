@@ -250,7 +250,7 @@ fn write_deployment(
     let mut xml = String::from("<ConfigurationFile>\n");
     let mut secrets = Vec::new();
     for i in 0..clients.max(1) {
-        let secret = ClientSecret::generate();
+        let secret = ClientSecret::generate()?;
         let hash = SecretHash::argon2id(&secret)?;
         xml.push_str(&format!(
             "  <OpenIdClient Identifier=\"Client{i}\" HashedSecret=\"{}\" />\n",

@@ -48,7 +48,13 @@ fn main() -> ExitCode {
         let line = text.lines().next().unwrap_or_default().to_string();
         ClientSecret::new(line)
     } else {
-        ClientSecret::generate()
+        match ClientSecret::generate() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     };
     if secret.expose().is_empty() {
         eprintln!("error: the secret is empty");

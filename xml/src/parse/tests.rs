@@ -473,3 +473,41 @@ fn large_document_is_parsed_in_one_pass() {
     assert_eq!(last.identifier, "c19999");
     assert_eq!(last.position, at(2 + 2 * 19_999, 3));
 }
+
+/// Random truncations and byte mutations of a realistic file never panic the parser, and every error
+/// carries a line and column inside the text.
+#[test]
+fn mutated_documents_never_panic() {
+    let base = "<?xml version=\"1.0\"?>\n<ConfigurationFile xmlns=\"urn:x\">\n  <Profile Identifier=\"Administrator\" DisplayName_L1=\"A &amp; B\"/>\n  <OpenIdClient Identifier=\"Job\" HashedSecret=\"K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=\" Profile=\"Administrator\" ExpirationDate=\"2027-01-01\"/>\n  <!-- c --><![CDATA[x]]><Agent Identifier=\"A\" URI=\"https://h\"/>\n</ConfigurationFile>\n";
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let alphabet = [
+        '<', '>', '/', '"', '=', '&', ';', 'a', ' ', '\n', '\r', 'é', '!', '?',
+    ];
+    for _ in 0..5_000 {
+        let mut text: Vec<char> = base.chars().collect();
+        for _ in 0..(1 + next() % 4) {
+            let pos = (next() as usize) % (text.len() + 1);
+            let c = alphabet[(next() as usize) % alphabet.len()];
+            match next() % 4 {
+                0 if pos < text.len() => text[pos] = c,
+                1 if pos < text.len() => {
+                    text.remove(pos);
+                }
+                2 => text.truncate(pos),
+                _ => text.insert(pos, c),
+            }
+        }
+        let text: String = text.into_iter().collect();
+        if let Err(e) = crate::parse_document("f.xml", &text) {
+            let lines = text.split('\n').count() as u32 + 1;
+            assert!(e.line >= 1 && e.line <= lines, "{e} for {text:?}");
+            assert!(e.column >= 1, "{e}");
+        }
+    }
+}
