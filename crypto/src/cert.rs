@@ -239,7 +239,8 @@ fn pem_or_der(file: &str, bytes: &[u8]) -> Result<Vec<u8>, CertError> {
     Ok(bytes.to_vec())
 }
 
-fn strip_zeros(bytes: &[u8]) -> &[u8] {
+/// Big-endian integer bytes without leading zeros (DER adds one before a high bit; JOSE wants none).
+pub(crate) fn strip_zeros(bytes: &[u8]) -> &[u8] {
     let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
     &bytes[start..]
 }

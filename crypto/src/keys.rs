@@ -5,6 +5,8 @@ use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair,
 };
 
+use crate::cert::strip_zeros;
+
 /// JWS algorithm, pinned to the key type (RFC 8725 section 3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Algorithm {
@@ -109,14 +111,10 @@ impl SigningKey {
                 let public = k.public_key();
                 use aws_lc_rs::rsa::PublicKeyComponents;
                 let components: PublicKeyComponents<Vec<u8>> = public.into();
-                trim(&components.n) == n.as_slice() && trim(&components.e) == e.as_slice()
+                strip_zeros(&components.n) == n.as_slice()
+                    && strip_zeros(&components.e) == e.as_slice()
             }
             _ => false,
         }
     }
-}
-
-fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    &bytes[start..]
 }

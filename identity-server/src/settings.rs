@@ -342,7 +342,7 @@ impl Settings {
                 list.iter()
                     .filter_map(|s| {
                         let v = s.value.trim();
-                        if !v.is_empty() && v.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)) {
+                        if crate::oauth::request::is_scope_token(v) {
                             Some(v.to_string())
                         } else {
                             errors.push(invalid(s, "a scope is one word of printable ASCII without spaces, quotes or backslashes (RFC 6749 section 3.3)"));

@@ -80,7 +80,7 @@ async fn token(
         .and_then(|v| v.to_str().ok());
     match state
         .tokens
-        .token(&body, authorization, peer.ip(), now())
+        .token(&body, authorization, peer.ip(), crate::unix_now())
         .await
     {
         Ok(response) => {
@@ -116,10 +116,4 @@ async fn health() -> &'static str {
 
 fn json(body: String) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 pub use error::OAuthError;
+use request::printable;
 pub use token::{AccessTokenClaims, TokenIssuer, TokenResponse};
 
 use crate::access_control::Clients;
@@ -70,12 +71,4 @@ impl TokenService {
         tracing::debug!(client_id = %client.identifier, scope = %scopes.join(" "), "access token issued");
         Ok(response)
     }
-}
-
-/// Client ids come from the network: keep log lines single-line and short.
-fn printable(text: &str) -> String {
-    text.chars()
-        .take(100)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
 }

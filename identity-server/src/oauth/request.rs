@@ -129,10 +129,7 @@ pub fn strip_authority<'a>(client_id: &'a str, authorities: &[String]) -> &'a st
 fn parse_scope(text: &str) -> Result<Vec<String>, OAuthError> {
     let mut scopes: Vec<String> = Vec::new();
     for token in text.split(' ').filter(|t| !t.is_empty()) {
-        if !token
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
-        {
+        if !is_scope_token(token) {
             return Err(OAuthError::InvalidScope(format!(
                 "scope `{}` has characters RFC 6749 section 3.3 does not allow",
                 printable(token)
@@ -211,8 +208,16 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// A value safe to echo in an error: printable ASCII, at most 64 characters.
-fn printable(text: &str) -> String {
+/// RFC 6749 section 3.3: `scope-token = 1*NQCHAR`, printable ASCII without space, `"` and `\`.
+pub fn is_scope_token(token: &str) -> bool {
+    !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+/// A network-supplied value safe to echo in an error or a log line: printable ASCII, at most 64 characters.
+pub(crate) fn printable(text: &str) -> String {
     text.chars()
         .take(64)
         .map(|c| {

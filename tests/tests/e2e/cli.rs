@@ -56,6 +56,15 @@ fn start(args: &[&str]) -> (Running, Vec<String>) {
     }
 }
 
+/// `identity-server check --config-dir DIR`.
+fn check(dir: &std::path::Path) -> std::process::Output {
+    Command::new(binary("identity-server"))
+        .args(["check", "--config-dir"])
+        .arg(dir)
+        .output()
+        .expect("run identity-server check")
+}
+
 fn port_of(lines: &[String]) -> u16 {
     let line = lines
         .iter()
@@ -71,11 +80,7 @@ fn port_of(lines: &[String]) -> u16 {
 fn check_prints_a_summary_or_every_problem() {
     let d = Deployment::new();
     d.write();
-    let out = Command::new(binary("identity-server"))
-        .args(["check", "--config-dir"])
-        .arg(d.path())
-        .output()
-        .expect("run");
+    let out = check(d.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -93,11 +98,7 @@ fn check_prints_a_summary_or_every_problem() {
     d.set("IdentityServer.Lifetime", json!(5));
     d.write();
     d.write_xml("dup.xml", "<C><OpenIdClient Identifier=\"Job\" HashedSecret=\"K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=\"/></C>");
-    let out = Command::new(binary("identity-server"))
-        .args(["check", "--config-dir"])
-        .arg(d.path())
-        .output()
-        .expect("run");
+    let out = check(d.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -109,11 +110,7 @@ fn check_prints_a_summary_or_every_problem() {
     let d2 = Deployment::new();
     d2.write();
     d2.write_xml("dup.xml", "<C><OpenIdClient Identifier=\"Job\" HashedSecret=\"K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=\"/></C>");
-    let out = Command::new(binary("identity-server"))
-        .args(["check", "--config-dir"])
-        .arg(d2.path())
-        .output()
-        .expect("run");
+    let out = check(d2.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(

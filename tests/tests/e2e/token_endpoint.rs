@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::support::{Deployment, JOB_SECRET, verify_with_jwks};
+use crate::support::{Deployment, JOB_SECRET, Server, verify_with_jwks};
 
 async fn body(r: reqwest::Response) -> (u16, reqwest::header::HeaderMap, Value) {
     let status = r.status().as_u16();
@@ -12,22 +12,27 @@ async fn body(r: reqwest::Response) -> (u16, reqwest::header::HeaderMap, Value) 
     (status, headers, value)
 }
 
+/// A `client_secret_post` request for `id` and `secret`.
+async fn post(server: &Server, id: &str, secret: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+    body(
+        server
+            .token_post(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ])
+            .await,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn client_secret_post_and_basic_issue_verified_tokens() {
     let d = Deployment::new();
     let server = d.start().await;
 
     // client_secret_post
-    let (status, headers, v) = body(
-        server
-            .token_post(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", "Job"),
-                ("client_secret", JOB_SECRET),
-            ])
-            .await,
-    )
-    .await;
+    let (status, headers, v) = post(&server, "Job", JOB_SECRET).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(headers["cache-control"], "no-store");
     assert_eq!(v["token_type"], "Bearer");
@@ -79,44 +84,17 @@ async fn client_ids_with_the_server_authority_and_legacy_hashes() {
         format!("Job@localhost:{port}"),
         format!("Job@127.0.0.1:{port}"),
     ] {
-        let (status, _, v) = body(
-            server
-                .token_post(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", &id),
-                    ("client_secret", JOB_SECRET),
-                ])
-                .await,
-        )
-        .await;
+        let (status, _, v) = post(&server, &id, JOB_SECRET).await;
         assert_eq!(status, 200, "{id}: {v}");
         let claims = verify_with_jwks(&server, v["access_token"].as_str().expect("token")).await;
         assert_eq!(claims["sub"], "Job");
     }
     // Another server's authority is not ours: the id stays unknown.
-    let (status, _, v) = body(
-        server
-            .token_post(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", "Job@elsewhere:1"),
-                ("client_secret", JOB_SECRET),
-            ])
-            .await,
-    )
-    .await;
+    let (status, _, v) = post(&server, "Job@elsewhere:1", JOB_SECRET).await;
     assert_eq!((status, v["error"].as_str()), (401, Some("invalid_client")));
 
     for id in ["Legacy", "LegacyNoPad", "Later"] {
-        let (status, _, v) = body(
-            server
-                .token_post(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", id),
-                    ("client_secret", "secret"),
-                ])
-                .await,
-        )
-        .await;
+        let (status, _, v) = post(&server, id, "secret").await;
         assert_eq!(status, 200, "{id}: {v}");
         let claims = verify_with_jwks(&server, v["access_token"].as_str().expect("token")).await;
         assert_eq!(claims["sub"], id);
@@ -410,16 +388,7 @@ async fn openssl_pfx_formats_sign_and_serve_tls() {
         json!("signing-rsa-legacy.pfx"),
     );
     let server = d.start().await;
-    let (s, _, v) = body(
-        server
-            .token_post(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", "Legacy"),
-                ("client_secret", "secret"),
-            ])
-            .await,
-    )
-    .await;
+    let (s, _, v) = post(&server, "Legacy", "secret").await;
     assert_eq!(s, 200, "{v}");
     verify_with_jwks(&server, v["access_token"].as_str().expect("token")).await;
     server.stop().await;
@@ -432,16 +401,7 @@ async fn openssl_pfx_formats_sign_and_serve_tls() {
         let mut d = Deployment::new();
         d.set("IdentityServer.X509KeyFilePath", json!(signing));
         let server = d.start().await;
-        let (s, _, v) = body(
-            server
-                .token_post(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", "Legacy"),
-                    ("client_secret", "secret"),
-                ])
-                .await,
-        )
-        .await;
+        let (s, _, v) = post(&server, "Legacy", "secret").await;
         assert_eq!(s, 200, "{signing}: {v}");
         let token = v["access_token"].as_str().expect("token");
         assert_eq!(jsonwebtoken::decode_header(token).expect("header").alg, alg);
