@@ -109,6 +109,21 @@ pub async fn run(
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
+    let cert = &loaded.keys.signing_certificate;
+    tracing::info!(
+        alg = loaded.keys.signer.algorithm().as_str(),
+        kid = loaded.keys.signer.kid(),
+        subject = cert.subject(),
+        not_after = %ids_crypto::cert::format_time(cert.not_after()),
+        validation_keys = loaded.keys.validation.len(),
+        "token signing key loaded"
+    );
+    tracing::info!(
+        clients = loaded.clients.by_id.len(),
+        files = loaded.clients.files.len(),
+        folder = %settings.access_control_path.display(),
+        "access control loaded"
+    );
     let bound = listener.local_addr()?;
     let issuer = issuer(&settings, bound);
     let state = Arc::new(

@@ -242,3 +242,33 @@ fn the_same_pfx_can_sign_and_serve_tls() {
     assert_eq!(s.tls.path, s.signing.path);
     assert_eq!(s.tls.password.expose(), PASSWORD);
 }
+
+#[test]
+fn appsettings_with_comments_and_trailing_commas_load_as_in_dotnet() {
+    let d = Deployment::new();
+    std::fs::write(
+        d.path().join("appsettings.json"),
+        r#"{
+  // Token signing (ASP.NET's JSON reader accepts comments)
+  "IdentityServer": {
+    "X509KeyFilePath": "signing-rsa.pfx", /* relative to this folder */
+    "X509KeyFilePassword": "test-password",
+  },
+  "Urls": "https://127.0.0.1:0",
+}
+"#,
+    )
+    .expect("write");
+    let s = identity_server::Settings::load_with(d.path(), &[], None).expect("settings");
+    assert_eq!(s.signing.path, d.path().join("signing-rsa.pfx"));
+    std::fs::write(
+        d.path().join("appsettings.json"),
+        "{\n  // ok\n  \"Urls\": \"x\"\n  \"IdentityServer\": {}\n}",
+    )
+    .expect("write");
+    let err = identity_server::Settings::load_with(d.path(), &[], None).expect_err("missing comma");
+    assert!(
+        err[0].to_string().contains("appsettings.json:4:"),
+        "{err:?}"
+    );
+}
