@@ -35,14 +35,37 @@ impl fmt::Display for Origin {
     }
 }
 
-/// One leaf setting.
-#[derive(Clone, Debug)]
+/// One leaf setting. `Debug` hides the value of keys that look secret.
+#[derive(Clone)]
 pub struct Setting {
     /// The path as written (`IdentityServer:X509KeyFilePath`).
     pub path: String,
     /// JSON strings as they are; numbers and booleans in their JSON spelling; `null` is absent.
     pub value: String,
     pub origin: Origin,
+}
+
+impl Setting {
+    /// True when the key's name says it holds a secret (`...Password`, `...Secret`).
+    pub fn is_secret(&self) -> bool {
+        let lower = self.path.to_lowercase();
+        lower.contains("password") || lower.contains("secret")
+    }
+}
+
+impl fmt::Debug for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value: &dyn fmt::Debug = if self.is_secret() {
+            &"<redacted>"
+        } else {
+            &self.value
+        };
+        f.debug_struct("Setting")
+            .field("path", &self.path)
+            .field("value", value)
+            .field("origin", &self.origin)
+            .finish()
+    }
 }
 
 /// A problem with the configuration. Never contains a secret value.
@@ -180,9 +203,9 @@ impl Config {
                 }
             }
             V::Array(items) => {
-                // Arrays replace earlier arrays entirely: remove previous elements first.
-                let prefix = format!("{}:", path.to_lowercase());
-                self.settings.retain(|k, _| !k.starts_with(&prefix));
+                // As in .NET, an array is the keys `path:0`, `path:1`...: a later layer overrides element by
+                // element, and a shorter array leaves the earlier layer's extra elements in place.
+                self.settings.remove(&path.to_lowercase());
                 for (i, v) in items.into_iter().enumerate() {
                     self.flatten(format!("{path}:{i}"), v, origin);
                 }
@@ -264,6 +287,15 @@ impl Config {
             .any(|k| *k == lower || k.starts_with(&prefix))
     }
 
+    /// The first setting at or below `path` (in key order), to point at a whole section in messages.
+    pub fn first_below(&self, path: &str) -> Option<&Setting> {
+        let prefix = format!("{}:", path.to_lowercase());
+        self.settings
+            .iter()
+            .find(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, v)| v)
+    }
+
     /// A string value; empty strings count as unset.
     pub fn string(&self, path: &str) -> Option<String> {
         self.get(path)
@@ -297,8 +329,26 @@ impl Config {
         }
     }
 
-    /// The elements of an array (`Key:0`, `Key:1`, ...), in index order. A plain string is split on `;`.
-    pub fn list(&self, path: &str) -> Vec<&Setting> {
+    /// The elements of an array (`Key:0`, `Key:1`, ...), in index order; a plain string value is split on `;`
+    /// (so `IdentityServer__ValidationKeys="a.crt;b.crt"` works from the environment).
+    pub fn list(&self, path: &str) -> Vec<Setting> {
+        if let Some(scalar) = self.get(path) {
+            return scalar
+                .value
+                .split(';')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| Setting {
+                    path: scalar.path.clone(),
+                    value: v.to_string(),
+                    origin: scalar.origin.clone(),
+                })
+                .collect();
+        }
+        self.list_elements(path)
+    }
+
+    fn list_elements(&self, path: &str) -> Vec<Setting> {
         let prefix = format!("{}:", path.to_lowercase());
         let mut items: Vec<(usize, &Setting)> = self
             .settings
@@ -309,7 +359,7 @@ impl Config {
             })
             .collect();
         items.sort_by_key(|(i, _)| *i);
-        items.into_iter().map(|(_, v)| v).collect()
+        items.into_iter().map(|(_, v)| v.clone()).collect()
     }
 
     /// Resolves a path value against the configuration folder.
@@ -392,8 +442,7 @@ pub fn relax_json(text: &str) -> String {
 
 /// An error about a setting's value (the value is shown unless the key looks secret).
 pub fn invalid(setting: &Setting, message: &str) -> ConfigError {
-    let lower = setting.path.to_lowercase();
-    let shown = if lower.contains("password") || lower.contains("secret") {
+    let shown = if setting.is_secret() {
         String::new()
     } else {
         format!(" (got `{}`)", setting.value)
@@ -539,7 +588,8 @@ mod tests {
             .iter()
             .map(|s| s.value.clone())
             .collect();
-        assert_eq!(keys, vec!["v3.crt"]);
+        // .NET semantics: element 0 overridden, element 1 kept from the base file.
+        assert_eq!(keys, vec!["v3.crt", "v2.crt"]);
         assert!(c.get("PATH").is_none());
         assert_eq!(
             c.path("IdentityServer:X509KeyFilePath"),
@@ -598,6 +648,7 @@ mod tests {
             .expect_err("not bool")
             .to_string();
         assert!(!e.contains("hunter2"), "{e}");
+        assert!(!format!("{c:?}").contains("hunter2"));
         let e = c
             .u64_in("A:Lifetime", 1, 1, 10)
             .expect_err("not number")

@@ -28,6 +28,8 @@ impl Algorithm {
 pub enum KeyError {
     #[error("RSA key of {bits} bits is too small: at least 2048 bits are required")]
     WeakRsa { bits: usize },
+    #[error("RSA key smaller than 2048 bits: at least 2048 bits are required")]
+    RsaTooSmall,
     #[error("unsupported private key (supported: RSA of at least 2048 bits, EC P-256): {detail}")]
     Unsupported { detail: String },
     #[error("signing failed")]
@@ -57,6 +59,7 @@ impl SigningKey {
                 }
                 Ok(SigningKey::Rsa(rsa))
             }
+            Err(rsa_err) if rsa_err.description_() == "TooSmall" => Err(KeyError::RsaTooSmall),
             Err(rsa_err) => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
                 .map(SigningKey::Ec)
                 .map_err(|ec_err| KeyError::Unsupported {

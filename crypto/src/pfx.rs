@@ -59,8 +59,9 @@ pub enum PfxError {
 pub struct Pfx {
     pub file: String,
     pub certificate: Certificate,
-    /// The other certificates in the file (intermediates, CA), leaf excluded.
-    pub chain: Vec<Certificate>,
+    /// The other certificates in the file (intermediates, CA) as DER, leaf excluded. They are not
+    /// parsed for their key type: a P-384 intermediate or an old root must not make the file unusable.
+    pub chain: Vec<Vec<u8>>,
     pub key: SigningKey,
     /// The private key as PKCS#8 DER, kept for TLS configuration; wiped on drop.
     pub key_pkcs8: Zeroizing<Vec<u8>>,
@@ -80,33 +81,58 @@ impl Pfx {
     /// Decrypts PFX bytes; `file` names them in errors.
     pub fn from_bytes(file: &str, bytes: &[u8], password: &str) -> Result<Self, PfxError> {
         let archive = open_archive(file, bytes, password)?;
-        let certs = archive
-            .certs
-            .iter()
-            .map(|bag| Certificate::from_der(file, bag.cert.as_der()))
-            .collect::<Result<Vec<_>, _>>()?;
         let key_bag = archive.keys.first().ok_or_else(|| PfxError::NoPrivateKey {
             file: file.to_string(),
         })?;
-        if certs.is_empty() {
+        if archive.certs.is_empty() {
             return Err(PfxError::NoCertificate {
                 file: file.to_string(),
             });
         }
         let key_pkcs8 = Zeroizing::new(key_bag.key.as_der().to_vec());
-        let key = SigningKey::from_pkcs8(&key_pkcs8).map_err(|source| PfxError::Key {
-            file: file.to_string(),
-            source,
-        })?;
-        let leaf =
-            certs
-                .iter()
-                .position(|c| key.matches(c))
-                .ok_or_else(|| PfxError::KeyMismatch {
+        let key = match SigningKey::from_pkcs8(&key_pkcs8) {
+            Ok(key) => key,
+            Err(source) => {
+                // A key refused as too small: its certificate tells how small.
+                let weak = archive.certs.iter().find_map(|bag| {
+                    match Certificate::from_der(file, bag.cert.as_der()) {
+                        Err(e @ CertError::WeakRsa { .. }) => Some(e),
+                        _ => None,
+                    }
+                });
+                return Err(match weak {
+                    Some(e) => e.into(),
+                    None => PfxError::Key {
+                        file: file.to_string(),
+                        source,
+                    },
+                });
+            }
+        };
+        let mut leaf = None;
+        let mut chain = Vec::new();
+        let mut leaf_error = None;
+        for bag in &archive.certs {
+            let der = bag.cert.as_der();
+            match Certificate::from_der(file, der) {
+                Ok(cert) if leaf.is_none() && key.matches(&cert) => leaf = Some(cert),
+                Ok(_) => chain.push(der.to_vec()),
+                Err(e) => {
+                    leaf_error.get_or_insert(e);
+                    chain.push(der.to_vec());
+                }
+            }
+        }
+        let certificate = match (leaf, leaf_error) {
+            (Some(cert), _) => cert,
+            // The key is usable, so its certificate parsed badly: say why.
+            (None, Some(e)) => return Err(e.into()),
+            (None, None) => {
+                return Err(PfxError::KeyMismatch {
                     file: file.to_string(),
-                })?;
-        let mut chain = certs;
-        let certificate = chain.remove(leaf);
+                });
+            }
+        };
         Ok(Pfx {
             file: file.to_string(),
             certificate,
@@ -139,7 +165,8 @@ pub fn check_validity(file: &str, cert: &Certificate, now: i64) -> Result<(), Pf
     }
 }
 
-/// Reads the certificates of a PFX file that may have no private key (a published validation key).
+/// Reads the certificates of a PFX file that may have no private key (a published validation key), the
+/// leaf first. Certificates with key types this project cannot use are skipped.
 pub fn certificates_from_file(path: &Path, password: &str) -> Result<Vec<Certificate>, PfxError> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| PfxError::Io {
@@ -147,13 +174,29 @@ pub fn certificates_from_file(path: &Path, password: &str) -> Result<Vec<Certifi
         source,
     })?;
     let archive = open_archive(&file, &bytes, password)?;
-    let certs = archive
-        .certs
-        .iter()
-        .map(|bag| Certificate::from_der(&file, bag.cert.as_der()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut certs = Vec::new();
+    let mut first_error = None;
+    for bag in &archive.certs {
+        match Certificate::from_der(&file, bag.cert.as_der()) {
+            Ok(c) => certs.push(c),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
     if certs.is_empty() {
-        return Err(PfxError::NoCertificate { file });
+        return Err(match first_error {
+            Some(e) => e.into(),
+            None => PfxError::NoCertificate { file },
+        });
+    }
+    // Leaf first: the certificate that issued no other certificate in the file.
+    if let Some(leaf) = certs.iter().position(|c| {
+        !certs
+            .iter()
+            .any(|other| other.issuer() == c.subject() && other.subject() != c.subject())
+    }) {
+        certs.swap(0, leaf);
     }
     Ok(certs)
 }

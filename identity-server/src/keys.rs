@@ -17,6 +17,8 @@ pub struct Keys {
     pub signing_certificate: Certificate,
     /// `IdentityServer:ValidationKeys` certificates (published, never used to sign).
     pub validation: Vec<Certificate>,
+    /// TLS configuration, built at load time so that `check` finds TLS problems too.
+    pub tls: Arc<rustls::ServerConfig>,
 }
 
 impl Keys {
@@ -51,17 +53,7 @@ impl Keys {
         };
         let mut validation = Vec::new();
         for path in &settings.validation_keys {
-            let result = if pfx::looks_like_pfx(path) {
-                pfx::certificates_from_file(path, "")
-                    .or_else(|_| {
-                        pfx::certificates_from_file(path, settings.signing.password.expose())
-                    })
-                    .map(|mut certs| certs.remove(0))
-                    .map_err(|e| e.to_string())
-            } else {
-                Certificate::from_file(path).map_err(|e| e.to_string())
-            };
-            match result {
+            match load_validation_key(path, settings.signing.password.expose()) {
                 Ok(cert) => {
                     if cert.not_after() < now {
                         warnings.push(format!(
@@ -76,21 +68,41 @@ impl Keys {
                 Err(e) => errors.push(format!("IdentityServer:ValidationKeys: {e}")),
             }
         }
-        if settings.tls.path != settings.signing.path {
+        // TLS: the signing PFX itself when the same file is configured with the same password.
+        let shared = settings.tls.path == settings.signing.path
+            && settings.tls.password.expose() == settings.signing.password.expose();
+        let tls = if shared {
+            signing.as_ref().and_then(|pfx| {
+                if pfx.check_validity(now).is_err() {
+                    warnings.push(format!(
+                        "{}: the expired certificate also serves TLS; clients will refuse the connection",
+                        settings.tls.setting
+                    ));
+                }
+                tls_config(pfx, &settings.tls).map_err(|e| errors.push(e)).ok()
+            })
+        } else {
             match open(&settings.tls) {
-                Ok(tls) => {
-                    if let Err(e) = tls.check_validity(now) {
+                Ok(pfx) => {
+                    if let Err(e) = pfx.check_validity(now) {
                         errors.push(format!("{}: {e}", settings.tls.setting));
                     }
+                    tls_config(&pfx, &settings.tls)
+                        .map_err(|e| errors.push(e))
+                        .ok()
                 }
-                Err(e) => errors.push(format!("{}: {e}", settings.tls.setting)),
+                Err(e) => {
+                    errors.push(format!("{}: {e}", settings.tls.setting));
+                    None
+                }
             }
-        }
-        match signing {
-            Some(pfx) if errors.is_empty() => Ok(Keys {
+        };
+        match (signing, tls) {
+            (Some(pfx), Some(tls)) if errors.is_empty() => Ok(Keys {
                 signer: TokenSigner::new(pfx.key, &pfx.certificate),
                 signing_certificate: pfx.certificate,
                 validation,
+                tls: Arc::new(tls),
             }),
             _ => Err(errors),
         }
@@ -107,6 +119,24 @@ impl Keys {
         }
         serde_json::json!({ "keys": keys }).to_string()
     }
+}
+
+/// A published validation certificate: PEM/DER, or a PFX opened with an empty password, then with the
+/// signing password.
+fn load_validation_key(
+    path: &std::path::Path,
+    signing_password: &str,
+) -> Result<Certificate, String> {
+    if !pfx::looks_like_pfx(path) {
+        return Certificate::from_file(path).map_err(|e| e.to_string());
+    }
+    let mut certs = match pfx::certificates_from_file(path, "") {
+        Ok(certs) => certs,
+        Err(without) => pfx::certificates_from_file(path, signing_password).map_err(|with| {
+            format!("{without} (tried without a password); with IdentityServer:X509KeyFilePassword: {with}")
+        })?,
+    };
+    Ok(certs.remove(0))
 }
 
 fn open(file: &CertificateFile) -> Result<Pfx, PfxError> {
@@ -131,14 +161,14 @@ pub fn discovery_document(issuer: &str, alg: Algorithm, scopes: &[String]) -> St
     .to_string()
 }
 
-/// rustls configuration from the TLS PFX (leaf + chain), with the aws-lc-rs provider set explicitly.
-pub fn tls_config(settings: &Settings) -> Result<rustls::ServerConfig, String> {
-    let pfx = open(&settings.tls).map_err(|e| format!("{}: {e}", settings.tls.setting))?;
+/// rustls configuration from the TLS PFX (leaf + chain), with the aws-lc-rs provider set explicitly
+/// (two providers in the dependency tree would make rustls' default selection panic).
+fn tls_config(pfx: &Pfx, file: &CertificateFile) -> Result<rustls::ServerConfig, String> {
     let mut chain = vec![CertificateDer::from(pfx.certificate.der().to_vec())];
     chain.extend(
         pfx.chain
             .iter()
-            .map(|c| CertificateDer::from(c.der().to_vec())),
+            .map(|der| CertificateDer::from(der.clone())),
     );
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pfx.key_pkcs8.to_vec()));
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -150,8 +180,8 @@ pub fn tls_config(settings: &Settings) -> Result<rustls::ServerConfig, String> {
         .map_err(|e| {
             format!(
                 "{} ({}): unusable for TLS: {e}",
-                settings.tls.setting,
-                settings.tls.path.display()
+                file.setting,
+                file.path.display()
             )
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -126,6 +126,7 @@ pub async fn run(
     );
     let bound = listener.local_addr()?;
     let issuer = issuer(&settings, bound);
+    let tls = loaded.keys.tls.clone();
     let state = Arc::new(
         app_state(&settings, loaded, &issuer, bound).map_err(|e| ServerError::Load(vec![e]))?,
     );
@@ -139,10 +140,9 @@ pub async fn run(
         stopper.graceful_shutdown(Some(Duration::from_secs(10)));
     });
     if settings.url.https {
-        let tls = keys::tls_config(&settings).map_err(|e| ServerError::Load(vec![e]))?;
         let mut server = axum_server::from_tcp_rustls(
             listener,
-            axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls)),
+            axum_server::tls_rustls::RustlsConfig::from_config(tls),
         )?;
         // A client that opens a connection and sends headers slowly must not hold it forever.
         server

@@ -56,14 +56,9 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
-        Command::Serve { config_dir, urls } => serve(&config_dir, urls.as_deref(), None),
+        Command::Serve { config_dir, urls } => serve(&config_dir, urls.as_deref(), None, None),
         Command::Check { config_dir } => check(&config_dir),
-        Command::Quickstart { dir, urls } => {
-            match quickstart::prepare(&dir, urls.as_deref().unwrap_or("https://localhost:5001")) {
-                Ok(q) => serve(&dir, urls.as_deref(), Some(q)),
-                Err(e) => Err(vec![e.to_string()]),
-            }
-        }
+        Command::Quickstart { dir, urls } => quickstart(&dir, urls.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -80,17 +75,46 @@ fn settings(dir: &Path, urls: Option<&str>) -> Result<Settings, Vec<String>> {
     Settings::load(dir, urls).map_err(|es| es.iter().map(ToString::to_string).collect())
 }
 
+/// `quickstart`: bind first (a busy port must not cost the freshly generated secret), write the files, serve.
+fn quickstart(dir: &Path, urls: Option<&str>) -> Result<(), Vec<String>> {
+    let url = urls.unwrap_or("https://localhost:5001");
+    let listen = identity_server::settings::ListenUrl::parse(url)
+        .map_err(|m| vec![format!("--urls `{url}`: {m}")])?;
+    let listener = if dir.join("appsettings.json").exists() {
+        None
+    } else {
+        Some(bind(&listen.bind_address())?)
+    };
+    let q = quickstart::prepare(dir, url).map_err(|e| vec![e.to_string()])?;
+    let result = serve(dir, urls, Some(&q), listener);
+    if let (Err(_), Some(secret)) = (&result, &q.new_secret) {
+        println!(
+            "The demo client `{}` was created in {}; its secret, shown only this once: {}",
+            quickstart::DEMO_CLIENT,
+            q.dir.display(),
+            secret.expose()
+        );
+    }
+    result
+}
+
+fn bind(address: &str) -> Result<TcpListener, Vec<String>> {
+    TcpListener::bind(address).map_err(|e| vec![format!("cannot listen on {address} (Urls): {e}")])
+}
+
 fn serve(
     dir: &Path,
     urls: Option<&str>,
-    quick: Option<quickstart::Quickstart>,
+    quick: Option<&quickstart::Quickstart>,
+    listener: Option<TcpListener>,
 ) -> Result<(), Vec<String>> {
     let settings = settings(dir, urls)?;
     // Validate before binding so that configuration errors come first and alone.
     identity_server::load(&settings, identity_server::unix_now())?;
-    let address = settings.url.bind_address();
-    let listener = TcpListener::bind(&address)
-        .map_err(|e| vec![format!("cannot listen on {address} (Urls): {e}")])?;
+    let listener = match listener {
+        Some(listener) => listener,
+        None => bind(&settings.url.bind_address())?,
+    };
     let bound = listener.local_addr().map_err(|e| vec![e.to_string()])?;
     let scheme = if settings.url.https { "https" } else { "http" };
     let issuer = identity_server::issuer(&settings, bound);

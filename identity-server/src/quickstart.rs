@@ -68,8 +68,8 @@ pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
     let ca = Ca::new("identity-server development CA", 825).map_err(generate)?;
     let mut names = vec!["localhost", "127.0.0.1", "::1"];
     let host = crate::settings::ListenUrl::parse(url)
-        .map(|u| u.host)
-        .unwrap_or_default();
+        .map_err(|m| QuickstartError::Generate(format!("--urls `{url}`: {m}")))?
+        .host;
     if !host.is_empty()
         && !names.contains(&host.as_str())
         && host != "*"

@@ -16,9 +16,11 @@ pub const KEYS: &[&str] = &[
     "IdentityServer:X509KeyFilePath",
     "IdentityServer:X509File",
     "IdentityServer:X509KeyFilePassword",
+    "IdentityServer:ValidationKeys",
     "IdentityServer:ValidationKeys:*",
     "IdentityServer:AccessTokenLifetime",
     "IdentityServer:Audience",
+    "IdentityServer:Scopes",
     "IdentityServer:Scopes:*",
     "IdentityServer:DangerAcceptExpiredCertificate",
     "IdentityServer:DangerAllowInsecureHttp",
@@ -43,6 +45,7 @@ pub const KEYS: &[&str] = &[
     "Kestrel:Certificates:Default:Store",
     "Kestrel:Certificates:Default:Location",
     "Kestrel:Certificates:Default:AllowInvalid",
+    "Kestrel:Endpoints:**",
     "AccessControl:ConfigurationPath",
     "ASPNETCORE_URLS",
 ];
@@ -222,9 +225,39 @@ impl Settings {
             }
         }
 
-        let signing_path =
-            config.get_any(&["IdentityServer:X509KeyFilePath", "IdentityServer:X509File"]);
-        let signing = match signing_path.filter(|s| !s.value.trim().is_empty()) {
+        if let Some(s) = config.get_any(&["Kestrel:Endpoints"]).or_else(|| {
+            config
+                .has("Kestrel:Endpoints")
+                .then(|| config.first_below("Kestrel:Endpoints"))
+                .flatten()
+        }) {
+            errors.push(ConfigError::Invalid {
+                path: s.path.clone(),
+                origin: s.origin.to_string(),
+                message: "Kestrel:Endpoints is not supported: set the listen URL with Urls (or --urls) and the TLS certificate with Kestrel:Certificates:Default:Path and Password".into(),
+            });
+        }
+
+        // `X509File` is an alias of `X509KeyFilePath`: one of them, or both with the same value.
+        let non_empty = |path: &str| config.get(path).filter(|s| !s.value.trim().is_empty());
+        let signing_path = match (
+            non_empty("IdentityServer:X509KeyFilePath"),
+            non_empty("IdentityServer:X509File"),
+        ) {
+            (Some(a), Some(b)) if a.value.trim() != b.value.trim() => {
+                errors.push(ConfigError::Invalid {
+                    path: b.path.clone(),
+                    origin: b.origin.to_string(),
+                    message: format!(
+                        "is an alias of IdentityServer:X509KeyFilePath (set in {}) with a different value; keep one of them",
+                        a.origin
+                    ),
+                });
+                Some(a)
+            }
+            (a, b) => a.or(b),
+        };
+        let signing = match signing_path {
             Some(s) => Some(CertificateFile {
                 path: config.resolve(s.value.trim()),
                 password: ClientSecret::new(

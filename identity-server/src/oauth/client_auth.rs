@@ -6,9 +6,13 @@
 //! - failures are never cached;
 //! - argon2 runs on blocking threads behind a semaphore; when it stays full the client gets
 //!   `temporarily_unavailable` instead of an unbounded queue;
-//! - failed authentications are rate limited per client and per source address, and the limit only
-//!   gates *uncached* verifications: a client presenting its already-verified secret is never locked out
-//!   by someone else's failures.
+//! - failed authentications are rate limited per source address (IPv6 per /64), not per client: client
+//!   identifiers are not secret, so a per-client limit would let anyone lock a client out. The budget is
+//!   taken *before* a verification and given back on success, so parallel guesses cannot overrun it; it
+//!   only gates uncached verifications, so an already-verified secret is accepted even from an address
+//!   that has run out;
+//! - an unknown client id costs the same argon2 verification as a known one (against a fixed dummy hash),
+//!   so response times do not tell which clients exist.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,7 +21,7 @@ use std::time::Duration;
 
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use ids_crypto::ClientSecret;
+use ids_crypto::{ClientSecret, SecretHash};
 use tokio::sync::Semaphore;
 
 use super::OAuthError;
@@ -65,7 +69,7 @@ pub struct Authenticator {
     cache_key: hmac::Key,
     cache: Mutex<HashMap<[u8; 32], CacheEntry>>,
     semaphore: Arc<Semaphore>,
-    failures: Mutex<HashMap<String, Bucket>>,
+    failures: Mutex<HashMap<IpAddr, Bucket>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -89,6 +93,8 @@ impl Authenticator {
         SystemRandom::new()
             .fill(&mut key)
             .map_err(|_| OAuthError::ServerError)?;
+        // Computed now rather than on the first unknown client, on an async thread.
+        dummy_hash();
         Ok(Authenticator {
             semaphore: Arc::new(Semaphore::new(config.hash_concurrency.max(1))),
             config,
@@ -108,8 +114,11 @@ impl Authenticator {
         now: i64,
     ) -> Result<AuthOutcome, OAuthError> {
         let Some(client) = client else {
-            self.check_budget(client_id, peer, now)?;
-            self.record_failure(client_id, peer, now)?;
+            if let Some(secret) = secret {
+                // Same cost as a real verification; the result is irrelevant.
+                self.take_budget(peer, now)?;
+                let _ = self.verify(dummy_hash(), secret).await?;
+            }
             return Ok(AuthOutcome::Rejected(Rejection::UnknownClient));
         };
         if client.expires_at.is_some_and(|t| t <= now) {
@@ -122,33 +131,36 @@ impl Authenticator {
         if self.cached(&key, &client.hash_fingerprint, now) {
             return Ok(AuthOutcome::Authenticated { cached: true });
         }
-        self.check_budget(client_id, peer, now)?;
-        let ok = if client.hash.is_slow() {
-            let permit = tokio::time::timeout(
-                self.config.hash_wait,
-                self.semaphore.clone().acquire_owned(),
-            )
-            .await
-            .map_err(|_| OAuthError::TemporarilyUnavailable)?
-            .map_err(|_| OAuthError::ServerError)?;
-            let hash = client.hash.clone();
-            let secret = secret.clone();
-            tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                hash.verify(&secret)
-            })
-            .await
-            .map_err(|_| OAuthError::ServerError)?
-        } else {
-            client.hash.verify(secret)
-        };
-        if ok {
+        self.take_budget(peer, now)?;
+        if self.verify(&client.hash, secret).await? {
+            self.refund_budget(peer);
             self.remember(key, client.hash_fingerprint, now);
             Ok(AuthOutcome::Authenticated { cached: false })
         } else {
-            self.record_failure(client_id, peer, now)?;
             Ok(AuthOutcome::Rejected(Rejection::WrongSecret))
         }
+    }
+
+    /// Verifies a secret; argon2 runs on a blocking thread behind the concurrency limit.
+    async fn verify(&self, hash: &SecretHash, secret: &ClientSecret) -> Result<bool, OAuthError> {
+        if !hash.is_slow() {
+            return Ok(hash.verify(secret));
+        }
+        let permit = tokio::time::timeout(
+            self.config.hash_wait,
+            self.semaphore.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| OAuthError::TemporarilyUnavailable)?
+        .map_err(|_| OAuthError::ServerError)?;
+        let hash = hash.clone();
+        let secret = secret.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash.verify(&secret)
+        })
+        .await
+        .map_err(|_| OAuthError::ServerError)
     }
 
     fn cache_key(&self, client_id: &str, secret: &ClientSecret) -> [u8; 32] {
@@ -201,46 +213,75 @@ impl Authenticator {
         self.cache.lock().map(|c| c.len()).unwrap_or(0)
     }
 
-    fn check_budget(&self, client_id: &str, peer: IpAddr, now: i64) -> Result<(), OAuthError> {
+    /// Takes one attempt from the source address's budget (refunded on success).
+    fn take_budget(&self, peer: IpAddr, now: i64) -> Result<(), OAuthError> {
         let Ok(mut failures) = self.failures.lock() else {
             return Err(OAuthError::ServerError);
         };
         let rate = self.config.failures_per_minute;
-        for key in [format!("client:{client_id}"), format!("ip:{peer}")] {
-            if let Some(bucket) = failures.get_mut(&key) {
-                bucket.refill(now, rate);
-                if bucket.tokens < 1.0 {
-                    let wait = ((1.0 - bucket.tokens) * 60.0 / f64::from(rate)).ceil() as u64;
-                    return Err(OAuthError::SlowDown {
-                        retry_after_secs: wait.max(1),
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn record_failure(&self, client_id: &str, peer: IpAddr, now: i64) -> Result<(), OAuthError> {
-        let Ok(mut failures) = self.failures.lock() else {
-            return Err(OAuthError::ServerError);
-        };
-        let rate = self.config.failures_per_minute;
-        if failures.len() > 100_000 {
+        let key = source(peer);
+        if !failures.contains_key(&key) && failures.len() >= MAX_TRACKED_SOURCES {
+            // Forget sources that are back to a full budget; if that is not enough (a flood of distinct
+            // addresses), start over: the argon2 concurrency limit still bounds the work.
             failures.retain(|_, b| {
                 b.refill(now, rate);
                 b.tokens < f64::from(rate)
             });
+            if failures.len() >= MAX_TRACKED_SOURCES {
+                failures.clear();
+            }
         }
-        for key in [format!("client:{client_id}"), format!("ip:{peer}")] {
-            let bucket = failures.entry(key).or_insert(Bucket {
-                tokens: f64::from(rate),
-                at: now,
+        let bucket = failures.entry(key).or_insert(Bucket {
+            tokens: f64::from(rate),
+            at: now,
+        });
+        bucket.refill(now, rate);
+        if bucket.tokens < 1.0 {
+            let wait = ((1.0 - bucket.tokens) * 60.0 / f64::from(rate)).ceil() as u64;
+            return Err(OAuthError::SlowDown {
+                retry_after_secs: wait.max(1),
             });
-            bucket.refill(now, rate);
-            bucket.tokens = (bucket.tokens - 1.0).max(0.0);
         }
+        bucket.tokens -= 1.0;
         Ok(())
     }
+
+    fn refund_budget(&self, peer: IpAddr) {
+        let Ok(mut failures) = self.failures.lock() else {
+            return;
+        };
+        let rate = f64::from(self.config.failures_per_minute);
+        if let Some(bucket) = failures.get_mut(&source(peer)) {
+            bucket.tokens = (bucket.tokens + 1.0).min(rate);
+        }
+    }
+}
+
+/// How many source addresses the failure budget tracks at most.
+const MAX_TRACKED_SOURCES: usize = 50_000;
+
+/// The rate-limited unit: an IPv4 address, or an IPv6 /64 (one host usually holds a whole /64).
+fn source(peer: IpAddr) -> IpAddr {
+    match peer {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                IpAddr::V6(segments.into())
+            }
+        },
+    }
+}
+
+/// A fixed argon2id hash (production parameters) verified for unknown client ids.
+fn dummy_hash() -> &'static SecretHash {
+    static DUMMY: std::sync::OnceLock<SecretHash> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        SecretHash::argon2id(&ClientSecret::new("unknown-client"))
+            .unwrap_or(SecretHash::Sha256([0; 32]))
+    })
 }
 
 /// A token bucket of failed attempts: `rate` per minute, burst `rate`.
@@ -261,7 +302,6 @@ impl Bucket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ids_crypto::SecretHash;
 
     fn client(secret: &str) -> RegisteredClient {
         let hash = SecretHash::danger_weak_argon2id(&ClientSecret::new(secret)).expect("hash");
@@ -367,7 +407,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn failure_budget_refills_and_spares_cached_secrets() {
+    async fn failure_budget_is_per_source_refills_and_spares_cached_secrets() {
         let a = auth(2);
         let c = client("s");
         assert!(matches!(
@@ -386,14 +426,71 @@ mod tests {
                 retry_after_secs: 30
             })
         ));
+        // The already-verified secret still works from the exhausted address.
         assert!(matches!(
             check(&a, &c, "s", 0).await,
             Ok(AuthOutcome::Authenticated { cached: true })
         ));
+        // Another address verifying an uncached secret of the same client is not locked out.
+        let other: IpAddr = "192.0.2.7".parse().expect("ip");
+        let fresh = client("fresh");
+        let r = a
+            .authenticate(
+                "Job",
+                Some(&fresh),
+                Some(&ClientSecret::new("fresh")),
+                other,
+                0,
+            )
+            .await;
+        assert!(
+            matches!(r, Ok(AuthOutcome::Authenticated { cached: false })),
+            "{r:?}"
+        );
         // 30 s later one attempt is available again.
         assert!(matches!(
             check(&a, &c, "x", 30).await,
             Ok(AuthOutcome::Rejected(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn unknown_clients_spend_the_budget_and_successes_refund_it() {
+        let a = auth(2);
+        let c = client("s");
+        for _ in 0..2 {
+            let r = a
+                .authenticate("Nobody", None, Some(&ClientSecret::new("x")), PEER, 0)
+                .await;
+            assert!(
+                matches!(r, Ok(AuthOutcome::Rejected(Rejection::UnknownClient))),
+                "{r:?}"
+            );
+        }
+        let r = a
+            .authenticate("Nobody", None, Some(&ClientSecret::new("x")), PEER, 0)
+            .await;
+        assert!(matches!(r, Err(OAuthError::SlowDown { .. })), "{r:?}");
+        // A success does not consume the budget: after refilling one attempt, a good secret and then a
+        // wrong one both get an answer.
+        assert!(matches!(
+            check(&a, &c, "s", 30).await,
+            Ok(AuthOutcome::Authenticated { cached: false })
+        ));
+        assert!(matches!(
+            check(&a, &c, "x", 30).await,
+            Ok(AuthOutcome::Rejected(_))
+        ));
+    }
+
+    #[test]
+    fn ipv6_sources_are_grouped_by_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().expect("ip");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(source(a), source(b));
+        assert_ne!(source(a), source(c));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("ip");
+        assert_eq!(source(mapped), "192.0.2.1".parse::<IpAddr>().expect("ip"));
     }
 }

@@ -31,8 +31,9 @@ impl OAuthError {
             OAuthError::InvalidClient => "invalid_client",
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
-            OAuthError::SlowDown { .. } => "slow_down",
-            OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
+            // RFC 6749 section 5.2 has no code for "try later"; the HTTP status (429/503) and
+            // `Retry-After` carry the meaning, the code stays one a token client knows.
+            OAuthError::SlowDown { .. } | OAuthError::TemporarilyUnavailable => "invalid_request",
             OAuthError::ServerError => "server_error",
         }
     }

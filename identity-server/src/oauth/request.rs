@@ -5,6 +5,9 @@ use ids_crypto::ClientSecret;
 
 use super::OAuthError;
 
+/// Longest accepted `client_id` (identifiers in the XML are short; this bounds what reaches logs and maps).
+pub const MAX_CLIENT_ID: usize = 256;
+
 /// Client credentials as presented, before authentication.
 #[derive(Debug)]
 pub struct Credentials {
@@ -96,6 +99,11 @@ pub fn parse(
         },
         (None, None, _) => return Err(OAuthError::InvalidClient),
     };
+    if credentials.client_id.len() > MAX_CLIENT_ID {
+        return Err(OAuthError::InvalidRequest(format!(
+            "client_id is longer than {MAX_CLIENT_ID} bytes"
+        )));
+    }
     let credentials = Credentials {
         client_id: strip_authority(&credentials.client_id, authorities).to_string(),
         ..credentials
@@ -197,6 +205,9 @@ fn percent_decode(text: &str) -> Option<String> {
             b'+' => out.push(b' '),
             b'%' => {
                 let hex = bytes.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
                 let hex = std::str::from_utf8(hex).ok()?;
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 2;
@@ -321,6 +332,22 @@ mod tests {
             Err(OAuthError::InvalidRequest(_))
         ));
         assert_eq!(strip_authority("Job@other:1", &auth()), "Job@other:1");
+        assert!(matches!(
+            parse(
+                b"grant_type=client_credentials&client_id=a%+1&client_secret=b",
+                None,
+                &auth()
+            ),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+        let long = format!(
+            "grant_type=client_credentials&client_id={}&client_secret=b",
+            "a".repeat(MAX_CLIENT_ID + 1)
+        );
+        assert!(matches!(
+            parse(long.as_bytes(), None, &auth()),
+            Err(OAuthError::InvalidRequest(_))
+        ));
     }
 }
 

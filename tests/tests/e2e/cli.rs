@@ -315,3 +315,40 @@ fn new_openid_secret_hashes_like_the_vendor_tool() {
     assert_eq!(a.len(), 43);
     assert_ne!(a, b);
 }
+
+#[test]
+fn quickstart_on_a_busy_port_writes_nothing() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = busy.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let qs = dir.path().join("qs");
+    let out = Command::new(binary("identity-server"))
+        .args([
+            "quickstart",
+            "--urls",
+            &format!("https://127.0.0.1:{port}"),
+            "--dir",
+        ])
+        .arg(&qs)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(!qs.join("appsettings.json").exists());
+
+    let out = Command::new(binary("identity-server"))
+        .args(["quickstart", "--urls", "ftp://x", "--dir"])
+        .arg(&qs)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--urls `ftp://x`"),
+        "{stderr}"
+    );
+    drop(busy);
+}

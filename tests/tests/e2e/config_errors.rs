@@ -272,3 +272,82 @@ fn appsettings_with_comments_and_trailing_commas_load_as_in_dotnet() {
         "{err:?}"
     );
 }
+
+#[test]
+fn tls_problems_are_found_by_check_too() {
+    // Same file as the signing key but another password: opened separately, and refused.
+    let mut d = Deployment::new();
+    d.set(
+        "Kestrel.Certificates.Default.Path",
+        json!("signing-rsa.pfx"),
+    );
+    d.set(
+        "Kestrel.Certificates.Default.Password",
+        json!("wrong-tls-password"),
+    );
+    let p = problems(&d);
+    assert!(
+        p.contains("Kestrel:Certificates:Default:Path") && p.contains("wrong password"),
+        "{p}"
+    );
+    assert!(!p.contains("wrong-tls-password"), "{p}");
+}
+
+#[test]
+fn alias_conflicts_and_unsupported_sections_are_reported() {
+    let mut d = Deployment::new();
+    d.set("IdentityServer.X509File", json!("signing-ec.pfx"));
+    let p = problems(&d);
+    assert!(
+        p.contains("IdentityServer:X509File")
+            && p.contains("alias of IdentityServer:X509KeyFilePath"),
+        "{p}"
+    );
+
+    // The alias alone works.
+    let mut d = Deployment::new();
+    d.settings["IdentityServer"]
+        .as_object_mut()
+        .expect("object")
+        .remove("X509KeyFilePath");
+    d.set("IdentityServer.X509File", json!("signing-ec.pfx"));
+    assert_eq!(problems(&d), "");
+
+    let mut d = Deployment::new();
+    d.set("Kestrel.Endpoints.Https.Url", json!("https://*:5001"));
+    let p = problems(&d);
+    assert!(
+        p.contains("Kestrel:Endpoints is not supported") && p.contains("Urls"),
+        "{p}"
+    );
+}
+
+#[test]
+fn validation_keys_from_pfx_files_and_environment_lists() {
+    let d = Deployment::new();
+    d.write();
+    // A key-less PFX (password = the signing password) and a PEM certificate, as a `;` list from the environment.
+    let vars = vec![(
+        "IdentityServer__ValidationKeys".to_string(),
+        "cert-only.pfx; signing-ec.crt".to_string(),
+    )];
+    let settings = identity_server::Settings::load_with(d.path(), &vars, None).expect("settings");
+    let loaded = identity_server::load(&settings, identity_server::unix_now()).expect("load");
+    let subjects: Vec<&str> = loaded.keys.validation.iter().map(|c| c.subject()).collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(
+        subjects[0].contains("ids-test-signing-rsa") && subjects[1].contains("ids-test-signing-ec"),
+        "{subjects:?}"
+    );
+
+    let vars = vec![(
+        "IdentityServer__ValidationKeys".to_string(),
+        "rsa1024.pfx".to_string(),
+    )];
+    let settings = identity_server::Settings::load_with(d.path(), &vars, None).expect("settings");
+    let err = identity_server::load(&settings, identity_server::unix_now()).expect_err("weak key");
+    assert!(
+        err.join("\n").contains("IdentityServer:ValidationKeys") && err.join("\n").contains("1024"),
+        "{err:?}"
+    );
+}

@@ -409,19 +409,15 @@ async fn openssl_pfx_formats_sign_and_serve_tls() {
         server.stop().await;
     }
 
-    // TLS with the legacy PFX too.
+    // TLS with the legacy PFX too (a separate file from the signing one).
     let mut d = Deployment::new();
     d.set(
         "Kestrel.Certificates.Default.Path",
         json!("signing-rsa-legacy.pfx"),
     );
-    d.set(
-        "Kestrel.Certificates.Default.Password",
-        json!("test-password"),
-    );
     d.write();
     let settings = d.load_settings().expect("settings");
-    assert!(identity_server::keys::tls_config(&settings).is_ok());
+    assert!(identity_server::load(&settings, identity_server::unix_now()).is_ok());
 }
 
 #[tokio::test]
