@@ -61,7 +61,8 @@ impl TokenService {
         } else {
             if let Some(unknown) = request.scopes.iter().find(|s| !self.scopes.contains(s)) {
                 return Err(OAuthError::InvalidScope(format!(
-                    "scope `{unknown}` is not available (available: {})",
+                    "scope `{}` is not available (available: {})",
+                    printable(unknown),
                     self.scopes.join(" ")
                 )));
             }
