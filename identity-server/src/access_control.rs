@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
 
 use aws_lc_rs::digest;
 use ids_crypto::SecretHash;
@@ -128,6 +130,89 @@ impl Clients {
             },
             warnings,
         ))
+    }
+}
+
+/// What identifies the state of the XML folder: each file's path, size and modification time.
+pub type Snapshot = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
+/// The folder's current [`Snapshot`].
+pub fn snapshot(folder: &Path) -> std::io::Result<Snapshot> {
+    let mut files = Vec::new();
+    collect_xml(folder, &mut files)?;
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let meta = std::fs::metadata(&path)?;
+            Ok((path, meta.len(), meta.modified().ok()))
+        })
+        .collect()
+}
+
+/// The clients in force, replaced as a whole when the XML folder is reloaded. Requests take a cheap
+/// `Arc` of the current set, so a reload never changes the clients under a request.
+#[derive(Debug)]
+pub struct LiveClients {
+    current: RwLock<Arc<Clients>>,
+    folder: PathBuf,
+    seen: RwLock<Option<Snapshot>>,
+}
+
+/// What a reload did.
+#[derive(Debug)]
+pub enum Reload {
+    Unchanged,
+    Reloaded {
+        clients: usize,
+        warnings: Vec<String>,
+    },
+    /// The new files are invalid: the previous clients stay in force.
+    Rejected(Vec<String>),
+}
+
+impl LiveClients {
+    pub fn new(clients: Clients, folder: PathBuf) -> Self {
+        let seen = snapshot(&folder).ok();
+        LiveClients {
+            current: RwLock::new(Arc::new(clients)),
+            folder,
+            seen: RwLock::new(seen),
+        }
+    }
+
+    /// The clients in force.
+    pub fn current(&self) -> Arc<Clients> {
+        match self.current.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reloads when the folder changed since the last look (or always, when `force`). Blocking I/O:
+    /// call it from a blocking thread.
+    pub fn reload(&self, force: bool) -> Reload {
+        let now = snapshot(&self.folder).ok();
+        let unchanged = self.seen.read().map(|seen| *seen == now).unwrap_or(false);
+        if unchanged && !force {
+            return Reload::Unchanged;
+        }
+        if let Ok(mut seen) = self.seen.write() {
+            *seen = now;
+        }
+        match Clients::load(&self.folder) {
+            Ok((clients, warnings)) => {
+                let count = clients.by_id.len();
+                if let Ok(mut current) = self.current.write() {
+                    *current = Arc::new(clients);
+                }
+                Reload::Reloaded {
+                    clients: count,
+                    warnings,
+                }
+            }
+            Err(e) => Reload::Rejected(e.0),
+        }
     }
 }
 

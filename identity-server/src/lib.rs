@@ -130,6 +130,10 @@ pub async fn run(
     let state = Arc::new(
         app_state(&settings, loaded, &issuer, bound).map_err(|e| ServerError::Load(vec![e]))?,
     );
+    let reloader = tokio::spawn(reload_access_control(
+        state.tokens.clients.clone(),
+        settings.access_control_reload,
+    ));
     tracing::info!(%issuer, address = %bound, "identity server ready");
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     listener.set_nonblocking(true)?;
@@ -161,7 +165,66 @@ pub async fn run(
             .header_read_timeout(HEADER_READ_TIMEOUT);
         server.handle(handle).serve(app).await?;
     }
+    reloader.abort();
     Ok(())
+}
+
+/// Reloads the access-control XML when its files change (checked every `interval`; never when zero) and on
+/// SIGHUP. Invalid new files are reported and the clients in force stay as they are.
+async fn reload_access_control(clients: Arc<access_control::LiveClients>, interval: Duration) {
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut ticker = (!interval.is_zero()).then(|| {
+        let mut t = tokio::time::interval(interval);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    loop {
+        let tick = async {
+            match ticker.as_mut() {
+                Some(t) => {
+                    t.tick().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(unix)]
+        let hup = async {
+            match hangup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup = std::future::pending::<()>();
+        let force = tokio::select! {
+            _ = tick => false,
+            _ = hup => true,
+        };
+        let live = clients.clone();
+        let Ok(outcome) = tokio::task::spawn_blocking(move || live.reload(force)).await else {
+            continue;
+        };
+        match outcome {
+            access_control::Reload::Unchanged => {}
+            access_control::Reload::Reloaded { clients, warnings } => {
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
+                tracing::info!(clients, "access control reloaded");
+            }
+            access_control::Reload::Rejected(errors) => {
+                for e in errors {
+                    tracing::error!("{e}");
+                }
+                tracing::error!(
+                    "access control NOT reloaded: the clients in force stay as they were until the files are fixed"
+                );
+            }
+        }
+    }
 }
 
 fn app_state(
@@ -190,7 +253,10 @@ fn app_state(
     .map_err(|e| e.to_string())?;
     Ok(http::AppState {
         tokens: TokenService {
-            clients: Arc::new(clients),
+            clients: Arc::new(access_control::LiveClients::new(
+                clients,
+                settings.access_control_path.clone(),
+            )),
             authenticator,
             issuer: TokenIssuer {
                 signer: keys.signer,

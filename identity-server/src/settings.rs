@@ -47,6 +47,7 @@ pub const KEYS: &[&str] = &[
     "Kestrel:Certificates:Default:AllowInvalid",
     "Kestrel:Endpoints:**",
     "AccessControl:ConfigurationPath",
+    "AccessControl:ReloadIntervalSeconds",
     "ASPNETCORE_URLS",
 ];
 
@@ -85,6 +86,8 @@ pub struct Settings {
     pub access_token_lifetime: Duration,
     /// Folder of access-control XML files.
     pub access_control_path: PathBuf,
+    /// How often the XML folder is checked for changes (zero: only on SIGHUP).
+    pub access_control_reload: Duration,
     pub danger_accept_expired_certificate: bool,
     pub secret_cache_ttl: Duration,
     pub secret_cache_size: usize,
@@ -366,7 +369,8 @@ impl Settings {
         let lifetime = take(
             &mut errors,
             config.u64_in("IdentityServer:AccessTokenLifetime", 3600, 1, 86_400 * 7),
-        );
+        )
+        .unwrap_or(3600);
         let scopes: Vec<String> = {
             let list = config.list("IdentityServer:Scopes");
             if list.is_empty() {
@@ -388,23 +392,32 @@ impl Settings {
         let access_control_path = config
             .path("AccessControl:ConfigurationPath")
             .unwrap_or_else(|| config.dir().join("Conf"));
+        let reload = take(
+            &mut errors,
+            config.u64_in("AccessControl:ReloadIntervalSeconds", 5, 0, 86_400),
+        )
+        .unwrap_or(5);
         let danger_expired = take(
             &mut errors,
             config.bool("IdentityServer:DangerAcceptExpiredCertificate", false),
-        );
+        )
+        .unwrap_or(false);
         let cache_ttl = take(
             &mut errors,
             config.u64_in("IdentityServer:SecretCacheSeconds", 3600, 0, 86_400),
-        );
+        )
+        .unwrap_or(3600);
         let cache_size = take(
             &mut errors,
             config.u64_in("IdentityServer:SecretCacheSize", 10_000, 0, 10_000_000),
-        );
+        )
+        .unwrap_or(10_000);
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
         let concurrency = take(
             &mut errors,
             config.u64_in("IdentityServer:HashConcurrency", cpus, 1, 1024),
-        );
+        )
+        .unwrap_or(cpus);
         let failed = take(
             &mut errors,
             config.u64_in(
@@ -413,55 +426,37 @@ impl Settings {
                 1,
                 1_000_000,
             ),
-        );
+        )
+        .unwrap_or(30);
 
+        let (Some(signing), Some(tls), Some(url)) = (signing, tls, url) else {
+            return Err(errors);
+        };
         if !errors.is_empty() {
             return Err(errors);
         }
-        match (
+        Ok(Settings {
+            config_dir: config.dir().to_path_buf(),
             signing,
+            validation_keys: config
+                .list("IdentityServer:ValidationKeys")
+                .iter()
+                .map(|s| config.resolve(s.value.trim()))
+                .collect(),
             tls,
             url,
-            lifetime,
-            danger_expired,
-            cache_ttl,
-            cache_size,
-            concurrency,
-            failed,
-        ) {
-            (
-                Some(signing),
-                Some(tls),
-                Some(url),
-                Some(lifetime),
-                Some(danger),
-                Some(ttl),
-                Some(size),
-                Some(conc),
-                Some(failed),
-            ) => Ok(Settings {
-                config_dir: config.dir().to_path_buf(),
-                signing,
-                validation_keys: config
-                    .list("IdentityServer:ValidationKeys")
-                    .iter()
-                    .map(|s| config.resolve(s.value.trim()))
-                    .collect(),
-                tls,
-                url,
-                application_uri,
-                audience: config.string("IdentityServer:Audience"),
-                scopes,
-                access_token_lifetime: Duration::from_secs(lifetime),
-                access_control_path,
-                danger_accept_expired_certificate: danger,
-                secret_cache_ttl: Duration::from_secs(ttl),
-                secret_cache_size: size as usize,
-                hash_concurrency: conc as usize,
-                failed_authentications_per_minute: failed as u32,
-                encryption_certificate,
-            }),
-            _ => Err(errors),
-        }
+            application_uri,
+            audience: config.string("IdentityServer:Audience"),
+            scopes,
+            access_token_lifetime: Duration::from_secs(lifetime),
+            access_control_path,
+            access_control_reload: Duration::from_secs(reload),
+            danger_accept_expired_certificate: danger_expired,
+            secret_cache_ttl: Duration::from_secs(cache_ttl),
+            secret_cache_size: cache_size as usize,
+            hash_concurrency: concurrency as usize,
+            failed_authentications_per_minute: failed as u32,
+            encryption_certificate,
+        })
     }
 }

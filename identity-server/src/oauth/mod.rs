@@ -13,13 +13,13 @@ pub use error::OAuthError;
 use request::printable;
 pub use token::{AccessTokenClaims, TokenIssuer, TokenResponse};
 
-use crate::access_control::Clients;
+use crate::access_control::LiveClients;
 use client_auth::{AuthOutcome, Authenticator};
 
 /// Everything the token endpoint needs; shared by all requests.
 #[derive(Debug)]
 pub struct TokenService {
-    pub clients: Arc<Clients>,
+    pub clients: Arc<LiveClients>,
     pub authenticator: Authenticator,
     pub issuer: TokenIssuer,
     /// Scopes clients may request.
@@ -39,7 +39,8 @@ impl TokenService {
     ) -> Result<TokenResponse, OAuthError> {
         let request = request::parse(body, authorization, &self.authorities)?;
         let id = &request.credentials.client_id;
-        let client = self.clients.by_id.get(id);
+        let clients = self.clients.current();
+        let client = clients.by_id.get(id);
         let outcome = self
             .authenticator
             .authenticate(id, client, request.credentials.secret.as_ref(), peer, now)

@@ -485,3 +485,39 @@ async fn plain_http_only_behind_the_danger_switch() {
     let _ = tx.send(());
     assert!(task.await.expect("join").is_ok());
 }
+
+#[tokio::test]
+async fn access_control_changes_are_reloaded_without_a_restart() {
+    let mut d = Deployment::new();
+    d.set("AccessControl.ReloadIntervalSeconds", json!(1));
+    let server = d.start().await;
+    assert_eq!(post(&server, "Job", JOB_SECRET).await.0, 200);
+
+    // The operator rotates Job's secret (legacy SHA-256 of "rotated") and adds a client.
+    let rotated = crate::support::default_xml()
+        .replace(crate::support::job_hash(), "9CVG1ezdRSUJgIstbQQTtac4xwp5O5nM+O1vQjqsg9M=")
+        .replace("</ConfigurationFile>", "  <OpenIdClient Identifier=\"NewOne\" HashedSecret=\"K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=\" />\n</ConfigurationFile>");
+    d.write_xml("clients.xml", &rotated);
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if post(&server, "NewOne", "secret").await.0 == 200 {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(reloaded, "the new client was not picked up");
+    assert_eq!(post(&server, "Job", "rotated").await.0, 200);
+    // The old secret was verified and cached before: the changed hash drops it.
+    assert_eq!(post(&server, "Job", JOB_SECRET).await.0, 401);
+
+    // A broken edit is refused and the clients in force stay.
+    d.write_xml(
+        "clients.xml",
+        "<ConfigurationFile><OpenIdClient Identifier=\"Job\"",
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(post(&server, "Job", "rotated").await.0, 200);
+    assert_eq!(post(&server, "NewOne", "secret").await.0, 200);
+    server.stop().await;
+}
