@@ -87,12 +87,15 @@ pub fn issuer(settings: &Settings, bound: SocketAddr) -> String {
     if let Some(uri) = &settings.application_uri {
         return uri.clone();
     }
-    let host = match settings.url.host.as_str() {
+    let Some(url) = settings.urls.first() else {
+        return format!("https://localhost:{}", bound.port());
+    };
+    let host = match url.host.as_str() {
         "*" | "+" | "0.0.0.0" | "::" => "localhost".to_string(),
         h if h.contains(':') => format!("[{h}]"),
         h => h.to_string(),
     };
-    let scheme = if settings.url.https { "https" } else { "http" };
+    let scheme = if url.https { "https" } else { "http" };
     format!("{scheme}://{host}:{}", bound.port())
 }
 
@@ -102,6 +105,17 @@ pub fn issuer(settings: &Settings, bound: SocketAddr) -> String {
 pub async fn run(
     settings: Settings,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    run_on(settings, vec![listener], shutdown).await
+}
+
+/// Runs the server on several listeners (one per `Urls` entry, in order; a listener without its own URL
+/// uses the scheme of the first) until `shutdown` completes. The first listener names the issuer when
+/// `ApplicationUri` is not set.
+pub async fn run_on(
+    settings: Settings,
+    listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let now = unix_now();
@@ -124,49 +138,84 @@ pub async fn run(
         folder = %settings.access_control_path.display(),
         "access control loaded"
     );
-    let bound = listener.local_addr()?;
-    let issuer = issuer(&settings, bound);
+    let bound = listeners
+        .iter()
+        .map(TcpListener::local_addr)
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(first) = bound.first().copied() else {
+        return Err(ServerError::Load(vec!["no listening socket".into()]));
+    };
+    let issuer = issuer(&settings, first);
     let tls = loaded.keys.tls.clone();
     let state = Arc::new(
-        app_state(&settings, loaded, &issuer, bound).map_err(|e| ServerError::Load(vec![e]))?,
+        app_state(&settings, loaded, &issuer, &bound).map_err(|e| ServerError::Load(vec![e]))?,
     );
     let reloader = tokio::spawn(reload_access_control(
         state.tokens.clients.clone(),
         settings.access_control_reload,
     ));
-    tracing::info!(%issuer, address = %bound, "identity server ready");
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    listener.set_nonblocking(true)?;
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
+    let mut handles = Vec::new();
+    let mut servers = tokio::task::JoinSet::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        listener.set_nonblocking(true)?;
+        let https = settings
+            .urls
+            .get(i)
+            .or(settings.urls.first())
+            .is_none_or(|u| u.https);
+        let handle = axum_server::Handle::new();
+        handles.push(handle.clone());
+        let app = app.clone();
+        if https {
+            let mut server = axum_server::from_tcp_rustls(
+                listener,
+                axum_server::tls_rustls::RustlsConfig::from_config(tls.clone()),
+            )?;
+            // A client that opens a connection and sends headers slowly must not hold it forever.
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            servers.spawn(server.handle(handle).serve(app));
+        } else {
+            tracing::warn!(
+                address = %bound[i],
+                "DANGER: serving plain HTTP (IdentityServer:DangerAllowInsecureHttp); secrets and tokens cross the network in clear"
+            );
+            let mut server = axum_server::from_tcp(listener)?;
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            servers.spawn(server.handle(handle).serve(app));
+        }
+    }
+    tracing::info!(%issuer, addresses = ?bound, "identity server ready");
     tokio::spawn(async move {
         shutdown.await;
-        stopper.graceful_shutdown(Some(Duration::from_secs(10)));
+        for handle in handles {
+            handle.graceful_shutdown(Some(Duration::from_secs(10)));
+        }
     });
-    if settings.url.https {
-        let mut server = axum_server::from_tcp_rustls(
-            listener,
-            axum_server::tls_rustls::RustlsConfig::from_config(tls),
-        )?;
-        // A client that opens a connection and sends headers slowly must not hold it forever.
-        server
-            .http_builder()
-            .http1()
-            .header_read_timeout(HEADER_READ_TIMEOUT);
-        server.handle(handle).serve(app).await?;
-    } else {
-        tracing::warn!(
-            "DANGER: serving plain HTTP (IdentityServer:DangerAllowInsecureHttp); secrets and tokens cross the network in clear"
-        );
-        let mut server = axum_server::from_tcp(listener)?;
-        server
-            .http_builder()
-            .http1()
-            .header_read_timeout(HEADER_READ_TIMEOUT);
-        server.handle(handle).serve(app).await?;
+    let mut result = Ok(());
+    while let Some(done) = servers.join_next().await {
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                if result.is_ok() {
+                    result = Err(ServerError::Io(e));
+                }
+            }
+            Err(e) => {
+                if result.is_ok() {
+                    result = Err(ServerError::Io(std::io::Error::other(e.to_string())));
+                }
+            }
+        }
     }
     reloader.abort();
-    Ok(())
+    result
 }
 
 /// Reloads the access-control XML when its files change (checked every `interval`; never when zero) and on
@@ -231,17 +280,21 @@ fn app_state(
     settings: &Settings,
     loaded: Loaded,
     issuer: &str,
-    bound: SocketAddr,
+    bound: &[SocketAddr],
 ) -> Result<http::AppState, String> {
     let Loaded { keys, clients, .. } = loaded;
     let discovery = keys::discovery_document(issuer, keys.signer.algorithm(), &settings.scopes);
     let jwks = keys.jwks_json();
-    let mut authorities = vec![
-        authority(issuer),
-        format!("{}:{}", settings.url.host, bound.port()),
-        format!("localhost:{}", bound.port()),
-        bound.to_string(),
-    ];
+    // `client_id` may be suffixed with any spelling of this server's authority.
+    let mut authorities = vec![authority(issuer)];
+    for (i, addr) in bound.iter().enumerate() {
+        if let Some(url) = settings.urls.get(i) {
+            authorities.push(format!("{}:{}", url.host, addr.port()));
+        }
+        authorities.push(format!("localhost:{}", addr.port()));
+        authorities.push(addr.to_string());
+    }
+    authorities.sort();
     authorities.dedup();
     let authenticator = Authenticator::new(AuthConfig {
         cache_ttl: settings.secret_cache_ttl,

@@ -78,12 +78,10 @@ fn settings(dir: &Path, urls: Option<&str>) -> Result<Settings, Vec<String>> {
 /// `quickstart`: bind first (a busy port must not cost the freshly generated secret), write the files, serve.
 fn quickstart(dir: &Path, urls: Option<&str>) -> Result<(), Vec<String>> {
     let url = urls.unwrap_or("https://localhost:5001");
-    let listen = identity_server::settings::ListenUrl::parse(url)
-        .map_err(|m| vec![format!("--urls `{url}`: {m}")])?;
-    let listener = if dir.join("appsettings.json").exists() {
-        None
-    } else {
-        Some(bind(&listen.bind_address())?)
+    let listen = quickstart::parse_urls(url).map_err(|e| vec![e.to_string()])?;
+    let listener = match listen.first() {
+        Some(first) if !dir.join("appsettings.json").exists() => Some(bind(&first.bind_address())?),
+        _ => None,
     };
     let q = quickstart::prepare(dir, url).map_err(|e| vec![e.to_string()])?;
     let result = serve(dir, urls, Some(&q), listener);
@@ -111,15 +109,25 @@ fn serve(
     let settings = settings(dir, urls)?;
     // Validate before binding so that configuration errors come first and alone.
     identity_server::load(&settings, identity_server::unix_now())?;
-    let listener = match listener {
-        Some(listener) => listener,
-        None => bind(&settings.url.bind_address())?,
-    };
-    let bound = listener.local_addr().map_err(|e| vec![e.to_string()])?;
-    let scheme = if settings.url.https { "https" } else { "http" };
-    let issuer = identity_server::issuer(&settings, bound);
+    // The first URL may come pre-bound (quickstart); bind the others.
+    let mut listeners = Vec::new();
+    for (i, url) in settings.urls.iter().enumerate() {
+        match (i, listener.as_ref()) {
+            (0, Some(l)) => listeners.push(l.try_clone().map_err(|e| vec![e.to_string()])?),
+            _ => listeners.push(bind(&url.bind_address())?),
+        }
+    }
+    drop(listener);
     let mut out = std::io::stdout();
-    let _ = writeln!(out, "listening on {scheme}://{bound}");
+    let mut first = None;
+    for (l, url) in listeners.iter().zip(&settings.urls) {
+        let bound = l.local_addr().map_err(|e| vec![e.to_string()])?;
+        first.get_or_insert(bound);
+        let scheme = if url.https { "https" } else { "http" };
+        let _ = writeln!(out, "listening on {scheme}://{bound}");
+    }
+    let first = first.ok_or_else(|| vec!["no listen URL".to_string()])?;
+    let issuer = identity_server::issuer(&settings, first);
     let _ = writeln!(out, "issuer {issuer}");
     if let Some(q) = quick {
         let ca = q.ca_file.display();
@@ -155,7 +163,11 @@ fn serve(
         .build()
         .map_err(|e| vec![format!("cannot start the async runtime: {e}")])?;
     runtime
-        .block_on(identity_server::run(settings, listener, shutdown_signal()))
+        .block_on(identity_server::run_on(
+            settings,
+            listeners,
+            shutdown_signal(),
+        ))
         .map_err(|e| vec![e.to_string()])
 }
 
@@ -214,13 +226,10 @@ fn check(dir: &Path) -> Result<(), Vec<String>> {
         );
     }
     let _ = writeln!(out, "TLS certificate: {}", settings.tls.path.display());
-    let _ = writeln!(
-        out,
-        "listen URL: {}://{}:{}",
-        if settings.url.https { "https" } else { "http" },
-        settings.url.host,
-        settings.url.port
-    );
+    for url in &settings.urls {
+        let scheme = if url.https { "https" } else { "http" };
+        let _ = writeln!(out, "listen URL: {scheme}://{}:{}", url.host, url.port);
+    }
     let _ = writeln!(
         out,
         "access control: {} ({} files)",

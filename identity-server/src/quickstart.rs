@@ -43,6 +43,23 @@ const FILES: &[&str] = &[
     "Conf/demo-client.xml",
 ];
 
+/// The `;`-separated listen URLs of `--urls`, each checked.
+pub fn parse_urls(urls: &str) -> Result<Vec<crate::settings::ListenUrl>, QuickstartError> {
+    let parsed = urls
+        .split(';')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            crate::settings::ListenUrl::parse(u)
+                .map_err(|m| QuickstartError::Generate(format!("--urls `{u}`: {m}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if parsed.is_empty() {
+        return Err(QuickstartError::Generate("--urls: no URL given".into()));
+    }
+    Ok(parsed)
+}
+
 /// Prepares `dir` for `url` (e.g. `https://localhost:5001`).
 pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
     let ca_file = dir.join("dev-ca.crt");
@@ -66,18 +83,15 @@ pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
     std::fs::create_dir_all(dir.join("Conf")).map_err(io(&dir.join("Conf")))?;
     let generate = |e: ids_crypto::devcerts::DevCertError| QuickstartError::Generate(e.to_string());
     let ca = Ca::new("identity-server development CA", 825).map_err(generate)?;
-    let mut names = vec!["localhost", "127.0.0.1", "::1"];
-    let host = crate::settings::ListenUrl::parse(url)
-        .map_err(|m| QuickstartError::Generate(format!("--urls `{url}`: {m}")))?
-        .host;
-    if !host.is_empty()
-        && !names.contains(&host.as_str())
-        && host != "*"
-        && host != "+"
-        && host != "0.0.0.0"
-    {
-        names.push(&host);
+    let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+    for listen in parse_urls(url)? {
+        if !names.contains(&listen.host)
+            && !["*", "+", "0.0.0.0", "::"].contains(&listen.host.as_str())
+        {
+            names.push(listen.host);
+        }
     }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let tls = ca
         .issue_server(&names, KeyKind::EcP256, 825)
         .map_err(generate)?;

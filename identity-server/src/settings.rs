@@ -75,8 +75,9 @@ pub struct Settings {
     pub validation_keys: Vec<PathBuf>,
     /// TLS certificate; the signing certificate when `Kestrel:Certificates:Default` is not set.
     pub tls: CertificateFile,
-    /// Listen URL (`https://host:port`; port 0 picks a free port).
-    pub url: ListenUrl,
+    /// Listen URLs (`https://host:port`; port 0 picks a free port), at least one. The first one names the
+    /// issuer when `ApplicationUri` is not set.
+    pub urls: Vec<ListenUrl>,
     /// `ApplicationUri`: the issuer. When unset, derived from the bound address.
     pub application_uri: Option<String>,
     /// `aud` claim; the issuer when unset.
@@ -308,47 +309,36 @@ impl Settings {
         );
 
         let url_setting = config.get("Urls").or_else(|| config.get("ASPNETCORE_URLS"));
-        let url = match url_setting {
-            None => Some(ListenUrl {
+        let urls: Vec<ListenUrl> = match url_setting {
+            None => vec![ListenUrl {
                 https: true,
                 host: "localhost".into(),
                 port: 5001,
-            }),
-            Some(s) => {
-                let urls: Vec<&str> = s
-                    .value
-                    .split(';')
-                    .map(str::trim)
-                    .filter(|u| !u.is_empty())
-                    .collect();
-                if urls.len() != 1 {
-                    take(
-                        &mut errors,
-                        Err(invalid(
-                            s,
-                            "expected exactly one listen URL (several are not supported yet)",
-                        )),
-                    )
-                } else {
-                    take(
-                        &mut errors,
-                        ListenUrl::parse(urls[0]).map_err(|m| invalid(s, &m)),
-                    )
-                }
-            }
+            }],
+            Some(s) => s
+                .value
+                .split(';')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .filter_map(|u| take(&mut errors, ListenUrl::parse(u).map_err(|m| invalid(s, &m))))
+                .collect(),
         };
+        if let (true, Some(s)) = (urls.is_empty(), url_setting) {
+            errors.push(invalid(
+                s,
+                "expected at least one listen URL, e.g. https://localhost:5001",
+            ));
+        }
         let insecure = take(
             &mut errors,
             config.bool("IdentityServer:DangerAllowInsecureHttp", false),
         )
         .unwrap_or(false);
-        if let (Some(u), Some(s)) = (&url, url_setting) {
-            if !u.https && !insecure {
-                errors.push(invalid(
-                    s,
-                    "plain HTTP is refused: use https://, or set IdentityServer:DangerAllowInsecureHttp to true for local development only",
-                ));
-            }
+        if let Some(s) = url_setting.filter(|_| !insecure && urls.iter().any(|u| !u.https)) {
+            errors.push(invalid(
+                s,
+                "plain HTTP is refused: use https://, or set IdentityServer:DangerAllowInsecureHttp to true for local development only",
+            ));
         }
 
         let application_uri = match config.get("ApplicationUri") {
@@ -429,7 +419,7 @@ impl Settings {
         )
         .unwrap_or(30);
 
-        let (Some(signing), Some(tls), Some(url)) = (signing, tls, url) else {
+        let (Some(signing), Some(tls)) = (signing, tls) else {
             return Err(errors);
         };
         if !errors.is_empty() {
@@ -444,7 +434,7 @@ impl Settings {
                 .map(|s| config.resolve(s.value.trim()))
                 .collect(),
             tls,
-            url,
+            urls,
             application_uri,
             audience: config.string("IdentityServer:Audience"),
             scopes,

@@ -183,7 +183,7 @@ fn environment_file_layers_over_appsettings() {
     assert_eq!(s.access_token_lifetime.as_secs(), 300);
     let s = identity_server::Settings::load_with(d.path(), &[], Some("https://127.0.0.1:7001"))
         .expect("settings");
-    assert_eq!(s.url.port, 7001);
+    assert_eq!(s.urls[0].port, 7001);
     assert_eq!(s.access_token_lifetime.as_secs(), 3600);
 }
 

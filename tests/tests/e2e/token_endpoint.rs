@@ -521,3 +521,52 @@ async fn access_control_changes_are_reloaded_without_a_restart() {
     assert_eq!(post(&server, "NewOne", "secret").await.0, 200);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn several_listen_urls_serve_the_same_issuer() {
+    let mut d = Deployment::new();
+    d.set("Urls", json!("https://127.0.0.1:0; https://localhost:0"));
+    let settings = d.load_settings().expect("settings");
+    assert_eq!(settings.urls.len(), 2);
+    let listeners = vec![
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind"),
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind"),
+    ];
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(identity_server::run_on(settings, listeners, async move {
+        let _ = rx.await;
+    }));
+    let client = crate::support::https_client(&d.path().join("ca.crt"));
+    for port in &ports {
+        let mut answer = None;
+        for _ in 0..100 {
+            if let Ok(r) = client
+                .get(format!(
+                    "https://localhost:{port}/.well-known/openid-configuration"
+                ))
+                .send()
+                .await
+            {
+                answer = Some(r.json::<Value>().await.expect("json"));
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // One issuer, named after the first URL, whichever address answered.
+        assert_eq!(
+            answer.expect("served")["issuer"],
+            format!("https://127.0.0.1:{}", ports[0])
+        );
+    }
+    let _ = tx.send(());
+    assert!(task.await.expect("join").is_ok());
+
+    let mut d = Deployment::new();
+    d.set("Urls", json!("https://127.0.0.1:0;http://127.0.0.1:0"));
+    let err = d.load_settings().expect_err("plain HTTP among the URLs");
+    assert!(err.join("\n").contains("plain HTTP is refused"), "{err:?}");
+}
