@@ -34,6 +34,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/connect/token", post(token))
         .route("/connect/authorize", get(authorize))
         .route("/.well-known/openid-configuration", get(discovery))
+        .route("/.well-known/oauth-authorization-server", get(discovery))
         .route("/.well-known/openid-configuration/jwks", get(jwks))
         .route("/hc", get(health))
         .layer(DefaultBodyLimit::max(MAX_TOKEN_BODY))

@@ -67,6 +67,7 @@ impl Deployment {
             "rsa1024.pfx",
             "cert-only.pfx",
             "no-localkeyid.pfx",
+            "windows-export.pfx",
             "expired.pfx",
             "other-tls.pfx",
         ] {

@@ -322,6 +322,17 @@ async fn discovery_and_jwks_publish_signing_and_validation_keys() {
         .await
         .expect("json");
     assert_eq!(doc["issuer"], server.base);
+    // RFC 8414 metadata carries the same document.
+    let rfc8414: Value = server
+        .client
+        .get(server.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(rfc8414, doc);
     assert_eq!(doc["token_endpoint"], server.url("/connect/token"));
     assert_eq!(
         doc["jwks_uri"],
@@ -397,6 +408,7 @@ async fn openssl_pfx_formats_sign_and_serve_tls() {
     for (signing, alg) in [
         ("signing-ec.pfx", jsonwebtoken::Algorithm::ES256),
         ("no-localkeyid.pfx", jsonwebtoken::Algorithm::RS256),
+        ("windows-export.pfx", jsonwebtoken::Algorithm::RS256),
     ] {
         let mut d = Deployment::new();
         d.set("IdentityServer.X509KeyFilePath", json!(signing));
