@@ -351,3 +351,49 @@ fn validation_keys_from_pfx_files_and_environment_lists() {
         "{err:?}"
     );
 }
+
+#[test]
+fn project_made_pfx_files_load_and_not_yet_valid_ones_are_refused() {
+    use ids_crypto::devcerts::{Ca, KeyKind, PfxProfile, to_pfx};
+    let ca = Ca::new("e2e CA", 30).expect("ca");
+    let now = time::OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    let cases = [
+        (
+            "ours-ec.pfx",
+            KeyKind::EcP256,
+            now - day,
+            PfxProfile::Modern,
+            true,
+        ),
+        (
+            "ours-legacy.pfx",
+            KeyKind::Rsa2048,
+            now - day,
+            PfxProfile::Legacy,
+            true,
+        ),
+        (
+            "ours-future.pfx",
+            KeyKind::EcP256,
+            now + 2 * day,
+            PfxProfile::Modern,
+            false,
+        ),
+    ];
+    for (name, kind, not_before, profile, valid) in cases {
+        let issued = ca
+            .issue_signing_between("e2e signing", kind, not_before, not_before + 30 * day)
+            .expect("issue");
+        let pfx = to_pfx(&issued, &[&ca.cert.cert_der], "signing", PASSWORD, profile).expect("pfx");
+        let mut d = Deployment::new();
+        std::fs::write(d.path().join(name), pfx).expect("write");
+        d.set("IdentityServer.X509KeyFilePath", json!(name));
+        let p = problems(&d);
+        if valid {
+            assert_eq!(p, "", "{name}");
+        } else {
+            assert!(p.contains(name) && p.contains("is not valid before"), "{p}");
+        }
+    }
+}
