@@ -120,7 +120,13 @@ impl Ca {
         kind: KeyKind,
         days: i64,
     ) -> Result<Issued, DevCertError> {
-        self.issue_with_validity(common_name, kind, params(common_name, days))
+        let now = OffsetDateTime::now_utc();
+        self.issue_signing_between(
+            common_name,
+            kind,
+            now - Duration::minutes(5),
+            now + Duration::days(days),
+        )
     }
 
     /// A signing certificate with explicit validity (tests make expired and not-yet-valid ones).
@@ -134,15 +140,6 @@ impl Ca {
         let mut p = params(common_name, 1);
         p.not_before = not_before;
         p.not_after = not_after;
-        self.issue_with_validity(common_name, kind, p)
-    }
-
-    fn issue_with_validity(
-        &self,
-        _cn: &str,
-        kind: KeyKind,
-        mut p: CertificateParams,
-    ) -> Result<Issued, DevCertError> {
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         p.use_authority_key_identifier_extension = true;
         self.sign(p, kind)
