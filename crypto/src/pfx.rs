@@ -165,40 +165,27 @@ pub fn check_validity(file: &str, cert: &Certificate, now: i64) -> Result<(), Pf
     }
 }
 
-/// Reads the certificates of a PFX file that may have no private key (a published validation key), the
-/// leaf first. Certificates with key types this project cannot use are skipped.
-pub fn certificates_from_file(path: &Path, password: &str) -> Result<Vec<Certificate>, PfxError> {
+/// Reads the leaf certificate of a PFX file that may have no private key (a published validation key):
+/// the certificate that issued no other certificate in the file. Intermediates and roots are not parsed
+/// for their key type; the leaf must be usable.
+pub fn leaf_certificate_from_file(path: &Path, password: &str) -> Result<Certificate, PfxError> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| PfxError::Io {
         file: file.clone(),
         source,
     })?;
     let archive = open_archive(&file, &bytes, password)?;
-    let mut certs = Vec::new();
-    let mut first_error = None;
-    for bag in &archive.certs {
-        match Certificate::from_der(&file, bag.cert.as_der()) {
-            Ok(c) => certs.push(c),
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    if certs.is_empty() {
-        return Err(match first_error {
-            Some(e) => e.into(),
-            None => PfxError::NoCertificate { file },
-        });
-    }
-    // Leaf first: the certificate that issued no other certificate in the file.
-    if let Some(leaf) = certs.iter().position(|c| {
-        !certs
-            .iter()
-            .any(|other| other.issuer() == c.subject() && other.subject() != c.subject())
-    }) {
-        certs.swap(0, leaf);
-    }
-    Ok(certs)
+    let bags = &archive.certs;
+    let leaf = bags
+        .iter()
+        .find(|b| {
+            !bags.iter().any(|other| {
+                other.cert.issuer() == b.cert.subject() && other.cert.subject() != b.cert.subject()
+            })
+        })
+        .or(bags.first())
+        .ok_or(PfxError::NoCertificate { file: file.clone() })?;
+    Ok(Certificate::from_der(&file, leaf.cert.as_der())?)
 }
 
 /// True when `bytes` look like a PKCS#12 file rather than a PEM/DER certificate.

@@ -28,6 +28,8 @@ pub struct Clients {
     pub by_id: HashMap<String, RegisteredClient>,
     pub model: AccessControl,
     pub files: Vec<PathBuf>,
+    /// The folder's state just before it was read: a change after this point triggers a reload.
+    pub snapshot: Option<Snapshot>,
 }
 
 /// Problems found in the XML folder (every one of them).
@@ -38,6 +40,7 @@ pub struct AccessControlErrors(pub Vec<String>);
 impl Clients {
     /// Reads every `*.xml` under `folder` (sub-folders included, sorted by path).
     pub fn load(folder: &Path) -> Result<(Clients, Vec<String>), AccessControlErrors> {
+        let before = snapshot(folder).ok();
         let mut files = Vec::new();
         collect_xml(folder, &mut files).map_err(|e| {
             AccessControlErrors(vec![format!(
@@ -127,6 +130,7 @@ impl Clients {
                 by_id,
                 model,
                 files,
+                snapshot: before,
             },
             warnings,
         ))
@@ -173,7 +177,7 @@ pub enum Reload {
 
 impl LiveClients {
     pub fn new(clients: Clients, folder: PathBuf) -> Self {
-        let seen = snapshot(&folder).ok();
+        let seen = clients.snapshot.clone();
         LiveClients {
             current: RwLock::new(Arc::new(clients)),
             folder,

@@ -130,13 +130,12 @@ fn load_validation_key(
     if !pfx::looks_like_pfx(path) {
         return Certificate::from_file(path).map_err(|e| e.to_string());
     }
-    let mut certs = match pfx::certificates_from_file(path, "") {
-        Ok(certs) => certs,
-        Err(without) => pfx::certificates_from_file(path, signing_password).map_err(|with| {
+    match pfx::leaf_certificate_from_file(path, "") {
+        Ok(cert) => Ok(cert),
+        Err(without) => pfx::leaf_certificate_from_file(path, signing_password).map_err(|with| {
             format!("{without} (tried without a password); with IdentityServer:X509KeyFilePassword: {with}")
-        })?,
-    };
-    Ok(certs.remove(0))
+        }),
+    }
 }
 
 fn open(file: &CertificateFile) -> Result<Pfx, PfxError> {

@@ -118,8 +118,17 @@ pub async fn run_on(
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let now = unix_now();
-    let loaded = load(&settings, now).map_err(ServerError::Load)?;
+    let loaded = load(&settings, unix_now()).map_err(ServerError::Load)?;
+    run_loaded(settings, loaded, listeners, shutdown).await
+}
+
+/// [`run_on`] with what [`load`] returned (the binary loads first, to report problems before it binds).
+pub async fn run_loaded(
+    settings: Settings,
+    loaded: Loaded,
+    listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
@@ -150,10 +159,7 @@ pub async fn run_on(
     let state = Arc::new(
         app_state(&settings, loaded, &issuer, &bound).map_err(|e| ServerError::Load(vec![e]))?,
     );
-    let reloader = tokio::spawn(reload_access_control(
-        state.tokens.clients.clone(),
-        settings.access_control_reload,
-    ));
+    let live_clients = state.tokens.clients.clone();
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let mut handles = Vec::new();
     let mut servers = tokio::task::JoinSet::new();
@@ -191,6 +197,11 @@ pub async fn run_on(
             servers.spawn(server.handle(handle).serve(app));
         }
     }
+    // Started once nothing above can fail any more, so that no early error leaves it running.
+    let reloader = tokio::spawn(reload_access_control(
+        live_clients,
+        settings.access_control_reload,
+    ));
     tracing::info!(%issuer, addresses = ?bound, "identity server ready");
     tokio::spawn(async move {
         shutdown.await;

@@ -107,8 +107,8 @@ fn serve(
     listener: Option<TcpListener>,
 ) -> Result<(), Vec<String>> {
     let settings = settings(dir, urls)?;
-    // Validate before binding so that configuration errors come first and alone.
-    identity_server::load(&settings, identity_server::unix_now())?;
+    // Load and validate before binding so that configuration errors come first and alone.
+    let loaded = identity_server::load(&settings, identity_server::unix_now())?;
     // The first URL may come pre-bound (quickstart); bind the others.
     let mut listeners = Vec::new();
     for (i, url) in settings.urls.iter().enumerate() {
@@ -163,8 +163,9 @@ fn serve(
         .build()
         .map_err(|e| vec![format!("cannot start the async runtime: {e}")])?;
     runtime
-        .block_on(identity_server::run_on(
+        .block_on(identity_server::run_loaded(
             settings,
+            loaded,
             listeners,
             shutdown_signal(),
         ))

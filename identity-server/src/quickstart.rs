@@ -143,13 +143,25 @@ pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
 "#,
         hash.to_attribute()
     );
-    write_new(&ca_file, ca.cert.cert_pem.as_bytes(), false)?;
-    write_new(&dir.join("dev-tls.pfx"), &tls_pfx, true)?;
-    write_new(&dir.join("dev-signing.pfx"), &signing_pfx, true)?;
-    write_new(&dir.join("Conf/demo-client.xml"), xml.as_bytes(), false)?;
     let text = serde_json::to_string_pretty(&settings)
         .map_err(|e| QuickstartError::Generate(e.to_string()))?;
-    write_new(&dir.join("appsettings.json"), text.as_bytes(), true)?;
+    let files: [(PathBuf, &[u8], bool); 5] = [
+        (ca_file.clone(), ca.cert.cert_pem.as_bytes(), false),
+        (dir.join("dev-tls.pfx"), &tls_pfx, true),
+        (dir.join("dev-signing.pfx"), &signing_pfx, true),
+        (dir.join("Conf/demo-client.xml"), xml.as_bytes(), false),
+        // Last: its presence means "a complete quickstart folder".
+        (dir.join("appsettings.json"), text.as_bytes(), true),
+    ];
+    for (i, (path, bytes, private)) in files.iter().enumerate() {
+        if let Err(e) = write_new(path, bytes, *private) {
+            // All or nothing: a half-written folder would hold a hash whose secret nobody saw.
+            for (written, _, _) in &files[..i] {
+                let _ = std::fs::remove_file(written);
+            }
+            return Err(e);
+        }
+    }
     Ok(Quickstart {
         dir: dir.to_path_buf(),
         new_secret: Some(secret),
@@ -174,6 +186,10 @@ fn write_new(path: &Path, bytes: &[u8], private: bool) -> Result<(), QuickstartE
         source,
     };
     let mut file = options.open(path).map_err(err)?;
-    file.write_all(bytes).map_err(err)?;
-    file.sync_all().map_err(err)
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    if written.is_err() {
+        // Created by us just now: leave no truncated file behind.
+        let _ = std::fs::remove_file(path);
+    }
+    written.map_err(err)
 }

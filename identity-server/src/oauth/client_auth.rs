@@ -116,8 +116,9 @@ impl Authenticator {
         let Some(client) = client else {
             if let Some(secret) = secret {
                 // Same cost as a real verification; the result is irrelevant.
-                self.take_budget(peer, now)?;
+                let attempt = self.take_budget(peer, now)?;
                 let _ = self.verify(dummy_hash(), secret).await?;
+                attempt.spend();
             }
             return Ok(AuthOutcome::Rejected(Rejection::UnknownClient));
         };
@@ -131,12 +132,19 @@ impl Authenticator {
         if self.cached(&key, &client.hash_fingerprint, now) {
             return Ok(AuthOutcome::Authenticated { cached: true });
         }
-        self.take_budget(peer, now)?;
-        if self.verify(&client.hash, secret).await? {
-            self.refund_budget(peer);
+        let attempt = self.take_budget(peer, now)?;
+        let ok = self.verify(&client.hash, secret).await?;
+        if !client.hash.is_slow() {
+            // A legacy digest answers in microseconds: pay an argon2 verification as unknown ids do, so
+            // the first answer's timing does not tell which identifiers exist.
+            let _ = self.verify(dummy_hash(), secret).await?;
+        }
+        if ok {
+            // `attempt` is dropped unspent: a success gives the attempt back.
             self.remember(key, client.hash_fingerprint, now);
             Ok(AuthOutcome::Authenticated { cached: false })
         } else {
+            attempt.spend();
             Ok(AuthOutcome::Rejected(Rejection::WrongSecret))
         }
     }
@@ -213,8 +221,10 @@ impl Authenticator {
         self.cache.lock().map(|c| c.len()).unwrap_or(0)
     }
 
-    /// Takes one attempt from the source address's budget (refunded on success).
-    fn take_budget(&self, peer: IpAddr, now: i64) -> Result<(), OAuthError> {
+    /// Takes one attempt from the source address's budget. The attempt is given back when the returned
+    /// guard is dropped unspent: on success, on an error before any verdict (busy, internal), and when the
+    /// request is abandoned (client gone, shutdown). Only [`Attempt::spend`] (a wrong secret) keeps it.
+    fn take_budget(&self, peer: IpAddr, now: i64) -> Result<Attempt<'_>, OAuthError> {
         let Ok(mut failures) = self.failures.lock() else {
             return Err(OAuthError::ServerError);
         };
@@ -243,7 +253,11 @@ impl Authenticator {
             });
         }
         bucket.tokens -= 1.0;
-        Ok(())
+        Ok(Attempt {
+            authenticator: self,
+            peer,
+            spent: false,
+        })
     }
 
     fn refund_budget(&self, peer: IpAddr) {
@@ -253,6 +267,28 @@ impl Authenticator {
         let rate = f64::from(self.config.failures_per_minute);
         if let Some(bucket) = failures.get_mut(&source(peer)) {
             bucket.tokens = (bucket.tokens + 1.0).min(rate);
+        }
+    }
+}
+
+/// One attempt taken from a source address's budget; given back on drop unless spent.
+struct Attempt<'a> {
+    authenticator: &'a Authenticator,
+    peer: IpAddr,
+    spent: bool,
+}
+
+impl Attempt<'_> {
+    /// The attempt failed authentication: it stays taken.
+    fn spend(mut self) {
+        self.spent = true;
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.spent {
+            self.authenticator.refund_budget(self.peer);
         }
     }
 }
@@ -480,6 +516,40 @@ mod tests {
         assert!(matches!(
             check(&a, &c, "x", 30).await,
             Ok(AuthOutcome::Rejected(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn busy_answers_give_the_attempt_back() {
+        let a = Authenticator::new(AuthConfig {
+            cache_ttl: Duration::from_secs(60),
+            cache_size: 100,
+            hash_concurrency: 1,
+            hash_wait: Duration::from_millis(1),
+            failures_per_minute: 2,
+        })
+        .expect("authenticator");
+        let c = client("s");
+        // Every argon2 slot is taken: each request ends in 503 before any verdict.
+        let held = a.semaphore.clone().acquire_owned().await.expect("permit");
+        for _ in 0..5 {
+            let r = check(&a, &c, "s", 0).await;
+            assert!(
+                matches!(r, Err(OAuthError::TemporarilyUnavailable)),
+                "{r:?}"
+            );
+        }
+        drop(held);
+        // The budget is intact: two wrong guesses are still answered, the third is refused.
+        for _ in 0..2 {
+            assert!(matches!(
+                check(&a, &c, "x", 0).await,
+                Ok(AuthOutcome::Rejected(_))
+            ));
+        }
+        assert!(matches!(
+            check(&a, &c, "x", 0).await,
+            Err(OAuthError::SlowDown { .. })
         ));
     }
 

@@ -352,3 +352,48 @@ fn quickstart_on_a_busy_port_writes_nothing() {
     );
     drop(busy);
 }
+
+#[tokio::test]
+async fn sighup_reloads_the_access_control_folder() {
+    let mut d = Deployment::new();
+    d.set("AccessControl.ReloadIntervalSeconds", json!(0));
+    d.write();
+    let dir = d.path().to_str().expect("utf-8 path").to_string();
+    let (server, lines) = start(&[
+        "serve",
+        "--config-dir",
+        &dir,
+        "--urls",
+        "https://127.0.0.1:0",
+    ]);
+    let port = port_of(&lines);
+    let client = https_client(&d.path().join("ca.crt"));
+    let ask = || {
+        client
+            .post(format!("https://127.0.0.1:{port}/connect/token"))
+            .basic_auth("Added", Some("secret"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    d.write_xml(
+        "added.xml",
+        "<ConfigurationFile><OpenIdClient Identifier=\"Added\" HashedSecret=\"K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=\" /></ConfigurationFile>",
+    );
+    // Polling is off: nothing changes by itself.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(ask().await.expect("send").status().as_u16(), 401);
+    let status = Command::new("kill")
+        .args(["-HUP", &server.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let mut ok = false;
+    for _ in 0..50 {
+        if ask().await.expect("send").status().as_u16() == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ok, "SIGHUP did not reload the folder");
+}
