@@ -357,11 +357,15 @@ mod tests {
     }
 
     fn auth(failures_per_minute: u32) -> Authenticator {
+        auth_waiting(failures_per_minute, Duration::from_secs(1))
+    }
+
+    fn auth_waiting(failures_per_minute: u32, hash_wait: Duration) -> Authenticator {
         Authenticator::new(AuthConfig {
             cache_ttl: Duration::from_secs(60),
             cache_size: 100,
             hash_concurrency: 1,
-            hash_wait: Duration::from_secs(1),
+            hash_wait,
             failures_per_minute,
         })
         .expect("authenticator")
@@ -521,14 +525,7 @@ mod tests {
 
     #[tokio::test]
     async fn busy_answers_give_the_attempt_back() {
-        let a = Authenticator::new(AuthConfig {
-            cache_ttl: Duration::from_secs(60),
-            cache_size: 100,
-            hash_concurrency: 1,
-            hash_wait: Duration::from_millis(1),
-            failures_per_minute: 2,
-        })
-        .expect("authenticator");
+        let a = auth_waiting(2, Duration::from_millis(1));
         let c = client("s");
         // Every argon2 slot is taken: each request ends in 503 before any verdict.
         let held = a.semaphore.clone().acquire_owned().await.expect("permit");

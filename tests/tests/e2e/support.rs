@@ -187,6 +187,11 @@ impl Server {
         format!("{}{}", self.base, path)
     }
 
+    /// GETs `path` on the server.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
     /// POSTs a form to the token endpoint.
     pub async fn token_post(&self, form: &[(&str, &str)]) -> reqwest::Response {
         self.client
@@ -212,11 +217,8 @@ impl Server {
 pub async fn verify_with_jwks(server: &Server, token: &str) -> Value {
     let header = jsonwebtoken::decode_header(token).expect("header");
     let jwks: jsonwebtoken::jwk::JwkSet = server
-        .client
-        .get(server.url("/.well-known/openid-configuration/jwks"))
-        .send()
+        .get("/.well-known/openid-configuration/jwks")
         .await
-        .expect("jwks")
         .json()
         .await
         .expect("jwks json");

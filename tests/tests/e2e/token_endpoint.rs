@@ -260,12 +260,7 @@ async fn malformed_requests_get_rfc6749_errors() {
         .expect("send");
     assert_eq!(body(r).await.2["error"], "invalid_request");
     // GET on the token endpoint.
-    let r = server
-        .client
-        .get(server.url("/connect/token"))
-        .send()
-        .await
-        .expect("send");
+    let r = server.get("/connect/token").await;
     assert_eq!(r.status().as_u16(), 405);
     server.stop().await;
 }
@@ -313,22 +308,16 @@ async fn discovery_and_jwks_publish_signing_and_validation_keys() {
     d.set("IdentityServer.ValidationKeys", json!(["signing-ec.crt"]));
     let server = d.start().await;
     let doc: Value = server
-        .client
-        .get(server.url("/.well-known/openid-configuration"))
-        .send()
+        .get("/.well-known/openid-configuration")
         .await
-        .expect("send")
         .json()
         .await
         .expect("json");
     assert_eq!(doc["issuer"], server.base);
     // RFC 8414 metadata carries the same document.
     let rfc8414: Value = server
-        .client
-        .get(server.url("/.well-known/oauth-authorization-server"))
-        .send()
+        .get("/.well-known/oauth-authorization-server")
         .await
-        .expect("send")
         .json()
         .await
         .expect("json");
@@ -349,11 +338,8 @@ async fn discovery_and_jwks_publish_signing_and_validation_keys() {
     );
 
     let jwks: Value = server
-        .client
-        .get(server.url("/.well-known/openid-configuration/jwks"))
-        .send()
+        .get("/.well-known/openid-configuration/jwks")
         .await
-        .expect("send")
         .json()
         .await
         .expect("json");
@@ -380,12 +366,7 @@ async fn discovery_and_jwks_publish_signing_and_validation_keys() {
     let pem = std::fs::read_to_string(d.path().join("signing-ec.crt")).expect("pem");
     let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     assert_eq!(ec["x5c"][0].as_str(), Some(b64.as_str()));
-    let hc = server
-        .client
-        .get(server.url("/hc"))
-        .send()
-        .await
-        .expect("hc");
+    let hc = server.get("/hc").await;
     assert_eq!(hc.status().as_u16(), 200);
     server.stop().await;
 }
