@@ -245,6 +245,13 @@ pub(crate) fn printable(text: &str) -> String {
 mod tests {
     use super::*;
 
+    fn secret(r: &TokenRequest) -> Option<String> {
+        r.credentials
+            .secret
+            .as_ref()
+            .map(|s| s.expose().to_string())
+    }
+
     fn auth() -> Vec<String> {
         vec!["localhost:5001".to_string()]
     }
@@ -258,14 +265,7 @@ mod tests {
         )
         .expect("post");
         assert_eq!(r.credentials.client_id, "Job");
-        assert_eq!(
-            r.credentials
-                .secret
-                .as_ref()
-                .map(|s| s.expose().to_string())
-                .as_deref(),
-            Some("a+b c")
-        );
+        assert_eq!(secret(&r).as_deref(), Some("a+b c"));
         assert_eq!(r.credentials.method, AuthMethod::ClientSecretPost);
         let header = format!(
             "Basic {}",
@@ -278,14 +278,7 @@ mod tests {
         )
         .expect("basic");
         assert_eq!(r.credentials.client_id, "Job:x");
-        assert_eq!(
-            r.credentials
-                .secret
-                .as_ref()
-                .map(|s| s.expose().to_string())
-                .as_deref(),
-            Some("s:cret")
-        );
+        assert_eq!(secret(&r).as_deref(), Some("s:cret"));
         assert_eq!(r.scopes, vec!["api"]);
     }
 

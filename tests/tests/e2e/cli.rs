@@ -56,6 +56,25 @@ fn start(args: &[&str]) -> (Running, Vec<String>) {
     }
 }
 
+/// Writes `d`'s settings and runs `identity-server serve` on it: the process, its port, a client trusting
+/// the test CA.
+fn serve(d: &Deployment) -> (Running, u16, reqwest::Client) {
+    d.write();
+    let dir = d.path().to_str().expect("utf-8 path").to_string();
+    let (server, lines) = start(&[
+        "serve",
+        "--config-dir",
+        &dir,
+        "--urls",
+        "https://127.0.0.1:0",
+    ]);
+    (
+        server,
+        port_of(&lines),
+        https_client(&d.path().join("ca.crt")),
+    )
+}
+
 /// `identity-server check --config-dir DIR`.
 fn check(dir: &std::path::Path) -> std::process::Output {
     Command::new(binary("identity-server"))
@@ -122,17 +141,7 @@ fn check_prints_a_summary_or_every_problem() {
 #[tokio::test]
 async fn serve_prints_the_address_and_never_logs_secrets() {
     let d = Deployment::new();
-    d.write();
-    let dir = d.path().to_str().expect("utf-8 path").to_string();
-    let (mut server, lines) = start(&[
-        "serve",
-        "--config-dir",
-        &dir,
-        "--urls",
-        "https://127.0.0.1:0",
-    ]);
-    let port = port_of(&lines);
-    let client = https_client(&d.path().join("ca.crt"));
+    let (mut server, port, client) = serve(&d);
     let url = format!("https://localhost:{port}/connect/token");
     let wrong = "Wr0ng-Secret-Never-Logged";
     let r = client
@@ -357,17 +366,7 @@ fn quickstart_on_a_busy_port_writes_nothing() {
 async fn sighup_reloads_the_access_control_folder() {
     let mut d = Deployment::new();
     d.set("AccessControl.ReloadIntervalSeconds", json!(0));
-    d.write();
-    let dir = d.path().to_str().expect("utf-8 path").to_string();
-    let (server, lines) = start(&[
-        "serve",
-        "--config-dir",
-        &dir,
-        "--urls",
-        "https://127.0.0.1:0",
-    ]);
-    let port = port_of(&lines);
-    let client = https_client(&d.path().join("ca.crt"));
+    let (server, port, client) = serve(&d);
     let ask = || {
         client
             .post(format!("https://127.0.0.1:{port}/connect/token"))
