@@ -273,20 +273,6 @@ impl Config {
         self.settings.get(&path.to_lowercase())
     }
 
-    /// The first of several alias paths that is set.
-    pub fn get_any(&self, paths: &[&str]) -> Option<&Setting> {
-        paths.iter().find_map(|p| self.get(p))
-    }
-
-    /// True when anything is set at or below `path`.
-    pub fn has(&self, path: &str) -> bool {
-        let lower = path.to_lowercase();
-        let prefix = format!("{lower}:");
-        self.settings
-            .keys()
-            .any(|k| *k == lower || k.starts_with(&prefix))
-    }
-
     /// The first setting at or below `path` (in key order), to point at a whole section in messages.
     pub fn first_below(&self, path: &str) -> Option<&Setting> {
         let prefix = format!("{}:", path.to_lowercase());

@@ -40,15 +40,15 @@ pub struct AccessControlErrors(pub Vec<String>);
 impl Clients {
     /// Reads every `*.xml` under `folder` (sub-folders included, sorted by path).
     pub fn load(folder: &Path) -> Result<(Clients, Vec<String>), AccessControlErrors> {
-        let before = snapshot(folder).ok();
-        let mut files = Vec::new();
-        collect_xml(folder, &mut files).map_err(|e| {
+        // One walk of the folder: the snapshot (taken before reading, so a change made while reading
+        // triggers the next reload) also lists the files, sorted.
+        let before = snapshot(folder).map_err(|e| {
             AccessControlErrors(vec![format!(
                 "{}: cannot read the access-control folder (AccessControl:ConfigurationPath): {e}",
                 folder.display()
             )])
         })?;
-        files.sort();
+        let files: Vec<PathBuf> = before.iter().map(|(path, _, _)| path.clone()).collect();
         if files.is_empty() {
             return Err(AccessControlErrors(vec![format!(
                 "{}: no *.xml file found; the OpenIdClient entries are read from there (AccessControl:ConfigurationPath)",
@@ -130,7 +130,7 @@ impl Clients {
                 by_id,
                 model,
                 files,
-                snapshot: before,
+                snapshot: Some(before),
             },
             warnings,
         ))

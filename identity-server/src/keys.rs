@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ids_crypto::cert::format_time;
+use ids_crypto::cert::{Validity, format_time};
 use ids_crypto::pfx::{self, PfxError};
 use ids_crypto::{Algorithm, Certificate, Jwk, Pfx, TokenSigner};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -55,7 +55,7 @@ impl Keys {
         for path in &settings.validation_keys {
             match load_validation_key(path, settings.signing.password.expose()) {
                 Ok(cert) => {
-                    if cert.not_after() < now {
+                    if cert.validity_at(now) == Validity::Expired {
                         warnings.push(format!(
                             "{}: validation certificate `{}` expired on {}",
                             path.display(),

@@ -229,12 +229,10 @@ impl Settings {
             }
         }
 
-        if let Some(s) = config.get_any(&["Kestrel:Endpoints"]).or_else(|| {
-            config
-                .has("Kestrel:Endpoints")
-                .then(|| config.first_below("Kestrel:Endpoints"))
-                .flatten()
-        }) {
+        if let Some(s) = config
+            .get("Kestrel:Endpoints")
+            .or_else(|| config.first_below("Kestrel:Endpoints"))
+        {
             errors.push(ConfigError::Invalid {
                 path: s.path.clone(),
                 origin: s.origin.to_string(),
