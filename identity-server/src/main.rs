@@ -110,14 +110,10 @@ fn serve(
     // Load and validate before binding so that configuration errors come first and alone.
     let loaded = identity_server::load(&settings, identity_server::unix_now())?;
     // The first URL may come pre-bound (quickstart); bind the others.
-    let mut listeners = Vec::new();
-    for (i, url) in settings.urls.iter().enumerate() {
-        match (i, listener.as_ref()) {
-            (0, Some(l)) => listeners.push(l.try_clone().map_err(|e| vec![e.to_string()])?),
-            _ => listeners.push(bind(&url.bind_address())?),
-        }
+    let mut listeners: Vec<TcpListener> = listener.into_iter().collect();
+    for url in settings.urls.iter().skip(listeners.len()) {
+        listeners.push(bind(&url.bind_address())?);
     }
-    drop(listener);
     let mut out = std::io::stdout();
     let mut first = None;
     for (l, url) in listeners.iter().zip(&settings.urls) {
