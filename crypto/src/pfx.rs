@@ -70,11 +70,7 @@ pub struct Pfx {
 impl Pfx {
     /// Reads and decrypts a PFX file.
     pub fn from_file(path: &Path, password: &str) -> Result<Self, PfxError> {
-        let file = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| PfxError::Io {
-            file: file.clone(),
-            source,
-        })?;
+        let (file, bytes) = read(path)?;
         Self::from_bytes(&file, &bytes, password)
     }
 
@@ -169,11 +165,7 @@ pub fn check_validity(file: &str, cert: &Certificate, now: i64) -> Result<(), Pf
 /// the certificate that issued no other certificate in the file. Intermediates and roots are not parsed
 /// for their key type; the leaf must be usable.
 pub fn leaf_certificate_from_file(path: &Path, password: &str) -> Result<Certificate, PfxError> {
-    let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| PfxError::Io {
-        file: file.clone(),
-        source,
-    })?;
+    let (file, bytes) = read(path)?;
     let archive = open_archive(&file, &bytes, password)?;
     let bags = &archive.certs;
     let leaf = bags
@@ -193,6 +185,15 @@ pub fn looks_like_pfx(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("pfx") || e.eq_ignore_ascii_case("p12"))
+}
+
+/// The file's name for messages, and its bytes.
+fn read(path: &Path) -> Result<(String, Vec<u8>), PfxError> {
+    let file = path.display().to_string();
+    match std::fs::read(path) {
+        Ok(bytes) => Ok((file, bytes)),
+        Err(source) => Err(PfxError::Io { file, source }),
+    }
 }
 
 fn open_archive(file: &str, bytes: &[u8], password: &str) -> Result<Pkcs12Archive, PfxError> {
