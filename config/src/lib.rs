@@ -11,6 +11,8 @@
 //! - [`ConfigError`]: one problem, naming the key and where it came from. Values of keys whose name contains
 //!   `password` or `secret` are never printed.
 
+pub mod appsettings;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -49,7 +51,8 @@ impl Setting {
     /// True when the key's name says it holds a secret (`...Password`, `...Secret`).
     pub fn is_secret(&self) -> bool {
         let lower = self.path.to_lowercase();
-        lower.contains("password") || lower.contains("secret")
+        // `OpenId:OpenIdClients:<client>` holds the agent's plain client secrets.
+        lower.contains("password") || lower.contains("secret") || lower.contains("openidclients:")
     }
 }
 
@@ -121,12 +124,24 @@ pub fn environment_name(vars: &[(String, String)]) -> String {
 }
 
 impl Config {
-    /// Loads `dir/appsettings.json` (required unless `required` is false), the environment file and the
+    /// Loads `dir/{base_name}.json` (required unless `required` is false), the environment file and the
     /// environment variables in `vars` whose first section is one of `schema`'s top-level sections.
     pub fn load(
         dir: &Path,
         base_name: &str,
         required: bool,
+        vars: &[(String, String)],
+        schema: &Schema,
+    ) -> Result<Config, Vec<ConfigError>> {
+        Self::load_layers(dir, &[(base_name, required)], vars, schema)
+    }
+
+    /// Loads several base files (for the agent: `appsettings` and `appsettings.agent`) in order, then
+    /// their `{base}.{Environment}.json` files in the same order, then the environment variables: later
+    /// layers override earlier ones, as .NET configuration providers do.
+    pub fn load_layers(
+        dir: &Path,
+        bases: &[(&str, bool)],
         vars: &[(String, String)],
         schema: &Schema,
     ) -> Result<Config, Vec<ConfigError>> {
@@ -137,9 +152,13 @@ impl Config {
             ..Config::default()
         };
         let mut errors = Vec::new();
-        let main = dir.join(format!("{base_name}.json"));
-        let env_file = dir.join(format!("{base_name}.{environment}.json"));
-        for (file, must) in [(main, required), (env_file, false)] {
+        let main = bases
+            .iter()
+            .map(|(base, must)| (dir.join(format!("{base}.json")), *must));
+        let env_files = bases
+            .iter()
+            .map(|(base, _)| (dir.join(format!("{base}.{environment}.json")), false));
+        for (file, must) in main.chain(env_files).collect::<Vec<_>>() {
             match std::fs::read_to_string(&file) {
                 Ok(text) => match config.add_json(&file, &text) {
                     Ok(()) => config.files.push(file),
@@ -266,6 +285,16 @@ impl Config {
     /// The files that were read, in order.
     pub fn files(&self) -> &[PathBuf] {
         &self.files
+    }
+
+    /// Every setting below the section `path` (case-insensitive), in key order.
+    pub fn below(&self, path: &str) -> Vec<&Setting> {
+        let prefix = format!("{}:", path.to_lowercase());
+        self.settings
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, s)| s)
+            .collect()
     }
 
     /// The setting at `path` (case-insensitive), if any and not empty.

@@ -239,6 +239,59 @@ fn pem_or_der(file: &str, bytes: &[u8]) -> Result<Vec<u8>, CertError> {
     Ok(bytes.to_vec())
 }
 
+/// A certificate an HTTPS client was told to trust: a CA (a trust anchor for chains) or a server
+/// certificate pinned as it is. Any key type is accepted here: trust anchors are rustls's business.
+#[derive(Clone, Debug)]
+pub struct TrustedCertificate {
+    pub der: Vec<u8>,
+    /// `basicConstraints: cA=TRUE`.
+    pub is_ca: bool,
+    pub subject: String,
+    pub not_after: i64,
+    /// SHA-256 of the DER, base64url (`x5t#S256`), to name a pinned certificate in messages.
+    pub x5t_s256: String,
+}
+
+/// Reads every certificate of a PEM bundle, or the one certificate of a DER file.
+pub fn trusted_certificates_from_file(path: &Path) -> Result<Vec<TrustedCertificate>, CertError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| CertError::Io {
+        file: file.clone(),
+        source,
+    })?;
+    let parse_error = |detail: String| CertError::Parse {
+        file: file.clone(),
+        detail,
+    };
+    let ders: Vec<Vec<u8>> = if bytes.iter().take(64).all(|b| b.is_ascii()) {
+        let mut ders = Vec::new();
+        for pem in x509_parser::pem::Pem::iter_from_buffer(&bytes) {
+            let pem = pem.map_err(|e| parse_error(e.to_string()))?;
+            if pem.label == "CERTIFICATE" {
+                ders.push(pem.contents);
+            }
+        }
+        if ders.is_empty() {
+            return Err(parse_error("no `BEGIN CERTIFICATE` block".into()));
+        }
+        ders
+    } else {
+        vec![bytes]
+    };
+    ders.into_iter()
+        .map(|der| {
+            let (_, cert) = X509Certificate::from_der(&der).map_err(|e| parse_error(e.to_string()))?;
+            Ok(TrustedCertificate {
+                is_ca: cert.is_ca(),
+                subject: cert.subject().to_string(),
+                not_after: cert.validity().not_after.timestamp(),
+                x5t_s256: b64::url(digest::digest(&digest::SHA256, &der).as_ref()),
+                der,
+            })
+        })
+        .collect()
+}
+
 /// Big-endian integer bytes without leading zeros (DER adds one before a high bit; JOSE wants none).
 pub(crate) fn strip_zeros(bytes: &[u8]) -> &[u8] {
     let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());

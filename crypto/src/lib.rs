@@ -5,7 +5,8 @@
 //! - [`pfx`]: PKCS#12 (PFX) files with a private key, read with `p12-keystore`'s `Pkcs12Archive`.
 //! - [`keys`]: pre-parsed signing keys (RSA >= 2048 bits -> RS256, EC P-256 -> ES256).
 //! - [`jwk`]: JSON Web Keys published in the JWKS and RFC 7638 thumbprints.
-//! - [`jwt`]: JWT signing with a pre-parsed key (the server's hot path).
+//! - [`jwt`]: JWT signing with a pre-parsed key (the server's hot path) and the access-token verifier
+//!   (pinned certificates or a JWKS) that the agent and any Rust service use.
 //! - [`secret`]: client secrets, legacy SHA-256/512 `HashedSecret` values and argon2id PHC strings.
 //! - [`devcerts`]: development CA, TLS and signing certificates written as PFX files.
 //!
@@ -22,7 +23,7 @@ pub mod secret;
 
 pub use cert::{Certificate, PublicKey};
 pub use jwk::Jwk;
-pub use jwt::TokenSigner;
+pub use jwt::{AccessToken, KeySet, TokenSigner, Validation, Verifier, VerifyError};
 pub use keys::{Algorithm, SigningKey};
 pub use pfx::{Pfx, PfxError};
 pub use secret::{ClientSecret, SecretHash};

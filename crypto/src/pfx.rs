@@ -187,6 +187,41 @@ pub fn looks_like_pfx(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("pfx") || e.eq_ignore_ascii_case("p12"))
 }
 
+/// A certificate file named by a setting, with its password (`X509KeyFilePath` + `X509KeyFilePassword`,
+/// `EncryptionCertificate:File` + `Password`, ...).
+#[derive(Clone, Debug)]
+pub struct CertificateFile {
+    pub path: std::path::PathBuf,
+    pub password: crate::ClientSecret,
+    /// The setting that named the file, for messages.
+    pub setting: String,
+}
+
+impl CertificateFile {
+    /// Opens the PFX with its private key.
+    pub fn open(&self) -> Result<Pfx, PfxError> {
+        Pfx::from_file(&self.path, self.password.expose())
+    }
+}
+
+/// A public certificate for verification: PEM/DER, or a PFX (with or without a private key) opened with
+/// an empty password, then with `password` (named by `password_setting` in the message).
+pub fn public_certificate_from_file(
+    path: &Path,
+    password: &str,
+    password_setting: &str,
+) -> Result<Certificate, String> {
+    if !looks_like_pfx(path) {
+        return Certificate::from_file(path).map_err(|e| e.to_string());
+    }
+    match leaf_certificate_from_file(path, "") {
+        Ok(cert) => Ok(cert),
+        Err(without) => leaf_certificate_from_file(path, password).map_err(|with| {
+            format!("{without} (tried without a password); with {password_setting}: {with}")
+        }),
+    }
+}
+
 /// The file's name for messages, and its bytes.
 fn read(path: &Path) -> Result<(String, Vec<u8>), PfxError> {
     let file = path.display().to_string();

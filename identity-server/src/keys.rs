@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ids_crypto::cert::{Validity, format_time};
-use ids_crypto::pfx::{self, PfxError};
+use ids_crypto::pfx;
 use ids_crypto::{Algorithm, Certificate, Jwk, Pfx, TokenSigner};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -29,7 +29,7 @@ impl Keys {
         warnings: &mut Vec<String>,
     ) -> Result<Keys, Vec<String>> {
         let mut errors = Vec::new();
-        let signing = match open(&settings.signing) {
+        let signing = match settings.signing.open() {
             Ok(pfx) => {
                 if let Err(e) = pfx.check_validity(now) {
                     if settings.danger_accept_expired_certificate {
@@ -53,7 +53,11 @@ impl Keys {
         };
         let mut validation = Vec::new();
         for path in &settings.validation_keys {
-            match load_validation_key(path, settings.signing.password.expose()) {
+            match pfx::public_certificate_from_file(
+                path,
+                settings.signing.password.expose(),
+                "IdentityServer:X509KeyFilePassword",
+            ) {
                 Ok(cert) => {
                     if cert.validity_at(now) == Validity::Expired {
                         warnings.push(format!(
@@ -82,7 +86,7 @@ impl Keys {
                 tls_config(pfx, &settings.tls).map_err(|e| errors.push(e)).ok()
             })
         } else {
-            match open(&settings.tls) {
+            match settings.tls.open() {
                 Ok(pfx) => {
                     if let Err(e) = pfx.check_validity(now) {
                         errors.push(format!("{}: {e}", settings.tls.setting));
@@ -121,26 +125,6 @@ impl Keys {
     }
 }
 
-/// A published validation certificate: PEM/DER, or a PFX opened with an empty password, then with the
-/// signing password.
-fn load_validation_key(
-    path: &std::path::Path,
-    signing_password: &str,
-) -> Result<Certificate, String> {
-    if !pfx::looks_like_pfx(path) {
-        return Certificate::from_file(path).map_err(|e| e.to_string());
-    }
-    match pfx::leaf_certificate_from_file(path, "") {
-        Ok(cert) => Ok(cert),
-        Err(without) => pfx::leaf_certificate_from_file(path, signing_password).map_err(|with| {
-            format!("{without} (tried without a password); with IdentityServer:X509KeyFilePassword: {with}")
-        }),
-    }
-}
-
-fn open(file: &CertificateFile) -> Result<Pfx, PfxError> {
-    Pfx::from_file(&file.path, file.password.expose())
-}
 
 /// OpenID Connect Discovery 1.0 / RFC 8414 metadata.
 pub fn discovery_document(issuer: &str, alg: Algorithm, scopes: &[String]) -> String {

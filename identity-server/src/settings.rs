@@ -3,8 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ids_config::appsettings::{aliased, base_url, reject_windows_store, take};
 use ids_config::{Config, ConfigError, Origin, Schema, invalid};
 use ids_crypto::ClientSecret;
+pub use ids_crypto::pfx::CertificateFile;
 
 /// Every key the server reads. Sections owned by other software are accepted and ignored (`**`).
 pub const KEYS: &[&str] = &[
@@ -54,15 +56,6 @@ pub const KEYS: &[&str] = &[
 /// The server's schema.
 pub fn schema() -> Schema {
     Schema::new(KEYS)
-}
-
-/// A certificate file and its password.
-#[derive(Clone, Debug)]
-pub struct CertificateFile {
-    pub path: PathBuf,
-    pub password: ClientSecret,
-    /// The setting that named the file, for messages.
-    pub setting: String,
 }
 
 /// Validated server settings: no `Option` where a default exists.
@@ -156,18 +149,6 @@ impl ListenUrl {
 }
 
 /// Keeps the value, or records the error.
-fn take<T>(errors: &mut Vec<ConfigError>, result: Result<T, ConfigError>) -> Option<T> {
-    match result {
-        Ok(v) => Some(v),
-        Err(e) => {
-            errors.push(e);
-            None
-        }
-    }
-}
-
-const WINDOWS_STORE: &str = "Windows certificate stores are not supported on this platform, use X509KeyFilePath and X509KeyFilePassword with a PFX file";
-
 impl Settings {
     /// Loads `appsettings.json` layers from `dir` with the process environment, then applies `--urls`.
     pub fn load(dir: &Path, urls: Option<&str>) -> Result<Settings, Vec<ConfigError>> {
@@ -198,27 +179,16 @@ impl Settings {
         let schema = schema();
         let mut errors = config.check_unknown(&schema);
 
-        for section in ["IdentityServer", "EncryptionCertificate"] {
-            for key in [
-                "X509StoreLocation",
-                "X509StoreName",
-                "X509Thumbprint",
-                "X509SubjectDistinguishedName",
-            ] {
-                if let Some(s) = config.get(&format!("{section}:{key}")) {
-                    let message = if section == "IdentityServer" {
-                        WINDOWS_STORE.to_string()
-                    } else {
-                        "Windows certificate stores are not supported on this platform, use EncryptionCertificate:File and EncryptionCertificate:Password".to_string()
-                    };
-                    errors.push(ConfigError::Invalid {
-                        path: s.path.clone(),
-                        origin: s.origin.to_string(),
-                        message,
-                    });
-                }
-            }
-        }
+        errors.extend(reject_windows_store(
+            config,
+            "IdentityServer",
+            "X509KeyFilePath and X509KeyFilePassword with a PFX file",
+        ));
+        errors.extend(reject_windows_store(
+            config,
+            "EncryptionCertificate",
+            "EncryptionCertificate:File and EncryptionCertificate:Password",
+        ));
         for key in ["Subject", "Store", "Location"] {
             if let Some(s) = config.get(&format!("Kestrel:Certificates:Default:{key}")) {
                 errors.push(ConfigError::Invalid {
@@ -240,25 +210,12 @@ impl Settings {
             });
         }
 
-        // `X509File` is an alias of `X509KeyFilePath`: one of them, or both with the same value.
-        let non_empty = |path: &str| config.get(path).filter(|s| !s.value.trim().is_empty());
-        let signing_path = match (
-            non_empty("IdentityServer:X509KeyFilePath"),
-            non_empty("IdentityServer:X509File"),
-        ) {
-            (Some(a), Some(b)) if a.value.trim() != b.value.trim() => {
-                errors.push(ConfigError::Invalid {
-                    path: b.path.clone(),
-                    origin: b.origin.to_string(),
-                    message: format!(
-                        "is an alias of IdentityServer:X509KeyFilePath (set in {}) with a different value; keep one of them",
-                        a.origin
-                    ),
-                });
-                Some(a)
-            }
-            (a, b) => a.or(b),
-        };
+        let signing_path = aliased(
+            config,
+            "IdentityServer:X509KeyFilePath",
+            "IdentityServer:X509File",
+            &mut errors,
+        );
         let signing = match signing_path {
             Some(s) => Some(CertificateFile {
                 path: config.resolve(s.value.trim()),
@@ -340,18 +297,7 @@ impl Settings {
         }
 
         let application_uri = match config.get("ApplicationUri") {
-            Some(s) if !s.value.trim().is_empty() => {
-                let v = s.value.trim().trim_end_matches('/').to_string();
-                if v.starts_with("https://") || (insecure && v.starts_with("http://")) {
-                    Some(v)
-                } else {
-                    errors.push(invalid(
-                        s,
-                        "expected the server's public base URL, e.g. https://ids.example.com",
-                    ));
-                    None
-                }
-            }
+            Some(s) if !s.value.trim().is_empty() => take(&mut errors, base_url(s, insecure)),
             _ => None,
         };
         let lifetime = take(

@@ -1,0 +1,115 @@
+//! Vocabulary shared by the server's and the agent's `appsettings.json`: certificate-file settings with
+//! the `X509File` alias, Windows certificate-store keys (refused on this platform) and base URLs.
+
+use crate::{Config, ConfigError, Setting, invalid};
+
+/// Keeps a validation result, or records its error and returns `None`, so that every problem is reported.
+pub fn take<T>(errors: &mut Vec<ConfigError>, result: Result<T, ConfigError>) -> Option<T> {
+    match result {
+        Ok(v) => Some(v),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    }
+}
+
+/// The Windows certificate-store keys of a certificate section.
+pub const WINDOWS_STORE_KEYS: [&str; 4] = [
+    "X509StoreLocation",
+    "X509StoreName",
+    "X509Thumbprint",
+    "X509SubjectDistinguishedName",
+];
+
+/// Refuses the Windows certificate-store keys of `section`, saying which file settings to use instead.
+pub fn reject_windows_store(config: &Config, section: &str, use_instead: &str) -> Vec<ConfigError> {
+    WINDOWS_STORE_KEYS
+        .iter()
+        .filter_map(|key| config.get(&format!("{section}:{key}")))
+        .map(|s| {
+            invalid(
+                s,
+                &format!(
+                    "Windows certificate stores are not supported on this platform, use {use_instead}"
+                ),
+            )
+        })
+        .collect()
+}
+
+/// A setting that has an alias (`X509File` for `X509KeyFilePath`): one of them, or both with the same
+/// value. Empty values count as unset.
+pub fn aliased<'a>(
+    config: &'a Config,
+    primary: &str,
+    alias: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<&'a Setting> {
+    let non_empty = |path: &str| config.get(path).filter(|s| !s.value.trim().is_empty());
+    match (non_empty(primary), non_empty(alias)) {
+        (Some(a), Some(b)) if a.value.trim() != b.value.trim() => {
+            errors.push(invalid(
+                b,
+                &format!(
+                    "is an alias of {primary} (set in {}) with a different value; keep one of them",
+                    a.origin
+                ),
+            ));
+            Some(a)
+        }
+        (a, b) => a.or(b),
+    }
+}
+
+/// A server's public base URL (`ApplicationUri`): `https://host[:port][/path]` without a trailing slash,
+/// query or fragment; `http://` only when `insecure` is allowed.
+pub fn base_url(setting: &Setting, insecure: bool) -> Result<String, ConfigError> {
+    let value = setting.value.trim().trim_end_matches('/');
+    let expected = "expected the server's public base URL, e.g. https://ids.example.com";
+    let rest = if let Some(rest) = value.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = value.strip_prefix("http://") {
+        if !insecure {
+            return Err(invalid(
+                setting,
+                &format!("{expected}: plain HTTP is refused unless IdentityServer:DangerAllowInsecureHttp is true (local development only)"),
+            ));
+        }
+        rest
+    } else {
+        return Err(invalid(setting, expected));
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || rest.contains(['?', '#', ' ']) || host.contains('@') {
+        return Err(invalid(setting, expected));
+    }
+    Ok(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Origin;
+
+    fn setting(value: &str) -> Setting {
+        Setting {
+            path: "ApplicationUri".into(),
+            value: value.into(),
+            origin: Origin::Default,
+        }
+    }
+
+    #[test]
+    fn base_urls() {
+        let ok = |v: &str, insecure| base_url(&setting(v), insecure).expect(v);
+        assert_eq!(ok("https://ids.example.com/", false), "https://ids.example.com");
+        assert_eq!(ok("https://h:5001/ids", false), "https://h:5001/ids");
+        assert_eq!(ok("http://localhost:5000", true), "http://localhost:5000");
+        for bad in ["http://h", "ids.example.com", "https://", "https://h/?a=1", "https://u@h", "ftp://h"] {
+            assert!(base_url(&setting(bad), false).is_err(), "{bad}");
+        }
+        let text = base_url(&setting("http://h"), false).expect_err("http").to_string();
+        assert!(text.contains("DangerAllowInsecureHttp"), "{text}");
+    }
+}
