@@ -1,6 +1,189 @@
-//! The agent: obtains client-credentials tokens from the identity server, verifies them with the
-//! server's public key, encrypts its local files and delivers data to the server.
+//! The agent: obtains client-credentials tokens from the identity server over HTTPS and verifies each
+//! one with the server's public key before using it.
 //!
 //! # Layout
-//! Skeleton for now: the token client, verifier, file vault and uploader arrive with the agent issues.
-//! It depends on `ids-config` and `ids-crypto` only (never on the server or axum).
+//! - [`settings`]: `appsettings.json` + `appsettings.agent.json` -> validated [`Settings`].
+//! - [`tls`]: what the agent trusts for HTTPS (system store, or only the configured CAs/certificates).
+//! - [`client`]: talking to the server: [`client::http`] (timeouts, retries, error classes),
+//!   [`client::discovery`], [`client::tokens`] (the client-credentials grant).
+//! - [`server_keys`]: token verification with pinned certificates or the server's JWKS.
+//! - [`Agent`] (here): the facade: cached tokens, refreshed before expiry, one request in flight.
+//! - [`check`]: `agent check`, the configuration and connectivity report.
+//!
+//! The token verifier itself is [`ids_crypto::Verifier`], usable by any Rust service; this crate never
+//! depends on the server or axum.
+
+pub mod check;
+pub mod client;
+pub mod clock;
+pub mod error;
+pub mod server_keys;
+pub mod settings;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub use client::discovery::Discovery;
+pub use client::tokens::{BearerToken, Token};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::AgentError;
+pub use ids_crypto::AccessToken;
+pub use settings::Settings;
+
+use client::http::Http;
+use server_keys::ServerKeys;
+
+/// One cache slot per client: its lock is held while a token is fetched, so concurrent callers wait
+/// for that one request instead of sending their own.
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Token>>>>;
+
+/// The agent's connection to the identity server. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Agent {
+    settings: Settings,
+    http: Http,
+    clock: Arc<dyn Clock>,
+    discovery: tokio::sync::OnceCell<Arc<Discovery>>,
+    keys: ServerKeys,
+    slots: Mutex<HashMap<String, Slot>>,
+    token_requests: AtomicU64,
+}
+
+impl Agent {
+    pub fn new(settings: Settings) -> Result<Self, AgentError> {
+        Self::with_clock(settings, Arc::new(SystemClock))
+    }
+
+    /// An agent reading time from `clock` (tests move it forward instead of sleeping).
+    pub fn with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, AgentError> {
+        Ok(Agent {
+            http: Http::new(&settings)?,
+            keys: ServerKeys::new(&settings)?,
+            settings,
+            clock,
+            discovery: tokio::sync::OnceCell::new(),
+            slots: Mutex::new(HashMap::new()),
+            token_requests: AtomicU64::new(0),
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// The server's discovery document, fetched once (a failure is not remembered).
+    pub async fn discovery(&self) -> Result<Arc<Discovery>, AgentError> {
+        self.discovery
+            .get_or_try_init(|| async {
+                Discovery::fetch(&self.http, &self.settings)
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+            .cloned()
+    }
+
+    /// A verified token for the default client, from the cache while it is fresh.
+    pub async fn token(&self) -> Result<Arc<Token>, AgentError> {
+        self.token_for(&self.settings.default_client.clone()).await
+    }
+
+    /// A verified token for `client_id`, from the cache while it is fresh.
+    pub async fn token_for(&self, client_id: &str) -> Result<Arc<Token>, AgentError> {
+        let slot = {
+            let mut slots = self
+                .slots
+                .lock()
+                .map_err(|_| AgentError::Setup("token cache poisoned".into()))?;
+            slots.entry(client_id.to_string()).or_default().clone()
+        };
+        let mut cached = slot.lock().await;
+        if let Some(token) = cached.as_ref().filter(|t| t.is_fresh(self.now())) {
+            return Ok(token.clone());
+        }
+        let token = Arc::new(self.fetch_token(client_id, None).await?);
+        *cached = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Asks the server for a new token (no cache) and verifies it.
+    pub async fn fetch_token(
+        &self,
+        client_id: &str,
+        scope: Option<&str>,
+    ) -> Result<Token, AgentError> {
+        let client =
+            self.settings
+                .client(Some(client_id))
+                .ok_or_else(|| AgentError::UnknownClient {
+                    client: client_id.to_string(),
+                    known: self
+                        .settings
+                        .clients
+                        .iter()
+                        .map(|c| format!("`{}`", c.client_id))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
+        let discovery = self.discovery().await?;
+        self.token_requests.fetch_add(1, Ordering::Relaxed);
+        let (response, _) =
+            client::tokens::request(&self.http, &discovery, client, scope).await?;
+        let malformed = |detail: &str| AgentError::Malformed {
+            url: discovery.token_endpoint.clone(),
+            detail: detail.to_string(),
+        };
+        let access_token = response
+            .access_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| malformed("the token response has no access_token"))?;
+        let token_type = response.token_type.unwrap_or_default();
+        if !token_type.eq_ignore_ascii_case("bearer") {
+            return Err(malformed(&format!(
+                "the token_type is `{token_type}`; expected `Bearer`"
+            )));
+        }
+        let now = self.now();
+        let claims = self.verify(&access_token).await?;
+        let expires_in =
+            client::tokens::expires_in(response.expires_in.as_ref(), claims.expires_at, now);
+        Ok(Token {
+            client_id: client.client_id.clone(),
+            access_token: BearerToken::from_response(access_token),
+            refresh_at: client::tokens::refresh_at(now, expires_in, claims.expires_at),
+            claims,
+            token_type,
+            expires_in,
+            scope: response.scope,
+            received_at: now,
+        })
+    }
+
+    /// Verifies a token with the server's keys (pinned, or the JWKS), at the agent's current time.
+    pub async fn verify(&self, token: &str) -> Result<AccessToken, AgentError> {
+        let token = token.trim();
+        let token = token
+            .strip_prefix("Bearer ")
+            .or_else(|| token.strip_prefix("bearer "))
+            .unwrap_or(token);
+        self.keys
+            .verify(&self.http, || self.discovery(), token, self.now())
+            .await
+    }
+
+    /// Token requests sent so far (diagnostics and tests).
+    pub fn token_requests(&self) -> u64 {
+        self.token_requests.load(Ordering::Relaxed)
+    }
+
+    /// JWKS fetches so far (JWKS mode).
+    pub fn jwks_fetches(&self) -> u64 {
+        self.keys.jwks_fetches()
+    }
+}

@@ -9,6 +9,9 @@ pub mod keyset;
 pub mod sign;
 pub mod verify;
 
+#[cfg(test)]
+mod verify_tests;
+
 pub use keyset::{KeySet, KeySetError, VerificationKey};
 pub use sign::TokenSigner;
 pub use verify::{AccessToken, MAX_LEEWAY_SECS, MAX_TOKEN_LEN, Validation, Verifier, VerifyError};

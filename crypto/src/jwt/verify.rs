@@ -8,9 +8,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::keyset::{KeySet, VerificationKey};
+use crate::b64;
 use crate::cert::format_time;
 use crate::keys::Algorithm;
-use crate::b64;
 
 /// Largest token accepted, so a hostile input costs bounded work (our tokens are about 1 KiB).
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -194,6 +194,17 @@ impl Verifier {
         let signature = b64::url_decode(signature_b64)
             .ok_or_else(|| malformed("the signature is not base64url"))?;
 
+        // RFC 7515 section 4: the header is a JSON object. The derived `Deserialize` alone would also
+        // take a JSON array and fill the members by position.
+        if header_json
+            .iter()
+            .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            != Some(&b'{')
+        {
+            return Err(VerifyError::BadHeader {
+                detail: "not a JSON object".into(),
+            });
+        }
         let header: Header<'_> =
             serde_json::from_slice(&header_json).map_err(|e| VerifyError::BadHeader {
                 detail: e.to_string(),
@@ -232,7 +243,9 @@ impl Verifier {
             });
         }
         match header.typ.as_deref() {
-            Some(t) if t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt") => {}
+            Some(t)
+                if t.eq_ignore_ascii_case("at+jwt")
+                    || t.eq_ignore_ascii_case("application/at+jwt") => {}
             found => {
                 return Err(VerifyError::WrongType {
                     found: found.map_or("missing".to_string(), |t| format!("\"{t}\"")),
@@ -243,8 +256,8 @@ impl Verifier {
         let signed = &token[..header_b64.len() + 1 + payload_b64.len()];
         let key = self.verify_signature(header.kid.as_deref(), algorithm, signed, &signature)?;
 
-        let payload =
-            b64::url_decode(payload_b64).ok_or_else(|| malformed("the payload is not base64url"))?;
+        let payload = b64::url_decode(payload_b64)
+            .ok_or_else(|| malformed("the payload is not base64url"))?;
         let claims: Map<String, Value> =
             serde_json::from_slice(&payload).map_err(|e| VerifyError::BadClaims {
                 detail: e.to_string(),
@@ -304,7 +317,12 @@ impl Verifier {
             None => {
                 // No kid: only keys of the token's algorithm are candidates; the first error is reported.
                 let mut first_error = None;
-                for key in self.keys.keys().iter().filter(|k| k.algorithm() == algorithm) {
+                for key in self
+                    .keys
+                    .keys()
+                    .iter()
+                    .filter(|k| k.algorithm() == algorithm)
+                {
                     match check(key) {
                         Ok(()) => return Ok(key),
                         Err(e) => {
@@ -331,7 +349,8 @@ impl Verifier {
         let exp = numeric_date(&claims, "exp")?;
         let nbf = numeric_date(&claims, "nbf")?;
         let iat = numeric_date(&claims, "iat")?;
-        if now > exp.saturating_add(slack) {
+        // RFC 7519 section 4.1.4: the current time MUST be before `exp`.
+        if now >= exp.saturating_add(slack) {
             return Err(VerifyError::Expired { exp, now, leeway });
         }
         if nbf > now.saturating_add(slack) {
@@ -351,9 +370,9 @@ impl Verifier {
                 expected: self.validation.issuer.clone(),
             });
         }
-        let audience = string_or_array(&claims, "aud")?
-            .ok_or(VerifyError::MissingClaim { claim: "aud" })?;
-        if !audience.iter().any(|a| *a == self.validation.audience) {
+        let audience =
+            string_or_array(&claims, "aud")?.ok_or(VerifyError::MissingClaim { claim: "aud" })?;
+        if !audience.contains(&self.validation.audience) {
             return Err(VerifyError::WrongAudience {
                 found: format!("{audience:?}"),
                 expected: self.validation.audience.clone(),
@@ -388,9 +407,9 @@ const P256_ORDER: [u8; 32] = [
 
 /// `0 < r < n` and `0 < s < n` (the check whose absence made CVE-2022-21449 "psychic signatures").
 fn ecdsa_p256_in_range(signature: &[u8]) -> bool {
-    signature.chunks(32).all(|half| {
-        half.len() == 32 && half.iter().any(|b| *b != 0) && half < &P256_ORDER[..]
-    })
+    signature
+        .chunks(32)
+        .all(|half| half.len() == 32 && half.iter().any(|b| *b != 0) && half < &P256_ORDER[..])
 }
 
 fn claim_type(claim: &'static str, expected: &'static str, found: &Value) -> VerifyError {

@@ -7,6 +7,10 @@
 //!    next to this one, in its own process, on 127.0.0.1:0.
 //! 3. First requests: each client once (uncached argon2id verification).
 //! 4. Repeated requests of already-verified clients over keep-alive connections for `--seconds`.
+//!
+//! `ids-bench verify` instead measures token verification on one core, in-process: the raw aws-lc-rs
+//! signature check against `Verifier::verify` on real tokens, for RS256 and ES256 (target: the verifier
+//! keeps >= 80% of the raw rate).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,15 +20,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use clap::Parser;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, VerificationAlgorithm,
+};
+use clap::{Parser, Subcommand};
 use ids_crypto::devcerts::{Ca, KeyKind, PfxProfile, to_pfx};
-use ids_crypto::{ClientSecret, SecretHash, SigningKey};
+use ids_crypto::{
+    Certificate, ClientSecret, KeySet, SecretHash, SigningKey, TokenSigner, Validation, Verifier,
+};
 
 #[derive(Parser, Debug)]
 #[command(
     about = "Measure raw RSA-2048 signing and client-credentials tokens/s through the running server"
 )]
 struct Cli {
+    /// What to measure; without a subcommand, token issuing through the server.
+    #[command(subcommand)]
+    mode: Option<Mode>,
     /// Concurrent keep-alive connections of the load generator.
     #[arg(long, default_value_t = 32)]
     connections: usize,
@@ -39,6 +51,16 @@ struct Cli {
     server: Option<PathBuf>,
 }
 
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// Single-core token verification: raw aws-lc-rs RS256/ES256 signature checks vs Verifier::verify.
+    Verify {
+        /// Measuring time per algorithm and contender (raw, verifier).
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+    },
+}
+
 struct Killed(Child);
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -49,6 +71,9 @@ impl Drop for Killed {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Mode::Verify { seconds }) = cli.mode {
+        return bench_verify(Duration::from_secs_f64(seconds.max(0.1)));
+    }
     let server_bin = match cli.server.clone() {
         Some(p) => p,
         None => std::env::current_exe()?
@@ -189,6 +214,110 @@ fn main() -> anyhow::Result<()> {
     })?;
     drop(child);
     Ok(())
+}
+
+/// Raw signature verification against the whole verifier, one core, interleaved in short slices so that
+/// a load change on the machine affects both contenders alike.
+fn bench_verify(duration: Duration) -> anyhow::Result<()> {
+    let ca = Ca::new("bench CA", 30)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let claims = serde_json::json!({
+        "iss": "https://ids.example.test",
+        "sub": "Job",
+        "client_id": "Job",
+        "aud": "gorgone",
+        "scope": "openid gorgone.read gorgone.write",
+        "jti": "6c0a1d2e9f8b4a7c9e3d5f1a2b4c6d8e",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
+    });
+    println!(
+        "token verification, single-threaded, {:.1} s per contender",
+        duration.as_secs_f64()
+    );
+    for (kind, raw_algorithm, name) in [
+        (
+            KeyKind::Rsa2048,
+            &RSA_PKCS1_2048_8192_SHA256 as &dyn VerificationAlgorithm,
+            "RS256",
+        ),
+        (KeyKind::EcP256, &ECDSA_P256_SHA256_FIXED, "ES256"),
+    ] {
+        let issued = ca.issue_signing(&format!("bench {name}"), kind, 30)?;
+        let cert = Certificate::from_der("bench certificate", &issued.cert_der)?;
+        let key = SigningKey::from_pkcs8(&issued.key_pkcs8)?;
+        // PKCS#1 RSAPublicKey DER or the uncompressed EC point, as aws-lc-rs exports them.
+        let raw = ParsedPublicKey::new(raw_algorithm, key.public_key_bytes())
+            .map_err(|e| anyhow::anyhow!("raw {name} key: {e}"))?;
+        let signer = TokenSigner::new(key, &cert);
+        let token = signer.sign(&claims)?;
+        let (signed, signature) = token.rsplit_once('.').context("token without signature")?;
+        let signature =
+            ids_crypto::b64::url_decode(signature).context("signature not base64url")?;
+        let verifier = Verifier::new(
+            KeySet::from_certificates([(&cert, "bench certificate".to_string())])?,
+            Validation {
+                issuer: "https://ids.example.test".into(),
+                audience: "gorgone".into(),
+                leeway_secs: 60,
+            },
+        );
+        raw.verify_sig(signed.as_bytes(), &signature)
+            .map_err(|_| anyhow::anyhow!("raw {name} verification failed"))?;
+        verifier.verify(&token, now)?;
+
+        let slices = 8u32;
+        let (mut raw_count, mut raw_time) = (0u64, Duration::ZERO);
+        let (mut full_count, mut full_time) = (0u64, Duration::ZERO);
+        for _ in 0..slices {
+            let (n, t) = run_for(duration / slices, || {
+                raw.verify_sig(
+                    std::hint::black_box(signed.as_bytes()),
+                    std::hint::black_box(&signature),
+                )
+                .is_ok()
+            })?;
+            raw_count += n;
+            raw_time += t;
+            let (n, t) = run_for(duration / slices, || {
+                verifier
+                    .verify(std::hint::black_box(&token), std::hint::black_box(now))
+                    .is_ok()
+            })?;
+            full_count += n;
+            full_time += t;
+        }
+        let raw_rate = raw_count as f64 / raw_time.as_secs_f64();
+        let full_rate = full_count as f64 / full_time.as_secs_f64();
+        println!("{name} raw verify: {raw_rate:.0}/s per core");
+        println!(
+            "{name} Verifier::verify: {full_rate:.0}/s per core ({:.1}% of raw; target >= 80%)",
+            100.0 * full_rate / raw_rate
+        );
+    }
+    Ok(())
+}
+
+/// Calls `f` until `duration` has passed; returns the number of calls and the time taken. Every call
+/// must succeed: a failure would mean the rate measures a rejection path, not verification.
+fn run_for(duration: Duration, mut f: impl FnMut() -> bool) -> anyhow::Result<(u64, Duration)> {
+    let start = Instant::now();
+    let mut count = 0u64;
+    loop {
+        for _ in 0..16 {
+            if !f() {
+                bail!("a verification failed during the measurement");
+            }
+            count += 1;
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= duration {
+            return Ok((count, elapsed));
+        }
+    }
 }
 
 async fn request(client: &reqwest::Client, url: &str, id: &str, secret: &str) -> bool {

@@ -1,0 +1,182 @@
+//! `agent check`: validates the configuration and certificate files and, unless offline, that the
+//! server is reachable, trusted, and accepts each configured client's credentials.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ids_crypto::cert::{Validity, format_time};
+
+use crate::settings::{Settings, TlsTrust, TokenValidation};
+use crate::{Agent, Clock};
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    Ok(String),
+    Warning(String),
+    Error(String),
+}
+
+/// The report and the exit code it implies (0 when there is no error).
+#[derive(Debug, Default)]
+pub struct Report {
+    pub lines: Vec<Line>,
+    pub exit_code: u8,
+}
+
+impl Report {
+    fn ok(&mut self, text: String) {
+        self.lines.push(Line::Ok(text));
+    }
+    fn warn(&mut self, text: String) {
+        self.lines.push(Line::Warning(text));
+    }
+    fn fail(&mut self, text: String, code: u8) {
+        self.lines.push(Line::Error(text));
+        if self.exit_code == 0 {
+            self.exit_code = code;
+        }
+    }
+}
+
+/// Runs the checks on the configuration in `dir`.
+pub async fn run(
+    dir: &Path,
+    vars: &[(String, String)],
+    offline: bool,
+    clock: Arc<dyn Clock>,
+) -> Report {
+    let mut report = Report::default();
+    let now = clock.now();
+    let loaded = match Settings::load_with(dir, vars, now) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            for e in errors {
+                report.fail(e.to_string(), 2);
+            }
+            return report;
+        }
+    };
+    let s = &loaded.settings;
+    report.ok(format!(
+        "configuration read from {}",
+        s.files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    for w in &loaded.warnings {
+        report.warn(w.clone());
+    }
+    report.ok(format!(
+        "identity server {} (issuer {}, audience {})",
+        s.application_uri, s.issuer, s.audience
+    ));
+    match &s.token_validation {
+        TokenValidation::Pinned(certs) => {
+            for p in certs {
+                report.ok(format!(
+                    "tokens verified with {}: `{}`, {}, kid {}, valid until {}",
+                    p.origin,
+                    p.certificate.subject(),
+                    p.certificate.public_key().describe(),
+                    ids_crypto::jwk::thumbprint(p.certificate.public_key()),
+                    format_time(p.certificate.not_after())
+                ));
+            }
+        }
+        TokenValidation::Jwks { refresh_interval } => report.ok(format!(
+            "tokens verified with the server's JWKS (re-fetched for an unknown kid at most every {} s)",
+            refresh_interval.as_secs()
+        )),
+    }
+    match &s.tls {
+        TlsTrust::System => report.ok("HTTPS trusts the system's certificate authorities".into()),
+        TlsTrust::Only { certificates, .. } => {
+            for c in certificates {
+                report.ok(format!(
+                    "HTTPS trusts {} `{}` (valid until {})",
+                    if c.is_ca { "the CA" } else { "the pinned certificate" },
+                    c.subject,
+                    format_time(c.not_after)
+                ));
+            }
+        }
+    }
+    for c in &s.clients {
+        let default = if c.client_id == s.default_client {
+            " (default)"
+        } else {
+            ""
+        };
+        report.ok(format!(
+            "client `{}`{default}: secret from {}",
+            c.client_id, c.source
+        ));
+    }
+    if let Some(id) = &s.agent_identifier {
+        report.ok(format!("agent identifier `{id}`"));
+    }
+    match &s.encryption_certificate {
+        Some(file) => match file.open() {
+            Ok(pfx) => match pfx.certificate.validity_at(now) {
+                Validity::Valid => report.ok(format!(
+                    "file encryption certificate {} `{}` valid until {}{}",
+                    file.path.display(),
+                    pfx.certificate.subject(),
+                    format_time(pfx.certificate.not_after()),
+                    if s.encrypt_files { "" } else { " (EncryptFile is false: files are written in clear)" }
+                )),
+                _ => report.fail(
+                    format!(
+                        "EncryptionCertificate:File: {} `{}` is valid only from {} to {}",
+                        file.path.display(),
+                        pfx.certificate.subject(),
+                        format_time(pfx.certificate.not_before()),
+                        format_time(pfx.certificate.not_after())
+                    ),
+                    2,
+                ),
+            },
+            Err(e) => report.fail(format!("EncryptionCertificate:File: {e}"), 2),
+        },
+        None => report.warn(
+            "no EncryptionCertificate: the agent's files will not be encrypted".into(),
+        ),
+    }
+    if offline || report.exit_code != 0 {
+        return report;
+    }
+
+    let agent = match Agent::with_clock(loaded.settings.clone(), clock) {
+        Ok(agent) => agent,
+        Err(e) => {
+            report.fail(e.to_string(), e.exit_code());
+            return report;
+        }
+    };
+    match agent.discovery().await {
+        Ok(d) => report.ok(format!(
+            "server reachable and trusted: {} (token endpoint {})",
+            d.url, d.token_endpoint
+        )),
+        Err(e) => {
+            report.fail(e.to_string(), e.exit_code());
+            return report;
+        }
+    }
+    for c in &agent.settings().clients {
+        match agent.fetch_token(&c.client_id, None).await {
+            Ok(t) => report.ok(format!(
+                "client `{}`: token obtained and verified (kid {}, scope `{}`, expires {})",
+                c.client_id,
+                t.claims.kid,
+                t.claims.scopes.join(" "),
+                format_time(t.claims.expires_at)
+            )),
+            Err(e) => report.fail(e.to_string(), e.exit_code()),
+        }
+    }
+    report
+}

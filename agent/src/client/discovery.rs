@@ -1,0 +1,89 @@
+//! OpenID Connect Discovery (OIDC Discovery 1.0 section 4; RFC 8414): where the token endpoint and the
+//! JWKS are, checked against the issuer the agent expects.
+
+use serde::Deserialize;
+
+use super::http::{Http, summarize};
+use crate::error::AgentError;
+use crate::settings::Settings;
+
+/// What the agent uses from the discovery document.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    pub url: String,
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub jwks_uri: Option<String>,
+    /// `token_endpoint_auth_methods_supported`; empty when not advertised.
+    pub auth_methods: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Document {
+    issuer: Option<String>,
+    token_endpoint: Option<String>,
+    jwks_uri: Option<String>,
+    #[serde(default)]
+    token_endpoint_auth_methods_supported: Vec<String>,
+}
+
+impl Discovery {
+    pub async fn fetch(http: &Http, settings: &Settings) -> Result<Discovery, AgentError> {
+        let url = format!("{}/.well-known/openid-configuration", settings.application_uri);
+        let response = http.send(&url, |c| c.get(&url)).await?;
+        let status = response.status();
+        let malformed = |detail: String| AgentError::Malformed {
+            url: url.clone(),
+            detail,
+        };
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| malformed(format!("cannot read the answer: {e}")))?;
+        if !status.is_success() {
+            return Err(malformed(format!(
+                "HTTP {status} for the discovery document; is ApplicationUri ({}) the identity server's base URL? {}",
+                settings.application_uri,
+                summarize(&String::from_utf8_lossy(&body))
+            )));
+        }
+        let doc: Document = serde_json::from_slice(&body).map_err(|e| {
+            malformed(format!("the discovery document is not the expected JSON: {e}"))
+        })?;
+        let issuer = doc
+            .issuer
+            .ok_or_else(|| malformed("the discovery document has no `issuer`".into()))?;
+        if issuer != settings.issuer {
+            return Err(malformed(format!(
+                "the server's issuer is `{issuer}` but the agent expects `{}` (IdentityServer:Issuer, or ApplicationUri): set ApplicationUri on the server to its public URL, or IdentityServer:Issuer here",
+                settings.issuer
+            )));
+        }
+        let secure = |u: &str| {
+            u.starts_with("https://") || (settings.allow_insecure_http && u.starts_with("http://"))
+        };
+        let token_endpoint = doc
+            .token_endpoint
+            .filter(|u| secure(u))
+            .ok_or_else(|| malformed("the discovery document has no https `token_endpoint`".into()))?;
+        let jwks_uri = match doc.jwks_uri {
+            Some(u) if !secure(&u) => {
+                return Err(malformed(format!("the `jwks_uri` {u} is not https")));
+            }
+            other => other,
+        };
+        Ok(Discovery {
+            url,
+            issuer,
+            token_endpoint,
+            jwks_uri,
+            auth_methods: doc.token_endpoint_auth_methods_supported,
+        })
+    }
+
+    /// Whether to send the secret in the form body (`client_secret_post`) rather than HTTP Basic, the
+    /// default every server supports (RFC 6749 section 2.3.1).
+    pub fn prefers_post(&self) -> bool {
+        self.auth_methods.iter().any(|m| m == "client_secret_post")
+    }
+}

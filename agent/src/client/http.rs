@@ -1,0 +1,223 @@
+//! HTTPS with timeouts, retries and errors that say what went wrong.
+//!
+//! Retried, with exponential backoff and jitter: connection failures, timeouts, 5xx and 429 (a
+//! `Retry-After` is honoured up to `Http:MaxRetryDelaySeconds`). Never retried: a TLS trust failure
+//! (it will not fix itself) and any other answer, which the caller interprets.
+
+use std::time::Duration;
+
+use reqwest::{Client, RequestBuilder, Response, StatusCode};
+
+use crate::error::AgentError;
+use crate::settings::{HttpPolicy, Settings, TlsTrust};
+
+/// The agent's HTTP client.
+#[derive(Debug, Clone)]
+pub struct Http {
+    client: Client,
+    policy: HttpPolicy,
+    tls_hint: String,
+}
+
+impl Http {
+    pub fn new(settings: &Settings) -> Result<Self, AgentError> {
+        let tls = crate::tls::client_config(&settings.tls).map_err(AgentError::Setup)?;
+        let client = Client::builder()
+            .tls_backend_preconfigured(tls)
+            .https_only(!settings.allow_insecure_http)
+            .timeout(settings.http.timeout)
+            .connect_timeout(settings.http.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("ids-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| AgentError::Setup(format!("cannot build the HTTPS client: {e}")))?;
+        let tls_hint = match &settings.tls {
+            TlsTrust::System => "the agent trusts the system's CA store; to trust a private CA or the server's own certificate, set Tls:TrustedCertificates to its file".to_string(),
+            TlsTrust::Only { files, .. } => format!(
+                "the agent trusts only Tls:TrustedCertificates ({}): add the CA that issued the server's certificate, or the server's certificate itself",
+                files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        Ok(Http {
+            client,
+            policy: settings.http.clone(),
+            tls_hint,
+        })
+    }
+
+    /// Sends the request `build` makes, retrying what is worth retrying. Returns the first answer that
+    /// is not 5xx/429, or the final error.
+    pub async fn send(
+        &self,
+        url: &str,
+        build: impl Fn(&Client) -> RequestBuilder,
+    ) -> Result<Response, AgentError> {
+        let attempts = self.policy.retries + 1;
+        let mut last_failure = Failure::Connection(String::new());
+        for attempt in 1..=attempts {
+            let wait = match build(&self.client).send().await {
+                Ok(response)
+                    if response.status() == StatusCode::TOO_MANY_REQUESTS
+                        || response.status().is_server_error() =>
+                {
+                    let retry_after = retry_after(&response);
+                    let status = response.status();
+                    let body = response.text().await.unwrap_or_default();
+                    last_failure = Failure::Status(status, summarize(&body));
+                    retry_after.unwrap_or_else(|| self.backoff(attempt))
+                }
+                Ok(response) => return Ok(response),
+                Err(e) => {
+                    if let Some(detail) = tls_failure(&e) {
+                        return Err(AgentError::TlsTrust {
+                            url: url.to_string(),
+                            detail,
+                            hint: self.tls_hint.clone(),
+                        });
+                    }
+                    last_failure = Failure::Connection(describe(&e));
+                    self.backoff(attempt)
+                }
+            };
+            if attempt < attempts {
+                let wait = wait.min(self.policy.max_retry_delay);
+                tracing::warn!(
+                    "{url}: {}; retrying in {} ms (attempt {attempt} of {attempts})",
+                    last_failure.describe(),
+                    wait.as_millis()
+                );
+                tokio::time::sleep(wait).await;
+            }
+        }
+        Err(match last_failure {
+            Failure::Status(status, body) => AgentError::ServerError {
+                url: url.to_string(),
+                status: status.as_u16(),
+                attempts,
+                detail: if body.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {body}")
+                },
+            },
+            Failure::Connection(detail) => AgentError::Unreachable {
+                url: url.to_string(),
+                attempts,
+                detail,
+            },
+        })
+    }
+
+    /// Exponential backoff with "equal jitter": half the delay fixed, half random.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self
+            .policy
+            .retry_delay
+            .saturating_mul(1u32 << (attempt - 1).min(16))
+            .min(self.policy.max_retry_delay);
+        let half = base / 2;
+        half + half.mul_f64(random_fraction())
+    }
+}
+
+enum Failure {
+    Status(StatusCode, String),
+    Connection(String),
+}
+
+impl Failure {
+    fn describe(&self) -> String {
+        match self {
+            Failure::Status(status, _) => format!("HTTP {status}"),
+            Failure::Connection(detail) => detail.clone(),
+        }
+    }
+}
+
+fn random_fraction() -> f64 {
+    let mut bytes = [0u8; 4];
+    // Jitter only: if the system RNG failed, no jitter is still a correct delay.
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX)
+}
+
+/// `Retry-After` in seconds or as an HTTP date (RFC 9110 section 10.2.3).
+fn retry_after(response: &Response) -> Option<Duration> {
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    if let Ok(secs) = value.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = time::OffsetDateTime::parse(value.trim(), &time::format_description::well_known::Rfc2822).ok()?;
+    let secs = (when - time::OffsetDateTime::now_utc()).whole_seconds();
+    Some(Duration::from_secs(secs.max(0) as u64))
+}
+
+/// The TLS verification failure inside a connection error, if that is what it is.
+fn tls_failure(error: &reqwest::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        let rustls_error = e.downcast_ref::<rustls::Error>().or_else(|| {
+            e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(r) = rustls_error {
+            return Some(match r {
+                rustls::Error::InvalidCertificate(cert) => describe_certificate_error(cert),
+                other => format!("TLS handshake failed: {other}"),
+            });
+        }
+        source = e.source();
+    }
+    None
+}
+
+fn describe_certificate_error(error: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as C;
+    match error {
+        C::UnknownIssuer => {
+            "its TLS certificate is not issued by a trusted certificate authority".into()
+        }
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "its TLS certificate is not valid for the host name in ApplicationUri (the name must be among the certificate's subject alternative names)".into()
+        }
+        C::Expired | C::ExpiredContext { .. } => "its TLS certificate has expired".into(),
+        C::NotValidYet | C::NotValidYetContext { .. } => {
+            "its TLS certificate is not valid yet (check the clocks)".into()
+        }
+        C::Other(other) => other.to_string(),
+        other => format!("its TLS certificate was refused ({other:?})"),
+    }
+}
+
+/// The innermost cause of a transport error, which is the informative one ("Connection refused").
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        "timed out".to_string()
+    } else if error.is_connect() {
+        "connection failed".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut source = std::error::Error::source(error);
+    let mut innermost = None;
+    while let Some(e) = source {
+        innermost = Some(e.to_string());
+        source = e.source();
+    }
+    if let Some(inner) = innermost {
+        text.push_str(": ");
+        text.push_str(&inner);
+    }
+    text
+}
+
+/// At most 300 printable characters of a body, for messages.
+pub fn summarize(body: &str) -> String {
+    body.chars()
+        .filter(|c| !c.is_control())
+        .take(300)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}

@@ -1,0 +1,5 @@
+//! Talking to the identity server: HTTPS with retries, discovery, and the client-credentials grant.
+
+pub mod discovery;
+pub mod http;
+pub mod tokens;

@@ -1,0 +1,161 @@
+//! The server's public keys the agent verifies tokens with: pinned certificates (offline), or the JWKS
+//! the server publishes, re-fetched when a token names a `kid` the agent has not seen, at most once per
+//! `IdentityServer:JwksRefreshSeconds` so a stream of forged `kid`s cannot make it hammer the server.
+
+use std::sync::{Arc, RwLock};
+
+use ids_crypto::{AccessToken, KeySet, Validation, Verifier};
+
+use crate::client::discovery::Discovery;
+use crate::client::http::{Http, summarize};
+use crate::error::AgentError;
+use crate::settings::{Settings, TokenValidation};
+
+#[derive(Debug)]
+pub enum ServerKeys {
+    Pinned(Verifier),
+    Jwks(JwksKeys),
+}
+
+#[derive(Debug)]
+pub struct JwksKeys {
+    validation: Validation,
+    interval: i64,
+    current: RwLock<Option<Arc<Verifier>>>,
+    /// When the JWKS was last fetched (agent clock); the lock also makes fetches single-flight.
+    last_fetch: tokio::sync::Mutex<Option<i64>>,
+    fetches: std::sync::atomic::AtomicU64,
+}
+
+impl ServerKeys {
+    pub fn new(settings: &Settings) -> Result<Self, AgentError> {
+        let validation = Validation {
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            leeway_secs: settings.clock_skew.as_secs(),
+        };
+        Ok(match &settings.token_validation {
+            TokenValidation::Pinned(certs) => {
+                let keys = KeySet::from_certificates(
+                    certs.iter().map(|p| (&p.certificate, p.origin.clone())),
+                )
+                .map_err(|e| AgentError::Setup(e.to_string()))?;
+                ServerKeys::Pinned(Verifier::new(keys, validation))
+            }
+            TokenValidation::Jwks { refresh_interval } => ServerKeys::Jwks(JwksKeys {
+                validation,
+                interval: refresh_interval.as_secs() as i64,
+                current: RwLock::new(None),
+                last_fetch: tokio::sync::Mutex::new(None),
+                fetches: std::sync::atomic::AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// How many times the JWKS was fetched (zero when pinning).
+    pub fn jwks_fetches(&self) -> u64 {
+        match self {
+            ServerKeys::Pinned(_) => 0,
+            ServerKeys::Jwks(j) => j.fetches.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// The verifier in use now, if the keys are known (always for pinning; after the first fetch for JWKS).
+    pub fn current(&self) -> Option<Arc<Verifier>> {
+        match self {
+            ServerKeys::Pinned(_) => None,
+            ServerKeys::Jwks(j) => j.current.read().ok().and_then(|c| c.clone()),
+        }
+    }
+
+    /// Verifies `token` at `now`. `discovery` is only called in JWKS mode.
+    pub async fn verify<F, Fut>(
+        &self,
+        http: &Http,
+        discovery: F,
+        token: &str,
+        now: i64,
+    ) -> Result<AccessToken, AgentError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Arc<Discovery>, AgentError>>,
+    {
+        let jwks = match self {
+            ServerKeys::Pinned(verifier) => return Ok(verifier.verify(token, now)?),
+            ServerKeys::Jwks(jwks) => jwks,
+        };
+        let seen = jwks.current.read().ok().and_then(|c| c.clone());
+        let first_error = match &seen {
+            Some(verifier) => match verifier.verify(token, now) {
+                Ok(claims) => return Ok(claims),
+                Err(e) if e.is_unknown_key() => Some(e),
+                Err(e) => return Err(e.into()),
+            },
+            None => None,
+        };
+        let mut last_fetch = jwks.last_fetch.lock().await;
+        let latest = jwks.current.read().ok().and_then(|c| c.clone());
+        let refreshed_meanwhile = match (&seen, &latest) {
+            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        let verifier = if refreshed_meanwhile {
+            latest
+        } else if last_fetch.is_none_or(|t| now - t >= jwks.interval) {
+            *last_fetch = Some(now);
+            let discovery = discovery().await?;
+            let fresh = Arc::new(jwks.fetch(http, &discovery).await?);
+            if let Ok(mut current) = jwks.current.write() {
+                *current = Some(fresh.clone());
+            }
+            Some(fresh)
+        } else {
+            // Fetched too recently: the unknown kid stays unknown.
+            return Err(first_error
+                .map(AgentError::from)
+                .unwrap_or_else(|| AgentError::Setup("the server's JWKS could not be fetched yet".into())));
+        };
+        drop(last_fetch);
+        match verifier {
+            Some(v) => Ok(v.verify(token, now)?),
+            None => Err(first_error
+                .map(AgentError::from)
+                .unwrap_or_else(|| AgentError::Setup("no JWKS".into()))),
+        }
+    }
+}
+
+impl JwksKeys {
+    async fn fetch(&self, http: &Http, discovery: &Discovery) -> Result<Verifier, AgentError> {
+        let url = discovery.jwks_uri.clone().ok_or_else(|| AgentError::Malformed {
+            url: discovery.url.clone(),
+            detail: "the discovery document has no `jwks_uri`, so IdentityServer:TokenValidation cannot be Jwks; configure the server's certificate instead".into(),
+        })?;
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let response = http.send(&url, |c| c.get(&url)).await?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| AgentError::Malformed {
+            url: url.clone(),
+            detail: format!("cannot read the JWKS: {e}"),
+        })?;
+        if !status.is_success() {
+            return Err(AgentError::Malformed {
+                url,
+                detail: format!(
+                    "HTTP {status} for the JWKS: {}",
+                    summarize(&String::from_utf8_lossy(&body))
+                ),
+            });
+        }
+        let keys = KeySet::from_jwks(&body).map_err(|e| AgentError::Malformed {
+            url: url.clone(),
+            detail: e.to_string(),
+        })?;
+        for skipped in keys.skipped() {
+            tracing::warn!("{url}: {skipped}");
+        }
+        Ok(Verifier::new(keys, self.validation.clone()))
+    }
+}

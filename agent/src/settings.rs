@@ -1,0 +1,661 @@
+//! Agent settings: `appsettings.json` + `appsettings.agent.json` (DESIGN.md section 4) -> [`Settings`].
+//!
+//! Layering as on the server: `appsettings.json`, `appsettings.agent.json`, their
+//! `.{Environment}.json` variants, then environment variables (`OpenId__OpenIdClients__Job=...`).
+//! Sections the agent does not own (`Connections`, `Databases`, ...) are ignored, as the vendor's agent
+//! ignores them; unknown keys inside the sections it owns are errors with a "did you mean".
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ids_config::appsettings::{aliased, base_url, reject_windows_store, take};
+use ids_config::{Config, ConfigError, Schema, Setting, invalid};
+use ids_crypto::cert::{TrustedCertificate, Validity, format_time, trusted_certificates_from_file};
+use ids_crypto::pfx::{self, CertificateFile};
+use ids_crypto::{Certificate, ClientSecret};
+
+/// Every key the agent reads. Top-level sections not listed here belong to other software.
+pub const KEYS: &[&str] = &[
+    "ApplicationUri",
+    "WorkFolderPath",
+    "TempFolderPath",
+    "IdentityServer:X509KeyFilePath",
+    "IdentityServer:X509File",
+    "IdentityServer:X509KeyFilePassword",
+    "IdentityServer:ValidationKeys",
+    "IdentityServer:ValidationKeys:*",
+    "IdentityServer:TokenValidation",
+    "IdentityServer:Issuer",
+    "IdentityServer:Audience",
+    "IdentityServer:ClockSkewSeconds",
+    "IdentityServer:JwksRefreshSeconds",
+    "IdentityServer:DangerAllowInsecureHttp",
+    "IdentityServer:DangerAcceptExpiredCertificate",
+    "IdentityServer:X509StoreLocation",
+    "IdentityServer:X509StoreName",
+    "IdentityServer:X509Thumbprint",
+    "IdentityServer:X509SubjectDistinguishedName",
+    "EncryptionCertificate:File",
+    "EncryptionCertificate:Password",
+    "EncryptionCertificate:EncryptFile",
+    "EncryptionCertificate:X509StoreLocation",
+    "EncryptionCertificate:X509StoreName",
+    "EncryptionCertificate:X509Thumbprint",
+    "EncryptionCertificate:X509SubjectDistinguishedName",
+    "Tls:TrustedCertificates",
+    "Tls:TrustedCertificates:*",
+    "Http:TimeoutSeconds",
+    "Http:ConnectTimeoutSeconds",
+    "Http:Retries",
+    "Http:RetryDelayMilliseconds",
+    "Http:MaxRetryDelaySeconds",
+    "OpenId:AgentIdentifier",
+    "OpenId:DefaultOpenIdClient",
+    "OpenId:OpenIdClients:*",
+    "OpenId:OpenIdClientSecretFiles:*",
+    // Placements some documents show without the `OpenId` wrapper: read, with a warning.
+    "OpenIdClients:*",
+    "DefaultOpenIdClient",
+    "AgentIdentifier",
+];
+
+/// Keys that belong under `OpenId` but are found at the top level in some deployments.
+const UNWRAPPED: [&str; 3] = ["OpenIdClients", "DefaultOpenIdClient", "AgentIdentifier"];
+
+pub fn schema() -> Schema {
+    Schema::new(KEYS)
+}
+
+/// How the agent checks the signature of the tokens it receives.
+#[derive(Debug, Clone)]
+pub enum TokenValidation {
+    /// Offline pinning: the server's certificate(s) from `IdentityServer:X509KeyFilePath` and
+    /// `IdentityServer:ValidationKeys`, loaded at start-up.
+    Pinned(Vec<PinnedCertificate>),
+    /// The JWKS the server publishes (`jwks_uri` of discovery), re-fetched when a token names an unknown
+    /// `kid`, at most once per `refresh_interval`.
+    Jwks { refresh_interval: Duration },
+}
+
+/// A server certificate the agent verifies tokens with.
+#[derive(Debug, Clone)]
+pub struct PinnedCertificate {
+    pub certificate: Certificate,
+    /// The setting and file it came from, for messages.
+    pub origin: String,
+}
+
+/// What the agent trusts for HTTPS.
+#[derive(Debug, Clone)]
+pub enum TlsTrust {
+    /// The operating system's trust store.
+    System,
+    /// Only these: CA certificates anchor chains; other certificates are pinned as they are.
+    Only {
+        certificates: Vec<TrustedCertificate>,
+        files: Vec<PathBuf>,
+    },
+}
+
+/// HTTP timeouts and the retry policy for connection failures, 5xx and 429.
+#[derive(Debug, Clone)]
+pub struct HttpPolicy {
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// First backoff delay; doubled each retry, with jitter.
+    pub retry_delay: Duration,
+    /// Longest single wait, including a server's `Retry-After`.
+    pub max_retry_delay: Duration,
+}
+
+/// One OpenID client the agent can authenticate as.
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub secret: ClientSecret,
+    /// Where the secret came from (a setting or a file), never the secret itself.
+    pub source: String,
+}
+
+/// Validated agent settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config_dir: PathBuf,
+    /// The files that were read, in order.
+    pub files: Vec<PathBuf>,
+    /// `ApplicationUri`: the server's base URL, without a trailing slash.
+    pub application_uri: String,
+    pub allow_insecure_http: bool,
+    /// Expected `iss`: `IdentityServer:Issuer`, or `ApplicationUri`.
+    pub issuer: String,
+    /// Expected `aud`: `IdentityServer:Audience`, or the issuer (the server's default).
+    pub audience: String,
+    pub clock_skew: Duration,
+    pub token_validation: TokenValidation,
+    pub tls: TlsTrust,
+    pub http: HttpPolicy,
+    pub agent_identifier: Option<String>,
+    pub clients: Vec<ClientCredentials>,
+    pub default_client: String,
+    /// The agent's own certificate for its files (used by the file-encryption feature).
+    pub encryption_certificate: Option<CertificateFile>,
+    pub encrypt_files: bool,
+    pub work_folder: PathBuf,
+    pub temp_folder: PathBuf,
+}
+
+/// Settings plus what deserves a warning.
+#[derive(Debug)]
+pub struct Loaded {
+    pub settings: Settings,
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    /// Loads from `dir` with the process environment, checking certificates at `now` (Unix seconds).
+    pub fn load(dir: &Path, now: i64) -> Result<Loaded, Vec<ConfigError>> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_with(dir, &vars, now)
+    }
+
+    /// [`Settings::load`] with explicit environment variables (tests).
+    pub fn load_with(
+        dir: &Path,
+        vars: &[(String, String)],
+        now: i64,
+    ) -> Result<Loaded, Vec<ConfigError>> {
+        let schema = schema();
+        let config = Config::load_layers(
+            dir,
+            &[("appsettings", true), ("appsettings.agent", false)],
+            vars,
+            &schema,
+        )?;
+        Self::from_config(&config, now)
+    }
+
+    /// The credentials of `client_id`, or of the default client.
+    pub fn client(&self, client_id: Option<&str>) -> Option<&ClientCredentials> {
+        let id = client_id.unwrap_or(&self.default_client);
+        self.clients.iter().find(|c| c.client_id == id)
+    }
+
+    /// Validates a merged configuration, reporting every problem.
+    pub fn from_config(config: &Config, now: i64) -> Result<Loaded, Vec<ConfigError>> {
+        let schema = schema();
+        let mut warnings = Vec::new();
+        // Unknown keys are errors only inside the sections the agent owns.
+        let mut errors: Vec<ConfigError> = config
+            .check_unknown(&schema)
+            .into_iter()
+            .filter(|e| match e {
+                ConfigError::UnknownKey { path, .. } => {
+                    schema.has_section(path.split(':').next().unwrap_or_default())
+                }
+                _ => true,
+            })
+            .collect();
+        errors.extend(reject_windows_store(
+            config,
+            "IdentityServer",
+            "IdentityServer:X509KeyFilePath with the server's certificate (PEM, DER or PFX)",
+        ));
+        errors.extend(reject_windows_store(
+            config,
+            "EncryptionCertificate",
+            "EncryptionCertificate:File and EncryptionCertificate:Password",
+        ));
+
+        let insecure = take(
+            &mut errors,
+            config.bool("IdentityServer:DangerAllowInsecureHttp", false),
+        )
+        .unwrap_or(false);
+        if insecure {
+            warnings.push("IdentityServer:DangerAllowInsecureHttp is true: plain HTTP is allowed, tokens and secrets may travel in clear (local development only)".into());
+        }
+        let application_uri = match config.get("ApplicationUri") {
+            Some(s) if !s.value.trim().is_empty() => take(&mut errors, base_url(s, insecure)),
+            _ => {
+                errors.push(ConfigError::Missing {
+                    path: "ApplicationUri".into(),
+                    message: "the identity server's base URL, e.g. https://ids.example.com (in appsettings.json)".into(),
+                });
+                None
+            }
+        };
+        let issuer = config
+            .string("IdentityServer:Issuer")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .or_else(|| application_uri.clone())
+            .unwrap_or_default();
+        let audience = config
+            .string("IdentityServer:Audience")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| issuer.clone());
+        let clock_skew = take(
+            &mut errors,
+            config.u64_in(
+                "IdentityServer:ClockSkewSeconds",
+                30,
+                0,
+                ids_crypto::jwt::MAX_LEEWAY_SECS,
+            ),
+        )
+        .unwrap_or(30);
+
+        let token_validation = token_validation(config, now, &mut errors, &mut warnings);
+        let tls = tls_trust(config, now, &mut errors, &mut warnings);
+        let http = http_policy(config, &mut errors);
+        let (clients, default_client, agent_identifier) =
+            openid(config, &mut errors, &mut warnings);
+
+        let encryption_certificate =
+            config
+                .path("EncryptionCertificate:File")
+                .map(|path| CertificateFile {
+                    path,
+                    password: ClientSecret::new(
+                        config
+                            .string("EncryptionCertificate:Password")
+                            .unwrap_or_default(),
+                    ),
+                    setting: "EncryptionCertificate:File".into(),
+                });
+        let encrypt_files = take(
+            &mut errors,
+            config.bool("EncryptionCertificate:EncryptFile", false),
+        )
+        .unwrap_or(false);
+        if encrypt_files && encryption_certificate.is_none() {
+            errors.push(ConfigError::Missing {
+                path: "EncryptionCertificate:File".into(),
+                message: "EncryptionCertificate:EncryptFile is true, so the agent needs its own PFX certificate (with EncryptionCertificate:Password)".into(),
+            });
+        }
+        let work_folder = config
+            .path("WorkFolderPath")
+            .unwrap_or_else(|| config.dir().join("work"));
+        let temp_folder = config
+            .path("TempFolderPath")
+            .unwrap_or_else(|| work_folder.join("temp"));
+
+        let (Some(application_uri), Some(token_validation), Some(default_client)) =
+            (application_uri, token_validation, default_client)
+        else {
+            return Err(errors);
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Loaded {
+            settings: Settings {
+                config_dir: config.dir().to_path_buf(),
+                files: config.files().to_vec(),
+                application_uri,
+                allow_insecure_http: insecure,
+                issuer,
+                audience,
+                clock_skew: Duration::from_secs(clock_skew),
+                token_validation,
+                tls,
+                http,
+                agent_identifier,
+                clients,
+                default_client,
+                encryption_certificate,
+                encrypt_files,
+                work_folder,
+                temp_folder,
+            },
+            warnings,
+        })
+    }
+}
+
+/// `IdentityServer:TokenValidation` (`Certificate` by default, or `Jwks`) and the pinned certificates.
+fn token_validation(
+    config: &Config,
+    now: i64,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
+) -> Option<TokenValidation> {
+    let mode = config.get("IdentityServer:TokenValidation");
+    let jwks = match mode.map(|s| s.value.trim().to_ascii_lowercase()) {
+        None => false,
+        Some(m) if m.is_empty() || m == "certificate" => false,
+        Some(m) if m == "jwks" => true,
+        Some(_) => {
+            if let Some(s) = mode {
+                errors.push(invalid(
+                    s,
+                    "expected `Certificate` (verify tokens with the configured server certificate) or `Jwks` (with the keys the server publishes)",
+                ));
+            }
+            return None;
+        }
+    };
+    let danger_expired = take(
+        errors,
+        config.bool("IdentityServer:DangerAcceptExpiredCertificate", false),
+    )
+    .unwrap_or(false);
+    let password = config
+        .string("IdentityServer:X509KeyFilePassword")
+        .unwrap_or_default();
+    let main = aliased(
+        config,
+        "IdentityServer:X509KeyFilePath",
+        "IdentityServer:X509File",
+        errors,
+    );
+    if jwks {
+        let refresh = take(
+            errors,
+            config.u64_in("IdentityServer:JwksRefreshSeconds", 60, 1, 86_400),
+        )?;
+        if let Some(s) = main {
+            warnings.push(format!(
+                "{} (in {}) is not used: IdentityServer:TokenValidation is Jwks, so tokens are verified with the keys the server publishes",
+                s.path, s.origin
+            ));
+        }
+        return Some(TokenValidation::Jwks {
+            refresh_interval: Duration::from_secs(refresh),
+        });
+    }
+    let Some(main) = main else {
+        errors.push(ConfigError::Missing {
+            path: "IdentityServer:X509KeyFilePath".into(),
+            message: "the server's public certificate (PEM, DER, or a PFX without private key) that tokens are verified with; or set IdentityServer:TokenValidation to Jwks".into(),
+        });
+        return None;
+    };
+    let mut pinned = Vec::new();
+    let mut load = |setting: &Setting, primary: bool| {
+        let path = config.resolve(setting.value.trim());
+        let origin = format!("{} ({})", setting.path, path.display());
+        match pfx::public_certificate_from_file(&path, &password, "IdentityServer:X509KeyFilePassword") {
+            Ok(certificate) => {
+                match certificate.validity_at(now) {
+                    Validity::Valid => {}
+                    Validity::Expired if primary && !danger_expired => {
+                        errors.push(invalid(setting, &format!(
+                            "the certificate `{}` expired on {}; install the server's current certificate (or set IdentityServer:DangerAcceptExpiredCertificate to true)",
+                            certificate.subject(),
+                            format_time(certificate.not_after())
+                        )));
+                        return;
+                    }
+                    Validity::Expired => warnings.push(format!(
+                        "{origin}: the certificate `{}` expired on {}",
+                        certificate.subject(),
+                        format_time(certificate.not_after())
+                    )),
+                    Validity::NotYetValid => warnings.push(format!(
+                        "{origin}: the certificate `{}` is not valid before {}",
+                        certificate.subject(),
+                        format_time(certificate.not_before())
+                    )),
+                }
+                if pfx::looks_like_pfx(&path) && pfx::Pfx::from_file(&path, &password).is_ok() {
+                    warnings.push(format!(
+                        "{origin} holds the server's PRIVATE key; the agent needs only the certificate: export it with `openssl pkcs12 -in {} -nokeys -out server.crt` and keep the PFX on the server",
+                        path.display()
+                    ));
+                }
+                pinned.push(PinnedCertificate {
+                    certificate,
+                    origin,
+                });
+            }
+            Err(e) => errors.push(invalid(setting, &e)),
+        }
+    };
+    load(main, true);
+    for s in config.list("IdentityServer:ValidationKeys") {
+        load(&s, false);
+    }
+    Some(TokenValidation::Pinned(pinned))
+}
+
+/// `Tls:TrustedCertificates`: CA or server certificates (PEM bundles or DER); the system store if unset.
+fn tls_trust(
+    config: &Config,
+    now: i64,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
+) -> TlsTrust {
+    let list = config.list("Tls:TrustedCertificates");
+    if list.is_empty() {
+        return TlsTrust::System;
+    }
+    let mut certificates = Vec::new();
+    let mut files = Vec::new();
+    for s in list {
+        let path = config.resolve(s.value.trim());
+        match trusted_certificates_from_file(&path) {
+            Ok(found) => {
+                for c in &found {
+                    if c.not_after < now {
+                        warnings.push(format!(
+                            "{} ({}): the certificate `{}` expired on {}; HTTPS connections that rely on it will fail",
+                            s.path,
+                            path.display(),
+                            c.subject,
+                            format_time(c.not_after)
+                        ));
+                    }
+                }
+                certificates.extend(found);
+                files.push(path);
+            }
+            Err(e) => errors.push(invalid(&s, &e.to_string())),
+        }
+    }
+    TlsTrust::Only {
+        certificates,
+        files,
+    }
+}
+
+fn http_policy(config: &Config, errors: &mut Vec<ConfigError>) -> HttpPolicy {
+    let mut secs = |path: &str, default: u64, min: u64, max: u64| {
+        take(errors, config.u64_in(path, default, min, max)).unwrap_or(default)
+    };
+    HttpPolicy {
+        timeout: Duration::from_secs(secs("Http:TimeoutSeconds", 30, 1, 3600)),
+        connect_timeout: Duration::from_secs(secs("Http:ConnectTimeoutSeconds", 10, 1, 600)),
+        retries: secs("Http:Retries", 4, 0, 100) as u32,
+        retry_delay: Duration::from_millis(secs("Http:RetryDelayMilliseconds", 500, 1, 600_000)),
+        max_retry_delay: Duration::from_secs(secs("Http:MaxRetryDelaySeconds", 30, 1, 3600)),
+    }
+}
+
+/// The `OpenId` section: clients and their secrets, the default client, the agent identifier.
+fn openid(
+    config: &Config,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
+) -> (Vec<ClientCredentials>, Option<String>, Option<String>) {
+    let [clients_settings, default, identifier] =
+        UNWRAPPED.map(|key| placed(config, key, errors, warnings));
+    let mut clients: Vec<ClientCredentials> = Vec::new();
+    for s in clients_settings {
+        let Some(id) = client_id_of(&s) else {
+            errors.push(invalid(
+                &s,
+                "expected a map of client id to secret, e.g. \"OpenIdClients\": { \"Job\": \"secret\" }",
+            ));
+            continue;
+        };
+        if s.value.is_empty() {
+            errors.push(invalid(&s, "the client secret is empty"));
+            continue;
+        }
+        clients.push(ClientCredentials {
+            client_id: id,
+            secret: ClientSecret::new(s.value.clone()),
+            source: format!("{} (in {})", s.path, s.origin),
+        });
+    }
+    for s in config.below("OpenId:OpenIdClientSecretFiles") {
+        let Some(id) = client_id_of(&s) else { continue };
+        if let Some(other) = clients.iter().find(|c| c.client_id == id) {
+            errors.push(invalid(
+                &s,
+                &format!(
+                    "client `{id}` already has a secret in {}; keep one of them",
+                    other.source
+                ),
+            ));
+            continue;
+        }
+        let path = config.resolve(s.value.trim());
+        match read_secret_file(&path) {
+            Ok((secret, warning)) => {
+                warnings.extend(warning);
+                clients.push(ClientCredentials {
+                    client_id: id,
+                    secret,
+                    source: format!("{} (file {})", s.path, path.display()),
+                });
+            }
+            Err(e) => errors.push(invalid(&s, &e)),
+        }
+    }
+    for c in &clients {
+        if c.client_id.len() > 256 || c.client_id.chars().any(char::is_control) {
+            errors.push(ConfigError::Invalid {
+                path: format!("OpenId:OpenIdClients:{}", c.client_id.escape_debug()),
+                origin: c.source.clone(),
+                message: "a client id is at most 256 printable characters".into(),
+            });
+        }
+    }
+    let default = default.into_iter().next();
+    let agent_identifier = identifier
+        .into_iter()
+        .next()
+        .map(|s| s.value.trim().to_string())
+        .filter(|s| !s.is_empty());
+    let ids = || {
+        clients
+            .iter()
+            .map(|c| format!("`{}`", c.client_id))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let default_client = match (default, clients.len()) {
+        (_, 0) => {
+            errors.push(ConfigError::Missing {
+                path: "OpenId:OpenIdClients".into(),
+                message: "the client id and secret the agent authenticates with, e.g. \"OpenId\": { \"OpenIdClients\": { \"Job\": \"<secret>\" } } in appsettings.agent.json (or OpenId__OpenIdClients__Job in the environment, or OpenId:OpenIdClientSecretFiles:Job = a file holding the secret)".into(),
+            });
+            None
+        }
+        (Some(d), _) if clients.iter().any(|c| c.client_id == d.value.trim()) => {
+            Some(d.value.trim().to_string())
+        }
+        (Some(d), _) => {
+            errors.push(invalid(
+                &d,
+                &format!(
+                    "no client `{}` in OpenId:OpenIdClients (configured: {})",
+                    d.value.trim(),
+                    ids()
+                ),
+            ));
+            None
+        }
+        (None, 1) => clients.first().map(|c| c.client_id.clone()),
+        (None, _) => {
+            errors.push(ConfigError::Missing {
+                path: "OpenId:DefaultOpenIdClient".into(),
+                message: format!("several clients are configured ({}); name the one to use by default", ids()),
+            });
+            None
+        }
+    };
+    (clients, default_client, agent_identifier)
+}
+
+/// The settings of `OpenId:{key}`, or of the top-level `{key}` with a warning; both is an error.
+fn placed(
+    config: &Config,
+    key: &str,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
+) -> Vec<Setting> {
+    let collect = |path: &str| -> Vec<Setting> {
+        config
+            .get(path)
+            .into_iter()
+            .chain(config.below(path))
+            .cloned()
+            .collect()
+    };
+    let inside = collect(&format!("OpenId:{key}"));
+    let outside = collect(key);
+    match (inside.is_empty(), outside.first()) {
+        (_, None) => inside,
+        (true, Some(first)) => {
+            warnings.push(format!(
+                "`{key}` (in {}) belongs under `OpenId` (`OpenId:{key}`); it is read from there this time",
+                first.origin
+            ));
+            outside
+        }
+        (false, Some(first)) => {
+            errors.push(invalid(
+                first,
+                &format!("`{key}` is also set under `OpenId`; keep only `OpenId:{key}`"),
+            ));
+            inside
+        }
+    }
+}
+
+/// The client id of `OpenId:OpenIdClients:<id>` (or the unwrapped `OpenIdClients:<id>`), as written.
+fn client_id_of(setting: &Setting) -> Option<String> {
+    let mut parts = setting.path.splitn(3, ':');
+    let first = parts.next()?;
+    let (second, third) = (parts.next()?, parts.next());
+    match third {
+        Some(id) if first.eq_ignore_ascii_case("OpenId") && !id.contains(':') => Some(id.to_string()),
+        None if !first.eq_ignore_ascii_case("OpenId") => Some(second.to_string()),
+        _ => None,
+    }
+}
+
+/// Reads a secret file: the whole content without the final line break. A file others can read earns
+/// a warning, as ssh gives for private keys.
+fn read_secret_file(path: &Path) -> Result<(ClientSecret, Option<String>), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?;
+    let secret = text.strip_suffix('\n').unwrap_or(&text);
+    let secret = secret.strip_suffix('\r').unwrap_or(secret);
+    if secret.is_empty() {
+        return Err(format!("the secret file {} is empty", path.display()));
+    }
+    let mut warning = None;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            warning = Some(format!(
+                "the secret file {} can be read by other users (mode {:o}); run `chmod 600 {}`",
+                path.display(),
+                meta.permissions().mode() & 0o777,
+                path.display()
+            ));
+        }
+    }
+    Ok((ClientSecret::new(secret.to_string()), warning))
+}

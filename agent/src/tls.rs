@@ -1,0 +1,165 @@
+//! What the agent trusts for HTTPS: the system store, or only the certificates it was given.
+//!
+//! With `Tls:TrustedCertificates`, CA certificates anchor chains (checked by webpki with the host name
+//! and validity as usual) and any other certificate is pinned as it is: the server must present exactly
+//! that certificate, still within its validity. Nothing else is trusted, not even the system store.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use crate::settings::TlsTrust;
+use ids_crypto::cert::TrustedCertificate;
+
+/// The aws-lc-rs provider, named explicitly: two providers in one process make rustls panic otherwise.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// A rustls client configuration for `trust`, offering HTTP/2 and HTTP/1.1.
+pub fn client_config(trust: &TlsTrust) -> Result<rustls::ClientConfig, String> {
+    let provider = provider();
+    let verifier: Arc<dyn ServerCertVerifier> = match trust {
+        TlsTrust::System => Arc::new(
+            rustls_platform_verifier::Verifier::new(provider.clone())
+                .map_err(|e| format!("cannot load the system's trusted certificates: {e}"))?,
+        ),
+        TlsTrust::Only { certificates, .. } => {
+            Arc::new(OnlyTrusted::new(certificates, provider.clone())?)
+        }
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Trusts configured CAs (as chain anchors) and configured server certificates (pinned), nothing else.
+#[derive(Debug)]
+struct OnlyTrusted {
+    roots: Option<Arc<WebPkiServerVerifier>>,
+    pinned: Vec<TrustedCertificate>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl OnlyTrusted {
+    fn new(certs: &[TrustedCertificate], provider: Arc<CryptoProvider>) -> Result<Self, String> {
+        let mut store = RootCertStore::empty();
+        let mut pinned = Vec::new();
+        for cert in certs {
+            if cert.is_ca {
+                store
+                    .add(CertificateDer::from(cert.der.clone()))
+                    .map_err(|e| format!("CA certificate `{}`: {e}", cert.subject))?;
+            } else {
+                pinned.push(cert.clone());
+            }
+        }
+        let roots = if store.is_empty() {
+            None
+        } else {
+            Some(
+                WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )
+        };
+        Ok(OnlyTrusted {
+            roots,
+            pinned,
+            provider,
+        })
+    }
+}
+
+/// A certificate error with our own words (shown to the operator through the connection error).
+#[derive(Debug)]
+struct NotTrusted(String);
+
+impl std::fmt::Display for NotTrusted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotTrusted {}
+
+impl ServerCertVerifier for OnlyTrusted {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(pin) = self
+            .pinned
+            .iter()
+            .find(|p| p.der.as_slice() == end_entity.as_ref())
+        {
+            if (now.as_secs() as i64) > pin.not_after {
+                return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+            }
+            return Ok(ServerCertVerified::assertion());
+        }
+        match &self.roots {
+            Some(roots) => {
+                roots.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+            None => {
+                let fingerprint = ids_crypto::b64::url(
+                    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, end_entity.as_ref())
+                        .as_ref(),
+                );
+                Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                    rustls::OtherError(Arc::new(NotTrusted(format!(
+                        "the server presented a certificate (x5t#S256 {fingerprint}) that is not one of the certificates in Tls:TrustedCertificates"
+                    )))),
+                )))
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
