@@ -182,6 +182,11 @@ impl Agent {
         self.token_requests.load(Ordering::Relaxed)
     }
 
+    /// HTTP requests sent so far, retries included.
+    pub fn http_requests(&self) -> u64 {
+        self.http.requests_sent()
+    }
+
     /// JWKS fetches so far (JWKS mode).
     pub fn jwks_fetches(&self) -> u64 {
         self.keys.jwks_fetches()

@@ -4,6 +4,8 @@
 //! `Retry-After` is honoured up to `Http:MaxRetryDelaySeconds`). Never retried: a TLS trust failure
 //! (it will not fix itself) and any other answer, which the caller interprets.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
@@ -17,6 +19,8 @@ pub struct Http {
     client: Client,
     policy: HttpPolicy,
     tls_hint: String,
+    /// Requests sent, retries included (diagnostics and tests).
+    sent: Arc<AtomicU64>,
 }
 
 impl Http {
@@ -42,6 +46,7 @@ impl Http {
             client,
             policy: settings.http.clone(),
             tls_hint,
+            sent: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -55,6 +60,7 @@ impl Http {
         let attempts = self.policy.retries + 1;
         let mut last_failure = Failure::Connection(String::new());
         for attempt in 1..=attempts {
+            self.sent.fetch_add(1, Ordering::Relaxed);
             let wait = match build(&self.client).send().await {
                 Ok(response)
                     if response.status() == StatusCode::TOO_MANY_REQUESTS
@@ -108,6 +114,11 @@ impl Http {
         })
     }
 
+    /// Requests sent so far, retries included.
+    pub fn requests_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
     /// Exponential backoff with "equal jitter": half the delay fixed, half random.
     fn backoff(&self, attempt: u32) -> Duration {
         let base = self
@@ -156,11 +167,15 @@ fn retry_after(response: &Response) -> Option<Duration> {
 fn tls_failure(error: &reqwest::Error) -> Option<String> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
-        let rustls_error = e.downcast_ref::<rustls::Error>().or_else(|| {
-            e.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
+        // io::Error hides its payload from `source()`; hyper-util nests one io::Error in another.
+        let mut inner: &(dyn std::error::Error + 'static) = e;
+        while let Some(payload) = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            inner = payload;
+        }
+        let rustls_error = inner.downcast_ref::<rustls::Error>();
         if let Some(r) = rustls_error {
             return Some(match r {
                 rustls::Error::InvalidCertificate(cert) => describe_certificate_error(cert),

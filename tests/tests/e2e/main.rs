@@ -5,6 +5,7 @@
 
 mod support;
 
+mod agent_tokens;
 mod cli;
 mod config_errors;
 mod oidc_client;

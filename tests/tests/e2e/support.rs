@@ -93,15 +93,7 @@ impl Deployment {
 
     /// Sets `a.b.c` in appsettings.json.
     pub fn set(&mut self, path: &str, value: Value) -> &mut Self {
-        let mut node = &mut self.settings;
-        let parts: Vec<&str> = path.split('.').collect();
-        for part in &parts[..parts.len() - 1] {
-            if node.get(*part).is_none() {
-                node[*part] = json!({});
-            }
-            node = &mut node[*part];
-        }
-        node[parts[parts.len() - 1]] = value;
+        set_path(&mut self.settings, path, value);
         self
     }
 
@@ -129,8 +121,13 @@ impl Deployment {
 
     /// Starts the real server in-process on 127.0.0.1:0.
     pub async fn start(&self) -> Server {
+        self.start_at("127.0.0.1:0").await
+    }
+
+    /// Starts the real server in-process on `addr` (a restart on the same port keeps the issuer).
+    pub async fn start_at(&self, addr: &str) -> Server {
         let settings = self.load_settings().expect("valid settings");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let listener = std::net::TcpListener::bind(addr).expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(identity_server::run(settings, listener, async move {
@@ -246,4 +243,112 @@ pub fn binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// An agent's folder: appsettings.json + appsettings.agent.json pointing at a running server, trusting
+/// the test CA and pinning the server's signing certificate.
+pub struct AgentDeployment {
+    pub dir: tempfile::TempDir,
+    pub settings: Value,
+    pub agent_settings: Value,
+}
+
+impl AgentDeployment {
+    pub fn new(server_base: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for f in [
+            "ca.crt",
+            "other-ca.crt",
+            "tls.crt",
+            "signing-rsa.crt",
+            "signing-rsa.pfx",
+            "signing-ec.crt",
+            "cert-only.pfx",
+            "expired.pfx",
+            "signing-ec.pfx",
+        ] {
+            std::fs::copy(fixtures().join(f), dir.path().join(f)).expect("copy fixture");
+        }
+        let settings = json!({
+            "ApplicationUri": server_base,
+            "IdentityServer": { "X509KeyFilePath": "signing-rsa.crt" },
+            "Tls": { "TrustedCertificates": ["ca.crt"] },
+            "Http": { "Retries": 2, "RetryDelayMilliseconds": 20, "TimeoutSeconds": 10 },
+            "Connections": { "Directory": { "Path": "C:/UsercubeDemo/Sources/Directory.xlsx" } },
+        });
+        let agent_settings = json!({
+            "OpenId": {
+                "AgentIdentifier": "Local",
+                "OpenIdClients": { "Job": JOB_SECRET },
+                "DefaultOpenIdClient": "Job",
+            }
+        });
+        AgentDeployment {
+            dir,
+            settings,
+            agent_settings,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Sets `a.b.c` in appsettings.json (`null` removes nothing; use [`AgentDeployment::remove`]).
+    pub fn set(&mut self, path: &str, value: Value) -> &mut Self {
+        set_path(&mut self.settings, path, value);
+        self
+    }
+
+    /// Sets `a.b.c` in appsettings.agent.json.
+    pub fn set_agent(&mut self, path: &str, value: Value) -> &mut Self {
+        set_path(&mut self.agent_settings, path, value);
+        self
+    }
+
+    pub fn write(&self) {
+        std::fs::write(
+            self.path().join("appsettings.json"),
+            serde_json::to_vec_pretty(&self.settings).expect("json"),
+        )
+        .expect("write settings");
+        std::fs::write(
+            self.path().join("appsettings.agent.json"),
+            serde_json::to_vec_pretty(&self.agent_settings).expect("json"),
+        )
+        .expect("write agent settings");
+    }
+
+    /// Writes the files and loads the settings with `vars` as the environment.
+    pub fn load_with(&self, vars: &[(&str, &str)]) -> Result<agent::settings::Loaded, Vec<String>> {
+        self.write();
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        agent::Settings::load_with(self.path(), &vars, agent::clock::Clock::now(&agent::SystemClock))
+            .map_err(|es| es.iter().map(ToString::to_string).collect())
+    }
+
+    pub fn agent_with_clock(&self, clock: std::sync::Arc<dyn agent::Clock>) -> agent::Agent {
+        let loaded = self.load_with(&[]).expect("valid agent settings");
+        agent::Agent::with_clock(loaded.settings, clock).expect("agent")
+    }
+
+    pub fn agent(&self) -> agent::Agent {
+        self.agent_with_clock(std::sync::Arc::new(agent::SystemClock))
+    }
+}
+
+/// Sets `a.b.c` in a JSON document, creating objects on the way.
+pub fn set_path(root: &mut Value, path: &str, value: Value) {
+    let mut node = root;
+    let parts: Vec<&str> = path.split('.').collect();
+    for part in &parts[..parts.len() - 1] {
+        if node.get(*part).is_none() {
+            node[*part] = json!({});
+        }
+        node = &mut node[*part];
+    }
+    node[parts[parts.len() - 1]] = value;
 }

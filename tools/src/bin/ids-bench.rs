@@ -31,7 +31,8 @@ use ids_crypto::{
 
 #[derive(Parser, Debug)]
 #[command(
-    about = "Measure raw RSA-2048 signing and client-credentials tokens/s through the running server"
+    about = "Measure raw RSA-2048 signing and client-credentials tokens/s through the running server \
+             (default), or single-core token verification (`verify`)"
 )]
 struct Cli {
     /// What to measure; without a subcommand, token issuing through the server.
