@@ -5,6 +5,8 @@
 
 mod support;
 
+mod agent_cli;
+mod agent_settings;
 mod agent_tokens;
 mod cli;
 mod config_errors;
