@@ -97,7 +97,11 @@ pub async fn run(
             for c in certificates {
                 report.ok(format!(
                     "HTTPS trusts {} `{}` (valid until {})",
-                    if c.is_ca { "the CA" } else { "the pinned certificate" },
+                    if c.is_ca {
+                        "the CA"
+                    } else {
+                        "the pinned certificate"
+                    },
                     c.subject,
                     format_time(c.not_after)
                 ));
@@ -126,7 +130,11 @@ pub async fn run(
                     file.path.display(),
                     pfx.certificate.subject(),
                     format_time(pfx.certificate.not_after()),
-                    if s.encrypt_files { "" } else { " (EncryptFile is false: files are written in clear)" }
+                    if s.encrypt_files {
+                        ""
+                    } else {
+                        " (EncryptFile is false: files are written in clear)"
+                    }
                 )),
                 _ => report.fail(
                     format!(
@@ -141,9 +149,9 @@ pub async fn run(
             },
             Err(e) => report.fail(format!("EncryptionCertificate:File: {e}"), 2),
         },
-        None => report.warn(
-            "no EncryptionCertificate: the agent's files will not be encrypted".into(),
-        ),
+        None => {
+            report.warn("no EncryptionCertificate: the agent's files will not be encrypted".into())
+        }
     }
     if offline || report.exit_code != 0 {
         return report;

@@ -35,7 +35,9 @@ pub enum AgentError {
         description: Option<String>,
         hint: String,
     },
-    #[error("the identity server at {url} answered HTTP {status} after {attempts} attempt(s){detail}")]
+    #[error(
+        "the identity server at {url} answered HTTP {status} after {attempts} attempt(s){detail}"
+    )]
     ServerError {
         url: String,
         status: u16,

@@ -133,8 +133,7 @@ impl Agent {
                 })?;
         let discovery = self.discovery().await?;
         self.token_requests.fetch_add(1, Ordering::Relaxed);
-        let (response, _) =
-            client::tokens::request(&self.http, &discovery, client, scope).await?;
+        let (response, _) = client::tokens::request(&self.http, &discovery, client, scope).await?;
         let malformed = |detail: &str| AgentError::Malformed {
             url: discovery.token_endpoint.clone(),
             detail: detail.to_string(),

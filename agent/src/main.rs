@@ -103,6 +103,12 @@ fn agent(dir: &Path) -> Result<Agent, u8> {
     Agent::new(loaded.settings).map_err(|e| fail(&e))
 }
 
+/// Prints a line on standard output; a closed pipe (`agent token | head`) is not an error.
+fn print_line(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{text}");
+}
+
 fn fail(error: &AgentError) -> u8 {
     eprintln!("error: {error}");
     error.exit_code()
@@ -128,12 +134,9 @@ async fn token(dir: &Path, client: Option<String>, scope: Option<String>, json: 
             "header": { "alg": token.claims.algorithm.as_str(), "kid": token.claims.kid },
             "claims": token.claims.claims,
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out).unwrap_or_default()
-        );
+        print_line(&serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
-        println!("{}", token.access_token.expose());
+        print_line(token.access_token.expose());
     }
     0
 }
@@ -160,10 +163,7 @@ async fn verify(dir: &Path, token: &str) -> u8 {
                 "header": { "alg": claims.algorithm.as_str(), "kid": claims.kid },
                 "claims": claims.claims,
             });
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&out).unwrap_or_default()
-            );
+            print_line(&serde_json::to_string_pretty(&out).unwrap_or_default());
             0
         }
         Err(e) => fail(&e),
@@ -175,20 +175,17 @@ async fn check(dir: &Path, offline: bool) -> u8 {
     let report = check::run(dir, &vars, offline, Arc::new(SystemClock)).await;
     for line in &report.lines {
         match line {
-            Line::Ok(t) => println!("ok: {t}"),
-            Line::Warning(t) => println!("warning: {t}"),
-            Line::Error(t) => println!("error: {t}"),
+            Line::Ok(t) => print_line(&format!("ok: {t}")),
+            Line::Warning(t) => print_line(&format!("warning: {t}")),
+            Line::Error(t) => print_line(&format!("error: {t}")),
         }
     }
     if report.exit_code == 0 {
-        println!(
-            "{}",
-            if offline {
-                "configuration OK (server not contacted: --offline)"
-            } else {
-                "all checks passed"
-            }
-        );
+        print_line(if offline {
+            "configuration OK (server not contacted: --offline)"
+        } else {
+            "all checks passed"
+        });
     }
     report.exit_code
 }

@@ -112,9 +112,9 @@ impl ServerKeys {
             Some(fresh)
         } else {
             // Fetched too recently: the unknown kid stays unknown.
-            return Err(first_error
-                .map(AgentError::from)
-                .unwrap_or_else(|| AgentError::Setup("the server's JWKS could not be fetched yet".into())));
+            return Err(first_error.map(AgentError::from).unwrap_or_else(|| {
+                AgentError::Setup("the server's JWKS could not be fetched yet".into())
+            }));
         };
         drop(last_fetch);
         match verifier {

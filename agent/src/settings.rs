@@ -379,7 +379,11 @@ fn token_validation(
     let mut load = |setting: &Setting, primary: bool| {
         let path = config.resolve(setting.value.trim());
         let origin = format!("{} ({})", setting.path, path.display());
-        match pfx::public_certificate_from_file(&path, &password, "IdentityServer:X509KeyFilePassword") {
+        match pfx::public_certificate_from_file(
+            &path,
+            &password,
+            "IdentityServer:X509KeyFilePassword",
+        ) {
             Ok(certificate) => {
                 match certificate.validity_at(now) {
                     Validity::Valid => {}
@@ -504,10 +508,10 @@ fn openid(
         });
     }
     for s in config.below("OpenId:OpenIdClientSecretFiles") {
-        let Some(id) = client_id_of(&s) else { continue };
+        let Some(id) = client_id_of(s) else { continue };
         if let Some(other) = clients.iter().find(|c| c.client_id == id) {
             errors.push(invalid(
-                &s,
+                s,
                 &format!(
                     "client `{id}` already has a secret in {}; keep one of them",
                     other.source
@@ -525,7 +529,7 @@ fn openid(
                     source: format!("{} (file {})", s.path, path.display()),
                 });
             }
-            Err(e) => errors.push(invalid(&s, &e)),
+            Err(e) => errors.push(invalid(s, &e)),
         }
     }
     for c in &clients {
@@ -576,7 +580,10 @@ fn openid(
         (None, _) => {
             errors.push(ConfigError::Missing {
                 path: "OpenId:DefaultOpenIdClient".into(),
-                message: format!("several clients are configured ({}); name the one to use by default", ids()),
+                message: format!(
+                    "several clients are configured ({}); name the one to use by default",
+                    ids()
+                ),
             });
             None
         }
@@ -626,7 +633,9 @@ fn client_id_of(setting: &Setting) -> Option<String> {
     let first = parts.next()?;
     let (second, third) = (parts.next()?, parts.next());
     match third {
-        Some(id) if first.eq_ignore_ascii_case("OpenId") && !id.contains(':') => Some(id.to_string()),
+        Some(id) if first.eq_ignore_ascii_case("OpenId") && !id.contains(':') => {
+            Some(id.to_string())
+        }
         None if !first.eq_ignore_ascii_case("OpenId") => Some(second.to_string()),
         _ => None,
     }

@@ -73,7 +73,9 @@ pub fn base_url(setting: &Setting, insecure: bool) -> Result<String, ConfigError
         if !insecure {
             return Err(invalid(
                 setting,
-                &format!("{expected}: plain HTTP is refused unless IdentityServer:DangerAllowInsecureHttp is true (local development only)"),
+                &format!(
+                    "{expected}: plain HTTP is refused unless IdentityServer:DangerAllowInsecureHttp is true (local development only)"
+                ),
             ));
         }
         rest
@@ -103,13 +105,25 @@ mod tests {
     #[test]
     fn base_urls() {
         let ok = |v: &str, insecure| base_url(&setting(v), insecure).expect(v);
-        assert_eq!(ok("https://ids.example.com/", false), "https://ids.example.com");
+        assert_eq!(
+            ok("https://ids.example.com/", false),
+            "https://ids.example.com"
+        );
         assert_eq!(ok("https://h:5001/ids", false), "https://h:5001/ids");
         assert_eq!(ok("http://localhost:5000", true), "http://localhost:5000");
-        for bad in ["http://h", "ids.example.com", "https://", "https://h/?a=1", "https://u@h", "ftp://h"] {
+        for bad in [
+            "http://h",
+            "ids.example.com",
+            "https://",
+            "https://h/?a=1",
+            "https://u@h",
+            "ftp://h",
+        ] {
             assert!(base_url(&setting(bad), false).is_err(), "{bad}");
         }
-        let text = base_url(&setting("http://h"), false).expect_err("http").to_string();
+        let text = base_url(&setting("http://h"), false)
+            .expect_err("http")
+            .to_string();
         assert!(text.contains("DangerAllowInsecureHttp"), "{text}");
     }
 }

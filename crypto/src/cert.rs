@@ -280,7 +280,8 @@ pub fn trusted_certificates_from_file(path: &Path) -> Result<Vec<TrustedCertific
     };
     ders.into_iter()
         .map(|der| {
-            let (_, cert) = X509Certificate::from_der(&der).map_err(|e| parse_error(e.to_string()))?;
+            let (_, cert) =
+                X509Certificate::from_der(&der).map_err(|e| parse_error(e.to_string()))?;
             Ok(TrustedCertificate {
                 is_ca: cert.is_ca(),
                 subject: cert.subject().to_string(),

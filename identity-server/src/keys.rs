@@ -125,7 +125,6 @@ impl Keys {
     }
 }
 
-
 /// OpenID Connect Discovery 1.0 / RFC 8414 metadata.
 pub fn discovery_document(issuer: &str, alg: Algorithm, scopes: &[String]) -> String {
     serde_json::json!({

@@ -87,16 +87,10 @@ pub fn issuer(settings: &Settings, bound: SocketAddr) -> String {
     if let Some(uri) = &settings.application_uri {
         return uri.clone();
     }
-    let Some(url) = settings.urls.first() else {
-        return format!("https://localhost:{}", bound.port());
-    };
-    let host = match url.host.as_str() {
-        "*" | "+" | "0.0.0.0" | "::" => "localhost".to_string(),
-        h if h.contains(':') => format!("[{h}]"),
-        h => h.to_string(),
-    };
-    let scheme = if url.https { "https" } else { "http" };
-    format!("{scheme}://{host}:{}", bound.port())
+    match settings.urls.first() {
+        Some(url) => url.public_base(bound.port()),
+        None => format!("https://localhost:{}", bound.port()),
+    }
 }
 
 /// Runs the server on `listener` until `shutdown` completes.

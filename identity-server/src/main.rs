@@ -142,6 +142,11 @@ fn serve(
                     quickstart::DEMO_CLIENT,
                     secret.expose()
                 );
+                let _ = writeln!(
+                    out,
+                    "Or with the agent, configured for it in {agent} (secret in appsettings.agent.json, mode 0600):\n  cargo run -p agent -- --config-dir {agent} check\n",
+                    agent = q.dir.join(quickstart::AGENT_DIR).display()
+                );
             }
             None => {
                 let _ = writeln!(

@@ -2,7 +2,9 @@
 //!
 //! Writes, into a folder, a development CA, a TLS certificate for localhost, a token-signing certificate
 //! (PFX files with a random password), an `appsettings.json` and `Conf/demo-client.xml` with one client
-//! whose secret is generated and shown once. Existing files are never overwritten: when the folder already
+//! whose secret is generated and shown once, and an `agent/` folder configured for that client (the
+//! server's public signing certificate, the development CA to trust, the demo secret in
+//! `appsettings.agent.json`, mode 0600). Existing files are never overwritten: when the folder already
 //! holds an `appsettings.json`, it is used as it is.
 
 use std::path::{Path, PathBuf};
@@ -40,8 +42,14 @@ const FILES: &[&str] = &[
     "dev-ca.crt",
     "dev-tls.pfx",
     "dev-signing.pfx",
+    "dev-signing.crt",
     "Conf/demo-client.xml",
+    "agent/appsettings.json",
+    "agent/appsettings.agent.json",
 ];
+
+/// The agent folder quickstart writes beside the server's files.
+pub const AGENT_DIR: &str = "agent";
 
 /// The `;`-separated listen URLs of `--urls`, each checked.
 pub fn parse_urls(urls: &str) -> Result<Vec<crate::settings::ListenUrl>, QuickstartError> {
@@ -81,10 +89,16 @@ pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
         move |source| QuickstartError::Io { file, source }
     };
     std::fs::create_dir_all(dir.join("Conf")).map_err(io(&dir.join("Conf")))?;
+    std::fs::create_dir_all(dir.join(AGENT_DIR)).map_err(io(&dir.join(AGENT_DIR)))?;
     let generate = |e: ids_crypto::devcerts::DevCertError| QuickstartError::Generate(e.to_string());
     let ca = Ca::new("identity-server development CA", 825).map_err(generate)?;
     let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
-    for listen in parse_urls(url)? {
+    let listen_urls = parse_urls(url)?;
+    let application_uri = listen_urls
+        .first()
+        .map(|u| u.public_base(u.port))
+        .unwrap_or_default();
+    for listen in listen_urls {
         if !names.contains(&listen.host)
             && !["*", "+", "0.0.0.0", "::"].contains(&listen.host.as_str())
         {
@@ -143,13 +157,43 @@ pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
 "#,
         hash.to_attribute()
     );
-    let text = serde_json::to_string_pretty(&settings)
-        .map_err(|e| QuickstartError::Generate(e.to_string()))?;
-    let files: [(PathBuf, &[u8], bool); 5] = [
+    let agent_settings = serde_json::json!({
+        "ApplicationUri": application_uri,
+        "IdentityServer": { "X509KeyFilePath": "../dev-signing.crt" },
+        "Tls": { "TrustedCertificates": ["../dev-ca.crt"] },
+    });
+    let agent_openid = serde_json::json!({
+        "OpenId": {
+            "OpenIdClients": { DEMO_CLIENT: secret.expose() },
+            "DefaultOpenIdClient": DEMO_CLIENT,
+        }
+    });
+    let json = |v: &serde_json::Value| {
+        serde_json::to_string_pretty(v).map_err(|e| QuickstartError::Generate(e.to_string()))
+    };
+    let text = json(&settings)?;
+    let agent_text = json(&agent_settings)?;
+    let agent_openid_text = json(&agent_openid)?;
+    let files: [(PathBuf, &[u8], bool); 8] = [
         (ca_file.clone(), ca.cert.cert_pem.as_bytes(), false),
         (dir.join("dev-tls.pfx"), &tls_pfx, true),
         (dir.join("dev-signing.pfx"), &signing_pfx, true),
+        (
+            dir.join("dev-signing.crt"),
+            signing.cert_pem.as_bytes(),
+            false,
+        ),
         (dir.join("Conf/demo-client.xml"), xml.as_bytes(), false),
+        (
+            dir.join(AGENT_DIR).join("appsettings.json"),
+            agent_text.as_bytes(),
+            false,
+        ),
+        (
+            dir.join(AGENT_DIR).join("appsettings.agent.json"),
+            agent_openid_text.as_bytes(),
+            true,
+        ),
         // Last: its presence means "a complete quickstart folder".
         (dir.join("appsettings.json"), text.as_bytes(), true),
     ];

@@ -102,6 +102,17 @@ pub struct ListenUrl {
 }
 
 impl ListenUrl {
+    /// The base URL clients use for this listen URL on `port`: wildcard hosts become `localhost`.
+    pub fn public_base(&self, port: u16) -> String {
+        let host = match self.host.as_str() {
+            "*" | "+" | "0.0.0.0" | "::" => "localhost".to_string(),
+            h if h.contains(':') => format!("[{h}]"),
+            h => h.to_string(),
+        };
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{host}:{port}")
+    }
+
     /// Parses `https://host:port` (also `http://` for the insecure development switch, `*`/`+` hosts).
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim().trim_end_matches('/');

@@ -29,7 +29,10 @@ struct Document {
 
 impl Discovery {
     pub async fn fetch(http: &Http, settings: &Settings) -> Result<Discovery, AgentError> {
-        let url = format!("{}/.well-known/openid-configuration", settings.application_uri);
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            settings.application_uri
+        );
         let response = http.send(&url, |c| c.get(&url)).await?;
         let status = response.status();
         let malformed = |detail: String| AgentError::Malformed {
@@ -48,7 +51,9 @@ impl Discovery {
             )));
         }
         let doc: Document = serde_json::from_slice(&body).map_err(|e| {
-            malformed(format!("the discovery document is not the expected JSON: {e}"))
+            malformed(format!(
+                "the discovery document is not the expected JSON: {e}"
+            ))
         })?;
         let issuer = doc
             .issuer
@@ -62,10 +67,9 @@ impl Discovery {
         let secure = |u: &str| {
             u.starts_with("https://") || (settings.allow_insecure_http && u.starts_with("http://"))
         };
-        let token_endpoint = doc
-            .token_endpoint
-            .filter(|u| secure(u))
-            .ok_or_else(|| malformed("the discovery document has no https `token_endpoint`".into()))?;
+        let token_endpoint = doc.token_endpoint.filter(|u| secure(u)).ok_or_else(|| {
+            malformed("the discovery document has no https `token_endpoint`".into())
+        })?;
         let jwks_uri = match doc.jwks_uri {
             Some(u) if !secure(&u) => {
                 return Err(malformed(format!("the `jwks_uri` {u} is not https")));

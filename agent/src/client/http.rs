@@ -154,11 +154,17 @@ fn random_fraction() -> f64 {
 
 /// `Retry-After` in seconds or as an HTTP date (RFC 9110 section 10.2.3).
 fn retry_after(response: &Response) -> Option<Duration> {
-    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let value = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
     if let Ok(secs) = value.trim().parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = time::OffsetDateTime::parse(value.trim(), &time::format_description::well_known::Rfc2822).ok()?;
+    let when =
+        time::OffsetDateTime::parse(value.trim(), &time::format_description::well_known::Rfc2822)
+            .ok()?;
     let secs = (when - time::OffsetDateTime::now_utc()).whole_seconds();
     Some(Duration::from_secs(secs.max(0) as u64))
 }

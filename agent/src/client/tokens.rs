@@ -134,10 +134,13 @@ fn hint(error: &str, client_id: &str, source: &str) -> String {
         "invalid_client" => format!(
             "check the secret of `{client_id}` ({source}) against the HashedSecret of <OpenIdClient Identifier=\"{client_id}\"> on the server (and its ExpirationDate)"
         ),
-        "unauthorized_client" => format!(
-            "the server does not allow `{client_id}` to use the client-credentials grant"
-        ),
-        "invalid_scope" => "the requested scope is not one the server grants (IdentityServer:Scopes on the server)".into(),
+        "unauthorized_client" => {
+            format!("the server does not allow `{client_id}` to use the client-credentials grant")
+        }
+        "invalid_scope" => {
+            "the requested scope is not one the server grants (IdentityServer:Scopes on the server)"
+                .into()
+        }
         _ => "see the server's log for details".into(),
     }
 }

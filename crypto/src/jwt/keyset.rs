@@ -16,7 +16,9 @@ pub enum KeySetError {
     Key { origin: String, detail: String },
     #[error("the JWKS document is not valid JSON of the form {{\"keys\": [...]}}: {detail}")]
     JwksSyntax { detail: String },
-    #[error("the JWKS document has no usable signing key (RSA >= 2048 bits for RS256, EC P-256 for ES256){skipped}")]
+    #[error(
+        "the JWKS document has no usable signing key (RSA >= 2048 bits for RS256, EC P-256 for ES256){skipped}"
+    )]
     JwksEmpty { skipped: String },
     #[error("no verification key configured")]
     Empty,
@@ -60,7 +62,10 @@ impl VerificationKey {
     pub fn from_jwk(entry: &Jwk) -> Result<Self, KeySetError> {
         let origin = format!(
             "JWKS key {}",
-            entry.kid.as_deref().map_or("(no kid)".to_string(), |k| format!("'{k}'"))
+            entry
+                .kid
+                .as_deref()
+                .map_or("(no kid)".to_string(), |k| format!("'{k}'"))
         );
         let bad = |detail: &str| KeySetError::Key {
             origin: origin.clone(),

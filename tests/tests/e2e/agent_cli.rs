@@ -98,13 +98,21 @@ async fn check_reports_every_step() {
         "client `Job`: token obtained and verified",
         "all checks passed",
     ] {
-        assert!(run.stdout.contains(expected), "`{expected}` missing in:\n{}", run.stdout);
+        assert!(
+            run.stdout.contains(expected),
+            "`{expected}` missing in:\n{}",
+            run.stdout
+        );
     }
     assert!(!run.stdout.contains(JOB_SECRET), "secret leaked");
 
     let run = agent(&a, &["check", "--offline"], None).await;
     assert_eq!(run.code, 0, "{}", run.stdout);
-    assert!(run.stdout.contains("server not contacted"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("server not contacted"),
+        "{}",
+        run.stdout
+    );
     server.stop().await;
 }
 
@@ -119,7 +127,11 @@ async fn exit_codes_tell_failures_apart() {
     let run = agent(&a, &["token"], None).await;
     assert_eq!(run.code, 5, "{}", run.stderr);
     assert!(run.stderr.contains("invalid_client"), "{}", run.stderr);
-    assert!(!run.stderr.contains("wrong-secret"), "secret leaked: {}", run.stderr);
+    assert!(
+        !run.stderr.contains("wrong-secret"),
+        "secret leaked: {}",
+        run.stderr
+    );
     let run = agent(&a, &["check"], None).await;
     assert_eq!(run.code, 5, "{}", run.stdout);
 
@@ -135,14 +147,26 @@ async fn exit_codes_tell_failures_apart() {
     a.agent_settings = json!({});
     let run = agent(&a, &["check", "--offline"], None).await;
     assert_eq!(run.code, 2, "{}", run.stdout);
-    assert!(run.stdout.contains("OpenId:OpenIdClients"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("OpenId:OpenIdClients"),
+        "{}",
+        run.stdout
+    );
 
     // 3: unreachable, after the retries.
     server.stop().await;
     let a = AgentDeployment::new(&base);
     let run = agent(&a, &["token"], None).await;
     assert_eq!(run.code, 3, "{}", run.stderr);
-    assert!(run.stderr.contains("cannot reach the identity server"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot reach the identity server"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("after 3 attempt(s)"), "{}", run.stderr);
-    assert!(run.stderr.contains("retrying"), "retries are logged: {}", run.stderr);
+    assert!(
+        run.stderr.contains("retrying"),
+        "retries are logged: {}",
+        run.stderr
+    );
 }

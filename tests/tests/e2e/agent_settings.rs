@@ -21,10 +21,7 @@ fn vendor_layout_loads_with_defaults() {
     assert_eq!(s.audience, BASE);
     assert_eq!(s.default_client, "Job");
     assert_eq!(s.agent_identifier.as_deref(), Some("Local"));
-    assert_eq!(
-        s.client(None).map(|c| c.secret.expose()),
-        Some(JOB_SECRET)
-    );
+    assert_eq!(s.client(None).map(|c| c.secret.expose()), Some(JOB_SECRET));
     // The vendor's other sections (Connections, ...) are not ours: ignored, not errors.
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     // Secrets never show in Debug output.
@@ -40,7 +37,11 @@ fn secret_from_environment_variable_overrides_json() {
         .expect("valid");
     let c = loaded.settings.client(Some("Job")).expect("client");
     assert_eq!(c.secret.expose(), "from-env");
-    assert!(c.source.contains("OpenId__OpenIdClients__Job"), "{}", c.source);
+    assert!(
+        c.source.contains("OpenId__OpenIdClients__Job"),
+        "{}",
+        c.source
+    );
 }
 
 #[test]
@@ -79,7 +80,10 @@ fn secret_from_file() {
     assert!(text.contains("keep one of them"), "{text}");
 
     a.set_agent("OpenId.OpenIdClients", json!({}));
-    a.set_agent("OpenId.OpenIdClientSecretFiles", json!({ "Job": "missing.txt" }));
+    a.set_agent(
+        "OpenId.OpenIdClientSecretFiles",
+        json!({ "Job": "missing.txt" }),
+    );
     let text = errors_of(&a, &[]);
     assert!(text.contains("missing.txt"), "{text}");
 }
@@ -87,7 +91,8 @@ fn secret_from_file() {
 #[test]
 fn unwrapped_openid_keys_are_read_with_a_warning() {
     let mut a = AgentDeployment::new(BASE);
-    a.agent_settings = json!({ "OpenIdClients": { "Job": JOB_SECRET }, "DefaultOpenIdClient": "Job" });
+    a.agent_settings =
+        json!({ "OpenIdClients": { "Job": JOB_SECRET }, "DefaultOpenIdClient": "Job" });
     let loaded = a.load_with(&[]).expect("tolerated");
     assert_eq!(loaded.settings.default_client, "Job");
     let warnings = loaded.warnings.join("\n");
@@ -101,16 +106,23 @@ fn unwrapped_openid_keys_are_read_with_a_warning() {
     });
     let text = errors_of(&a, &[]);
     assert!(text.contains("keep only `OpenId:OpenIdClients`"), "{text}");
-    assert!(!text.contains("\"a\"") && !text.contains(": a"), "no secret in: {text}");
+    assert!(
+        !text.contains("\"a\"") && !text.contains(": a"),
+        "no secret in: {text}"
+    );
 }
 
 #[test]
 fn every_mistake_names_its_key() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut AgentDeployment)>, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut AgentDeployment)>;
+    let cases: Vec<(&str, Mutation, &str)> = vec![
         (
             "missing ApplicationUri",
             Box::new(|a| {
-                a.settings.as_object_mut().expect("object").remove("ApplicationUri");
+                a.settings
+                    .as_object_mut()
+                    .expect("object")
+                    .remove("ApplicationUri");
             }),
             "`ApplicationUri` is required",
         ),
@@ -139,7 +151,10 @@ fn every_mistake_names_its_key() {
             "expired server certificate",
             Box::new(|a| {
                 a.set("IdentityServer.X509KeyFilePath", json!("expired.pfx"));
-                a.set("IdentityServer.X509KeyFilePassword", json!(crate::support::PASSWORD));
+                a.set(
+                    "IdentityServer.X509KeyFilePassword",
+                    json!(crate::support::PASSWORD),
+                );
             }),
             "expired on",
         ),
@@ -224,7 +239,8 @@ fn every_mistake_names_its_key() {
             "malformed JSON",
             Box::new(|a| {
                 a.write();
-                std::fs::write(a.path().join("appsettings.agent.json"), "{ \"OpenId\": { ").expect("write");
+                std::fs::write(a.path().join("appsettings.agent.json"), "{ \"OpenId\": { ")
+                    .expect("write");
             }),
             "appsettings.agent.json:1:",
         ),
@@ -236,12 +252,20 @@ fn every_mistake_names_its_key() {
             let vars: Vec<(String, String)> = Vec::new();
             agent::Settings::load_with(a.path(), &vars, 0)
                 .map(|_| ())
-                .map_err(|es| es.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+                .map_err(|es| {
+                    es.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
         } else {
             a.load_with(&[]).map(|_| ()).map_err(|e| e.join("\n"))
         };
         let text = result.expect_err(name);
-        assert!(text.contains(expected), "{name}: expected `{expected}` in:\n{text}");
+        assert!(
+            text.contains(expected),
+            "{name}: expected `{expected}` in:\n{text}"
+        );
         assert!(!text.contains(JOB_SECRET), "{name}: secret leaked:\n{text}");
     }
 }
@@ -250,7 +274,10 @@ fn every_mistake_names_its_key() {
 fn server_pfx_with_private_key_earns_a_warning_and_pfx_without_key_loads() {
     let mut a = AgentDeployment::new(BASE);
     a.set("IdentityServer.X509KeyFilePath", json!("signing-rsa.pfx"));
-    a.set("IdentityServer.X509KeyFilePassword", json!(crate::support::PASSWORD));
+    a.set(
+        "IdentityServer.X509KeyFilePassword",
+        json!(crate::support::PASSWORD),
+    );
     let loaded = a.load_with(&[]).expect("valid");
     let warnings = loaded.warnings.join("\n");
     assert!(warnings.contains("PRIVATE key"), "{warnings}");
@@ -258,7 +285,10 @@ fn server_pfx_with_private_key_earns_a_warning_and_pfx_without_key_loads() {
 
     let mut a = AgentDeployment::new(BASE);
     a.set("IdentityServer.X509KeyFilePath", json!("cert-only.pfx"));
-    a.set("IdentityServer.X509KeyFilePassword", json!(crate::support::PASSWORD));
+    a.set(
+        "IdentityServer.X509KeyFilePassword",
+        json!(crate::support::PASSWORD),
+    );
     let loaded = a.load_with(&[]).expect("a PFX without private key");
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 }

@@ -103,7 +103,10 @@ async fn wrong_secret_is_a_credentials_error_without_retries() {
     assert_eq!(err.exit_code(), 5);
     let text = err.to_string();
     assert!(text.contains("HashedSecret"), "{text}");
-    assert!(!text.contains("not-the-secret"), "the secret leaked: {text}");
+    assert!(
+        !text.contains("not-the-secret"),
+        "the secret leaked: {text}"
+    );
     // Discovery + one token request: no retry.
     assert_eq!(agent.http_requests(), 2);
     server.stop().await;

@@ -184,14 +184,20 @@ async fn quickstart_serves_a_demo_client_and_never_overwrites() {
     let dir = tempfile::tempdir().expect("tempdir");
     let qs = dir.path().join("qs");
     let qs_arg = qs.to_str().expect("utf-8").to_string();
+    // A fixed port, as a user would have: the agent folder quickstart writes names it.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
     let (server, lines) = start(&[
         "quickstart",
         "--dir",
         &qs_arg,
         "--urls",
-        "https://localhost:0",
+        &format!("https://localhost:{free}"),
     ]);
     let port = port_of(&lines);
+    assert_eq!(port, free);
     let secret = lines
         .iter()
         .find_map(|l| l.strip_prefix("Its secret is shown only this once: "))
@@ -212,6 +218,26 @@ async fn quickstart_serves_a_demo_client_and_never_overwrites() {
     assert_eq!(r.status().as_u16(), 200);
     let v: Value = r.json().await.expect("json");
     assert!(v["access_token"].as_str().is_some());
+
+    // The agent folder quickstart wrote works as it is.
+    let out = Command::new(binary("agent"))
+        .arg("--config-dir")
+        .arg(qs.join("agent"))
+        .arg("check")
+        .env_remove("AGENT_CONFIG_DIR")
+        .output()
+        .expect("agent check");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        report.contains("client `Demo`: token obtained and verified"),
+        "{report}"
+    );
+    assert!(!report.contains(&secret), "secret leaked: {report}");
     drop(server);
 
     // Our own PFX files are readable by openssl.

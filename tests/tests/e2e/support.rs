@@ -326,8 +326,12 @@ impl AgentDeployment {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        agent::Settings::load_with(self.path(), &vars, agent::clock::Clock::now(&agent::SystemClock))
-            .map_err(|es| es.iter().map(ToString::to_string).collect())
+        agent::Settings::load_with(
+            self.path(),
+            &vars,
+            agent::clock::Clock::now(&agent::SystemClock),
+        )
+        .map_err(|es| es.iter().map(ToString::to_string).collect())
     }
 
     pub fn agent_with_clock(&self, clock: std::sync::Arc<dyn agent::Clock>) -> agent::Agent {
