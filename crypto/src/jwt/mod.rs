@@ -4,6 +4,32 @@
 //! - [`keyset`]: [`KeySet`], the public keys a verifier trusts: pinned certificates or a JWKS document.
 //! - [`verify`]: [`Verifier`], the RFC 8725 checks every consumer of our tokens runs; usable by any Rust
 //!   service that wants to protect its own API with tokens from the identity server.
+//!
+//! Protecting an API with tokens from the identity server, offline, with its certificate pinned:
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use ids_crypto::{Certificate, KeySet, Validation, Verifier};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cert = Certificate::from_file(Path::new("server.crt"))?;
+//! let verifier = Verifier::new(
+//!     KeySet::from_certificates([(&cert, "server.crt".to_string())])?,
+//!     Validation {
+//!         issuer: "https://ids.example.com".into(),
+//!         audience: "https://ids.example.com".into(),
+//!         leeway_secs: 30,
+//!     },
+//! );
+//! # let (bearer, now) = ("", 0);
+//! match verifier.verify(bearer, now) {
+//!     Ok(token) if token.has_scope("api") => println!("client {:?}", token.client_id),
+//!     Ok(_) => println!("403: scope `api` missing"),
+//!     Err(reason) => println!("401: {reason}"), // e.g. "the token expired at ..."
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod keyset;
 pub mod sign;

@@ -316,3 +316,40 @@ fn forge_with_kid(token: &str, kid: &str) -> String {
         rest.join(".")
     )
 }
+
+/// A 429 is retried after the server's `Retry-After` (capped by `Http:MaxRetryDelaySeconds`), then
+/// reported with its status; it is not mistaken for a credentials error.
+#[tokio::test]
+async fn rate_limited_requests_are_retried_after_retry_after() {
+    let mut d = Deployment::new();
+    d.set("IdentityServer.FailedAuthenticationsPerMinute", json!(1));
+    let server = d.start().await;
+
+    // One wrong secret spends this address's budget for the minute.
+    let mut wrong = AgentDeployment::new(&server.base);
+    wrong.set_agent("OpenId.OpenIdClients.Job", json!("not-the-secret"));
+    let err = wrong.agent().token().await.expect_err("refused");
+    assert!(matches!(err, AgentError::Rejected { .. }), "{err:?}");
+
+    let mut a = AgentDeployment::new(&server.base);
+    a.set("Http.Retries", json!(1));
+    a.set("Http.RetryDelayMilliseconds", json!(1));
+    a.set("Http.MaxRetryDelaySeconds", json!(1));
+    let agent = a.agent();
+    let started = std::time::Instant::now();
+    let err = agent.token().await.expect_err("rate limited");
+    match &err {
+        AgentError::ServerError {
+            status, attempts, ..
+        } => {
+            assert_eq!(*status, 429);
+            assert_eq!(*attempts, 2);
+        }
+        other => panic!("expected a 429 after retries, got {other:?}"),
+    }
+    assert_eq!(err.exit_code(), 3);
+    assert_eq!(agent.http_requests(), 1 + 2, "discovery + two token attempts");
+    // The wait came from Retry-After (>= 1 s, capped at 1 s), not from the 1 ms backoff.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(950));
+    server.stop().await;
+}
