@@ -149,7 +149,10 @@ impl Agent {
             )));
         }
         let now = self.now();
-        let claims = self.verify(&access_token).await?;
+        let claims = self
+            .keys
+            .verify(&self.http, || self.discovery(), &access_token, now, true)
+            .await?;
         let expires_in =
             client::tokens::expires_in(response.expires_in.as_ref(), claims.expires_at, now);
         Ok(Token {
@@ -172,7 +175,7 @@ impl Agent {
             .or_else(|| token.strip_prefix("bearer "))
             .unwrap_or(token);
         self.keys
-            .verify(&self.http, || self.discovery(), token, self.now())
+            .verify(&self.http, || self.discovery(), token, self.now(), false)
             .await
     }
 

@@ -60,21 +60,18 @@ impl ServerKeys {
         }
     }
 
-    /// The verifier in use now, if the keys are known (always for pinning; after the first fetch for JWKS).
-    pub fn current(&self) -> Option<Arc<Verifier>> {
-        match self {
-            ServerKeys::Pinned(_) => None,
-            ServerKeys::Jwks(j) => j.current.read().ok().and_then(|c| c.clone()),
-        }
-    }
-
     /// Verifies `token` at `now`. `discovery` is only called in JWKS mode.
+    ///
+    /// `from_server` says the token was just received from the token endpoint over verified TLS: an
+    /// unknown `kid` then means the server rotated its key, and the JWKS is re-fetched at once. A token
+    /// presented by anyone else re-fetches at most once per interval.
     pub async fn verify<F, Fut>(
         &self,
         http: &Http,
         discovery: F,
         token: &str,
         now: i64,
+        from_server: bool,
     ) -> Result<AccessToken, AgentError>
     where
         F: FnOnce() -> Fut,
@@ -84,49 +81,48 @@ impl ServerKeys {
             ServerKeys::Pinned(verifier) => return Ok(verifier.verify(token, now)?),
             ServerKeys::Jwks(jwks) => jwks,
         };
-        let seen = jwks.current.read().ok().and_then(|c| c.clone());
-        let first_error = match &seen {
-            Some(verifier) => match verifier.verify(token, now) {
+        let seen = jwks.current();
+        if let Some(verifier) = &seen {
+            match verifier.verify(token, now) {
                 Ok(claims) => return Ok(claims),
-                Err(e) if e.is_unknown_key() => Some(e),
+                Err(e) if e.is_unknown_key() => {}
                 Err(e) => return Err(e.into()),
-            },
-            None => None,
-        };
+            }
+        }
+        // Single flight: whoever holds the lock fetches; the others then use what it fetched.
         let mut last_fetch = jwks.last_fetch.lock().await;
-        let latest = jwks.current.read().ok().and_then(|c| c.clone());
+        let latest = jwks.current();
         let refreshed_meanwhile = match (&seen, &latest) {
             (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
             (None, Some(_)) => true,
             _ => false,
         };
-        let verifier = if refreshed_meanwhile {
-            latest
-        } else if last_fetch.is_none_or(|t| now - t >= jwks.interval) {
-            *last_fetch = Some(now);
-            let discovery = discovery().await?;
-            let fresh = Arc::new(jwks.fetch(http, &discovery).await?);
-            if let Ok(mut current) = jwks.current.write() {
-                *current = Some(fresh.clone());
+        let verifier = match latest {
+            Some(latest) if refreshed_meanwhile => latest,
+            Some(latest) if !from_server && last_fetch.is_some_and(|t| now - t < jwks.interval) => {
+                // Fetched too recently: the unknown kid stays unknown.
+                latest
             }
-            Some(fresh)
-        } else {
-            // Fetched too recently: the unknown kid stays unknown.
-            return Err(first_error.map(AgentError::from).unwrap_or_else(|| {
-                AgentError::Setup("the server's JWKS could not be fetched yet".into())
-            }));
+            _ => {
+                *last_fetch = Some(now);
+                let discovery = discovery().await?;
+                let fresh = Arc::new(jwks.fetch(http, &discovery).await?);
+                if let Ok(mut current) = jwks.current.write() {
+                    *current = Some(fresh.clone());
+                }
+                fresh
+            }
         };
         drop(last_fetch);
-        match verifier {
-            Some(v) => Ok(v.verify(token, now)?),
-            None => Err(first_error
-                .map(AgentError::from)
-                .unwrap_or_else(|| AgentError::Setup("no JWKS".into()))),
-        }
+        Ok(verifier.verify(token, now)?)
     }
 }
 
 impl JwksKeys {
+    fn current(&self) -> Option<Arc<Verifier>> {
+        self.current.read().ok().and_then(|c| c.clone())
+    }
+
     async fn fetch(&self, http: &Http, discovery: &Discovery) -> Result<Verifier, AgentError> {
         let url = discovery.jwks_uri.clone().ok_or_else(|| AgentError::Malformed {
             url: discovery.url.clone(),

@@ -259,8 +259,7 @@ async fn signing_certificate_rotation() {
     let server = new.start_at(&addr).await;
     assert_eq!(server.base, base);
 
-    // JWKS mode: the new kid is unknown, so the JWKS is fetched again (the interval has passed).
-    clock.advance(61);
+    // JWKS mode: the token endpoint's token names a new kid, so the JWKS is fetched again at once.
     let fresh = jwks_agent
         .fetch_token("Job", None)
         .await
@@ -283,6 +282,19 @@ async fn signing_certificate_rotation() {
         "{err:?}"
     );
     assert_eq!(jwks_agent.jwks_fetches(), 2);
+    // Once the interval has passed, an unknown kid may fetch again (and is still refused).
+    clock.advance(61);
+    let err = jwks_agent.verify(&forged).await.expect_err("unknown kid");
+    assert!(
+        matches!(
+            &err,
+            AgentError::InvalidToken(ids_crypto::VerifyError::UnknownKey { .. })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(jwks_agent.jwks_fetches(), 3);
+    jwks_agent.verify(&forged).await.expect_err("unknown kid");
+    assert_eq!(jwks_agent.jwks_fetches(), 3, "at most once per interval");
 
     // Pinning mode with a list of certificates: both tokens verify, offline.
     let mut pinned = AgentDeployment::new(&base);
@@ -348,7 +360,11 @@ async fn rate_limited_requests_are_retried_after_retry_after() {
         other => panic!("expected a 429 after retries, got {other:?}"),
     }
     assert_eq!(err.exit_code(), 3);
-    assert_eq!(agent.http_requests(), 1 + 2, "discovery + two token attempts");
+    assert_eq!(
+        agent.http_requests(),
+        1 + 2,
+        "discovery + two token attempts"
+    );
     // The wait came from Retry-After (>= 1 s, capped at 1 s), not from the 1 ms backoff.
     assert!(started.elapsed() >= std::time::Duration::from_millis(950));
     server.stop().await;
