@@ -369,3 +369,28 @@ async fn rate_limited_requests_are_retried_after_retry_after() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(950));
     server.stop().await;
 }
+
+/// An HTTPS server that is not the identity server at `ApplicationUri`: a malformed-answer error that
+/// points at the setting, not a retry loop.
+#[tokio::test]
+async fn wrong_application_uri_is_a_malformed_answer() {
+    let server = Deployment::new().start().await;
+    let mut a = AgentDeployment::new(&format!("{}/not-here", server.base));
+    a.set("IdentityServer.Issuer", json!(server.base));
+    let agent = a.agent();
+    let err = agent.token().await.expect_err("no discovery there");
+    match &err {
+        AgentError::Malformed { url, detail } => {
+            assert!(
+                url.ends_with("/not-here/.well-known/openid-configuration"),
+                "{url}"
+            );
+            assert!(detail.contains("HTTP 404"), "{detail}");
+            assert!(detail.contains("ApplicationUri"), "{detail}");
+        }
+        other => panic!("expected a malformed answer, got {other:?}"),
+    }
+    assert_eq!(err.exit_code(), 6);
+    assert_eq!(agent.http_requests(), 1, "a 404 is not retried");
+    server.stop().await;
+}
