@@ -153,10 +153,7 @@ pub async fn run(
             report.warn("no EncryptionCertificate: the agent's files will not be encrypted".into())
         }
     }
-    if offline || report.exit_code != 0 {
-        return report;
-    }
-
+    // Building the agent loads the TLS trust and the verification keys, without any network.
     let agent = match Agent::with_clock(loaded.settings.clone(), clock) {
         Ok(agent) => agent,
         Err(e) => {
@@ -164,6 +161,9 @@ pub async fn run(
             return report;
         }
     };
+    if offline || report.exit_code != 0 {
+        return report;
+    }
     match agent.discovery().await {
         Ok(d) => report.ok(format!(
             "server reachable and trusted: {} (token endpoint {})",

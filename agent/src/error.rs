@@ -6,7 +6,7 @@
 
 use ids_crypto::VerifyError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AgentError {
     #[error("the agent's configuration is not usable: {0}")]
     Setup(String),
@@ -22,8 +22,10 @@ pub enum AgentError {
         detail: String,
         hint: String,
     },
+    #[error("cannot talk TLS with {url}: {detail}")]
+    TlsHandshake { url: String, detail: String },
     #[error(
-        "the identity server refused the credentials of client `{client}`: {error}{}; {hint}",
+        "the identity server refused the token request of client `{client}`: {error}{}; {hint}",
         description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
     )]
     Rejected {
@@ -54,14 +56,25 @@ pub enum AgentError {
 
 impl AgentError {
     /// Process exit codes, documented in the README: 2 configuration, 3 unreachable or server error,
-    /// 4 TLS trust, 5 credentials rejected, 6 invalid token or unexpected answer.
+    /// 4 TLS (trust or handshake), 5 credentials rejected, 6 invalid token or unexpected answer.
     pub fn exit_code(&self) -> u8 {
         match self {
             AgentError::Setup(_) | AgentError::UnknownClient { .. } => 2,
             AgentError::Unreachable { .. } | AgentError::ServerError { .. } => 3,
-            AgentError::TlsTrust { .. } => 4,
-            AgentError::Rejected { .. } => 5,
+            AgentError::TlsTrust { .. } | AgentError::TlsHandshake { .. } => 4,
+            AgentError::Rejected { error, .. } if is_credentials_error(error) => 5,
+            AgentError::Rejected { .. } => 6,
             AgentError::Malformed { .. } | AgentError::InvalidToken(_) => 6,
         }
     }
+}
+
+/// OAuth errors that mean "these credentials are not accepted" (RFC 6749 section 5.2), and a bare
+/// HTTP 401/403 from something in front of the server.
+fn is_credentials_error(error: &str) -> bool {
+    matches!(
+        error,
+        "invalid_client" | "unauthorized_client" | "invalid_grant" | "access_denied"
+    ) || error.starts_with("HTTP 401")
+        || error.starts_with("HTTP 403")
 }

@@ -36,8 +36,19 @@ use client::http::Http;
 use server_keys::ServerKeys;
 
 /// One cache slot per client: its lock is held while a token is fetched, so concurrent callers wait
-/// for that one request instead of sending their own.
-type Slot = Arc<tokio::sync::Mutex<Option<Arc<Token>>>>;
+/// for that one request instead of sending their own (and share its failure instead of repeating it).
+#[derive(Debug, Default)]
+struct Slot {
+    /// Incremented after every fetch, read before waiting for the lock.
+    generation: AtomicU64,
+    state: tokio::sync::Mutex<SlotState>,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    token: Option<Arc<Token>>,
+    last_error: Option<AgentError>,
+}
 
 /// The agent's connection to the identity server. Cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -47,7 +58,7 @@ pub struct Agent {
     clock: Arc<dyn Clock>,
     discovery: tokio::sync::OnceCell<Arc<Discovery>>,
     keys: ServerKeys,
-    slots: Mutex<HashMap<String, Slot>>,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
     token_requests: AtomicU64,
 }
 
@@ -95,7 +106,13 @@ impl Agent {
     }
 
     /// A verified token for `client_id`, from the cache while it is fresh.
+    ///
+    /// When a refresh fails but the cached token has not expired yet, the cached token is returned (and
+    /// the failure logged): the refresh margin exists precisely to ride out a short outage.
     pub async fn token_for(&self, client_id: &str) -> Result<Arc<Token>, AgentError> {
+        if self.settings.client(Some(client_id)).is_none() {
+            return Err(self.unknown_client(client_id));
+        }
         let slot = {
             let mut slots = self
                 .slots
@@ -103,13 +120,55 @@ impl Agent {
                 .map_err(|_| AgentError::Setup("token cache poisoned".into()))?;
             slots.entry(client_id.to_string()).or_default().clone()
         };
-        let mut cached = slot.lock().await;
-        if let Some(token) = cached.as_ref().filter(|t| t.is_fresh(self.now())) {
+        let generation = slot.generation.load(Ordering::SeqCst);
+        let mut state = slot.state.lock().await;
+        let now = self.now();
+        if let Some(token) = state.token.as_ref().filter(|t| t.is_fresh(now)) {
             return Ok(token.clone());
         }
-        let token = Arc::new(self.fetch_token(client_id, None).await?);
-        *cached = Some(token.clone());
-        Ok(token)
+        let still_valid = state.token.clone().filter(|t| now < t.claims.expires_at);
+        // Someone fetched while this caller waited, and failed: share that outcome.
+        if slot.generation.load(Ordering::SeqCst) != generation
+            && let Some(error) = &state.last_error
+        {
+            return still_valid.ok_or_else(|| error.clone());
+        }
+        let result = self.fetch_token(client_id, None).await;
+        slot.generation.fetch_add(1, Ordering::SeqCst);
+        match result {
+            Ok(token) => {
+                let token = Arc::new(token);
+                state.token = Some(token.clone());
+                state.last_error = None;
+                Ok(token)
+            }
+            Err(error) => {
+                state.last_error = Some(error.clone());
+                match still_valid {
+                    Some(token) => {
+                        tracing::warn!(
+                            "cannot refresh the token of `{client_id}`, using the current one until it expires at {}: {error}",
+                            ids_crypto::cert::format_time(token.claims.expires_at)
+                        );
+                        Ok(token)
+                    }
+                    None => Err(error),
+                }
+            }
+        }
+    }
+
+    fn unknown_client(&self, client_id: &str) -> AgentError {
+        AgentError::UnknownClient {
+            client: client_id.to_string(),
+            known: self
+                .settings
+                .clients
+                .iter()
+                .map(|c| format!("`{}`", c.client_id))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
     }
 
     /// Asks the server for a new token (no cache) and verifies it.
@@ -118,19 +177,10 @@ impl Agent {
         client_id: &str,
         scope: Option<&str>,
     ) -> Result<Token, AgentError> {
-        let client =
-            self.settings
-                .client(Some(client_id))
-                .ok_or_else(|| AgentError::UnknownClient {
-                    client: client_id.to_string(),
-                    known: self
-                        .settings
-                        .clients
-                        .iter()
-                        .map(|c| format!("`{}`", c.client_id))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })?;
+        let client = self
+            .settings
+            .client(Some(client_id))
+            .ok_or_else(|| self.unknown_client(client_id))?;
         let discovery = self.discovery().await?;
         self.token_requests.fetch_add(1, Ordering::Relaxed);
         let (response, _) = client::tokens::request(&self.http, &discovery, client, scope).await?;

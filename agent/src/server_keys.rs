@@ -22,9 +22,16 @@ pub struct JwksKeys {
     validation: Validation,
     interval: i64,
     current: RwLock<Option<Arc<Verifier>>>,
-    /// When the JWKS was last fetched (agent clock); the lock also makes fetches single-flight.
-    last_fetch: tokio::sync::Mutex<Option<i64>>,
+    /// When the JWKS was last fetched (agent clock) and how that ended; the lock also makes fetches
+    /// single-flight.
+    last_fetch: tokio::sync::Mutex<LastFetch>,
     fetches: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct LastFetch {
+    at: Option<i64>,
+    error: Option<AgentError>,
 }
 
 impl ServerKeys {
@@ -46,7 +53,7 @@ impl ServerKeys {
                 validation,
                 interval: refresh_interval.as_secs() as i64,
                 current: RwLock::new(None),
-                last_fetch: tokio::sync::Mutex::new(None),
+                last_fetch: tokio::sync::Mutex::new(LastFetch::default()),
                 fetches: std::sync::atomic::AtomicU64::new(0),
             }),
         })
@@ -97,16 +104,25 @@ impl ServerKeys {
             (None, Some(_)) => true,
             _ => false,
         };
+        let recent = last_fetch.at.is_some_and(|t| now - t < jwks.interval);
         let verifier = match latest {
             Some(latest) if refreshed_meanwhile => latest,
-            Some(latest) if !from_server && last_fetch.is_some_and(|t| now - t < jwks.interval) => {
-                // Fetched too recently: the unknown kid stays unknown.
-                latest
+            // Fetched too recently: the unknown kid stays unknown.
+            Some(latest) if recent && !from_server => latest,
+            None if recent && !from_server => {
+                // The last fetch failed moments ago: do not let every token knock again.
+                return Err(last_fetch.error.clone().unwrap_or_else(|| {
+                    AgentError::Setup("the server's JWKS is not available yet".into())
+                }));
             }
             _ => {
-                *last_fetch = Some(now);
-                let discovery = discovery().await?;
-                let fresh = Arc::new(jwks.fetch(http, &discovery).await?);
+                last_fetch.at = Some(now);
+                let fetched = match discovery().await {
+                    Ok(d) => jwks.fetch(http, &d).await,
+                    Err(e) => Err(e),
+                };
+                last_fetch.error = fetched.as_ref().err().cloned();
+                let fresh = Arc::new(fetched?);
                 if let Ok(mut current) = jwks.current.write() {
                     *current = Some(fresh.clone());
                 }

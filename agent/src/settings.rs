@@ -53,6 +53,15 @@ pub const KEYS: &[&str] = &[
     "OpenId:DefaultOpenIdClient",
     "OpenId:OpenIdClients:*",
     "OpenId:OpenIdClientSecretFiles:*",
+    // The server's own `IdentityServer` keys, found when an appsettings.json is shared or copied from
+    // the server: accepted and not used by the agent.
+    "IdentityServer:AccessTokenLifetime",
+    "IdentityServer:Scopes",
+    "IdentityServer:Scopes:*",
+    "IdentityServer:SecretCacheSeconds",
+    "IdentityServer:SecretCacheSize",
+    "IdentityServer:HashConcurrency",
+    "IdentityServer:FailedAuthenticationsPerMinute",
     // Placements some documents show without the `OpenId` wrapper: read, with a warning.
     "OpenIdClients:*",
     "DefaultOpenIdClient",
@@ -644,9 +653,11 @@ fn client_id_of(setting: &Setting) -> Option<String> {
 /// Reads a secret file: the whole content without the final line break. A file others can read earns
 /// a warning, as ssh gives for private keys.
 fn read_secret_file(path: &Path) -> Result<(ClientSecret, Option<String>), String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?;
-    let secret = text.strip_suffix('\n').unwrap_or(&text);
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?,
+    );
+    let secret = text.strip_suffix('\n').unwrap_or(text.as_str());
     let secret = secret.strip_suffix('\r').unwrap_or(secret);
     if secret.is_empty() {
         return Err(format!("the secret file {} is empty", path.display()));

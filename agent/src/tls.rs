@@ -1,8 +1,8 @@
 //! What the agent trusts for HTTPS: the system store, or only the certificates it was given.
 //!
-//! With `Tls:TrustedCertificates`, CA certificates anchor chains (checked by webpki with the host name
-//! and validity as usual) and any other certificate is pinned as it is: the server must present exactly
-//! that certificate, still within its validity. Nothing else is trusted, not even the system store.
+//! With `Tls:TrustedCertificates`, a server presenting exactly one of those certificates (within its
+//! validity) is trusted: that is pinning. CA certificates among them also anchor chains, checked by
+//! webpki with the host name and validity as usual. Nothing else is trusted, not even the system store.
 
 use std::sync::Arc;
 
@@ -53,15 +53,13 @@ struct OnlyTrusted {
 impl OnlyTrusted {
     fn new(certs: &[TrustedCertificate], provider: Arc<CryptoProvider>) -> Result<Self, String> {
         let mut store = RootCertStore::empty();
-        let mut pinned = Vec::new();
-        for cert in certs {
-            if cert.is_ca {
-                store
-                    .add(CertificateDer::from(cert.der.clone()))
-                    .map_err(|e| format!("CA certificate `{}`: {e}", cert.subject))?;
-            } else {
-                pinned.push(cert.clone());
-            }
+        // Every configured certificate is also pinned as it is: a self-signed server certificate made
+        // by `openssl req -x509` says CA:TRUE, and webpki would refuse it as an end-entity certificate.
+        let pinned = certs.to_vec();
+        for cert in certs.iter().filter(|c| c.is_ca) {
+            store
+                .add(CertificateDer::from(cert.der.clone()))
+                .map_err(|e| format!("CA certificate `{}`: {e}", cert.subject))?;
         }
         let roots = if store.is_empty() {
             None
@@ -106,8 +104,14 @@ impl ServerCertVerifier for OnlyTrusted {
             .iter()
             .find(|p| p.der.as_slice() == end_entity.as_ref())
         {
-            if (now.as_secs() as i64) > pin.not_after {
+            let now = now.as_secs() as i64;
+            if now > pin.not_after {
                 return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+            }
+            if now < pin.not_before {
+                return Err(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidYet,
+                ));
             }
             return Ok(ServerCertVerified::assertion());
         }

@@ -51,8 +51,10 @@ impl Setting {
     /// True when the key's name says it holds a secret (`...Password`, `...Secret`).
     pub fn is_secret(&self) -> bool {
         let lower = self.path.to_lowercase();
-        // `OpenId:OpenIdClients:<client>` holds the agent's plain client secrets.
-        lower.contains("password") || lower.contains("secret") || lower.contains("openidclients:")
+        // `OpenId:OpenIdClients[:<client>]` holds the agent's plain client secrets.
+        lower.contains("password")
+            || lower.contains("secret")
+            || lower.split(':').any(|section| section == "openidclients")
     }
 }
 

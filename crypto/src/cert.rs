@@ -247,6 +247,7 @@ pub struct TrustedCertificate {
     /// `basicConstraints: cA=TRUE`.
     pub is_ca: bool,
     pub subject: String,
+    pub not_before: i64,
     pub not_after: i64,
     /// SHA-256 of the DER, base64url (`x5t#S256`), to name a pinned certificate in messages.
     pub x5t_s256: String,
@@ -285,6 +286,7 @@ pub fn trusted_certificates_from_file(path: &Path) -> Result<Vec<TrustedCertific
             Ok(TrustedCertificate {
                 is_ca: cert.is_ca(),
                 subject: cert.subject().to_string(),
+                not_before: cert.validity().not_before.timestamp(),
                 not_after: cert.validity().not_after.timestamp(),
                 x5t_s256: b64::url(digest::digest(&digest::SHA256, &der).as_ref()),
                 der,

@@ -212,7 +212,18 @@ pub fn public_certificate_from_file(
     password_setting: &str,
 ) -> Result<Certificate, String> {
     if !looks_like_pfx(path) {
-        return Certificate::from_file(path).map_err(|e| e.to_string());
+        match Certificate::from_file(path) {
+            Ok(cert) => return Ok(cert),
+            // A PFX under another name (`server.cer`, no extension): try it as one before giving up.
+            Err(e @ CertError::Parse { .. }) => {
+                if leaf_certificate_from_file(path, "").is_err()
+                    && leaf_certificate_from_file(path, password).is_err()
+                {
+                    return Err(e.to_string());
+                }
+            }
+            Err(e) => return Err(e.to_string()),
+        }
     }
     match leaf_certificate_from_file(path, "") {
         Ok(cert) => Ok(cert),

@@ -27,6 +27,20 @@ struct Document {
     token_endpoint_auth_methods_supported: Vec<String>,
 }
 
+/// `scheme://host[:port]` of a URL, lower-cased, for same-origin checks.
+fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let default_port = if scheme == "https" { ":443" } else { ":80" };
+    let authority = authority.strip_suffix(default_port).unwrap_or(&authority);
+    format!("{scheme}://{authority}")
+}
+
 impl Discovery {
     pub async fn fetch(http: &Http, settings: &Settings) -> Result<Discovery, AgentError> {
         let url = format!(
@@ -64,18 +78,24 @@ impl Discovery {
                 settings.issuer
             )));
         }
-        let secure = |u: &str| {
-            u.starts_with("https://") || (settings.allow_insecure_http && u.starts_with("http://"))
-        };
-        let token_endpoint = doc.token_endpoint.filter(|u| secure(u)).ok_or_else(|| {
-            malformed("the discovery document has no https `token_endpoint`".into())
-        })?;
-        let jwks_uri = match doc.jwks_uri {
-            Some(u) if !secure(&u) => {
-                return Err(malformed(format!("the `jwks_uri` {u} is not https")));
+        // The client secret goes to the token endpoint: only to an https URL on the host the agent was
+        // configured for (ApplicationUri, or the issuer's host), never wherever a document points.
+        let allowed = [origin(&settings.application_uri), origin(&settings.issuer)];
+        let check = |name: &str, u: Option<String>| -> Result<Option<String>, AgentError> {
+            let Some(u) = u else { return Ok(None) };
+            let secure = u.starts_with("https://")
+                || (settings.allow_insecure_http && u.starts_with("http://"));
+            if !secure || !allowed.contains(&origin(&u)) {
+                return Err(malformed(format!(
+                    "the discovery document's `{name}` is {u}; the agent only talks https to {} (check ApplicationUri on the server and behind any reverse proxy)",
+                    allowed[0]
+                )));
             }
-            other => other,
+            Ok(Some(u))
         };
+        let token_endpoint = check("token_endpoint", doc.token_endpoint)?
+            .ok_or_else(|| malformed("the discovery document has no `token_endpoint`".into()))?;
+        let jwks_uri = check("jwks_uri", doc.jwks_uri)?;
         Ok(Discovery {
             url,
             issuer,

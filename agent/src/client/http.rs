@@ -68,18 +68,45 @@ impl Http {
                 {
                     let retry_after = retry_after(&response);
                     let status = response.status();
-                    let body = response.text().await.unwrap_or_default();
-                    last_failure = Failure::Status(status, summarize(&body));
-                    retry_after.unwrap_or_else(|| self.backoff(attempt))
+                    let body = summarize(&response.text().await.unwrap_or_default());
+                    match retry_after {
+                        // A longer pause than the agent may wait: report it now rather than
+                        // knocking again too early.
+                        Some(wait) if wait > self.policy.max_retry_delay => {
+                            return Err(status_error(url, status, attempt, &body, Some(wait)));
+                        }
+                        Some(wait) => {
+                            last_failure = Failure::Status(status, body);
+                            wait
+                        }
+                        None => {
+                            last_failure = Failure::Status(status, body);
+                            self.backoff(attempt)
+                        }
+                    }
                 }
                 Ok(response) => return Ok(response),
+                Err(e) if e.is_builder() => {
+                    return Err(AgentError::Setup(format!(
+                        "cannot send a request to {url}: {e}"
+                    )));
+                }
                 Err(e) => {
-                    if let Some(detail) = tls_failure(&e) {
-                        return Err(AgentError::TlsTrust {
-                            url: url.to_string(),
-                            detail,
-                            hint: self.tls_hint.clone(),
-                        });
+                    match tls_failure(&e) {
+                        Some(TlsFailure::Untrusted(detail)) => {
+                            return Err(AgentError::TlsTrust {
+                                url: url.to_string(),
+                                detail,
+                                hint: self.tls_hint.clone(),
+                            });
+                        }
+                        Some(TlsFailure::Handshake(detail)) => {
+                            return Err(AgentError::TlsHandshake {
+                                url: url.to_string(),
+                                detail,
+                            });
+                        }
+                        None => {}
                     }
                     last_failure = Failure::Connection(describe(&e));
                     self.backoff(attempt)
@@ -96,16 +123,7 @@ impl Http {
             }
         }
         Err(match last_failure {
-            Failure::Status(status, body) => AgentError::ServerError {
-                url: url.to_string(),
-                status: status.as_u16(),
-                attempts,
-                detail: if body.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {body}")
-                },
-            },
+            Failure::Status(status, body) => status_error(url, status, attempts, &body, None),
             Failure::Connection(detail) => AgentError::Unreachable {
                 url: url.to_string(),
                 attempts,
@@ -128,6 +146,33 @@ impl Http {
             .min(self.policy.max_retry_delay);
         let half = base / 2;
         half + half.mul_f64(random_fraction())
+    }
+}
+
+/// The final error for a 5xx/429 answer.
+fn status_error(
+    url: &str,
+    status: StatusCode,
+    attempts: u32,
+    body: &str,
+    retry_after: Option<Duration>,
+) -> AgentError {
+    let mut detail = String::new();
+    if let Some(wait) = retry_after {
+        detail.push_str(&format!(
+            "; the server asks to retry after {} s (longer than Http:MaxRetryDelaySeconds)",
+            wait.as_secs()
+        ));
+    }
+    if !body.is_empty() {
+        detail.push_str(": ");
+        detail.push_str(body);
+    }
+    AgentError::ServerError {
+        url: url.to_string(),
+        status: status.as_u16(),
+        attempts,
+        detail,
     }
 }
 
@@ -169,8 +214,16 @@ fn retry_after(response: &Response) -> Option<Duration> {
     Some(Duration::from_secs(secs.max(0) as u64))
 }
 
-/// The TLS verification failure inside a connection error, if that is what it is.
-fn tls_failure(error: &reqwest::Error) -> Option<String> {
+/// What went wrong in a TLS handshake.
+enum TlsFailure {
+    /// The server's certificate is not trusted: a configuration matter on the agent's side.
+    Untrusted(String),
+    /// Anything else: not TLS at all, nothing in common, a client certificate required.
+    Handshake(String),
+}
+
+/// The TLS failure inside a connection error, if that is what it is.
+fn tls_failure(error: &reqwest::Error) -> Option<TlsFailure> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
         // io::Error hides its payload from `source()`; hyper-util nests one io::Error in another.
@@ -181,11 +234,26 @@ fn tls_failure(error: &reqwest::Error) -> Option<String> {
         {
             inner = payload;
         }
-        let rustls_error = inner.downcast_ref::<rustls::Error>();
-        if let Some(r) = rustls_error {
+        if let Some(r) = inner.downcast_ref::<rustls::Error>() {
+            use rustls::AlertDescription as A;
             return Some(match r {
-                rustls::Error::InvalidCertificate(cert) => describe_certificate_error(cert),
-                other => format!("TLS handshake failed: {other}"),
+                rustls::Error::InvalidCertificate(cert) => {
+                    TlsFailure::Untrusted(describe_certificate_error(cert))
+                }
+                rustls::Error::AlertReceived(A::CertificateRequired) => TlsFailure::Handshake(
+                    "the server requires a client certificate (mutual TLS), which this agent does not present".into(),
+                ),
+                rustls::Error::InvalidMessage(_) => {
+                    TlsFailure::Handshake(
+                        "the server did not answer with TLS: is it serving plain HTTP on this port? (ApplicationUri must name its HTTPS port)".into(),
+                    )
+                }
+                rustls::Error::PeerIncompatible(_) | rustls::Error::AlertReceived(A::ProtocolVersion) => {
+                    TlsFailure::Handshake(format!(
+                        "no TLS version or cipher suite in common with the server ({r})"
+                    ))
+                }
+                other => TlsFailure::Handshake(format!("the TLS handshake failed: {other}")),
             });
         }
         source = e.source();

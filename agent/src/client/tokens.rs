@@ -98,6 +98,13 @@ pub(crate) async fn request(
         })
         .await?;
     let status = response.status();
+    let www_authenticate_error = response
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("error=\"").nth(1))
+        .and_then(|v| v.split('"').next())
+        .map(summarize);
     let body = response.bytes().await.map_err(|e| AgentError::Malformed {
         url: url.to_string(),
         detail: format!("cannot read the answer: {e}"),
@@ -118,6 +125,21 @@ pub(crate) async fn request(
             error: e.error,
             description: e.error_description.map(|d| summarize(&d)),
         }),
+        Err(_)
+            if status == reqwest::StatusCode::UNAUTHORIZED
+                || status == reqwest::StatusCode::FORBIDDEN =>
+        {
+            // A proxy or a non-OAuth server in front: still a refusal, say so.
+            let error = www_authenticate_error.unwrap_or_else(|| format!("HTTP {status}"));
+            Err(AgentError::Rejected {
+                client: client.client_id.clone(),
+                status: status.as_u16(),
+                hint: hint(&error, &client.client_id, &client.source),
+                error,
+                description: Some(summarize(&String::from_utf8_lossy(&body)))
+                    .filter(|d| !d.is_empty()),
+            })
+        }
         Err(_) => Err(AgentError::Malformed {
             url: url.to_string(),
             detail: format!(
@@ -162,19 +184,21 @@ fn form_urlencode(value: &str) -> String {
 
 /// When to stop using a token: a quarter of its lifetime before it expires, at most 60 s before.
 pub(crate) fn refresh_at(received_at: i64, expires_in: u64, exp: i64) -> i64 {
-    let lifetime_end = (received_at + expires_in as i64).min(exp);
-    let margin = (expires_in as i64 / 4).min(60);
-    lifetime_end - margin
+    let expires_in = i64::try_from(expires_in).unwrap_or(i64::MAX);
+    let lifetime_end = received_at.saturating_add(expires_in).min(exp);
+    let margin = (expires_in / 4).min(60);
+    lifetime_end.saturating_sub(margin)
 }
 
-/// `expires_in` as a number of seconds (some servers send it as a string).
+/// `expires_in` in seconds (some servers send it as a string), never beyond the token's own `exp`.
 pub(crate) fn expires_in(value: Option<&serde_json::Value>, exp: i64, now: i64) -> u64 {
+    let until_exp = u64::try_from(exp.saturating_sub(now)).unwrap_or(0);
     match value {
         Some(serde_json::Value::Number(n)) => n.as_u64(),
         Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
         _ => None,
     }
-    .unwrap_or_else(|| (exp - now).max(0) as u64)
+    .map_or(until_exp, |e| e.min(until_exp))
 }
 
 #[cfg(test)]
@@ -194,6 +218,12 @@ mod tests {
         // The token's own exp wins when it is earlier than received + expires_in.
         assert_eq!(refresh_at(1000, 3600, 2000), 1940);
         assert_eq!(expires_in(None, 1300, 1000), 300);
-        assert_eq!(expires_in(Some(&serde_json::json!("120")), 0, 0), 120);
+        assert_eq!(expires_in(Some(&serde_json::json!("120")), 1000, 0), 120);
+        // A huge or lying expires_in is capped by the token's exp; no overflow.
+        assert_eq!(
+            expires_in(Some(&serde_json::json!(u64::MAX)), 1300, 1000),
+            300
+        );
+        assert_eq!(refresh_at(i64::MAX - 10, u64::MAX, i64::MAX), i64::MAX - 60);
     }
 }

@@ -219,10 +219,10 @@ impl Verifier {
             Some("ES256") => Algorithm::ES256,
             Some(alg) if alg.eq_ignore_ascii_case("none") => return Err(VerifyError::Unsigned),
             Some(alg) if alg.starts_with("HS") => {
-                return Err(VerifyError::Symmetric { alg: alg.into() });
+                return Err(VerifyError::Symmetric { alg: shown(alg) });
             }
             Some(alg) => {
-                return Err(VerifyError::UnsupportedAlgorithm { alg: alg.into() });
+                return Err(VerifyError::UnsupportedAlgorithm { alg: shown(alg) });
             }
         };
         for (member, present) in [
@@ -248,7 +248,7 @@ impl Verifier {
                     || t.eq_ignore_ascii_case("application/at+jwt") => {}
             found => {
                 return Err(VerifyError::WrongType {
-                    found: found.map_or("missing".to_string(), |t| format!("\"{t}\"")),
+                    found: found.map_or("missing".to_string(), |t| format!("\"{}\"", shown(t))),
                 });
             }
         }
@@ -303,7 +303,7 @@ impl Verifier {
         match kid {
             Some(kid) => {
                 let key = self.keys.find(kid).ok_or_else(|| VerifyError::UnknownKey {
-                    kid: kid.chars().take(100).collect(),
+                    kid: shown(kid),
                     known: self
                         .keys
                         .keys()
@@ -397,6 +397,15 @@ impl Verifier {
             claims,
         })
     }
+}
+
+/// An unauthenticated header value, made safe to log: at most 64 characters, control characters escaped.
+fn shown(value: &str) -> String {
+    value
+        .chars()
+        .take(64)
+        .flat_map(char::escape_debug)
+        .collect()
 }
 
 /// The order of the P-256 group, big-endian.

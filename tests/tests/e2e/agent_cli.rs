@@ -49,6 +49,9 @@ async fn token_then_verify_through_stdin() {
 
     let run = agent(&a, &["verify", "-"], Some(&token)).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
+    // As copied from an Authorization header.
+    let bearer = format!("Bearer {token}");
+    assert_eq!(agent(&a, &["verify", &bearer], None).await.code, 0);
     let out: Value = serde_json::from_str(&run.stdout).expect("json");
     assert_eq!(out["valid"], true);
     assert_eq!(out["claims"]["client_id"], "Job");
@@ -152,6 +155,10 @@ async fn exit_codes_tell_failures_apart() {
         "{}",
         run.stdout
     );
+
+    // 1: usage.
+    let run = agent(&a, &["tokens"], None).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
 
     // 3: unreachable, after the retries.
     server.stop().await;

@@ -101,15 +101,26 @@ fn unwrapped_openid_keys_are_read_with_a_warning() {
 
     // Both placements: an error that says which to keep.
     a.agent_settings = json!({
-        "OpenIdClients": { "Job": "a" },
-        "OpenId": { "OpenIdClients": { "Job": "b" } },
+        "OpenIdClients": { "Job": "outside-s3cret" },
+        "OpenId": { "OpenIdClients": { "Job": "inside-s3cret" } },
     });
     let text = errors_of(&a, &[]);
     assert!(text.contains("keep only `OpenId:OpenIdClients`"), "{text}");
-    assert!(
-        !text.contains("\"a\"") && !text.contains(": a"),
-        "no secret in: {text}"
-    );
+    assert!(!text.contains("s3cret"), "no secret in: {text}");
+
+    // A secret where the map belongs: refused, and the value is not repeated.
+    for placement in [
+        json!({ "OpenId": { "OpenIdClients": "scalar-s3cret" } }),
+        json!({ "OpenIdClients": "scalar-s3cret" }),
+    ] {
+        a.agent_settings = placement;
+        let text = errors_of(&a, &[]);
+        assert!(
+            text.contains("expected a map of client id to secret"),
+            "{text}"
+        );
+        assert!(!text.contains("s3cret"), "no secret in: {text}");
+    }
 }
 
 #[test]

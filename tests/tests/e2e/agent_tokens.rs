@@ -184,16 +184,14 @@ async fn pinned_server_certificate_is_trusted_exactly() {
 
 #[tokio::test]
 async fn host_name_not_in_the_certificate_is_a_tls_trust_error() {
-    let server = Deployment::new().start().await;
-    // The TLS certificate names localhost, 127.0.0.1 and ::1; "127.0.0.2" is not among them.
+    // Listening on every address; the TLS certificate names localhost, 127.0.0.1 and ::1 only.
+    let server = Deployment::new().start_at("0.0.0.0:0").await;
     let port = server.addr.port();
     let mut a = AgentDeployment::new(&format!("https://127.0.0.2:{port}"));
     a.set("IdentityServer.Issuer", json!(server.base));
     let err = a.agent().token().await.expect_err("wrong name");
-    // Some systems do not route 127.0.0.2; then it is unreachable, which is also not a success.
     match &err {
         AgentError::TlsTrust { detail, .. } => assert!(detail.contains("host name"), "{detail}"),
-        AgentError::Unreachable { .. } => {}
         other => panic!("expected a TLS trust error, got {other:?}"),
     }
     server.stop().await;
@@ -329,10 +327,10 @@ fn forge_with_kid(token: &str, kid: &str) -> String {
     )
 }
 
-/// A 429 is retried after the server's `Retry-After` (capped by `Http:MaxRetryDelaySeconds`), then
-/// reported with its status; it is not mistaken for a credentials error.
+/// The server's 429 asks for a longer pause than `Http:MaxRetryDelaySeconds`: the agent stops at once
+/// with the status and the pause, instead of knocking again too early or calling it a credentials error.
 #[tokio::test]
-async fn rate_limited_requests_are_retried_after_retry_after() {
+async fn rate_limited_beyond_the_longest_wait_is_reported_at_once() {
     let mut d = Deployment::new();
     d.set("IdentityServer.FailedAuthenticationsPerMinute", json!(1));
     let server = d.start().await;
@@ -344,32 +342,183 @@ async fn rate_limited_requests_are_retried_after_retry_after() {
     assert!(matches!(err, AgentError::Rejected { .. }), "{err:?}");
 
     let mut a = AgentDeployment::new(&server.base);
-    a.set("Http.Retries", json!(1));
-    a.set("Http.RetryDelayMilliseconds", json!(1));
+    a.set("Http.Retries", json!(3));
     a.set("Http.MaxRetryDelaySeconds", json!(1));
     let agent = a.agent();
-    let started = std::time::Instant::now();
     let err = agent.token().await.expect_err("rate limited");
     match &err {
         AgentError::ServerError {
-            status, attempts, ..
+            status,
+            attempts,
+            detail,
+            ..
         } => {
             assert_eq!(*status, 429);
-            assert_eq!(*attempts, 2);
+            assert_eq!(*attempts, 1);
+            assert!(detail.contains("retry after"), "{detail}");
         }
-        other => panic!("expected a 429 after retries, got {other:?}"),
+        other => panic!("expected a 429, got {other:?}"),
     }
     assert_eq!(err.exit_code(), 3);
-    assert_eq!(
-        agent.http_requests(),
-        1 + 2,
-        "discovery + two token attempts"
-    );
-    // The wait came from Retry-After (>= 1 s, capped at 1 s), not from the 1 ms backoff.
-    assert!(started.elapsed() >= std::time::Duration::from_millis(950));
+    assert_eq!(agent.http_requests(), 2, "discovery + one token request");
     server.stop().await;
 }
 
+/// A plain-HTTP server on `port` answering each request with the next scripted response (then the
+/// last one). Returns its base URL and the count of requests it received.
+async fn scripted_server_at(
+    port: u16,
+    responses: Vec<String>,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind");
+    let base = format!(
+        "http://127.0.0.1:{}",
+        listener.local_addr().expect("addr").port()
+    );
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read the head and the body it announces.
+            while let Ok(n) = stream.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+                if request.first() == Some(&0x16) {
+                    // A TLS ClientHello: answer in plain HTTP at once, as a plain-HTTP server would.
+                    break;
+                }
+                let text = String::from_utf8_lossy(&request).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            let index = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let response = responses
+                .get(index)
+                .or(responses.last())
+                .cloned()
+                .unwrap_or_default();
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
+    });
+    (base, count)
+}
+
+fn http_response(status: &str, headers: &[&str], body: &str) -> String {
+    let mut text = format!(
+        "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for h in headers {
+        text.push_str(h);
+        text.push_str("\r\n");
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    text
+}
+
+/// A discovery document and a token signed with the `signing-rsa.pfx` fixture, issued by `issuer`.
+fn discovery_and_token(issuer: &str) -> (String, String) {
+    let pfx = ids_crypto::Pfx::from_file(
+        &crate::support::fixtures().join("signing-rsa.pfx"),
+        crate::support::PASSWORD,
+    )
+    .expect("pfx");
+    let signer = ids_crypto::TokenSigner::new(pfx.key, &pfx.certificate);
+    let now = agent::clock::Clock::now(&agent::SystemClock);
+    let token = signer
+        .sign(&json!({
+            "iss": issuer, "aud": issuer, "sub": "Job", "client_id": "Job", "scope": "api",
+            "jti": "scripted", "iat": now, "nbf": now, "exp": now + 600,
+        }))
+        .expect("sign");
+    let discovery = json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/connect/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+    })
+    .to_string();
+    let token =
+        json!({ "access_token": token, "token_type": "Bearer", "expires_in": 600 }).to_string();
+    (discovery, token)
+}
+
+fn insecure_agent(base: &str) -> AgentDeployment {
+    let mut a = AgentDeployment::new(base);
+    a.set("IdentityServer.DangerAllowInsecureHttp", json!(true));
+    a.set("Http.RetryDelayMilliseconds", json!(1));
+    a
+}
+
+/// A 503 with `Retry-After: 1` (seconds) and a 503 with an HTTP date are waited for, then retried.
+#[tokio::test]
+async fn unavailable_server_is_retried_after_retry_after() {
+    let (base, count) = scripted_server_with(|issuer| {
+        let (discovery, token) = discovery_and_token(issuer);
+        let date = httpdate_in(1);
+        vec![
+            http_response("200 OK", &[], &discovery),
+            http_response("503 Service Unavailable", &["Retry-After: 1"], "busy"),
+            http_response(
+                "503 Service Unavailable",
+                &[&format!("Retry-After: {date}")],
+                "busy",
+            ),
+            http_response("200 OK", &[], &token),
+        ]
+    })
+    .await;
+    let agent = insecure_agent(&base).agent();
+    let started = std::time::Instant::now();
+    let token = agent.token().await.expect("token after the 503s");
+    assert_eq!(token.claims.jti.as_deref(), Some("scripted"));
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 4);
+    assert_eq!(agent.http_requests(), 4);
+    // The waits came from Retry-After, not from the 1 ms backoff.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+}
+
+/// Like [`scripted_server`], with a script built from the server's own base URL.
+async fn scripted_server_with(
+    script: impl FnOnce(&str) -> Vec<String>,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = probe.local_addr().expect("addr").port();
+    drop(probe);
+    let base = format!("http://127.0.0.1:{port}");
+    let responses = script(&base);
+    scripted_server_at(port, responses).await
+}
+
+/// An HTTP date `seconds` from now (RFC 9110 IMF-fixdate).
+fn httpdate_in(seconds: i64) -> String {
+    let when = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds);
+    when.format(&time::format_description::well_known::Rfc2822)
+        .expect("date")
+        .replace("+0000", "GMT")
+}
 /// An HTTPS server that is not the identity server at `ApplicationUri`: a malformed-answer error that
 /// points at the setting, not a retry loop.
 #[tokio::test]
@@ -392,5 +541,98 @@ async fn wrong_application_uri_is_a_malformed_answer() {
     }
     assert_eq!(err.exit_code(), 6);
     assert_eq!(agent.http_requests(), 1, "a 404 is not retried");
+    server.stop().await;
+}
+
+/// `ApplicationUri` names a port that serves plain HTTP: a TLS error that says so, not "untrusted", and
+/// no retries.
+#[tokio::test]
+async fn plain_http_on_the_https_port_is_a_handshake_error() {
+    let (base, count) =
+        scripted_server_with(|_| vec![http_response("400 Bad Request", &[], "plain http")]).await;
+    let https = base.replace("http://", "https://");
+    let agent = AgentDeployment::new(&https).agent();
+    let err = agent.token().await.expect_err("not TLS");
+    match &err {
+        AgentError::TlsHandshake { detail, .. } => {
+            assert!(detail.contains("plain HTTP"), "{detail}");
+        }
+        other => panic!("expected a TLS handshake error, got {other:?}"),
+    }
+    assert_eq!(err.exit_code(), 4);
+    assert_eq!(
+        count.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "no retry"
+    );
+}
+
+/// A refresh that fails while the cached token is still valid returns the cached token; callers that
+/// waited for a failed refresh share its error instead of repeating the whole retry cycle.
+#[tokio::test]
+async fn failed_refresh_keeps_a_still_valid_token() {
+    let mut d = Deployment::new();
+    d.set("IdentityServer.AccessTokenLifetime", json!(60));
+    let server = d.start().await;
+    let clock = Arc::new(ManualClock::starting_now());
+    let mut a = AgentDeployment::new(&server.base);
+    a.set("Http.Retries", json!(0));
+    let agent = Arc::new(a.agent_with_clock(clock.clone()));
+    let first = agent.token().await.expect("token");
+    server.stop().await;
+
+    // Inside the refresh margin, the server down: the still-valid token is used.
+    clock.advance(50);
+    let kept = agent.token().await.expect("still valid");
+    assert_eq!(kept.claims.jti, first.claims.jti);
+
+    // Past its expiry: the error, once for all concurrent callers.
+    clock.advance(20);
+    let before = agent.http_requests();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let agent = agent.clone();
+            tokio::spawn(async move { agent.token().await.map(|_| ()) })
+        })
+        .collect();
+    for t in tasks {
+        let err = t.await.expect("join").expect_err("expired and server down");
+        assert!(matches!(err, AgentError::Unreachable { .. }), "{err:?}");
+    }
+    assert!(
+        agent.http_requests() - before < 8,
+        "waiting callers shared the failure ({} requests)",
+        agent.http_requests() - before
+    );
+}
+
+/// A self-signed server certificate (`CA:TRUE`, as `openssl req -x509` makes them) pinned in
+/// `Tls:TrustedCertificates` is trusted as it is.
+#[tokio::test]
+async fn self_signed_ca_certificate_can_be_pinned() {
+    use ids_crypto::devcerts::{Ca, PfxProfile, to_pfx};
+    let mut d = Deployment::new();
+    let self_signed = Ca::new("localhost", 30).expect("self-signed");
+    let pfx = to_pfx(
+        &self_signed.cert,
+        &[],
+        "tls",
+        crate::support::PASSWORD,
+        PfxProfile::Modern,
+    )
+    .expect("pfx");
+    std::fs::write(d.path().join("self-signed.pfx"), pfx).expect("write");
+    d.set(
+        "Kestrel.Certificates.Default.Path",
+        json!("self-signed.pfx"),
+    );
+    let server = d.start_insecure_client().await;
+    let mut a = AgentDeployment::new(&server.base);
+    std::fs::write(a.path().join("self-signed.crt"), &self_signed.cert.cert_pem).expect("write");
+    a.set("Tls.TrustedCertificates", json!(["self-signed.crt"]));
+    a.agent()
+        .token()
+        .await
+        .expect("pinned self-signed certificate");
     server.stop().await;
 }

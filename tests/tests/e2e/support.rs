@@ -126,6 +126,21 @@ impl Deployment {
 
     /// Starts the real server in-process on `addr` (a restart on the same port keeps the issuer).
     pub async fn start_at(&self, addr: &str) -> Server {
+        self.start_with(addr, https_client(&self.path().join("ca.crt")))
+            .await
+    }
+
+    /// Starts the real server with a TLS certificate no CA vouches for; the test's own client does not
+    /// check it (the agent under test does).
+    pub async fn start_insecure_client(&self) -> Server {
+        let client = reqwest::Client::builder()
+            .tls_danger_accept_invalid_certs(true)
+            .build()
+            .expect("client");
+        self.start_with("127.0.0.1:0", client).await
+    }
+
+    async fn start_with(&self, addr: &str, client: reqwest::Client) -> Server {
         let settings = self.load_settings().expect("valid settings");
         let listener = std::net::TcpListener::bind(addr).expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -136,7 +151,7 @@ impl Deployment {
         let server = Server {
             addr,
             base: format!("https://127.0.0.1:{}", addr.port()),
-            client: https_client(&self.path().join("ca.crt")),
+            client,
             stop: Some(tx),
             task: Some(task),
         };
