@@ -366,10 +366,7 @@ async fn rate_limited_beyond_the_longest_wait_is_reported_at_once() {
 
 /// A plain-HTTP server on `port` answering each request with the next scripted response (then the
 /// last one). Returns its base URL and the count of requests it received.
-async fn scripted_server_at(
-    port: u16,
-    responses: Vec<String>,
-) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+async fn scripted_server_at(port: u16, responses: Vec<String>) -> Scripted {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -378,8 +375,8 @@ async fn scripted_server_at(
         "http://127.0.0.1:{}",
         listener.local_addr().expect("addr").port()
     );
-    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let seen = count.clone();
+    let requests = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = requests.clone();
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else {
@@ -412,7 +409,11 @@ async fn scripted_server_at(
                     }
                 }
             }
-            let index = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let index = {
+                let mut seen = seen.lock().expect("lock");
+                seen.push(String::from_utf8_lossy(&request).into_owned());
+                seen.len() - 1
+            };
             let response = responses
                 .get(index)
                 .or(responses.last())
@@ -422,7 +423,22 @@ async fn scripted_server_at(
             let _ = stream.shutdown().await;
         }
     });
-    (base, count)
+    Scripted { base, requests }
+}
+
+/// A scripted server's address and the requests it received (as text).
+struct Scripted {
+    base: String,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Scripted {
+    fn count(&self) -> usize {
+        self.requests.lock().expect("lock").len()
+    }
+    fn request(&self, index: usize) -> String {
+        self.requests.lock().expect("lock")[index].clone()
+    }
 }
 
 fn http_response(status: &str, headers: &[&str], body: &str) -> String {
@@ -475,7 +491,7 @@ fn insecure_agent(base: &str) -> AgentDeployment {
 /// A 503 with `Retry-After: 1` (seconds) and a 503 with an HTTP date are waited for, then retried.
 #[tokio::test]
 async fn unavailable_server_is_retried_after_retry_after() {
-    let (base, count) = scripted_server_with(|issuer| {
+    let scripted = scripted_server_with(|issuer| {
         let (discovery, token) = discovery_and_token(issuer);
         let date = httpdate_in(1);
         vec![
@@ -490,20 +506,18 @@ async fn unavailable_server_is_retried_after_retry_after() {
         ]
     })
     .await;
-    let agent = insecure_agent(&base).agent();
+    let agent = insecure_agent(&scripted.base).agent();
     let started = std::time::Instant::now();
     let token = agent.token().await.expect("token after the 503s");
     assert_eq!(token.claims.jti.as_deref(), Some("scripted"));
-    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 4);
+    assert_eq!(scripted.count(), 4);
     assert_eq!(agent.http_requests(), 4);
     // The waits came from Retry-After, not from the 1 ms backoff.
     assert!(started.elapsed() >= std::time::Duration::from_millis(900));
 }
 
 /// Like [`scripted_server`], with a script built from the server's own base URL.
-async fn scripted_server_with(
-    script: impl FnOnce(&str) -> Vec<String>,
-) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+async fn scripted_server_with(script: impl FnOnce(&str) -> Vec<String>) -> Scripted {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = probe.local_addr().expect("addr").port();
     drop(probe);
@@ -548,9 +562,9 @@ async fn wrong_application_uri_is_a_malformed_answer() {
 /// no retries.
 #[tokio::test]
 async fn plain_http_on_the_https_port_is_a_handshake_error() {
-    let (base, count) =
+    let scripted =
         scripted_server_with(|_| vec![http_response("400 Bad Request", &[], "plain http")]).await;
-    let https = base.replace("http://", "https://");
+    let https = scripted.base.replace("http://", "https://");
     let agent = AgentDeployment::new(&https).agent();
     let err = agent.token().await.expect_err("not TLS");
     match &err {
@@ -560,11 +574,7 @@ async fn plain_http_on_the_https_port_is_a_handshake_error() {
         other => panic!("expected a TLS handshake error, got {other:?}"),
     }
     assert_eq!(err.exit_code(), 4);
-    assert_eq!(
-        count.load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "no retry"
-    );
+    assert_eq!(scripted.count(), 1, "no retry");
 }
 
 /// A refresh that fails while the cached token is still valid returns the cached token; callers that
@@ -635,4 +645,67 @@ async fn self_signed_ca_certificate_can_be_pinned() {
         .await
         .expect("pinned self-signed certificate");
     server.stop().await;
+}
+
+/// A server that does not advertise `client_secret_post` gets HTTP Basic, with both parts
+/// form-urlencoded first (RFC 6749 section 2.3.1).
+#[tokio::test]
+async fn basic_authentication_encodes_id_and_secret() {
+    let scripted = scripted_server_with(|issuer| {
+        let (discovery, token) = discovery_and_token(issuer);
+        vec![
+            http_response("200 OK", &[], &discovery),
+            http_response("200 OK", &[], &token),
+        ]
+    })
+    .await;
+    let mut a = insecure_agent(&scripted.base);
+    a.set_agent("OpenId.OpenIdClients.Job", json!("p@ss word:é"));
+    a.agent().token().await.expect("token");
+    let request = scripted.request(1);
+    use base64::Engine as _;
+    let expected = base64::engine::general_purpose::STANDARD.encode("Job:p%40ss+word%3A%C3%A9");
+    assert!(
+        request.contains(&format!("authorization: Basic {expected}")),
+        "{request}"
+    );
+    assert!(!request.contains("client_secret="), "{request}");
+}
+
+/// JWKS mode with the server down: the first verification fails, and a stream of tokens right after
+/// does not make the agent knock again before the interval.
+#[tokio::test]
+async fn failed_jwks_fetch_is_not_repeated_for_every_token() {
+    let server = Deployment::new().start().await;
+    let base = server.base.clone();
+    let mut a = AgentDeployment::new(&base);
+    a.set("IdentityServer.TokenValidation", json!("Jwks"));
+    a.set("Http.Retries", json!(0));
+    let agent = a.agent();
+    let token = AgentDeployment::new(&base)
+        .agent()
+        .token()
+        .await
+        .expect("token");
+    agent.discovery().await.expect("discovery while up");
+    server.stop().await;
+
+    let err = agent
+        .verify(token.access_token.expose())
+        .await
+        .expect_err("JWKS unreachable");
+    assert!(matches!(err, AgentError::Unreachable { .. }), "{err:?}");
+    let sent = agent.http_requests();
+    for _ in 0..5 {
+        let again = agent
+            .verify(token.access_token.expose())
+            .await
+            .expect_err("still unreachable");
+        assert!(matches!(again, AgentError::Unreachable { .. }), "{again:?}");
+    }
+    assert_eq!(
+        agent.http_requests(),
+        sent,
+        "no new request within the interval"
+    );
 }
