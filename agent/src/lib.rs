@@ -183,7 +183,7 @@ impl Agent {
             .ok_or_else(|| self.unknown_client(client_id))?;
         let discovery = self.discovery().await?;
         self.token_requests.fetch_add(1, Ordering::Relaxed);
-        let (response, _) = client::tokens::request(&self.http, &discovery, client, scope).await?;
+        let response = client::tokens::request(&self.http, &discovery, client, scope).await?;
         let malformed = |detail: &str| AgentError::Malformed {
             url: discovery.token_endpoint.clone(),
             detail: detail.to_string(),

@@ -31,17 +31,6 @@ pub const KEYS: &[&str] = &[
     "IdentityServer:JwksRefreshSeconds",
     "IdentityServer:DangerAllowInsecureHttp",
     "IdentityServer:DangerAcceptExpiredCertificate",
-    "IdentityServer:X509StoreLocation",
-    "IdentityServer:X509StoreName",
-    "IdentityServer:X509Thumbprint",
-    "IdentityServer:X509SubjectDistinguishedName",
-    "EncryptionCertificate:File",
-    "EncryptionCertificate:Password",
-    "EncryptionCertificate:EncryptFile",
-    "EncryptionCertificate:X509StoreLocation",
-    "EncryptionCertificate:X509StoreName",
-    "EncryptionCertificate:X509Thumbprint",
-    "EncryptionCertificate:X509SubjectDistinguishedName",
     "Tls:TrustedCertificates",
     "Tls:TrustedCertificates:*",
     "Http:TimeoutSeconds",
@@ -72,7 +61,7 @@ pub const KEYS: &[&str] = &[
 const UNWRAPPED: [&str; 3] = ["OpenIdClients", "DefaultOpenIdClient", "AgentIdentifier"];
 
 pub fn schema() -> Schema {
-    Schema::new(KEYS)
+    Schema::new(&[KEYS, ids_config::appsettings::CERTIFICATE_KEYS].concat())
 }
 
 /// How the agent checks the signature of the tokens it receives.

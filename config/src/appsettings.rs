@@ -14,6 +14,22 @@ pub fn take<T>(errors: &mut Vec<ConfigError>, result: Result<T, ConfigError>) ->
     }
 }
 
+/// Keys both apps read: the agent's or server's own `EncryptionCertificate`, and the Windows
+/// certificate-store keys they recognise in order to refuse them with a message.
+pub const CERTIFICATE_KEYS: &[&str] = &[
+    "IdentityServer:X509StoreLocation",
+    "IdentityServer:X509StoreName",
+    "IdentityServer:X509Thumbprint",
+    "IdentityServer:X509SubjectDistinguishedName",
+    "EncryptionCertificate:File",
+    "EncryptionCertificate:Password",
+    "EncryptionCertificate:EncryptFile",
+    "EncryptionCertificate:X509StoreLocation",
+    "EncryptionCertificate:X509StoreName",
+    "EncryptionCertificate:X509Thumbprint",
+    "EncryptionCertificate:X509SubjectDistinguishedName",
+];
+
 /// The Windows certificate-store keys of a certificate section.
 pub const WINDOWS_STORE_KEYS: [&str; 4] = [
     "X509StoreLocation",

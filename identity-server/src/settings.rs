@@ -30,17 +30,6 @@ pub const KEYS: &[&str] = &[
     "IdentityServer:SecretCacheSize",
     "IdentityServer:HashConcurrency",
     "IdentityServer:FailedAuthenticationsPerMinute",
-    "IdentityServer:X509StoreLocation",
-    "IdentityServer:X509StoreName",
-    "IdentityServer:X509Thumbprint",
-    "IdentityServer:X509SubjectDistinguishedName",
-    "EncryptionCertificate:File",
-    "EncryptionCertificate:Password",
-    "EncryptionCertificate:EncryptFile",
-    "EncryptionCertificate:X509StoreLocation",
-    "EncryptionCertificate:X509StoreName",
-    "EncryptionCertificate:X509Thumbprint",
-    "EncryptionCertificate:X509SubjectDistinguishedName",
     "Kestrel:Certificates:Default:Path",
     "Kestrel:Certificates:Default:Password",
     "Kestrel:Certificates:Default:Subject",
@@ -55,7 +44,7 @@ pub const KEYS: &[&str] = &[
 
 /// The server's schema.
 pub fn schema() -> Schema {
-    Schema::new(KEYS)
+    Schema::new(&[KEYS, ids_config::appsettings::CERTIFICATE_KEYS].concat())
 }
 
 /// Validated server settings: no `Option` where a default exists.

@@ -73,7 +73,7 @@ pub(crate) async fn request(
     discovery: &Discovery,
     client: &ClientCredentials,
     scope: Option<&str>,
-) -> Result<(TokenResponse, String), AgentError> {
+) -> Result<TokenResponse, AgentError> {
     let url = discovery.token_endpoint.as_str();
     let post = discovery.prefers_post();
     let response = http
@@ -115,7 +115,7 @@ pub(crate) async fn request(
                 url: url.to_string(),
                 detail: format!("the token response is not the expected JSON: {e}"),
             })?;
-        return Ok((parsed, String::from_utf8_lossy(&body).into_owned()));
+        return Ok(parsed);
     }
     match serde_json::from_slice::<ErrorResponse>(&body) {
         Ok(e) => Err(AgentError::Rejected {
