@@ -204,14 +204,19 @@ fn retry_after(response: &Response) -> Option<Duration> {
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?;
-    if let Ok(secs) = value.trim().parse::<u64>() {
+    parse_retry_after(value, time::OffsetDateTime::now_utc())
+}
+
+fn parse_retry_after(value: &str, now: time::OffsetDateTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let when =
-        time::OffsetDateTime::parse(value.trim(), &time::format_description::well_known::Rfc2822)
-            .ok()?;
-    let secs = (when - time::OffsetDateTime::now_utc()).whole_seconds();
-    Some(Duration::from_secs(secs.max(0) as u64))
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
+    Some(Duration::from_secs(
+        (when - now).whole_seconds().max(0) as u64
+    ))
 }
 
 /// What went wrong in a TLS handshake.
@@ -309,4 +314,24 @@ pub fn summarize(body: &str) -> String {
         .collect::<String>()
         .trim()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_as_an_http_date() {
+        let now = time::macros::datetime!(2026-11-22 14:00:00 UTC);
+        assert_eq!(parse_retry_after(" 5 ", now), Some(Duration::from_secs(5)));
+        assert_eq!(
+            parse_retry_after("Sun, 22 Nov 2026 14:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 22 Nov 2026 13:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
 }
