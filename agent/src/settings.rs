@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ids_config::appsettings::{aliased, base_url, reject_windows_store, take};
+use ids_config::appsettings::{aliased, base_url, file_with_password, reject_windows_store, take};
 use ids_config::{Config, ConfigError, Schema, Setting, invalid};
 use ids_crypto::cert::{TrustedCertificate, Validity, format_time, trusted_certificates_from_file};
 use ids_crypto::pfx::{self, CertificateFile};
@@ -252,18 +252,12 @@ impl Settings {
         let (clients, default_client, agent_identifier) =
             openid(config, &mut errors, &mut warnings);
 
-        let encryption_certificate =
-            config
-                .path("EncryptionCertificate:File")
-                .map(|path| CertificateFile {
-                    path,
-                    password: ClientSecret::new(
-                        config
-                            .string("EncryptionCertificate:Password")
-                            .unwrap_or_default(),
-                    ),
-                    setting: "EncryptionCertificate:File".into(),
-                });
+        let encryption_certificate = file_with_password(
+            config,
+            "EncryptionCertificate:File",
+            "EncryptionCertificate:Password",
+        )
+        .map(|(path, password)| CertificateFile::new(path, password, "EncryptionCertificate:File"));
         let encrypt_files = take(
             &mut errors,
             config.bool("EncryptionCertificate:EncryptFile", false),

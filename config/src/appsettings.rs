@@ -30,6 +30,17 @@ pub const CERTIFICATE_KEYS: &[&str] = &[
     "EncryptionCertificate:X509SubjectDistinguishedName",
 ];
 
+/// A certificate file setting (resolved against the configuration folder) with its password setting
+/// (empty when unset), e.g. `EncryptionCertificate:File` + `EncryptionCertificate:Password`.
+pub fn file_with_password(
+    config: &Config,
+    file_key: &str,
+    password_key: &str,
+) -> Option<(std::path::PathBuf, String)> {
+    let path = config.path(file_key)?;
+    Some((path, config.string(password_key).unwrap_or_default()))
+}
+
 /// The Windows certificate-store keys of a certificate section.
 pub const WINDOWS_STORE_KEYS: [&str; 4] = [
     "X509StoreLocation",

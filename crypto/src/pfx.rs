@@ -198,6 +198,15 @@ pub struct CertificateFile {
 }
 
 impl CertificateFile {
+    /// The file at `path`, protected by `password`, named by the setting `setting`.
+    pub fn new(path: std::path::PathBuf, password: String, setting: &str) -> Self {
+        CertificateFile {
+            path,
+            password: crate::ClientSecret::new(password),
+            setting: setting.to_string(),
+        }
+    }
+
     /// Opens the PFX with its private key.
     pub fn open(&self) -> Result<Pfx, PfxError> {
         Pfx::from_file(&self.path, self.password.expose())

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ids_config::appsettings::{aliased, base_url, reject_windows_store, take};
+use ids_config::appsettings::{aliased, base_url, file_with_password, reject_windows_store, take};
 use ids_config::{Config, ConfigError, Origin, Schema, invalid};
 use ids_crypto::ClientSecret;
 pub use ids_crypto::pfx::CertificateFile;
@@ -234,30 +234,24 @@ impl Settings {
                 None
             }
         };
-        let tls = match config.path("Kestrel:Certificates:Default:Path") {
-            Some(path) => Some(CertificateFile {
+        let tls = match file_with_password(
+            config,
+            "Kestrel:Certificates:Default:Path",
+            "Kestrel:Certificates:Default:Password",
+        ) {
+            Some((path, password)) => Some(CertificateFile::new(
                 path,
-                password: ClientSecret::new(
-                    config
-                        .string("Kestrel:Certificates:Default:Password")
-                        .unwrap_or_default(),
-                ),
-                setting: "Kestrel:Certificates:Default:Path".into(),
-            }),
+                password,
+                "Kestrel:Certificates:Default:Path",
+            )),
             None => signing.clone(),
         };
-        let encryption_certificate =
-            config
-                .path("EncryptionCertificate:File")
-                .map(|path| CertificateFile {
-                    path,
-                    password: ClientSecret::new(
-                        config
-                            .string("EncryptionCertificate:Password")
-                            .unwrap_or_default(),
-                    ),
-                    setting: "EncryptionCertificate:File".into(),
-                });
+        let encryption_certificate = file_with_password(
+            config,
+            "EncryptionCertificate:File",
+            "EncryptionCertificate:Password",
+        )
+        .map(|(path, password)| CertificateFile::new(path, password, "EncryptionCertificate:File"));
         take(
             &mut errors,
             config.bool("EncryptionCertificate:EncryptFile", false),

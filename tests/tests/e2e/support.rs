@@ -98,11 +98,7 @@ impl Deployment {
     }
 
     pub fn write(&self) {
-        std::fs::write(
-            self.path().join("appsettings.json"),
-            serde_json::to_vec_pretty(&self.settings).expect("json"),
-        )
-        .expect("write settings");
+        write_json(&self.path().join("appsettings.json"), &self.settings);
     }
 
     pub fn write_xml(&self, name: &str, text: &str) {
@@ -309,7 +305,7 @@ impl AgentDeployment {
         self.dir.path()
     }
 
-    /// Sets `a.b.c` in appsettings.json (`null` removes nothing; use [`AgentDeployment::remove`]).
+    /// Sets `a.b.c` in appsettings.json.
     pub fn set(&mut self, path: &str, value: Value) -> &mut Self {
         set_path(&mut self.settings, path, value);
         self
@@ -322,16 +318,11 @@ impl AgentDeployment {
     }
 
     pub fn write(&self) {
-        std::fs::write(
-            self.path().join("appsettings.json"),
-            serde_json::to_vec_pretty(&self.settings).expect("json"),
-        )
-        .expect("write settings");
-        std::fs::write(
-            self.path().join("appsettings.agent.json"),
-            serde_json::to_vec_pretty(&self.agent_settings).expect("json"),
-        )
-        .expect("write agent settings");
+        write_json(&self.path().join("appsettings.json"), &self.settings);
+        write_json(
+            &self.path().join("appsettings.agent.json"),
+            &self.agent_settings,
+        );
     }
 
     /// Writes the files and loads the settings with `vars` as the environment.
@@ -357,6 +348,12 @@ impl AgentDeployment {
     pub fn agent(&self) -> agent::Agent {
         self.agent_with_clock(std::sync::Arc::new(agent::SystemClock))
     }
+}
+
+/// Writes `value` as pretty JSON to `path`.
+pub fn write_json(path: &Path, value: &Value) {
+    std::fs::write(path, serde_json::to_vec_pretty(value).expect("json"))
+        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
 /// Sets `a.b.c` in a JSON document, creating objects on the way.
