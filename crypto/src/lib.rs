@@ -15,6 +15,7 @@
 pub mod b64;
 pub mod cert;
 pub mod devcerts;
+pub mod encrypted_file;
 pub mod jwk;
 pub mod jwt;
 pub mod keys;
