@@ -22,6 +22,7 @@ pub mod format;
 pub mod recipient;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 pub use atomic::AtomicFile;
