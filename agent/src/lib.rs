@@ -9,6 +9,9 @@
 //! - [`server_keys`]: token verification with pinned certificates or the server's JWKS.
 //! - [`Agent`] (here): the facade: cached tokens, refreshed before expiry, one request in flight.
 //! - [`check`]: `agent check`, the configuration and connectivity report.
+//! - [`files`]: the agent's files: the [`files::vault`] every file it writes goes through (encrypted
+//!   with its certificate when `EncryptFile` is true), its encrypted [`files::logs`], and the
+//!   `encrypt` / `decrypt` [`files::commands`].
 //!
 //! The token verifier itself is [`ids_crypto::Verifier`], usable by any Rust service; this crate never
 //! depends on the server or axum.
@@ -17,6 +20,7 @@ pub mod check;
 pub mod client;
 pub mod clock;
 pub mod error;
+pub mod files;
 pub mod server_keys;
 pub mod settings;
 pub mod tls;

@@ -1,7 +1,8 @@
-//! `agent`: get a token, verify a token, or check the agent's configuration.
+//! `agent`: get a token, verify a token, check the agent's configuration, encrypt or decrypt files.
 //!
 //! Exit codes: 0 success, 1 usage, 2 configuration, 3 server unreachable or failing, 4 TLS trust,
-//! 5 credentials rejected, 6 invalid token or unexpected answer.
+//! 5 credentials rejected, 6 invalid token or unexpected answer, 7 file encrypted for another
+//! certificate, 8 file damaged, truncated or modified, 9 file unreadable, unwritable or not encrypted.
 
 use std::io::{IsTerminal as _, Read as _};
 use std::path::{Path, PathBuf};
@@ -9,8 +10,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use agent::check::{self, Line};
+use agent::files::commands::{self, Format, Target};
+use agent::files::{FilesError, Vault, logs};
 use agent::{Agent, AgentError, Settings, SystemClock};
 use clap::{Parser, Subcommand};
+use ids_crypto::encrypted_file::Mode;
+use ids_crypto::pfx::{Pfx, public_certificate_from_file};
 
 #[derive(Parser)]
 #[command(
@@ -50,6 +55,53 @@ enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// Encrypt files for the agent's certificate (EncryptionCertificate) or the given ones: FILE ->
+    /// FILE.enc (FILE.p7m with --format cms). The original is left in place.
+    Encrypt {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Folder for the encrypted files (default: beside each file).
+        #[arg(short = 'o', long = "output-dir")]
+        output_dir: Option<PathBuf>,
+        /// Certificate to encrypt for (PEM, DER, or PFX without a password); repeat for several
+        /// recipients. Replaces the agent's own certificate.
+        #[arg(long = "recipient", value_name = "CERT")]
+        recipients: Vec<PathBuf>,
+        /// `native` (streaming, any size) or `cms` (readable by `openssl cms -decrypt`, up to 1 GiB).
+        #[arg(long, value_enum, default_value = "native")]
+        format: Format,
+        /// Replace existing output files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Decrypt files (the agent's format or CMS) with the agent's private key or the given PFX:
+    /// FILE.enc -> FILE.
+    Decrypt {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Folder for the decrypted files (default: beside each file).
+        #[arg(short = 'o', long = "output-dir", conflicts_with = "stdout")]
+        output_dir: Option<PathBuf>,
+        /// Write the plaintext to standard output (chunks are written as they are authenticated).
+        #[arg(long)]
+        stdout: bool,
+        /// Output the authentic part of a damaged or cut-short file (a log written until a crash)
+        /// and report where it stops.
+        #[arg(long)]
+        recover: bool,
+        /// PFX file with the private key (default: EncryptionCertificate from the settings).
+        #[arg(long, value_name = "PFX")]
+        key: Option<PathBuf>,
+        /// Environment variable holding the --key password.
+        #[arg(long, value_name = "VAR", requires = "key", conflicts_with = "password_file")]
+        password_env: Option<String>,
+        /// File holding the --key password (first line).
+        #[arg(long, value_name = "FILE", requires = "key")]
+        password_file: Option<PathBuf>,
+        /// Replace existing output files.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -65,14 +117,6 @@ fn main() -> ExitCode {
             };
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -91,27 +135,156 @@ fn main() -> ExitCode {
                 json,
             } => token(&cli.config_dir, client, scope, json).await,
             Command::Verify { token } => verify(&cli.config_dir, &token).await,
-            Command::Check { offline } => check(&cli.config_dir, offline).await,
+            Command::Check { offline } => {
+                init_logging(None, "off");
+                check(&cli.config_dir, offline).await
+            }
+            Command::Encrypt {
+                files,
+                output_dir,
+                recipients,
+                format,
+                force,
+            } => encrypt(&cli.config_dir, &files, output_dir, &recipients, format, force),
+            Command::Decrypt {
+                files,
+                output_dir,
+                stdout,
+                recover,
+                key,
+                password_env,
+                password_file,
+                force,
+            } => {
+                let key = key.map(|path| KeyArg {
+                    path,
+                    password_env,
+                    password_file,
+                });
+                let mode = if recover { Mode::Recover } else { Mode::Strict };
+                decrypt(&cli.config_dir, &files, output_dir, stdout, mode, key, force)
+            }
         }
     });
     ExitCode::from(code)
 }
 
-/// Loads the settings and builds the agent, printing warnings and errors.
-fn agent(dir: &Path) -> Result<Agent, u8> {
+/// Logs: warnings and errors on standard error (`RUST_LOG` overrides), and, when the settings are
+/// loaded, the log file at the settings' level.
+fn init_logging(file: Option<logs::LogWriter>, file_level: &str) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .event_format(Terse)
+        .with_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        );
+    let file = file.map(|writer| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .with_ansi(false)
+            .with_filter(tracing_subscriber::EnvFilter::new(file_level))
+    });
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
+        .try_init();
+}
+
+/// Standard error shows `warning: ...` / `error: ...` lines, as the messages of the other commands; the
+/// log file keeps the full format with timestamps.
+struct Terse;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Terse
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "info",
+            tracing::Level::DEBUG => "debug",
+            tracing::Level::TRACE => "trace",
+        };
+        write!(writer, "{level}: ")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// The settings, the agent's vault, and the log file, for the commands that run with the settings.
+/// Keep the guard until the end: dropping it writes the log file's final chunk.
+struct Session {
+    settings: Settings,
+    vault: Vault,
+    _log: Option<logs::LogGuard>,
+}
+
+fn session(dir: &Path) -> Result<Session, u8> {
     let loaded = match Settings::load(dir, agent::clock::Clock::now(&SystemClock)) {
         Ok(loaded) => loaded,
         Err(errors) => {
+            init_logging(None, "off");
             for e in errors {
                 eprintln!("error: {e}");
             }
             return Err(2);
         }
     };
+    let settings = loaded.settings;
+    let vault = match Vault::from_settings(&settings, agent::clock::Clock::now(&SystemClock)) {
+        Ok(v) => v,
+        Err(e) => {
+            init_logging(None, "off");
+            return Err(fail_files(&e));
+        }
+    };
+    let recipients: &[ids_crypto::Certificate] = if vault.encrypts() {
+        vault.certificates()
+    } else {
+        &[]
+    };
+    let (writer, guard) =
+        match logs::start(&settings.log_folder, recipients, settings.log_retention_days) {
+            Ok((writer, guard)) => (Some(writer), Some(guard)),
+            Err(e) => {
+                eprintln!("warning: no log file: {e}");
+                (None, None)
+            }
+        };
+    init_logging(writer, &settings.log_level);
     for w in &loaded.warnings {
-        eprintln!("warning: {w}");
+        tracing::warn!("{w}");
     }
-    Agent::new(loaded.settings).map_err(|e| fail(&e))
+    if !vault.encrypts() {
+        tracing::warn!(
+            "EncryptionCertificate:EncryptFile is false: the agent's logs, temporary and exported files under {} are written in clear",
+            settings.work_folder.display()
+        );
+    }
+    if let Some(guard) = &guard {
+        tracing::info!(log = %guard.path().display(), "agent {} started", env!("CARGO_PKG_VERSION"));
+    }
+    Ok(Session {
+        settings,
+        vault,
+        _log: guard,
+    })
+}
+
+/// Builds the agent from the session's settings.
+fn agent(session: &Session) -> Result<Agent, u8> {
+    Agent::new(session.settings.clone()).map_err(|e| fail(&e))
 }
 
 /// Prints a line on standard output; a closed pipe (`agent token | head`) is not an error.
@@ -121,12 +294,21 @@ fn print_line(text: &str) {
 }
 
 fn fail(error: &AgentError) -> u8 {
-    eprintln!("error: {error}");
+    tracing::error!("{error}");
+    error.exit_code()
+}
+
+fn fail_files(error: &FilesError) -> u8 {
+    tracing::error!("{error}");
     error.exit_code()
 }
 
 async fn token(dir: &Path, client: Option<String>, scope: Option<String>, json: bool) -> u8 {
-    let agent = match agent(dir) {
+    let session = match session(dir) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let agent = match agent(&session) {
         Ok(a) => a,
         Err(code) => return code,
     };
@@ -135,6 +317,7 @@ async fn token(dir: &Path, client: Option<String>, scope: Option<String>, json: 
         Ok(t) => t,
         Err(e) => return fail(&e),
     };
+    tracing::info!(client = %client, expires_in = ?token.expires_in, "token obtained and verified");
     if json {
         let out = serde_json::json!({
             "client_id": token.client_id,
@@ -163,7 +346,11 @@ async fn verify(dir: &Path, token: &str) -> u8 {
     } else {
         token.to_string()
     };
-    let agent = match agent(dir) {
+    let session = match session(dir) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let agent = match agent(&session) {
         Ok(a) => a,
         Err(code) => return code,
     };
@@ -199,4 +386,238 @@ async fn check(dir: &Path, offline: bool) -> u8 {
         });
     }
     report.exit_code
+}
+
+/// `decrypt --key`: a PFX and where its password comes from.
+struct KeyArg {
+    path: PathBuf,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+}
+
+impl KeyArg {
+    fn open(&self) -> Result<Pfx, String> {
+        let password = match (&self.password_env, &self.password_file) {
+            (Some(var), _) => std::env::var(var).map_err(|_| {
+                format!("--password-env: the environment variable `{var}` is not set")
+            })?,
+            (None, Some(file)) => std::fs::read_to_string(file)
+                .map(|text| text.lines().next().unwrap_or_default().to_string())
+                .map_err(|e| format!("--password-file {}: {e}", file.display()))?,
+            (None, None) => String::new(),
+        };
+        let password = zeroize::Zeroizing::new(password);
+        Pfx::from_file(&self.path, &password).map_err(|e| format!("--key: {e}"))
+    }
+}
+
+/// The session when the command needs the settings; `None` (and logging to standard error only) when
+/// the command line gave all the certificates.
+fn optional_session(dir: &Path, needed: bool) -> Result<Option<Session>, u8> {
+    if needed {
+        session(dir).map(Some)
+    } else {
+        init_logging(None, "off");
+        Ok(None)
+    }
+}
+
+fn encrypt(
+    dir: &Path,
+    files: &[PathBuf],
+    output_dir: Option<PathBuf>,
+    recipients: &[PathBuf],
+    format: Format,
+    force: bool,
+) -> u8 {
+    let session = match optional_session(dir, recipients.is_empty()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let vault = match &session {
+        Some(s) => {
+            if s.vault.recipients().is_empty() {
+                return fail_files(&FilesError::Setup(
+                    "no EncryptionCertificate (File, Password) in the settings: configure one or give --recipient CERT".into(),
+                ));
+            }
+            None
+        }
+        None => {
+            let mut certs = Vec::new();
+            for path in recipients {
+                match public_certificate_from_file(path, "", "a password") {
+                    Ok(cert) => certs.push(cert),
+                    Err(e) => return fail_files(&FilesError::Setup(format!("--recipient: {e}"))),
+                }
+            }
+            match Vault::with(None, certs, true) {
+                Ok(v) => Some(v),
+                Err(e) => return fail_files(&e),
+            }
+        }
+    };
+    let vault = match (&vault, &session) {
+        (Some(v), _) => v,
+        (None, Some(s)) => &s.vault,
+        (None, None) => return 2,
+    };
+    if let Err(code) = output_folder(&output_dir) {
+        return code;
+    }
+    let mut code = 0;
+    for input in files {
+        let output = commands::encrypted_name(input, output_dir.as_deref(), format);
+        let bar = progress_bar(input, std::fs::metadata(input).map(|m| m.len()).unwrap_or(0));
+        let result = commands::encrypt_file(vault, input, &output, format, force, &mut |n| {
+            bar.inc(n)
+        });
+        bar.finish_and_clear();
+        match result {
+            Ok(bytes) => {
+                tracing::info!(input = %input.display(), output = %output.display(), bytes, "file encrypted");
+                eprintln!(
+                    "encrypted {} -> {} ({bytes} bytes, for {})",
+                    input.display(),
+                    output.display(),
+                    describe_recipients(vault)
+                );
+            }
+            Err(e) => {
+                let c = fail_files(&e);
+                if code == 0 {
+                    code = c;
+                }
+            }
+        }
+    }
+    code
+}
+
+/// Creates `--output-dir` if it does not exist yet.
+fn output_folder(dir: &Option<PathBuf>) -> Result<(), u8> {
+    match dir {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|e| {
+            fail_files(&FilesError::Io {
+                file: dir.display().to_string(),
+                what: "cannot create the output folder",
+                source: e,
+            })
+        }),
+        None => Ok(()),
+    }
+}
+
+fn describe_recipients(vault: &Vault) -> String {
+    vault
+        .recipients()
+        .iter()
+        .map(|r| r.name().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn decrypt(
+    dir: &Path,
+    files: &[PathBuf],
+    output_dir: Option<PathBuf>,
+    stdout: bool,
+    mode: Mode,
+    key: Option<KeyArg>,
+    force: bool,
+) -> u8 {
+    let session = match optional_session(dir, key.is_none()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let own_vault = match &key {
+        Some(key) => match key.open().and_then(|pfx| {
+            Vault::with(Some(pfx), Vec::new(), false).map_err(|e| e.to_string())
+        }) {
+            Ok(v) => Some(v),
+            Err(e) => return fail_files(&FilesError::Setup(e)),
+        },
+        None => None,
+    };
+    let vault = match (&own_vault, &session) {
+        (Some(v), _) => v,
+        (None, Some(s)) => &s.vault,
+        (None, None) => return 2,
+    };
+    if let Err(code) = output_folder(&output_dir) {
+        return code;
+    }
+    let mut code = 0;
+    for input in files {
+        let target = if stdout {
+            Target::Stdout
+        } else {
+            Target::File {
+                path: commands::decrypted_name(input, output_dir.as_deref()),
+                overwrite: force,
+            }
+        };
+        let bar = progress_bar(input, std::fs::metadata(input).map(|m| m.len()).unwrap_or(0));
+        let result = commands::decrypt_file(vault, input, &target, mode, &mut |n| bar.inc(n));
+        bar.finish_and_clear();
+        let c = match result {
+            Ok(done) => report_decrypted(input, &target, &done),
+            Err(e) => fail_files(&e),
+        };
+        if code == 0 {
+            code = c;
+        }
+    }
+    code
+}
+
+/// Prints what a decryption did; with --recover, a file that stopped early because it was cut short
+/// is a success (the authentic part was output), one that was modified is not.
+fn report_decrypted(input: &Path, target: &Target, done: &commands::Decrypted) -> u8 {
+    let to = match target {
+        Target::File { path, .. } => path.display().to_string(),
+        Target::Stdout => "standard output".into(),
+    };
+    tracing::info!(input = %input.display(), output = %to, bytes = done.bytes, "file decrypted");
+    if !done.authenticated {
+        tracing::warn!(
+            "{}: {} is not authenticated encryption: a modified file may decrypt to altered content without an error",
+            input.display(),
+            done.format
+        );
+    }
+    match &done.stopped {
+        None => {
+            eprintln!(
+                "decrypted {} -> {to} ({} bytes, {})",
+                input.display(),
+                done.bytes,
+                done.format
+            );
+            0
+        }
+        Some((reason, damaged)) => {
+            eprintln!(
+                "recovered {} authentic bytes of {} -> {to}; stopped: {reason}",
+                done.bytes,
+                input.display()
+            );
+            if *damaged { agent::files::EXIT_DAMAGED } else { 0 }
+        }
+    }
+}
+
+/// A progress bar on standard error for files over 4 MiB when it is a terminal; hidden otherwise.
+fn progress_bar(file: &Path, len: u64) -> indicatif::ProgressBar {
+    if len < 4 * 1024 * 1024 || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(file.display().to_string());
+    bar
 }

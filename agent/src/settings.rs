@@ -19,6 +19,10 @@ pub const KEYS: &[&str] = &[
     "ApplicationUri",
     "WorkFolderPath",
     "TempFolderPath",
+    "LogFolderPath",
+    "LogRetentionDays",
+    "EncryptionCertificate:AdditionalRecipients",
+    "EncryptionCertificate:AdditionalRecipients:*",
     "IdentityServer:X509KeyFilePath",
     "IdentityServer:X509File",
     "IdentityServer:X509KeyFilePassword",
@@ -140,8 +144,17 @@ pub struct Settings {
     /// The agent's own certificate for its files (used by the file-encryption feature).
     pub encryption_certificate: Option<CertificateFile>,
     pub encrypt_files: bool,
+    /// Certificates every file the agent writes is also encrypted for (an escrow or the server), from
+    /// `EncryptionCertificate:AdditionalRecipients`.
+    pub additional_recipients: Vec<PathBuf>,
     pub work_folder: PathBuf,
     pub temp_folder: PathBuf,
+    /// `LogFolderPath`, default `<work folder>/logs`.
+    pub log_folder: PathBuf,
+    /// Log files older than this are deleted at start-up (`LogRetentionDays`, default 14).
+    pub log_retention_days: u64,
+    /// Level of the log files: .NET's `Logging:LogLevel:Default` mapped to a tracing filter (`info`).
+    pub log_level: String,
 }
 
 /// Settings plus what deserves a warning.
@@ -275,6 +288,20 @@ impl Settings {
         let temp_folder = config
             .path("TempFolderPath")
             .unwrap_or_else(|| work_folder.join("temp"));
+        let log_folder = config
+            .path("LogFolderPath")
+            .unwrap_or_else(|| work_folder.join("logs"));
+        let log_retention_days = take(
+            &mut errors,
+            config.u64_in("LogRetentionDays", 14, 1, 36_500),
+        )
+        .unwrap_or(14);
+        let log_level = log_level(config, &mut warnings);
+        let additional_recipients = config
+            .list("EncryptionCertificate:AdditionalRecipients")
+            .iter()
+            .map(|s| config.resolve(&s.value))
+            .collect();
 
         let (Some(application_uri), Some(token_validation), Some(default_client)) =
             (application_uri, token_validation, default_client)
@@ -301,8 +328,12 @@ impl Settings {
                 default_client,
                 encryption_certificate,
                 encrypt_files,
+                additional_recipients,
                 work_folder,
                 temp_folder,
+                log_folder,
+                log_retention_days,
+                log_level,
             },
             warnings,
         })
@@ -417,6 +448,30 @@ fn token_validation(
         load(&s, false);
     }
     Some(TokenValidation::Pinned(pinned))
+}
+
+/// .NET's `Logging:LogLevel:Default` (a section the agent shares with .NET tooling, so only this key is
+/// read) as a tracing level.
+fn log_level(config: &Config, warnings: &mut Vec<String>) -> String {
+    let Some(setting) = config.get("Logging:LogLevel:Default") else {
+        return "info".into();
+    };
+    let level = match setting.value.to_ascii_lowercase().as_str() {
+        "trace" => "trace",
+        "debug" => "debug",
+        "information" | "info" => "info",
+        "warning" | "warn" => "warn",
+        "error" | "critical" => "error",
+        "none" | "off" => "off",
+        _ => {
+            warnings.push(format!(
+                "{}: `{}` is not a log level (Trace, Debug, Information, Warning, Error, Critical, None); using Information",
+                setting.path, setting.value
+            ));
+            "info"
+        }
+    };
+    level.into()
 }
 
 /// `Tls:TrustedCertificates`: CA or server certificates (PEM bundles or DER); the system store if unset.

@@ -129,6 +129,23 @@ impl Ca {
         )
     }
 
+    /// A file-encryption certificate (the agent's `EncryptionCertificate`): key encipherment for RSA,
+    /// key agreement for EC.
+    pub fn issue_encryption(
+        &self,
+        common_name: &str,
+        kind: KeyKind,
+        days: i64,
+    ) -> Result<Issued, DevCertError> {
+        let mut p = params(common_name, days);
+        p.key_usages = match kind {
+            KeyKind::Rsa2048 => vec![KeyUsagePurpose::KeyEncipherment],
+            KeyKind::EcP256 => vec![KeyUsagePurpose::KeyAgreement],
+        };
+        p.use_authority_key_identifier_extension = true;
+        self.sign(p, kind)
+    }
+
     /// A signing certificate with explicit validity (tests make expired and not-yet-valid ones).
     pub fn issue_signing_between(
         &self,

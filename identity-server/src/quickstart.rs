@@ -46,6 +46,7 @@ const FILES: &[&str] = &[
     "Conf/demo-client.xml",
     "agent/appsettings.json",
     "agent/appsettings.agent.json",
+    "agent/agent-encryption.pfx",
 ];
 
 /// The agent folder quickstart writes beside the server's files.
@@ -135,6 +136,19 @@ pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
         PfxProfile::Modern,
     )
     .map_err(generate)?;
+    let agent_password =
+        ClientSecret::generate().map_err(|e| QuickstartError::Generate(e.to_string()))?;
+    let agent_encryption = ca
+        .issue_encryption("agent development file encryption", KeyKind::Rsa2048, 825)
+        .map_err(generate)?;
+    let agent_pfx = to_pfx(
+        &agent_encryption,
+        &[ca_der],
+        "agent-encryption",
+        agent_password.expose(),
+        PfxProfile::Modern,
+    )
+    .map_err(generate)?;
     let secret = ClientSecret::generate().map_err(|e| QuickstartError::Generate(e.to_string()))?;
     let hash =
         SecretHash::argon2id(&secret).map_err(|e| QuickstartError::Generate(e.to_string()))?;
@@ -161,8 +175,11 @@ pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
         "ApplicationUri": application_uri,
         "IdentityServer": { "X509KeyFilePath": "../dev-signing.crt" },
         "Tls": { "TrustedCertificates": ["../dev-ca.crt"] },
+        "EncryptionCertificate": { "File": "agent-encryption.pfx", "EncryptFile": true },
     });
+    // The PFX password sits with the client secret in the private (0600) file; both files are merged.
     let agent_openid = serde_json::json!({
+        "EncryptionCertificate": { "Password": agent_password.expose() },
         "OpenId": {
             "OpenIdClients": { DEMO_CLIENT: secret.expose() },
             "DefaultOpenIdClient": DEMO_CLIENT,
@@ -174,7 +191,7 @@ pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
     let text = json(&settings)?;
     let agent_text = json(&agent_settings)?;
     let agent_openid_text = json(&agent_openid)?;
-    let files: [(PathBuf, &[u8], bool); 8] = [
+    let files: [(PathBuf, &[u8], bool); 9] = [
         (ca_file.clone(), ca.cert.cert_pem.as_bytes(), false),
         (dir.join("dev-tls.pfx"), &tls_pfx, true),
         (dir.join("dev-signing.pfx"), &signing_pfx, true),
@@ -192,6 +209,11 @@ pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
         (
             dir.join(AGENT_DIR).join("appsettings.agent.json"),
             agent_openid_text.as_bytes(),
+            true,
+        ),
+        (
+            dir.join(AGENT_DIR).join("agent-encryption.pfx"),
+            &agent_pfx,
             true,
         ),
         // Last: its presence means "a complete quickstart folder".
