@@ -9,11 +9,13 @@
 //!   (pinned certificates or a JWKS) that the agent and any Rust service use.
 //! - [`secret`]: client secrets, legacy SHA-256/512 `HashedSecret` values and argon2id PHC strings.
 //! - [`devcerts`]: development CA, TLS and signing certificates written as PFX files.
+//! - [`cms`]: file encryption as CMS EnvelopedData/AuthEnvelopedData, interoperable with `openssl cms`.
 //!
 //! Every error names the file it is about and never includes a password or secret.
 
 pub mod b64;
 pub mod cert;
+pub mod cms;
 pub mod devcerts;
 pub mod encrypted_file;
 pub mod jwk;
