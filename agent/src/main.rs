@@ -93,7 +93,12 @@ enum Command {
         #[arg(long, value_name = "PFX")]
         key: Option<PathBuf>,
         /// Environment variable holding the --key password.
-        #[arg(long, value_name = "VAR", requires = "key", conflicts_with = "password_file")]
+        #[arg(
+            long,
+            value_name = "VAR",
+            requires = "key",
+            conflicts_with = "password_file"
+        )]
         password_env: Option<String>,
         /// File holding the --key password (first line).
         #[arg(long, value_name = "FILE", requires = "key")]
@@ -145,7 +150,14 @@ fn main() -> ExitCode {
                 recipients,
                 format,
                 force,
-            } => encrypt(&cli.config_dir, &files, output_dir, &recipients, format, force),
+            } => encrypt(
+                &cli.config_dir,
+                &files,
+                output_dir,
+                &recipients,
+                format,
+                force,
+            ),
             Command::Decrypt {
                 files,
                 output_dir,
@@ -162,7 +174,15 @@ fn main() -> ExitCode {
                     password_file,
                 });
                 let mode = if recover { Mode::Recover } else { Mode::Strict };
-                decrypt(&cli.config_dir, &files, output_dir, stdout, mode, key, force)
+                decrypt(
+                    &cli.config_dir,
+                    &files,
+                    output_dir,
+                    stdout,
+                    mode,
+                    key,
+                    force,
+                )
             }
         }
     });
@@ -254,14 +274,17 @@ fn session(dir: &Path) -> Result<Session, u8> {
     } else {
         &[]
     };
-    let (writer, guard) =
-        match logs::start(&settings.log_folder, recipients, settings.log_retention_days) {
-            Ok((writer, guard)) => (Some(writer), Some(guard)),
-            Err(e) => {
-                eprintln!("warning: no log file: {e}");
-                (None, None)
-            }
-        };
+    let (writer, guard) = match logs::start(
+        &settings.log_folder,
+        recipients,
+        settings.log_retention_days,
+    ) {
+        Ok((writer, guard)) => (Some(writer), Some(guard)),
+        Err(e) => {
+            eprintln!("warning: no log file: {e}");
+            (None, None)
+        }
+    };
     init_logging(writer, &settings.log_level);
     for w in &loaded.warnings {
         tracing::warn!("{w}");
@@ -468,10 +491,12 @@ fn encrypt(
     let mut code = 0;
     for input in files {
         let output = commands::encrypted_name(input, output_dir.as_deref(), format);
-        let bar = progress_bar(input, std::fs::metadata(input).map(|m| m.len()).unwrap_or(0));
-        let result = commands::encrypt_file(vault, input, &output, format, force, &mut |n| {
-            bar.inc(n)
-        });
+        let bar = progress_bar(
+            input,
+            std::fs::metadata(input).map(|m| m.len()).unwrap_or(0),
+        );
+        let result =
+            commands::encrypt_file(vault, input, &output, format, force, &mut |n| bar.inc(n));
         bar.finish_and_clear();
         match result {
             Ok(bytes) => {
@@ -531,9 +556,10 @@ fn decrypt(
         Err(code) => return code,
     };
     let own_vault = match &key {
-        Some(key) => match key.open().and_then(|pfx| {
-            Vault::with(Some(pfx), Vec::new(), false).map_err(|e| e.to_string())
-        }) {
+        Some(key) => match key
+            .open()
+            .and_then(|pfx| Vault::with(Some(pfx), Vec::new(), false).map_err(|e| e.to_string()))
+        {
             Ok(v) => Some(v),
             Err(e) => return fail_files(&FilesError::Setup(e)),
         },
@@ -557,7 +583,10 @@ fn decrypt(
                 overwrite: force,
             }
         };
-        let bar = progress_bar(input, std::fs::metadata(input).map(|m| m.len()).unwrap_or(0));
+        let bar = progress_bar(
+            input,
+            std::fs::metadata(input).map(|m| m.len()).unwrap_or(0),
+        );
         let result = commands::decrypt_file(vault, input, &target, mode, &mut |n| bar.inc(n));
         bar.finish_and_clear();
         let c = match result {
@@ -602,7 +631,11 @@ fn report_decrypted(input: &Path, target: &Target, done: &commands::Decrypted) -
                 done.bytes,
                 input.display()
             );
-            if *damaged { agent::files::EXIT_DAMAGED } else { 0 }
+            if *damaged {
+                agent::files::EXIT_DAMAGED
+            } else {
+                0
+            }
         }
     }
 }

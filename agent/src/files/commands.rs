@@ -112,12 +112,11 @@ pub fn encrypt_file(
         Format::Cms => {
             let plain = read_limited(&mut source, input, cms::MAX_CMS_PLAINTEXT)?;
             progress(plain.len() as u64);
-            let der = cms::encrypt(vault.certificates(), &plain).map_err(|source| {
-                FilesError::Cms {
+            let der =
+                cms::encrypt(vault.certificates(), &plain).map_err(|source| FilesError::Cms {
                     file: output.display().to_string(),
                     source,
-                }
-            })?;
+                })?;
             out.write_all(&der)
                 .map_err(|e| FilesError::io(output, "cannot write the output", e))?;
             plain.len() as u64
@@ -173,11 +172,13 @@ fn decrypt_native(
     mode: Mode,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Decrypted, FilesError> {
-    let outcome = decrypt_stream(stream, sink, vault.keys(), mode, progress).map_err(|e| match e
-    {
-        FileError::Write { source } => FilesError::io(sink.path(), "cannot write the output", source),
-        other => FilesError::format(input, other),
-    })?;
+    let outcome =
+        decrypt_stream(stream, sink, vault.keys(), mode, progress).map_err(|e| match e {
+            FileError::Write { source } => {
+                FilesError::io(sink.path(), "cannot write the output", source)
+            }
+            other => FilesError::format(input, other),
+        })?;
     Ok(Decrypted {
         bytes: outcome.bytes,
         format: "IDSENC v1".into(),
@@ -208,12 +209,11 @@ fn decrypt_cms(
     // CMS overhead (recipients, parameters) is small; allow 1 MiB above the plaintext limit.
     let der = read_limited(&mut stream, input, cms::MAX_CMS_PLAINTEXT + (1 << 20))?;
     progress(der.len() as u64);
-    let decrypted = cms::decrypt(&der, &pfx.certificate, &pfx.key_pkcs8).map_err(|source| {
-        FilesError::Cms {
+    let decrypted =
+        cms::decrypt(&der, &pfx.certificate, &pfx.key_pkcs8).map_err(|source| FilesError::Cms {
             file: input.display().to_string(),
             source,
-        }
-    })?;
+        })?;
     sink.write_all(&decrypted.plaintext)
         .map_err(|e| FilesError::io(sink.path(), "cannot write the output", e))?;
     Ok(Decrypted {
@@ -296,7 +296,9 @@ fn read_limited(source: &mut impl Read, file: &Path, limit: u64) -> Result<Vec<u
     if data.len() as u64 > limit {
         return Err(FilesError::Cms {
             file: file.display().to_string(),
-            source: cms::CmsError::TooLarge { size: data.len() as u64 },
+            source: cms::CmsError::TooLarge {
+                size: data.len() as u64,
+            },
         });
     }
     Ok(data)

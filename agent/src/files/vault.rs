@@ -77,9 +77,9 @@ impl Vault {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let keys = match &own {
-            Some(pfx) => vec![
-                DecryptionKey::from_pfx(pfx).map_err(|e| FilesError::Setup(e.to_string()))?,
-            ],
+            Some(pfx) => {
+                vec![DecryptionKey::from_pfx(pfx).map_err(|e| FilesError::Setup(e.to_string()))?]
+            }
             None => Vec::new(),
         };
         Ok(Vault {
@@ -126,8 +126,7 @@ impl Vault {
             .map_err(|e| FilesError::io(path, "cannot create the file", e))?;
         let inner = if self.encrypts() {
             Inner::Encrypted(
-                Encryptor::new(file, &self.recipients)
-                    .map_err(|e| FilesError::format(path, e))?,
+                Encryptor::new(file, &self.recipients).map_err(|e| FilesError::format(path, e))?,
             )
         } else {
             Inner::Plain(file)
@@ -164,7 +163,8 @@ impl Vault {
                 path.display()
             )));
         }
-        let decryptor = Decryptor::new(reader, &self.keys).map_err(|e| FilesError::format(path, e))?;
+        let decryptor =
+            Decryptor::new(reader, &self.keys).map_err(|e| FilesError::format(path, e))?;
         Ok((Box::new(decryptor), true))
     }
 }
@@ -187,7 +187,9 @@ impl VaultWriter {
     pub fn commit(self) -> Result<(), FilesError> {
         let file = match self.inner {
             Inner::Plain(file) => file,
-            Inner::Encrypted(enc) => enc.finish().map_err(|e| FilesError::format(&self.path, e))?,
+            Inner::Encrypted(enc) => enc
+                .finish()
+                .map_err(|e| FilesError::format(&self.path, e))?,
         };
         file.commit()
             .map_err(|e| FilesError::io(&self.path, "cannot save the file", e))

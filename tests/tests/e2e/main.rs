@@ -6,6 +6,7 @@
 mod support;
 
 mod agent_cli;
+mod agent_files;
 mod agent_settings;
 mod agent_tokens;
 mod cli;
