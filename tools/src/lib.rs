@@ -1,3 +1,6 @@
 //! Small command-line tools over the project's libraries:
 //! - `new-openid-secret`: hashes a client secret for the `HashedSecret` XML attribute.
 //! - `ids-bench`: measures raw signing speed and token throughput of a running server.
+//!   `ids-bench files` measures file encryption against a plain copy ([`files_bench`]).
+
+pub mod files_bench;

@@ -11,6 +11,9 @@
 //! `ids-bench verify` instead measures token verification on one core, in-process: the raw aws-lc-rs
 //! signature check against `Verifier::verify` on real tokens, for RS256 and ES256 (target: the verifier
 //! keeps >= 80% of the raw rate).
+//!
+//! `ids-bench files [--size-mib 1024]` measures file encryption and decryption against a plain copy
+//! of the same file, with peak memory (see `ids_tools::files_bench`).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -60,6 +63,16 @@ enum Mode {
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
     },
+    /// File encryption and decryption throughput and peak memory next to a plain copy (`cp` and a
+    /// read/write loop) of the same file, in one run.
+    Files {
+        /// Size of the test file.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// Folder for the test files (default: the system temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 struct Killed(Child);
@@ -72,8 +85,15 @@ impl Drop for Killed {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Mode::Verify { seconds }) = cli.mode {
-        return bench_verify(Duration::from_secs_f64(seconds.max(0.1)));
+    match &cli.mode {
+        Some(Mode::Verify { seconds }) => {
+            return bench_verify(Duration::from_secs_f64(seconds.max(0.1)));
+        }
+        Some(Mode::Files { size_mib, dir }) => {
+            let dir = dir.clone().unwrap_or_else(std::env::temp_dir);
+            return ids_tools::files_bench::run((*size_mib).max(1), &dir);
+        }
+        None => {}
     }
     let server_bin = match cli.server.clone() {
         Some(p) => p,
