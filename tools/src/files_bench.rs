@@ -65,7 +65,11 @@ pub fn run(size_mib: u64, dir: &Path) -> anyhow::Result<()> {
         Ok(())
     })?;
     report("read/write loop (64 KiB)", bytes, &copy, None);
-    let reference = if cp.seconds < copy.seconds { &cp } else { &copy };
+    let reference = if cp.seconds < copy.seconds {
+        &cp
+    } else {
+        &copy
+    };
 
     let encrypted = d.join("source.bin.enc");
     let encrypt = |from: &Path, to: &Path| -> anyhow::Result<()> {
@@ -76,7 +80,12 @@ pub fn run(size_mib: u64, dir: &Path) -> anyhow::Result<()> {
         Ok(())
     };
     let enc = phase(|| encrypt(&source, &encrypted))?;
-    report("encrypt (IDSENC, AES-256-GCM)", bytes, &enc, Some(reference));
+    report(
+        "encrypt (IDSENC, AES-256-GCM)",
+        bytes,
+        &enc,
+        Some(reference),
+    );
     let dec = phase(|| {
         let mut output = File::create(d.join("decrypted.bin"))?;
         decrypt_stream(
@@ -88,7 +97,12 @@ pub fn run(size_mib: u64, dir: &Path) -> anyhow::Result<()> {
         )?;
         Ok(())
     })?;
-    report("decrypt (IDSENC, AES-256-GCM)", bytes, &dec, Some(reference));
+    report(
+        "decrypt (IDSENC, AES-256-GCM)",
+        bytes,
+        &dec,
+        Some(reference),
+    );
     anyhow::ensure!(
         same_content(&source, &d.join("decrypted.bin"))?,
         "decrypted file differs from the source"

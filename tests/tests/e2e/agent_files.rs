@@ -538,3 +538,67 @@ fn cms_files_are_exchanged_with_openssl_cms() {
     );
     assert_eq!(code(&out), 7, "{}", stderr(&out));
 }
+
+#[test]
+fn the_vault_encrypts_what_the_agent_writes_only_when_encrypt_file_is_true() {
+    use std::io::{Read as _, Write as _};
+    for encrypt in [true, false] {
+        let a = deployment_with_certificate("signing-ec.pfx", encrypt);
+        let loaded = a.load_with(&[]).expect("settings");
+        let now = agent::clock::Clock::now(&agent::SystemClock);
+        let vault = agent::files::Vault::from_settings(&loaded.settings, now).expect("vault");
+        assert_eq!(vault.encrypts(), encrypt);
+
+        let mut file = vault.create_temp("spool.csv").expect("create");
+        let path = file.path().to_path_buf();
+        file.write_all(b"id;name\n1;secret row\n").expect("write");
+        assert!(!path.exists(), "invisible until committed");
+        file.commit().expect("commit");
+        assert!(
+            path.starts_with(a.path().join("work/temp")),
+            "{}",
+            path.display()
+        );
+
+        let on_disk = std::fs::read(&path).expect("read");
+        assert_eq!(on_disk.starts_with(b"IDSENC"), encrypt);
+        assert_eq!(
+            String::from_utf8_lossy(&on_disk).contains("secret row"),
+            !encrypt
+        );
+        let (mut reader, was_encrypted) = vault.open(&path).expect("open");
+        let mut back = String::new();
+        reader.read_to_string(&mut back).expect("read back");
+        assert_eq!(back, "id;name\n1;secret row\n");
+        assert_eq!(was_encrypted, encrypt);
+    }
+}
+
+#[test]
+fn an_expired_encryption_certificate_is_refused_for_encrypting_with_its_date() {
+    let a = deployment_with_certificate("expired.pfx", true);
+    let d = a.path();
+    std::fs::write(d.join("x.txt"), "x").expect("write");
+    let out = agent(d, &["encrypt", "x.txt"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("EncryptionCertificate:File")
+            && err.contains("expired")
+            && err.contains("2021"),
+        "{err}"
+    );
+    assert!(!d.join("x.txt.enc").exists());
+    assert!(!err.contains(PASSWORD), "no password in messages");
+    // A wrong PFX password names the setting, never the password.
+    let mut a = deployment_with_certificate("signing-rsa.pfx", true);
+    a.set_agent(
+        "EncryptionCertificate",
+        json!({ "Password": "not-the-password" }),
+    );
+    a.write();
+    let out = agent(a.path(), &["encrypt", "x.txt"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("wrong password"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("not-the-password"));
+}
