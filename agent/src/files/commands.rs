@@ -145,7 +145,11 @@ pub fn decrypt_file(
         .map_err(|e| FilesError::io(input, "cannot read the file", e))?;
     let prefix = &prefix[..n];
     let is_native = prefix.starts_with(MAGIC);
-    if !is_native && !cms::looks_like_cms(prefix) {
+    // CMS as PEM or S/MIME text goes to the CMS reader, which says how to convert it to DER.
+    let cms_text = [&b"-----BEGIN CMS"[..], b"-----BEGIN PKCS7", b"MIME-Version:"]
+        .iter()
+        .any(|start| prefix.starts_with(start));
+    if !is_native && !cms_text && !cms::looks_like_cms(prefix) {
         return Err(FilesError::format(input, FileError::NotEncrypted));
     }
     if vault.keys().is_empty() {

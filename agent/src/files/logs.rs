@@ -5,7 +5,9 @@
 //! it as a chunk: under load chunks are large, when idle every line is sealed at once. A process that
 //! dies leaves a file without its final chunk, which `agent decrypt --recover` reads up to the last
 //! sealed line. Files rotate at UTC midnight and at 64 MiB; files older than `LogRetentionDays` are
-//! deleted at start-up.
+//! deleted at start-up and at each rotation. A batch reaches the kernel when it is sealed (it survives
+//! the process being killed); it is fsynced only when the file is closed, so a power loss can lose the
+//! last seconds of lines.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -107,7 +109,7 @@ pub fn start(
     retention_days: u64,
 ) -> Result<(LogWriter, LogGuard), FilesError> {
     create_private_folder(folder)?;
-    delete_old_logs(folder, Duration::from_secs(retention_days * 86_400));
+    let retention = Duration::from_secs(retention_days * 86_400);
     let recipients = recipients
         .iter()
         .map(|c| {
@@ -117,6 +119,7 @@ pub fn start(
         .collect::<Result<Vec<_>, _>>()?;
     let mut sink = Sink {
         folder: folder.to_path_buf(),
+        retention,
         recipients,
         current: None,
         written: 0,
@@ -175,6 +178,8 @@ fn run(rx: Receiver<Message>, mut sink: Sink) {
 
 struct Sink {
     folder: PathBuf,
+    /// Log files older than this are deleted at each rotation (start-up included).
+    retention: Duration,
     recipients: Vec<Recipient>,
     current: Option<Segment>,
     written: u64,
@@ -244,6 +249,7 @@ impl Sink {
 
     fn rotate(&mut self) -> Result<(), FilesError> {
         self.finish();
+        delete_old_logs(&self.folder, self.retention);
         let path = self.new_path();
         let file = create_log_file(&path)?;
         let out = if self.recipients.is_empty() {

@@ -39,6 +39,14 @@ impl std::fmt::Display for KeyName {
     }
 }
 
+/// Where a file without its final chunk ends: after chunk N-1, or right after the header.
+fn after_chunk(chunks_read: u64) -> String {
+    match chunks_read {
+        0 => "right after the header, before any chunk".into(),
+        n => format!("after chunk {}", n - 1),
+    }
+}
+
 fn list(names: &[KeyName]) -> String {
     let mut out = String::new();
     for (i, name) in names.iter().enumerate() {
@@ -86,9 +94,9 @@ pub enum FileError {
     )]
     Tampered { chunk: u64, offset: u64 },
     #[error(
-        "the file is truncated: it ends after chunk {} (byte {offset}) without its final chunk; the \
+        "the file is truncated: it ends {} (byte {offset}) without its final chunk; the \
          {authentic_bytes} bytes before are authentic (`decrypt --recover` outputs them)",
-        .chunk.saturating_sub(1)
+        after_chunk(*.chunk)
     )]
     TruncatedAtChunk {
         chunk: u64,
