@@ -480,25 +480,13 @@ fn encrypt(
             }
         }
     };
-    let vault = match (&vault, &session) {
-        (Some(v), _) => v,
-        (None, Some(s)) => &s.vault,
-        (None, None) => return 2,
+    let vault = match chosen_vault(&vault, &session, &output_dir) {
+        Ok(v) => v,
+        Err(code) => return code,
     };
-    if let Err(code) = output_folder(&output_dir) {
-        return code;
-    }
-    let mut code = 0;
-    for input in files {
+    each_file(files, |input, progress| {
         let output = commands::encrypted_name(input, output_dir.as_deref(), format);
-        let bar = progress_bar(
-            input,
-            std::fs::metadata(input).map(|m| m.len()).unwrap_or(0),
-        );
-        let result =
-            commands::encrypt_file(vault, input, &output, format, force, &mut |n| bar.inc(n));
-        bar.finish_and_clear();
-        match result {
+        match commands::encrypt_file(vault, input, &output, format, force, progress) {
             Ok(bytes) => {
                 tracing::info!(input = %input.display(), output = %output.display(), bytes, "file encrypted");
                 eprintln!(
@@ -507,13 +495,39 @@ fn encrypt(
                     output.display(),
                     describe_recipients(vault)
                 );
+                0
             }
-            Err(e) => {
-                let c = fail_files(&e);
-                if code == 0 {
-                    code = c;
-                }
-            }
+            Err(e) => fail_files(&e),
+        }
+    })
+}
+
+/// The vault from the command line if one was given, else the settings' one; creates `--output-dir`.
+fn chosen_vault<'a>(
+    given: &'a Option<Vault>,
+    session: &'a Option<Session>,
+    output_dir: &Option<PathBuf>,
+) -> Result<&'a Vault, u8> {
+    let vault = match (given, session) {
+        (Some(v), _) => v,
+        (None, Some(s)) => &s.vault,
+        (None, None) => return Err(2),
+    };
+    output_folder(output_dir)?;
+    Ok(vault)
+}
+
+/// Runs `each` on every file with its progress bar; the exit code is the first non-zero one (every file
+/// is tried).
+fn each_file(files: &[PathBuf], mut each: impl FnMut(&Path, &mut dyn FnMut(u64)) -> u8) -> u8 {
+    let mut code = 0;
+    for input in files {
+        let size = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
+        let bar = progress_bar(input, size);
+        let c = each(input, &mut |n| bar.inc(n));
+        bar.finish_and_clear();
+        if code == 0 {
+            code = c;
         }
     }
     code
@@ -565,16 +579,11 @@ fn decrypt(
         },
         None => None,
     };
-    let vault = match (&own_vault, &session) {
-        (Some(v), _) => v,
-        (None, Some(s)) => &s.vault,
-        (None, None) => return 2,
+    let vault = match chosen_vault(&own_vault, &session, &output_dir) {
+        Ok(v) => v,
+        Err(code) => return code,
     };
-    if let Err(code) = output_folder(&output_dir) {
-        return code;
-    }
-    let mut code = 0;
-    for input in files {
+    each_file(files, |input, progress| {
         let target = if stdout {
             Target::Stdout
         } else {
@@ -583,21 +592,11 @@ fn decrypt(
                 overwrite: force,
             }
         };
-        let bar = progress_bar(
-            input,
-            std::fs::metadata(input).map(|m| m.len()).unwrap_or(0),
-        );
-        let result = commands::decrypt_file(vault, input, &target, mode, &mut |n| bar.inc(n));
-        bar.finish_and_clear();
-        let c = match result {
+        match commands::decrypt_file(vault, input, &target, mode, progress) {
             Ok(done) => report_decrypted(input, &target, &done),
             Err(e) => fail_files(&e),
-        };
-        if code == 0 {
-            code = c;
         }
-    }
-    code
+    })
 }
 
 /// Prints what a decryption did; with --recover, a file that stopped early because it was cut short

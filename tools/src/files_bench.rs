@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use ids_crypto::devcerts::{Ca, KeyKind, PfxProfile, to_pfx};
+use ids_crypto::encrypted_file::format::read_up_to;
 use ids_crypto::encrypted_file::{DecryptionKey, Encryptor, Mode, Recipient, decrypt_stream};
 use ids_crypto::pfx::Pfx;
 
@@ -173,8 +174,8 @@ fn same_content(a: &Path, b: &Path) -> anyhow::Result<bool> {
     let (mut a, mut b) = (File::open(a)?, File::open(b)?);
     let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
     loop {
-        let n = read_full(&mut a, &mut x)?;
-        let m = read_full(&mut b, &mut y)?;
+        let n = read_up_to(&mut a, &mut x)?;
+        let m = read_up_to(&mut b, &mut y)?;
         if n != m || x[..n] != y[..m] {
             return Ok(false);
         }
@@ -182,17 +183,6 @@ fn same_content(a: &Path, b: &Path) -> anyhow::Result<bool> {
             return Ok(true);
         }
     }
-}
-
-fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match f.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }
 
 /// Linux: writing 5 to `/proc/self/clear_refs` resets the peak resident set size (VmHWM).

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use ids_crypto::cms;
-use ids_crypto::encrypted_file::format::MAGIC;
+use ids_crypto::encrypted_file::format::{MAGIC, read_up_to};
 use ids_crypto::encrypted_file::{AtomicFile, Encryptor, FileError, Mode, decrypt_stream};
 
 use super::{FilesError, Vault};
@@ -146,9 +146,13 @@ pub fn decrypt_file(
     let prefix = &prefix[..n];
     let is_native = prefix.starts_with(MAGIC);
     // CMS as PEM or S/MIME text goes to the CMS reader, which says how to convert it to DER.
-    let cms_text = [&b"-----BEGIN CMS"[..], b"-----BEGIN PKCS7", b"MIME-Version:"]
-        .iter()
-        .any(|start| prefix.starts_with(start));
+    let cms_text = [
+        &b"-----BEGIN CMS"[..],
+        b"-----BEGIN PKCS7",
+        b"MIME-Version:",
+    ]
+    .iter()
+    .any(|start| prefix.starts_with(start));
     if !is_native && !cms_text && !cms::looks_like_cms(prefix) {
         return Err(FilesError::format(input, FileError::NotEncrypted));
     }
@@ -306,15 +310,4 @@ fn read_limited(source: &mut impl Read, file: &Path, limit: u64) -> Result<Vec<u
         });
     }
     Ok(data)
-}
-
-fn read_up_to(source: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match source.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }

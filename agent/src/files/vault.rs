@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use ids_crypto::Certificate;
-use ids_crypto::encrypted_file::format::MAGIC;
+use ids_crypto::encrypted_file::format::{MAGIC, read_up_to};
 use ids_crypto::encrypted_file::{AtomicFile, DecryptionKey, Decryptor, Encryptor, Recipient};
 use ids_crypto::pfx::{Pfx, check_validity, public_certificate_from_file};
 
@@ -150,7 +150,7 @@ impl Vault {
         let mut file =
             File::open(path).map_err(|e| FilesError::io(path, "cannot open the file", e))?;
         let mut magic = [0u8; 6];
-        let n = read_prefix(&mut file, &mut magic)
+        let n = read_up_to(&mut file, &mut magic)
             .map_err(|e| FilesError::io(path, "cannot read the file", e))?;
         let prefix = std::io::Cursor::new(magic[..n].to_vec());
         let reader = prefix.chain(file);
@@ -225,15 +225,4 @@ pub fn create_private_folder(folder: &Path) -> Result<(), FilesError> {
     builder
         .create(folder)
         .map_err(|e| FilesError::io(folder, "cannot create the folder", e))
-}
-
-fn read_prefix(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }

@@ -285,16 +285,22 @@ fn parse(bytes: Vec<u8>) -> Result<Header, FileError> {
     })
 }
 
-/// Reads until `buf` is full or the input ends; returns the number of bytes read.
-pub(crate) fn read_full(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, FileError> {
+/// Reads until `buf` is full or the input ends; returns the number of bytes read (a short count means
+/// the end of the input).
+pub fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match input.read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(source) => return Err(FileError::Read { source }),
+            Err(e) => return Err(e),
         }
     }
     Ok(filled)
+}
+
+/// [`read_up_to`] with the error as a [`FileError::Read`].
+pub(crate) fn read_full(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, FileError> {
+    read_up_to(input, buf).map_err(|source| FileError::Read { source })
 }
