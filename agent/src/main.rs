@@ -305,9 +305,11 @@ fn session(dir: &Path) -> Result<Session, u8> {
     })
 }
 
-/// Builds the agent from the session's settings.
-fn agent(session: &Session) -> Result<Agent, u8> {
-    Agent::new(session.settings.clone()).map_err(|e| fail(&e))
+/// Starts the session (settings, vault, log file) and builds the agent from its settings.
+fn agent(dir: &Path) -> Result<(Session, Agent), u8> {
+    let session = session(dir)?;
+    let agent = Agent::new(session.settings.clone()).map_err(|e| fail(&e))?;
+    Ok((session, agent))
 }
 
 /// Prints a line on standard output; a closed pipe (`agent token | head`) is not an error.
@@ -327,12 +329,9 @@ fn fail_files(error: &FilesError) -> u8 {
 }
 
 async fn token(dir: &Path, client: Option<String>, scope: Option<String>, json: bool) -> u8 {
-    let session = match session(dir) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let agent = match agent(&session) {
-        Ok(a) => a,
+    // The session holds the log file: keep it until the command ends.
+    let (_session, agent) = match agent(dir) {
+        Ok(pair) => pair,
         Err(code) => return code,
     };
     let client = client.unwrap_or_else(|| agent.settings().default_client.clone());
@@ -369,12 +368,9 @@ async fn verify(dir: &Path, token: &str) -> u8 {
     } else {
         token.to_string()
     };
-    let session = match session(dir) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let agent = match agent(&session) {
-        Ok(a) => a,
+    // The session holds the log file: keep it until the command ends.
+    let (_session, agent) = match agent(dir) {
+        Ok(pair) => pair,
         Err(code) => return code,
     };
     match agent.verify(&text).await {
