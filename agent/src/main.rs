@@ -455,10 +455,9 @@ fn encrypt(
     };
     let vault = match &session {
         Some(s) => {
-            if s.vault.recipients().is_empty() {
-                return fail_files(&FilesError::Setup(
-                    "no EncryptionCertificate (File, Password) in the settings: configure one or give --recipient CERT".into(),
-                ));
+            // Once for all the files, rather than the same error for each.
+            if let Err(e) = commands::can_encrypt(&s.vault) {
+                return fail_files(&e);
             }
             None
         }

@@ -78,6 +78,16 @@ fn beside(input: &Path, out_dir: Option<&Path>, name: std::ffi::OsString) -> Pat
     }
 }
 
+/// Refuses a vault with no certificate to encrypt for (no `EncryptionCertificate` and no `--recipient`).
+pub fn can_encrypt(vault: &Vault) -> Result<(), FilesError> {
+    if vault.recipients().is_empty() {
+        return Err(FilesError::Setup(
+            "no certificate to encrypt for: configure EncryptionCertificate (File, Password) in the settings or give --recipient CERT".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Encrypts `input` into `output` for the vault's certificates; returns the plaintext length.
 /// `progress` gets plaintext bytes as they are read.
 pub fn encrypt_file(
@@ -88,11 +98,7 @@ pub fn encrypt_file(
     overwrite: bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, FilesError> {
-    if vault.recipients().is_empty() {
-        return Err(FilesError::Setup(
-            "no certificate to encrypt for: configure EncryptionCertificate (File, Password) or give --recipient".into(),
-        ));
-    }
+    can_encrypt(vault)?;
     let mut source =
         File::open(input).map_err(|e| FilesError::io(input, "cannot open the file", e))?;
     let mut out = AtomicFile::create(output, overwrite)
