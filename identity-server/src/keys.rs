@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use ids_crypto::cert::{Validity, format_time};
+use ids_crypto::encrypted_file::{DecryptionKey, Recipient};
 use ids_crypto::pfx;
 use ids_crypto::{Algorithm, Certificate, Jwk, Pfx, TokenSigner};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -122,6 +123,57 @@ impl Keys {
             }
         }
         serde_json::json!({ "keys": keys }).to_string()
+    }
+}
+
+/// The `EncryptionCertificate`: deliveries are encrypted for its certificate and read back with its key.
+#[derive(Debug)]
+pub struct EncryptionKeys {
+    pub certificate: Certificate,
+    pub recipient: Recipient,
+    pub key: DecryptionKey,
+}
+
+impl EncryptionKeys {
+    /// Loads `EncryptionCertificate` (File, Password) when it is configured.
+    pub fn load(
+        settings: &Settings,
+        now: i64,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<EncryptionKeys>, Vec<String>> {
+        let Some(file) = &settings.encryption_certificate else {
+            return Ok(None);
+        };
+        let pfx = file
+            .open()
+            .map_err(|e| vec![format!("{}: {e}", file.setting)])?;
+        if let Err(e) = pfx.check_validity(now) {
+            if settings.danger_accept_expired_certificate {
+                warnings.push(format!(
+                    "DANGER: {e}; accepted because IdentityServer:DangerAcceptExpiredCertificate is true"
+                ));
+            } else {
+                return Err(vec![format!(
+                    "{} ({}): {e}; deliveries would be encrypted for it: renew it",
+                    file.setting,
+                    file.path.display()
+                )]);
+            }
+        }
+        let unusable = |e: ids_crypto::encrypted_file::FileError| {
+            vec![format!(
+                "{} ({}): cannot encrypt deliveries with this certificate: {e}",
+                file.setting,
+                file.path.display()
+            )]
+        };
+        let recipient = Recipient::from_certificate(&pfx.certificate).map_err(unusable)?;
+        let key = DecryptionKey::from_pfx(&pfx).map_err(unusable)?;
+        Ok(Some(EncryptionKeys {
+            certificate: pfx.certificate,
+            recipient,
+            key,
+        }))
     }
 }
 

@@ -6,11 +6,14 @@
 //! - [`settings`]: `appsettings.json` keys -> validated [`Settings`].
 //! - [`access_control`]: the XML folder -> registered clients with parsed secret hashes.
 //! - [`keys`]: the signing certificate, validation keys, JWKS, discovery document and TLS configuration.
-//! - [`oauth`]: the domain: request parsing, client authentication, token issuing (no HTTP types).
+//! - [`oauth`]: the domain: request parsing, client authentication, token issuing, bearer tokens
+//!   presented to the server's API (no HTTP types).
+//! - [`deliveries`]: files agents deliver, stored encrypted for `EncryptionCertificate` (no HTTP types).
 //! - [`http`]: axum routes and the one error -> response mapping.
 //! - [`quickstart`]: development certificates, settings and a demo client for a first run.
 
 pub mod access_control;
+pub mod deliveries;
 pub mod http;
 pub mod keys;
 pub mod oauth;
@@ -37,6 +40,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Loaded {
     pub keys: Keys,
     pub clients: Clients,
+    /// `EncryptionCertificate` (deliveries are stored encrypted for it), when configured.
+    pub encryption: Option<keys::EncryptionKeys>,
     /// Non-fatal findings (unknown XML attributes, expired certificate accepted on request...).
     pub warnings: Vec<String>,
 }
@@ -47,6 +52,13 @@ pub fn load(settings: &Settings, now: i64) -> Result<Loaded, Vec<String>> {
     let mut warnings = Vec::new();
     let keys = match Keys::load(settings, now, &mut warnings) {
         Ok(k) => Some(k),
+        Err(es) => {
+            errors.extend(es);
+            None
+        }
+    };
+    let encryption = match keys::EncryptionKeys::load(settings, now, &mut warnings) {
+        Ok(e) => e,
         Err(es) => {
             errors.extend(es);
             None
@@ -66,6 +78,7 @@ pub fn load(settings: &Settings, now: i64) -> Result<Loaded, Vec<String>> {
         (Some(keys), Some(clients)) if errors.is_empty() => Ok(Loaded {
             keys,
             clients,
+            encryption,
             warnings,
         }),
         _ => Err(errors),
@@ -287,7 +300,54 @@ fn app_state(
     issuer: &str,
     bound: &[SocketAddr],
 ) -> Result<http::AppState, String> {
-    let Loaded { keys, clients, .. } = loaded;
+    let Loaded {
+        keys,
+        clients,
+        encryption,
+        ..
+    } = loaded;
+    let audience = settings
+        .audience
+        .clone()
+        .unwrap_or_else(|| issuer.to_string());
+    let bearer = oauth::bearer::BearerVerifier::new(
+        &keys.signing_certificate,
+        &keys.validation,
+        issuer,
+        &audience,
+    )?;
+    let deliveries = match encryption {
+        Some(encryption) => {
+            let subject = encryption.certificate.subject().to_string();
+            let (service, opened) = open_deliveries(settings, encryption, true)?;
+            for path in &opened.removed {
+                tracing::info!(path = %path.display(), "removed what an interrupted delivery left");
+            }
+            if !settings.encrypt_file {
+                tracing::warn!(
+                    "EncryptionCertificate:EncryptFile is false, but deliveries are always stored encrypted"
+                );
+            }
+            let d = &settings.deliveries;
+            tracing::info!(
+                folder = %d.data_folder.join("deliveries").display(),
+                deliveries = opened.deliveries,
+                stored_mib = opened.stored_bytes / (1024 * 1024),
+                encrypted_for = %subject,
+                deliver_profiles = %d.deliver_profiles.join(","),
+                read_profiles = %d.read_profiles.join(","),
+                max_file_size_mib = d.max_size / (1024 * 1024),
+                "deliveries enabled"
+            );
+            Some(Arc::new(service))
+        }
+        None => {
+            tracing::info!(
+                "deliveries disabled: no EncryptionCertificate (File, Password) to store them encrypted for"
+            );
+            None
+        }
+    };
     let discovery = keys::discovery_document(issuer, keys.signer.algorithm(), &settings.scopes);
     let jwks = keys.jwks_json();
     // `client_id` may be suffixed with any spelling of this server's authority.
@@ -319,10 +379,7 @@ fn app_state(
             issuer: TokenIssuer {
                 signer: keys.signer,
                 issuer: issuer.to_string(),
-                audience: settings
-                    .audience
-                    .clone()
-                    .unwrap_or_else(|| issuer.to_string()),
+                audience,
                 lifetime_secs: settings.access_token_lifetime.as_secs(),
             },
             scopes: settings.scopes.clone(),
@@ -330,7 +387,33 @@ fn app_state(
         },
         discovery,
         jwks,
+        bearer,
+        deliveries,
     })
+}
+
+/// Opens the delivery store and the service over it. `clean_up` (the server at start-up only)
+/// removes what interrupted deliveries left.
+pub fn open_deliveries(
+    settings: &Settings,
+    encryption: keys::EncryptionKeys,
+    clean_up: bool,
+) -> Result<(deliveries::Deliveries, deliveries::folder::Opened), String> {
+    let d = &settings.deliveries;
+    let (store, opened) =
+        deliveries::folder::FolderStore::open(&d.data_folder, d.quota, d.min_free, clean_up)
+            .map_err(|e| format!("Deliveries:DataFolder: {e}"))?;
+    let service = deliveries::Deliveries::new(
+        Arc::new(store),
+        encryption.recipient,
+        encryption.key,
+        deliveries::Policy {
+            deliver_profiles: d.deliver_profiles.clone(),
+            read_profiles: d.read_profiles.clone(),
+            max_size: d.max_size,
+        },
+    );
+    Ok((service, opened))
 }
 
 /// `host[:port]` of a URL.

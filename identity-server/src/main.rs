@@ -34,6 +34,11 @@ enum Command {
         #[arg(long, default_value = ".")]
         config_dir: PathBuf,
     },
+    /// What agents delivered: list, or export (decrypted with EncryptionCertificate).
+    Deliveries {
+        #[command(subcommand)]
+        command: DeliveriesCommand,
+    },
     /// Generate development certificates, settings and a demo client (never overwriting), then serve.
     Quickstart {
         #[arg(long, default_value = "ids-quickstart")]
@@ -42,6 +47,34 @@ enum Command {
         /// `Urls` of an existing one.
         #[arg(long)]
         urls: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeliveriesCommand {
+    /// List the deliveries in Deliveries:DataFolder, oldest first.
+    List {
+        #[arg(long, default_value = ".")]
+        config_dir: PathBuf,
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decrypt one delivery (checking its SHA-256) to a file or to standard output.
+    Export {
+        /// The delivery id (see `deliveries list`).
+        id: String,
+        #[arg(long, default_value = ".")]
+        config_dir: PathBuf,
+        /// Output file, or folder for the delivered name (default: the delivered name here).
+        #[arg(short, long, conflicts_with = "stdout")]
+        output: Option<PathBuf>,
+        /// Write the content to standard output.
+        #[arg(long)]
+        stdout: bool,
+        /// Replace an existing output file.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -59,6 +92,7 @@ fn main() -> ExitCode {
         Command::Serve { config_dir, urls } => serve(&config_dir, urls.as_deref(), None, None),
         Command::Check { config_dir } => check(&config_dir),
         Command::Quickstart { dir, urls } => quickstart(&dir, urls.as_deref()),
+        Command::Deliveries { command } => deliveries(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -264,4 +298,107 @@ fn check(dir: &Path) -> Result<(), Vec<String>> {
     }
     let _ = writeln!(out, "OK");
     Ok(())
+}
+
+/// The deliveries service over the stored files, for operator commands (no clean-up: a running server
+/// may be receiving).
+fn stored_deliveries(dir: &Path) -> Result<identity_server::deliveries::Deliveries, Vec<String>> {
+    let settings = settings(dir, None)?;
+    let mut warnings = Vec::new();
+    let encryption = identity_server::keys::EncryptionKeys::load(
+        &settings,
+        identity_server::unix_now(),
+        &mut warnings,
+    )?
+    .ok_or_else(|| {
+        vec![format!(
+            "{}: no EncryptionCertificate (File, Password): deliveries are stored encrypted for it, and read back with its key",
+            dir.join("appsettings.json").display()
+        )]
+    })?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    identity_server::open_deliveries(&settings, encryption, false)
+        .map(|(service, _)| service)
+        .map_err(|e| vec![e])
+}
+
+fn deliveries(command: DeliveriesCommand) -> Result<(), Vec<String>> {
+    use identity_server::deliveries::DeliveryId;
+    match command {
+        DeliveriesCommand::List { config_dir, json } => {
+            let records = stored_deliveries(&config_dir)?
+                .list()
+                .map_err(|e| vec![e.to_string()])?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                let text = serde_json::to_string_pretty(&serde_json::json!({ "deliveries": records }))
+                    .map_err(|e| vec![e.to_string()])?;
+                let _ = writeln!(out, "{text}");
+                return Ok(());
+            }
+            let _ = writeln!(
+                out,
+                "{:<25} {:<36} {:>12} {:<12} {:<16} {:<16} NAME",
+                "RECEIVED", "ID", "SIZE", "SHA-256", "CLIENT", "AGENT"
+            );
+            for r in &records {
+                let _ = writeln!(
+                    out,
+                    "{:<25} {:<36} {:>12} {:<12} {:<16} {:<16} {}",
+                    r.received_at.get(..19).unwrap_or(&r.received_at),
+                    r.id,
+                    r.size,
+                    r.sha256.get(..12).unwrap_or(&r.sha256),
+                    r.client_id,
+                    r.agent.as_deref().unwrap_or("-"),
+                    r.name.escape_debug()
+                );
+            }
+            let total: u64 = records.iter().map(|r| r.size).sum();
+            let _ = writeln!(out, "{} deliveries, {} bytes", records.len(), total);
+            Ok(())
+        }
+        DeliveriesCommand::Export {
+            id,
+            config_dir,
+            output,
+            stdout,
+            force,
+        } => {
+            let service = stored_deliveries(&config_dir)?;
+            let id = DeliveryId::parse(&id).map_err(|e| vec![e.to_string()])?;
+            let record = service
+                .find_any(&id)
+                .map_err(|e| vec![format!("delivery `{}`: {e}", id.as_str())])?;
+            if stdout {
+                let mut out = std::io::stdout().lock();
+                service
+                    .export(&id, &mut out)
+                    .map_err(|e| vec![format!("standard output: {e}")])?;
+                return Ok(());
+            }
+            let target = match output {
+                Some(path) if path.is_dir() => path.join(&record.name),
+                Some(path) => path,
+                None => PathBuf::from(&record.name),
+            };
+            let mut file = ids_crypto::encrypted_file::AtomicFile::create(&target, force)
+                .map_err(|e| vec![format!("{}: cannot create: {e}", target.display())])?;
+            service
+                .export(&id, &mut file)
+                .map_err(|e| vec![format!("{}: {e}", target.display())])?;
+            file.commit()
+                .map_err(|e| vec![format!("{}: cannot write: {e}", target.display())])?;
+            eprintln!(
+                "exported delivery {} ({} bytes, SHA-256 {}) to {}",
+                record.id,
+                record.size,
+                record.sha256,
+                target.display()
+            );
+            Ok(())
+        }
+    }
 }

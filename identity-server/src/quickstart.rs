@@ -43,6 +43,7 @@ const FILES: &[&str] = &[
     "dev-tls.pfx",
     "dev-signing.pfx",
     "dev-signing.crt",
+    "dev-encryption.pfx",
     "Conf/demo-client.xml",
     "agent/appsettings.json",
     "agent/appsettings.agent.json",
@@ -136,6 +137,21 @@ pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
         PfxProfile::Modern,
     )
     .map_err(generate)?;
+    let server_encryption = ca
+        .issue_encryption(
+            "identity-server development delivery encryption",
+            KeyKind::Rsa2048,
+            825,
+        )
+        .map_err(generate)?;
+    let encryption_pfx = to_pfx(
+        &server_encryption,
+        &[ca_der],
+        "encryption",
+        password.expose(),
+        PfxProfile::Modern,
+    )
+    .map_err(generate)?;
     let agent_password =
         ClientSecret::generate().map_err(|e| QuickstartError::Generate(e.to_string()))?;
     let agent_encryption = ca
@@ -160,7 +176,9 @@ pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
             "AccessTokenLifetime": 3600,
         },
         "Kestrel": { "Certificates": { "Default": { "Path": "dev-tls.pfx", "Password": password.expose() } } },
+        "EncryptionCertificate": { "File": "dev-encryption.pfx", "Password": password.expose(), "EncryptFile": true },
         "AccessControl": { "ConfigurationPath": "Conf" },
+        "Deliveries": { "DataFolder": "data" },
     });
     let xml = format!(
         r#"<?xml version="1.0" encoding="utf-8"?>
@@ -191,7 +209,7 @@ pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
     let text = json(&settings)?;
     let agent_text = json(&agent_settings)?;
     let agent_openid_text = json(&agent_openid)?;
-    let files: [(PathBuf, &[u8], bool); 9] = [
+    let files: [(PathBuf, &[u8], bool); 10] = [
         (ca_file.clone(), ca.cert.cert_pem.as_bytes(), false),
         (dir.join("dev-tls.pfx"), &tls_pfx, true),
         (dir.join("dev-signing.pfx"), &signing_pfx, true),
@@ -200,6 +218,7 @@ pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
             signing.cert_pem.as_bytes(),
             false,
         ),
+        (dir.join("dev-encryption.pfx"), &encryption_pfx, true),
         (dir.join("Conf/demo-client.xml"), xml.as_bytes(), false),
         (
             dir.join(AGENT_DIR).join("appsettings.json"),

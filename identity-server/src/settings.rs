@@ -40,6 +40,14 @@ pub const KEYS: &[&str] = &[
     "AccessControl:ConfigurationPath",
     "AccessControl:ReloadIntervalSeconds",
     "ASPNETCORE_URLS",
+    "Deliveries:DataFolder",
+    "Deliveries:MaxFileSizeMiB",
+    "Deliveries:DeliverProfiles",
+    "Deliveries:DeliverProfiles:*",
+    "Deliveries:ReadProfiles",
+    "Deliveries:ReadProfiles:*",
+    "Deliveries:QuotaMiB",
+    "Deliveries:MinFreeSpaceMiB",
 ];
 
 /// The server's schema.
@@ -78,9 +86,37 @@ pub struct Settings {
     pub hash_concurrency: usize,
     /// Failed authentications per minute allowed per client and per source address before 429.
     pub failed_authentications_per_minute: u32,
-    /// `EncryptionCertificate` (used by the delivery store): path, password, whether files are encrypted.
+    /// `EncryptionCertificate`: deliveries are stored encrypted for it (no certificate, no deliveries).
     pub encryption_certificate: Option<CertificateFile>,
+    /// `EncryptionCertificate:EncryptFile` as set (deliveries are encrypted either way).
+    pub encrypt_file: bool,
+    /// The `Deliveries` section.
+    pub deliveries: DeliverySettings,
 }
+
+/// Where and what agents may deliver.
+#[derive(Clone, Debug)]
+pub struct DeliverySettings {
+    /// `Deliveries:DataFolder` (default `data` beside appsettings.json); deliveries go to its
+    /// `deliveries` sub-folder.
+    pub data_folder: PathBuf,
+    /// `Deliveries:MaxFileSizeMiB` (default 4096), in bytes.
+    pub max_size: u64,
+    /// `Deliveries:DeliverProfiles` (default `Administrator`, `Agent`).
+    pub deliver_profiles: Vec<String>,
+    /// `Deliveries:ReadProfiles` (default none: read on the server with `identity-server deliveries`).
+    pub read_profiles: Vec<String>,
+    /// `Deliveries:QuotaMiB` (default 0: none), in bytes.
+    pub quota: Option<u64>,
+    /// `Deliveries:MinFreeSpaceMiB` (default 256), in bytes.
+    pub min_free: u64,
+}
+
+/// The default `Deliveries:DeliverProfiles`: the profile the product's documentation gives agents
+/// (`Administrator`) and a dedicated one (`Agent`).
+pub const DEFAULT_DELIVER_PROFILES: &[&str] = &["Administrator", "Agent"];
+
+const MIB: u64 = 1024 * 1024;
 
 /// A listen URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -252,10 +288,12 @@ impl Settings {
             "EncryptionCertificate:Password",
         )
         .map(|(path, password)| CertificateFile::new(path, password, "EncryptionCertificate:File"));
-        take(
+        let encrypt_file = take(
             &mut errors,
-            config.bool("EncryptionCertificate:EncryptFile", false),
-        );
+            config.bool("EncryptionCertificate:EncryptFile", true),
+        )
+        .unwrap_or(true);
+        let deliveries = delivery_settings(config, &mut errors);
 
         let url_setting = config.get("Urls").or_else(|| config.get("ASPNETCORE_URLS"));
         let urls: Vec<ListenUrl> = match url_setting {
@@ -385,6 +423,57 @@ impl Settings {
             hash_concurrency: concurrency as usize,
             failed_authentications_per_minute: failed as u32,
             encryption_certificate,
+            encrypt_file,
+            deliveries,
         })
+    }
+}
+
+fn delivery_settings(config: &Config, errors: &mut Vec<ConfigError>) -> DeliverySettings {
+    let profiles = |key: &str, default: &[&str], errors: &mut Vec<ConfigError>| -> Vec<String> {
+        let list = config.list(key);
+        if list.is_empty() {
+            return default.iter().map(|p| p.to_string()).collect();
+        }
+        list.iter()
+            .filter_map(|s| {
+                let v = s.value.trim();
+                if v.is_empty() {
+                    errors.push(invalid(s, "a profile identifier (or `*` for any profile)"));
+                    None
+                } else {
+                    Some(v.to_string())
+                }
+            })
+            .collect()
+    };
+    let max_mib = take(
+        errors,
+        config.u64_in("Deliveries:MaxFileSizeMiB", 4096, 1, 16 * 1024 * 1024),
+    )
+    .unwrap_or(4096);
+    let quota_mib = take(
+        errors,
+        config.u64_in("Deliveries:QuotaMiB", 0, 0, u64::MAX / MIB),
+    )
+    .unwrap_or(0);
+    let min_free_mib = take(
+        errors,
+        config.u64_in("Deliveries:MinFreeSpaceMiB", 256, 0, u64::MAX / MIB),
+    )
+    .unwrap_or(256);
+    DeliverySettings {
+        data_folder: config
+            .path("Deliveries:DataFolder")
+            .unwrap_or_else(|| config.dir().join("data")),
+        max_size: max_mib * MIB,
+        deliver_profiles: profiles(
+            "Deliveries:DeliverProfiles",
+            DEFAULT_DELIVER_PROFILES,
+            errors,
+        ),
+        read_profiles: profiles("Deliveries:ReadProfiles", &[], errors),
+        quota: (quota_mib > 0).then_some(quota_mib * MIB),
+        min_free: min_free_mib * MIB,
     }
 }

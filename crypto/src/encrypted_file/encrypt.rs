@@ -185,7 +185,11 @@ impl<W: Write> Write for Encryptor<W> {
         let mut rest = data;
         while !rest.is_empty() {
             if self.filled == self.chunk_size {
-                self.seal(false).map_err(std::io::Error::other)?;
+                self.seal(false).map_err(|e| match e {
+                    // Keep the kind (a full disk stays `StorageFull`) for callers that map it.
+                    FileError::Write { source } => source,
+                    other => std::io::Error::other(other),
+                })?;
             }
             let take = rest.len().min(self.chunk_size - self.filled);
             let at = LENGTH_LEN + self.filled;

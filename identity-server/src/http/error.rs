@@ -4,7 +4,9 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::deliveries::DeliveryError;
 use crate::oauth::OAuthError;
+use crate::oauth::bearer::BearerError;
 
 /// An OAuth error as an HTTP response.
 #[derive(Debug)]
@@ -60,4 +62,110 @@ impl IntoResponse for ErrorResponse {
 pub fn no_store(headers: &mut axum::http::HeaderMap) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+/// An error of the server's own API (deliveries): bearer-token problems (RFC 6750 section 3) and
+/// delivery errors, as JSON `{"error", "error_description"}`.
+#[derive(Debug)]
+pub enum ApiError {
+    Bearer(BearerError),
+    Delivery(DeliveryError),
+}
+
+impl From<BearerError> for ApiError {
+    fn from(e: BearerError) -> Self {
+        ApiError::Bearer(e)
+    }
+}
+
+impl From<DeliveryError> for ApiError {
+    fn from(e: DeliveryError) -> Self {
+        ApiError::Delivery(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, description) = match &self {
+            ApiError::Bearer(e) => (StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()),
+            ApiError::Delivery(e) => {
+                let (status, code) = match e {
+                    DeliveryError::InvalidRequest(_) | DeliveryError::Incomplete { .. } => {
+                        (StatusCode::BAD_REQUEST, "invalid_request")
+                    }
+                    DeliveryError::DigestMismatch { .. } => {
+                        (StatusCode::BAD_REQUEST, "digest_mismatch")
+                    }
+                    DeliveryError::Forbidden(_) => (StatusCode::FORBIDDEN, "access_denied"),
+                    DeliveryError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+                    DeliveryError::LengthRequired => {
+                        (StatusCode::LENGTH_REQUIRED, "invalid_request")
+                    }
+                    DeliveryError::TooLarge { .. } => {
+                        (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+                    }
+                    DeliveryError::Conflict(_) => (StatusCode::CONFLICT, "delivery_conflict"),
+                    DeliveryError::InProgress(_) => {
+                        (StatusCode::CONFLICT, "delivery_in_progress")
+                    }
+                    DeliveryError::StorageFull(_) => {
+                        (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+                    }
+                    DeliveryError::Disabled => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "deliveries_disabled")
+                    }
+                    DeliveryError::Internal(_) => {
+                        (StatusCode::INTERNAL_SERVER_ERROR, "server_error")
+                    }
+                };
+                // Server-side details (paths, disk figures) stay in the server's log.
+                let description = match e {
+                    DeliveryError::StorageFull(_) => {
+                        "the server's delivery storage is full; nothing was stored, retry later"
+                            .to_string()
+                    }
+                    DeliveryError::Internal(_) => "internal error; see the server log".to_string(),
+                    other => other.to_string(),
+                };
+                (status, code, description)
+            }
+        };
+        let body = serde_json::json!({ "error": code, "error_description": description });
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        no_store(headers);
+        match &self {
+            ApiError::Bearer(BearerError::Missing) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="identity-server""#),
+                );
+            }
+            ApiError::Bearer(BearerError::Invalid(detail)) => {
+                let quoted: String = detail
+                    .chars()
+                    .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+                    .collect();
+                let value = format!(
+                    r#"Bearer realm="identity-server", error="invalid_token", error_description="{quoted}""#
+                );
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_str(&value).unwrap_or_else(|_| {
+                        HeaderValue::from_static(
+                            r#"Bearer realm="identity-server", error="invalid_token""#,
+                        )
+                    }),
+                );
+            }
+            ApiError::Delivery(DeliveryError::InProgress(_)) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            ApiError::Delivery(DeliveryError::StorageFull(_)) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            }
+            _ => {}
+        }
+        response
+    }
 }

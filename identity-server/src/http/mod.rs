@@ -1,5 +1,6 @@
 //! HTTP layer: routes and thin handlers over [`crate::oauth`]. Errors map to responses in [`error`].
 
+pub mod deliveries;
 pub mod error;
 
 use std::net::SocketAddr;
@@ -26,6 +27,10 @@ pub struct AppState {
     /// Pre-rendered discovery document and JWKS.
     pub discovery: String,
     pub jwks: String,
+    /// Verifies the bearer tokens presented to the server's API.
+    pub bearer: crate::oauth::bearer::BearerVerifier,
+    /// `None` when no `EncryptionCertificate` is configured.
+    pub deliveries: Option<Arc<crate::deliveries::Deliveries>>,
 }
 
 /// The server's routes (RFC 8414 / OIDC Discovery paths as IdentityServer serves them).
@@ -38,6 +43,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/.well-known/openid-configuration/jwks", get(jwks))
         .route("/hc", get(health))
         .layer(DefaultBodyLimit::max(MAX_TOKEN_BODY))
+        // Delivery bodies are streamed, never buffered: their limit is Deliveries:MaxFileSizeMiB.
+        .merge(deliveries::routes())
         .with_state(state)
 }
 

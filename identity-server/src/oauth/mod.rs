@@ -1,6 +1,7 @@
 //! The OAuth domain: client authentication, the client-credentials grant, token issuing.
 //! No HTTP framework here: handlers in `crate::http` call [`TokenService::token`].
 
+pub mod bearer;
 pub mod client_auth;
 pub mod error;
 pub mod request;

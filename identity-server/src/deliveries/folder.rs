@@ -1,0 +1,341 @@
+//! The embedded [`DeliveryStore`]: a folder on the server's disk (`Deliveries:DataFolder`).
+//!
+//! # Layout
+//! ```text
+//! <DataFolder>/deliveries/<id>.idsenc                 the content, IDSENC for the EncryptionCertificate
+//! <DataFolder>/deliveries/<id>.json                   the record; its presence is the commit point
+//! <DataFolder>/deliveries/.<id>.*.partial             content or record being written
+//! ```
+//! A delivery is committed by renaming the content into place, then the record (each fsynced, with the
+//! folder). A crash before the record's rename leaves at most a `.partial` file or a content file
+//! without a record; both are removed when the store is opened, so a delivery is either complete or
+//! absent. The folder is created with mode 0700 and files with 0600.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ids_crypto::encrypted_file::AtomicFile;
+
+use super::DeliveryId;
+use super::store::{DeliveryStore, PendingContent, Record, StoreError};
+
+const CONTENT_EXT: &str = "idsenc";
+const RECORD_EXT: &str = "json";
+
+/// Deliveries kept in a folder.
+#[derive(Debug)]
+pub struct FolderStore {
+    folder: PathBuf,
+    /// Largest total of stored bytes (`Deliveries:QuotaMiB`), if any.
+    quota: Option<u64>,
+    /// Free space to leave on the disk (`Deliveries:MinFreeSpaceMiB`).
+    min_free: u64,
+    /// Bytes stored plus bytes reserved by deliveries in progress.
+    used: Arc<Mutex<u64>>,
+}
+
+/// What opening the store found and cleaned up.
+#[derive(Debug, Default)]
+pub struct Opened {
+    pub deliveries: usize,
+    pub stored_bytes: u64,
+    /// Leftovers of interrupted deliveries that were removed.
+    pub removed: Vec<PathBuf>,
+}
+
+impl FolderStore {
+    /// Opens (creating it if needed) `<data folder>/deliveries`. With `clean_up` (the server at
+    /// start-up, the only writer), removes what interrupted deliveries left behind; operator commands
+    /// open it without, so that they never touch a delivery a running server is receiving.
+    pub fn open(
+        data_folder: &Path,
+        quota: Option<u64>,
+        min_free: u64,
+        clean_up: bool,
+    ) -> Result<(FolderStore, Opened), StoreError> {
+        let folder = data_folder.join("deliveries");
+        if clean_up {
+            create_private_folder(&folder)?;
+        } else if !folder.is_dir() {
+            return Err(StoreError::Corrupt {
+                path: folder.display().to_string(),
+                detail: "no deliveries folder here (Deliveries:DataFolder): has the server received any delivery?".into(),
+            });
+        }
+        let mut opened = Opened::default();
+        let entries =
+            std::fs::read_dir(&folder).map_err(|e| StoreError::io(&folder, "list", e))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io(&folder, "list", e))?;
+            names.push(entry.path());
+        }
+        for path in &names {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let orphan_content = path.extension().is_some_and(|e| e == CONTENT_EXT)
+                && !path.with_extension(RECORD_EXT).exists();
+            let leftover = (name.starts_with('.') && name.ends_with(".partial")) || orphan_content;
+            if leftover && !clean_up {
+                continue;
+            }
+            if leftover {
+                std::fs::remove_file(path)
+                    .map_err(|e| StoreError::io(path, "remove an interrupted delivery", e))?;
+                opened.removed.push(path.clone());
+            } else if path.extension().is_some_and(|e| e == RECORD_EXT) {
+                opened.deliveries += 1;
+            }
+            if path.extension().is_some_and(|e| e == CONTENT_EXT) && !orphan_content {
+                opened.stored_bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            }
+        }
+        Ok((
+            FolderStore {
+                folder,
+                quota,
+                min_free,
+                used: Arc::new(Mutex::new(opened.stored_bytes)),
+            },
+            opened,
+        ))
+    }
+
+    /// The folder holding the deliveries.
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
+    fn content_path(&self, id: &DeliveryId) -> PathBuf {
+        self.folder.join(format!("{}.{CONTENT_EXT}", id.as_str()))
+    }
+
+    fn record_path(&self, id: &DeliveryId) -> PathBuf {
+        self.folder.join(format!("{}.{RECORD_EXT}", id.as_str()))
+    }
+
+    /// Checks the quota and the free disk space for `bytes` more, and reserves them.
+    fn reserve(&self, bytes: u64) -> Result<(), StoreError> {
+        let mut used = self
+            .used
+            .lock()
+            .map_err(|_| StoreError::Full("storage accounting unavailable".into()))?;
+        if let Some(quota) = self.quota {
+            if used.saturating_add(bytes) > quota {
+                return Err(StoreError::Full(format!(
+                    "the delivery storage quota (Deliveries:QuotaMiB, {}) is used up: {} stored or in progress, this delivery needs {}",
+                    mib(quota),
+                    mib(*used),
+                    mib(bytes)
+                )));
+            }
+        }
+        if let Some(free) = free_space(&self.folder) {
+            if free < bytes.saturating_add(self.min_free) {
+                return Err(StoreError::Full(format!(
+                    "{}: {} free on the disk; this delivery needs {} and Deliveries:MinFreeSpaceMiB keeps {} free",
+                    self.folder.display(),
+                    mib(free),
+                    mib(bytes),
+                    mib(self.min_free)
+                )));
+            }
+        }
+        *used += bytes;
+        Ok(())
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Bytes available to this process on the file system holding `folder`.
+#[cfg(unix)]
+fn free_space(folder: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(folder).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+#[cfg(not(unix))]
+fn free_space(_folder: &Path) -> Option<u64> {
+    None
+}
+
+fn create_private_folder(folder: &Path) -> Result<(), StoreError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(folder)
+        .map_err(|e| StoreError::io(folder, "create the folder", e))
+}
+
+impl DeliveryStore for FolderStore {
+    fn get(&self, id: &DeliveryId) -> Result<Option<Record>, StoreError> {
+        let path = self.record_path(id);
+        match std::fs::read(&path) {
+            Ok(bytes) => parse_record(&path, &bytes).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(&path, "read", e)),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<Record>, StoreError> {
+        let entries =
+            std::fs::read_dir(&self.folder).map_err(|e| StoreError::io(&self.folder, "list", e))?;
+        let mut records = Vec::new();
+        for entry in entries {
+            let path = entry
+                .map_err(|e| StoreError::io(&self.folder, "list", e))?
+                .path();
+            let hidden = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if hidden || path.extension().is_none_or(|e| e != RECORD_EXT) {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(|e| StoreError::io(&path, "read", e))?;
+            records.push(parse_record(&path, &bytes)?);
+        }
+        records.sort_by(|a, b| {
+            a.received_at
+                .cmp(&b.received_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(records)
+    }
+
+    fn begin(
+        &self,
+        id: &DeliveryId,
+        expected_bytes: u64,
+    ) -> Result<Box<dyn PendingContent>, StoreError> {
+        self.reserve(expected_bytes)?;
+        let content_path = self.content_path(id);
+        let mut pending = FolderPending {
+            content: None,
+            content_path: content_path.clone(),
+            record_path: self.record_path(id),
+            reserved: expected_bytes,
+            written: 0,
+            used: self.used.clone(),
+            content_in_place: false,
+            committed: false,
+        };
+        // Overwriting is right here: a content file without a record is an interrupted delivery.
+        // (On error, dropping `pending` releases the reservation.)
+        pending.content = Some(
+            AtomicFile::create(&content_path, true)
+                .map_err(|e| StoreError::io(&content_path, "create", e))?,
+        );
+        Ok(Box::new(pending))
+    }
+
+    fn open(&self, id: &DeliveryId) -> Result<Box<dyn Read + Send>, StoreError> {
+        let path = self.content_path(id);
+        let file = File::open(&path).map_err(|e| StoreError::io(&path, "open", e))?;
+        Ok(Box::new(std::io::BufReader::with_capacity(64 * 1024, file)))
+    }
+}
+
+fn parse_record(path: &Path, bytes: &[u8]) -> Result<Record, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        path: path.display().to_string(),
+        detail: format!("not a delivery record: {e}"),
+    })
+}
+
+#[derive(Debug)]
+struct FolderPending {
+    content: Option<AtomicFile>,
+    content_path: PathBuf,
+    record_path: PathBuf,
+    reserved: u64,
+    written: u64,
+    used: Arc<Mutex<u64>>,
+    /// The content was renamed into place (the record may still fail).
+    content_in_place: bool,
+    committed: bool,
+}
+
+impl Write for FolderPending {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let file = self
+            .content
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the delivery was already committed"))?;
+        let n = file.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.content.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl PendingContent for FolderPending {
+    fn bytes_written(&self) -> u64 {
+        self.written
+    }
+
+    fn commit(mut self: Box<Self>, record: &Record) -> Result<(), StoreError> {
+        if self.record_path.exists() {
+            return Err(StoreError::AlreadyCommitted(record.id.clone()));
+        }
+        let Some(content) = self.content.take() else {
+            return Err(StoreError::AlreadyCommitted(record.id.clone()));
+        };
+        content
+            .commit()
+            .map_err(|e| StoreError::io(&self.content_path, "store", e))?;
+        self.content_in_place = true;
+        let json = serde_json::to_vec_pretty(record).map_err(|e| StoreError::Corrupt {
+            path: self.record_path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        let mut file = AtomicFile::create(&self.record_path, false).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                StoreError::AlreadyCommitted(record.id.clone())
+            } else {
+                StoreError::io(&self.record_path, "create", e)
+            }
+        })?;
+        file.write_all(&json)
+            .map_err(|e| StoreError::io(&self.record_path, "write", e))?;
+        file.commit().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                StoreError::AlreadyCommitted(record.id.clone())
+            } else {
+                StoreError::io(&self.record_path, "store", e)
+            }
+        })?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for FolderPending {
+    fn drop(&mut self) {
+        if let Ok(mut used) = self.used.lock() {
+            *used = used.saturating_sub(self.reserved);
+            if self.committed {
+                *used += self.written;
+            }
+        }
+        if !self.committed && self.content_in_place {
+            // The content was renamed into place but the record could not be written: remove it, so
+            // that the delivery is absent rather than half there.
+            let _ = std::fs::remove_file(&self.content_path);
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Where deliveries are kept: the [`DeliveryStore`] trait and its record type.
+//!
+//! The store only keeps bytes it is given (already encrypted) and records; it knows nothing about
+//! tokens, profiles or plaintext. The embedded implementation is [`super::folder::FolderStore`]; a
+//! shared store for several servers behind a load balancer would implement the same trait (see
+//! `docs/deliveries.md`).
+
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use super::DeliveryId;
+
+/// What is recorded about a completed delivery. Written once, when the delivery is committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The id the agent chose (idempotency key).
+    pub id: String,
+    /// The file name the agent gave (never used as a path on the server).
+    pub name: String,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// SHA-256 of the plaintext, lowercase hex.
+    pub sha256: String,
+    /// The OAuth client (token `sub`) that delivered it.
+    pub client_id: String,
+    /// The agent identifier the agent sent (`OpenId:AgentIdentifier`), if any.
+    pub agent: Option<String>,
+    /// The client's profile from the access-control XML at the time of delivery.
+    pub profile: Option<String>,
+    /// When the server committed it (RFC 3339, UTC).
+    pub received_at: String,
+    /// Size of the stored encrypted file.
+    pub stored_bytes: u64,
+    /// SHA-256 thumbprint (x5t#S256, hex) of the certificate the content is encrypted for.
+    pub encrypted_for: String,
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No room: the disk is (nearly) full or the configured quota is used up.
+    #[error("{0}")]
+    Full(String),
+    /// A delivery with this id was committed meanwhile (by another request).
+    #[error("delivery `{0}` was committed by another request")]
+    AlreadyCommitted(String),
+    /// A stored record cannot be read back.
+    #[error("{path}: {detail}")]
+    Corrupt { path: String, detail: String },
+    #[error("{path}: cannot {action}: {source}")]
+    Io {
+        path: String,
+        action: &'static str,
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    pub fn io(path: &std::path::Path, action: &'static str, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::StorageFull {
+            return StoreError::Full(format!(
+                "{}: the disk is full ({source})",
+                path.parent().unwrap_or(path).display()
+            ));
+        }
+        StoreError::Io {
+            path: path.display().to_string(),
+            action,
+            source,
+        }
+    }
+}
+
+/// Keeps deliveries. Calls block (file I/O): use them from blocking threads.
+pub trait DeliveryStore: Send + Sync + std::fmt::Debug {
+    /// The committed delivery `id`, if there is one.
+    fn get(&self, id: &DeliveryId) -> Result<Option<Record>, StoreError>;
+
+    /// Every committed delivery, oldest first.
+    fn list(&self) -> Result<Vec<Record>, StoreError>;
+
+    /// Starts storing the content of delivery `id`, about `expected_bytes` long once encrypted. Refuses
+    /// with [`StoreError::Full`] when that would not fit.
+    fn begin(
+        &self,
+        id: &DeliveryId,
+        expected_bytes: u64,
+    ) -> Result<Box<dyn PendingContent>, StoreError>;
+
+    /// The stored (encrypted) content of a committed delivery.
+    fn open(&self, id: &DeliveryId) -> Result<Box<dyn Read + Send>, StoreError>;
+}
+
+/// Content being written. Nothing of it is visible until [`PendingContent::commit`]; dropping it
+/// without committing removes what was written.
+pub trait PendingContent: Write + Send + std::fmt::Debug {
+    /// Bytes written so far.
+    fn bytes_written(&self) -> u64;
+
+    /// Makes the content and its record visible together (or neither, on error).
+    fn commit(self: Box<Self>, record: &Record) -> Result<(), StoreError>;
+}

@@ -1,0 +1,388 @@
+//! The delivery API: thin handlers over [`crate::deliveries`].
+//!
+//! - `PUT /api/deliveries/{id}?name=NAME`: the file's plaintext as the body, with `Content-Length` (its
+//!   size) and `Repr-Digest: sha-256=:<base64>:` (RFC 9530). 201 with the record; 200 with the first
+//!   record when this id was already delivered with the same file.
+//! - `GET /api/deliveries`: the records (readers).
+//! - `GET /api/deliveries/{id}`: one record (readers, or the client that delivered it).
+//! - `GET /api/deliveries/{id}/content`: the decrypted file (readers).
+//!
+//! Every request carries `Authorization: Bearer <token>`; deliveries also `Agent-Identifier`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http_body_util::BodyExt;
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::deliveries::{
+    Action, Caller, Deliveries, DeliveryError, DeliveryId, Incoming, Record, Started, check_name,
+};
+
+/// A delivery whose body sends nothing for this long is abandoned (nothing is stored).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Body pieces queued between the connection and the encrypting thread.
+const QUEUE: usize = 16;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/deliveries", get(list))
+        .route("/api/deliveries/{id}", get(find).put(deliver))
+        .route("/api/deliveries/{id}/content", get(content))
+}
+
+#[derive(Deserialize)]
+struct DeliverQuery {
+    name: Option<String>,
+}
+
+/// Authenticates the bearer token; the deliveries service, the caller and the declared agents.
+fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Arc<Deliveries>, Caller, Vec<String>), ApiError> {
+    let clients = state.tokens.clients.current();
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let client = state
+        .bearer
+        .authenticate(authorization, &clients, crate::unix_now())?;
+    let deliveries = state.deliveries.clone().ok_or(DeliveryError::Disabled)?;
+    let agent = headers
+        .get("agent-identifier")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
+    let agents = clients
+        .model
+        .agents
+        .iter()
+        .map(|a| a.identifier.clone())
+        .collect();
+    Ok((
+        deliveries,
+        Caller {
+            client_id: client.client_id,
+            profile: client.profile,
+            agent,
+        },
+        agents,
+    ))
+}
+
+fn authorize(
+    deliveries: &Deliveries,
+    caller: &Caller,
+    action: Action,
+    agents: &[String],
+) -> Result<(), ApiError> {
+    let agents: Vec<&str> = agents.iter().map(String::as_str).collect();
+    deliveries
+        .authorize(caller, action, &agents)
+        .map_err(|e| log_refusal(caller, e))
+}
+
+fn log_refusal(caller: &Caller, e: DeliveryError) -> ApiError {
+    tracing::warn!(client_id = %caller.client_id, agent = caller.agent.as_deref().unwrap_or("-"), "delivery API refused: {e}");
+    e.into()
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, DeliveryError> + Send + 'static,
+) -> Result<T, DeliveryError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| DeliveryError::Internal(format!("worker failed: {e}")))?
+}
+
+async fn deliver(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(query): Query<DeliverQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match receive(&state, id, query, &headers, body).await {
+        Ok((status, record)) => record_response(status, &record),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn receive(
+    state: &AppState,
+    id: String,
+    query: DeliverQuery,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Record), ApiError> {
+    let (deliveries, caller, agents) = caller(state, headers)?;
+    authorize(&deliveries, &caller, Action::Deliver, &agents)?;
+    let id = DeliveryId::parse(&id)?;
+    let name = query.name.ok_or_else(|| {
+        DeliveryError::InvalidRequest(
+            "the file name is required: PUT /api/deliveries/{id}?name=<file name>".into(),
+        )
+    })?;
+    check_name(&name)?;
+    let size = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or(DeliveryError::LengthRequired)?;
+    let sha256 = repr_digest(headers)?;
+    let incoming = Incoming {
+        id,
+        name,
+        size,
+        sha256,
+    };
+    let started = {
+        let (d, c) = (deliveries.clone(), caller.clone());
+        blocking(move || d.start(&c, incoming)).await
+    };
+    let mut upload = match started.map_err(|e| e.logged(&caller))? {
+        Started::Duplicate(record) => {
+            tracing::info!(id = %record.id, client_id = %caller.client_id, "delivery repeated: already stored, nothing new stored");
+            return Ok((StatusCode::OK, record));
+        }
+        Started::Upload(upload) => upload,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
+    let writer = tokio::task::spawn_blocking(move || {
+        while let Some(data) = rx.blocking_recv() {
+            upload.write(&data)?;
+        }
+        Ok::<_, DeliveryError>(upload)
+    });
+    let mut body = body;
+    let read: Result<(), DeliveryError> = loop {
+        match tokio::time::timeout(IDLE_TIMEOUT, body.frame()).await {
+            Err(_) => {
+                break Err(DeliveryError::InvalidRequest(format!(
+                    "no data received for {} s; nothing was stored",
+                    IDLE_TIMEOUT.as_secs()
+                )));
+            }
+            Ok(None) => break Ok(()),
+            Ok(Some(Err(e))) => {
+                break Err(DeliveryError::InvalidRequest(format!(
+                    "the body could not be read ({e}); nothing was stored"
+                )));
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    // A closed queue means the writer stopped; its error is reported below.
+                    if tx.send(data).await.is_err() {
+                        break Ok(());
+                    }
+                }
+            }
+        }
+    };
+    drop(tx);
+    let upload = writer
+        .await
+        .map_err(|e| DeliveryError::Internal(format!("worker failed: {e}")))?
+        .map_err(|e| e.logged(&caller))?;
+    // A broken body drops the upload here, which removes what was written.
+    read.map_err(|e| e.logged(&caller))?;
+    let id = upload.id().clone();
+    let record = blocking(move || upload.finish(now_rfc3339()))
+        .await
+        .map_err(|e| e.logged(&caller))?;
+    tracing::info!(
+        id = %id.as_str(),
+        name = %record.name,
+        size = record.size,
+        client_id = %record.client_id,
+        agent = record.agent.as_deref().unwrap_or("-"),
+        "delivery stored"
+    );
+    Ok((StatusCode::CREATED, record))
+}
+
+/// `Repr-Digest: sha-256=:<base64>:` (RFC 9530 section 3; other algorithms may be listed too).
+fn repr_digest(headers: &HeaderMap) -> Result<[u8; 32], DeliveryError> {
+    let missing = || {
+        DeliveryError::InvalidRequest(
+            "Repr-Digest: sha-256=:<base64 of the file's SHA-256>: is required (RFC 9530)".into(),
+        )
+    };
+    let value = headers
+        .get("repr-digest")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(missing)?;
+    for member in value.split(',') {
+        let Some((algorithm, digest)) = member.trim().split_once('=') else {
+            continue;
+        };
+        if !algorithm.trim().eq_ignore_ascii_case("sha-256") {
+            continue;
+        }
+        let digest = digest.trim();
+        let bytes = digest
+            .strip_prefix(':')
+            .and_then(|d| d.strip_suffix(':'))
+            .and_then(|d| {
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, d).ok()
+            })
+            .and_then(|b| <[u8; 32]>::try_from(b).ok());
+        return bytes.ok_or_else(|| {
+            DeliveryError::InvalidRequest(
+                "Repr-Digest sha-256 must be 32 bytes in base64 between colons, e.g. sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:".into(),
+            )
+        });
+    }
+    Err(missing())
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn record_response(status: StatusCode, record: &Record) -> Response {
+    let mut response = (status, axum::Json(record)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/deliveries/{}", record.id)) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
+
+async fn find(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        let (deliveries, caller, _) = caller(&state, &headers)?;
+        let id = DeliveryId::parse(&id)?;
+        // Readers see every record; a client that delivers sees its own (the agent's check).
+        if deliveries.authorize(&caller, Action::Read, &[]).is_err() {
+            authorize(&deliveries, &caller, Action::Deliver, &[])?;
+        }
+        Ok::<_, ApiError>(blocking(move || deliveries.find(&caller, &id)).await?)
+    }
+    .await;
+    match result {
+        Ok(record) => record_response(StatusCode::OK, &record),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let result = async {
+        let (deliveries, caller, _) = caller(&state, &headers)?;
+        authorize(&deliveries, &caller, Action::Read, &[])?;
+        Ok::<_, ApiError>(blocking(move || deliveries.list()).await?)
+    }
+    .await;
+    match result {
+        Ok(records) => axum::Json(serde_json::json!({ "deliveries": records })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn content(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        let (deliveries, caller, _) = caller(&state, &headers)?;
+        authorize(&deliveries, &caller, Action::Read, &[])?;
+        let id = DeliveryId::parse(&id)?;
+        Ok::<_, ApiError>(blocking(move || deliveries.open(&id)).await?)
+    }
+    .await;
+    let (record, mut decryptor) = match result {
+        Ok(opened) => opened,
+        Err(e) => return e.into_response(),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
+    let id = record.id.clone();
+    tokio::task::spawn_blocking(move || {
+        loop {
+            match decryptor.next_chunk() {
+                Ok(Some(chunk)) => {
+                    if tx.blocking_send(Ok(Bytes::copy_from_slice(chunk))).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    // The client sees the connection fail rather than a short file.
+                    tracing::error!(id = %id, "stored delivery cannot be decrypted: {e}");
+                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    return;
+                }
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut response = Body::from_stream(stream).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(record.size));
+    if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{}:", sha256_base64(&record.sha256))) {
+        h.insert("repr-digest", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename*=UTF-8''{}",
+        percent_encode(&record.name)
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    response
+}
+
+fn sha256_base64(hex: &str) -> String {
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect();
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes)
+}
+
+/// RFC 8187 value characters: attr-char kept, everything else percent-encoded.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl DeliveryError {
+    /// Logs a failed delivery on the server's side (the client gets the mapped answer).
+    fn logged(self, caller: &Caller) -> DeliveryError {
+        match &self {
+            DeliveryError::Internal(detail) | DeliveryError::StorageFull(detail) => {
+                tracing::error!(client_id = %caller.client_id, "delivery failed: {detail}");
+            }
+            other => {
+                tracing::warn!(client_id = %caller.client_id, agent = caller.agent.as_deref().unwrap_or("-"), "delivery refused: {other}");
+            }
+        }
+        self
+    }
+}
