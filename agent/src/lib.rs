@@ -12,6 +12,8 @@
 //! - [`files`]: the agent's files: the [`files::vault`] every file it writes goes through (encrypted
 //!   with its certificate when `EncryptFile` is true), its encrypted [`files::logs`], and the
 //!   `encrypt` / `decrypt` [`files::commands`].
+//! - [`delivery`]: sending files to the server (`agent push`) and the outbox service (`agent run`);
+//!   the HTTP side of it is [`client::deliveries`].
 //!
 //! The token verifier itself is [`ids_crypto::Verifier`], usable by any Rust service; this crate never
 //! depends on the server or axum.
@@ -19,6 +21,7 @@
 pub mod check;
 pub mod client;
 pub mod clock;
+pub mod delivery;
 pub mod error;
 pub mod files;
 pub mod server_keys;
@@ -86,6 +89,11 @@ impl Agent {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The HTTPS client (for the server's other APIs, e.g. deliveries).
+    pub fn http(&self) -> &Http {
+        &self.http
     }
 
     pub fn now(&self) -> i64 {

@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 success, 1 usage, 2 configuration, 3 server unreachable or failing, 4 TLS trust,
 //! 5 credentials rejected, 6 invalid token or unexpected answer, 7 file encrypted for another
-//! certificate, 8 file damaged, truncated or modified, 9 file unreadable, unwritable or not encrypted.
+//! certificate, 8 file damaged, truncated or modified, 9 file unreadable, unwritable or not encrypted,
+//! 10 delivery refused by the server (not allowed, too large, id already used for another file).
 
 use std::io::{IsTerminal as _, Read as _};
 use std::path::{Path, PathBuf};
@@ -54,6 +55,28 @@ enum Command {
     Check {
         #[arg(long)]
         offline: bool,
+    },
+    /// Deliver files to the server: each is decrypted as a stream (when encrypted with the agent's
+    /// certificate) and sent over HTTPS with the agent's token; the server stores it encrypted with
+    /// its own certificate. Delivering the same file again stores nothing new.
+    Push {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Delivery id (one file only). Default: derived from the agent identifier, the name and the
+        /// content, so that a repeated push is recognised.
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+        /// Name recorded on the server (one file only). Default: the file name, without `.enc` for an
+        /// encrypted file.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Deliver every file dropped into <WorkFolderPath>/outbox, exactly once, retrying while the server
+    /// is away, until SIGTERM or Ctrl-C.
+    Run {
+        /// Stop once the outbox is empty (for a scheduled job).
+        #[arg(long)]
+        once: bool,
     },
     /// Encrypt files for the agent's certificate (EncryptionCertificate) or the given ones: FILE ->
     /// FILE.enc (FILE.p7m with --format cms). The original is left in place.
@@ -140,6 +163,8 @@ fn main() -> ExitCode {
                 json,
             } => token(&cli.config_dir, client, scope, json).await,
             Command::Verify { token } => verify(&cli.config_dir, &token).await,
+            Command::Push { files, id, name } => push(&cli.config_dir, &files, id, name).await,
+            Command::Run { once } => run(&cli.config_dir, once).await,
             Command::Check { offline } => {
                 init_logging(None, "off");
                 check(&cli.config_dir, offline).await
@@ -246,7 +271,7 @@ where
 /// Keep the guard until the end: dropping it writes the log file's final chunk.
 struct Session {
     settings: Settings,
-    vault: Vault,
+    vault: Arc<Vault>,
     _log: Option<logs::LogGuard>,
 }
 
@@ -300,7 +325,7 @@ fn session(dir: &Path) -> Result<Session, u8> {
     }
     Ok(Session {
         settings,
-        vault,
+        vault: Arc::new(vault),
         _log: guard,
     })
 }
@@ -505,7 +530,7 @@ fn chosen_vault<'a>(
 ) -> Result<&'a Vault, u8> {
     let vault = match (given, session) {
         (Some(v), _) => v,
-        (None, Some(s)) => &s.vault,
+        (None, Some(s)) => s.vault.as_ref(),
         (None, None) => return Err(2),
     };
     output_folder(output_dir)?;
@@ -647,4 +672,127 @@ fn progress_bar(file: &Path, len: u64) -> indicatif::ProgressBar {
     }
     bar.set_message(file.display().to_string());
     bar
+}
+
+async fn push(dir: &Path, files: &[PathBuf], id: Option<String>, name: Option<String>) -> u8 {
+    if files.len() > 1 && (id.is_some() || name.is_some()) {
+        eprintln!("error: --id and --name apply to one file; push the files one by one");
+        return 1;
+    }
+    let (session, agent) = match agent(dir) {
+        Ok(pair) => pair,
+        Err(code) => return code,
+    };
+    let mut code = 0;
+    for file in files {
+        let c = push_one(&session, &agent, file, id.as_deref(), name.as_deref()).await;
+        if code == 0 {
+            code = c;
+        }
+    }
+    code
+}
+
+async fn push_one(
+    session: &Session,
+    agent: &Agent,
+    file: &Path,
+    id: Option<&str>,
+    name: Option<&str>,
+) -> u8 {
+    use agent::delivery;
+    let name = name.map(str::to_string).unwrap_or_else(|| {
+        file.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let prepared = {
+        let (vault, path) = (session.vault.clone(), file.to_path_buf());
+        tokio::task::spawn_blocking(move || delivery::prepare(&vault, &path, &name)).await
+    };
+    let prepared = match prepared {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return fail_files(&e),
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return 9;
+        }
+    };
+    let id = id.map(str::to_string).unwrap_or_else(|| {
+        delivery::content_id(session.settings.agent_identifier.as_deref(), &prepared)
+    });
+    match delivery::deliver(agent, &session.vault, &prepared, &id).await {
+        Ok(done) => {
+            let r = &done.receipt;
+            let what = if done.already {
+                "already delivered"
+            } else {
+                "delivered"
+            };
+            tracing::info!(file = %file.display(), id = %r.id, size = r.size, sha256 = %r.sha256, already = done.already, "file delivered");
+            print_line(&format!(
+                "{}: {what} as `{}` ({} bytes, SHA-256 {}, received {})",
+                file.display(),
+                r.id,
+                r.size,
+                r.sha256,
+                r.received_at
+            ));
+            0
+        }
+        Err(e) => {
+            tracing::error!("{}: {e}", file.display());
+            e.exit_code()
+        }
+    }
+}
+
+async fn run(dir: &Path, once: bool) -> u8 {
+    let (session, agent) = match agent(dir) {
+        Ok(pair) => pair,
+        Err(code) => return code,
+    };
+    let delivery = session.settings.delivery.clone();
+    let result = agent::delivery::outbox::run(
+        Arc::new(agent),
+        session.vault.clone(),
+        delivery,
+        once,
+        stop_signal(),
+    )
+    .await;
+    match result {
+        Ok(summary) => {
+            if once && summary.left > 0 {
+                // Only when stopped by a signal before the outbox was empty.
+                return 3;
+            }
+            0
+        }
+        Err(e) => fail_files(&e),
+    }
+}
+
+/// SIGTERM or Ctrl-C.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("stop requested");
 }

@@ -42,6 +42,12 @@ pub const KEYS: &[&str] = &[
     "Http:Retries",
     "Http:RetryDelayMilliseconds",
     "Http:MaxRetryDelaySeconds",
+    "Delivery:KeepSentFiles",
+    "Delivery:SentRetentionDays",
+    "Delivery:PollIntervalSeconds",
+    "Delivery:SettleSeconds",
+    "Delivery:MaxRetryDelaySeconds",
+    "Delivery:ShutdownGraceSeconds",
     "OpenId:AgentIdentifier",
     "OpenId:DefaultOpenIdClient",
     "OpenId:OpenIdClients:*",
@@ -155,6 +161,25 @@ pub struct Settings {
     pub log_retention_days: u64,
     /// Level of the log files: .NET's `Logging:LogLevel:Default` mapped to a tracing filter (`info`).
     pub log_level: String,
+    /// The `Delivery` section (`agent run`).
+    pub delivery: DeliverySettings,
+}
+
+/// How `agent run` works its outbox.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// `Delivery:KeepSentFiles` (default true): move delivered files to `sent/` rather than delete them.
+    pub keep_sent: bool,
+    /// `Delivery:SentRetentionDays` (default 14; 0 keeps them).
+    pub sent_retention_days: u64,
+    /// `Delivery:PollIntervalSeconds` (default 2): how often the outbox is looked at.
+    pub poll_interval: Duration,
+    /// `Delivery:SettleSeconds` (default 2): a file modified more recently is left for later.
+    pub settle: Duration,
+    /// `Delivery:MaxRetryDelaySeconds` (default 300): the longest wait between attempts.
+    pub max_retry_delay: Duration,
+    /// `Delivery:ShutdownGraceSeconds` (default 10): how long a delivery under way may finish at stop.
+    pub shutdown_grace: Duration,
 }
 
 /// Settings plus what deserves a warning.
@@ -297,6 +322,7 @@ impl Settings {
         )
         .unwrap_or(14);
         let log_level = log_level(config, &mut warnings);
+        let delivery = delivery_settings(config, &mut errors);
         let additional_recipients = config
             .list("EncryptionCertificate:AdditionalRecipients")
             .iter()
@@ -334,9 +360,32 @@ impl Settings {
                 log_folder,
                 log_retention_days,
                 log_level,
+                delivery,
             },
             warnings,
         })
+    }
+}
+
+fn delivery_settings(config: &Config, errors: &mut Vec<ConfigError>) -> DeliverySettings {
+    let mut seconds = |key: &str, default: u64, min: u64, max: u64| {
+        Duration::from_secs(take(errors, config.u64_in(key, default, min, max)).unwrap_or(default))
+    };
+    let poll_interval = seconds("Delivery:PollIntervalSeconds", 2, 1, 3600);
+    let settle = seconds("Delivery:SettleSeconds", 2, 0, 3600);
+    let max_retry_delay = seconds("Delivery:MaxRetryDelaySeconds", 300, 1, 86_400);
+    let shutdown_grace = seconds("Delivery:ShutdownGraceSeconds", 10, 0, 3600);
+    DeliverySettings {
+        keep_sent: take(errors, config.bool("Delivery:KeepSentFiles", true)).unwrap_or(true),
+        sent_retention_days: take(
+            errors,
+            config.u64_in("Delivery:SentRetentionDays", 14, 0, 36_500),
+        )
+        .unwrap_or(14),
+        poll_interval,
+        settle,
+        max_retry_delay,
+        shutdown_grace,
     }
 }
 

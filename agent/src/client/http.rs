@@ -132,6 +132,45 @@ impl Http {
         })
     }
 
+    /// Sends one request, without retrying (the caller owns the retry policy, e.g. for a streamed body
+    /// that must be rebuilt). Transport errors are classified as in [`Http::send`]; any answer is
+    /// returned as is. `timeout` replaces the client's total timeout (a large upload takes longer).
+    pub async fn send_once(
+        &self,
+        url: &str,
+        build: impl FnOnce(&Client) -> RequestBuilder,
+        timeout: Duration,
+    ) -> Result<Response, AgentError> {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        match build(&self.client).timeout(timeout).send().await {
+            Ok(response) => Ok(response),
+            Err(e) if e.is_builder() => Err(AgentError::Setup(format!(
+                "cannot send a request to {url}: {e}"
+            ))),
+            Err(e) => Err(match tls_failure(&e) {
+                Some(TlsFailure::Untrusted(detail)) => AgentError::TlsTrust {
+                    url: url.to_string(),
+                    detail,
+                    hint: self.tls_hint.clone(),
+                },
+                Some(TlsFailure::Handshake(detail)) => AgentError::TlsHandshake {
+                    url: url.to_string(),
+                    detail,
+                },
+                None => AgentError::Unreachable {
+                    url: url.to_string(),
+                    attempts: 1,
+                    detail: describe(&e),
+                },
+            }),
+        }
+    }
+
+    /// The configured timeout of one request.
+    pub fn timeout(&self) -> Duration {
+        self.policy.timeout
+    }
+
     /// Requests sent so far, retries included.
     pub fn requests_sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)

@@ -1,5 +1,6 @@
 //! Talking to the identity server: HTTPS with retries, discovery, and the client-credentials grant.
 
+pub mod deliveries;
 pub mod discovery;
 pub mod http;
 pub mod tokens;

@@ -1,0 +1,222 @@
+//! The server's delivery API: `GET /api/deliveries/{id}` (has this id arrived?) and
+//! `PUT /api/deliveries/{id}?name=NAME` with the plaintext as a streamed body, its size as
+//! `Content-Length` and its SHA-256 as `Repr-Digest` (RFC 9530). Answers are sorted into what the
+//! caller does next: retry later, get a new token, or give the file up ([`DeliveryFailure`]).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::http::{Http, summarize};
+use super::tokens::BearerToken;
+use crate::error::AgentError;
+
+/// What the server recorded for a delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub id: String,
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub agent: Option<String>,
+    pub received_at: String,
+}
+
+/// What a delivery announces.
+#[derive(Clone, Debug)]
+pub struct Announce<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub size: u64,
+    pub sha256: [u8; 32],
+    pub agent: Option<&'a str>,
+}
+
+/// Why a delivery did not complete.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DeliveryFailure {
+    /// Worth retrying later: the server is down or busy, its storage is full, the same id is being
+    /// received on another connection.
+    #[error("{detail}")]
+    Temporary {
+        detail: String,
+        retry_after: Option<Duration>,
+    },
+    /// The server refused the token (401): a new token may help once.
+    #[error("the server refused the access token: {0}")]
+    InvalidToken(String),
+    /// The server refuses this delivery; sending it again will not help.
+    #[error("the server refused delivery `{id}` (HTTP {status} {error}): {description}")]
+    Refused {
+        id: String,
+        status: u16,
+        error: String,
+        description: String,
+    },
+    /// A problem on the agent's side (TLS trust, configuration, credentials).
+    #[error("{0}")]
+    Agent(AgentError),
+}
+
+impl From<AgentError> for DeliveryFailure {
+    fn from(e: AgentError) -> Self {
+        match e {
+            AgentError::Unreachable { .. } | AgentError::ServerError { .. } => {
+                DeliveryFailure::Temporary {
+                    detail: e.to_string(),
+                    retry_after: None,
+                }
+            }
+            other => DeliveryFailure::Agent(other),
+        }
+    }
+}
+
+impl DeliveryFailure {
+    /// Exit code of `agent push` (README): the agent's codes, and 10 for a refused delivery.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DeliveryFailure::Temporary { .. } => 3,
+            DeliveryFailure::InvalidToken(_) => 6,
+            DeliveryFailure::Refused { .. } => 10,
+            DeliveryFailure::Agent(e) => e.exit_code(),
+        }
+    }
+}
+
+fn url(base: &str, id: &str) -> Result<reqwest::Url, DeliveryFailure> {
+    reqwest::Url::parse(&format!("{base}/api/deliveries/{id}")).map_err(|e| {
+        DeliveryFailure::Agent(AgentError::Setup(format!(
+            "ApplicationUri `{base}` does not make a delivery URL: {e}"
+        )))
+    })
+}
+
+/// The server's record of delivery `id`, if it has one.
+pub async fn status(
+    http: &Http,
+    base: &str,
+    token: &BearerToken,
+    id: &str,
+) -> Result<Option<Receipt>, DeliveryFailure> {
+    let url = url(base, id)?;
+    let text = url.to_string();
+    let response = http
+        .send_once(
+            &text,
+            |c| c.get(url).bearer_auth(token.expose()),
+            http.timeout(),
+        )
+        .await?;
+    if response.status() == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    receipt(id, &text, response).await.map(Some)
+}
+
+/// Delivers `body` (exactly `announce.size` bytes) as delivery `announce.id`. Returns the receipt and
+/// whether the server already had it.
+pub async fn put(
+    http: &Http,
+    base: &str,
+    token: &BearerToken,
+    announce: &Announce<'_>,
+    body: reqwest::Body,
+    timeout: Duration,
+) -> Result<(Receipt, bool), DeliveryFailure> {
+    let mut url = url(base, announce.id)?;
+    url.query_pairs_mut().append_pair("name", announce.name);
+    let text = url.to_string();
+    let digest = format!(
+        "sha-256=:{}:",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, announce.sha256)
+    );
+    let response = http
+        .send_once(
+            &text,
+            |c| {
+                let mut request = c
+                    .put(url)
+                    .bearer_auth(token.expose())
+                    .header("repr-digest", digest)
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .header(reqwest::header::CONTENT_LENGTH, announce.size)
+                    .body(body);
+                if let Some(agent) = announce.agent {
+                    request = request.header("agent-identifier", agent);
+                }
+                request
+            },
+            timeout,
+        )
+        .await?;
+    let duplicate = response.status() == StatusCode::OK;
+    receipt(announce.id, &text, response)
+        .await
+        .map(|r| (r, duplicate))
+}
+
+/// A receipt from a 200/201 answer, or the failure the answer means.
+async fn receipt(
+    id: &str,
+    url: &str,
+    response: reqwest::Response,
+) -> Result<Receipt, DeliveryFailure> {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let www_authenticate = response
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = response.text().await.unwrap_or_default();
+    if status.is_success() {
+        return serde_json::from_str::<Receipt>(&body).map_err(|e| {
+            DeliveryFailure::Agent(AgentError::Malformed {
+                url: url.to_string(),
+                detail: format!("the delivery receipt is not the expected JSON: {e}"),
+            })
+        });
+    }
+    #[derive(Deserialize, Default)]
+    struct ErrorBody {
+        error: Option<String>,
+        error_description: Option<String>,
+    }
+    let parsed: ErrorBody = serde_json::from_str(&body).unwrap_or_default();
+    let error = parsed
+        .error
+        .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+    let description = parsed
+        .error_description
+        .unwrap_or_else(|| summarize(&body));
+    Err(match status.as_u16() {
+        401 => DeliveryFailure::InvalidToken(if description.is_empty() {
+            www_authenticate.unwrap_or_default()
+        } else {
+            description
+        }),
+        409 if error == "delivery_in_progress" => DeliveryFailure::Temporary {
+            detail: format!("{url}: {description}"),
+            retry_after,
+        },
+        408 | 429 | 500..=599 => DeliveryFailure::Temporary {
+            detail: format!("{url} answered HTTP {} ({error}): {description}", status.as_u16()),
+            retry_after,
+        },
+        code => DeliveryFailure::Refused {
+            id: id.to_string(),
+            status: code,
+            error,
+            description,
+        },
+    })
+}

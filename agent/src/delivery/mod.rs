@@ -1,0 +1,316 @@
+//! Delivering files to the server: the agent decrypts its local file (encrypted with its own
+//! certificate) as a stream and sends the plaintext over HTTPS with its token; the server stores it
+//! encrypted with its own certificate. Plaintext never touches the agent's disk.
+//!
+//! # Layout
+//! - here: one delivery: [`prepare`] reads the file once for its size and SHA-256 (which also proves
+//!   it decrypts), [`deliver`] asks the server whether the id already arrived, then streams the file
+//!   again as the request body.
+//! - [`outbox`]: `agent run`, the service that delivers what is dropped into the outbox folder.
+
+pub mod outbox;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use bytes::Bytes;
+
+use crate::Agent;
+use crate::client::deliveries::{self, Announce, DeliveryFailure, Receipt};
+use crate::files::FilesError;
+use crate::files::vault::Vault;
+
+/// Plaintext read at a time, and pieces queued towards the connection.
+const PIECE: usize = 64 * 1024;
+const QUEUE: usize = 8;
+
+/// A file ready to be delivered: what it decrypts to.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub path: PathBuf,
+    /// The name the server records.
+    pub name: String,
+    pub size: u64,
+    pub sha256: [u8; 32],
+    /// Whether the local file is encrypted (and was decrypted to be read).
+    pub encrypted: bool,
+}
+
+/// How a delivery ended.
+#[derive(Clone, Debug)]
+pub struct Delivered {
+    pub receipt: Receipt,
+    /// The server already had this id with this file (a repeat after a crash, or a second push).
+    pub already: bool,
+}
+
+/// Why a file was not delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    /// The file cannot be read or decrypted: it must not be sent.
+    #[error("{0}")]
+    File(#[from] FilesError),
+    #[error("{0}")]
+    Server(#[from] DeliveryFailure),
+}
+
+impl DeliverError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DeliverError::File(e) => e.exit_code(),
+            DeliverError::Server(e) => e.exit_code(),
+        }
+    }
+}
+
+/// Reads `path` through the vault (decrypting it when it is encrypted) for its size and SHA-256; `name`
+/// loses a `.enc` suffix when the file is encrypted. Blocking. A tampered, truncated or foreign file fails here, before anything is sent.
+pub fn prepare(vault: &Vault, path: &Path, name: &str) -> Result<Prepared, FilesError> {
+    let (mut reader, encrypted) = vault.open(path)?;
+    let mut hasher = digest::Context::new(&digest::SHA256);
+    let mut buf = vec![0u8; PIECE];
+    let mut size = 0u64;
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| read_error(path, encrypted, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    let mut sha256 = [0u8; 32];
+    sha256.copy_from_slice(hasher.finish().as_ref());
+    // `report.csv.enc` was `report.csv` before the agent encrypted it: the server records that.
+    let name = match name.strip_suffix(".enc") {
+        Some(plain) if encrypted && !plain.is_empty() => plain,
+        _ => name,
+    };
+    Ok(Prepared {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        size,
+        sha256,
+        encrypted,
+    })
+}
+
+/// A read error from the vault: a decryption failure keeps its kind (damaged, not for this key).
+fn read_error(path: &Path, encrypted: bool, e: std::io::Error) -> FilesError {
+    let detail = e.to_string();
+    match e
+        .into_inner()
+        .and_then(|inner| inner.downcast::<ids_crypto::encrypted_file::FileError>().ok())
+    {
+        Some(format) => FilesError::format(path, *format),
+        None if encrypted => FilesError::io(
+            path,
+            "cannot decrypt",
+            std::io::Error::other(detail),
+        ),
+        None => FilesError::io(path, "cannot read", std::io::Error::other(detail)),
+    }
+}
+
+/// A fresh random delivery id (128 bits, hex): one per file dropped into the outbox.
+pub fn new_id() -> Result<String, FilesError> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| FilesError::Setup("the system random generator failed".into()))?;
+    Ok(hex(&bytes))
+}
+
+/// The id `agent push` gives a file: derived from the agent, the name and the content, so that pushing
+/// the same file again (after a crash, or by mistake) is recognised by the server and stored once.
+pub fn content_id(agent: Option<&str>, prepared: &Prepared) -> String {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for part in [
+        agent.unwrap_or("").as_bytes(),
+        prepared.name.as_bytes(),
+        &prepared.size.to_be_bytes(),
+        &prepared.sha256,
+    ] {
+        ctx.update(&(part.len() as u64).to_be_bytes());
+        ctx.update(part);
+    }
+    format!("push-{}", &hex(ctx.finish().as_ref())[..32])
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Delivers a prepared file as delivery `id`: asks whether the server has it already, and otherwise
+/// streams it (decrypting again as it goes). One attempt, except that a refused token is renewed once.
+pub async fn deliver(
+    agent: &Agent,
+    vault: &Arc<Vault>,
+    prepared: &Prepared,
+    id: &str,
+) -> Result<Delivered, DeliverError> {
+    let settings = agent.settings();
+    let base = settings.application_uri.clone();
+    let mut token = agent
+        .token()
+        .await
+        .map_err(|e| DeliverError::Server(e.into()))?;
+    let mut renewed = false;
+    loop {
+        let attempt = attempt(agent, vault, prepared, id, &base, &token.access_token).await;
+        match attempt {
+            Err(DeliverError::Server(DeliveryFailure::InvalidToken(reason))) if !renewed => {
+                tracing::warn!("the server refused the access token ({reason}); getting a new one");
+                renewed = true;
+                token = Arc::new(
+                    agent
+                        .fetch_token(&settings.default_client, None)
+                        .await
+                        .map_err(|e| DeliverError::Server(e.into()))?,
+                );
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn attempt(
+    agent: &Agent,
+    vault: &Arc<Vault>,
+    prepared: &Prepared,
+    id: &str,
+    base: &str,
+    token: &crate::BearerToken,
+) -> Result<Delivered, DeliverError> {
+    let http = agent.http();
+    if let Some(receipt) = deliveries::status(http, base, token, id).await? {
+        check_receipt(&receipt, prepared)?;
+        return Ok(Delivered {
+            receipt,
+            already: true,
+        });
+    }
+    let (body, reader) = stream_body(vault.clone(), prepared.path.clone(), prepared.size);
+    let announce = Announce {
+        id,
+        name: &prepared.name,
+        size: prepared.size,
+        sha256: prepared.sha256,
+        agent: agent.settings().agent_identifier.as_deref(),
+    };
+    // The request's own timeout grows with the file: the configured one plus 1 s per MiB.
+    let timeout = http.timeout() + Duration::from_secs(prepared.size / (1024 * 1024));
+    let sent = deliveries::put(http, base, token, &announce, body, timeout).await;
+    // A read failure while streaming (the file changed or is damaged) explains a broken request.
+    if let Ok(Err(e)) = reader.await {
+        return Err(DeliverError::File(e));
+    }
+    let (receipt, already) = sent?;
+    check_receipt(&receipt, prepared)?;
+    Ok(Delivered { receipt, already })
+}
+
+/// The server must have recorded exactly what was announced.
+fn check_receipt(receipt: &Receipt, prepared: &Prepared) -> Result<(), DeliveryFailure> {
+    if receipt.size != prepared.size || receipt.sha256 != hex(&prepared.sha256) {
+        return Err(DeliveryFailure::Refused {
+            id: receipt.id.clone(),
+            status: 409,
+            error: "delivery_conflict".into(),
+            description: format!(
+                "the server holds {} bytes with SHA-256 {} under this id; this file is {} bytes with SHA-256 {}",
+                receipt.size,
+                receipt.sha256,
+                prepared.size,
+                hex(&prepared.sha256)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The file's plaintext as a request body of exactly `size` bytes, read (and decrypted) on a blocking
+/// thread; the handle reports a read failure.
+fn stream_body(
+    vault: Arc<Vault>,
+    path: PathBuf,
+    size: u64,
+) -> (reqwest::Body, tokio::task::JoinHandle<Result<(), FilesError>>) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
+    let reader = tokio::task::spawn_blocking(move || {
+        let (mut input, encrypted) = match vault.open(&path) {
+            Ok(opened) => opened,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                return Err(e);
+            }
+        };
+        loop {
+            let mut buf = vec![0u8; PIECE];
+            match input.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                        // The request ended (refused, or the connection failed): stop reading.
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    let error = read_error(&path, encrypted, e);
+                    let _ = tx.blocking_send(Err(std::io::Error::other(error.to_string())));
+                    return Err(error);
+                }
+            }
+        }
+    });
+    let body = ChannelBody {
+        rx,
+        remaining: size,
+    };
+    (reqwest::Body::wrap(body), reader)
+}
+
+/// A request body fed by a channel, announcing its exact length (sent as `Content-Length`).
+struct ChannelBody {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    remaining: u64,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(data))) => {
+                let len = data.len() as u64;
+                if len > self.remaining {
+                    return Poll::Ready(Some(Err(std::io::Error::other(
+                        "the file grew while it was being sent",
+                    ))));
+                }
+                self.remaining -= len;
+                Poll::Ready(Some(Ok(http_body::Frame::data(data))))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) if self.remaining > 0 => Poll::Ready(Some(Err(
+                std::io::Error::other("the file shrank while it was being sent"),
+            ))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
+}
