@@ -222,6 +222,7 @@ fn init_logging(file: Option<logs::LogWriter>, file_level: &str) {
     use tracing_subscriber::util::SubscriberInitExt as _;
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .event_format(Terse)
         .with_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -333,8 +333,9 @@ fn deliveries(command: DeliveriesCommand) -> Result<(), Vec<String>> {
                 .map_err(|e| vec![e.to_string()])?;
             let mut out = std::io::stdout().lock();
             if json {
-                let text = serde_json::to_string_pretty(&serde_json::json!({ "deliveries": records }))
-                    .map_err(|e| vec![e.to_string()])?;
+                let text =
+                    serde_json::to_string_pretty(&serde_json::json!({ "deliveries": records }))
+                        .map_err(|e| vec![e.to_string()])?;
                 let _ = writeln!(out, "{text}");
                 return Ok(());
             }

@@ -195,9 +195,7 @@ async fn receipt(
     let error = parsed
         .error
         .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
-    let description = parsed
-        .error_description
-        .unwrap_or_else(|| summarize(&body));
+    let description = parsed.error_description.unwrap_or_else(|| summarize(&body));
     Err(match status.as_u16() {
         401 => DeliveryFailure::InvalidToken(if description.is_empty() {
             www_authenticate.unwrap_or_default()
@@ -209,7 +207,10 @@ async fn receipt(
             retry_after,
         },
         408 | 429 | 500..=599 => DeliveryFailure::Temporary {
-            detail: format!("{url} answered HTTP {} ({error}): {description}", status.as_u16()),
+            detail: format!(
+                "{url} answered HTTP {} ({error}): {description}",
+                status.as_u16()
+            ),
             retry_after,
         },
         code => DeliveryFailure::Refused {

@@ -104,16 +104,13 @@ pub fn prepare(vault: &Vault, path: &Path, name: &str) -> Result<Prepared, Files
 /// A read error from the vault: a decryption failure keeps its kind (damaged, not for this key).
 fn read_error(path: &Path, encrypted: bool, e: std::io::Error) -> FilesError {
     let detail = e.to_string();
-    match e
-        .into_inner()
-        .and_then(|inner| inner.downcast::<ids_crypto::encrypted_file::FileError>().ok())
-    {
+    match e.into_inner().and_then(|inner| {
+        inner
+            .downcast::<ids_crypto::encrypted_file::FileError>()
+            .ok()
+    }) {
         Some(format) => FilesError::format(path, *format),
-        None if encrypted => FilesError::io(
-            path,
-            "cannot decrypt",
-            std::io::Error::other(detail),
-        ),
+        None if encrypted => FilesError::io(path, "cannot decrypt", std::io::Error::other(detail)),
         None => FilesError::io(path, "cannot read", std::io::Error::other(detail)),
     }
 }
@@ -240,7 +237,10 @@ fn stream_body(
     vault: Arc<Vault>,
     path: PathBuf,
     size: u64,
-) -> (reqwest::Body, tokio::task::JoinHandle<Result<(), FilesError>>) {
+) -> (
+    reqwest::Body,
+    tokio::task::JoinHandle<Result<(), FilesError>>,
+) {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
     let reader = tokio::task::spawn_blocking(move || {
         let (mut input, encrypted) = match vault.open(&path) {

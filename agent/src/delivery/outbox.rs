@@ -25,8 +25,8 @@ use tokio::sync::watch;
 use super::{DeliverError, Prepared, deliver, new_id, prepare};
 use crate::Agent;
 use crate::client::deliveries::DeliveryFailure;
-use crate::files::vault::{Vault, create_private_folder};
 use crate::files::FilesError;
+use crate::files::vault::{Vault, create_private_folder};
 use crate::settings::DeliverySettings;
 
 /// Hex characters of an id in a `sending/` name, followed by `_`.
@@ -96,7 +96,8 @@ pub async fn run(
         if *stop.borrow() {
             break;
         }
-        if last_cleanup.is_none_or(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(3600)) {
+        if last_cleanup.is_none_or(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(3600))
+        {
             remove_old_sent(&folders.sent, settings.sent_retention_days);
             last_cleanup = Some(SystemTime::now());
         }
@@ -153,7 +154,11 @@ async fn process(
     stop: &watch::Receiver<bool>,
 ) -> Processed {
     let Some((id, name)) = split_claimed(path) else {
-        return quarantine(folders, path, "the file name in sending/ has no delivery id");
+        return quarantine(
+            folders,
+            path,
+            "the file name in sending/ has no delivery id",
+        );
     };
     if let Err(reason) = acceptable_name(&name) {
         return quarantine(folders, path, &reason);
@@ -200,7 +205,12 @@ async fn process(
                 return Processed::Delivered;
             }
             Err(DeliverError::File(e)) => return quarantine(folders, path, &not_sent(&e)),
-            Err(DeliverError::Server(DeliveryFailure::Refused { status, error, description, .. })) => {
+            Err(DeliverError::Server(DeliveryFailure::Refused {
+                status,
+                error,
+                description,
+                ..
+            })) => {
                 return quarantine(
                     folders,
                     path,
@@ -274,7 +284,10 @@ fn ready(folder: &Path) -> Result<Vec<(PathBuf, SystemTime)>, FilesError> {
         }
         let Ok(meta) = entry.metadata() else { continue };
         if meta.is_file() {
-            files.push((entry.path(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
+            files.push((
+                entry.path(),
+                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            ));
         }
     }
     Ok(files)

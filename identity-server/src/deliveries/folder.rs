@@ -65,8 +65,7 @@ impl FolderStore {
             });
         }
         let mut opened = Opened::default();
-        let entries =
-            std::fs::read_dir(&folder).map_err(|e| StoreError::io(&folder, "list", e))?;
+        let entries = std::fs::read_dir(&folder).map_err(|e| StoreError::io(&folder, "list", e))?;
         let mut names = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| StoreError::io(&folder, "list", e))?;

@@ -60,7 +60,9 @@ pub fn check_name(name: &str) -> Result<(), DeliveryError> {
         || name.len() > MAX_NAME_LEN
         || name == "."
         || name == ".."
-        || name.chars().any(|c| c.is_control() || c == '/' || c == '\\');
+        || name
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\');
     if bad {
         return Err(DeliveryError::InvalidRequest(format!(
             "the file name must be 1 to {MAX_NAME_LEN} bytes, without `/`, `\\` or control characters, and not `.` or `..`"
@@ -119,7 +121,9 @@ pub enum DeliveryError {
     NotFound,
     #[error("Content-Length is required: send the plaintext size")]
     LengthRequired,
-    #[error("the file is {size} bytes; this server accepts at most {max} bytes (Deliveries:MaxFileSizeMiB)")]
+    #[error(
+        "the file is {size} bytes; this server accepts at most {max} bytes (Deliveries:MaxFileSizeMiB)"
+    )]
     TooLarge { size: u64, max: u64 },
     #[error("{0}")]
     Conflict(String),
@@ -127,7 +131,9 @@ pub enum DeliveryError {
     InProgress(String),
     #[error("the body's SHA-256 is {actual}, the request announced {expected}; nothing was stored")]
     DigestMismatch { expected: String, actual: String },
-    #[error("the body ended after {received} of the {expected} announced bytes; nothing was stored")]
+    #[error(
+        "the body ended after {received} of the {expected} announced bytes; nothing was stored"
+    )]
     Incomplete { received: u64, expected: u64 },
     /// The store has no room (the detail is logged, not sent).
     #[error("{0}")]
@@ -175,7 +181,7 @@ pub enum Started {
     /// The same file was already delivered under this id: its record, nothing new is stored.
     Duplicate(Record),
     /// Send the body to this upload.
-    Upload(Upload),
+    Upload(Box<Upload>),
 }
 
 /// The deliveries service. Share it behind an `Arc`; its methods block (file I/O, encryption).
@@ -266,9 +272,7 @@ impl Deliveries {
     pub fn find(&self, caller: &Caller, id: &DeliveryId) -> Result<Record, DeliveryError> {
         let record = self.store.get(id)?.ok_or(DeliveryError::NotFound)?;
         if record.client_id == caller.client_id
-            || self
-                .policy
-                .allows(Action::Read, caller.profile.as_deref())
+            || self.policy.allows(Action::Read, caller.profile.as_deref())
         {
             Ok(record)
         } else {
@@ -288,12 +292,14 @@ impl Deliveries {
     }
 
     /// The decrypted content of delivery `id` (the caller must be allowed to read).
-    pub fn open(&self, id: &DeliveryId) -> Result<(Record, Decryptor<Box<dyn Read + Send>>), DeliveryError> {
+    pub fn open(
+        &self,
+        id: &DeliveryId,
+    ) -> Result<(Record, Decryptor<Box<dyn Read + Send>>), DeliveryError> {
         let record = self.store.get(id)?.ok_or(DeliveryError::NotFound)?;
         let stored = self.store.open(id)?;
-        let decryptor = Decryptor::new(stored, std::slice::from_ref(&self.key)).map_err(|e| {
-            DeliveryError::Internal(format!("delivery `{}`: {e}", record.id))
-        })?;
+        let decryptor = Decryptor::new(stored, std::slice::from_ref(&self.key))
+            .map_err(|e| DeliveryError::Internal(format!("delivery `{}`: {e}", record.id)))?;
         Ok((record, decryptor))
     }
 
@@ -350,10 +356,14 @@ impl Deliveries {
                 incoming.id.as_str()
             )));
         }
-        let pending = self.store.begin(&incoming.id, encrypted_size(incoming.size))?;
-        let encryptor = Encryptor::new(pending, std::slice::from_ref(&self.recipient))
-            .map_err(|e| DeliveryError::Internal(format!("cannot start the encrypted file: {e}")))?;
-        Ok(Started::Upload(Upload {
+        let pending = self
+            .store
+            .begin(&incoming.id, encrypted_size(incoming.size))?;
+        let encryptor =
+            Encryptor::new(pending, std::slice::from_ref(&self.recipient)).map_err(|e| {
+                DeliveryError::Internal(format!("cannot start the encrypted file: {e}"))
+            })?;
+        Ok(Started::Upload(Box::new(Upload {
             _guard: guard,
             encryptor,
             hasher: digest::Context::new(&digest::SHA256),
@@ -361,7 +371,7 @@ impl Deliveries {
             incoming,
             caller: caller.clone(),
             encrypted_for: self.recipient.thumbprint().to_string(),
-        }))
+        })))
     }
 }
 

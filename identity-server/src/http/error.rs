@@ -101,13 +101,9 @@ impl IntoResponse for ApiError {
                     DeliveryError::LengthRequired => {
                         (StatusCode::LENGTH_REQUIRED, "invalid_request")
                     }
-                    DeliveryError::TooLarge { .. } => {
-                        (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
-                    }
+                    DeliveryError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
                     DeliveryError::Conflict(_) => (StatusCode::CONFLICT, "delivery_conflict"),
-                    DeliveryError::InProgress(_) => {
-                        (StatusCode::CONFLICT, "delivery_in_progress")
-                    }
+                    DeliveryError::InProgress(_) => (StatusCode::CONFLICT, "delivery_in_progress"),
                     DeliveryError::StorageFull(_) => {
                         (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
                     }

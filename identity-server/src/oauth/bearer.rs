@@ -14,7 +14,9 @@ const LEEWAY_SECS: u64 = 30;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BearerError {
     /// No `Authorization: Bearer` header (RFC 6750 section 3.1: answer without an error code).
-    #[error("this API needs an access token: send `Authorization: Bearer <token>` (from /connect/token)")]
+    #[error(
+        "this API needs an access token: send `Authorization: Bearer <token>` (from /connect/token)"
+    )]
     Missing,
     /// The token is expired, forged, for another server, or its client is gone.
     #[error("{0}")]

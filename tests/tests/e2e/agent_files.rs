@@ -3,34 +3,15 @@
 //! middle, encrypted logs of a crashed agent, and CMS files exchanged with `openssl cms`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
-use ids_crypto::devcerts::{Ca, KeyKind, PfxProfile, to_pfx};
+use ids_crypto::devcerts::KeyKind;
 use serde_json::json;
 
-use crate::support::{AgentDeployment, PASSWORD, binary, fixtures};
-
-fn agent(dir: &Path, args: &[&str]) -> Output {
-    Command::new(binary("agent"))
-        .arg("--config-dir")
-        .arg(dir)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("AGENT_CONFIG_DIR")
-        .env("TEST_PFX_PASSWORD", PASSWORD)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run agent")
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use crate::support::{
+    AgentDeployment, PASSWORD, agent, code, fixtures, partial_files, project_pfx, spawn_agent,
+    stderr, wait_for,
+};
 
 fn data(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 + i / 7) as u8).collect()
@@ -51,21 +32,6 @@ fn deployment_with_certificate(pfx: &str, encrypt: bool) -> AgentDeployment {
     a.set_agent("EncryptionCertificate", json!({ "Password": PASSWORD }));
     a.write();
     a
-}
-
-/// A project-made PFX (devcerts, AES-256/SHA-256) with its certificate as PEM.
-fn project_pfx(dir: &Path, name: &str, kind: KeyKind) -> (PathBuf, PathBuf) {
-    let ca = Ca::new("files test CA", 2).expect("ca");
-    let issued = ca.issue_encryption(name, kind, 2).expect("cert");
-    let pfx = dir.join(format!("{name}.pfx"));
-    let crt = dir.join(format!("{name}.crt"));
-    std::fs::write(
-        &pfx,
-        to_pfx(&issued, &[], name, PASSWORD, PfxProfile::Modern).expect("pfx"),
-    )
-    .expect("write pfx");
-    std::fs::write(&crt, &issued.cert_pem).expect("write crt");
-    (pfx, crt)
 }
 
 #[test]
@@ -278,26 +244,6 @@ fn fifo(path: &Path) {
     assert!(status.success());
 }
 
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn partial_files(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .expect("ls")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(".partial"))
-        .collect()
-}
-
 /// Feeds `bytes` into the pipe from a thread (the open blocks until the agent opens its end) and
 /// keeps the writing end open so the agent waits for more.
 fn feed(pipe: PathBuf, bytes: Vec<u8>) -> std::thread::JoinHandle<std::fs::File> {
@@ -310,20 +256,6 @@ fn feed(pipe: PathBuf, bytes: Vec<u8>) -> std::thread::JoinHandle<std::fs::File>
         f.write_all(&bytes).expect("feed");
         f
     })
-}
-
-fn spawn_agent(dir: &Path, args: &[&str]) -> Child {
-    Command::new(binary("agent"))
-        .arg("--config-dir")
-        .arg(dir)
-        .args(args)
-        .current_dir(dir)
-        .env("TEST_PFX_PASSWORD", PASSWORD)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn agent")
 }
 
 #[test]

@@ -11,5 +11,6 @@ mod agent_settings;
 mod agent_tokens;
 mod cli;
 mod config_errors;
+mod deliveries;
 mod oidc_client;
 mod token_endpoint;

@@ -4,7 +4,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use ids_crypto::devcerts::{Ca, KeyKind, PfxProfile, to_pfx};
 
 use ids_crypto::{ClientSecret, SecretHash};
 use serde_json::{Value, json};
@@ -367,4 +371,76 @@ pub fn set_path(root: &mut Value, path: &str, value: Value) {
         node = &mut node[*part];
     }
     node[parts[parts.len() - 1]] = value;
+}
+
+// Running the agent binary as an operator does (shared by the file and delivery tests).
+
+pub fn agent(dir: &Path, args: &[&str]) -> Output {
+    Command::new(binary("agent"))
+        .arg("--config-dir")
+        .arg(dir)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("AGENT_CONFIG_DIR")
+        .env("TEST_PFX_PASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run agent")
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn partial_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .expect("ls")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".partial"))
+        .collect()
+}
+
+/// A project-made PFX (devcerts, AES-256/SHA-256) with its certificate as PEM.
+pub fn project_pfx(dir: &Path, name: &str, kind: KeyKind) -> (PathBuf, PathBuf) {
+    let ca = Ca::new("files test CA", 2).expect("ca");
+    let issued = ca.issue_encryption(name, kind, 2).expect("cert");
+    let pfx = dir.join(format!("{name}.pfx"));
+    let crt = dir.join(format!("{name}.crt"));
+    std::fs::write(
+        &pfx,
+        to_pfx(&issued, &[], name, PASSWORD, PfxProfile::Modern).expect("pfx"),
+    )
+    .expect("write pfx");
+    std::fs::write(&crt, &issued.cert_pem).expect("write crt");
+    (pfx, crt)
+}
+
+pub fn spawn_agent(dir: &Path, args: &[&str]) -> Child {
+    Command::new(binary("agent"))
+        .arg("--config-dir")
+        .arg(dir)
+        .args(args)
+        .current_dir(dir)
+        .env("TEST_PFX_PASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn agent")
 }
