@@ -151,11 +151,11 @@ fn report(name: &str, bytes: u64, m: &Measured, reference: Option<&Measured>) {
     );
 }
 
-fn mib(bytes: Option<u64>) -> String {
+pub(crate) fn mib(bytes: Option<u64>) -> String {
     bytes.map_or("n/a".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0))
 }
 
-fn write_source(path: &PathBuf, bytes: u64) -> anyhow::Result<()> {
+pub(crate) fn write_source(path: &Path, bytes: u64) -> anyhow::Result<()> {
     let mut block = vec![0u8; 1024 * 1024];
     aws_lc_rs::rand::fill(&mut block).map_err(|_| anyhow::anyhow!("random"))?;
     let mut out = std::io::BufWriter::new(File::create(path)?);
@@ -170,7 +170,7 @@ fn write_source(path: &PathBuf, bytes: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn same_content(a: &Path, b: &Path) -> anyhow::Result<bool> {
+pub(crate) fn same_content(a: &Path, b: &Path) -> anyhow::Result<bool> {
     let (mut a, mut b) = (File::open(a)?, File::open(b)?);
     let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
     loop {

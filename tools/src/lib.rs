@@ -1,6 +1,8 @@
 //! Small command-line tools over the project's libraries:
 //! - `new-openid-secret`: hashes a client secret for the `HashedSecret` XML attribute.
 //! - `ids-bench`: measures raw signing speed and token throughput of a running server.
-//!   `ids-bench files` measures file encryption against a plain copy ([`files_bench`]).
+//!   `ids-bench files` measures file encryption against a plain copy ([`files_bench`]);
+//!   `ids-bench deliver` measures agent-to-server delivery against encryption ([`delivery_bench`]).
 
+pub mod delivery_bench;
 pub mod files_bench;

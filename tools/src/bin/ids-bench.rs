@@ -14,6 +14,9 @@
 //!
 //! `ids-bench files [--size-mib 1024]` measures file encryption and decryption against a plain copy
 //! of the same file, with peak memory (see `ids_tools::files_bench`).
+//!
+//! `ids-bench deliver [--size-mib 1024]` measures `agent push` to the server over HTTPS next to
+//! `agent encrypt` of the same file, with the server's peak memory (see `ids_tools::delivery_bench`).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -73,6 +76,16 @@ enum Mode {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Agent-to-server delivery over HTTPS (`agent push` to `identity-server`, both next to this
+    /// binary) next to plain encryption (`agent encrypt`) of the same file, with peak memory.
+    Deliver {
+        /// Size of the delivered file.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// Folder for the test files and the server's data (default: the system temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 struct Killed(Child);
@@ -92,6 +105,14 @@ fn main() -> anyhow::Result<()> {
         Some(Mode::Files { size_mib, dir }) => {
             let dir = dir.clone().unwrap_or_else(std::env::temp_dir);
             return ids_tools::files_bench::run((*size_mib).max(1), &dir);
+        }
+        Some(Mode::Deliver { size_mib, dir }) => {
+            let dir = dir.clone().unwrap_or_else(std::env::temp_dir);
+            let bin = std::env::current_exe()?
+                .parent()
+                .context("no parent folder")?
+                .to_path_buf();
+            return ids_tools::delivery_bench::run((*size_mib).max(1), &dir, &bin);
         }
         None => {}
     }

@@ -1,0 +1,238 @@
+//! `ids-bench deliver`: agent-to-server delivery throughput and the server's memory, next to plain file
+//! encryption, in one run, with the real binaries (`identity-server`, `agent`, next to `ids-bench`).
+//!
+//! 1. `identity-server quickstart` in a temporary folder on 127.0.0.1 (its own process): development
+//!    certificates, a demo client, an agent folder with its encryption certificate.
+//! 2. A file of `--size-mib` random bytes; `agent encrypt` of it: the plain encryption throughput.
+//! 3. `agent push` of a file 16 times smaller, then of the encrypted file: the agent reads it once for
+//!    its SHA-256, then decrypts it again as the HTTPS request body; the server encrypts it for its own
+//!    certificate, fsyncs and commits. Throughput = plaintext bytes / wall time of `agent push`.
+//! 4. Peak resident memory of the server and of the agent during each push (VmRSS sampled every 20 ms
+//!    from /proc), so that the two sizes show whether memory grows with the file.
+//! 5. `identity-server deliveries export` of the delivery, compared byte for byte with the source.
+//!
+//! Target (issue 5): the server's peak memory flat, independent of the file size.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::files_bench::{mib, same_content, write_source};
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the benchmark with a file of `size_mib` MiB in `dir`, using the binaries in `bin`.
+pub fn run(size_mib: u64, dir: &Path, bin: &Path) -> anyhow::Result<()> {
+    let server_bin = bin.join("identity-server");
+    let agent_bin = bin.join("agent");
+    for b in [&server_bin, &agent_bin] {
+        if !b.exists() {
+            bail!(
+                "{} not found: build it first (cargo build --release --workspace)",
+                b.display()
+            );
+        }
+    }
+    let work = tempfile::tempdir_in(dir).context("temporary folder")?;
+    let d = work.path();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let qs = d.join("qs");
+    let server = Killed(
+        Command::new(&server_bin)
+            .arg("quickstart")
+            .arg("--dir")
+            .arg(&qs)
+            .arg("--urls")
+            .arg(format!("https://127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start identity-server")?,
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("the server did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let agent_dir = qs.join("agent");
+    let bytes = size_mib * 1024 * 1024;
+    println!("file: {size_mib} MiB in {} (page cache)", d.display());
+
+    let small = d.join("small.bin");
+    write_source(&small, (bytes / 16).max(1024 * 1024))?;
+    let source = d.join("source.bin");
+    write_source(&source, bytes)?;
+
+    let enc_dir = d.join("enc");
+    std::fs::create_dir_all(&enc_dir)?;
+    let t = Instant::now();
+    agent(
+        &agent_bin,
+        &agent_dir,
+        &["encrypt", path(&small)?, "-o", path(&enc_dir)?],
+    )?;
+    agent(
+        &agent_bin,
+        &agent_dir,
+        &["encrypt", path(&source)?, "-o", path(&enc_dir)?],
+    )?;
+    let _ = t;
+    // Timed alone, on the large file: the plain encryption of the file issue.
+    std::fs::remove_file(enc_dir.join("source.bin.enc"))?;
+    let t = Instant::now();
+    agent(
+        &agent_bin,
+        &agent_dir,
+        &["encrypt", path(&source)?, "-o", path(&enc_dir)?],
+    )?;
+    let encrypt = t.elapsed().as_secs_f64();
+    println!(
+        "{:34} {:8.0} MiB/s  ({encrypt:.2} s)",
+        "agent encrypt (plain encryption)",
+        size_mib as f64 / encrypt
+    );
+
+    let small_size = std::fs::metadata(&small)?.len();
+    let (small_secs, small_server, small_agent) = push(
+        &agent_bin,
+        &agent_dir,
+        &enc_dir.join("small.bin.enc"),
+        "bench-small",
+        server.0.id(),
+    )?;
+    println!(
+        "{:34} {:8.0} MiB/s  ({small_secs:.2} s; peak RSS server {}, agent {})",
+        format!("agent push, {} MiB", small_size / (1024 * 1024)),
+        small_size as f64 / 1048576.0 / small_secs,
+        mib(small_server),
+        mib(small_agent)
+    );
+    let (secs, server_peak, agent_peak) = push(
+        &agent_bin,
+        &agent_dir,
+        &enc_dir.join("source.bin.enc"),
+        "bench-large",
+        server.0.id(),
+    )?;
+    println!(
+        "{:34} {:8.0} MiB/s  ({secs:.2} s, {:.0}% of plain encryption; peak RSS server {}, agent {})",
+        format!("agent push, {size_mib} MiB"),
+        size_mib as f64 / secs,
+        100.0 * encrypt / secs,
+        mib(server_peak),
+        mib(agent_peak)
+    );
+
+    let exported = d.join("exported.bin");
+    let t = Instant::now();
+    let out = Command::new(&server_bin)
+        .args(["deliveries", "export", "bench-large", "--config-dir"])
+        .arg(&qs)
+        .arg("-o")
+        .arg(&exported)
+        .stdin(Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        bail!("export failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let export = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        same_content(&source, &exported)?,
+        "the exported delivery differs from the source"
+    );
+    println!(
+        "{:34} {:8.0} MiB/s  ({export:.2} s; identical to the source)",
+        "identity-server deliveries export",
+        size_mib as f64 / export
+    );
+    let stored: u64 = std::fs::read_dir(qs.join("data/deliveries"))?
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "server data folder: {:.1} MiB for {:.1} MiB delivered",
+        stored as f64 / 1048576.0,
+        (small_size + bytes) as f64 / 1048576.0
+    );
+    Ok(())
+}
+
+fn path(p: &Path) -> anyhow::Result<&str> {
+    p.to_str().context("non-UTF-8 path")
+}
+
+fn agent(bin: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(bin)
+        .arg("--config-dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("run agent {args:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "agent {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// `agent push FILE --id ID`: wall time, and the peak VmRSS of the server and of the agent meanwhile.
+fn push(
+    bin: &Path,
+    dir: &Path,
+    file: &Path,
+    id: &str,
+    server_pid: u32,
+) -> anyhow::Result<(f64, Option<u64>, Option<u64>)> {
+    let t = Instant::now();
+    let mut child = Command::new(bin)
+        .arg("--config-dir")
+        .arg(dir)
+        .args(["push", path(file)?, "--id", id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let (mut server_peak, mut agent_peak) = (None, None);
+    let status = loop {
+        server_peak = server_peak.max(rss(server_pid));
+        agent_peak = agent_peak.max(rss(child.id()));
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let secs = t.elapsed().as_secs_f64();
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        bail!("agent push failed: {err}");
+    }
+    Ok((secs, server_peak, agent_peak))
+}
+
+/// Current resident set of `pid` (Linux), bytes.
+fn rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(PathBuf::from(format!("/proc/{pid}/status"))).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
