@@ -262,6 +262,51 @@ fn check(dir: &Path) -> Result<(), Vec<String>> {
         );
     }
     let _ = writeln!(out, "TLS certificate: {}", settings.tls.path.display());
+    let d = &settings.deliveries;
+    match &loaded.encryption {
+        Some(e) => {
+            let _ = writeln!(
+                out,
+                "deliveries: stored in {} encrypted for `{}` (valid until {}); deliver: {}; read over HTTPS: {}; at most {} MiB each",
+                d.data_folder.join("deliveries").display(),
+                e.certificate.subject(),
+                ids_crypto::cert::format_time(e.certificate.not_after()),
+                d.deliver_profiles.join(", "),
+                if d.read_profiles.is_empty() {
+                    "nobody".to_string()
+                } else {
+                    d.read_profiles.join(", ")
+                },
+                d.max_size / (1024 * 1024)
+            );
+            let declared: Vec<&str> = loaded
+                .clients
+                .model
+                .profiles
+                .iter()
+                .map(|p| p.identifier.as_str())
+                .collect();
+            // The default list names `Agent` whether or not it exists: only configured lists are checked.
+            let default = d.deliver_profiles.iter().map(String::as_str).eq(
+                identity_server::settings::DEFAULT_DELIVER_PROFILES.iter().copied(),
+            );
+            let deliver = d.deliver_profiles.iter().filter(|_| !default);
+            for p in deliver.chain(&d.read_profiles) {
+                if !declared.is_empty() && p != "*" && !declared.contains(&p.as_str()) {
+                    let _ = writeln!(
+                        out,
+                        "note: Deliveries names profile `{p}`, which no <Profile> in the access-control XML declares"
+                    );
+                }
+            }
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "deliveries: disabled (no EncryptionCertificate File and Password to store them encrypted for)"
+            );
+        }
+    }
     for url in &settings.urls {
         let scheme = if url.https { "https" } else { "http" };
         let _ = writeln!(out, "listen URL: {scheme}://{}:{}", url.host, url.port);

@@ -3,7 +3,8 @@
 //!
 //! 1. `identity-server quickstart` in a temporary folder on 127.0.0.1 (its own process): development
 //!    certificates, a demo client, an agent folder with its encryption certificate.
-//! 2. A file of `--size-mib` random bytes; `agent encrypt` of it: the plain encryption throughput.
+//! 2. A file of `--size-mib` random bytes; `agent encrypt` of it: the plain encryption throughput
+//!    (written atomically and fsynced, as a delivery is on the server).
 //! 3. `agent push` of a file 16 times smaller, then of the encrypted file: the agent reads it once for
 //!    its SHA-256, then decrypts it again as the HTTPS request body; the server encrypts it for its own
 //!    certificate, fsyncs and commits. Throughput = plaintext bytes / wall time of `agent push`.
@@ -105,6 +106,7 @@ pub fn run(size_mib: u64, dir: &Path, bin: &Path) -> anyhow::Result<()> {
         size_mib as f64 / encrypt
     );
 
+    sync();
     let small_size = std::fs::metadata(&small)?.len();
     let (small_secs, small_server, small_agent) = push(
         &agent_bin,
@@ -120,6 +122,7 @@ pub fn run(size_mib: u64, dir: &Path, bin: &Path) -> anyhow::Result<()> {
         mib(small_server),
         mib(small_agent)
     );
+    sync();
     let (secs, server_peak, agent_peak) = push(
         &agent_bin,
         &agent_dir,
@@ -136,6 +139,7 @@ pub fn run(size_mib: u64, dir: &Path, bin: &Path) -> anyhow::Result<()> {
         mib(agent_peak)
     );
 
+    sync();
     let exported = d.join("exported.bin");
     let t = Instant::now();
     let out = Command::new(&server_bin)
@@ -169,6 +173,11 @@ pub fn run(size_mib: u64, dir: &Path, bin: &Path) -> anyhow::Result<()> {
         (small_size + bytes) as f64 / 1048576.0
     );
     Ok(())
+}
+
+/// Flushes dirty pages to disk (the `sync` command).
+fn sync() {
+    let _ = Command::new("sync").status();
 }
 
 fn path(p: &Path) -> anyhow::Result<&str> {
