@@ -288,7 +288,9 @@ fn check(dir: &Path) -> Result<(), Vec<String>> {
                 .collect();
             // The default list names `Agent` whether or not it exists: only configured lists are checked.
             let default = d.deliver_profiles.iter().map(String::as_str).eq(
-                identity_server::settings::DEFAULT_DELIVER_PROFILES.iter().copied(),
+                identity_server::settings::DEFAULT_DELIVER_PROFILES
+                    .iter()
+                    .copied(),
             );
             let deliver = d.deliver_profiles.iter().filter(|_| !default);
             for p in deliver.chain(&d.read_profiles) {

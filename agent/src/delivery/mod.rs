@@ -314,3 +314,45 @@ impl http_body::Body for ChannelBody {
         http_body::SizeHint::with_exact(self.remaining)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn prepared(name: &str, size: u64, first: u8) -> Prepared {
+        let mut sha256 = [7u8; 32];
+        sha256[0] = first;
+        Prepared {
+            path: PathBuf::from("/x"),
+            name: name.into(),
+            size,
+            sha256,
+            encrypted: true,
+        }
+    }
+
+    #[test]
+    fn a_pushed_file_keeps_its_id_and_another_file_gets_another() {
+        let a = content_id(Some("Paris"), &prepared("r.csv", 10, 1));
+        assert_eq!(a, content_id(Some("Paris"), &prepared("r.csv", 10, 1)));
+        assert!(a.starts_with("push-") && a.len() == 37);
+        for other in [
+            content_id(Some("Lyon"), &prepared("r.csv", 10, 1)),
+            content_id(None, &prepared("r.csv", 10, 1)),
+            content_id(Some("Paris"), &prepared("s.csv", 10, 1)),
+            content_id(Some("Paris"), &prepared("r.csv", 11, 1)),
+            content_id(Some("Paris"), &prepared("r.csv", 10, 2)),
+        ] {
+            assert_ne!(a, other);
+        }
+        // Length-prefixed parts: moving a character between agent and name changes the id.
+        assert_ne!(
+            content_id(Some("ab"), &prepared("c", 1, 1)),
+            content_id(Some("a"), &prepared("bc", 1, 1))
+        );
+        let id = new_id().unwrap();
+        assert_eq!(id.len(), 32);
+        assert_ne!(id, new_id().unwrap());
+    }
+}

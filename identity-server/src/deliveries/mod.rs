@@ -510,3 +510,7 @@ fn write_error(e: std::io::Error) -> DeliveryError {
         DeliveryError::Internal(format!("cannot write the delivery: {e}"))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
