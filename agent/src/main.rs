@@ -719,10 +719,42 @@ async fn push_one(
             return 9;
         }
     };
+    let settings = &session.settings;
     let id = id.map(str::to_string).unwrap_or_else(|| {
-        delivery::content_id(session.settings.agent_identifier.as_deref(), &prepared)
+        delivery::content_id(
+            &settings.default_client,
+            settings.agent_identifier.as_deref(),
+            &prepared,
+        )
     });
-    match delivery::deliver(agent, &session.vault, &prepared, &id).await {
+    // Temporary failures (server away or busy, storage full) are retried as `Http:Retries` says.
+    let mut wait = settings.http.retry_delay;
+    let mut attempt = 0;
+    let result = loop {
+        attempt += 1;
+        match delivery::deliver(agent, &session.vault, &prepared, &id).await {
+            Err(delivery::DeliverError::Server(
+                agent::client::deliveries::DeliveryFailure::Temporary {
+                    detail,
+                    retry_after,
+                },
+            )) if attempt <= settings.http.retries => {
+                let pause = retry_after
+                    .unwrap_or(wait)
+                    .min(settings.http.max_retry_delay);
+                tracing::warn!(
+                    "{}: {detail}; retrying in {} ms (attempt {attempt} of {})",
+                    file.display(),
+                    pause.as_millis(),
+                    settings.http.retries + 1
+                );
+                tokio::time::sleep(pause).await;
+                wait = (wait * 2).min(settings.http.max_retry_delay);
+            }
+            other => break other,
+        }
+    };
+    match result {
         Ok(done) => {
             let r = &done.receipt;
             let what = if done.already {
@@ -767,6 +799,9 @@ async fn run(dir: &Path, once: bool) -> u8 {
             if once && summary.left > 0 {
                 // Only when stopped by a signal before the outbox was empty.
                 return 3;
+            }
+            if once && summary.unclaimable > 0 {
+                return agent::files::EXIT_FILE;
             }
             0
         }

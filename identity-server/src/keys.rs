@@ -135,29 +135,38 @@ pub struct EncryptionKeys {
 }
 
 impl EncryptionKeys {
-    /// Loads `EncryptionCertificate` (File, Password) when it is configured.
+    /// Loads `EncryptionCertificate` (File, Password). An unreadable file or a wrong password is an
+    /// error (the configuration is wrong); a certificate that is not configured, or expired when
+    /// `require_valid` (encrypting for it), only turns deliveries off: the inner `Err` says why, in
+    /// words fit for clients, and the details go to `warnings`.
     pub fn load(
         settings: &Settings,
         now: i64,
         warnings: &mut Vec<String>,
-    ) -> Result<Option<EncryptionKeys>, Vec<String>> {
+        require_valid: bool,
+    ) -> Result<Result<EncryptionKeys, String>, Vec<String>> {
         let Some(file) = &settings.encryption_certificate else {
-            return Ok(None);
+            return Ok(Err(
+                "it has no EncryptionCertificate (File, Password) to encrypt them for".into(),
+            ));
         };
         let pfx = file
             .open()
             .map_err(|e| vec![format!("{}: {e}", file.setting)])?;
-        if let Err(e) = pfx.check_validity(now) {
+        if let (Err(e), true) = (pfx.check_validity(now), require_valid) {
             if settings.danger_accept_expired_certificate {
                 warnings.push(format!(
                     "DANGER: {e}; accepted because IdentityServer:DangerAcceptExpiredCertificate is true"
                 ));
             } else {
-                return Err(vec![format!(
-                    "{} ({}): {e}; deliveries would be encrypted for it: renew it",
+                warnings.push(format!(
+                    "{} ({}): {e}; deliveries are turned off until it is renewed",
                     file.setting,
                     file.path.display()
-                )]);
+                ));
+                return Ok(Err(
+                    "its EncryptionCertificate is expired or not yet valid".into()
+                ));
             }
         }
         let unusable = |e: ids_crypto::encrypted_file::FileError| {
@@ -169,7 +178,7 @@ impl EncryptionKeys {
         };
         let recipient = Recipient::from_certificate(&pfx.certificate).map_err(unusable)?;
         let key = DecryptionKey::from_pfx(&pfx).map_err(unusable)?;
-        Ok(Some(EncryptionKeys {
+        Ok(Ok(EncryptionKeys {
             certificate: pfx.certificate,
             recipient,
             key,

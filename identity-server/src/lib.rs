@@ -40,8 +40,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Loaded {
     pub keys: Keys,
     pub clients: Clients,
-    /// `EncryptionCertificate` (deliveries are stored encrypted for it), when configured.
-    pub encryption: Option<keys::EncryptionKeys>,
+    /// `EncryptionCertificate` (deliveries are stored encrypted for it), or why deliveries are off.
+    pub encryption: Result<keys::EncryptionKeys, String>,
     /// Non-fatal findings (unknown XML attributes, expired certificate accepted on request...).
     pub warnings: Vec<String>,
 }
@@ -57,11 +57,11 @@ pub fn load(settings: &Settings, now: i64) -> Result<Loaded, Vec<String>> {
             None
         }
     };
-    let encryption = match keys::EncryptionKeys::load(settings, now, &mut warnings) {
+    let encryption = match keys::EncryptionKeys::load(settings, now, &mut warnings, true) {
         Ok(e) => e,
         Err(es) => {
             errors.extend(es);
-            None
+            Err(String::new())
         }
     };
     let clients = match Clients::load(&settings.access_control_path) {
@@ -327,35 +327,41 @@ fn app_state(
         &audience,
     )?;
     let deliveries = match encryption {
-        Some(encryption) => {
+        Ok(encryption) => {
             let subject = encryption.certificate.subject().to_string();
-            let (service, opened) = open_deliveries(settings, encryption, true)?;
-            for path in &opened.removed {
-                tracing::info!(path = %path.display(), "removed what an interrupted delivery left");
+            match open_deliveries(settings, encryption, true) {
+                Ok((service, opened)) => {
+                    for path in &opened.removed {
+                        tracing::info!(path = %path.display(), "removed what an interrupted delivery left");
+                    }
+                    if !settings.encrypt_file {
+                        tracing::warn!(
+                            "EncryptionCertificate:EncryptFile is false, but deliveries are always stored encrypted"
+                        );
+                    }
+                    let d = &settings.deliveries;
+                    tracing::info!(
+                        folder = %d.data_folder.join("deliveries").display(),
+                        deliveries = opened.deliveries,
+                        stored_mib = opened.stored_bytes / (1024 * 1024),
+                        encrypted_for = %subject,
+                        deliver_profiles = %d.deliver_profiles.join(","),
+                        read_profiles = %d.read_profiles.join(","),
+                        max_file_size_mib = d.max_size / (1024 * 1024),
+                        "deliveries enabled"
+                    );
+                    Ok(Arc::new(service))
+                }
+                Err(e) => {
+                    // Tokens are still issued; deliveries answer 503 until this is fixed.
+                    tracing::error!("deliveries disabled: {e}");
+                    Err("it cannot use its delivery folder (see the server log)".to_string())
+                }
             }
-            if !settings.encrypt_file {
-                tracing::warn!(
-                    "EncryptionCertificate:EncryptFile is false, but deliveries are always stored encrypted"
-                );
-            }
-            let d = &settings.deliveries;
-            tracing::info!(
-                folder = %d.data_folder.join("deliveries").display(),
-                deliveries = opened.deliveries,
-                stored_mib = opened.stored_bytes / (1024 * 1024),
-                encrypted_for = %subject,
-                deliver_profiles = %d.deliver_profiles.join(","),
-                read_profiles = %d.read_profiles.join(","),
-                max_file_size_mib = d.max_size / (1024 * 1024),
-                "deliveries enabled"
-            );
-            Some(Arc::new(service))
         }
-        None => {
-            tracing::info!(
-                "deliveries disabled: no EncryptionCertificate (File, Password) to store them encrypted for"
-            );
-            None
+        Err(reason) => {
+            tracing::info!("deliveries disabled: {reason}");
+            Err(reason)
         }
     };
     let discovery = keys::discovery_document(issuer, keys.signer.algorithm(), &settings.scopes);
@@ -421,6 +427,7 @@ pub fn open_deliveries(
             deliver_profiles: d.deliver_profiles.clone(),
             read_profiles: d.read_profiles.clone(),
             max_size: d.max_size,
+            max_uploads: d.max_uploads,
         },
     );
     Ok((service, opened))

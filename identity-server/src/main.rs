@@ -264,7 +264,7 @@ fn check(dir: &Path) -> Result<(), Vec<String>> {
     let _ = writeln!(out, "TLS certificate: {}", settings.tls.path.display());
     let d = &settings.deliveries;
     match &loaded.encryption {
-        Some(e) => {
+        Ok(e) => {
             let _ = writeln!(
                 out,
                 "deliveries: stored in {} encrypted for `{}` (valid until {}); deliver: {}; read over HTTPS: {}; at most {} MiB each",
@@ -302,10 +302,10 @@ fn check(dir: &Path) -> Result<(), Vec<String>> {
                 }
             }
         }
-        None => {
+        Err(reason) => {
             let _ = writeln!(
                 out,
-                "deliveries: disabled (no EncryptionCertificate File and Password to store them encrypted for)"
+                "deliveries: disabled: this server stores none: {reason}"
             );
         }
     }
@@ -352,12 +352,14 @@ fn check(dir: &Path) -> Result<(), Vec<String>> {
 fn stored_deliveries(dir: &Path) -> Result<identity_server::deliveries::Deliveries, Vec<String>> {
     let settings = settings(dir, None)?;
     let mut warnings = Vec::new();
+    // Reading back needs the key, not a valid certificate: an expired one still decrypts.
     let encryption = identity_server::keys::EncryptionKeys::load(
         &settings,
         identity_server::unix_now(),
         &mut warnings,
+        false,
     )?
-    .ok_or_else(|| {
+    .map_err(|_| {
         vec![format!(
             "{}: no EncryptionCertificate (File, Password): deliveries are stored encrypted for it, and read back with its key",
             dir.join("appsettings.json").display()

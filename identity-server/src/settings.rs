@@ -48,6 +48,7 @@ pub const KEYS: &[&str] = &[
     "Deliveries:ReadProfiles:*",
     "Deliveries:QuotaMiB",
     "Deliveries:MinFreeSpaceMiB",
+    "Deliveries:MaxConcurrentUploads",
 ];
 
 /// The server's schema.
@@ -110,6 +111,8 @@ pub struct DeliverySettings {
     pub quota: Option<u64>,
     /// `Deliveries:MinFreeSpaceMiB` (default 256), in bytes.
     pub min_free: u64,
+    /// `Deliveries:MaxConcurrentUploads` (default 32).
+    pub max_uploads: usize,
 }
 
 /// The default `Deliveries:DeliverProfiles`: the profile the product's documentation gives agents
@@ -462,7 +465,13 @@ fn delivery_settings(config: &Config, errors: &mut Vec<ConfigError>) -> Delivery
         config.u64_in("Deliveries:MinFreeSpaceMiB", 256, 0, u64::MAX / MIB),
     )
     .unwrap_or(256);
+    let max_uploads = take(
+        errors,
+        config.u64_in("Deliveries:MaxConcurrentUploads", 32, 1, 4096),
+    )
+    .unwrap_or(32) as usize;
     DeliverySettings {
+        max_uploads,
         data_folder: config
             .path("Deliveries:DataFolder")
             .unwrap_or_else(|| config.dir().join("data")),

@@ -31,6 +31,8 @@ impl Http {
             .https_only(!settings.allow_insecure_http)
             .timeout(settings.http.timeout)
             .connect_timeout(settings.http.connect_timeout)
+            // A peer that vanished (host down, cable cut) is noticed during a long upload too.
+            .tcp_keepalive(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("ids-agent/", env!("CARGO_PKG_VERSION")))
             .build()

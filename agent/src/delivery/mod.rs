@@ -123,11 +123,13 @@ pub fn new_id() -> Result<String, FilesError> {
     Ok(hex(&bytes))
 }
 
-/// The id `agent push` gives a file: derived from the agent, the name and the content, so that pushing
-/// the same file again (after a crash, or by mistake) is recognised by the server and stored once.
-pub fn content_id(agent: Option<&str>, prepared: &Prepared) -> String {
+/// The id `agent push` gives a file: derived from the client, the agent, the name and the content, so
+/// that pushing the same file again (after a crash, or by mistake) is recognised by the server and
+/// stored once, and two clients pushing the same file do not collide.
+pub fn content_id(client: &str, agent: Option<&str>, prepared: &Prepared) -> String {
     let mut ctx = digest::Context::new(&digest::SHA256);
     for part in [
+        client.as_bytes(),
         agent.unwrap_or("").as_bytes(),
         prepared.name.as_bytes(),
         &prepared.size.to_be_bytes(),
@@ -200,8 +202,9 @@ async fn attempt(
         sha256: prepared.sha256,
         agent: agent.settings().agent_identifier.as_deref(),
     };
-    // The request's own timeout grows with the file: the configured one plus 1 s per MiB.
-    let timeout = http.timeout() + Duration::from_secs(prepared.size / (1024 * 1024));
+    // The request's own timeout grows with the file: the configured one plus 1 s per 64 KiB (a link of
+    // 512 kbit/s still completes); a peer that vanished is noticed sooner by TCP keep-alive.
+    let timeout = http.timeout() + Duration::from_secs(prepared.size / (64 * 1024));
     let sent = deliveries::put(http, base, token, &announce, body, timeout).await;
     // A read failure while streaming (the file changed or is damaged) explains a broken request.
     if let Ok(Err(e)) = reader.await {
@@ -334,22 +337,26 @@ mod tests {
 
     #[test]
     fn a_pushed_file_keeps_its_id_and_another_file_gets_another() {
-        let a = content_id(Some("Paris"), &prepared("r.csv", 10, 1));
-        assert_eq!(a, content_id(Some("Paris"), &prepared("r.csv", 10, 1)));
+        let a = content_id("Job", Some("Paris"), &prepared("r.csv", 10, 1));
+        assert_eq!(
+            a,
+            content_id("Job", Some("Paris"), &prepared("r.csv", 10, 1))
+        );
         assert!(a.starts_with("push-") && a.len() == 37);
         for other in [
-            content_id(Some("Lyon"), &prepared("r.csv", 10, 1)),
-            content_id(None, &prepared("r.csv", 10, 1)),
-            content_id(Some("Paris"), &prepared("s.csv", 10, 1)),
-            content_id(Some("Paris"), &prepared("r.csv", 11, 1)),
-            content_id(Some("Paris"), &prepared("r.csv", 10, 2)),
+            content_id("Other", Some("Paris"), &prepared("r.csv", 10, 1)),
+            content_id("Job", Some("Lyon"), &prepared("r.csv", 10, 1)),
+            content_id("Job", None, &prepared("r.csv", 10, 1)),
+            content_id("Job", Some("Paris"), &prepared("s.csv", 10, 1)),
+            content_id("Job", Some("Paris"), &prepared("r.csv", 11, 1)),
+            content_id("Job", Some("Paris"), &prepared("r.csv", 10, 2)),
         ] {
             assert_ne!(a, other);
         }
         // Length-prefixed parts: moving a character between agent and name changes the id.
         assert_ne!(
-            content_id(Some("ab"), &prepared("c", 1, 1)),
-            content_id(Some("a"), &prepared("bc", 1, 1))
+            content_id("Job", Some("ab"), &prepared("c", 1, 1)),
+            content_id("Job", Some("a"), &prepared("bc", 1, 1))
         );
         let id = new_id().unwrap();
         assert_eq!(id.len(), 32);

@@ -39,6 +39,8 @@ pub struct Summary {
     pub quarantined: u64,
     /// Files still waiting in `outbox/` or `sending/` when it stopped.
     pub left: u64,
+    /// Files in `outbox/` that could not be claimed (each was reported).
+    pub unclaimable: u64,
 }
 
 /// The outbox folders.
@@ -92,6 +94,8 @@ pub async fn run(
     );
     let mut summary = Summary::default();
     let mut last_cleanup: Option<SystemTime> = None;
+    // Outbox files that cannot be claimed (reported once each, retried at every look).
+    let mut unclaimable = std::collections::HashSet::new();
     loop {
         if *stop.borrow() {
             break;
@@ -101,10 +105,10 @@ pub async fn run(
             remove_old_sent(&folders.sent, settings.sent_retention_days);
             last_cleanup = Some(SystemTime::now());
         }
-        let claimed = claim(&folders, settings.settle)?;
+        let claimed = claim(&folders, settings.settle, &mut unclaimable);
         let pending = in_order(&folders.sending)?;
         if pending.is_empty() {
-            if once && claimed == 0 && waiting(&folders.outbox) == 0 {
+            if once && claimed == 0 && waiting(&folders.outbox, &unclaimable) == 0 {
                 break;
             }
             if sleep_or_stop(settings.poll_interval, &stop).await {
@@ -128,7 +132,12 @@ pub async fn run(
             break;
         }
     }
-    summary.left = in_order(&folders.sending)?.len() as u64 + waiting(&folders.outbox);
+    summary.left =
+        in_order(&folders.sending)?.len() as u64 + waiting(&folders.outbox, &unclaimable);
+    summary.unclaimable = unclaimable
+        .iter()
+        .filter(|p| p.exists() && **p != folders.outbox)
+        .count() as u64;
     tracing::info!(
         delivered = summary.delivered,
         quarantined = summary.quarantined,
@@ -163,17 +172,18 @@ async fn process(
     if let Err(reason) = acceptable_name(&name) {
         return quarantine(folders, path, &reason);
     }
-    let prepared = {
-        let (vault, path, name) = (vault.clone(), path.to_path_buf(), name.clone());
-        tokio::task::spawn_blocking(move || prepare(&vault, &path, &name)).await
-    };
-    let prepared: Prepared = match prepared {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => return quarantine(folders, path, &not_sent(&e)),
-        Err(e) => return quarantine(folders, path, &format!("cannot read the file: {e}")),
-    };
     let mut delay = Duration::from_secs(1);
     loop {
+        // Read (again, on a retry: a file changed meanwhile is sent as it is now) for its SHA-256.
+        let prepared = {
+            let (vault, path, name) = (vault.clone(), path.to_path_buf(), name.clone());
+            tokio::task::spawn_blocking(move || prepare(&vault, &path, &name)).await
+        };
+        let prepared: Prepared = match prepared {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => return quarantine(folders, path, &not_sent(&e)),
+            Err(e) => return quarantine(folders, path, &format!("cannot read the file: {e}")),
+        };
         let delivery = deliver(agent, vault, &prepared, &id);
         tokio::pin!(delivery);
         let mut stop_wait = stop.clone();
@@ -248,28 +258,60 @@ async fn sleep_or_stop(wait: Duration, stop: &watch::Receiver<bool>) -> bool {
     }
 }
 
-/// Moves ready files from `outbox/` to `sending/<new id>_<name>`; returns how many.
-fn claim(folders: &Folders, settle: Duration) -> Result<usize, FilesError> {
+/// Moves ready files from `outbox/` to `sending/<new id>_<name>`; returns how many. A file that cannot
+/// be moved (permissions, a name too long once prefixed with its id) is reported once and left where
+/// it is: one bad file never stops the service.
+fn claim(
+    folders: &Folders,
+    settle: Duration,
+    unclaimable: &mut std::collections::HashSet<PathBuf>,
+) -> usize {
     let mut claimed = 0;
-    for (path, modified) in ready(&folders.outbox)? {
+    let files = match ready(&folders.outbox) {
+        Ok(files) => files,
+        Err(e) => {
+            if unclaimable.insert(folders.outbox.clone()) {
+                tracing::error!("{e}");
+            }
+            return 0;
+        }
+    };
+    for (path, modified) in files {
         if modified.elapsed().unwrap_or_default() < settle {
             continue;
         }
         let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
             continue;
         };
-        let target = folders.sending.join(format!("{}_{name}", new_id()?));
+        let id = match new_id() {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!("{e}");
+                return claimed;
+            }
+        };
+        let target = folders.sending.join(format!("{id}_{name}"));
         match std::fs::rename(&path, &target) {
-            Ok(()) => claimed += 1,
+            Ok(()) => {
+                unclaimable.remove(&path);
+                claimed += 1;
+            }
             // Gone meanwhile (another agent on the same folder, or the writer took it back).
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(FilesError::io(&path, "cannot move it to sending/", e)),
+            Err(e) => {
+                if unclaimable.insert(path.clone()) {
+                    tracing::error!(
+                        path = %path.display(),
+                        "cannot move it to sending/, so it is not delivered (rename it, or fix the permissions): {e}"
+                    );
+                }
+            }
         }
     }
     if claimed > 0 {
         let _ = ids_crypto::encrypted_file::atomic::sync_folder(&folders.sending.join("x"));
     }
-    Ok(claimed)
+    claimed
 }
 
 /// Regular files of a folder that are not hidden or temporary, with their modification time.
@@ -293,8 +335,14 @@ fn ready(folder: &Path) -> Result<Vec<(PathBuf, SystemTime)>, FilesError> {
     Ok(files)
 }
 
-fn waiting(outbox: &Path) -> u64 {
-    ready(outbox).map_or(0, |f| f.len() as u64)
+/// Files in the outbox still to be claimed (not counting those that cannot be).
+fn waiting(outbox: &Path, unclaimable: &std::collections::HashSet<PathBuf>) -> u64 {
+    ready(outbox).map_or(0, |files| {
+        files
+            .iter()
+            .filter(|(p, _)| !unclaimable.contains(p))
+            .count() as u64
+    })
 }
 
 /// Claimed files, oldest first.
@@ -325,6 +373,11 @@ fn acceptable_name(name: &str) -> Result<(), String> {
 fn finish(settings: &DeliverySettings, folders: &Folders, path: &Path) {
     let result = if settings.keep_sent {
         let target = folders.sent.join(path.file_name().unwrap_or_default());
+        // Dated by its delivery, so that Delivery:SentRetentionDays counts from then.
+        let _ = std::fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(SystemTime::now()));
         std::fs::rename(path, &target)
     } else {
         std::fs::remove_file(path)

@@ -218,11 +218,6 @@ impl Write for VaultWriter {
 
 /// Creates `folder` (and parents) readable by the agent's user only.
 pub fn create_private_folder(folder: &Path) -> Result<(), FilesError> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(folder)
+    ids_crypto::encrypted_file::atomic::create_private_folder(folder)
         .map_err(|e| FilesError::io(folder, "cannot create the folder", e))
 }

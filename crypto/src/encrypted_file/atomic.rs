@@ -81,14 +81,30 @@ impl Write for AtomicFile {
 }
 
 /// fsyncs the folder holding `path`, making a rename in it durable (POSIX: the directory entry is
-/// data of the folder). A no-op where folders cannot be opened (Windows).
+/// data of the folder). An error (EIO) is returned: a rename that may not survive a crash must not be
+/// reported as done. A no-op where folders cannot be opened or synced (Windows).
 pub fn sync_folder(path: &Path) -> std::io::Result<()> {
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    match File::open(folder) {
-        Ok(dir) => dir.sync_all().or(Ok(())),
-        Err(_) => Ok(()),
+    #[cfg(unix)]
+    {
+        File::open(folder)?.sync_all()
     }
+    #[cfg(not(unix))]
+    {
+        let _ = File::open(folder).and_then(|dir| dir.sync_all());
+        Ok(())
+    }
+}
+
+/// Creates `folder` (and its parents) readable by the owner only (0700 on Unix): where encrypted
+/// files, logs and deliveries are kept.
+pub fn create_private_folder(folder: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(folder)
 }

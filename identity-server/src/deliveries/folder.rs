@@ -32,8 +32,14 @@ pub struct FolderStore {
     quota: Option<u64>,
     /// Free space to leave on the disk (`Deliveries:MinFreeSpaceMiB`).
     min_free: u64,
-    /// Bytes stored plus bytes reserved by deliveries in progress.
-    used: Arc<Mutex<u64>>,
+    /// Bytes stored, and bytes reserved by deliveries in progress.
+    used: Arc<Mutex<Usage>>,
+}
+
+#[derive(Debug, Default)]
+struct Usage {
+    stored: u64,
+    reserved: u64,
 }
 
 /// What opening the store found and cleaned up.
@@ -98,7 +104,10 @@ impl FolderStore {
                 folder,
                 quota,
                 min_free,
-                used: Arc::new(Mutex::new(opened.stored_bytes)),
+                used: Arc::new(Mutex::new(Usage {
+                    stored: opened.stored_bytes,
+                    reserved: 0,
+                })),
             },
             opened,
         ))
@@ -123,28 +132,34 @@ impl FolderStore {
             .used
             .lock()
             .map_err(|_| StoreError::Full("storage accounting unavailable".into()))?;
+        let taken = used.stored + used.reserved;
         if let Some(quota) = self.quota {
-            if used.saturating_add(bytes) > quota {
+            if taken.saturating_add(bytes) > quota {
                 return Err(StoreError::Full(format!(
                     "the delivery storage quota (Deliveries:QuotaMiB, {}) is used up: {} stored or in progress, this delivery needs {}",
                     mib(quota),
-                    mib(*used),
+                    mib(taken),
                     mib(bytes)
                 )));
             }
         }
+        // Deliveries in progress will take their reservations from what is free now.
         if let Some(free) = free_space(&self.folder) {
-            if free < bytes.saturating_add(self.min_free) {
+            let needed = bytes
+                .saturating_add(self.min_free)
+                .saturating_add(used.reserved);
+            if free < needed {
                 return Err(StoreError::Full(format!(
-                    "{}: {} free on the disk; this delivery needs {} and Deliveries:MinFreeSpaceMiB keeps {} free",
+                    "{}: {} free on the disk; this delivery needs {}, deliveries in progress {}, and Deliveries:MinFreeSpaceMiB keeps {} free",
                     self.folder.display(),
                     mib(free),
                     mib(bytes),
+                    mib(used.reserved),
                     mib(self.min_free)
                 )));
             }
         }
-        *used += bytes;
+        used.reserved += bytes;
         Ok(())
     }
 }
@@ -166,12 +181,7 @@ fn free_space(_folder: &Path) -> Option<u64> {
 }
 
 fn create_private_folder(folder: &Path) -> Result<(), StoreError> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(folder)
+    ids_crypto::encrypted_file::atomic::create_private_folder(folder)
         .map_err(|e| StoreError::io(folder, "create the folder", e))
 }
 
@@ -257,7 +267,7 @@ struct FolderPending {
     record_path: PathBuf,
     reserved: u64,
     written: u64,
-    used: Arc<Mutex<u64>>,
+    used: Arc<Mutex<Usage>>,
     /// The content was renamed into place (the record may still fail).
     content_in_place: bool,
     committed: bool,
@@ -326,9 +336,9 @@ impl PendingContent for FolderPending {
 impl Drop for FolderPending {
     fn drop(&mut self) {
         if let Ok(mut used) = self.used.lock() {
-            *used = used.saturating_sub(self.reserved);
+            used.reserved = used.reserved.saturating_sub(self.reserved);
             if self.committed {
-                *used += self.written;
+                used.stored += self.written;
             }
         }
         if !self.committed && self.content_in_place {

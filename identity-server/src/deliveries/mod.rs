@@ -98,6 +98,8 @@ pub struct Policy {
     pub read_profiles: Vec<String>,
     /// `Deliveries:MaxFileSizeMiB`, in bytes.
     pub max_size: u64,
+    /// `Deliveries:MaxConcurrentUploads`: each upload holds a blocking thread and a disk reservation.
+    pub max_uploads: usize,
 }
 
 impl Policy {
@@ -138,10 +140,12 @@ pub enum DeliveryError {
     /// The store has no room (the detail is logged, not sent).
     #[error("{0}")]
     StorageFull(String),
-    #[error(
-        "this server stores no deliveries: it has no EncryptionCertificate (File, Password) to encrypt them for"
-    )]
-    Disabled,
+    /// Deliveries are off; the reason is safe to show to clients (details are in the server's log).
+    #[error("this server stores no deliveries: {0}")]
+    Disabled(String),
+    /// `Deliveries:MaxConcurrentUploads` uploads are under way.
+    #[error("the server is receiving {0} deliveries already; retry shortly")]
+    Busy(usize),
     /// Anything else on the server's side (logged, never sent).
     #[error("{0}")]
     Internal(String),
@@ -342,7 +346,11 @@ impl Deliveries {
                 max: self.policy.max_size,
             });
         }
-        let guard = InFlight::claim(&self.in_flight, incoming.id.as_str())?;
+        let guard = InFlight::claim(
+            &self.in_flight,
+            incoming.id.as_str(),
+            self.policy.max_uploads,
+        )?;
         if let Some(existing) = self.store.get(&incoming.id)? {
             let same = existing.client_id == caller.client_id
                 && existing.size == incoming.size
@@ -394,13 +402,21 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn claim(set: &Arc<Mutex<HashSet<String>>>, id: &str) -> Result<InFlight, DeliveryError> {
+    fn claim(
+        set: &Arc<Mutex<HashSet<String>>>,
+        id: &str,
+        max: usize,
+    ) -> Result<InFlight, DeliveryError> {
         let mut ids = set
             .lock()
             .map_err(|_| DeliveryError::Internal("delivery registry poisoned".into()))?;
-        if !ids.insert(id.to_string()) {
+        if ids.contains(id) {
             return Err(DeliveryError::InProgress(id.to_string()));
         }
+        if ids.len() >= max {
+            return Err(DeliveryError::Busy(ids.len()));
+        }
+        ids.insert(id.to_string());
         Ok(InFlight {
             set: set.clone(),
             id: id.to_string(),

@@ -30,6 +30,7 @@ fn service(dir: &Path, quota: Option<u64>) -> Deliveries {
             deliver_profiles: vec!["Administrator".into(), "Agent".into()],
             read_profiles: vec!["Reader".into()],
             max_size: 10 * 1024 * 1024,
+            max_uploads: 3,
         },
     )
 }
@@ -198,6 +199,16 @@ fn an_id_is_stored_once_and_received_on_one_connection_at_a_time() {
     // The record is visible to its client and to readers only.
     let id = DeliveryId::parse("d1").unwrap();
     assert!(s.find(&job, &id).is_ok());
+    // At most Deliveries:MaxConcurrentUploads (3 here) at once.
+    let uploads: Vec<_> = (0..3)
+        .map(|i| upload(&s, &job, incoming(&format!("c{i}"), &body)))
+        .collect();
+    assert!(matches!(
+        s.start(&job, incoming("c3", &body)),
+        Err(DeliveryError::Busy(3))
+    ));
+    drop(uploads);
+    assert!(s.start(&job, incoming("c3", &body)).is_ok());
     assert!(s.find(&caller("Reader1", Some("Reader")), &id).is_ok());
     assert!(matches!(
         s.find(&caller("Other", Some("Agent")), &id),

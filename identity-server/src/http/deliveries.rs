@@ -56,7 +56,7 @@ fn caller(
     let client = state
         .bearer
         .authenticate(authorization, &clients, crate::unix_now())?;
-    let deliveries = state.deliveries.clone().ok_or(DeliveryError::Disabled)?;
+    let deliveries = state.deliveries.clone().map_err(DeliveryError::Disabled)?;
     let agent = headers
         .get("agent-identifier")
         .and_then(|v| v.to_str().ok())

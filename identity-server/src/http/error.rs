@@ -107,8 +107,11 @@ impl IntoResponse for ApiError {
                     DeliveryError::StorageFull(_) => {
                         (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
                     }
-                    DeliveryError::Disabled => {
+                    DeliveryError::Disabled(_) => {
                         (StatusCode::SERVICE_UNAVAILABLE, "deliveries_disabled")
+                    }
+                    DeliveryError::Busy(_) => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
                     }
                     DeliveryError::Internal(_) => {
                         (StatusCode::INTERNAL_SERVER_ERROR, "server_error")
@@ -154,7 +157,7 @@ impl IntoResponse for ApiError {
                     }),
                 );
             }
-            ApiError::Delivery(DeliveryError::InProgress(_)) => {
+            ApiError::Delivery(DeliveryError::InProgress(_) | DeliveryError::Busy(_)) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             ApiError::Delivery(DeliveryError::StorageFull(_)) => {

@@ -29,8 +29,8 @@ pub struct AppState {
     pub jwks: String,
     /// Verifies the bearer tokens presented to the server's API.
     pub bearer: crate::oauth::bearer::BearerVerifier,
-    /// `None` when no `EncryptionCertificate` is configured.
-    pub deliveries: Option<Arc<crate::deliveries::Deliveries>>,
+    /// The deliveries service, or why deliveries are off (a reason safe to show to clients).
+    pub deliveries: Result<Arc<crate::deliveries::Deliveries>, String>,
 }
 
 /// The server's routes (RFC 8414 / OIDC Discovery paths as IdentityServer serves them).

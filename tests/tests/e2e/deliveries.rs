@@ -402,6 +402,21 @@ fn the_outbox_quarantines_files_that_do_not_decrypt_and_sends_the_others() {
     let records = pair.records();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["name"], "good.csv");
+
+    // A file that cannot be claimed (its name is too long once prefixed with an id) is reported and
+    // left in place; the others are still delivered, and `run --once` exits 9.
+    let long = "n".repeat(240);
+    std::fs::write(pair.outbox().join(&long), b"x").expect("write");
+    pair.drop_encrypted("after.csv", &content(100, 4));
+    let out = agent(pair.agent.path(), &["run", "--once"]);
+    assert_eq!(code(&out), 9, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot move it to sending/"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(pair.outbox().join(&long).exists());
+    assert_eq!(pair.records().len(), 2);
 }
 
 /// A token for `client` from the in-process server.
@@ -461,6 +476,16 @@ async fn put(
         request = request.header("agent-identifier", a);
     }
     request.send().await.expect("PUT")
+}
+
+async fn get(server: &crate::support::Server, path: &str, token: &str) -> reqwest::Response {
+    server
+        .client
+        .get(server.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET")
 }
 
 fn no_partial_and_count(store: &Path, committed: usize) {
@@ -685,31 +710,13 @@ async fn refusals_have_their_status_and_leave_nothing_behind() {
     no_partial_and_count(&store, 2);
 
     // Reading: Administrator (Job) is not in ReadProfiles; Reader lists and downloads.
-    let r = server
-        .client
-        .get(server.url("/api/deliveries"))
-        .bearer_auth(&job)
-        .send()
-        .await
-        .expect("GET");
+    let r = get(&server, "/api/deliveries", &job).await;
     assert_eq!(r.status(), 403);
-    let r = server
-        .client
-        .get(server.url("/api/deliveries"))
-        .bearer_auth(&reader)
-        .send()
-        .await
-        .expect("GET");
+    let r = get(&server, "/api/deliveries", &reader).await;
     assert_eq!(r.status(), 200);
     let list: Value = r.json().await.expect("json");
     assert_eq!(list["deliveries"].as_array().expect("list").len(), 2);
-    let r = server
-        .client
-        .get(server.url("/api/deliveries/d-1/content"))
-        .bearer_auth(&reader)
-        .send()
-        .await
-        .expect("GET");
+    let r = get(&server, "/api/deliveries/d-1/content", &reader).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.headers()["repr-digest"].to_str().expect("ascii"),
@@ -777,5 +784,30 @@ async fn agent_push_reports_refusals_with_exit_code_10_and_repeats_are_stored_on
 
     let store = d.path().join("data/deliveries");
     no_partial_and_count(&store, 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_encryption_certificate_turns_deliveries_off_and_tokens_still_work() {
+    let mut d = Deployment::new();
+    d.set(
+        "EncryptionCertificate",
+        json!({ "File": "expired.pfx", "Password": PASSWORD }),
+    );
+    d.write();
+    let server = d.start().await;
+    let job = token(&server, "Job", JOB_SECRET).await;
+    let r = put(&server, Some(&job), "d-1", b"abc".to_vec(), None, None).await;
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"], "deliveries_disabled");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .expect("text")
+            .contains("expired"),
+        "{v}"
+    );
+    assert!(!d.path().join("data").exists());
     server.stop().await;
 }
