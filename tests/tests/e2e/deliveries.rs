@@ -526,39 +526,18 @@ async fn refusals_have_their_status_and_leave_nothing_behind() {
     let job = token(&server, "Job", JOB_SECRET).await;
     let reader = token(&server, "Legacy", "secret").await;
     let body = content(700 * 1024, 1);
+    let deliver = |id: &'static str, body: Vec<u8>| {
+        put(&server, Some(job.as_str()), id, body, None, Some("Local"))
+    };
 
     // Delivered once; the same again returns the first record; another file under that id: 409.
-    let r = put(
-        &server,
-        Some(&job),
-        "d-1",
-        body.clone(),
-        None,
-        Some("Local"),
-    )
-    .await;
+    let r = deliver("d-1", body.clone()).await;
     assert_eq!(r.status(), 201);
     let first: Value = r.json().await.expect("json");
-    let r = put(
-        &server,
-        Some(&job),
-        "d-1",
-        body.clone(),
-        None,
-        Some("Local"),
-    )
-    .await;
+    let r = deliver("d-1", body.clone()).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.expect("json"), first);
-    let r = put(
-        &server,
-        Some(&job),
-        "d-1",
-        content(10, 2),
-        None,
-        Some("Local"),
-    )
-    .await;
+    let r = deliver("d-1", content(10, 2)).await;
     assert_eq!(r.status(), 409);
     no_partial_and_count(&store, 1);
 
@@ -659,15 +638,7 @@ async fn refusals_have_their_status_and_leave_nothing_behind() {
     }
 
     // Over Deliveries:MaxFileSizeMiB: 413. A wrong digest: 400, nothing stored.
-    let r = put(
-        &server,
-        Some(&job),
-        "d-5",
-        content(1024 * 1024 + 1, 3),
-        None,
-        Some("Local"),
-    )
-    .await;
+    let r = deliver("d-5", content(1024 * 1024 + 1, 3)).await;
     assert_eq!(r.status(), 413);
     let r = put(
         &server,
@@ -686,25 +657,9 @@ async fn refusals_have_their_status_and_leave_nothing_behind() {
     no_partial_and_count(&store, 1);
 
     // Deliveries:QuotaMiB (2) used up: 507 with Retry-After.
-    let r = put(
-        &server,
-        Some(&job),
-        "d-7",
-        content(700 * 1024, 4),
-        None,
-        Some("Local"),
-    )
-    .await;
+    let r = deliver("d-7", content(700 * 1024, 4)).await;
     assert_eq!(r.status(), 201);
-    let r = put(
-        &server,
-        Some(&job),
-        "d-8",
-        content(700 * 1024, 5),
-        None,
-        Some("Local"),
-    )
-    .await;
+    let r = deliver("d-8", content(700 * 1024, 5)).await;
     assert_eq!(r.status(), 507);
     assert!(r.headers().contains_key("retry-after"));
     no_partial_and_count(&store, 2);
