@@ -503,19 +503,23 @@ fn no_partial_and_count(store: &Path, committed: usize) {
     assert_eq!(records, committed, "{files:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn refusals_have_their_status_and_leave_nothing_behind() {
+/// A server folder with a project-made delivery certificate and these `Deliveries` settings.
+fn delivery_server(deliveries: Value) -> Deployment {
     let mut d = Deployment::new();
     project_pfx(d.path(), "server-encryption", KeyKind::Rsa2048);
     d.set(
         "EncryptionCertificate",
         json!({ "File": "server-encryption.pfx", "Password": PASSWORD }),
     )
-    .set(
-        "Deliveries",
-        json!({ "MaxFileSizeMiB": 1, "QuotaMiB": 2, "ReadProfiles": ["Reader"] }),
-    );
+    .set("Deliveries", deliveries);
     d.write();
+    d
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_have_their_status_and_leave_nothing_behind() {
+    let d =
+        delivery_server(json!({ "MaxFileSizeMiB": 1, "QuotaMiB": 2, "ReadProfiles": ["Reader"] }));
     let xml = crate::support::default_xml().replace(
         "</ConfigurationFile>",
         "  <Agent Identifier=\"Local\" URI=\"https://agent.example\" />\n</ConfigurationFile>",
@@ -683,14 +687,7 @@ async fn refusals_have_their_status_and_leave_nothing_behind() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn agent_push_reports_refusals_with_exit_code_10_and_repeats_are_stored_once() {
-    let mut d = Deployment::new();
-    project_pfx(d.path(), "server-encryption", KeyKind::Rsa2048);
-    d.set(
-        "EncryptionCertificate",
-        json!({ "File": "server-encryption.pfx", "Password": PASSWORD }),
-    )
-    .set("Deliveries", json!({ "MaxFileSizeMiB": 1 }));
-    d.write();
+    let d = delivery_server(json!({ "MaxFileSizeMiB": 1 }));
     let server = d.start().await;
     let mut a = AgentDeployment::new(&server.base);
     project_pfx(a.path(), "agent-encryption", KeyKind::Rsa2048);
