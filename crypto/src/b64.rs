@@ -1,4 +1,5 @@
-//! Base64 helpers: the URL-safe unpadded alphabet of JOSE (RFC 7515 section 2) and the standard one.
+//! Text encodings of bytes: base64 in the URL-safe unpadded alphabet of JOSE (RFC 7515 section 2) and
+//! the standard one, and hexadecimal (thumbprints, digests, delivery records).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -16,4 +17,43 @@ pub fn url_decode(text: &str) -> Option<Vec<u8>> {
 /// Standard base64 with padding (X.509 `x5c` members, legacy hashes).
 pub fn std(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
+}
+
+/// Decodes standard base64 with padding (e.g. an RFC 9530 `Repr-Digest` value).
+pub fn std_decode(text: &str) -> Option<Vec<u8>> {
+    STANDARD.decode(text).ok()
+}
+
+/// Lower-case hex without separators.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Upper-case hex without separators.
+pub fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// Decodes hex (either case); `None` for an odd length or a character that is not a hex digit.
+pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    // `from_str_radix` alone would also take a sign (`+1`).
+    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_round_trips() {
+        assert_eq!(super::hex(&[0x00, 0xab, 0x7f]), "00ab7f");
+        assert_eq!(super::hex_upper(&[0x00, 0xab, 0x7f]), "00AB7F");
+        assert_eq!(super::hex_decode("00Ab7f"), Some(vec![0x00, 0xab, 0x7f]));
+        assert_eq!(super::hex_decode("0"), None);
+        assert_eq!(super::hex_decode("zz"), None);
+        assert_eq!(super::hex_decode("+1"), None);
+    }
 }

@@ -177,7 +177,7 @@ impl Certificate {
 
     /// SHA-1 of the DER in upper-case hex: the thumbprint Windows and .NET show.
     pub fn sha1_hex(&self) -> String {
-        hex_upper(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &self.der).as_ref())
+        b64::hex_upper(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &self.der).as_ref())
     }
 
     /// SHA-256 of the DER, base64url: `x5t#S256`.
@@ -299,8 +299,4 @@ pub fn trusted_certificates_from_file(path: &Path) -> Result<Vec<TrustedCertific
 pub(crate) fn strip_zeros(bytes: &[u8]) -> &[u8] {
     let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
     &bytes[start..]
-}
-
-fn hex_upper(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
 }

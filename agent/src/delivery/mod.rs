@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use aws_lc_rs::digest;
 use bytes::Bytes;
+use ids_crypto::b64::hex;
 
 use crate::Agent;
 use crate::client::deliveries::{self, Announce, DeliveryFailure, Receipt};
@@ -139,10 +140,6 @@ pub fn content_id(client: &str, agent: Option<&str>, prepared: &Prepared) -> Str
         ctx.update(part);
     }
     format!("push-{}", &hex(ctx.finish().as_ref())[..32])
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Delivers a prepared file as delivery `id`: asks whether the server has it already, and otherwise

@@ -360,10 +360,7 @@ pub(super) fn oid_to_string(oid: &[u8]) -> String {
         .join(".")
 }
 
-/// Upper-case hex without separators.
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
+pub(super) use crate::b64::hex_upper as hex;
 
 /// An element to be DER-encoded. Lengths are computed before writing, so the output is allocated once.
 #[derive(Debug)]

@@ -113,11 +113,6 @@ impl FolderStore {
         ))
     }
 
-    /// The folder holding the deliveries.
-    pub fn folder(&self) -> &Path {
-        &self.folder
-    }
-
     fn content_path(&self, id: &DeliveryId) -> PathBuf {
         self.folder.join(format!("{}.{CONTENT_EXT}", id.as_str()))
     }

@@ -16,6 +16,7 @@ use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::digest;
+use ids_crypto::b64::hex;
 use ids_crypto::encrypted_file::{DecryptionKey, Decryptor, Encryptor, Recipient};
 
 pub use store::{DeliveryStore, PendingContent, Record, StoreError};
@@ -215,10 +216,6 @@ impl Deliveries {
         }
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
     /// Refuses a caller whose profile may not do `action`, or an agent identifier the XML does not
     /// declare (when it declares any `<Agent>`).
     pub fn authorize(
@@ -387,11 +384,6 @@ impl Deliveries {
 fn encrypted_size(plaintext: u64) -> u64 {
     let chunks = plaintext / u64::from(ids_crypto::encrypted_file::DEFAULT_CHUNK_SIZE) + 1;
     plaintext + chunks * 20 + 64 * 1024
-}
-
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An id being received; released on drop.

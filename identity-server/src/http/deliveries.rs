@@ -233,9 +233,7 @@ fn repr_digest(headers: &HeaderMap) -> Result<[u8; 32], DeliveryError> {
         let bytes = digest
             .strip_prefix(':')
             .and_then(|d| d.strip_suffix(':'))
-            .and_then(|d| {
-                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, d).ok()
-            })
+            .and_then(ids_crypto::b64::std_decode)
             .and_then(|b| <[u8; 32]>::try_from(b).ok());
         return bytes.ok_or_else(|| {
             DeliveryError::InvalidRequest(
@@ -340,7 +338,8 @@ async fn content(
         HeaderValue::from_static("application/octet-stream"),
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(record.size));
-    if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{}:", sha256_base64(&record.sha256))) {
+    let digest = ids_crypto::b64::hex_decode(&record.sha256).unwrap_or_default();
+    if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{}:", ids_crypto::b64::std(&digest))) {
         h.insert("repr-digest", v);
     }
     if let Ok(v) = HeaderValue::from_str(&format!(
@@ -350,13 +349,6 @@ async fn content(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     response
-}
-
-fn sha256_base64(hex: &str) -> String {
-    let bytes: Vec<u8> = (0..hex.len() / 2)
-        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect();
-    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes)
 }
 
 /// RFC 8187 value characters: attr-char kept, everything else percent-encoded.
