@@ -23,6 +23,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::access_control::Clients;
 use crate::deliveries::{
     Action, Caller, Deliveries, DeliveryError, DeliveryId, Incoming, Record, Started, check_name,
 };
@@ -44,11 +45,12 @@ struct DeliverQuery {
     name: Option<String>,
 }
 
-/// Authenticates the bearer token; the deliveries service, the caller and the declared agents.
+/// Authenticates the bearer token: the deliveries service, the caller, and the clients in force (whose
+/// XML declares the agents).
 fn caller(
     state: &AppState,
     headers: &HeaderMap,
-) -> Result<(Arc<Deliveries>, Caller, Vec<String>), ApiError> {
+) -> Result<(Arc<Deliveries>, Caller, Arc<Clients>), ApiError> {
     let clients = state.tokens.clients.current();
     let authorization = headers
         .get(header::AUTHORIZATION)
@@ -63,38 +65,23 @@ fn caller(
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(str::to_string);
-    let agents = clients
-        .model
-        .agents
-        .iter()
-        .map(|a| a.identifier.clone())
-        .collect();
-    Ok((
-        deliveries,
-        Caller {
-            client_id: client.client_id,
-            profile: client.profile,
-            agent,
-        },
-        agents,
-    ))
+    let caller = Caller {
+        client_id: client.client_id,
+        profile: client.profile,
+        agent,
+    };
+    Ok((deliveries, caller, clients))
 }
 
 fn authorize(
     deliveries: &Deliveries,
     caller: &Caller,
     action: Action,
-    agents: &[String],
+    declared_agents: &[&str],
 ) -> Result<(), ApiError> {
-    let agents: Vec<&str> = agents.iter().map(String::as_str).collect();
     deliveries
-        .authorize(caller, action, &agents)
-        .map_err(|e| log_refusal(caller, e))
-}
-
-fn log_refusal(caller: &Caller, e: DeliveryError) -> ApiError {
-    tracing::warn!(client_id = %caller.client_id, agent = caller.agent.as_deref().unwrap_or("-"), "delivery API refused: {e}");
-    e.into()
+        .authorize(caller, action, declared_agents)
+        .map_err(|e| e.logged(caller).into())
 }
 
 async fn blocking<T: Send + 'static>(
@@ -125,7 +112,13 @@ async fn receive(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Record), ApiError> {
-    let (deliveries, caller, agents) = caller(state, headers)?;
+    let (deliveries, caller, clients) = caller(state, headers)?;
+    let agents: Vec<&str> = clients
+        .model
+        .agents
+        .iter()
+        .map(|a| a.identifier.as_str())
+        .collect();
     authorize(&deliveries, &caller, Action::Deliver, &agents)?;
     let id = DeliveryId::parse(&id)?;
     let name = query.name.ok_or_else(|| {
