@@ -125,13 +125,7 @@ impl Agent {
         if self.settings.client(Some(client_id)).is_none() {
             return Err(self.unknown_client(client_id));
         }
-        let slot = {
-            let mut slots = self
-                .slots
-                .lock()
-                .map_err(|_| AgentError::Setup("token cache poisoned".into()))?;
-            slots.entry(client_id.to_string()).or_default().clone()
-        };
+        let slot = self.slot(client_id)?;
         let generation = slot.generation.load(Ordering::SeqCst);
         let mut state = slot.state.lock().await;
         let now = self.now();
@@ -168,6 +162,41 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// Gets a new token for `client_id` in place of the cached one, which a server refused (401): the
+    /// cache then holds the new token, so later callers do not present the refused one again.
+    pub async fn renew_token(&self, client_id: &str) -> Result<Arc<Token>, AgentError> {
+        if self.settings.client(Some(client_id)).is_none() {
+            return Err(self.unknown_client(client_id));
+        }
+        let slot = self.slot(client_id)?;
+        let mut state = slot.state.lock().await;
+        let result = self.fetch_token(client_id, None).await;
+        slot.generation.fetch_add(1, Ordering::SeqCst);
+        // The refused token is not kept as a fallback, whatever happens.
+        state.token = None;
+        match result {
+            Ok(token) => {
+                let token = Arc::new(token);
+                state.token = Some(token.clone());
+                state.last_error = None;
+                Ok(token)
+            }
+            Err(error) => {
+                state.last_error = Some(error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    /// The cache slot of `client_id`.
+    fn slot(&self, client_id: &str) -> Result<Arc<Slot>, AgentError> {
+        let mut slots = self
+            .slots
+            .lock()
+            .map_err(|_| AgentError::Setup("token cache poisoned".into()))?;
+        Ok(slots.entry(client_id.to_string()).or_default().clone())
     }
 
     fn unknown_client(&self, client_id: &str) -> AgentError {

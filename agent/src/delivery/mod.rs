@@ -163,12 +163,10 @@ pub async fn deliver(
             Err(DeliverError::Server(DeliveryFailure::InvalidToken(reason))) if !renewed => {
                 tracing::warn!("the server refused the access token ({reason}); getting a new one");
                 renewed = true;
-                token = Arc::new(
-                    agent
-                        .fetch_token(&settings.default_client, None)
-                        .await
-                        .map_err(|e| DeliverError::Server(e.into()))?,
-                );
+                token = agent
+                    .renew_token(&settings.default_client)
+                    .await
+                    .map_err(|e| DeliverError::Server(e.into()))?;
             }
             other => return other,
         }

@@ -763,3 +763,20 @@ async fn an_expired_encryption_certificate_turns_deliveries_off_and_tokens_still
     assert!(!d.path().join("data").exists());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_the_server_refused_is_replaced_in_the_agent_cache() {
+    let d = delivery_server(json!({}));
+    let server = d.start().await;
+    let a = AgentDeployment::new(&server.base);
+    a.write();
+    let agent = a.agent();
+    let first = agent.token().await.expect("token");
+    let renewed = agent.renew_token("Job").await.expect("renewed");
+    assert_ne!(first.access_token.expose(), renewed.access_token.expose());
+    // Later callers get the new token from the cache, not the refused one.
+    let cached = agent.token().await.expect("token");
+    assert_eq!(cached.access_token.expose(), renewed.access_token.expose());
+    assert_eq!(agent.token_requests(), 2);
+    server.stop().await;
+}
