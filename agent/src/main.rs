@@ -728,7 +728,6 @@ async fn push_one(
         )
     });
     // Temporary failures (server away or busy, storage full) are retried as `Http:Retries` says.
-    let mut wait = settings.http.retry_delay;
     let mut attempt = 0;
     let result = loop {
         attempt += 1;
@@ -740,7 +739,7 @@ async fn push_one(
                 },
             )) if attempt <= settings.http.retries => {
                 let pause = retry_after
-                    .unwrap_or(wait)
+                    .unwrap_or_else(|| agent.http().backoff(attempt))
                     .min(settings.http.max_retry_delay);
                 tracing::warn!(
                     "{}: {detail}; retrying in {} ms (attempt {attempt} of {})",
@@ -749,7 +748,6 @@ async fn push_one(
                     settings.http.retries + 1
                 );
                 tokio::time::sleep(pause).await;
-                wait = (wait * 2).min(settings.http.max_retry_delay);
             }
             other => break other,
         }

@@ -178,8 +178,9 @@ impl Http {
         self.sent.load(Ordering::Relaxed)
     }
 
-    /// Exponential backoff with "equal jitter": half the delay fixed, half random.
-    fn backoff(&self, attempt: u32) -> Duration {
+    /// Exponential backoff with "equal jitter": half the delay fixed, half random. Also used by callers
+    /// that retry on their own (`agent push`, whose body must be rebuilt for each attempt).
+    pub fn backoff(&self, attempt: u32) -> Duration {
         let base = self
             .policy
             .retry_delay
