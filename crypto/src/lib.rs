@@ -4,6 +4,7 @@
 //! - [`cert`]: X.509 certificates (PEM, DER or PFX without key): public key, validity, thumbprints.
 //! - [`pfx`]: PKCS#12 (PFX) files with a private key, read with `p12-keystore`'s `Pkcs12Archive`.
 //! - [`keys`]: pre-parsed signing keys (RSA >= 2048 bits -> RS256, EC P-256 -> ES256).
+//! - [`keyfile`]: key files of any common format (PEM, DER, JWK, PFX) -> public/private key; PKCS#8 PEM out.
 //! - [`jwk`]: JSON Web Keys published in the JWKS and RFC 7638 thumbprints.
 //! - [`jwt`]: JWT signing with a pre-parsed key (the server's hot path) and the access-token verifier
 //!   (pinned certificates or a JWKS) that the agent and any Rust service use.
@@ -20,6 +21,7 @@ pub mod devcerts;
 pub mod encrypted_file;
 pub mod jwk;
 pub mod jwt;
+pub mod keyfile;
 pub mod keys;
 pub mod pfx;
 pub mod secret;
