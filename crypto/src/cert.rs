@@ -68,6 +68,28 @@ pub struct Certificate {
     not_before: i64,
     not_after: i64,
     public_key: PublicKey,
+    subject_alt_names: Vec<SubjectAltName>,
+    subject_der: Vec<u8>,
+}
+
+/// One subject alternative name (RFC 5280 section 4.2.1.6) of the kinds the server maps clients by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubjectAltName {
+    Dns(String),
+    Uri(String),
+    Email(String),
+    Ip(std::net::IpAddr),
+}
+
+impl std::fmt::Display for SubjectAltName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubjectAltName::Dns(v) => write!(f, "DNS:{v}"),
+            SubjectAltName::Uri(v) => write!(f, "URI:{v}"),
+            SubjectAltName::Email(v) => write!(f, "email:{v}"),
+            SubjectAltName::Ip(v) => write!(f, "IP:{v}"),
+        }
+    }
 }
 
 impl Certificate {
@@ -128,7 +150,30 @@ impl Certificate {
             }
         }
         let validity = cert.validity();
+        let mut subject_alt_names = Vec::new();
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            use x509_parser::extensions::GeneralName;
+            for name in &san.value.general_names {
+                subject_alt_names.push(match name {
+                    GeneralName::DNSName(v) => SubjectAltName::Dns(v.to_string()),
+                    GeneralName::URI(v) => SubjectAltName::Uri(v.to_string()),
+                    GeneralName::RFC822Name(v) => SubjectAltName::Email(v.to_string()),
+                    GeneralName::IPAddress(b) => match b.len() {
+                        4 => SubjectAltName::Ip(std::net::IpAddr::from(
+                            <[u8; 4]>::try_from(*b).unwrap_or_default(),
+                        )),
+                        16 => SubjectAltName::Ip(std::net::IpAddr::from(
+                            <[u8; 16]>::try_from(*b).unwrap_or_default(),
+                        )),
+                        _ => continue,
+                    },
+                    _ => continue,
+                });
+            }
+        }
         Ok(Certificate {
+            subject_alt_names,
+            subject_der: cert.subject().as_raw().to_vec(),
             der: der.to_vec(),
             subject: cert.subject().to_string(),
             issuer: cert.issuer().to_string(),
@@ -157,6 +202,14 @@ impl Certificate {
     }
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+    /// The DER of the subject name (what TLS sends as a CA hint).
+    pub fn subject_der(&self) -> &[u8] {
+        &self.subject_der
+    }
+    /// The DNS, URI, email and IP subject alternative names.
+    pub fn subject_alt_names(&self) -> &[SubjectAltName] {
+        &self.subject_alt_names
     }
     /// Start of validity, Unix seconds.
     pub fn not_before(&self) -> i64 {

@@ -13,13 +13,42 @@ use ids_xml::{AccessControl, XmlError};
 #[derive(Clone, Debug)]
 pub struct RegisteredClient {
     pub identifier: String,
-    pub hash: SecretHash,
+    /// `HashedSecret`; `None` for a client that authenticates with a key or certificate only.
+    pub hash: Option<SecretHash>,
     /// SHA-256 of the `HashedSecret` text: cached verifications are only valid for this value.
     pub hash_fingerprint: [u8; 32],
     pub profile: Option<String>,
     pub display_name: Option<String>,
     /// Unix seconds after which the client is refused.
     pub expires_at: Option<i64>,
+    /// `Thumbprints`: keys and certificates registered for `private_key_jwt` and
+    /// `self_signed_tls_client_auth` (base64url SHA-256 values, or upper-case SHA-1 hex).
+    pub thumbprints: Vec<String>,
+    /// `TlsClientAuthSubjectDn`: the subject a CA-issued client certificate must have.
+    pub tls_subject_dn: Option<String>,
+    /// `TlsClientAuthSan`: a subject alternative name a CA-issued client certificate must have.
+    pub tls_san: Option<String>,
+}
+
+/// How clients may be declared: whether a client without `HashedSecret` and `Thumbprints` is valid
+/// (its keys come from the authorized-clients folder, or its certificate from a client CA).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientRules {
+    pub keys_elsewhere: bool,
+}
+
+/// A registered thumbprint in canonical form: base64url SHA-256 (RFC 7638 key thumbprint or certificate
+/// `x5t#S256`) as written, SHA-1 hex in upper case. `None` when `text` is neither.
+pub fn canonical_thumbprint(text: &str) -> Option<String> {
+    let t = text.trim();
+    if t.len() == 43 && ids_crypto::b64::url_decode(t).is_some_and(|b| b.len() == 32) {
+        return Some(t.to_string());
+    }
+    let hex: String = t.chars().filter(|c| *c != ':').collect();
+    if hex.len() == 40 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Some(hex.to_ascii_uppercase());
+    }
+    None
 }
 
 /// The clients, profiles and agents read from the XML folder.
@@ -39,7 +68,10 @@ pub struct AccessControlErrors(pub Vec<String>);
 
 impl Clients {
     /// Reads every `*.xml` under `folder` (sub-folders included, sorted by path).
-    pub fn load(folder: &Path) -> Result<(Clients, Vec<String>), AccessControlErrors> {
+    pub fn load(
+        folder: &Path,
+        rules: ClientRules,
+    ) -> Result<(Clients, Vec<String>), AccessControlErrors> {
         // One walk of the folder: the snapshot (taken before reading, so a change made while reading
         // triggers the next reload) also lists the files, sorted.
         let before = snapshot(folder).map_err(|e| {
@@ -84,36 +116,62 @@ impl Clients {
         let mut by_id = HashMap::new();
         for c in documents.iter().flat_map(|d| d.clients.iter()) {
             let at = format!("{}:{}:{}", c.file, c.position.line, c.position.column);
-            let Some(text) = c.hashed_secret.as_deref() else {
+            let mut thumbprints = Vec::new();
+            for t in &c.thumbprints {
+                match canonical_thumbprint(t) {
+                    Some(t) => thumbprints.push(t),
+                    None => errors.push(format!(
+                        "{at}: OpenIdClient `{}`: Thumbprints: `{}` is not a thumbprint (expected the 43-character RFC 7638 key thumbprint or certificate x5t#S256 that `ids-keytool thumbprint` prints, or a 40-digit SHA-1 hex certificate thumbprint)",
+                        c.identifier,
+                        t.chars().take(80).collect::<String>()
+                    )),
+                }
+            }
+            let hash = match c.hashed_secret.as_deref() {
+                None => None,
+                Some(text) => match SecretHash::parse(text) {
+                    Ok(hash) => Some(hash),
+                    Err(e) => {
+                        errors.push(format!(
+                            "{at}: OpenIdClient `{}`: HashedSecret is unusable: {e}",
+                            c.identifier
+                        ));
+                        continue;
+                    }
+                },
+            };
+            let has_tls_mapping =
+                c.tls_client_auth_subject_dn.is_some() || c.tls_client_auth_san.is_some();
+            if hash.is_none() && c.thumbprints.is_empty() && !has_tls_mapping && !rules.keys_elsewhere
+            {
                 errors.push(format!(
-                    "{at}: OpenIdClient `{}` has no HashedSecret (hash a secret with `new-openid-secret`)",
+                    "{at}: OpenIdClient `{}` has no HashedSecret and no Thumbprints: hash a secret with `new-openid-secret`, or register the client's key (Thumbprints=\"<what `ids-keytool thumbprint` prints>\", or its public key in AccessControl:AuthorizedClientsPath)",
                     c.identifier
                 ));
                 continue;
-            };
-            match SecretHash::parse(text) {
-                Ok(hash) => {
-                    let mut fingerprint = [0u8; 32];
-                    fingerprint.copy_from_slice(
-                        digest::digest(&digest::SHA256, text.trim().as_bytes()).as_ref(),
-                    );
-                    by_id.insert(
-                        c.identifier.clone(),
-                        RegisteredClient {
-                            identifier: c.identifier.clone(),
-                            hash,
-                            hash_fingerprint: fingerprint,
-                            profile: c.profile.clone(),
-                            display_name: c.display_names.get(&1).cloned(),
-                            expires_at: c.expiration_date.map(|d| d.unix_timestamp()),
-                        },
-                    );
-                }
-                Err(e) => errors.push(format!(
-                    "{at}: OpenIdClient `{}`: HashedSecret is unusable: {e}",
-                    c.identifier
-                )),
             }
+            let mut fingerprint = [0u8; 32];
+            fingerprint.copy_from_slice(
+                digest::digest(
+                    &digest::SHA256,
+                    c.hashed_secret.as_deref().unwrap_or_default().trim().as_bytes(),
+                )
+                .as_ref(),
+            );
+            by_id.insert(
+                c.identifier.clone(),
+                RegisteredClient {
+                    identifier: c.identifier.clone(),
+                    hash,
+                    hash_fingerprint: fingerprint,
+                    profile: c.profile.clone(),
+                    display_name: c.display_names.get(&1).cloned(),
+                    expires_at: c.expiration_date.map(|d| d.unix_timestamp()),
+                    thumbprints,
+                    tls_subject_dn: c.tls_client_auth_subject_dn.clone(),
+                    tls_san: c.tls_client_auth_san.clone(),
+                },
+            );
         }
         let model = match AccessControl::build(documents) {
             Ok(model) => model,
@@ -160,6 +218,7 @@ pub fn snapshot(folder: &Path) -> std::io::Result<Snapshot> {
 pub struct LiveClients {
     current: RwLock<Arc<Clients>>,
     folder: PathBuf,
+    rules: ClientRules,
     seen: RwLock<Option<Snapshot>>,
 }
 
@@ -176,11 +235,12 @@ pub enum Reload {
 }
 
 impl LiveClients {
-    pub fn new(clients: Clients, folder: PathBuf) -> Self {
+    pub fn new(clients: Clients, folder: PathBuf, rules: ClientRules) -> Self {
         let seen = clients.snapshot.clone();
         LiveClients {
             current: RwLock::new(Arc::new(clients)),
             folder,
+            rules,
             seen: RwLock::new(seen),
         }
     }
@@ -204,7 +264,7 @@ impl LiveClients {
         if let Ok(mut seen) = self.seen.write() {
             *seen = now;
         }
-        match Clients::load(&self.folder) {
+        match Clients::load(&self.folder, self.rules) {
             Ok((clients, warnings)) => {
                 let count = clients.by_id.len();
                 if let Ok(mut current) = self.current.write() {

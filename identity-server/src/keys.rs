@@ -20,6 +20,11 @@ pub struct Keys {
     pub validation: Vec<Certificate>,
     /// TLS configuration, built at load time so that `check` finds TLS problems too.
     pub tls: Arc<rustls::ServerConfig>,
+    /// `IdentityServer:ClientCertificateAuthorities`: CAs whose client certificates `tls_client_auth`
+    /// accepts.
+    pub client_authorities: Vec<Certificate>,
+    /// The TLS certificate (leaf), for expiry warnings.
+    pub tls_certificate: Certificate,
 }
 
 impl Keys {
@@ -73,18 +78,63 @@ impl Keys {
                 Err(e) => errors.push(format!("IdentityServer:ValidationKeys: {e}")),
             }
         }
+        let mut client_authorities = Vec::new();
+        for path in &settings.client_certificate_authorities {
+            match ids_crypto::cert::trusted_certificates_from_file(path) {
+                Ok(found) if found.is_empty() => errors.push(format!(
+                    "IdentityServer:ClientCertificateAuthorities ({}): no certificate in the file",
+                    path.display()
+                )),
+                Ok(found) => {
+                    for t in found {
+                        match Certificate::from_der(&path.display().to_string(), &t.der) {
+                            Ok(cert) => {
+                                if !t.is_ca {
+                                    warnings.push(format!(
+                                        "IdentityServer:ClientCertificateAuthorities ({}): `{}` is not a CA certificate (basicConstraints CA:FALSE); to allow one client certificate, put its thumbprint in the client's Thumbprints instead",
+                                        path.display(),
+                                        cert.subject()
+                                    ));
+                                }
+                                if cert.validity_at(now) == Validity::Expired {
+                                    errors.push(format!(
+                                        "IdentityServer:ClientCertificateAuthorities ({}): the CA `{}` expired on {}",
+                                        path.display(),
+                                        cert.subject(),
+                                        format_time(cert.not_after())
+                                    ));
+                                }
+                                client_authorities.push(cert);
+                            }
+                            Err(e) => errors.push(format!(
+                                "IdentityServer:ClientCertificateAuthorities: {e}"
+                            )),
+                        }
+                    }
+                }
+                Err(e) => errors.push(format!("IdentityServer:ClientCertificateAuthorities: {e}")),
+            }
+        }
+        let client_auth = match settings.client_certificates {
+            crate::settings::ClientCertificates::Off => None,
+            crate::settings::ClientCertificates::Optional => Some(&client_authorities[..]),
+        };
         // TLS: the signing PFX itself when the same file is configured with the same password.
         let shared = settings.tls.path == settings.signing.path
             && settings.tls.password.expose() == settings.signing.password.expose();
         let tls = if shared {
             signing.as_ref().and_then(|pfx| {
+                let leaf = pfx.certificate.clone();
                 if pfx.check_validity(now).is_err() {
                     warnings.push(format!(
                         "{}: the expired certificate also serves TLS; clients will refuse the connection",
                         settings.tls.setting
                     ));
                 }
-                tls_config(pfx, &settings.tls).map_err(|e| errors.push(e)).ok()
+                tls_config(pfx, &settings.tls, client_auth)
+                    .map_err(|e| errors.push(e))
+                    .ok()
+                    .map(|c| (c, leaf))
             })
         } else {
             match settings.tls.open() {
@@ -92,9 +142,10 @@ impl Keys {
                     if let Err(e) = pfx.check_validity(now) {
                         errors.push(format!("{}: {e}", settings.tls.setting));
                     }
-                    tls_config(&pfx, &settings.tls)
+                    tls_config(&pfx, &settings.tls, client_auth)
                         .map_err(|e| errors.push(e))
                         .ok()
+                        .map(|c| (c, pfx.certificate.clone()))
                 }
                 Err(e) => {
                     errors.push(format!("{}: {e}", settings.tls.setting));
@@ -103,11 +154,13 @@ impl Keys {
             }
         };
         match (signing, tls) {
-            (Some(pfx), Some(tls)) if errors.is_empty() => Ok(Keys {
+            (Some(pfx), Some((tls, tls_certificate))) if errors.is_empty() => Ok(Keys {
+                tls_certificate,
                 signer: TokenSigner::new(pfx.key, &pfx.certificate),
                 signing_certificate: pfx.certificate,
                 validation,
                 tls: Arc::new(tls),
+                client_authorities,
             }),
             _ => Err(errors),
         }
@@ -187,7 +240,16 @@ impl EncryptionKeys {
 }
 
 /// OpenID Connect Discovery 1.0 / RFC 8414 metadata.
-pub fn discovery_document(issuer: &str, alg: Algorithm, scopes: &[String]) -> String {
+pub fn discovery_document(
+    issuer: &str,
+    alg: Algorithm,
+    scopes: &[String],
+    mutual_tls: bool,
+) -> String {
+    let mut methods = vec!["client_secret_basic", "client_secret_post", "private_key_jwt"];
+    if mutual_tls {
+        methods.extend(["tls_client_auth", "self_signed_tls_client_auth"]);
+    }
     serde_json::json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/.well-known/openid-configuration/jwks"),
@@ -199,14 +261,25 @@ pub fn discovery_document(issuer: &str, alg: Algorithm, scopes: &[String]) -> St
         "response_types_supported": [],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [alg.as_str()],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
+        "tls_client_certificate_bound_access_tokens": mutual_tls,
     })
     .to_string()
 }
 
 /// rustls configuration from the TLS PFX (leaf + chain), with the aws-lc-rs provider set explicitly
 /// (two providers in the dependency tree would make rustls' default selection panic).
-fn tls_config(pfx: &Pfx, file: &CertificateFile) -> Result<rustls::ServerConfig, String> {
+///
+/// With `client_auth`, the handshake asks for a client certificate (never requires one) and names
+/// those CAs as hints; any certificate whose key the client proves is accepted at this layer, and the
+/// token endpoint decides what it is worth (RFC 8705: a CA-issued certificate mapped to the client,
+/// or a self-signed one whose thumbprint is registered).
+fn tls_config(
+    pfx: &Pfx,
+    file: &CertificateFile,
+    client_auth: Option<&[Certificate]>,
+) -> Result<rustls::ServerConfig, String> {
     let mut chain = vec![CertificateDer::from(pfx.certificate.der().to_vec())];
     chain.extend(
         pfx.chain
@@ -215,10 +288,16 @@ fn tls_config(pfx: &Pfx, file: &CertificateFile) -> Result<rustls::ServerConfig,
     );
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pfx.key_pkcs8.to_vec()));
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_no_client_auth()
+        .map_err(|e| format!("TLS: {e}"))?;
+    let builder = match client_auth {
+        None => builder.with_no_client_auth(),
+        Some(cas) => builder.with_client_cert_verifier(Arc::new(
+            crate::tls::AnyClientCertificate::new(cas, provider.clone()),
+        )),
+    };
+    let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| {
             format!(

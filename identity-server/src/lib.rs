@@ -4,7 +4,9 @@
 //!
 //! # Layout
 //! - [`settings`]: `appsettings.json` keys -> validated [`Settings`].
-//! - [`access_control`]: the XML folder -> registered clients with parsed secret hashes.
+//! - [`access_control`]: the XML folder -> registered clients with parsed secret hashes and thumbprints.
+//! - [`authorized_clients`]: the folder of client public keys (`private_key_jwt`, self-signed mTLS).
+//! - [`tls`]: TLS client certificates (RFC 8705) as the handshake accepts them.
 //! - [`keys`]: the signing certificate, validation keys, JWKS, discovery document and TLS configuration.
 //! - [`oauth`]: the domain: request parsing, client authentication, token issuing, bearer tokens
 //!   presented to the server's API (no HTTP types).
@@ -13,12 +15,14 @@
 //! - [`quickstart`]: development certificates, settings and a demo client for a first run.
 
 pub mod access_control;
+pub mod authorized_clients;
 pub mod deliveries;
 pub mod http;
 pub mod keys;
 pub mod oauth;
 pub mod quickstart;
 pub mod settings;
+pub mod tls;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -64,7 +68,7 @@ pub fn load(settings: &Settings, now: i64) -> Result<Loaded, Vec<String>> {
             Err(String::new())
         }
     };
-    let clients = match Clients::load(&settings.access_control_path) {
+    let clients = match Clients::load(&settings.access_control_path, client_rules(settings)) {
         Ok((c, w)) => {
             warnings.extend(w);
             Some(c)
@@ -83,6 +87,85 @@ pub fn load(settings: &Settings, now: i64) -> Result<Loaded, Vec<String>> {
         }),
         _ => Err(errors),
     }
+}
+
+/// Clients without `HashedSecret` or `Thumbprints` are valid when their keys or certificates can be
+/// registered elsewhere: the authorized-clients folder, or a client CA.
+pub fn client_rules(settings: &Settings) -> access_control::ClientRules {
+    access_control::ClientRules {
+        keys_elsewhere: settings.authorized_clients_path.is_some()
+            || !settings.client_certificate_authorities.is_empty(),
+    }
+}
+
+/// Certificates that expire within `days` of `now` (or have expired), one message each: the signing,
+/// validation, TLS and encryption certificates, the client CAs and the certificates of the
+/// authorized-clients folder.
+pub fn expiry_warnings(settings: &Settings, loaded: &Loaded, now: i64, days: u64) -> Vec<String> {
+    let mut certs: Vec<(String, &ids_crypto::Certificate)> = vec![
+        (
+            "IdentityServer:X509KeyFilePath".into(),
+            &loaded.keys.signing_certificate,
+        ),
+        (settings.tls.setting.to_string(), &loaded.keys.tls_certificate),
+    ];
+    certs.extend(
+        loaded
+            .keys
+            .validation
+            .iter()
+            .map(|c| ("IdentityServer:ValidationKeys".to_string(), c)),
+    );
+    certs.extend(
+        loaded
+            .keys
+            .client_authorities
+            .iter()
+            .map(|c| ("IdentityServer:ClientCertificateAuthorities".to_string(), c)),
+    );
+    if let Ok(e) = &loaded.encryption {
+        certs.push(("EncryptionCertificate:File".into(), &e.certificate));
+    }
+    let folder_keys = settings
+        .authorized_clients_path
+        .as_deref()
+        .map(|f| authorized_clients::AuthorizedKeys::load(f).0)
+        .unwrap_or_default();
+    let folder_certs: Vec<(String, ids_crypto::Certificate)> = folder_keys
+        .by_client
+        .values()
+        .flatten()
+        .filter_map(|k| {
+            k.certificate
+                .clone()
+                .map(|c| (format!("AccessControl:AuthorizedClientsPath ({})", k.file.display()), c))
+        })
+        .collect();
+    certs.extend(folder_certs.iter().map(|(s, c)| (s.clone(), c)));
+    expiring(&certs, now, days)
+}
+
+/// One message per certificate of `certs` that expires within `days` of `now`.
+pub fn expiring(certs: &[(String, &ids_crypto::Certificate)], now: i64, days: u64) -> Vec<String> {
+    let horizon = now.saturating_add(i64::try_from(days).unwrap_or(i64::MAX / 2) * 86_400);
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (setting, cert) in certs {
+        if cert.not_after() > horizon || !seen.insert((setting.clone(), cert.x5t_s256())) {
+            continue;
+        }
+        let when = ids_crypto::cert::format_time(cert.not_after());
+        if cert.not_after() <= now {
+            out.push(format!("{setting}: the certificate `{}` EXPIRED on {when}", cert.subject()));
+        } else {
+            let left = (cert.not_after() - now) / 86_400;
+            out.push(format!(
+                "{setting}: the certificate `{}` expires on {when}, in {left} day(s); renew it before then",
+                cert.subject()
+            ));
+        }
+    }
+    out
 }
 
 /// Errors that stop the server.
@@ -139,6 +222,9 @@ pub async fn run_loaded(
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
+    for w in expiry_warnings(&settings, &loaded, unix_now(), settings.expiry_warning_days) {
+        tracing::warn!("{w}");
+    }
     let cert = &loaded.keys.signing_certificate;
     tracing::info!(
         alg = loaded.keys.signer.algorithm().as_str(),
@@ -167,6 +253,7 @@ pub async fn run_loaded(
         app_state(&settings, loaded, &issuer, &bound).map_err(|e| ServerError::Load(vec![e]))?,
     );
     let live_clients = state.tokens.clients.clone();
+    let live_keys = state.tokens.keys.clone();
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let mut handles = Vec::new();
     let mut servers = tokio::task::JoinSet::new();
@@ -200,6 +287,7 @@ pub async fn run_loaded(
     // Started once nothing above can fail any more, so that no early error leaves it running.
     let reloader = tokio::spawn(reload_access_control(
         live_clients,
+        live_keys,
         settings.access_control_reload,
     ));
     tracing::info!(%issuer, addresses = ?bound, "identity server ready");
@@ -248,7 +336,11 @@ const DELIVERY_STREAM_WINDOW: u32 = 4 * 1024 * 1024;
 
 /// Reloads the access-control XML when its files change (checked every `interval`; never when zero) and on
 /// SIGHUP. Invalid new files are reported and the clients in force stay as they are.
-async fn reload_access_control(clients: Arc<access_control::LiveClients>, interval: Duration) {
+async fn reload_access_control(
+    clients: Arc<access_control::LiveClients>,
+    keys: Arc<authorized_clients::LiveKeys>,
+    interval: Duration,
+) {
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut ticker = (!interval.is_zero()).then(|| {
@@ -280,6 +372,15 @@ async fn reload_access_control(clients: Arc<access_control::LiveClients>, interv
             _ = tick => false,
             _ = hup => true,
         };
+        let live_keys = keys.clone();
+        if let Ok(Some((count, problems))) =
+            tokio::task::spawn_blocking(move || live_keys.reload(force)).await
+        {
+            for p in problems {
+                tracing::error!("{p}");
+            }
+            tracing::info!(keys = count, folder = ?keys.folder(), "authorized clients reloaded");
+        }
         let live = clients.clone();
         let Ok(outcome) = tokio::task::spawn_blocking(move || live.reload(force)).await else {
             continue;
@@ -364,7 +465,32 @@ fn app_state(
             Err(reason)
         }
     };
-    let discovery = keys::discovery_document(issuer, keys.signer.algorithm(), &settings.scopes);
+    let mutual_tls = settings.client_certificates == settings::ClientCertificates::Optional;
+    let discovery = keys::discovery_document(
+        issuer,
+        keys.signer.algorithm(),
+        &settings.scopes,
+        mutual_tls,
+    );
+    let client_authorities = if keys.client_authorities.is_empty() {
+        None
+    } else {
+        Some(oauth::client_keys::ClientAuthorities::new(
+            &keys.client_authorities,
+        )?)
+    };
+    let authorized_keys = match &settings.authorized_clients_path {
+        None => authorized_clients::LiveKeys::empty(),
+        Some(folder) => {
+            let (live, problems) = authorized_clients::LiveKeys::open(folder.clone());
+            for p in problems {
+                tracing::error!("{p}");
+            }
+            let count: usize = live.current().by_client.values().map(Vec::len).sum();
+            tracing::info!(keys = count, folder = %folder.display(), "authorized clients loaded");
+            live
+        }
+    };
     let jwks = keys.jwks_json();
     // `client_id` may be suffixed with any spelling of this server's authority.
     let mut authorities = vec![authority(issuer)];
@@ -377,6 +503,15 @@ fn app_state(
     }
     authorities.sort();
     authorities.dedup();
+    // A client assertion's `aud`: the token endpoint (as any authority spells it) or the issuer.
+    let mut assertion_audiences = vec![
+        issuer.trim_end_matches('/').to_string(),
+        format!("{}/connect/token", issuer.trim_end_matches('/')),
+    ];
+    for a in &authorities {
+        assertion_audiences.push(format!("https://{a}/connect/token"));
+    }
+    assertion_audiences.dedup();
     let authenticator = Authenticator::new(AuthConfig {
         cache_ttl: settings.secret_cache_ttl,
         cache_size: settings.secret_cache_size,
@@ -390,6 +525,7 @@ fn app_state(
             clients: Arc::new(access_control::LiveClients::new(
                 clients,
                 settings.access_control_path.clone(),
+                client_rules(settings),
             )),
             authenticator,
             issuer: TokenIssuer {
@@ -400,6 +536,10 @@ fn app_state(
             },
             scopes: settings.scopes.clone(),
             authorities,
+            keys: Arc::new(authorized_keys),
+            replay: Arc::new(oauth::client_keys::MemoryReplayCache::new(100_000)),
+            client_authorities,
+            assertion_audiences,
         },
         discovery,
         jwks,

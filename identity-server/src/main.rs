@@ -33,6 +33,10 @@ enum Command {
     Check {
         #[arg(long, default_value = ".")]
         config_dir: PathBuf,
+        /// Warn about certificates that expire within this many days (default:
+        /// IdentityServer:ExpiryWarningDays, 30).
+        #[arg(long, value_name = "DAYS")]
+        expiry_days: Option<u64>,
     },
     /// What agents delivered: list, or export (decrypted with EncryptionCertificate).
     Deliveries {
@@ -90,7 +94,10 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve { config_dir, urls } => serve(&config_dir, urls.as_deref(), None, None),
-        Command::Check { config_dir } => check(&config_dir),
+        Command::Check {
+            config_dir,
+            expiry_days,
+        } => check(&config_dir, expiry_days),
         Command::Quickstart { dir, urls } => quickstart(&dir, urls.as_deref()),
         Command::Deliveries { command } => deliveries(command),
     };
@@ -230,7 +237,7 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn check(dir: &Path) -> Result<(), Vec<String>> {
+fn check(dir: &Path, expiry_days: Option<u64>) -> Result<(), Vec<String>> {
     let settings = settings(dir, None)?;
     let now = identity_server::unix_now();
     let loaded = identity_server::load(&settings, now)?;
@@ -319,15 +326,72 @@ fn check(dir: &Path) -> Result<(), Vec<String>> {
         settings.access_control_path.display(),
         loaded.clients.files.len()
     );
+    let authorized = match &settings.authorized_clients_path {
+        Some(folder) => {
+            let (keys, problems) = identity_server::authorized_clients::AuthorizedKeys::load(folder);
+            let count: usize = keys.by_client.values().map(Vec::len).sum();
+            let _ = writeln!(
+                out,
+                "authorized clients: {} ({count} key(s))",
+                folder.display()
+            );
+            for p in problems {
+                let _ = writeln!(out, "warning: {p}");
+            }
+            keys
+        }
+        None => Default::default(),
+    };
+    let _ = writeln!(
+        out,
+        "client certificates (mutual TLS): {}",
+        match settings.client_certificates {
+            identity_server::settings::ClientCertificates::Off => "off".to_string(),
+            identity_server::settings::ClientCertificates::Optional => format!(
+                "asked for; CAs for tls_client_auth: {}",
+                if loaded.keys.client_authorities.is_empty() {
+                    "none (self-signed, registered by thumbprint, only)".to_string()
+                } else {
+                    loaded
+                        .keys
+                        .client_authorities
+                        .iter()
+                        .map(|c| format!("`{}`", c.subject()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
+        }
+    );
     let mut clients: Vec<_> = loaded.clients.by_id.values().collect();
     clients.sort_by(|a, b| a.identifier.cmp(&b.identifier));
     let _ = writeln!(out, "clients: {}", clients.len());
     for c in clients {
-        let kind = match c.hash {
-            ids_crypto::SecretHash::Argon2id(_) => "argon2id",
-            ids_crypto::SecretHash::Sha256(_) => "legacy SHA-256",
-            ids_crypto::SecretHash::Sha512(_) => "legacy SHA-512",
-        };
+        let mut methods = Vec::new();
+        match c.hash {
+            Some(ids_crypto::SecretHash::Argon2id(_)) => methods.push("secret argon2id".to_string()),
+            Some(ids_crypto::SecretHash::Sha256(_)) => {
+                methods.push("secret legacy SHA-256".to_string())
+            }
+            Some(ids_crypto::SecretHash::Sha512(_)) => {
+                methods.push("secret legacy SHA-512".to_string())
+            }
+            None => {}
+        }
+        let folder_keys = authorized.of(&c.identifier).len();
+        if !c.thumbprints.is_empty() || folder_keys > 0 {
+            methods.push(format!(
+                "{} key(s)/certificate(s)",
+                c.thumbprints.len() + folder_keys
+            ));
+        }
+        if c.tls_subject_dn.is_some() || c.tls_san.is_some() {
+            methods.push("mapped CA certificate".into());
+        }
+        if methods.is_empty() {
+            methods.push("no credentials yet".into());
+        }
+        let kind = methods.join(", ");
         let expiry = match c.expires_at {
             Some(t) if t <= now => format!(", EXPIRED {}", ids_crypto::cert::format_time(t)),
             Some(t) => format!(", expires {}", ids_crypto::cert::format_time(t)),
@@ -341,6 +405,10 @@ fn check(dir: &Path) -> Result<(), Vec<String>> {
         );
     }
     for w in &loaded.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    let days = expiry_days.unwrap_or(settings.expiry_warning_days);
+    for w in identity_server::expiry_warnings(&settings, &loaded, now, days) {
         let _ = writeln!(out, "warning: {w}");
     }
     let _ = writeln!(out, "OK");

@@ -39,6 +39,11 @@ pub const KEYS: &[&str] = &[
     "Kestrel:Endpoints:**",
     "AccessControl:ConfigurationPath",
     "AccessControl:ReloadIntervalSeconds",
+    "AccessControl:AuthorizedClientsPath",
+    "IdentityServer:ClientCertificates",
+    "IdentityServer:ClientCertificateAuthorities",
+    "IdentityServer:ClientCertificateAuthorities:*",
+    "IdentityServer:ExpiryWarningDays",
     "ASPNETCORE_URLS",
     "Deliveries:DataFolder",
     "Deliveries:MaxFileSizeMiB",
@@ -93,6 +98,24 @@ pub struct Settings {
     pub encrypt_file: bool,
     /// The `Deliveries` section.
     pub deliveries: DeliverySettings,
+    /// `AccessControl:AuthorizedClientsPath`: a folder of client public keys, certificates or JWKs
+    /// (`<client id>.<ext>`, or several in `<client id>/`), reloaded when it changes.
+    pub authorized_clients_path: Option<PathBuf>,
+    /// `IdentityServer:ClientCertificates`: whether the TLS handshake asks clients for a certificate.
+    pub client_certificates: ClientCertificates,
+    /// `IdentityServer:ClientCertificateAuthorities`: CA certificates for `tls_client_auth`.
+    pub client_certificate_authorities: Vec<PathBuf>,
+    /// `IdentityServer:ExpiryWarningDays`: `check` and start-up warn about certificates expiring sooner.
+    pub expiry_warning_days: u64,
+}
+
+/// Whether the server asks for TLS client certificates (RFC 8705).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientCertificates {
+    /// Asked for, never required: clients without one authenticate otherwise.
+    Optional,
+    /// Not asked for: mutual TLS is off.
+    Off,
 }
 
 /// Where and what agents may deliver.
@@ -398,6 +421,43 @@ impl Settings {
         )
         .unwrap_or(30);
 
+        let authorized_clients_path = config
+            .path("AccessControl:AuthorizedClientsPath")
+            .filter(|p| !p.as_os_str().is_empty());
+        let client_certificates = match config.get("IdentityServer:ClientCertificates") {
+            None => ClientCertificates::Optional,
+            Some(s) => match s.value.trim().to_ascii_lowercase().as_str() {
+                "" | "optional" => ClientCertificates::Optional,
+                "off" => ClientCertificates::Off,
+                _ => {
+                    errors.push(invalid(
+                        s,
+                        "expected `Optional` (ask TLS clients for a certificate, never require one) or `Off`",
+                    ));
+                    ClientCertificates::Off
+                }
+            },
+        };
+        let client_certificate_authorities: Vec<PathBuf> = config
+            .list("IdentityServer:ClientCertificateAuthorities")
+            .iter()
+            .map(|s| config.resolve(s.value.trim()))
+            .collect();
+        if client_certificates == ClientCertificates::Off && !client_certificate_authorities.is_empty()
+        {
+            if let Some(s) = config.get("IdentityServer:ClientCertificates") {
+                errors.push(invalid(
+                    s,
+                    "is Off, but IdentityServer:ClientCertificateAuthorities is set: tls_client_auth needs client certificates (set Optional, or remove the authorities)",
+                ));
+            }
+        }
+        let expiry_warning_days = take(
+            &mut errors,
+            config.u64_in("IdentityServer:ExpiryWarningDays", 30, 0, 3650),
+        )
+        .unwrap_or(30);
+
         let (Some(signing), Some(tls)) = (signing, tls) else {
             return Err(errors);
         };
@@ -428,6 +488,10 @@ impl Settings {
             encryption_certificate,
             encrypt_file,
             deliveries,
+            authorized_clients_path,
+            client_certificates,
+            client_certificate_authorities,
+            expiry_warning_days,
         })
     }
 }

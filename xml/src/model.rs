@@ -21,6 +21,16 @@ pub struct OpenIdClient {
     pub context: Option<String>,
     /// `ExpirationDate`; a value without offset is UTC, a date alone is midnight UTC.
     pub expiration_date: Option<time::OffsetDateTime>,
+    /// `Thumbprints`: keys and certificates the client may authenticate with instead of (or besides)
+    /// a secret: RFC 7638 JWK thumbprints, certificate `x5t#S256` or SHA-1 hex thumbprints, separated
+    /// by spaces, commas or semicolons. Raw, not validated here.
+    pub thumbprints: Vec<String>,
+    /// `TlsClientAuthSubjectDn` (RFC 8705 `tls_client_auth_subject_dn`): the subject of the client's
+    /// CA-issued TLS certificate.
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// `TlsClientAuthSan`: a subject alternative name (DNS name, URI, email or IP address) of the
+    /// client's CA-issued TLS certificate.
+    pub tls_client_auth_san: Option<String>,
     /// The file the element was read from (as given to [`crate::parse_document`]).
     pub file: String,
     /// Where the element starts.

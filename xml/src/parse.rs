@@ -131,6 +131,9 @@ enum Field {
     Context,
     ExpirationDate,
     Uri,
+    Thumbprints,
+    TlsClientAuthSubjectDn,
+    TlsClientAuthSan,
 }
 
 const CLIENT_ATTRIBUTES: &[(&str, Field)] = &[
@@ -140,6 +143,9 @@ const CLIENT_ATTRIBUTES: &[(&str, Field)] = &[
     ("ContextId", Field::ContextId),
     ("Context", Field::Context),
     ("ExpirationDate", Field::ExpirationDate),
+    ("Thumbprints", Field::Thumbprints),
+    ("TlsClientAuthSubjectDn", Field::TlsClientAuthSubjectDn),
+    ("TlsClientAuthSan", Field::TlsClientAuthSan),
 ];
 const PROFILE_ATTRIBUTES: &[(&str, Field)] = &[("Identifier", Field::Identifier)];
 const AGENT_ATTRIBUTES: &[(&str, Field)] =
@@ -231,6 +237,9 @@ struct Values {
     context: Option<String>,
     expiration_date: Option<String>,
     uri: Option<String>,
+    thumbprints: Option<String>,
+    tls_client_auth_subject_dn: Option<String>,
+    tls_client_auth_san: Option<String>,
 }
 
 struct Parser<'t> {
@@ -335,6 +344,9 @@ impl Parser<'_> {
                 Field::Context => values.context = Some(value),
                 Field::ExpirationDate => values.expiration_date = Some(value),
                 Field::Uri => values.uri = Some(value),
+                Field::Thumbprints => values.thumbprints = Some(value),
+                Field::TlsClientAuthSubjectDn => values.tls_client_auth_subject_dn = Some(value),
+                Field::TlsClientAuthSan => values.tls_client_auth_san = Some(value),
             }
         }
         let Some(kind) = kind else { return Ok(()) };
@@ -399,6 +411,18 @@ impl Parser<'_> {
                     context_id: values.context_id,
                     context: values.context,
                     expiration_date,
+                    thumbprints: values
+                        .thumbprints
+                        .as_deref()
+                        .unwrap_or_default()
+                        .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    tls_client_auth_subject_dn: values
+                        .tls_client_auth_subject_dn
+                        .filter(|v| !v.trim().is_empty()),
+                    tls_client_auth_san: values.tls_client_auth_san.filter(|v| !v.trim().is_empty()),
                     file,
                     position,
                 });

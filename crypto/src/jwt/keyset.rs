@@ -74,13 +74,35 @@ impl VerificationKey {
         if entry.use_.as_deref().is_some_and(|u| u != "sig") {
             return Err(bad("its \"use\" is not \"sig\""));
         }
+        let public = Self::public_key_of(entry).map_err(|e| match e {
+            KeySetError::Key { detail, .. } => bad(&detail),
+            other => other,
+        })?;
+        let key = Self::from_public_key(&public, entry.kid.clone(), &origin)?;
+        if let Some(alg) = entry.alg.as_deref()
+            && alg != key.algorithm.as_str()
+        {
+            return Err(bad(&format!(
+                "its \"alg\" is {alg}; this key type verifies {} only",
+                key.algorithm.as_str()
+            )));
+        }
+        Ok(key)
+    }
+
+    /// The public key of a JWK (RSA, or EC P-256), without any policy on `use` or `alg`.
+    pub fn public_key_of(entry: &Jwk) -> Result<PublicKey, KeySetError> {
+        let bad = |detail: &str| KeySetError::Key {
+            origin: "JWK".into(),
+            detail: detail.to_string(),
+        };
         let decode = |member: &Option<String>, name: &str| {
             member
                 .as_deref()
                 .and_then(b64::url_decode)
                 .ok_or_else(|| bad(&format!("member \"{name}\" is missing or not base64url")))
         };
-        let public = match entry.kty.as_str() {
+        Ok(match entry.kty.as_str() {
             "RSA" => PublicKey::Rsa {
                 n: strip_zeros(&decode(&entry.n, "n")?).to_vec(),
                 e: strip_zeros(&decode(&entry.e, "e")?).to_vec(),
@@ -96,17 +118,12 @@ impl VerificationKey {
                 PublicKey::P256 { x, y }
             }
             other => return Err(bad(&format!("key type \"{other}\" is not supported"))),
-        };
-        let key = Self::from_public_key(&public, entry.kid.clone(), &origin)?;
-        if let Some(alg) = entry.alg.as_deref()
-            && alg != key.algorithm.as_str()
-        {
-            return Err(bad(&format!(
-                "its \"alg\" is {alg}; this key type verifies {} only",
-                key.algorithm.as_str()
-            )));
-        }
-        Ok(key)
+        })
+    }
+
+    /// A key to verify signatures with, named by `origin` in messages.
+    pub fn from_public(public: &PublicKey, origin: &str) -> Result<Self, KeySetError> {
+        Self::from_public_key(public, None, origin)
     }
 
     fn from_public_key(

@@ -31,6 +31,7 @@
 //! # }
 //! ```
 
+pub mod assertion;
 pub mod keyset;
 pub mod sign;
 pub mod verify;
@@ -38,6 +39,7 @@ pub mod verify;
 #[cfg(test)]
 mod verify_tests;
 
+pub use assertion::{AssertionError, AssertionSigner, UnverifiedAssertion};
 pub use keyset::{KeySet, KeySetError, VerificationKey};
 pub use sign::TokenSigner;
 pub use verify::{AccessToken, MAX_LEEWAY_SECS, MAX_TOKEN_LEN, Validation, Verifier, VerifyError};

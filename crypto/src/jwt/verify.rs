@@ -78,6 +78,14 @@ pub enum VerifyError {
     BadClaims { detail: String },
     #[error("the token has no \"{claim}\" claim, which is required")]
     MissingClaim { claim: &'static str },
+    #[error(
+        "the token is bound to a client certificate (cnf x5t#S256 {expected}) but the request came without a client certificate"
+    )]
+    CertificateRequired { expected: String },
+    #[error(
+        "the token is bound to the client certificate {expected} (cnf x5t#S256) but the request presented {presented}"
+    )]
+    CertificateMismatch { expected: String, presented: String },
     #[error("the \"{claim}\" claim must be {expected}, found {found}")]
     ClaimType {
         claim: &'static str,
@@ -129,6 +137,37 @@ pub struct AccessToken {
 impl AccessToken {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// The `x5t#S256` of the client certificate the token is bound to (RFC 8705 section 3.1), if any.
+    pub fn certificate_binding(&self) -> Option<&str> {
+        self.claims
+            .get("cnf")
+            .and_then(|c| c.get("x5t#S256"))
+            .and_then(Value::as_str)
+    }
+
+    /// RFC 8705 section 3: a token bound to a certificate is only good over a connection where the
+    /// client presented that certificate. `presented` is the DER of the client's TLS certificate.
+    /// Unbound tokens pass whatever was presented.
+    pub fn check_binding(&self, presented: Option<&[u8]>) -> Result<(), VerifyError> {
+        let Some(expected) = self.certificate_binding() else {
+            return Ok(());
+        };
+        let Some(der) = presented else {
+            return Err(VerifyError::CertificateRequired {
+                expected: shown(expected),
+            });
+        };
+        let found = b64::url(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref());
+        if subtle::ConstantTimeEq::ct_eq(found.as_bytes(), expected.as_bytes()).into() {
+            Ok(())
+        } else {
+            Err(VerifyError::CertificateMismatch {
+                expected: shown(expected),
+                presented: found,
+            })
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use axum::routing::get;
 use http_body_util::BodyExt;
 use serde::Deserialize;
 
-use super::AppState;
+use super::{AppState, ClientCert};
 use super::error::ApiError;
 use crate::access_control::Clients;
 use crate::deliveries::{
@@ -50,6 +50,7 @@ struct DeliverQuery {
 fn caller(
     state: &AppState,
     headers: &HeaderMap,
+    certificate: &ClientCert,
 ) -> Result<(Arc<Deliveries>, Caller, Arc<Clients>), ApiError> {
     let clients = state.tokens.clients.current();
     let authorization = headers
@@ -57,7 +58,12 @@ fn caller(
         .and_then(|v| v.to_str().ok());
     let client = state
         .bearer
-        .authenticate(authorization, &clients, crate::unix_now())?;
+        .authenticate(
+            authorization,
+            certificate.leaf(),
+            &clients,
+            crate::unix_now(),
+        )?;
     let deliveries = state.deliveries.clone().map_err(DeliveryError::Disabled)?;
     let agent = headers
         .get("agent-identifier")
@@ -96,10 +102,11 @@ async fn deliver(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     Query(query): Query<DeliverQuery>,
+    certificate: ClientCert,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match receive(&state, id, query, &headers, body).await {
+    match receive(&state, id, query, &headers, &certificate, body).await {
         Ok((status, record)) => record_response(status, &record),
         Err(e) => e.into_response(),
     }
@@ -110,9 +117,10 @@ async fn receive(
     id: String,
     query: DeliverQuery,
     headers: &HeaderMap,
+    certificate: &ClientCert,
     body: Body,
 ) -> Result<(StatusCode, Record), ApiError> {
-    let (deliveries, caller, clients) = caller(state, headers)?;
+    let (deliveries, caller, clients) = caller(state, headers, certificate)?;
     let agents: Vec<&str> = clients
         .model
         .agents
@@ -254,10 +262,11 @@ fn record_response(status: StatusCode, record: &Record) -> Response {
 async fn find(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
+    certificate: ClientCert,
     headers: HeaderMap,
 ) -> Response {
     let result = async {
-        let (deliveries, caller, _) = caller(&state, &headers)?;
+        let (deliveries, caller, _) = caller(&state, &headers, &certificate)?;
         let id = DeliveryId::parse(&id)?;
         // Readers see every record; a client that delivers sees its own (the agent's check).
         if deliveries.authorize(&caller, Action::Read, &[]).is_err() {
@@ -272,9 +281,13 @@ async fn find(
     }
 }
 
-async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+async fn list(
+    State(state): State<Arc<AppState>>,
+    certificate: ClientCert,
+    headers: HeaderMap,
+) -> Response {
     let result = async {
-        let (deliveries, caller, _) = caller(&state, &headers)?;
+        let (deliveries, caller, _) = caller(&state, &headers, &certificate)?;
         authorize(&deliveries, &caller, Action::Read, &[])?;
         Ok::<_, ApiError>(blocking(move || deliveries.list()).await?)
     }
@@ -288,10 +301,11 @@ async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respons
 async fn content(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
+    certificate: ClientCert,
     headers: HeaderMap,
 ) -> Response {
     let result = async {
-        let (deliveries, caller, _) = caller(&state, &headers)?;
+        let (deliveries, caller, _) = caller(&state, &headers, &certificate)?;
         authorize(&deliveries, &caller, Action::Read, &[])?;
         let id = DeliveryId::parse(&id)?;
         Ok::<_, ApiError>(blocking(move || deliveries.open(&id)).await?)

@@ -14,8 +14,39 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use crate::oauth::client_keys::PresentedCertificate;
 use crate::oauth::{OAuthError, TokenService};
 use error::{ErrorResponse, no_store};
+
+/// The TLS client certificate of the request (RFC 8705), when the client presented one.
+#[derive(Debug, Clone, Default)]
+pub struct ClientCert(pub Option<PresentedCertificate>);
+
+impl ClientCert {
+    /// DER of the leaf certificate.
+    pub fn leaf(&self) -> Option<&[u8]> {
+        self.0.as_ref().and_then(PresentedCertificate::leaf)
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientCert {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientCert(
+            parts
+                .extensions
+                .get::<Arc<axum_server::tls::TlsInfo>>()
+                .filter(|info| !info.peer_certificates.is_empty())
+                .map(|info| PresentedCertificate {
+                    chain: info.peer_certificates.clone(),
+                }),
+        ))
+    }
+}
 
 /// Largest token request body accepted (a client-credentials request is well under 1 KiB).
 pub const MAX_TOKEN_BODY: usize = 16 * 1024;
@@ -51,6 +82,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 async fn token(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    certificate: ClientCert,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -88,7 +120,13 @@ async fn token(
         .and_then(|v| v.to_str().ok());
     match state
         .tokens
-        .token(&body, authorization, peer.ip(), crate::unix_now())
+        .token(
+            &body,
+            authorization,
+            certificate.0.as_ref(),
+            peer.ip(),
+            crate::unix_now(),
+        )
         .await
     {
         Ok(response) => {

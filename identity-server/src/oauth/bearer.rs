@@ -64,10 +64,12 @@ impl BearerVerifier {
         })
     }
 
-    /// The client behind `Authorization: Bearer <token>`, at `now`.
+    /// The client behind `Authorization: Bearer <token>`, at `now`. `certificate` is the DER of the TLS
+    /// client certificate of the request, if any.
     pub fn authenticate(
         &self,
         authorization: Option<&str>,
+        certificate: Option<&[u8]>,
         clients: &Clients,
         now: i64,
     ) -> Result<TokenClient, BearerError> {
@@ -84,6 +86,10 @@ impl BearerVerifier {
         let claims = self
             .verifier
             .verify(token, now)
+            .map_err(|e| BearerError::Invalid(e.to_string()))?;
+        // RFC 8705 section 3: a certificate-bound token is only good with that certificate.
+        claims
+            .check_binding(certificate)
             .map_err(|e| BearerError::Invalid(e.to_string()))?;
         let client_id = claims
             .subject

@@ -34,6 +34,8 @@ pub enum Rejection {
     NoSecret,
     WrongSecret,
     Expired,
+    /// A secret was presented but the client has no `HashedSecret` (it uses a key or certificate).
+    NoSecretRegistered,
 }
 
 impl Rejection {
@@ -43,6 +45,9 @@ impl Rejection {
             Rejection::NoSecret => "no client secret presented",
             Rejection::WrongSecret => "wrong secret",
             Rejection::Expired => "client expired (ExpirationDate)",
+            Rejection::NoSecretRegistered => {
+                "a secret was presented but the client has no HashedSecret (it authenticates with a key or certificate)"
+            }
         }
     }
 }
@@ -128,13 +133,19 @@ impl Authenticator {
         let Some(secret) = secret else {
             return Ok(AuthOutcome::Rejected(Rejection::NoSecret));
         };
+        let Some(hash) = client.hash.as_ref() else {
+            let attempt = self.take_budget(peer, now)?;
+            let _ = self.verify(dummy_hash(), secret).await?;
+            attempt.spend();
+            return Ok(AuthOutcome::Rejected(Rejection::NoSecretRegistered));
+        };
         let key = self.cache_key(client_id, secret);
         if self.cached(&key, &client.hash_fingerprint, now) {
             return Ok(AuthOutcome::Authenticated { cached: true });
         }
         let attempt = self.take_budget(peer, now)?;
-        let ok = self.verify(&client.hash, secret).await?;
-        if !client.hash.is_slow() {
+        let ok = self.verify(hash, secret).await?;
+        if !hash.is_slow() {
             // A legacy digest answers in microseconds: pay an argon2 verification as unknown ids do, so
             // the first answer's timing does not tell which identifiers exist.
             let _ = self.verify(dummy_hash(), secret).await?;
@@ -348,11 +359,14 @@ mod tests {
         );
         RegisteredClient {
             identifier: "Job".into(),
-            hash,
+            hash: Some(hash),
             hash_fingerprint: fingerprint,
             profile: None,
             display_name: None,
             expires_at: None,
+            thumbprints: Vec::new(),
+            tls_subject_dn: None,
+            tls_san: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod bearer;
 pub mod client_auth;
+pub mod client_keys;
 pub mod error;
 pub mod request;
 pub mod token;
@@ -14,8 +15,12 @@ pub use error::OAuthError;
 use request::printable;
 pub use token::{AccessTokenClaims, TokenIssuer, TokenResponse};
 
-use crate::access_control::LiveClients;
+use crate::access_control::{LiveClients, RegisteredClient};
+use crate::authorized_clients::LiveKeys;
 use client_auth::{AuthOutcome, Authenticator};
+use client_keys::{ClientAuthorities, KeyRejection, PresentedCertificate, ReplayCache};
+use ids_crypto::jwt::assertion::UnverifiedAssertion;
+use request::AuthMethod;
 
 /// Everything the token endpoint needs; shared by all requests.
 #[derive(Debug)]
@@ -27,35 +32,73 @@ pub struct TokenService {
     pub scopes: Vec<String>,
     /// The server's `host:port` spellings accepted as `client_id` suffixes (`Job@host:port`).
     pub authorities: Vec<String>,
+    /// Client keys of `AccessControl:AuthorizedClientsPath`.
+    pub keys: Arc<LiveKeys>,
+    /// `jti` of accepted client assertions.
+    pub replay: Arc<dyn ReplayCache>,
+    /// `IdentityServer:ClientCertificateAuthorities` for `tls_client_auth`.
+    pub client_authorities: Option<ClientAuthorities>,
+    /// What a client assertion's `aud` may be: the token endpoint URLs and the issuer.
+    pub assertion_audiences: Vec<String>,
 }
 
 impl TokenService {
-    /// Handles a token request: parse, authenticate, authorise the scopes, sign.
+    /// Handles a token request: parse, authenticate, authorise the scopes, sign. `certificate` is the
+    /// TLS client certificate, if the client presented one: the token is then bound to it.
     pub async fn token(
         &self,
         body: &[u8],
         authorization: Option<&str>,
+        certificate: Option<&PresentedCertificate>,
         peer: IpAddr,
         now: i64,
     ) -> Result<TokenResponse, OAuthError> {
         let request = request::parse(body, authorization, &self.authorities)?;
-        let id = &request.credentials.client_id;
         let clients = self.clients.current();
-        let client = clients.by_id.get(id);
-        let outcome = self
-            .authenticator
-            .authenticate(id, client, request.credentials.secret.as_ref(), peer, now)
-            .await;
-        let client = match (outcome, client) {
-            (Ok(AuthOutcome::Authenticated { .. }), Some(client)) => client,
-            (Ok(AuthOutcome::Rejected(reason)), _) => {
-                tracing::warn!(client_id = %printable(id), %peer, reason = reason.as_str(), "client authentication failed");
-                return Err(OAuthError::InvalidClient);
+        let client = match request.credentials.method {
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
+                let id = &request.credentials.client_id;
+                let client = clients.by_id.get(id);
+                let outcome = self
+                    .authenticator
+                    .authenticate(id, client, request.credentials.secret.as_ref(), peer, now)
+                    .await;
+                match (outcome, client) {
+                    (Ok(AuthOutcome::Authenticated { .. }), Some(client)) => client,
+                    (Ok(AuthOutcome::Rejected(reason)), _) => {
+                        tracing::warn!(client_id = %printable(id), %peer, method = "client_secret", reason = reason.as_str(), "client authentication failed");
+                        return Err(OAuthError::InvalidClient);
+                    }
+                    (Ok(AuthOutcome::Authenticated { .. }), None) => {
+                        return Err(OAuthError::ServerError);
+                    }
+                    (Err(e), _) => {
+                        tracing::warn!(client_id = %printable(id), %peer, error = %e, "client authentication refused");
+                        return Err(e);
+                    }
+                }
             }
-            (Ok(AuthOutcome::Authenticated { .. }), None) => return Err(OAuthError::ServerError),
-            (Err(e), _) => {
-                tracing::warn!(client_id = %printable(id), %peer, error = %e, "client authentication refused");
-                return Err(e);
+            AuthMethod::PrivateKeyJwt => {
+                self.authenticate_assertion(&request.credentials, &clients.by_id, peer, now)?
+            }
+            AuthMethod::None => {
+                let id = &request.credentials.client_id;
+                let client = self.known(&clients.by_id, id, "tls_client_auth", peer, now)?;
+                let result = match certificate {
+                    None => Err(KeyRejection::NoCredentials),
+                    Some(presented) => client_keys::authenticate_certificate(
+                        presented,
+                        client,
+                        self.keys.current().of(id),
+                        self.client_authorities.as_ref(),
+                        now,
+                    ),
+                };
+                if let Err(reason) = result {
+                    tracing::warn!(client_id = %printable(id), %peer, method = "tls_client_auth", reason = %reason, "client authentication failed");
+                    return Err(OAuthError::InvalidClient);
+                }
+                client
             }
         };
         let scopes = if request.scopes.is_empty() {
@@ -70,8 +113,84 @@ impl TokenService {
             }
             request.scopes
         };
-        let response = self.issuer.issue(client, &scopes, now)?;
-        tracing::debug!(client_id = %client.identifier, scope = %scopes.join(" "), "access token issued");
+        let bound_to = certificate.and_then(PresentedCertificate::x5t_s256);
+        let response = self.issuer.issue(client, &scopes, now, bound_to.clone())?;
+        tracing::debug!(client_id = %client.identifier, scope = %scopes.join(" "), method = ?request.credentials.method, bound_to = ?bound_to, "access token issued");
         Ok(response)
+    }
+
+    /// The registered client `id`, or `invalid_client` (logged) when it is unknown or expired.
+    fn known<'c>(
+        &self,
+        clients: &'c std::collections::HashMap<String, RegisteredClient>,
+        id: &str,
+        method: &str,
+        peer: IpAddr,
+        now: i64,
+    ) -> Result<&'c RegisteredClient, OAuthError> {
+        match clients.get(id) {
+            None => {
+                tracing::warn!(client_id = %printable(id), %peer, method, reason = "unknown client", "client authentication failed");
+                Err(OAuthError::InvalidClient)
+            }
+            Some(c) if c.expires_at.is_some_and(|t| t <= now) => {
+                tracing::warn!(client_id = %printable(id), %peer, method, reason = "client expired (ExpirationDate)", "client authentication failed");
+                Err(OAuthError::InvalidClient)
+            }
+            Some(c) => Ok(c),
+        }
+    }
+
+    /// `private_key_jwt`: the client is the body's `client_id`, else the assertion's `iss`.
+    fn authenticate_assertion<'c>(
+        &self,
+        credentials: &request::Credentials,
+        clients: &'c std::collections::HashMap<String, RegisteredClient>,
+        peer: IpAddr,
+        now: i64,
+    ) -> Result<&'c RegisteredClient, OAuthError> {
+        let raw = credentials.assertion.as_deref().unwrap_or_default();
+        let assertion = match UnverifiedAssertion::parse(raw) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(client_id = %printable(&credentials.client_id), %peer, method = "private_key_jwt", reason = %e, "client authentication failed");
+                return Err(OAuthError::InvalidClient);
+            }
+        };
+        let id = if credentials.client_id.is_empty() {
+            let claimed = assertion.claimed_issuer().unwrap_or_default();
+            request::strip_authority(claimed, &self.authorities).to_string()
+        } else {
+            credentials.client_id.clone()
+        };
+        let client = self.known(clients, &id, "private_key_jwt", peer, now)?;
+        let presented = assertion
+            .embedded_key()
+            .map(|k| k.thumbprint.clone())
+            .or_else(|| assertion.kid().map(str::to_string));
+        let keys = self.keys.current();
+        client_keys::authenticate_assertion(
+            assertion,
+            client,
+            keys.of(&id),
+            &self.assertion_audiences,
+            self.replay.as_ref(),
+            now,
+        )
+        .map_err(|reason| {
+            tracing::warn!(
+                client_id = %printable(&id),
+                %peer,
+                method = "private_key_jwt",
+                presented_key = presented.as_deref().unwrap_or("(none)"),
+                reason = %reason,
+                "client authentication failed"
+            );
+            match reason {
+                KeyRejection::ReplayCacheFull => OAuthError::TemporarilyUnavailable,
+                _ => OAuthError::InvalidClient,
+            }
+        })?;
+        Ok(client)
     }
 }

@@ -10,8 +10,11 @@ pub const MAX_CLIENT_ID: usize = 256;
 /// Client credentials as presented, before authentication.
 #[derive(Debug)]
 pub struct Credentials {
+    /// Empty when only a client assertion names the client (its `iss`).
     pub client_id: String,
     pub secret: Option<ClientSecret>,
+    /// `client_assertion` (RFC 7523 section 2.2), not yet verified.
+    pub assertion: Option<String>,
     pub method: AuthMethod,
 }
 
@@ -20,7 +23,9 @@ pub struct Credentials {
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
-    /// `client_id` only: a public client, refused for client credentials.
+    /// `client_assertion` signed with the client's key.
+    PrivateKeyJwt,
+    /// `client_id` only: authenticated by the TLS client certificate, if any.
     None,
 }
 
@@ -44,12 +49,16 @@ pub fn parse(
     let mut scope = None;
     let mut client_id = None;
     let mut client_secret = None;
+    let mut assertion_type = None;
+    let mut assertion = None;
     for (key, value) in form_urlencoded_pairs(body)? {
         let slot = match key.as_str() {
             "grant_type" => &mut grant_type,
             "scope" => &mut scope,
             "client_id" => &mut client_id,
             "client_secret" => &mut client_secret,
+            "client_assertion_type" => &mut assertion_type,
+            "client_assertion" => &mut assertion,
             _ => continue, // RFC 6749 section 3.2: unknown parameters are ignored.
         };
         if slot.is_some() {
@@ -68,6 +77,42 @@ pub fn parse(
         )));
     }
     let basic = authorization.map(parse_basic).transpose()?;
+    if assertion.is_some() || assertion_type.is_some() {
+        if assertion_type.as_deref() != Some(ids_crypto::jwt::assertion::ASSERTION_TYPE) {
+            return Err(OAuthError::InvalidRequest(format!(
+                "client_assertion_type must be `{}`",
+                ids_crypto::jwt::assertion::ASSERTION_TYPE
+            )));
+        }
+        let Some(assertion) = assertion.filter(|a| !a.is_empty()) else {
+            return Err(OAuthError::InvalidRequest(
+                "client_assertion is missing".into(),
+            ));
+        };
+        if basic.is_some() || client_secret.is_some() {
+            return Err(OAuthError::InvalidRequest(
+                "use one client authentication method: a client_assertion or a client secret, not both".into(),
+            ));
+        }
+        let client_id = client_id.unwrap_or_default();
+        if client_id.len() > MAX_CLIENT_ID {
+            return Err(OAuthError::InvalidRequest(format!(
+                "client_id is longer than {MAX_CLIENT_ID} bytes"
+            )));
+        }
+        return Ok(TokenRequest {
+            credentials: Credentials {
+                client_id: strip_authority(&client_id, authorities).to_string(),
+                secret: None,
+                assertion: Some(assertion),
+                method: AuthMethod::PrivateKeyJwt,
+            },
+            scopes: match scope {
+                None => Vec::new(),
+                Some(s) => parse_scope(&s)?,
+            },
+        });
+    }
     let credentials = match (basic, client_id, client_secret) {
         (Some(_), _, Some(_)) => {
             return Err(OAuthError::InvalidRequest(
@@ -83,17 +128,20 @@ pub fn parse(
             Credentials {
                 client_id: id,
                 secret: Some(secret),
+                assertion: None,
                 method: AuthMethod::ClientSecretBasic,
             }
         }
         (None, Some(id), Some(secret)) => Credentials {
             client_id: id,
             secret: Some(ClientSecret::new(secret)),
+            assertion: None,
             method: AuthMethod::ClientSecretPost,
         },
         (None, Some(id), None) => Credentials {
             client_id: id,
             secret: None,
+            assertion: None,
             method: AuthMethod::None,
         },
         (None, None, _) => return Err(OAuthError::InvalidClient),

@@ -21,6 +21,16 @@ pub struct AccessTokenClaims {
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
+    /// RFC 8705 section 3.1: the client certificate the token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// `cnf` of a certificate-bound token.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    #[serde(rename = "x5t#S256")]
+    pub x5t_s256: String,
 }
 
 /// The token endpoint's success body (RFC 6749 section 5.1).
@@ -47,6 +57,7 @@ impl TokenIssuer {
         client: &RegisteredClient,
         scopes: &[String],
         now: i64,
+        bound_to: Option<String>,
     ) -> Result<TokenResponse, OAuthError> {
         let mut jti = [0u8; 16];
         SystemRandom::new()
@@ -64,6 +75,7 @@ impl TokenIssuer {
             iat: now,
             nbf: now,
             exp: now + self.lifetime_secs as i64,
+            cnf: bound_to.map(|x5t_s256| Confirmation { x5t_s256 }),
         };
         let access_token = self
             .signer

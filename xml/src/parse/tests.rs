@@ -68,6 +68,9 @@ fn parses_the_example() {
             context_id: Some("-2".into()),
             context: None,
             expiration_date: Some(datetime!(2027-01-01 00:00:00 UTC)),
+            thumbprints: Vec::new(),
+            tls_client_auth_subject_dn: None,
+            tls_client_auth_san: None,
             file: "conf/Example.xml".into(),
             position: at(5, 3),
         }]
@@ -510,4 +513,18 @@ fn mutated_documents_never_panic() {
             assert!(e.column >= 1, "{e}");
         }
     }
+}
+
+#[test]
+fn thumbprints_and_tls_client_auth_attributes() {
+    let c = client(
+        r#"<OpenIdClient Identifier="Poller2" Thumbprints="pnI6EWkiTbazjikJXRkLmjml5wvVECYtQduJUjS4QK4, AB12;  x  " TlsClientAuthSan="urn:ids:client:Poller2" TlsClientAuthSubjectDn=" "/>"#,
+    );
+    assert_eq!(
+        c.thumbprints,
+        ["pnI6EWkiTbazjikJXRkLmjml5wvVECYtQduJUjS4QK4", "AB12", "x"]
+    );
+    assert_eq!(c.tls_client_auth_san.as_deref(), Some("urn:ids:client:Poller2"));
+    assert_eq!(c.tls_client_auth_subject_dn, None);
+    assert_eq!(c.hashed_secret, None);
 }
