@@ -224,7 +224,17 @@ impl Agent {
             .ok_or_else(|| self.unknown_client(client_id))?;
         let discovery = self.discovery().await?;
         self.token_requests.fetch_add(1, Ordering::Relaxed);
-        let response = client::tokens::request(&self.http, &discovery, client, scope).await?;
+        let clock = self.clock.clone();
+        let now = move || clock.now();
+        let response = client::tokens::request(
+            &self.http,
+            &discovery,
+            client,
+            self.settings.client_key.as_ref(),
+            scope,
+            &now,
+        )
+        .await?;
         let malformed = |detail: &str| AgentError::Malformed {
             url: discovery.token_endpoint.clone(),
             detail: detail.to_string(),

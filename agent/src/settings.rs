@@ -37,6 +37,9 @@ pub const KEYS: &[&str] = &[
     "IdentityServer:DangerAcceptExpiredCertificate",
     "Tls:TrustedCertificates",
     "Tls:TrustedCertificates:*",
+    "Tls:ServerPinning",
+    "Tls:ServerThumbprints",
+    "Tls:ServerThumbprints:*",
     "Http:TimeoutSeconds",
     "Http:ConnectTimeoutSeconds",
     "Http:Retries",
@@ -50,6 +53,10 @@ pub const KEYS: &[&str] = &[
     "Delivery:ShutdownGraceSeconds",
     "OpenId:AgentIdentifier",
     "OpenId:DefaultOpenIdClient",
+    "OpenId:ClientAuthentication",
+    "ClientCertificate:File",
+    "ClientCertificate:Password",
+    "ClientCertificate:CertificateFile",
     "OpenId:OpenIdClients:*",
     "OpenId:OpenIdClientSecretFiles:*",
     // The server's own `IdentityServer` keys, found when an appsettings.json is shared or copied from
@@ -105,6 +112,20 @@ pub enum TlsTrust {
     },
 }
 
+/// `Tls:ServerPinning`: what the agent requires of the server's key, on top of the usual validation
+/// of its certificate ([`TlsTrust`]), which always applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerPinning {
+    /// No pin (the default).
+    Always,
+    /// Trust on first use, as ssh's known_hosts: the key of each server is recorded in `store`
+    /// (`<work folder>/known_servers`) at the first connection and required afterwards.
+    First { store: PathBuf },
+    /// The key or the certificate must match one of `Tls:ServerThumbprints`, normalized by
+    /// [`crate::tls::normalize_thumbprint`].
+    Strict { thumbprints: Vec<String> },
+}
+
 /// HTTP timeouts and the retry policy for connection failures, 5xx and 429.
 #[derive(Debug, Clone)]
 pub struct HttpPolicy {
@@ -122,9 +143,63 @@ pub struct HttpPolicy {
 #[derive(Debug, Clone)]
 pub struct ClientCredentials {
     pub client_id: String,
-    pub secret: ClientSecret,
-    /// Where the secret came from (a setting or a file), never the secret itself.
+    pub auth: ClientAuth,
+    /// Where the secret or key came from (a setting or a file), never the secret itself.
     pub source: String,
+}
+
+impl ClientCredentials {
+    /// The client secret, when the client authenticates with one.
+    pub fn secret(&self) -> Option<&ClientSecret> {
+        match &self.auth {
+            ClientAuth::Secret(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// How the agent proves it is the client.
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// `client_secret_basic` / `client_secret_post`.
+    Secret(ClientSecret),
+    /// `private_key_jwt` (RFC 7523) with `ClientCertificate`.
+    PrivateKeyJwt,
+    /// `tls_client_auth` / `self_signed_tls_client_auth` (RFC 8705): the TLS client certificate of
+    /// `ClientCertificate` is the credential.
+    TlsClientAuth,
+}
+
+/// `ClientCertificate`: the agent's own key (and certificate), for `private_key_jwt` and mutual TLS.
+#[derive(Clone)]
+pub struct ClientKey {
+    /// Signs client assertions.
+    pub signer: std::sync::Arc<ids_crypto::AssertionSigner>,
+    /// PKCS#8 DER of the key, for the TLS client identity.
+    pub pkcs8: std::sync::Arc<zeroize::Zeroizing<Vec<u8>>>,
+    /// The certificate (leaf first, then its chain) presented in TLS handshakes; none for a bare key.
+    pub certificates: Vec<Certificate>,
+    /// RFC 7638 thumbprint of the public key.
+    pub thumbprint: String,
+    /// The file, for messages.
+    pub file: PathBuf,
+}
+
+impl std::fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientKey")
+            .field("thumbprint", &self.thumbprint)
+            .field("file", &self.file)
+            .field("certificates", &self.certificates.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientKey {
+    /// `x5t#S256` of the certificate presented in TLS handshakes.
+    pub fn certificate_thumbprint(&self) -> Option<String> {
+        self.certificates.first().map(Certificate::x5t_s256)
+    }
 }
 
 /// Validated agent settings.
@@ -143,9 +218,13 @@ pub struct Settings {
     pub clock_skew: Duration,
     pub token_validation: TokenValidation,
     pub tls: TlsTrust,
+    /// `Tls:ServerPinning`: what the server's key must be, on top of the usual validation.
+    pub server_pinning: ServerPinning,
     pub http: HttpPolicy,
     pub agent_identifier: Option<String>,
     pub clients: Vec<ClientCredentials>,
+    /// `ClientCertificate`: the agent's key for `private_key_jwt` and mutual TLS.
+    pub client_key: Option<ClientKey>,
     pub default_client: String,
     /// The agent's own certificate for its files (used by the file-encryption feature).
     pub encryption_certificate: Option<CertificateFile>,
@@ -287,8 +366,9 @@ impl Settings {
         let token_validation = token_validation(config, now, &mut errors, &mut warnings);
         let tls = tls_trust(config, now, &mut errors, &mut warnings);
         let http = http_policy(config, &mut errors);
+        let client_key = client_key(config, now, &mut errors, &mut warnings);
         let (clients, default_client, agent_identifier) =
-            openid(config, &mut errors, &mut warnings);
+            openid(config, client_key.as_ref(), &mut errors, &mut warnings);
 
         let encryption_certificate = file_with_password(
             config,
@@ -322,6 +402,7 @@ impl Settings {
         )
         .unwrap_or(14);
         let log_level = log_level(config, &mut warnings);
+        let server_pinning = server_pinning(config, &work_folder, &mut errors, &mut warnings);
         let delivery = delivery_settings(config, &mut errors);
         let additional_recipients = config
             .list("EncryptionCertificate:AdditionalRecipients")
@@ -348,9 +429,11 @@ impl Settings {
                 clock_skew: Duration::from_secs(clock_skew),
                 token_validation,
                 tls,
+                server_pinning,
                 http,
                 agent_identifier,
                 clients,
+                client_key,
                 default_client,
                 encryption_certificate,
                 encrypt_files,
@@ -563,6 +646,68 @@ fn tls_trust(
     }
 }
 
+/// `Tls:ServerPinning` (`Always` by default, `First`, `Strict`; any case) and `Tls:ServerThumbprints`.
+fn server_pinning(
+    config: &Config,
+    work_folder: &Path,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
+) -> ServerPinning {
+    let setting = config.get("Tls:ServerPinning");
+    let listed = config.list("Tls:ServerThumbprints");
+    let mode = match setting
+        .map(|s| s.value.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("" | "always") => ServerPinning::Always,
+        Some("first") => ServerPinning::First {
+            store: crate::tls::known_servers::path(work_folder),
+        },
+        Some("strict") => ServerPinning::Strict {
+            thumbprints: Vec::new(),
+        },
+        Some(_) => {
+            if let Some(s) = setting {
+                errors.push(invalid(
+                    s,
+                    "expected `Always` (the usual certificate validation only), `First` (also pin the server's key at the first connection, in known_servers in the work folder) or `Strict` (also require a key or certificate listed in Tls:ServerThumbprints)",
+                ));
+            }
+            return ServerPinning::Always;
+        }
+    };
+    let ServerPinning::Strict { .. } = mode else {
+        if let Some(first) = listed.first() {
+            warnings.push(format!(
+                "{} (in {}) is not used: Tls:ServerPinning is {}; set it to Strict to require these thumbprints",
+                first.path,
+                first.origin,
+                if matches!(mode, ServerPinning::First { .. }) {
+                    "First"
+                } else {
+                    "Always"
+                }
+            ));
+        }
+        return mode;
+    };
+    if listed.is_empty() {
+        errors.push(ConfigError::Missing {
+            path: "Tls:ServerThumbprints".into(),
+            message: "Tls:ServerPinning is Strict, so the agent needs the thumbprints the server's key or certificate must match, e.g. \"Tls\": { \"ServerPinning\": \"Strict\", \"ServerThumbprints\": [\"<RFC 7638 JWK thumbprint of its key>\"] } (a refused connection names the values the server presents)".into(),
+        });
+        return mode;
+    }
+    let mut thumbprints = Vec::new();
+    for s in &listed {
+        match crate::tls::normalize_thumbprint(&s.value) {
+            Ok(t) => thumbprints.push(t),
+            Err(e) => errors.push(invalid(s, &e)),
+        }
+    }
+    ServerPinning::Strict { thumbprints }
+}
+
 fn http_policy(config: &Config, errors: &mut Vec<ConfigError>) -> HttpPolicy {
     let mut secs = |path: &str, default: u64, min: u64, max: u64| {
         take(errors, config.u64_in(path, default, min, max)).unwrap_or(default)
@@ -577,8 +722,106 @@ fn http_policy(config: &Config, errors: &mut Vec<ConfigError>) -> HttpPolicy {
 }
 
 /// The `OpenId` section: clients and their secrets, the default client, the agent identifier.
+/// `ClientCertificate:File` (a PFX, or a PEM private key with or without its certificate),
+/// `ClientCertificate:Password` (the PFX password or the PEM passphrase) and
+/// `ClientCertificate:CertificateFile` (the certificate, when the key file has none).
+fn client_key(
+    config: &Config,
+    now: i64,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
+) -> Option<ClientKey> {
+    let setting = config
+        .get("ClientCertificate:File")
+        .filter(|s| !s.value.trim().is_empty())?;
+    let path = config.resolve(setting.value.trim());
+    let password = config.string("ClientCertificate:Password");
+    let file = match ids_crypto::keyfile::read_private(&path, password.as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            errors.push(invalid(setting, &e.to_string()));
+            return None;
+        }
+    };
+    let mut certificates: Vec<Certificate> = file.certificate.into_iter().collect();
+    if let Some(cert_setting) = config
+        .get("ClientCertificate:CertificateFile")
+        .filter(|s| !s.value.trim().is_empty())
+    {
+        let cert_path = config.resolve(cert_setting.value.trim());
+        match ids_crypto::keyfile::read_public(&cert_path, None) {
+            Ok(found) => match found.certificate {
+                Some(cert) if cert.public_key() == &file.public_key => {
+                    certificates = vec![cert];
+                }
+                Some(cert) => {
+                    errors.push(invalid(
+                        cert_setting,
+                        &format!(
+                            "the certificate `{}` is not the certificate of the key in ClientCertificate:File ({})",
+                            cert.subject(),
+                            path.display()
+                        ),
+                    ));
+                    return None;
+                }
+                None => {
+                    errors.push(invalid(
+                        cert_setting,
+                        &format!("{} holds no certificate", cert_path.display()),
+                    ));
+                    return None;
+                }
+            },
+            Err(e) => {
+                errors.push(invalid(cert_setting, &e.to_string()));
+                return None;
+            }
+        }
+    }
+    if let Some(leaf) = certificates.first() {
+        match leaf.validity_at(now) {
+            Validity::Valid => {}
+            Validity::Expired => {
+                errors.push(invalid(
+                    setting,
+                    &format!(
+                        "the client certificate `{}` expired on {}; renew it (ids-keytool client / keygen --force)",
+                        leaf.subject(),
+                        format_time(leaf.not_after())
+                    ),
+                ));
+                return None;
+            }
+            Validity::NotYetValid => warnings.push(format!(
+                "ClientCertificate:File ({}): the certificate `{}` is not valid before {}",
+                path.display(),
+                leaf.subject(),
+                format_time(leaf.not_before())
+            )),
+        }
+        certificates.extend(file.chain.iter().cloned());
+    }
+    let key = match ids_crypto::SigningKey::from_pkcs8(&file.pkcs8) {
+        Ok(k) => k,
+        Err(e) => {
+            errors.push(invalid(setting, &format!("{}: {e}", path.display())));
+            return None;
+        }
+    };
+    let signer = ids_crypto::AssertionSigner::new(key, &file.public_key);
+    Some(ClientKey {
+        thumbprint: signer.thumbprint().to_string(),
+        signer: std::sync::Arc::new(signer),
+        pkcs8: std::sync::Arc::new(file.pkcs8),
+        certificates,
+        file: path,
+    })
+}
+
 fn openid(
     config: &Config,
+    client_key: Option<&ClientKey>,
     errors: &mut Vec<ConfigError>,
     warnings: &mut Vec<String>,
 ) -> (Vec<ClientCredentials>, Option<String>, Option<String>) {
@@ -599,7 +842,7 @@ fn openid(
         }
         clients.push(ClientCredentials {
             client_id: id,
-            secret: ClientSecret::new(s.value.clone()),
+            auth: ClientAuth::Secret(ClientSecret::new(s.value.clone())),
             source: format!("{} (in {})", s.path, s.origin),
         });
     }
@@ -621,7 +864,7 @@ fn openid(
                 warnings.extend(warning);
                 clients.push(ClientCredentials {
                     client_id: id,
-                    secret,
+                    auth: ClientAuth::Secret(secret),
                     source: format!("{} (file {})", s.path, path.display()),
                 });
             }
@@ -638,6 +881,69 @@ fn openid(
         }
     }
     let default = default.into_iter().next();
+    // `OpenId:ClientAuthentication`: how the client proves itself. Without a secret for the default
+    // client and with a ClientCertificate, PrivateKeyJwt.
+    let mode = config.get("OpenId:ClientAuthentication");
+    let key_auth = match mode.map(|m| m.value.trim().to_ascii_lowercase()) {
+        None => None,
+        Some(m) if m.is_empty() || m == "clientsecret" => None,
+        Some(m) if m == "privatekeyjwt" || m == "private_key_jwt" => Some(ClientAuth::PrivateKeyJwt),
+        Some(m) if m == "tlsclientauth" || m == "tls_client_auth" || m == "self_signed_tls_client_auth" => {
+            Some(ClientAuth::TlsClientAuth)
+        }
+        Some(_) => {
+            if let Some(m) = mode {
+                errors.push(invalid(
+                    m,
+                    "expected `ClientSecret` (the secret of OpenId:OpenIdClients), `PrivateKeyJwt` (an assertion signed with ClientCertificate) or `TlsClientAuth` (the ClientCertificate presented in the TLS handshake)",
+                ));
+            }
+            None
+        }
+    };
+    let key_auth = key_auth.or_else(|| {
+        let default_id = default.as_ref().map(|d| d.value.trim().to_string());
+        let has_secret = default_id
+            .as_ref()
+            .is_some_and(|d| clients.iter().any(|c| &c.client_id == d));
+        (client_key.is_some() && default_id.is_some() && !has_secret)
+            .then_some(ClientAuth::PrivateKeyJwt)
+    });
+    if let Some(auth) = key_auth {
+        let origin = mode.or(default.as_ref());
+        match (client_key, default.as_ref().map(|d| d.value.trim().to_string())) {
+            (None, _) => errors.push(ConfigError::Missing {
+                path: "ClientCertificate:File".into(),
+                message: "OpenId:ClientAuthentication needs the agent's key: ClientCertificate:File (a PFX, or the .key that `ids-keytool keygen --mode agent` wrote) and ClientCertificate:Password".into(),
+            }),
+            (Some(key), _) if matches!(auth, ClientAuth::TlsClientAuth) && key.certificates.is_empty() => {
+                errors.push(ConfigError::Missing {
+                    path: "ClientCertificate:CertificateFile".into(),
+                    message: format!(
+                        "TlsClientAuth presents a certificate, and {} holds a bare key: set ClientCertificate:CertificateFile to its certificate (the .crt beside it)",
+                        key.file.display()
+                    ),
+                });
+            }
+            (Some(_), None) => errors.push(ConfigError::Missing {
+                path: "OpenId:DefaultOpenIdClient".into(),
+                message: "the client id the agent authenticates as with its key, e.g. \"OpenId\": { \"DefaultOpenIdClient\": \"Poller2\" }".into(),
+            }),
+            (Some(key), Some(id)) => {
+                let source = format!(
+                    "ClientCertificate:File ({}){}",
+                    key.file.display(),
+                    origin.map_or(String::new(), |o| format!(", {} (in {})", o.path, o.origin))
+                );
+                clients.retain(|c| c.client_id != id);
+                clients.push(ClientCredentials {
+                    client_id: id,
+                    auth,
+                    source,
+                });
+            }
+        }
+    }
     let agent_identifier = identifier
         .into_iter()
         .next()
@@ -654,7 +960,7 @@ fn openid(
         (_, 0) => {
             errors.push(ConfigError::Missing {
                 path: "OpenId:OpenIdClients".into(),
-                message: "the client id and secret the agent authenticates with, e.g. \"OpenId\": { \"OpenIdClients\": { \"Job\": \"<secret>\" } } in appsettings.agent.json (or OpenId__OpenIdClients__Job in the environment, or OpenId:OpenIdClientSecretFiles:Job = a file holding the secret)".into(),
+                message: "the client id and secret the agent authenticates with, e.g. \"OpenId\": { \"OpenIdClients\": { \"Job\": \"<secret>\" } } in appsettings.agent.json (or OpenId__OpenIdClients__Job in the environment, or OpenId:OpenIdClientSecretFiles:Job = a file holding the secret); or, without a secret, OpenId:DefaultOpenIdClient with the agent's key in ClientCertificate:File".into(),
             });
             None
         }

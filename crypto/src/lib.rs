@@ -28,7 +28,9 @@ pub mod secret;
 
 pub use cert::{Certificate, PublicKey};
 pub use jwk::Jwk;
-pub use jwt::{AccessToken, KeySet, TokenSigner, Validation, Verifier, VerifyError};
+pub use jwt::{
+    AccessToken, AssertionSigner, KeySet, TokenSigner, Validation, Verifier, VerifyError,
+};
 pub use keys::{Algorithm, SigningKey};
 pub use pfx::{Pfx, PfxError};
 pub use secret::{ClientSecret, SecretHash};

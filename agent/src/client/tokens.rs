@@ -5,7 +5,7 @@ use serde::Deserialize;
 use super::discovery::Discovery;
 use super::http::{Http, summarize};
 use crate::error::AgentError;
-use crate::settings::ClientCredentials;
+use crate::settings::{ClientAuth, ClientCredentials, ClientKey};
 use ids_crypto::AccessToken;
 
 /// A bearer token: the compact JWT. `Debug` never shows it.
@@ -72,28 +72,65 @@ pub(crate) async fn request(
     http: &Http,
     discovery: &Discovery,
     client: &ClientCredentials,
+    key: Option<&ClientKey>,
     scope: Option<&str>,
+    now: &(dyn Fn() -> i64 + Sync),
 ) -> Result<TokenResponse, AgentError> {
     let url = discovery.token_endpoint.as_str();
     let post = discovery.prefers_post();
+    let signer = match (&client.auth, key) {
+        (ClientAuth::PrivateKeyJwt, Some(key)) => Some(key.signer.clone()),
+        (ClientAuth::PrivateKeyJwt, None) => {
+            return Err(AgentError::Setup(
+                "private_key_jwt needs ClientCertificate:File".into(),
+            ));
+        }
+        _ => None,
+    };
+    if let Some(signer) = &signer {
+        // Surfaces a signing failure once, before any request.
+        signer
+            .sign(&client.client_id, url, now())
+            .map_err(|e| AgentError::Setup(format!("cannot sign the client assertion: {e}")))?;
+    }
     let response = http
         .send(url, |c| {
             let mut form = vec![("grant_type", "client_credentials")];
             if let Some(scope) = scope {
                 form.push(("scope", scope));
             }
-            if post {
-                form.push(("client_id", &client.client_id));
-                form.push(("client_secret", client.secret.expose()));
-                c.post(url).form(&form)
-            } else {
+            match &client.auth {
+                ClientAuth::Secret(secret) if post => {
+                    form.push(("client_id", &client.client_id));
+                    form.push(("client_secret", secret.expose()));
+                    c.post(url).form(&form)
+                }
                 // RFC 6749 section 2.3.1: both parts are form-urlencoded before Basic encoding.
-                c.post(url)
+                ClientAuth::Secret(secret) => c
+                    .post(url)
                     .basic_auth(
                         form_urlencode(&client.client_id),
-                        Some(form_urlencode(client.secret.expose())),
+                        Some(form_urlencode(secret.expose())),
                     )
-                    .form(&form)
+                    .form(&form),
+                ClientAuth::PrivateKeyJwt => {
+                    // A new assertion (new jti) for every attempt: the server refuses a replay.
+                    let assertion = signer
+                        .as_ref()
+                        .and_then(|s| s.sign(&client.client_id, url, now()).ok())
+                        .unwrap_or_default();
+                    form.push(("client_id", &client.client_id));
+                    form.push((
+                        "client_assertion_type",
+                        ids_crypto::jwt::assertion::ASSERTION_TYPE,
+                    ));
+                    form.push(("client_assertion", &assertion));
+                    c.post(url).form(&form)
+                }
+                ClientAuth::TlsClientAuth => {
+                    form.push(("client_id", &client.client_id));
+                    c.post(url).form(&form)
+                }
             }
         })
         .await?;
@@ -121,7 +158,7 @@ pub(crate) async fn request(
         Ok(e) => Err(AgentError::Rejected {
             client: client.client_id.clone(),
             status: status.as_u16(),
-            hint: hint(&e.error, &client.client_id, &client.source),
+            hint: hint(&e.error, client, key),
             error: e.error,
             description: e.error_description.map(|d| summarize(&d)),
         }),
@@ -134,7 +171,7 @@ pub(crate) async fn request(
             Err(AgentError::Rejected {
                 client: client.client_id.clone(),
                 status: status.as_u16(),
-                hint: hint(&error, &client.client_id, &client.source),
+                hint: hint(&error, client, key),
                 error,
                 description: Some(summarize(&String::from_utf8_lossy(&body)))
                     .filter(|d| !d.is_empty()),
@@ -150,12 +187,33 @@ pub(crate) async fn request(
     }
 }
 
-/// What to check for each OAuth error code.
-fn hint(error: &str, client_id: &str, source: &str) -> String {
+/// What to check for each OAuth error code. For a key or certificate the server refused, the agent
+/// prints its own thumbprint and the exact setting to add on the server.
+fn hint(error: &str, client: &ClientCredentials, key: Option<&ClientKey>) -> String {
+    let client_id = client.client_id.as_str();
+    let source = client.source.as_str();
     match error {
-        "invalid_client" => format!(
-            "check the secret of `{client_id}` ({source}) against the HashedSecret of <OpenIdClient Identifier=\"{client_id}\"> on the server (and its ExpirationDate)"
-        ),
+        "invalid_client" => match (&client.auth, key) {
+            (ClientAuth::Secret(_), _) | (_, None) => format!(
+                "check the secret of `{client_id}` ({source}) against the HashedSecret of <OpenIdClient Identifier=\"{client_id}\"> on the server (and its ExpirationDate)"
+            ),
+            (ClientAuth::PrivateKeyJwt, Some(key)) => format!(
+                "the server does not accept this agent's key (RFC 7638 thumbprint {tp}, {file}) for `{client_id}`: on the server, add Thumbprints=\"{tp}\" to <OpenIdClient Identifier=\"{client_id}\"> in the access-control XML, or copy the public key (the .pub or .crt beside the key) to the AccessControl:AuthorizedClientsPath folder as {client_id}.pem; also check the client's ExpirationDate",
+                tp = key.thumbprint,
+                file = key.file.display()
+            ),
+            (ClientAuth::TlsClientAuth, Some(key)) => match key.certificate_thumbprint() {
+                Some(x5t) => format!(
+                    "the server does not accept this agent's TLS client certificate (x5t#S256 {x5t}, key thumbprint {tp}, {file}) for `{client_id}`: on the server, add Thumbprints=\"{x5t}\" to <OpenIdClient Identifier=\"{client_id}\">, or issue the certificate from a CA in IdentityServer:ClientCertificateAuthorities with SAN URI:urn:ids:client:{client_id} (`ids-keytool client --client-id {client_id}`); check that the server asks for client certificates (IdentityServer:ClientCertificates)",
+                    tp = key.thumbprint,
+                    file = key.file.display()
+                ),
+                None => format!(
+                    "TlsClientAuth needs a certificate beside the key {}",
+                    key.file.display()
+                ),
+            },
+        },
         "unauthorized_client" => {
             format!("the server does not allow `{client_id}` to use the client-credentials grant")
         }

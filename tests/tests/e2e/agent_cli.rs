@@ -96,7 +96,7 @@ async fn check_reports_every_step() {
         "ok: configuration read from",
         "tokens verified with IdentityServer:X509KeyFilePath",
         "HTTPS trusts the CA",
-        "client `Job` (default): secret from OpenId:OpenIdClients:Job",
+        "client `Job` (default): secret, from OpenId:OpenIdClients:Job",
         "server reachable and trusted",
         "client `Job`: token obtained and verified",
         "all checks passed",

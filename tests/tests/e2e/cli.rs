@@ -109,7 +109,7 @@ fn check_prints_a_summary_or_every_problem() {
     assert!(stdout.contains("signing key: RS256 RSA-2048"), "{stdout}");
     assert!(
         stdout.contains("clients: 5")
-            && stdout.contains("Expired (profile Reader, legacy SHA-256, EXPIRED"),
+            && stdout.contains("Expired (profile Reader, secret legacy SHA-256, EXPIRED"),
         "{stdout}"
     );
 

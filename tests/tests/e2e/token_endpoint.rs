@@ -330,8 +330,15 @@ async fn discovery_and_jwks_publish_signing_and_validation_keys() {
     assert_eq!(doc["grant_types_supported"], json!(["client_credentials"]));
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
-        json!(["client_secret_basic", "client_secret_post"])
+        json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+            "tls_client_auth",
+            "self_signed_tls_client_auth"
+        ])
     );
+    assert_eq!(doc["tls_client_certificate_bound_access_tokens"], true);
     assert_eq!(
         doc["id_token_signing_alg_values_supported"],
         json!(["RS256"])

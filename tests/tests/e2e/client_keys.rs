@@ -1,0 +1,441 @@
+//! Clients without shared secrets (issue 6): `private_key_jwt` with keys made by `ids-keytool keygen`,
+//! and mutual TLS on a private CA made by `ids-keytool` alone (the seed recipes of
+//! `grpc-mutual-tls.rst`, Gorgone and sqlite_rx replaced end to end).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use ids_crypto::jwt::assertion::ASSERTION_TYPE;
+use ids_crypto::{AssertionSigner, SigningKey};
+use serde_json::{Value, json};
+
+use crate::support::{
+    AgentDeployment, Deployment, JOB_SECRET, PASSWORD, Server, agent, binary, code, default_xml,
+    stderr, wait_for,
+};
+
+/// Runs `ids-keytool` and asserts success; returns stdout.
+fn keytool(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(binary("ids-keytool"))
+        .args(args)
+        .current_dir(dir)
+        .env("CA_PASSPHRASE", "ca passphrase")
+        .env("PFX_PASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ids-keytool");
+    assert!(
+        out.status.success(),
+        "ids-keytool {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The RFC 7638 thumbprint `ids-keytool thumbprint --quiet` prints for `file`.
+fn thumbprint(dir: &Path, file: &Path) -> String {
+    keytool(dir, &["thumbprint", "--quiet", &file.display().to_string()])
+        .trim()
+        .to_string()
+}
+
+/// A new agent key made by `ids-keytool keygen --mode agent` in `dir/keys`.
+fn agent_key(dir: &Path, host: &str) -> (PathBuf, PathBuf) {
+    let keys = dir.join("keys");
+    keytool(
+        dir,
+        &[
+            "keygen",
+            "--mode",
+            "agent",
+            "--dir",
+            &keys.display().to_string(),
+            "--host",
+            host,
+        ],
+    );
+    (
+        keys.join(format!("id_agent_{host}.key")),
+        keys.join(format!("id_agent_{host}.pub")),
+    )
+}
+
+fn xml_with(clients: &str) -> String {
+    default_xml().replace(
+        "</ConfigurationFile>",
+        &format!("{clients}\n</ConfigurationFile>"),
+    )
+}
+
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("payload");
+    serde_json::from_slice(&ids_crypto::b64::url_decode(payload).expect("b64")).expect("json")
+}
+
+async fn assertion_request(server: &Server, assertion: &str) -> (u16, Value) {
+    let r = server
+        .token_post(&[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", assertion),
+        ])
+        .await;
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn signer(key: &Path) -> AssertionSigner {
+    let file = ids_crypto::keyfile::read_private(key, None).expect("read key");
+    AssertionSigner::new(
+        SigningKey::from_pkcs8(&file.pkcs8).expect("signing key"),
+        &file.public_key,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_key_jwt_by_thumbprint_without_any_shared_secret() {
+    let mut d = Deployment::new();
+    let (key, public) = agent_key(d.path(), "poller2");
+    let tp = thumbprint(d.path(), &public);
+    let (rogue, _) = {
+        let other = tempfile::tempdir().expect("tempdir");
+        let (k, p) = agent_key(other.path(), "rogue");
+        let kept = d.path().join("rogue.key");
+        std::fs::copy(&k, &kept).expect("copy");
+        (kept, p)
+    };
+    d.write_xml(
+        "clients.xml",
+        &xml_with(&format!(
+            r#"<OpenIdClient Identifier="Poller2" Thumbprints="{tp}" Profile="Administrator" />"#
+        )),
+    );
+    d.set("AccessControl.ReloadIntervalSeconds", json!(1));
+    d.write();
+    let server = d.start().await;
+
+    // The agent, configured with its key and a client id only, gets and verifies a token.
+    let mut a = AgentDeployment::new(&server.base);
+    a.set("ClientCertificate", json!({ "File": key.display().to_string() }))
+        .set_agent(
+            "OpenId",
+            json!({ "AgentIdentifier": "Local", "DefaultOpenIdClient": "Poller2" }),
+        );
+    a.write();
+    let out = agent(a.path(), &["token", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let body: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let token = body["access_token"].as_str().expect("token");
+    assert_eq!(claims(token)["sub"], "Poller2");
+    assert!(claims(token).get("cnf").is_none(), "no certificate, no binding");
+
+    let endpoint = format!("{}/connect/token", server.base);
+    let now = identity_server::unix_now();
+    let s = signer(&key);
+
+    // A fresh assertion works; the same one again is a replay.
+    let assertion = s.sign("Poller2", &endpoint, now).expect("sign");
+    assert_eq!(assertion_request(&server, &assertion).await.0, 200);
+    let (status, body) = assertion_request(&server, &assertion).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+
+    // Expired, wrong audience, wrong subject, unregistered key: all refused the same way.
+    let expired = s.sign("Poller2", &endpoint, now - 600).expect("sign");
+    let wrong_aud = s.sign("Poller2", "https://other.example/connect/token", now).expect("sign");
+    let other_client = s.sign("Job", &endpoint, now).expect("sign");
+    let unregistered = signer(&rogue).sign("Poller2", &endpoint, now).expect("sign");
+    for (what, a) in [
+        ("expired", &expired),
+        ("wrong aud", &wrong_aud),
+        ("other client", &other_client),
+        ("unregistered key", &unregistered),
+    ] {
+        let (status, body) = assertion_request(&server, a).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{what}: {body}"
+        );
+    }
+    // A tampered payload does not verify.
+    let mut parts: Vec<String> = assertion.split('.').map(str::to_string).collect();
+    let mut c = claims(&assertion);
+    c["jti"] = json!("another");
+    parts[1] = ids_crypto::b64::url(c.to_string().as_bytes());
+    assert_eq!(assertion_request(&server, &parts.join(".")).await.0, 401);
+    // A secret is no substitute for a key the client was registered with.
+    let r = server
+        .token_post(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "Poller2"),
+            ("client_secret", JOB_SECRET),
+        ])
+        .await;
+    assert_eq!(r.status(), 401);
+
+    // The agent with the unregistered key is told what to add on the server, with its thumbprint.
+    let rogue_tp = s_thumbprint(&rogue);
+    a.set("ClientCertificate", json!({ "File": rogue.display().to_string() }));
+    a.write();
+    let out = agent(a.path(), &["token"]);
+    let err = stderr(&out);
+    assert_ne!(code(&out), 0);
+    assert!(err.contains("invalid_client"), "{err}");
+    assert!(err.contains(&rogue_tp), "the agent prints its thumbprint: {err}");
+    assert!(
+        err.contains(&format!("Thumbprints=\"{rogue_tp}\"")),
+        "and the setting to add: {err}"
+    );
+    server.stop().await;
+}
+
+fn s_thumbprint(key: &Path) -> String {
+    signer(key).thumbprint().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authorized_clients_folder_takes_effect_without_a_restart() {
+    let mut d = Deployment::new();
+    let (key, public) = agent_key(d.path(), "hot");
+    let folder = d.path().join("authorized_clients");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    // Declared in the XML without credentials: its keys come from the folder.
+    d.write_xml(
+        "clients.xml",
+        &xml_with(r#"<OpenIdClient Identifier="Hot" Profile="Administrator" />"#),
+    );
+    d.set("AccessControl.AuthorizedClientsPath", json!("authorized_clients"))
+        .set("AccessControl.ReloadIntervalSeconds", json!(1));
+    d.write();
+    let server = d.start().await;
+    let endpoint = format!("{}/connect/token", server.base);
+    let s = signer(&key);
+    let assertion = s
+        .sign("Hot", &endpoint, identity_server::unix_now())
+        .expect("sign");
+    assert_eq!(assertion_request(&server, &assertion).await.0, 401);
+
+    std::fs::copy(&public, folder.join("Hot.pem")).expect("add key");
+    let start = std::time::Instant::now();
+    loop {
+        let a = s
+            .sign("Hot", &endpoint, identity_server::unix_now())
+            .expect("sign");
+        if assertion_request(&server, &a).await.0 == 200 {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "the new key was not picked up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Removing it revokes it, again without a restart.
+    std::fs::remove_file(folder.join("Hot.pem")).expect("remove");
+    let start = std::time::Instant::now();
+    loop {
+        let a = s
+            .sign("Hot", &endpoint, identity_server::unix_now())
+            .expect("sign");
+        if assertion_request(&server, &a).await.0 == 401 {
+            break;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(15));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    server.stop().await;
+}
+
+/// The private CA, server and client certificates, made with `ids-keytool` only.
+struct Pki {
+    ca: PathBuf,
+    server_pfx: PathBuf,
+}
+
+fn pki(dir: &Path) -> Pki {
+    let ca_dir = dir.join("pki");
+    let d = ca_dir.display().to_string();
+    keytool(
+        dir,
+        &[
+            "ca",
+            "--out-dir",
+            &d,
+            "--name",
+            "Test Private CA",
+            "--passphrase-env",
+            "CA_PASSPHRASE",
+        ],
+    );
+    keytool(
+        dir,
+        &[
+            "server",
+            "--ca-dir",
+            &d,
+            "--ca-passphrase-env",
+            "CA_PASSPHRASE",
+            "--name",
+            "localhost",
+            "--name",
+            "127.0.0.1",
+            "--out-dir",
+            &d,
+            "--pfx",
+            "--password-env",
+            "PFX_PASSWORD",
+        ],
+    );
+    for id in ["Poller", "Other"] {
+        keytool(
+            dir,
+            &[
+                "client",
+                "--ca-dir",
+                &d,
+                "--ca-passphrase-env",
+                "CA_PASSPHRASE",
+                "--client-id",
+                id,
+                "--out-dir",
+                &d,
+                "--pfx",
+                "--password-env",
+                "PFX_PASSWORD",
+            ],
+        );
+    }
+    // openssl accepts the chain of every certificate the tool made.
+    let out = Command::new("openssl")
+        .args(["verify", "-CAfile", "ca.crt", "server.crt", "Poller.crt", "Other.crt"])
+        .current_dir(&ca_dir)
+        .output()
+        .expect("openssl verify");
+    assert!(
+        out.status.success(),
+        "openssl verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches(": OK").count(), 3, "{text}");
+    Pki {
+        ca: ca_dir.join("ca.crt"),
+        server_pfx: ca_dir.join("server.pfx"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mutual_tls_on_a_private_ca_gives_certificate_bound_tokens() {
+    let mut d = Deployment::new();
+    let pki = pki(d.path());
+    d.write_xml(
+        "clients.xml",
+        &xml_with(r#"<OpenIdClient Identifier="Poller" Profile="Administrator" />"#),
+    );
+    d.set(
+        "Kestrel.Certificates.Default",
+        json!({ "Path": pki.server_pfx.display().to_string(), "Password": PASSWORD }),
+    )
+    .set(
+        "IdentityServer.ClientCertificateAuthorities",
+        json!([pki.ca.display().to_string()]),
+    );
+    d.write();
+    let server = d.start_insecure_client().await;
+    let discovery: Value = server
+        .get("/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(discovery["tls_client_certificate_bound_access_tokens"], true);
+    let methods = discovery["token_endpoint_auth_methods_supported"].to_string();
+    for m in ["tls_client_auth", "self_signed_tls_client_auth", "private_key_jwt"] {
+        assert!(methods.contains(m), "{methods}");
+    }
+
+    let pki_dir = pki.ca.parent().expect("dir").to_path_buf();
+    let mut a = AgentDeployment::new(&server.base);
+    a.set("Tls.TrustedCertificates", json!([pki.ca.display().to_string()]))
+        .set(
+            "ClientCertificate",
+            json!({ "File": pki_dir.join("Poller.pfx").display().to_string(), "Password": PASSWORD }),
+        )
+        .set_agent(
+            "OpenId",
+            json!({ "AgentIdentifier": "Local", "DefaultOpenIdClient": "Poller", "ClientAuthentication": "TlsClientAuth" }),
+        );
+    a.write();
+    let out = agent(a.path(), &["token", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let body: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let token = body["access_token"].as_str().expect("token").to_string();
+    let poller = ids_crypto::Certificate::from_file(&pki_dir.join("Poller.crt")).expect("crt");
+    assert_eq!(claims(&token)["sub"], "Poller");
+    assert_eq!(
+        claims(&token)["cnf"]["x5t#S256"],
+        json!(poller.x5t_s256()),
+        "the token is bound to the agent's certificate"
+    );
+
+    // Without a certificate, the client id alone is refused.
+    let plain = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(
+            &std::fs::read(&pki.ca).expect("ca"),
+        )
+        .expect("ca pem")])
+        .build()
+        .expect("client");
+    let r = plain
+        .post(server.url("/connect/token"))
+        .form(&[("grant_type", "client_credentials"), ("client_id", "Poller")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 401);
+    // The bound token is refused over a connection without that certificate.
+    let r = plain
+        .get(server.url("/api/deliveries"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 401);
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(challenge.contains("client certificate"), "{challenge}");
+
+    // Another certificate from the same CA, for another client, is refused for Poller; the agent
+    // prints its certificate's thumbprint and the setting to add.
+    a.set(
+        "ClientCertificate",
+        json!({ "File": pki_dir.join("Other.pfx").display().to_string(), "Password": PASSWORD }),
+    );
+    a.write();
+    let out = agent(a.path(), &["token"]);
+    let err = stderr(&out);
+    assert_ne!(code(&out), 0, "{err}");
+    assert!(err.contains("invalid_client"), "{err}");
+    let other = ids_crypto::Certificate::from_file(&pki_dir.join("Other.crt")).expect("crt");
+    assert!(err.contains(&other.x5t_s256()), "{err}");
+    assert!(err.contains("urn:ids:client:Poller"), "{err}");
+
+    // self_signed_tls_client_auth: the same Other certificate, pinned by thumbprint for Poller, works.
+    d.write_xml(
+        "clients.xml",
+        &xml_with(&format!(
+            r#"<OpenIdClient Identifier="Poller" Thumbprints="{}" Profile="Administrator" />"#,
+            other.x5t_s256()
+        )),
+    );
+    wait_for("the XML reload", || {
+        code(&agent(a.path(), &["token"])) == 0
+    });
+    server.stop().await;
+}
