@@ -414,3 +414,154 @@ fn shown(value: &str) -> String {
         .flat_map(char::escape_debug)
         .collect()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::devcerts::{Ca, KeyKind};
+
+    fn signer(kind: KeyKind) -> (AssertionSigner, PublicKey, Certificate) {
+        let ca = Ca::new("test", 1).unwrap();
+        let issued = ca.issue_signing("client", kind, 1).unwrap();
+        let cert = Certificate::from_der("client", &issued.cert_der).unwrap();
+        let key = SigningKey::from_pkcs8(&issued.key_pkcs8).unwrap();
+        (
+            AssertionSigner::new(key, cert.public_key()),
+            cert.public_key().clone(),
+            cert,
+        )
+    }
+
+    const AUD: &str = "https://ids.example/connect/token";
+
+    fn audiences() -> Vec<String> {
+        vec![AUD.to_string(), "https://ids.example".to_string()]
+    }
+
+    #[test]
+    fn round_trip_rsa_and_ec() {
+        for kind in [KeyKind::Rsa2048, KeyKind::EcP256] {
+            let (s, public, _) = signer(kind);
+            let token = s.sign("Poller2", AUD, 1000).unwrap();
+            let parsed = UnverifiedAssertion::parse(&token).unwrap();
+            assert_eq!(parsed.claimed_issuer(), Some("Poller2"));
+            let embedded = parsed.embedded_key().unwrap();
+            assert_eq!(embedded.thumbprint, s.thumbprint());
+            assert_eq!(embedded.public_key, public);
+            let claims = parsed
+                .verify(&public)
+                .unwrap()
+                .check("Poller2", &audiences(), 1010, 30)
+                .unwrap();
+            assert_eq!(claims.expires_at, 1000 + ASSERTION_LIFETIME_SECS);
+            assert!(!claims.jti.is_empty());
+        }
+    }
+
+    #[test]
+    fn claims_are_checked() {
+        let (s, public, _) = signer(KeyKind::EcP256);
+        let check = |token: &str, client: &str, now: i64| {
+            UnverifiedAssertion::parse(token)
+                .unwrap()
+                .verify(&public)
+                .unwrap()
+                .check(client, &audiences(), now, 30)
+        };
+        let token = s.sign("Poller2", AUD, 1000).unwrap();
+        assert!(matches!(
+            check(&token, "Job", 1000),
+            Err(AssertionError::ClaimMismatch { claim: "iss", .. })
+        ));
+        assert!(matches!(
+            check(&token, "Poller2", 1000 + ASSERTION_LIFETIME_SECS + 30),
+            Err(AssertionError::Expired { .. })
+        ));
+        assert!(matches!(
+            check(&token, "Poller2", 900),
+            Err(AssertionError::NotYetValid { .. })
+        ));
+        let other = s.sign("Poller2", "https://elsewhere", 1000).unwrap();
+        assert!(matches!(
+            check(&other, "Poller2", 1000),
+            Err(AssertionError::ClaimMismatch { claim: "aud", .. })
+        ));
+        // The issuer itself is an accepted audience (OIDC Core 9 allows either).
+        let to_issuer = s.sign("Poller2", "https://ids.example", 1000).unwrap();
+        assert!(check(&to_issuer, "Poller2", 1000).is_ok());
+    }
+
+    #[test]
+    fn long_lived_and_forged_assertions_are_refused() {
+        let (s, public, _) = signer(KeyKind::Rsa2048);
+        let (_, other_public, _) = signer(KeyKind::Rsa2048);
+        // Hand-made: exp an hour away.
+        let header = b64::url(br#"{"alg":"RS256","typ":"JWT"}"#);
+        let claims = serde_json::json!({"iss":"c","sub":"c","aud":AUD,"jti":"x","exp":4600});
+        let payload = b64::url(claims.to_string().as_bytes());
+        let signing = format!("{header}.{payload}");
+        let sig = s.key.sign(signing.as_bytes()).unwrap();
+        let token = format!("{signing}.{}", b64::url(&sig));
+        let verified = UnverifiedAssertion::parse(&token)
+            .unwrap()
+            .verify(&public)
+            .unwrap();
+        assert!(matches!(
+            verified.check("c", &audiences(), 1000, 30),
+            Err(AssertionError::TooLong { .. })
+        ));
+        // Another key's signature does not verify.
+        let token = s.sign("c", AUD, 1000).unwrap();
+        assert!(matches!(
+            UnverifiedAssertion::parse(&token)
+                .unwrap()
+                .verify(&other_public),
+            Err(AssertionError::BadSignature { .. })
+        ));
+        // An RSA-signed assertion is not checked with an EC key, whatever alg says.
+        let (_, ec_public, _) = signer(KeyKind::EcP256);
+        assert!(matches!(
+            UnverifiedAssertion::parse(&token).unwrap().verify(&ec_public),
+            Err(AssertionError::AlgorithmMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn header_policy() {
+        let part = |v: serde_json::Value| b64::url(v.to_string().as_bytes());
+        let body = part(serde_json::json!({"iss":"c"}));
+        for (header, expected) in [
+            (serde_json::json!({"alg":"none"}), "alg none"),
+            (serde_json::json!({"alg":"HS256"}), "alg HS256"),
+            (serde_json::json!({"alg":"RS256","jku":"https://x"}), "jku"),
+            (serde_json::json!({"alg":"RS256","x5u":"https://x"}), "x5u"),
+            (serde_json::json!({"alg":"RS256","typ":"at+jwt"}), "access token"),
+            (serde_json::json!({"alg":"RS256","jwk":{"kty":"oct","k":"AA"}}), "symmetric"),
+        ] {
+            let token = format!("{}.{body}.AAAA", part(header));
+            let err = UnverifiedAssertion::parse(&token).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err} should mention {expected}");
+        }
+        assert!(UnverifiedAssertion::parse("a.b").is_err());
+        assert!(UnverifiedAssertion::parse(&"a".repeat(MAX_ASSERTION_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn a_certificate_in_x5c_is_named_by_its_thumbprints() {
+        let (_, _, cert) = signer(KeyKind::EcP256);
+        let header = serde_json::json!({"alg":"ES256","x5c":[b64::std(cert.der())]});
+        let token = format!(
+            "{}.{}.AAAA",
+            b64::url(header.to_string().as_bytes()),
+            b64::url(b"{}")
+        );
+        let parsed = UnverifiedAssertion::parse(&token).unwrap();
+        let embedded = parsed.embedded_key().unwrap();
+        assert_eq!(embedded.thumbprint, jwk::thumbprint(cert.public_key()));
+        assert_eq!(
+            embedded.certificate_thumbprint.as_deref(),
+            Some(cert.x5t_s256().as_str())
+        );
+    }
+}

@@ -352,3 +352,83 @@ fn expected_names(client: &RegisteredClient) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ids_crypto::devcerts::{Ca, KeyKind};
+
+    fn client(id: &str) -> RegisteredClient {
+        RegisteredClient {
+            identifier: id.into(),
+            hash: None,
+            hash_fingerprint: [0; 32],
+            profile: None,
+            display_name: None,
+            expires_at: None,
+            thumbprints: Vec::new(),
+            tls_subject_dn: None,
+            tls_san: None,
+        }
+    }
+
+    #[test]
+    fn replay_cache_refuses_a_second_use_until_expiry_and_stays_bounded() {
+        let cache = MemoryReplayCache::new(2);
+        assert!(cache.first_use("a", "1", 100, 50).unwrap());
+        assert!(!cache.first_use("a", "1", 100, 60).unwrap());
+        // Same jti for another client is another assertion.
+        assert!(cache.first_use("b", "1", 100, 60).unwrap());
+        // Full of live entries: fail closed.
+        assert_eq!(
+            cache.first_use("c", "1", 100, 60),
+            Err(KeyRejection::ReplayCacheFull)
+        );
+        // Once expired (plus leeway), entries make room.
+        assert!(cache.first_use("c", "1", 300, 100 + LEEWAY + 1).unwrap());
+    }
+
+    #[test]
+    fn ca_issued_certificates_map_by_san_or_subject_and_others_are_refused() {
+        let ca = Ca::new("client CA", 1).unwrap();
+        let other_ca = Ca::new("other CA", 1).unwrap();
+        let authorities = ClientAuthorities::new(&[Certificate::from_der("ca", &ca.cert.cert_der).unwrap()]).unwrap();
+        let now = crate::unix_now();
+        let issued = ca.issue_client("Poller", KeyKind::EcP256, 1).unwrap();
+        let presented = PresentedCertificate {
+            chain: vec![issued.cert_der.clone()],
+        };
+        assert_eq!(
+            authenticate_certificate(&presented, &client("Poller"), &[], Some(&authorities), now),
+            Ok(())
+        );
+        // Signed by the CA but not for this client.
+        let err = authenticate_certificate(&presented, &client("Job"), &[], Some(&authorities), now)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("urn:ids:client:Job"), "{err}");
+        // An explicit subject mapping replaces the default.
+        let mut by_dn = client("Job");
+        by_dn.tls_subject_dn = Some("CN = Poller".into());
+        assert_eq!(
+            authenticate_certificate(&presented, &by_dn, &[], Some(&authorities), now),
+            Ok(())
+        );
+        // Another CA's certificate is refused, unless its thumbprint is registered (self-signed mode).
+        let foreign = other_ca.issue_client("Poller", KeyKind::EcP256, 1).unwrap();
+        let foreign = PresentedCertificate {
+            chain: vec![foreign.cert_der],
+        };
+        assert!(
+            authenticate_certificate(&foreign, &client("Poller"), &[], Some(&authorities), now)
+                .is_err()
+        );
+        let mut pinned = client("Poller");
+        pinned.thumbprints = vec![foreign.x5t_s256().unwrap()];
+        assert_eq!(
+            authenticate_certificate(&foreign, &pinned, &[], Some(&authorities), now),
+            Ok(())
+        );
+    }
+}
