@@ -142,7 +142,10 @@ impl Clients {
             };
             let has_tls_mapping =
                 c.tls_client_auth_subject_dn.is_some() || c.tls_client_auth_san.is_some();
-            if hash.is_none() && c.thumbprints.is_empty() && !has_tls_mapping && !rules.keys_elsewhere
+            if hash.is_none()
+                && c.thumbprints.is_empty()
+                && !has_tls_mapping
+                && !rules.keys_elsewhere
             {
                 errors.push(format!(
                     "{at}: OpenIdClient `{}` has no HashedSecret and no Thumbprints: hash a secret with `new-openid-secret`, or register the client's key (Thumbprints=\"<what `ids-keytool thumbprint` prints>\", or its public key in AccessControl:AuthorizedClientsPath)",
@@ -154,7 +157,11 @@ impl Clients {
             fingerprint.copy_from_slice(
                 digest::digest(
                     &digest::SHA256,
-                    c.hashed_secret.as_deref().unwrap_or_default().trim().as_bytes(),
+                    c.hashed_secret
+                        .as_deref()
+                        .unwrap_or_default()
+                        .trim()
+                        .as_bytes(),
                 )
                 .as_ref(),
             );

@@ -111,9 +111,7 @@ fn list(folder: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
             for inner in std::fs::read_dir(&path)? {
                 let inner = inner?;
                 let inner_name = inner.file_name();
-                if inner.file_type()?.is_file()
-                    && !inner_name.to_string_lossy().starts_with('.')
-                {
+                if inner.file_type()?.is_file() && !inner_name.to_string_lossy().starts_with('.') {
                     out.push((name.clone(), inner.path()));
                 }
             }

@@ -106,9 +106,8 @@ impl Keys {
                                 }
                                 client_authorities.push(cert);
                             }
-                            Err(e) => errors.push(format!(
-                                "IdentityServer:ClientCertificateAuthorities: {e}"
-                            )),
+                            Err(e) => errors
+                                .push(format!("IdentityServer:ClientCertificateAuthorities: {e}")),
                         }
                     }
                 }
@@ -246,7 +245,11 @@ pub fn discovery_document(
     scopes: &[String],
     mutual_tls: bool,
 ) -> String {
-    let mut methods = vec!["client_secret_basic", "client_secret_post", "private_key_jwt"];
+    let mut methods = vec![
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
     if mutual_tls {
         methods.extend(["tls_client_auth", "self_signed_tls_client_auth"]);
     }
@@ -297,15 +300,13 @@ fn tls_config(
             crate::tls::AnyClientCertificate::new(cas, provider.clone()),
         )),
     };
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .map_err(|e| {
-            format!(
-                "{} ({}): unusable for TLS: {e}",
-                file.setting,
-                file.path.display()
-            )
-        })?;
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| {
+        format!(
+            "{} ({}): unusable for TLS: {e}",
+            file.setting,
+            file.path.display()
+        )
+    })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }

@@ -107,7 +107,10 @@ pub fn expiry_warnings(settings: &Settings, loaded: &Loaded, now: i64, days: u64
             "IdentityServer:X509KeyFilePath".into(),
             &loaded.keys.signing_certificate,
         ),
-        (settings.tls.setting.to_string(), &loaded.keys.tls_certificate),
+        (
+            settings.tls.setting.to_string(),
+            &loaded.keys.tls_certificate,
+        ),
     ];
     certs.extend(
         loaded
@@ -136,9 +139,12 @@ pub fn expiry_warnings(settings: &Settings, loaded: &Loaded, now: i64, days: u64
         .values()
         .flatten()
         .filter_map(|k| {
-            k.certificate
-                .clone()
-                .map(|c| (format!("AccessControl:AuthorizedClientsPath ({})", k.file.display()), c))
+            k.certificate.clone().map(|c| {
+                (
+                    format!("AccessControl:AuthorizedClientsPath ({})", k.file.display()),
+                    c,
+                )
+            })
         })
         .collect();
     certs.extend(folder_certs.iter().map(|(s, c)| (s.clone(), c)));
@@ -156,7 +162,10 @@ pub fn expiring(certs: &[(String, &ids_crypto::Certificate)], now: i64, days: u6
         }
         let when = ids_crypto::cert::format_time(cert.not_after());
         if cert.not_after() <= now {
-            out.push(format!("{setting}: the certificate `{}` EXPIRED on {when}", cert.subject()));
+            out.push(format!(
+                "{setting}: the certificate `{}` EXPIRED on {when}",
+                cert.subject()
+            ));
         } else {
             let left = (cert.not_after() - now) / 86_400;
             out.push(format!(

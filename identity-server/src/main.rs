@@ -328,7 +328,8 @@ fn check(dir: &Path, expiry_days: Option<u64>) -> Result<(), Vec<String>> {
     );
     let authorized = match &settings.authorized_clients_path {
         Some(folder) => {
-            let (keys, problems) = identity_server::authorized_clients::AuthorizedKeys::load(folder);
+            let (keys, problems) =
+                identity_server::authorized_clients::AuthorizedKeys::load(folder);
             let count: usize = keys.by_client.values().map(Vec::len).sum();
             let _ = writeln!(
                 out,
@@ -369,7 +370,9 @@ fn check(dir: &Path, expiry_days: Option<u64>) -> Result<(), Vec<String>> {
     for c in clients {
         let mut methods = Vec::new();
         match c.hash {
-            Some(ids_crypto::SecretHash::Argon2id(_)) => methods.push("secret argon2id".to_string()),
+            Some(ids_crypto::SecretHash::Argon2id(_)) => {
+                methods.push("secret argon2id".to_string())
+            }
             Some(ids_crypto::SecretHash::Sha256(_)) => {
                 methods.push("secret legacy SHA-256".to_string())
             }

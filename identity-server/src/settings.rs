@@ -443,7 +443,8 @@ impl Settings {
             .iter()
             .map(|s| config.resolve(s.value.trim()))
             .collect();
-        if client_certificates == ClientCertificates::Off && !client_certificate_authorities.is_empty()
+        if client_certificates == ClientCertificates::Off
+            && !client_certificate_authorities.is_empty()
         {
             if let Some(s) = config.get("IdentityServer:ClientCertificates") {
                 errors.push(invalid(

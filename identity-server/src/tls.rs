@@ -53,9 +53,9 @@ impl ClientCertVerifier for AnyClientCertificate {
     ) -> Result<ClientCertVerified, rustls::Error> {
         // Only a certificate we can read goes further; its worth is decided per client later.
         Certificate::from_der("client certificate", end_entity.as_ref()).map_err(|e| {
-            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
-                rustls::OtherError(Arc::new(std::io::Error::other(e.to_string()))),
-            ))
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+                Arc::new(std::io::Error::other(e.to_string())),
+            )))
         })?;
         Ok(ClientCertVerified::assertion())
     }

@@ -422,7 +422,9 @@ impl Parser<'_> {
                     tls_client_auth_subject_dn: values
                         .tls_client_auth_subject_dn
                         .filter(|v| !v.trim().is_empty()),
-                    tls_client_auth_san: values.tls_client_auth_san.filter(|v| !v.trim().is_empty()),
+                    tls_client_auth_san: values
+                        .tls_client_auth_san
+                        .filter(|v| !v.trim().is_empty()),
                     file,
                     position,
                 });

@@ -522,7 +522,9 @@ mod tests {
         // An RSA-signed assertion is not checked with an EC key, whatever alg says.
         let (_, ec_public, _) = signer(KeyKind::EcP256);
         assert!(matches!(
-            UnverifiedAssertion::parse(&token).unwrap().verify(&ec_public),
+            UnverifiedAssertion::parse(&token)
+                .unwrap()
+                .verify(&ec_public),
             Err(AssertionError::AlgorithmMismatch { .. })
         ));
     }
@@ -536,8 +538,14 @@ mod tests {
             (serde_json::json!({"alg":"HS256"}), "alg HS256"),
             (serde_json::json!({"alg":"RS256","jku":"https://x"}), "jku"),
             (serde_json::json!({"alg":"RS256","x5u":"https://x"}), "x5u"),
-            (serde_json::json!({"alg":"RS256","typ":"at+jwt"}), "access token"),
-            (serde_json::json!({"alg":"RS256","jwk":{"kty":"oct","k":"AA"}}), "symmetric"),
+            (
+                serde_json::json!({"alg":"RS256","typ":"at+jwt"}),
+                "access token",
+            ),
+            (
+                serde_json::json!({"alg":"RS256","jwk":{"kty":"oct","k":"AA"}}),
+                "symmetric",
+            ),
         ] {
             let token = format!("{}.{body}.AAAA", part(header));
             let err = UnverifiedAssertion::parse(&token).unwrap_err().to_string();

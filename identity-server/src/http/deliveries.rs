@@ -21,8 +21,8 @@ use axum::routing::get;
 use http_body_util::BodyExt;
 use serde::Deserialize;
 
-use super::{AppState, ClientCert};
 use super::error::ApiError;
+use super::{AppState, ClientCert};
 use crate::access_control::Clients;
 use crate::deliveries::{
     Action, Caller, Deliveries, DeliveryError, DeliveryId, Incoming, Record, Started, check_name,
@@ -56,14 +56,12 @@ fn caller(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let client = state
-        .bearer
-        .authenticate(
-            authorization,
-            certificate.leaf(),
-            &clients,
-            crate::unix_now(),
-        )?;
+    let client = state.bearer.authenticate(
+        authorization,
+        certificate.leaf(),
+        &clients,
+        crate::unix_now(),
+    )?;
     let deliveries = state.deliveries.clone().map_err(DeliveryError::Disabled)?;
     let agent = headers
         .get("agent-identifier")

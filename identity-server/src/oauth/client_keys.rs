@@ -299,7 +299,9 @@ fn maps_to(cert: &Certificate, client: &RegisteredClient) -> bool {
     }
     let sans = cert.subject_alt_names();
     if let Some(expected) = &client.tls_san {
-        return sans.iter().any(|s| san_value(s).eq_ignore_ascii_case(expected.trim()));
+        return sans
+            .iter()
+            .any(|s| san_value(s).eq_ignore_ascii_case(expected.trim()));
     }
     let urn = format!("urn:ids:client:{}", client.identifier);
     sans.iter().any(|s| match s {
@@ -393,7 +395,9 @@ mod tests {
     fn ca_issued_certificates_map_by_san_or_subject_and_others_are_refused() {
         let ca = Ca::new("client CA", 1).unwrap();
         let other_ca = Ca::new("other CA", 1).unwrap();
-        let authorities = ClientAuthorities::new(&[Certificate::from_der("ca", &ca.cert.cert_der).unwrap()]).unwrap();
+        let authorities =
+            ClientAuthorities::new(&[Certificate::from_der("ca", &ca.cert.cert_der).unwrap()])
+                .unwrap();
         let now = crate::unix_now();
         let issued = ca.issue_client("Poller", KeyKind::EcP256, 1).unwrap();
         let presented = PresentedCertificate {
@@ -404,9 +408,10 @@ mod tests {
             Ok(())
         );
         // Signed by the CA but not for this client.
-        let err = authenticate_certificate(&presented, &client("Job"), &[], Some(&authorities), now)
-            .unwrap_err()
-            .to_string();
+        let err =
+            authenticate_certificate(&presented, &client("Job"), &[], Some(&authorities), now)
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("urn:ids:client:Job"), "{err}");
         // An explicit subject mapping replaces the default.
         let mut by_dn = client("Job");

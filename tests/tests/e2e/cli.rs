@@ -422,3 +422,34 @@ async fn sighup_reloads_the_access_control_folder() {
     }
     assert!(ok, "SIGHUP did not reload the folder");
 }
+
+#[test]
+fn check_warns_about_certificates_expiring_within_the_given_days() {
+    let d = Deployment::new();
+    d.write();
+    let quiet = check(d.path());
+    let stdout = String::from_utf8_lossy(&quiet.stdout).into_owned();
+    assert!(quiet.status.success(), "{stdout}");
+    assert!(!stdout.contains("renew it before then"), "{stdout}");
+    // Every fixture certificate expires within a century: each is named with its setting.
+    let out = Command::new(binary("identity-server"))
+        .args(["check", "--expiry-days", "36500", "--config-dir"])
+        .arg(d.path())
+        .output()
+        .expect("run check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "warnings do not fail the check: {stdout}"
+    );
+    for setting in [
+        "IdentityServer:X509KeyFilePath",
+        "Kestrel:Certificates:Default",
+    ] {
+        assert!(
+            stdout.contains(&format!("warning: {setting}"))
+                && stdout.contains("renew it before then"),
+            "{setting} missing in {stdout}"
+        );
+    }
+}

@@ -524,7 +524,10 @@ fn thumbprints_and_tls_client_auth_attributes() {
         c.thumbprints,
         ["pnI6EWkiTbazjikJXRkLmjml5wvVECYtQduJUjS4QK4", "AB12", "x"]
     );
-    assert_eq!(c.tls_client_auth_san.as_deref(), Some("urn:ids:client:Poller2"));
+    assert_eq!(
+        c.tls_client_auth_san.as_deref(),
+        Some("urn:ids:client:Poller2")
+    );
     assert_eq!(c.tls_client_auth_subject_dn, None);
     assert_eq!(c.hashed_secret, None);
 }
