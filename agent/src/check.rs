@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use ids_crypto::cert::{Validity, format_time};
 
-use crate::settings::{Settings, TlsTrust, TokenValidation};
+use crate::settings::{ServerPinning, Settings, TlsTrust, TokenValidation};
+use crate::tls::known_servers;
 use crate::{Agent, Clock};
 
 /// One line of the report.
@@ -108,6 +109,7 @@ pub async fn run(
             }
         }
     }
+    let pinned_before = pinning(&mut report, s);
     for c in &s.clients {
         let default = if c.client_id == s.default_client {
             " (default)"
@@ -165,10 +167,16 @@ pub async fn run(
         return report;
     }
     match agent.discovery().await {
-        Ok(d) => report.ok(format!(
-            "server reachable and trusted: {} (token endpoint {})",
-            d.url, d.token_endpoint
-        )),
+        Ok(d) => {
+            report.ok(format!(
+                "server reachable and trusted: {} (token endpoint {})",
+                d.url, d.token_endpoint
+            ));
+            if !pinned_before {
+                // `First`: that connection pinned the server's key.
+                pinning(&mut report, agent.settings());
+            }
+        }
         Err(e) => {
             report.fail(e.to_string(), e.exit_code());
             return report;
@@ -187,4 +195,50 @@ pub async fn run(
         }
     }
     report
+}
+
+/// Reports `Tls:ServerPinning` and, for `First`, whether the server is pinned already (true for the
+/// other modes, where there is nothing to pin).
+fn pinning(report: &mut Report, s: &Settings) -> bool {
+    match &s.server_pinning {
+        ServerPinning::Always => {
+            report.ok("server pinning: Always (the usual certificate validation only)".into());
+            true
+        }
+        ServerPinning::Strict { thumbprints } => {
+            report.ok(format!(
+                "server pinning: Strict: the server's key or certificate must match one of Tls:ServerThumbprints ({})",
+                thumbprints.join(", ")
+            ));
+            true
+        }
+        ServerPinning::First { store } => {
+            let authority = crate::tls::authority(&s.application_uri).unwrap_or_default();
+            match known_servers::load(store) {
+                Ok(pins) => match pins.iter().find(|p| p.authority == authority) {
+                    Some(p) => {
+                        report.ok(format!(
+                            "server pinning: First: {authority} pinned on {} with key thumbprint {} ({} line {})",
+                            p.first_seen,
+                            p.thumbprint,
+                            store.display(),
+                            p.line
+                        ));
+                        true
+                    }
+                    None => {
+                        report.ok(format!(
+                            "server pinning: First: {authority} is not pinned yet; the key it presents at the next connection will be recorded in {}",
+                            store.display()
+                        ));
+                        false
+                    }
+                },
+                Err(e) => {
+                    report.fail(format!("Tls:ServerPinning is First: {e}"), 2);
+                    true
+                }
+            }
+        }
+    }
 }

@@ -56,6 +56,17 @@ enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// List the servers whose key is pinned (Tls:ServerPinning First, in <WorkFolderPath>/known_servers),
+    /// or forget one.
+    Trust {
+        /// Remove the pin of AUTHORITY (`host:port` as listed, or the server's URL), e.g. after its key
+        /// was changed on purpose: the next connection pins the key it presents then.
+        #[arg(long, value_name = "AUTHORITY")]
+        forget: Option<String>,
+        /// List the pinned servers (what the command does without --forget).
+        #[arg(long)]
+        show: bool,
+    },
     /// Deliver files to the server: each is decrypted as a stream (when encrypted with the agent's
     /// certificate) and sent over HTTPS with the agent's token; the server stores it encrypted with
     /// its own certificate. Delivering the same file again stores nothing new.
@@ -168,6 +179,10 @@ fn main() -> ExitCode {
             Command::Check { offline } => {
                 init_logging(None, "off");
                 check(&cli.config_dir, offline).await
+            }
+            Command::Trust { forget, show } => {
+                init_logging(None, "off");
+                trust(&cli.config_dir, forget.as_deref(), show)
             }
             Command::Encrypt {
                 files,
@@ -431,6 +446,77 @@ async fn check(dir: &Path, offline: bool) -> u8 {
         });
     }
     report.exit_code
+}
+
+/// `agent trust`: lists the pinned servers, or forgets one.
+fn trust(dir: &Path, forget: Option<&str>, show: bool) -> u8 {
+    use agent::tls::known_servers::{self, StoreError};
+    let settings = match Settings::load(dir, agent::clock::Clock::now(&SystemClock)) {
+        Ok(loaded) => loaded.settings,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            return 2;
+        }
+    };
+    let store = known_servers::path(&settings.work_folder);
+    if !matches!(
+        settings.server_pinning,
+        agent::settings::ServerPinning::First { .. }
+    ) {
+        eprintln!(
+            "warning: Tls:ServerPinning is not First: the pins in {} are not used",
+            store.display()
+        );
+    }
+    let store_failure = |e: &StoreError| -> u8 {
+        eprintln!("error: {e}");
+        match e {
+            StoreError::Malformed { .. } => 2,
+            _ => agent::files::EXIT_FILE,
+        }
+    };
+    let mut code = 0;
+    if let Some(given) = forget {
+        let authority =
+            agent::tls::authority(given).unwrap_or_else(|| given.trim().to_ascii_lowercase());
+        match known_servers::forget(&store, &authority) {
+            Ok(Some(pin)) => print_line(&format!(
+                "forgot {} (key thumbprint {}, pinned on {}): the next connection pins the key the server presents then",
+                pin.authority, pin.thumbprint, pin.first_seen
+            )),
+            Ok(None) => {
+                eprintln!(
+                    "error: {} does not pin {authority} (`agent trust` lists the pinned servers)",
+                    store.display()
+                );
+                code = 1;
+            }
+            Err(e) => return store_failure(&e),
+        }
+    }
+    if show || forget.is_none() {
+        match known_servers::load(&store) {
+            Ok(pins) if pins.is_empty() => {
+                print_line(&format!("no server pinned in {}", store.display()))
+            }
+            Ok(pins) => {
+                for p in pins {
+                    print_line(&format!(
+                        "{} key thumbprint {} pinned on {} ({} line {})",
+                        p.authority,
+                        p.thumbprint,
+                        p.first_seen,
+                        store.display(),
+                        p.line
+                    ));
+                }
+            }
+            Err(e) => return store_failure(&e),
+        }
+    }
+    code
 }
 
 /// `decrypt --key`: a PFX and where its password comes from.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 
 use crate::error::AgentError;
-use crate::settings::{HttpPolicy, Settings, TlsTrust};
+use crate::settings::{HttpPolicy, ServerPinning, Settings, TlsTrust};
 
 /// The agent's HTTP client.
 #[derive(Debug, Clone)]
@@ -19,13 +19,16 @@ pub struct Http {
     client: Client,
     policy: HttpPolicy,
     tls_hint: String,
+    /// What to do when `Tls:ServerPinning` refuses the server.
+    pin_hint: String,
     /// Requests sent, retries included (diagnostics and tests).
     sent: Arc<AtomicU64>,
 }
 
 impl Http {
     pub fn new(settings: &Settings) -> Result<Self, AgentError> {
-        let tls = crate::tls::client_config(&settings.tls).map_err(AgentError::Setup)?;
+        let pinning = crate::tls::Pinning::for_settings(settings);
+        let tls = crate::tls::client_config(&settings.tls, &pinning).map_err(AgentError::Setup)?;
         let client = Client::builder()
             .tls_backend_preconfigured(tls)
             .https_only(!settings.allow_insecure_http)
@@ -44,10 +47,19 @@ impl Http {
                 files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
             ),
         };
+        let pin_hint = match &settings.server_pinning {
+            ServerPinning::Strict { .. } => {
+                "Tls:ServerPinning is Strict: only the listed keys and certificates are accepted"
+                    .to_string()
+            }
+            ServerPinning::First { .. } => "Tls:ServerPinning is First: a key other than the one pinned at the first connection may be an impostor's".to_string(),
+            ServerPinning::Always => String::new(),
+        };
         Ok(Http {
             client,
             policy: settings.http.clone(),
             tls_hint,
+            pin_hint,
             sent: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -102,6 +114,13 @@ impl Http {
                                 hint: self.tls_hint.clone(),
                             });
                         }
+                        Some(TlsFailure::Pinned(detail)) => {
+                            return Err(AgentError::TlsTrust {
+                                url: url.to_string(),
+                                detail,
+                                hint: self.pin_hint.clone(),
+                            });
+                        }
                         Some(TlsFailure::Handshake(detail)) => {
                             return Err(AgentError::TlsHandshake {
                                 url: url.to_string(),
@@ -154,6 +173,11 @@ impl Http {
                     url: url.to_string(),
                     detail,
                     hint: self.tls_hint.clone(),
+                },
+                Some(TlsFailure::Pinned(detail)) => AgentError::TlsTrust {
+                    url: url.to_string(),
+                    detail,
+                    hint: self.pin_hint.clone(),
                 },
                 Some(TlsFailure::Handshake(detail)) => AgentError::TlsHandshake {
                     url: url.to_string(),
@@ -265,6 +289,8 @@ fn parse_retry_after(value: &str, now: time::OffsetDateTime) -> Option<Duration>
 enum TlsFailure {
     /// The server's certificate is not trusted: a configuration matter on the agent's side.
     Untrusted(String),
+    /// The certificate passed the usual validation, but `Tls:ServerPinning` refused its key.
+    Pinned(String),
     /// Anything else: not TLS at all, nothing in common, a client certificate required.
     Handshake(String),
 }
@@ -284,6 +310,11 @@ fn tls_failure(error: &reqwest::Error) -> Option<TlsFailure> {
         if let Some(r) = inner.downcast_ref::<rustls::Error>() {
             use rustls::AlertDescription as A;
             return Some(match r {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))
+                    if other.0.downcast_ref::<crate::tls::PinRefused>().is_some() =>
+                {
+                    TlsFailure::Pinned(other.to_string())
+                }
                 rustls::Error::InvalidCertificate(cert) => {
                     TlsFailure::Untrusted(describe_certificate_error(cert))
                 }

@@ -13,4 +13,5 @@ mod cli;
 mod config_errors;
 mod deliveries;
 mod oidc_client;
+mod pinning;
 mod token_endpoint;
