@@ -359,14 +359,34 @@ pub fn public_key_pem(key: &PublicKey) -> String {
     pem_encode("PUBLIC KEY", &public_key_der(key)).to_string()
 }
 
-/// SPKI DER.
-pub fn public_key_der(key: &PublicKey) -> Vec<u8> {
+/// The `subjectPublicKey` BIT STRING contents of an SPKI: PKCS#1 `RSAPublicKey` DER, or the
+/// uncompressed EC point.
+pub(crate) fn subject_public_key_bits(key: &PublicKey) -> Vec<u8> {
     match key {
         PublicKey::Rsa { n, e } => {
             let mut rsa_key = der_integer(n);
             rsa_key.extend(der_integer(e));
-            rsa_spki(&tlv(0x30, &rsa_key))
+            tlv(0x30, &rsa_key)
         }
+        PublicKey::P256 { x, y } => {
+            let mut point = Vec::with_capacity(65);
+            point.push(4);
+            point.extend_from_slice(x);
+            point.extend_from_slice(y);
+            point
+        }
+    }
+}
+
+/// PEM of public data (a certificate, a public key).
+pub(crate) fn pem(label: &str, der: &[u8]) -> String {
+    pem_encode(label, der).to_string()
+}
+
+/// SPKI DER.
+pub fn public_key_der(key: &PublicKey) -> Vec<u8> {
+    match key {
+        PublicKey::Rsa { .. } => rsa_spki(&subject_public_key_bits(key)),
         PublicKey::P256 { x, y } => {
             // SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING 0x04 || x || y }
             const PREFIX: [u8; 27] = [
@@ -927,7 +947,7 @@ fn rsa_public_key(file: &str, n: &[u8], e: &[u8]) -> Result<PublicKey, KeyFileEr
 }
 
 /// The public key of an SPKI structure.
-fn public_key_from_spki(file: &str, der: &[u8]) -> Result<PublicKey, KeyFileError> {
+pub(crate) fn public_key_from_spki(file: &str, der: &[u8]) -> Result<PublicKey, KeyFileError> {
     let (_, spki) =
         SubjectPublicKeyInfo::from_der(der).map_err(|e| malformed(file, "the public key", e))?;
     let oid = &spki.algorithm.algorithm;
