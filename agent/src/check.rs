@@ -45,6 +45,7 @@ pub async fn run(
     dir: &Path,
     vars: &[(String, String)],
     offline: bool,
+    expiry_days: u64,
     clock: Arc<dyn Clock>,
 ) -> Report {
     let mut report = Report::default();
@@ -116,10 +117,42 @@ pub async fn run(
         } else {
             ""
         };
+        let method = match (&c.auth, &s.client_key) {
+            (crate::settings::ClientAuth::Secret(_), _) => "secret".to_string(),
+            (crate::settings::ClientAuth::PrivateKeyJwt, Some(k)) => format!(
+                "private_key_jwt with the key whose RFC 7638 thumbprint is {}",
+                k.thumbprint
+            ),
+            (crate::settings::ClientAuth::TlsClientAuth, Some(k)) => format!(
+                "TLS client certificate x5t#S256 {} (key thumbprint {})",
+                k.certificate_thumbprint().unwrap_or_default(),
+                k.thumbprint
+            ),
+            (_, None) => "key (missing)".to_string(),
+        };
         report.ok(format!(
-            "client `{}`{default}: secret from {}",
+            "client `{}`{default}: {method}, from {}",
             c.client_id, c.source
         ));
+    }
+    if let Some(k) = &s.client_key {
+        match k.certificates.first() {
+            Some(cert) => report.ok(format!(
+                "client certificate {} `{}` (x5t#S256 {}) presented when the server asks, valid until {}; tokens obtained over such a connection are bound to it",
+                k.file.display(),
+                cert.subject(),
+                cert.x5t_s256(),
+                format_time(cert.not_after())
+            )),
+            None => report.ok(format!(
+                "client key {} (RFC 7638 thumbprint {}), no certificate: not presented in TLS handshakes",
+                k.file.display(),
+                k.thumbprint
+            )),
+        }
+    }
+    for w in expiring(s, now, expiry_days) {
+        report.warn(w);
     }
     if let Some(id) = &s.agent_identifier {
         report.ok(format!("agent identifier `{id}`"));
@@ -195,6 +228,60 @@ pub async fn run(
         }
     }
     report
+}
+
+/// Certificates the agent relies on that expire within `days`: the server certificates tokens are
+/// verified with, the certificates HTTPS trusts, the file-encryption and client certificates.
+fn expiring(s: &Settings, now: i64, days: u64) -> Vec<String> {
+    let horizon = now.saturating_add(i64::try_from(days).unwrap_or(i64::MAX / 2) * 86_400);
+    let mut found: Vec<(String, String, i64)> = Vec::new();
+    if let TokenValidation::Pinned(certs) = &s.token_validation {
+        for p in certs {
+            found.push((
+                p.origin.clone(),
+                p.certificate.subject().to_string(),
+                p.certificate.not_after(),
+            ));
+        }
+    }
+    if let TlsTrust::Only { certificates, .. } = &s.tls {
+        for c in certificates {
+            found.push((
+                "Tls:TrustedCertificates".into(),
+                c.subject.clone(),
+                c.not_after,
+            ));
+        }
+    }
+    if let Some(file) = &s.encryption_certificate
+        && let Ok(pfx) = file.open()
+    {
+        found.push((
+            format!("EncryptionCertificate:File ({})", file.path.display()),
+            pfx.certificate.subject().to_string(),
+            pfx.certificate.not_after(),
+        ));
+    }
+    if let Some(k) = &s.client_key {
+        for c in &k.certificates {
+            found.push((
+                format!("ClientCertificate:File ({})", k.file.display()),
+                c.subject().to_string(),
+                c.not_after(),
+            ));
+        }
+    }
+    found
+        .into_iter()
+        .filter(|(_, _, not_after)| *not_after <= horizon && *not_after > now)
+        .map(|(origin, subject, not_after)| {
+            format!(
+                "{origin}: the certificate `{subject}` expires on {}, in {} day(s); renew it before then",
+                format_time(not_after),
+                (not_after - now) / 86_400
+            )
+        })
+        .collect()
 }
 
 /// Reports `Tls:ServerPinning` and, for `First`, whether the server is pinned already (true for the

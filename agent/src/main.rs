@@ -55,6 +55,9 @@ enum Command {
     Check {
         #[arg(long)]
         offline: bool,
+        /// Warn about certificates that expire within this many days.
+        #[arg(long, value_name = "DAYS", default_value_t = 30)]
+        expiry_days: u64,
     },
     /// List the servers whose key is pinned (Tls:ServerPinning First, in <WorkFolderPath>/known_servers),
     /// or forget one.
@@ -176,9 +179,12 @@ fn main() -> ExitCode {
             Command::Verify { token } => verify(&cli.config_dir, &token).await,
             Command::Push { files, id, name } => push(&cli.config_dir, &files, id, name).await,
             Command::Run { once } => run(&cli.config_dir, once).await,
-            Command::Check { offline } => {
+            Command::Check {
+                offline,
+                expiry_days,
+            } => {
                 init_logging(None, "off");
-                check(&cli.config_dir, offline).await
+                check(&cli.config_dir, offline, expiry_days).await
             }
             Command::Trust { forget, show } => {
                 init_logging(None, "off");
@@ -428,9 +434,9 @@ async fn verify(dir: &Path, token: &str) -> u8 {
     }
 }
 
-async fn check(dir: &Path, offline: bool) -> u8 {
+async fn check(dir: &Path, offline: bool, expiry_days: u64) -> u8 {
     let vars: Vec<(String, String)> = std::env::vars().collect();
-    let report = check::run(dir, &vars, offline, Arc::new(SystemClock)).await;
+    let report = check::run(dir, &vars, offline, expiry_days, Arc::new(SystemClock)).await;
     for line in &report.lines {
         match line {
             Line::Ok(t) => print_line(&format!("ok: {t}")),

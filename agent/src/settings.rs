@@ -887,8 +887,14 @@ fn openid(
     let key_auth = match mode.map(|m| m.value.trim().to_ascii_lowercase()) {
         None => None,
         Some(m) if m.is_empty() || m == "clientsecret" => None,
-        Some(m) if m == "privatekeyjwt" || m == "private_key_jwt" => Some(ClientAuth::PrivateKeyJwt),
-        Some(m) if m == "tlsclientauth" || m == "tls_client_auth" || m == "self_signed_tls_client_auth" => {
+        Some(m) if m == "privatekeyjwt" || m == "private_key_jwt" => {
+            Some(ClientAuth::PrivateKeyJwt)
+        }
+        Some(m)
+            if m == "tlsclientauth"
+                || m == "tls_client_auth"
+                || m == "self_signed_tls_client_auth" =>
+        {
             Some(ClientAuth::TlsClientAuth)
         }
         Some(_) => {

@@ -27,7 +27,14 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 /// A rustls client configuration for `trust` and `pinning`, offering HTTP/2 and HTTP/1.1.
-pub fn client_config(trust: &TlsTrust, pinning: &Pinning) -> Result<rustls::ClientConfig, String> {
+///
+/// With `identity` (the agent's `ClientCertificate` with a certificate), the agent presents it when the
+/// server asks: mutual TLS (RFC 8705), and tokens bound to it.
+pub fn client_config(
+    trust: &TlsTrust,
+    pinning: &Pinning,
+    identity: Option<&crate::settings::ClientKey>,
+) -> Result<rustls::ClientConfig, String> {
     let provider = provider();
     let verifier: Arc<dyn ServerCertVerifier> = match trust {
         TlsTrust::System => Arc::new(
@@ -39,12 +46,30 @@ pub fn client_config(trust: &TlsTrust, pinning: &Pinning) -> Result<rustls::Clie
         }
     };
     let verifier = pinning.wrap(verifier)?;
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match identity.filter(|k| !k.certificates.is_empty()) {
+        None => config.with_no_client_auth(),
+        Some(key) => {
+            let chain = key
+                .certificates
+                .iter()
+                .map(|c| CertificateDer::from(c.der().to_vec()))
+                .collect();
+            let private = rustls::pki_types::PrivateKeyDer::Pkcs8(
+                rustls::pki_types::PrivatePkcs8KeyDer::from(key.pkcs8.to_vec()),
+            );
+            config.with_client_auth_cert(chain, private).map_err(|e| {
+                format!(
+                    "ClientCertificate:File ({}): unusable as a TLS client certificate: {e}",
+                    key.file.display()
+                )
+            })?
+        }
+    };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }

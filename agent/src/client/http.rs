@@ -28,7 +28,8 @@ pub struct Http {
 impl Http {
     pub fn new(settings: &Settings) -> Result<Self, AgentError> {
         let pinning = crate::tls::Pinning::for_settings(settings);
-        let tls = crate::tls::client_config(&settings.tls, &pinning).map_err(AgentError::Setup)?;
+        let tls = crate::tls::client_config(&settings.tls, &pinning, settings.client_key.as_ref())
+            .map_err(AgentError::Setup)?;
         let client = Client::builder()
             .tls_backend_preconfigured(tls)
             .https_only(!settings.allow_insecure_http)

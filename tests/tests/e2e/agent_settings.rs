@@ -21,7 +21,10 @@ fn vendor_layout_loads_with_defaults() {
     assert_eq!(s.audience, BASE);
     assert_eq!(s.default_client, "Job");
     assert_eq!(s.agent_identifier.as_deref(), Some("Local"));
-    assert_eq!(s.client(None).and_then(|c| c.secret()).map(|s| s.expose()), Some(JOB_SECRET));
+    assert_eq!(
+        s.client(None).and_then(|c| c.secret()).map(|s| s.expose()),
+        Some(JOB_SECRET)
+    );
     // The vendor's other sections (Connections, ...) are not ours: ignored, not errors.
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     // Secrets never show in Debug output.
@@ -62,7 +65,11 @@ fn secret_from_file() {
     }
     let loaded = a.load_with(&[]).expect("valid");
     assert_eq!(
-        loaded.settings.client(None).and_then(|c| c.secret()).map(|s| s.expose()),
+        loaded
+            .settings
+            .client(None)
+            .and_then(|c| c.secret())
+            .map(|s| s.expose()),
         Some(JOB_SECRET),
         "the final line break is not part of the secret"
     );

@@ -117,18 +117,24 @@ async fn private_key_jwt_by_thumbprint_without_any_shared_secret() {
 
     // The agent, configured with its key and a client id only, gets and verifies a token.
     let mut a = AgentDeployment::new(&server.base);
-    a.set("ClientCertificate", json!({ "File": key.display().to_string() }))
-        .set_agent(
-            "OpenId",
-            json!({ "AgentIdentifier": "Local", "DefaultOpenIdClient": "Poller2" }),
-        );
+    a.set(
+        "ClientCertificate",
+        json!({ "File": key.display().to_string() }),
+    )
+    .set_agent(
+        "OpenId",
+        json!({ "AgentIdentifier": "Local", "DefaultOpenIdClient": "Poller2" }),
+    );
     a.write();
     let out = agent(a.path(), &["token", "--json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let body: Value = serde_json::from_slice(&out.stdout).expect("json");
     let token = body["access_token"].as_str().expect("token");
     assert_eq!(claims(token)["sub"], "Poller2");
-    assert!(claims(token).get("cnf").is_none(), "no certificate, no binding");
+    assert!(
+        claims(token).get("cnf").is_none(),
+        "no certificate, no binding"
+    );
 
     let endpoint = format!("{}/connect/token", server.base);
     let now = identity_server::unix_now();
@@ -138,13 +144,20 @@ async fn private_key_jwt_by_thumbprint_without_any_shared_secret() {
     let assertion = s.sign("Poller2", &endpoint, now).expect("sign");
     assert_eq!(assertion_request(&server, &assertion).await.0, 200);
     let (status, body) = assertion_request(&server, &assertion).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
 
     // Expired, wrong audience, wrong subject, unregistered key: all refused the same way.
     let expired = s.sign("Poller2", &endpoint, now - 600).expect("sign");
-    let wrong_aud = s.sign("Poller2", "https://other.example/connect/token", now).expect("sign");
+    let wrong_aud = s
+        .sign("Poller2", "https://other.example/connect/token", now)
+        .expect("sign");
     let other_client = s.sign("Job", &endpoint, now).expect("sign");
-    let unregistered = signer(&rogue).sign("Poller2", &endpoint, now).expect("sign");
+    let unregistered = signer(&rogue)
+        .sign("Poller2", &endpoint, now)
+        .expect("sign");
     for (what, a) in [
         ("expired", &expired),
         ("wrong aud", &wrong_aud),
@@ -176,13 +189,19 @@ async fn private_key_jwt_by_thumbprint_without_any_shared_secret() {
 
     // The agent with the unregistered key is told what to add on the server, with its thumbprint.
     let rogue_tp = s_thumbprint(&rogue);
-    a.set("ClientCertificate", json!({ "File": rogue.display().to_string() }));
+    a.set(
+        "ClientCertificate",
+        json!({ "File": rogue.display().to_string() }),
+    );
     a.write();
     let out = agent(a.path(), &["token"]);
     let err = stderr(&out);
     assert_ne!(code(&out), 0);
     assert!(err.contains("invalid_client"), "{err}");
-    assert!(err.contains(&rogue_tp), "the agent prints its thumbprint: {err}");
+    assert!(
+        err.contains(&rogue_tp),
+        "the agent prints its thumbprint: {err}"
+    );
     assert!(
         err.contains(&format!("Thumbprints=\"{rogue_tp}\"")),
         "and the setting to add: {err}"
@@ -205,8 +224,11 @@ async fn authorized_clients_folder_takes_effect_without_a_restart() {
         "clients.xml",
         &xml_with(r#"<OpenIdClient Identifier="Hot" Profile="Administrator" />"#),
     );
-    d.set("AccessControl.AuthorizedClientsPath", json!("authorized_clients"))
-        .set("AccessControl.ReloadIntervalSeconds", json!(1));
+    d.set(
+        "AccessControl.AuthorizedClientsPath",
+        json!("authorized_clients"),
+    )
+    .set("AccessControl.ReloadIntervalSeconds", json!(1));
     d.write();
     let server = d.start().await;
     let endpoint = format!("{}/connect/token", server.base);
@@ -308,7 +330,14 @@ fn pki(dir: &Path) -> Pki {
     }
     // openssl accepts the chain of every certificate the tool made.
     let out = Command::new("openssl")
-        .args(["verify", "-CAfile", "ca.crt", "server.crt", "Poller.crt", "Other.crt"])
+        .args([
+            "verify",
+            "-CAfile",
+            "ca.crt",
+            "server.crt",
+            "Poller.crt",
+            "Other.crt",
+        ])
         .current_dir(&ca_dir)
         .output()
         .expect("openssl verify");
@@ -350,9 +379,16 @@ async fn mutual_tls_on_a_private_ca_gives_certificate_bound_tokens() {
         .json()
         .await
         .expect("json");
-    assert_eq!(discovery["tls_client_certificate_bound_access_tokens"], true);
+    assert_eq!(
+        discovery["tls_client_certificate_bound_access_tokens"],
+        true
+    );
     let methods = discovery["token_endpoint_auth_methods_supported"].to_string();
-    for m in ["tls_client_auth", "self_signed_tls_client_auth", "private_key_jwt"] {
+    for m in [
+        "tls_client_auth",
+        "self_signed_tls_client_auth",
+        "private_key_jwt",
+    ] {
         assert!(methods.contains(m), "{methods}");
     }
 
@@ -382,15 +418,17 @@ async fn mutual_tls_on_a_private_ca_gives_certificate_bound_tokens() {
 
     // Without a certificate, the client id alone is refused.
     let plain = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(
-            &std::fs::read(&pki.ca).expect("ca"),
-        )
-        .expect("ca pem")])
+        .tls_certs_only([
+            reqwest::Certificate::from_pem(&std::fs::read(&pki.ca).expect("ca")).expect("ca pem"),
+        ])
         .build()
         .expect("client");
     let r = plain
         .post(server.url("/connect/token"))
-        .form(&[("grant_type", "client_credentials"), ("client_id", "Poller")])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "Poller"),
+        ])
         .send()
         .await
         .expect("post");
@@ -434,8 +472,6 @@ async fn mutual_tls_on_a_private_ca_gives_certificate_bound_tokens() {
             other.x5t_s256()
         )),
     );
-    wait_for("the XML reload", || {
-        code(&agent(a.path(), &["token"])) == 0
-    });
+    wait_for("the XML reload", || code(&agent(a.path(), &["token"])) == 0);
     server.stop().await;
 }

@@ -10,6 +10,7 @@ mod agent_files;
 mod agent_settings;
 mod agent_tokens;
 mod cli;
+mod client_keys;
 mod config_errors;
 mod deliveries;
 mod oidc_client;
