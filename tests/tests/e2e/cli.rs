@@ -453,3 +453,64 @@ fn check_warns_about_certificates_expiring_within_the_given_days() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_unregistered_key_is_logged_with_its_thumbprint() {
+    let d = Deployment::new();
+    // A client registered by the Gorgone vector's thumbprint; the request is signed by another key.
+    d.write_xml(
+        "clients.xml",
+        &crate::support::default_xml().replace(
+            "</ConfigurationFile>",
+            r#"<OpenIdClient Identifier="Poller2" Thumbprints="pnI6EWkiTbazjikJXRkLmjml5wvVECYtQduJUjS4QK4" Profile="Administrator" />
+</ConfigurationFile>"#,
+        ),
+    );
+    let (mut server, port, client) = serve(&d);
+    let ca = ids_crypto::devcerts::Ca::new("test", 1).expect("ca");
+    let issued = ca
+        .issue_signing("rogue", ids_crypto::devcerts::KeyKind::EcP256, 1)
+        .expect("cert");
+    let cert = ids_crypto::Certificate::from_der("rogue", &issued.cert_der).expect("cert");
+    let signer = ids_crypto::AssertionSigner::new(
+        ids_crypto::SigningKey::from_pkcs8(&issued.key_pkcs8).expect("key"),
+        cert.public_key(),
+    );
+    let url = format!("https://localhost:{port}/connect/token");
+    let assertion = signer
+        .sign("Poller2", &url, identity_server::unix_now())
+        .expect("sign");
+    let r = client
+        .post(&url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                ids_crypto::jwt::assertion::ASSERTION_TYPE,
+            ),
+            ("client_assertion", &assertion),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 401);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "invalid_client");
+    let _ = server.0.kill();
+    let _ = server.0.wait();
+    let mut stderr = String::new();
+    if let Some(mut e) = server.0.stderr.take() {
+        std::io::Read::read_to_string(&mut e, &mut stderr).expect("stderr");
+    }
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("client authentication failed"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("Poller2")
+            && line.contains("private_key_jwt")
+            && line.contains(signer.thumbprint())
+            && line.contains("not registered"),
+        "{stderr}"
+    );
+}
