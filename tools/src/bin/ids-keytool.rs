@@ -11,6 +11,15 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     match run(&cli.command, &mut stdout) {
         Ok(()) => ExitCode::SUCCESS,
+        // Output cut short by the reader (`| head`): the work is done, nothing to report.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("ids-keytool: {e:#}");
             ExitCode::from(exit_code(&e))
