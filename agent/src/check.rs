@@ -233,7 +233,11 @@ pub async fn run(
 /// Certificates the agent relies on that expire within `days`: the server certificates tokens are
 /// verified with, the certificates HTTPS trusts, the file-encryption and client certificates.
 fn expiring(s: &Settings, now: i64, days: u64) -> Vec<String> {
-    let horizon = now.saturating_add(i64::try_from(days).unwrap_or(i64::MAX / 2) * 86_400);
+    let horizon = now.saturating_add(
+        i64::try_from(days)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(86_400),
+    );
     let mut found: Vec<(String, String, i64)> = Vec::new();
     if let TokenValidation::Pinned(certs) = &s.token_validation {
         for p in certs {
@@ -273,13 +277,20 @@ fn expiring(s: &Settings, now: i64, days: u64) -> Vec<String> {
     }
     found
         .into_iter()
-        .filter(|(_, _, not_after)| *not_after <= horizon && *not_after > now)
+        .filter(|(_, _, not_after)| *not_after <= horizon)
         .map(|(origin, subject, not_after)| {
-            format!(
-                "{origin}: the certificate `{subject}` expires on {}, in {} day(s); renew it before then",
-                format_time(not_after),
-                (not_after - now) / 86_400
-            )
+            if not_after <= now {
+                format!(
+                    "{origin}: the certificate `{subject}` EXPIRED on {}",
+                    format_time(not_after)
+                )
+            } else {
+                format!(
+                    "{origin}: the certificate `{subject}` expires on {}, in {} day(s); renew it before then",
+                    format_time(not_after),
+                    (not_after - now) / 86_400
+                )
+            }
         })
         .collect()
 }

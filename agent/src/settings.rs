@@ -809,7 +809,10 @@ fn client_key(
             return None;
         }
     };
-    let signer = ids_crypto::AssertionSigner::new(key, &file.public_key);
+    let signer = match certificates.first() {
+        Some(cert) => ids_crypto::AssertionSigner::with_certificate(key, cert),
+        None => ids_crypto::AssertionSigner::new(key, &file.public_key),
+    };
     Some(ClientKey {
         thumbprint: signer.thumbprint().to_string(),
         signer: std::sync::Arc::new(signer),

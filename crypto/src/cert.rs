@@ -70,6 +70,7 @@ pub struct Certificate {
     public_key: PublicKey,
     subject_alt_names: Vec<SubjectAltName>,
     subject_der: Vec<u8>,
+    subject_rdns: Vec<(String, String)>,
 }
 
 /// One subject alternative name (RFC 5280 section 4.2.1.6) of the kinds the server maps clients by.
@@ -171,7 +172,21 @@ impl Certificate {
                 });
             }
         }
+        let mut subject_rdns = Vec::new();
+        for rdn in cert.subject().iter() {
+            for attr in rdn.iter() {
+                let name = x509_parser::objects::oid2abbrev(
+                    attr.attr_type(),
+                    x509_parser::objects::oid_registry(),
+                )
+                .map(str::to_string)
+                .unwrap_or_else(|_| attr.attr_type().to_id_string());
+                let value = attr.as_str().map(str::to_string).unwrap_or_default();
+                subject_rdns.push((name, value));
+            }
+        }
         Ok(Certificate {
+            subject_rdns,
             subject_alt_names,
             subject_der: cert.subject().as_raw().to_vec(),
             der: der.to_vec(),
@@ -202,6 +217,11 @@ impl Certificate {
     }
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+    /// The subject's attributes in certificate order (most significant first), as (short name, value),
+    /// e.g. `("C", "FR"), ("O", "Example"), ("CN", "Poller")`.
+    pub fn subject_attributes(&self) -> &[(String, String)] {
+        &self.subject_rdns
     }
     /// The DER of the subject name (what TLS sends as a CA hint).
     pub fn subject_der(&self) -> &[u8] {

@@ -35,6 +35,8 @@ pub struct RegisteredClient {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ClientRules {
     pub keys_elsewhere: bool,
+    /// Whether `tls_client_auth` can work (client CAs configured, client certificates asked for).
+    pub client_cas: bool,
 }
 
 /// A registered thumbprint in canonical form: base64url SHA-256 (RFC 7638 key thumbprint or certificate
@@ -142,6 +144,12 @@ impl Clients {
             };
             let has_tls_mapping =
                 c.tls_client_auth_subject_dn.is_some() || c.tls_client_auth_san.is_some();
+            if has_tls_mapping && !rules.client_cas {
+                warnings.push(format!(
+                    "{at}: OpenIdClient `{}` has TlsClientAuthSan/TlsClientAuthSubjectDn, but no CA certificate can authenticate it: set IdentityServer:ClientCertificateAuthorities (and keep IdentityServer:ClientCertificates Optional)",
+                    c.identifier
+                ));
+            }
             if hash.is_none()
                 && c.thumbprints.is_empty()
                 && !has_tls_mapping

@@ -2,7 +2,10 @@
 //! `~/.curve/authorized_clients` and Gorgone in `authorized_clients`.
 //!
 //! - `<folder>/<client id>.<ext>`: one key for the client (the name up to the last dot);
-//! - `<folder>/<client id>/<any name>`: several keys for one client (rotation).
+//! - `<folder>/<client id>/<name>.<ext>`: several keys for one client (rotation).
+//!
+//! `<ext>` is one of [`KEY_EXTENSIONS`]; other files (`Poller2.pem.old`, `Poller2.revoked`, editor
+//! backups) are reported and ignored, so renaming a file revokes its key.
 //!
 //! A file holds a PEM or DER certificate, a PEM public key (SPKI or PKCS#1), or a JWK. Private keys are
 //! refused (copy only the public half to the server). The folder is reloaded when it changes, so adding
@@ -59,7 +62,16 @@ impl AuthorizedKeys {
         let mut problems = Vec::new();
         let mut keys = AuthorizedKeys::default();
         let files = match list(folder) {
-            Ok(files) => files,
+            Ok((files, ignored)) => {
+                for path in ignored {
+                    problems.push(format!(
+                        "{}: ignored: a key file name ends with one of .{} (the name before it is the client id)",
+                        path.display(),
+                        KEY_EXTENSIONS.join(", .")
+                    ));
+                }
+                files
+            }
             Err(e) => {
                 problems.push(format!(
                     "{}: cannot read the authorized-clients folder (AccessControl:AuthorizedClientsPath): {e}",
@@ -95,43 +107,70 @@ impl AuthorizedKeys {
     }
 }
 
-/// The files of the folder with the client id each belongs to, sorted. Hidden files are skipped.
-fn list(folder: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+/// The extensions of key files.
+pub const KEY_EXTENSIONS: &[&str] = &["pem", "crt", "cer", "der", "pub", "jwk", "json"];
+
+fn is_key_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| KEY_EXTENSIONS.iter().any(|k| k.eq_ignore_ascii_case(e)))
+}
+
+/// Files found in the folder: the key files with the client id each belongs to (sorted), and the
+/// other files (ignored). Hidden files are skipped; symbolic links are followed.
+type Listing = (Vec<(String, PathBuf)>, Vec<PathBuf>);
+
+fn list(folder: &Path) -> std::io::Result<Listing> {
     let mut out = Vec::new();
+    let mut ignored = Vec::new();
+    let visible = |name: &std::ffi::OsStr| !name.to_string_lossy().starts_with('.');
     for entry in std::fs::read_dir(folder)? {
         let entry = entry?;
         let path = entry.path();
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        if name.starts_with('.') {
+        if !visible(&entry.file_name()) {
             continue;
         }
-        if entry.file_type()?.is_dir() {
+        let meta = std::fs::metadata(&path)?;
+        if meta.is_dir() {
+            let Some(client_id) = entry.file_name().to_str().map(str::to_string) else {
+                ignored.push(path);
+                continue;
+            };
             for inner in std::fs::read_dir(&path)? {
                 let inner = inner?;
-                let inner_name = inner.file_name();
-                if inner.file_type()?.is_file() && !inner_name.to_string_lossy().starts_with('.') {
-                    out.push((name.clone(), inner.path()));
+                let inner_path = inner.path();
+                if !visible(&inner.file_name()) || !std::fs::metadata(&inner_path)?.is_file() {
+                    continue;
+                }
+                if is_key_file(&inner_path) {
+                    out.push((client_id.clone(), inner_path));
+                } else {
+                    ignored.push(inner_path);
                 }
             }
-        } else {
-            let client_id = match name.rsplit_once('.') {
-                Some((stem, _)) if !stem.is_empty() => stem.to_string(),
-                _ => name,
-            };
-            out.push((client_id, path));
+        } else if meta.is_file() {
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_string);
+            match stem {
+                Some(client_id) if is_key_file(&path) && !client_id.is_empty() => {
+                    out.push((client_id, path));
+                }
+                _ => ignored.push(path),
+            }
         }
     }
     out.sort();
-    Ok(out)
+    ignored.sort();
+    Ok((out, ignored))
 }
 
 /// What identifies the folder's state: each file's path, size and modification time.
 type Snapshot = Vec<(PathBuf, u64, Option<SystemTime>)>;
 
 fn snapshot(folder: &Path) -> Option<Snapshot> {
-    let files = list(folder).ok()?;
+    let (files, _) = list(folder).ok()?;
     Some(
         files
             .into_iter()
@@ -206,5 +245,40 @@ impl LiveKeys {
             *current = Arc::new(keys);
         }
         Some((count, problems))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ids_crypto::devcerts::{Ca, KeyKind};
+
+    #[test]
+    fn key_files_by_client_and_renamed_files_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new("test", 1).unwrap();
+        let pem = |cn: &str| ca.issue_client(cn, KeyKind::EcP256, 1).unwrap().cert_pem;
+        std::fs::write(dir.path().join("Poller2.pem"), pem("Poller2")).unwrap();
+        std::fs::write(dir.path().join("Poller2.pem.old"), pem("old")).unwrap();
+        std::fs::write(dir.path().join(".hidden.pem"), pem("hidden")).unwrap();
+        std::fs::create_dir(dir.path().join("Hot")).unwrap();
+        std::fs::write(dir.path().join("Hot/a.crt"), pem("a")).unwrap();
+        std::fs::write(dir.path().join("Hot/b.crt"), pem("b")).unwrap();
+        std::fs::write(dir.path().join("Hot/notes.txt"), "x").unwrap();
+        std::fs::write(dir.path().join("Bad.pem"), "not a key").unwrap();
+        let (keys, problems) = AuthorizedKeys::load(dir.path());
+        assert_eq!(keys.of("Poller2").len(), 1);
+        assert_eq!(keys.of("Hot").len(), 2);
+        assert!(keys.of("Poller2.pem").is_empty() && keys.of("Bad").is_empty());
+        let text = problems.join("\n");
+        assert!(text.contains("Poller2.pem.old: ignored"), "{text}");
+        assert!(text.contains("notes.txt: ignored"), "{text}");
+        assert!(text.contains("Bad.pem"), "{text}");
+        assert_eq!(problems.len(), 3, "{text}");
+        let key = &keys.of("Poller2")[0];
+        assert!(key.answers_to(&key.thumbprint));
+        let cert = key.certificate.as_ref().unwrap();
+        assert!(key.answers_to(&cert.x5t_s256()) && key.answers_to(&cert.sha1_hex()));
     }
 }

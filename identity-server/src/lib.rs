@@ -95,6 +95,8 @@ pub fn client_rules(settings: &Settings) -> access_control::ClientRules {
     access_control::ClientRules {
         keys_elsewhere: settings.authorized_clients_path.is_some()
             || !settings.client_certificate_authorities.is_empty(),
+        client_cas: !settings.client_certificate_authorities.is_empty()
+            && settings.client_certificates == settings::ClientCertificates::Optional,
     }
 }
 
@@ -153,7 +155,11 @@ pub fn expiry_warnings(settings: &Settings, loaded: &Loaded, now: i64, days: u64
 
 /// One message per certificate of `certs` that expires within `days` of `now`.
 pub fn expiring(certs: &[(String, &ids_crypto::Certificate)], now: i64, days: u64) -> Vec<String> {
-    let horizon = now.saturating_add(i64::try_from(days).unwrap_or(i64::MAX / 2) * 86_400);
+    let horizon = now.saturating_add(
+        i64::try_from(days)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(86_400),
+    );
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for (setting, cert) in certs {
@@ -546,7 +552,8 @@ fn app_state(
             scopes: settings.scopes.clone(),
             authorities,
             keys: Arc::new(authorized_keys),
-            replay: Arc::new(oauth::client_keys::MemoryReplayCache::new(100_000)),
+            // 100,000 live assertions in all, 10,000 per client (33 a second each over 300 s).
+            replay: Arc::new(oauth::client_keys::MemoryReplayCache::new(100_000, 10_000)),
             client_authorities,
             assertion_audiences,
         },

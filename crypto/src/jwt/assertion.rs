@@ -84,15 +84,28 @@ pub struct AssertionSigner {
 impl AssertionSigner {
     /// `public` is the public half of `key` (checked by the caller that loaded both).
     pub fn new(key: SigningKey, public: &PublicKey) -> Self {
+        Self::build(key, public, None)
+    }
+
+    /// As [`AssertionSigner::new`], with the key's certificate in the `x5c` header too, so a server
+    /// that registered the certificate's `x5t#S256` or SHA-1 thumbprint can match it.
+    pub fn with_certificate(key: SigningKey, certificate: &Certificate) -> Self {
+        Self::build(key, certificate.public_key(), Some(certificate))
+    }
+
+    fn build(key: SigningKey, public: &PublicKey, certificate: Option<&Certificate>) -> Self {
         let thumbprint = jwk::thumbprint(public);
         let mut public_jwk = Jwk::from_public_key(public);
         public_jwk.alg = None;
-        let header = serde_json::json!({
+        let mut header = serde_json::json!({
             "alg": key.algorithm().as_str(),
             "typ": "JWT",
             "kid": thumbprint,
             "jwk": public_jwk,
         });
+        if let Some(cert) = certificate {
+            header["x5c"] = serde_json::json!([b64::std(cert.der())]);
+        }
         let header_prefix = format!("{}.", b64::url(header.to_string().as_bytes()));
         AssertionSigner {
             key,
@@ -139,6 +152,8 @@ pub struct EmbeddedKey {
     pub thumbprint: String,
     /// `x5t#S256` of the certificate, when the key came in `x5c`.
     pub certificate_thumbprint: Option<String>,
+    /// SHA-1 hex (upper case) of the certificate, when the key came in `x5c`.
+    pub certificate_sha1: Option<String>,
 }
 
 /// An assertion whose structure and header passed; the signature is not verified yet, so nothing in
@@ -269,19 +284,21 @@ impl UnverifiedAssertion {
 }
 
 impl VerifiedAssertion {
-    /// RFC 7523 section 3: `iss` and `sub` are the client id, `aud` names this server (any of
+    /// RFC 7523 section 3: `iss` and `sub` are the client id (any spelling in `client_ids`, e.g.
+    /// `Job` and `Job@host:port`; the first is the one named in messages), `aud` names this server (any of
     /// `audiences`: its token endpoint or its issuer), `exp` is in the future but at most
     /// [`MAX_ASSERTION_LIFETIME_SECS`] away, `nbf`/`iat` are not in the future, `jti` is present.
     pub fn check(
         &self,
-        client_id: &str,
+        client_ids: &[String],
         audiences: &[String],
         now: i64,
         leeway: i64,
     ) -> Result<AssertionClaims, AssertionError> {
+        let client_id = client_ids.first().map_or("", String::as_str);
         for claim in ["iss", "sub"] {
             let value = self.string(claim)?;
-            if value != client_id {
+            if !client_ids.iter().any(|c| c == value) {
                 return Err(AssertionError::ClaimMismatch {
                     claim: if claim == "iss" { "iss" } else { "sub" },
                     found: format!("\"{}\"", shown(value)),
@@ -387,6 +404,7 @@ fn embedded_key(header: &Map<String, Value>) -> Result<Option<EmbeddedKey>, Asse
         return Ok(Some(EmbeddedKey {
             thumbprint: jwk::thumbprint(cert.public_key()),
             certificate_thumbprint: Some(cert.x5t_s256()),
+            certificate_sha1: Some(cert.sha1_hex()),
             public_key: cert.public_key().clone(),
         }));
     }
@@ -400,6 +418,7 @@ fn embedded_key(header: &Map<String, Value>) -> Result<Option<EmbeddedKey>, Asse
         return Ok(Some(EmbeddedKey {
             thumbprint: jwk::thumbprint(&public),
             certificate_thumbprint: None,
+            certificate_sha1: None,
             public_key: public,
         }));
     }
@@ -452,7 +471,7 @@ mod tests {
             let claims = parsed
                 .verify(&public)
                 .unwrap()
-                .check("Poller2", &audiences(), 1010, 30)
+                .check(&["Poller2".to_string()], &audiences(), 1010, 30)
                 .unwrap();
             assert_eq!(claims.expires_at, 1000 + ASSERTION_LIFETIME_SECS);
             assert!(!claims.jti.is_empty());
@@ -467,7 +486,7 @@ mod tests {
                 .unwrap()
                 .verify(&public)
                 .unwrap()
-                .check(client, &audiences(), now, 30)
+                .check(&[client.to_string()], &audiences(), now, 30)
         };
         let token = s.sign("Poller2", AUD, 1000).unwrap();
         assert!(matches!(
@@ -508,7 +527,7 @@ mod tests {
             .verify(&public)
             .unwrap();
         assert!(matches!(
-            verified.check("c", &audiences(), 1000, 30),
+            verified.check(&["c".to_string()], &audiences(), 1000, 30),
             Err(AssertionError::TooLong { .. })
         ));
         // Another key's signature does not verify.

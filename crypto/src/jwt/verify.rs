@@ -79,6 +79,10 @@ pub enum VerifyError {
     #[error("the token has no \"{claim}\" claim, which is required")]
     MissingClaim { claim: &'static str },
     #[error(
+        "the token carries a confirmation this verifier cannot check (cnf {found}); only x5t#S256 (RFC 8705) is supported"
+    )]
+    UnsupportedConfirmation { found: String },
+    #[error(
         "the token is bound to a client certificate (cnf x5t#S256 {expected}) but the request came without a client certificate"
     )]
     CertificateRequired { expected: String },
@@ -151,8 +155,15 @@ impl AccessToken {
     /// client presented that certificate. `presented` is the DER of the client's TLS certificate.
     /// Unbound tokens pass whatever was presented.
     pub fn check_binding(&self, presented: Option<&[u8]>) -> Result<(), VerifyError> {
-        let Some(expected) = self.certificate_binding() else {
+        let Some(cnf) = self.claims.get("cnf") else {
             return Ok(());
+        };
+        // A confirmation this verifier does not understand (a DPoP `jkt`, a malformed member) is not
+        // silently taken as "unbound".
+        let Some(expected) = self.certificate_binding() else {
+            return Err(VerifyError::UnsupportedConfirmation {
+                found: shown(&cnf.to_string()),
+            });
         };
         let Some(der) = presented else {
             return Err(VerifyError::CertificateRequired {
@@ -208,7 +219,22 @@ impl Verifier {
         &self.validation
     }
 
-    /// Verifies `token` at `now` (Unix seconds).
+    /// Verifies `token` at `now` as presented over a connection whose TLS client certificate was
+    /// `certificate` (DER; `None` without one): [`Verifier::verify`], then the certificate binding of
+    /// RFC 8705 section 3 ([`AccessToken::check_binding`]). APIs should call this one.
+    pub fn verify_presented(
+        &self,
+        token: &str,
+        now: i64,
+        certificate: Option<&[u8]>,
+    ) -> Result<AccessToken, VerifyError> {
+        let claims = self.verify(token, now)?;
+        claims.check_binding(certificate)?;
+        Ok(claims)
+    }
+
+    /// Verifies `token` at `now` (Unix seconds). The certificate binding (`cnf`) is not checked: a
+    /// resource server uses [`Verifier::verify_presented`].
     pub fn verify(&self, token: &str, now: i64) -> Result<AccessToken, VerifyError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(VerifyError::TooLarge {

@@ -1125,3 +1125,36 @@ fn random_mutations_never_panic_and_never_pass() {
     // Almost every mutation changes the token; the few that do not (e.g. a swap of equal bytes) pass.
     assert!(refused > 4_900, "only {refused} of 5000 refused");
 }
+
+#[test]
+fn certificate_bound_tokens_need_that_certificate() {
+    let cert = b"the DER of the client certificate".as_slice();
+    let x5t = b64::url(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert).as_ref());
+    let bound = rs_claims(|c| {
+        c.insert("cnf".into(), json!({ "x5t#S256": x5t }));
+    });
+    let v = &keys().verifier;
+    // verify() alone checks the signature and claims; the binding is checked with the certificate.
+    assert!(v.verify(&bound, NOW).is_ok());
+    assert!(v.verify_presented(&bound, NOW, Some(cert)).is_ok());
+    assert!(matches!(
+        v.verify_presented(&bound, NOW, None),
+        Err(VerifyError::CertificateRequired { .. })
+    ));
+    assert!(matches!(
+        v.verify_presented(&bound, NOW, Some(b"another certificate")),
+        Err(VerifyError::CertificateMismatch { .. })
+    ));
+    // Unbound tokens pass with or without a certificate.
+    let plain = rs_claims(|_| {});
+    assert!(v.verify_presented(&plain, NOW, None).is_ok());
+    assert!(v.verify_presented(&plain, NOW, Some(cert)).is_ok());
+    // A confirmation method we cannot check is refused, not ignored.
+    let dpop = rs_claims(|c| {
+        c.insert("cnf".into(), json!({ "jkt": "abc" }));
+    });
+    assert!(matches!(
+        v.verify_presented(&dpop, NOW, None),
+        Err(VerifyError::UnsupportedConfirmation { .. })
+    ));
+}

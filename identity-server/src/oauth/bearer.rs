@@ -83,13 +83,10 @@ impl BearerVerifier {
                 ));
             }
         };
+        // RFC 8705 section 3: a certificate-bound token is only good with that certificate.
         let claims = self
             .verifier
-            .verify(token, now)
-            .map_err(|e| BearerError::Invalid(e.to_string()))?;
-        // RFC 8705 section 3: a certificate-bound token is only good with that certificate.
-        claims
-            .check_binding(certificate)
+            .verify_presented(token, now, certificate)
             .map_err(|e| BearerError::Invalid(e.to_string()))?;
         let client_id = claims
             .subject

@@ -46,7 +46,9 @@ pub enum KeyRejection {
     BadCertificate(String),
     #[error("the client certificate (x5t#S256 {x5t_s256}) expired or is not valid yet")]
     CertificateOutOfValidity { x5t_s256: String },
-    #[error("the replay cache is full; retry later")]
+    #[error(
+        "too many assertions from this client within their lifetime (replay cache share full); retry later"
+    )]
     ReplayCacheFull,
 }
 
@@ -66,19 +68,39 @@ pub trait ReplayCache: Send + Sync + std::fmt::Debug {
 }
 
 /// A bounded in-memory [`ReplayCache`]. Entries are only added after a signature verified, so only
-/// registered clients can fill it; when it is full of live entries new assertions are refused until
-/// some expire (at most [`ids_crypto::jwt::assertion::MAX_ASSERTION_LIFETIME_SECS`] later).
+/// registered clients can fill it, and each client only its own share (`per_client`): a client that
+/// sends more assertions than its share within their lifetime gets `temporarily_unavailable`, the
+/// others are not affected. Expired entries are purged when a limit is reached.
 #[derive(Debug)]
 pub struct MemoryReplayCache {
     capacity: usize,
-    seen: Mutex<HashMap<(String, String), i64>>,
+    per_client: usize,
+    state: Mutex<ReplayState>,
+}
+
+#[derive(Debug, Default)]
+struct ReplayState {
+    seen: HashMap<(String, String), i64>,
+    per_client: HashMap<String, usize>,
+}
+
+impl ReplayState {
+    fn purge(&mut self, now: i64) {
+        self.seen.retain(|_, exp| *exp + LEEWAY >= now);
+        self.per_client.clear();
+        for (client, _) in self.seen.keys() {
+            *self.per_client.entry(client.clone()).or_default() += 1;
+        }
+    }
 }
 
 impl MemoryReplayCache {
-    pub fn new(capacity: usize) -> Self {
+    /// At most `capacity` live entries in all, `per_client` for one client.
+    pub fn new(capacity: usize, per_client: usize) -> Self {
         MemoryReplayCache {
             capacity: capacity.max(1),
-            seen: Mutex::new(HashMap::new()),
+            per_client: per_client.clamp(1, capacity.max(1)),
+            state: Mutex::new(ReplayState::default()),
         }
     }
 }
@@ -91,20 +113,26 @@ impl ReplayCache for MemoryReplayCache {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, KeyRejection> {
-        let Ok(mut seen) = self.seen.lock() else {
+        let Ok(mut state) = self.state.lock() else {
             return Err(KeyRejection::ReplayCacheFull);
         };
         let key = (client_id.to_string(), jti.to_string());
-        if seen.get(&key).is_some_and(|exp| *exp + LEEWAY >= now) {
+        if state.seen.get(&key).is_some_and(|exp| *exp + LEEWAY >= now) {
             return Ok(false);
         }
-        if seen.len() >= self.capacity {
-            seen.retain(|_, exp| *exp + LEEWAY >= now);
-            if seen.len() >= self.capacity {
+        let full = |s: &ReplayState| {
+            s.seen.len() >= self.capacity
+                || s.per_client.get(client_id).copied().unwrap_or(0) >= self.per_client
+        };
+        if full(&state) {
+            state.purge(now);
+            if full(&state) {
                 return Err(KeyRejection::ReplayCacheFull);
             }
         }
-        seen.insert(key, expires_at);
+        if state.seen.insert(key, expires_at).is_none() {
+            *state.per_client.entry(client_id.to_string()).or_default() += 1;
+        }
         Ok(true)
     }
 }
@@ -112,11 +140,13 @@ impl ReplayCache for MemoryReplayCache {
 /// Clock leeway for assertions, seconds.
 pub const LEEWAY: i64 = 30;
 
-/// Verifies a `private_key_jwt` assertion for `client`. `keys` are the client's keys from the
+/// Verifies a `private_key_jwt` assertion for `client` (`spellings`: other accepted forms of its id in
+/// `iss`/`sub`, such as `Job@host:port`). `keys` are the client's keys from the
 /// authorized-clients folder; `audiences` the values `aud` may take (token endpoint URLs, issuer).
 pub fn authenticate_assertion(
     assertion: UnverifiedAssertion,
     client: &RegisteredClient,
+    spellings: &[String],
     keys: &[AuthorizedKey],
     audiences: &[String],
     replay: &dyn ReplayCache,
@@ -124,7 +154,9 @@ pub fn authenticate_assertion(
 ) -> Result<(), KeyRejection> {
     let public = registered_key(&assertion, client, keys)?;
     let verified = assertion.verify(&public)?;
-    let claims = verified.check(&client.identifier, audiences, now, LEEWAY)?;
+    let mut names = vec![client.identifier.clone()];
+    names.extend(spellings.iter().cloned());
+    let claims = verified.check(&names, audiences, now, LEEWAY)?;
     if !replay.first_use(&client.identifier, &claims.jti, claims.expires_at, now)? {
         return Err(AssertionError::Replayed(claims.jti).into());
     }
@@ -140,7 +172,8 @@ fn registered_key(
 ) -> Result<PublicKey, KeyRejection> {
     if let Some(embedded) = assertion.embedded_key() {
         let names = std::iter::once(embedded.thumbprint.as_str())
-            .chain(embedded.certificate_thumbprint.as_deref());
+            .chain(embedded.certificate_thumbprint.as_deref())
+            .chain(embedded.certificate_sha1.as_deref());
         for name in names {
             if client.thumbprints.iter().any(|t| t == name)
                 || keys.iter().any(|k| k.answers_to(name))
@@ -291,44 +324,74 @@ pub fn authenticate_certificate(
 }
 
 /// RFC 8705 section 2.1.2: the certificate must carry the registered subject or SAN. Without an
-/// explicit registration, a SAN (DNS, URI or email) equal to the client id, or the URI
-/// `urn:ids:client:<client id>` that `ids-keytool client` writes, maps it.
+/// explicit registration, the URI `urn:ids:client:<client id>` (what `ids-keytool client` writes),
+/// compared exactly, maps it; a certificate naming several clients that way maps to none.
 fn maps_to(cert: &Certificate, client: &RegisteredClient) -> bool {
     if let Some(dn) = &client.tls_subject_dn {
-        return normalize_dn(cert.subject()) == normalize_dn(dn);
+        return subject_matches(cert, dn);
     }
     let sans = cert.subject_alt_names();
     if let Some(expected) = &client.tls_san {
-        return sans
-            .iter()
-            .any(|s| san_value(s).eq_ignore_ascii_case(expected.trim()));
+        let expected = expected.trim();
+        return sans.iter().any(|s| match s {
+            SubjectAltName::Dns(v) | SubjectAltName::Email(v) => v.eq_ignore_ascii_case(expected),
+            SubjectAltName::Uri(v) => v == expected,
+            SubjectAltName::Ip(ip) => ip.to_string() == expected,
+        });
     }
-    let urn = format!("urn:ids:client:{}", client.identifier);
-    sans.iter().any(|s| match s {
-        SubjectAltName::Dns(v) | SubjectAltName::Email(v) => {
-            v.eq_ignore_ascii_case(&client.identifier)
-        }
-        SubjectAltName::Uri(v) => v == &urn || v == &client.identifier,
-        SubjectAltName::Ip(_) => false,
-    })
-}
-
-fn san_value(san: &SubjectAltName) -> String {
-    match san {
-        SubjectAltName::Dns(v) | SubjectAltName::Uri(v) | SubjectAltName::Email(v) => v.clone(),
-        SubjectAltName::Ip(ip) => ip.to_string(),
-    }
-}
-
-/// `CN=a, O=b` and `CN=a,O=b` compare equal; attribute names are case-insensitive.
-fn normalize_dn(dn: &str) -> String {
-    dn.split(',')
-        .map(|part| match part.split_once('=') {
-            Some((k, v)) => format!("{}={}", k.trim().to_ascii_uppercase(), v.trim()),
-            None => part.trim().to_string(),
+    let named: Vec<&str> = sans
+        .iter()
+        .filter_map(|s| match s {
+            SubjectAltName::Uri(v) => v.strip_prefix(CLIENT_URN_PREFIX),
+            _ => None,
         })
-        .collect::<Vec<_>>()
-        .join(",")
+        .collect();
+    named == [client.identifier.as_str()]
+}
+
+/// The SAN URI prefix that names a client.
+pub const CLIENT_URN_PREFIX: &str = "urn:ids:client:";
+
+/// `TlsClientAuthSubjectDn` against the certificate's subject: the setting is an RFC 4514 string
+/// (least significant RDN first, as `openssl x509 -nameopt RFC2253` prints it) or the same attributes
+/// in certificate order (as `openssl x509 -subject` prints them). Attribute names are compared without
+/// case, values exactly; `\,` escapes a comma inside a value.
+fn subject_matches(cert: &Certificate, setting: &str) -> bool {
+    let Some(expected) = parse_dn(setting) else {
+        return false;
+    };
+    let actual = cert.subject_attributes();
+    let same = |a: &[(String, String)], b: &mut dyn Iterator<Item = &(String, String)>| {
+        let b: Vec<&(String, String)> = b.collect();
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|((k1, v1), (k2, v2))| k1.eq_ignore_ascii_case(k2) && v1 == v2)
+    };
+    same(actual, &mut expected.iter()) || same(actual, &mut expected.iter().rev())
+}
+
+/// `CN=a, O=b` -> [(CN, a), (O, b)]; `None` when a part is not `name=value`.
+fn parse_dn(text: &str) -> Option<Vec<(String, String)>> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => current.push(chars.next()?),
+            ',' | '+' | ';' => parts.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    parts.push(current);
+    parts
+        .into_iter()
+        .map(|p| {
+            let (k, v) = p.split_once('=')?;
+            let (k, v) = (k.trim(), v.trim());
+            (!k.is_empty()).then(|| (k.to_string(), v.to_string()))
+        })
+        .collect()
 }
 
 fn describe_names(cert: &Certificate) -> String {
@@ -349,7 +412,7 @@ fn expected_names(client: &RegisteredClient) -> String {
         (Some(dn), _) => format!("TlsClientAuthSubjectDn is `{dn}`"),
         (None, Some(san)) => format!("TlsClientAuthSan is `{san}`"),
         (None, None) => format!(
-            "expected a SAN DNS:{id} or URI:urn:ids:client:{id}, or set TlsClientAuthSan / TlsClientAuthSubjectDn on the OpenIdClient",
+            "expected exactly one client in the SAN, URI:{CLIENT_URN_PREFIX}{id}, or set TlsClientAuthSan / TlsClientAuthSubjectDn on the OpenIdClient",
             id = client.identifier
         ),
     }
@@ -376,8 +439,24 @@ mod tests {
     }
 
     #[test]
+    fn distinguished_names_parse_with_escapes() {
+        assert_eq!(
+            parse_dn("CN=Poller, O=Corp").unwrap(),
+            [
+                ("CN".to_string(), "Poller".to_string()),
+                ("O".into(), "Corp".into())
+            ]
+        );
+        assert_eq!(
+            parse_dn(r"CN=Evil\,O=Corp").unwrap(),
+            [("CN".to_string(), "Evil,O=Corp".to_string())]
+        );
+        assert!(parse_dn("CN").is_none());
+    }
+
+    #[test]
     fn replay_cache_refuses_a_second_use_until_expiry_and_stays_bounded() {
-        let cache = MemoryReplayCache::new(2);
+        let cache = MemoryReplayCache::new(2, 2);
         assert!(cache.first_use("a", "1", 100, 50).unwrap());
         assert!(!cache.first_use("a", "1", 100, 60).unwrap());
         // Same jti for another client is another assertion.
@@ -389,6 +468,15 @@ mod tests {
         );
         // Once expired (plus leeway), entries make room.
         assert!(cache.first_use("c", "1", 300, 100 + LEEWAY + 1).unwrap());
+        // One client's share cannot crowd out the others.
+        let cache = MemoryReplayCache::new(10, 2);
+        assert!(cache.first_use("greedy", "1", 100, 50).unwrap());
+        assert!(cache.first_use("greedy", "2", 100, 50).unwrap());
+        assert_eq!(
+            cache.first_use("greedy", "3", 100, 50),
+            Err(KeyRejection::ReplayCacheFull)
+        );
+        assert!(cache.first_use("polite", "1", 100, 50).unwrap());
     }
 
     #[test]
@@ -413,9 +501,12 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("urn:ids:client:Job"), "{err}");
-        // An explicit subject mapping replaces the default.
+        // An explicit subject mapping replaces the default; a value with a comma is not two RDNs.
         let mut by_dn = client("Job");
         by_dn.tls_subject_dn = Some("CN = Poller".into());
+        let mut two = client("Job");
+        two.tls_subject_dn = Some("CN=Poller,O=Corp".into());
+        assert!(authenticate_certificate(&presented, &two, &[], Some(&authorities), now).is_err());
         assert_eq!(
             authenticate_certificate(&presented, &by_dn, &[], Some(&authorities), now),
             Ok(())

@@ -169,9 +169,15 @@ impl TokenService {
             .map(|k| k.thumbprint.clone())
             .or_else(|| assertion.kid().map(str::to_string));
         let keys = self.keys.current();
+        let spellings: Vec<String> = self
+            .authorities
+            .iter()
+            .map(|a| format!("{id}@{a}"))
+            .collect();
         client_keys::authenticate_assertion(
             assertion,
             client,
+            &spellings,
             keys.of(&id),
             &self.assertion_audiences,
             self.replay.as_ref(),

@@ -449,6 +449,42 @@ async fn mutual_tls_on_a_private_ca_gives_certificate_bound_tokens() {
         .to_string();
     assert!(challenge.contains("client certificate"), "{challenge}");
 
+    // Over a connection with the agent's certificate the bound token is accepted (deliveries are off
+    // in this deployment, so the answer after authentication is 503); with another certificate it is not.
+    let with_cert = |name: &str| {
+        let mut pem = std::fs::read(pki_dir.join(format!("{name}.crt"))).expect("crt");
+        pem.extend(std::fs::read(pki_dir.join(format!("{name}.key"))).expect("key"));
+        reqwest::Client::builder()
+            .tls_certs_only([
+                reqwest::Certificate::from_pem(&std::fs::read(&pki.ca).expect("ca"))
+                    .expect("ca pem"),
+            ])
+            .identity(reqwest::Identity::from_pem(&pem).expect("identity"))
+            .build()
+            .expect("client")
+    };
+    let r = with_cert("Poller")
+        .get(server.url("/api/deliveries"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 503, "authenticated, then deliveries are off");
+    let r = with_cert("Other")
+        .get(server.url("/api/deliveries"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 401);
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(challenge.contains(&poller.x5t_s256()), "{challenge}");
+
     // Another certificate from the same CA, for another client, is refused for Poller; the agent
     // prints its certificate's thumbprint and the setting to add.
     a.set(

@@ -381,11 +381,29 @@ pub fn spec_from_request(
             };
             check_client_id(&id).map_err(|e| bad(format!("{file}: {e}")))?;
             let urn = San::Uri(client_urn(&id));
+            let dns = San::Dns(id.clone());
             if !sans.contains(&urn) {
                 notes.push(format!(
                     "added {urn} to the SAN (the client id from the request's subject CN)"
                 ));
-                sans.insert(0, urn);
+            }
+            // A client certificate names its client and nothing else: another name in the SAN could
+            // map it to another client on a server that matches by DNS name.
+            let dropped: Vec<String> = sans
+                .iter()
+                .filter(|s| **s != urn && **s != dns)
+                .map(ToString::to_string)
+                .collect();
+            if !dropped.is_empty() {
+                notes.push(format!(
+                    "dropped {} from the SAN: a client certificate names only its client id",
+                    dropped.join(", ")
+                ));
+            }
+            let had_dns = sans.contains(&dns);
+            sans = vec![urn];
+            if had_dns {
+                sans.push(dns);
             }
             id
         }
