@@ -282,30 +282,9 @@ fn host_of(name: &ServerName<'_>) -> String {
 /// upper-case hex for a certificate's SHA-1 or SHA-256 thumbprint in hex (separators and the invisible
 /// marks Windows' certificate dialog copies are dropped).
 pub fn normalize_thumbprint(value: &str) -> Result<String, String> {
-    let compact: String = value
-        .chars()
-        .filter(|c| !c.is_whitespace() && !matches!(c, ':' | '\u{200e}' | '\u{200f}' | '\u{feff}'))
-        .collect();
-    if matches!(compact.len(), 40 | 64) && compact.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Ok(compact.to_ascii_uppercase());
-    }
-    let base64url: String = compact
-        .trim_end_matches('=')
-        .chars()
-        .map(|c| match c {
-            '+' => '-',
-            '/' => '_',
-            c => c,
-        })
-        .collect();
-    if base64url.len() == 43
-        && base64url
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Ok(base64url);
-    }
-    Err("expected the RFC 7638 JWK thumbprint of the server's key or its certificate's x5t#S256 (43 base64url characters), or the certificate's SHA-1 (40 hex digits) or SHA-256 (64 hex digits) thumbprint".into())
+    ids_crypto::jwk::canonical_thumbprint(value).ok_or_else(|| {
+        "expected the RFC 7638 JWK thumbprint of the server's key or its certificate's x5t#S256 (43 base64url characters), or the certificate's SHA-1 (40 hex digits) or SHA-256 (64 hex digits) thumbprint".into()
+    })
 }
 
 /// A server refused by `Tls:ServerPinning` (its certificate passed the usual validation): the

@@ -95,3 +95,32 @@ pub fn thumbprint(key: &PublicKey) -> String {
     };
     b64::url(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
 }
+
+/// A thumbprint as an operator may paste it, in the form it is compared in: base64url without
+/// padding for a SHA-256 value in base64 (an RFC 7638 key thumbprint or a certificate's `x5t#S256`;
+/// padding and the standard alphabet are accepted), upper-case hex for a certificate's SHA-1 or
+/// SHA-256 thumbprint in hex (separators, white space and the invisible marks Windows' certificate
+/// dialog copies are dropped). `None` when it is none of these.
+pub fn canonical_thumbprint(value: &str) -> Option<String> {
+    let compact: String = value
+        .chars()
+        .filter(|c| !c.is_whitespace() && !matches!(c, ':' | '\u{200e}' | '\u{200f}' | '\u{feff}'))
+        .collect();
+    if matches!(compact.len(), 40 | 64) && compact.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Some(compact.to_ascii_uppercase());
+    }
+    let base64url: String = compact
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    (base64url.len() == 43
+        && base64url
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    .then_some(base64url)
+}

@@ -39,18 +39,11 @@ pub struct ClientRules {
     pub client_cas: bool,
 }
 
-/// A registered thumbprint in canonical form: base64url SHA-256 (RFC 7638 key thumbprint or certificate
-/// `x5t#S256`) as written, SHA-1 hex in upper case. `None` when `text` is neither.
+/// A registered thumbprint in canonical form ([`ids_crypto::jwk::canonical_thumbprint`]): base64url
+/// SHA-256 (RFC 7638 key thumbprint or certificate `x5t#S256`), or upper-case SHA-1 hex. `None` for
+/// anything else, a SHA-256 in hex included (the server compares SHA-256 values in base64url).
 pub fn canonical_thumbprint(text: &str) -> Option<String> {
-    let t = text.trim();
-    if t.len() == 43 && ids_crypto::b64::url_decode(t).is_some_and(|b| b.len() == 32) {
-        return Some(t.to_string());
-    }
-    let hex: String = t.chars().filter(|c| *c != ':').collect();
-    if hex.len() == 40 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Some(hex.to_ascii_uppercase());
-    }
-    None
+    ids_crypto::jwk::canonical_thumbprint(text).filter(|t| t.len() != 64)
 }
 
 /// The clients, profiles and agents read from the XML folder.

@@ -15,6 +15,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde_json::{Map, Value};
 
 use super::keyset::VerificationKey;
+use super::verify::shown;
 use crate::keys::{Algorithm, KeyError};
 use crate::{Certificate, Jwk, PublicKey, SigningKey, b64, jwk};
 
@@ -423,15 +424,6 @@ fn embedded_key(header: &Map<String, Value>) -> Result<Option<EmbeddedKey>, Asse
         }));
     }
     Ok(None)
-}
-
-/// An unauthenticated value made safe to log: at most 64 characters, control characters escaped.
-fn shown(value: &str) -> String {
-    value
-        .chars()
-        .take(64)
-        .flat_map(char::escape_debug)
-        .collect()
 }
 
 #[cfg(test)]
