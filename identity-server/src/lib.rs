@@ -552,8 +552,12 @@ fn app_state(
             scopes: settings.scopes.clone(),
             authorities,
             keys: Arc::new(authorized_keys),
-            // 100,000 live assertions in all, 10,000 per client (33 a second each over 300 s).
-            replay: Arc::new(oauth::client_keys::MemoryReplayCache::new(100_000, 10_000)),
+            // At most 1,000,000 live assertions (~60 MiB), 100,000 of one client: an entry lives until
+            // its assertion's exp + 30 s (90 s for the agent's 60 s assertions), so one client may
+            // authenticate ~1,100 times a second and all together ~11,000, above the signing ceiling.
+            replay: Arc::new(oauth::client_keys::MemoryReplayCache::new(
+                1_000_000, 100_000,
+            )),
             client_authorities,
             assertion_audiences,
         },

@@ -78,20 +78,32 @@ pub struct MemoryReplayCache {
     state: Mutex<ReplayState>,
 }
 
+/// Entries are keyed by SHA-256(client id, jti) truncated to 128 bits: about 40 bytes each whatever
+/// the sizes of the strings (~60 bytes with the map's overhead): a million live assertions take ~60 MiB.
 #[derive(Debug, Default)]
 struct ReplayState {
-    seen: HashMap<(String, String), i64>,
-    per_client: HashMap<String, usize>,
+    seen: HashMap<[u8; 16], (i64, Arc<str>)>,
+    per_client: HashMap<Arc<str>, usize>,
 }
 
 impl ReplayState {
     fn purge(&mut self, now: i64) {
-        self.seen.retain(|_, exp| *exp + LEEWAY >= now);
+        self.seen.retain(|_, (exp, _)| *exp + LEEWAY >= now);
         self.per_client.clear();
-        for (client, _) in self.seen.keys() {
+        for (_, client) in self.seen.values() {
             *self.per_client.entry(client.clone()).or_default() += 1;
         }
     }
+}
+
+fn replay_key(client_id: &str, jti: &str) -> [u8; 16] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(&(client_id.len() as u64).to_be_bytes());
+    ctx.update(client_id.as_bytes());
+    ctx.update(jti.as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&ctx.finish().as_ref()[..16]);
+    key
 }
 
 impl MemoryReplayCache {
@@ -116,8 +128,12 @@ impl ReplayCache for MemoryReplayCache {
         let Ok(mut state) = self.state.lock() else {
             return Err(KeyRejection::ReplayCacheFull);
         };
-        let key = (client_id.to_string(), jti.to_string());
-        if state.seen.get(&key).is_some_and(|exp| *exp + LEEWAY >= now) {
+        let key = replay_key(client_id, jti);
+        if state
+            .seen
+            .get(&key)
+            .is_some_and(|(exp, _)| *exp + LEEWAY >= now)
+        {
             return Ok(false);
         }
         let full = |s: &ReplayState| {
@@ -130,8 +146,16 @@ impl ReplayCache for MemoryReplayCache {
                 return Err(KeyRejection::ReplayCacheFull);
             }
         }
-        if state.seen.insert(key, expires_at).is_none() {
-            *state.per_client.entry(client_id.to_string()).or_default() += 1;
+        let client: Arc<str> = match state.per_client.get_key_value(client_id) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(client_id),
+        };
+        if state
+            .seen
+            .insert(key, (expires_at, client.clone()))
+            .is_none()
+        {
+            *state.per_client.entry(client).or_default() += 1;
         }
         Ok(true)
     }

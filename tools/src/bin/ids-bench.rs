@@ -146,7 +146,22 @@ fn main() -> anyhow::Result<()> {
 
     // 2. Deployment.
     let dir = tempfile::tempdir()?;
-    let secrets = write_deployment(dir.path(), &ca, &signing, cli.clients)?;
+    // Clients without a secret: one EC P-256 key each (private_key_jwt), registered by thumbprint.
+    let mut key_clients = Vec::new();
+    for i in 0..cli.connections.max(1) {
+        let issued = ca.issue_signing(&format!("KeyClient{i}"), KeyKind::EcP256, 30)?;
+        let cert = ids_crypto::Certificate::from_der("bench", &issued.cert_der)?;
+        let signer = ids_crypto::AssertionSigner::new(
+            SigningKey::from_pkcs8(&issued.key_pkcs8)?,
+            cert.public_key(),
+        );
+        key_clients.push((format!("KeyClient{i}"), Arc::new(signer)));
+    }
+    let thumbprints: Vec<(String, String)> = key_clients
+        .iter()
+        .map(|(id, s)| (id.clone(), s.thumbprint().to_string()))
+        .collect();
+    let secrets = write_deployment(dir.path(), &ca, &signing, cli.clients, &thumbprints)?;
     let mut child = Command::new(&server_bin)
         .args(["serve", "--urls", "https://127.0.0.1:0", "--config-dir"])
         .arg(dir.path())
@@ -251,6 +266,58 @@ fn main() -> anyhow::Result<()> {
         println!(
             "ratio: {:.2} x the raw single-core RSA-2048 signing rate (target >= 1.00)",
             rate / raw_rate
+        );
+
+        // 5. private_key_jwt: a fresh ES256 assertion per request (signed by the load generator on
+        // the same machine), verified, replay-checked and answered with a signed token.
+        let stop = Arc::new(AtomicBool::new(false));
+        let begin = Instant::now();
+        let mut workers = Vec::new();
+        for (id, signer) in key_clients.clone() {
+            let client = client.clone();
+            let url = url.clone();
+            let stop = stop.clone();
+            workers.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut errors = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs() as i64);
+                    let ok = match signer.sign(&id, &url, now) {
+                        Ok(assertion) => assertion_request(&client, &url, &assertion).await,
+                        Err(_) => false,
+                    };
+                    if ok {
+                        lat.push(t.elapsed());
+                    } else {
+                        errors += 1;
+                    }
+                }
+                (lat, errors)
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(cli.seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for w in workers {
+            let (lat, e) = w.await?;
+            all.extend(lat);
+            errors += e;
+        }
+        let elapsed = begin.elapsed().as_secs_f64();
+        let jwt_rate = all.len() as f64 / elapsed;
+        println!(
+            "private_key_jwt (fresh ES256 assertion per request), {} clients, {:.0} s: {jwt_rate:.0} tokens/s, {errors} errors; latency {}",
+            key_clients.len(),
+            elapsed,
+            percentiles(&mut all)
+        );
+        println!(
+            "ratio: {:.2} x the raw single-core RSA-2048 signing rate",
+            jwt_rate / raw_rate
         );
         Ok::<_, anyhow::Error>(())
     })?;
@@ -375,6 +442,25 @@ async fn request(client: &reqwest::Client, url: &str, id: &str, secret: &str) ->
     }
 }
 
+async fn assertion_request(client: &reqwest::Client, url: &str, assertion: &str) -> bool {
+    match client
+        .post(url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                ids_crypto::jwt::assertion::ASSERTION_TYPE,
+            ),
+            ("client_assertion", assertion),
+        ])
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+        _ => false,
+    }
+}
+
 fn percentiles(samples: &mut [Duration]) -> String {
     if samples.is_empty() {
         return "n/a".into();
@@ -398,6 +484,7 @@ fn write_deployment(
     ca: &Ca,
     signing: &ids_crypto::devcerts::Issued,
     clients: usize,
+    key_clients: &[(String, String)],
 ) -> anyhow::Result<Vec<String>> {
     let password = "bench-password";
     let tls = ca.issue_server(&["localhost", "127.0.0.1"], KeyKind::EcP256, 30)?;
@@ -434,6 +521,11 @@ fn write_deployment(
             hash.to_attribute()
         ));
         secrets.push(secret.expose().to_string());
+    }
+    for (id, thumbprint) in key_clients {
+        xml.push_str(&format!(
+            "  <OpenIdClient Identifier=\"{id}\" Thumbprints=\"{thumbprint}\" />\n"
+        ));
     }
     xml.push_str("</ConfigurationFile>\n");
     std::fs::write(dir.join("Conf/clients.xml"), xml)?;
