@@ -131,8 +131,8 @@ fn main() -> anyhow::Result<()> {
     }
 
     // 1. Raw primitive, one core.
-    let ca = Ca::new("bench CA", 30)?;
-    let signing = ca.issue_signing("bench signing", KeyKind::Rsa2048, 30)?;
+    let ca = Ca::new("bench CA", 365)?;
+    let signing = ca.issue_signing("bench signing", KeyKind::Rsa2048, 365)?;
     let key = SigningKey::from_pkcs8(&signing.key_pkcs8)?;
     let message = [0x5au8; 600];
     let start = Instant::now();
@@ -149,7 +149,7 @@ fn main() -> anyhow::Result<()> {
     // Clients without a secret: one EC P-256 key each (private_key_jwt), registered by thumbprint.
     let mut key_clients = Vec::new();
     for i in 0..cli.connections.max(1) {
-        let issued = ca.issue_signing(&format!("KeyClient{i}"), KeyKind::EcP256, 30)?;
+        let issued = ca.issue_signing(&format!("KeyClient{i}"), KeyKind::EcP256, 365)?;
         let cert = ids_crypto::Certificate::from_der("bench", &issued.cert_der)?;
         let signer = ids_crypto::AssertionSigner::new(
             SigningKey::from_pkcs8(&issued.key_pkcs8)?,
@@ -487,7 +487,7 @@ fn write_deployment(
     key_clients: &[(String, String)],
 ) -> anyhow::Result<Vec<String>> {
     let password = "bench-password";
-    let tls = ca.issue_server(&["localhost", "127.0.0.1"], KeyKind::EcP256, 30)?;
+    let tls = ca.issue_server(&["localhost", "127.0.0.1"], KeyKind::EcP256, 365)?;
     std::fs::write(
         dir.join("tls.pfx"),
         to_pfx(&tls, &[], "tls", password, PfxProfile::Modern)?,

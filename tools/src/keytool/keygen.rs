@@ -65,14 +65,26 @@ pub fn keygen(args: &KeygenArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let key_pem = keyfile::private_key_pem(&pkcs8, passphrase.as_ref().map(|p| p.as_str()))
         .map_err(key_error)?;
     let pub_pem = keyfile::public_key_pem(cert.public_key());
-    files::write(&key_path, key_pem.as_bytes(), Access::Private, args.force)?;
-    files::write(&pub_path, pub_pem.as_bytes(), Access::Public, args.force)?;
-    files::write(
-        &crt_path,
-        issued.cert_pem.as_bytes(),
-        Access::Public,
-        args.force,
-    )?;
+    // All three or none: a failure part-way removes what this run wrote where nothing was before, so
+    // that a rerun is not blocked by a lone key.
+    let writes = [
+        (&pub_path, pub_pem.as_bytes(), Access::Public),
+        (&crt_path, issued.cert_pem.as_bytes(), Access::Public),
+        (&key_path, key_pem.as_bytes(), Access::Private),
+    ];
+    let mut created = Vec::new();
+    for (path, bytes, access) in writes {
+        let existed = path.exists();
+        if let Err(e) = files::write(path, bytes, access, args.force) {
+            for path in created {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+        if !existed {
+            created.push(path);
+        }
+    }
     let authorized = dir.join("authorized_clients");
     if args.mode == Mode::Server && !authorized.exists() {
         create_private_folder(&authorized).map_err(|e| {
