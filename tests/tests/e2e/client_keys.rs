@@ -85,6 +85,15 @@ async fn assertion_request(server: &Server, assertion: &str) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// The `WWW-Authenticate` header of a refusal.
+fn challenge(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn signer(key: &Path) -> AssertionSigner {
     let file = ids_crypto::keyfile::read_private(key, None).expect("read key");
     AssertionSigner::new(
@@ -441,13 +450,8 @@ async fn mutual_tls_on_a_private_ca_gives_certificate_bound_tokens() {
         .await
         .expect("get");
     assert_eq!(r.status(), 401);
-    let challenge = r
-        .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    assert!(challenge.contains("client certificate"), "{challenge}");
+    let refusal = challenge(&r);
+    assert!(refusal.contains("client certificate"), "{refusal}");
 
     // Over a connection with the agent's certificate the bound token is accepted (deliveries are off
     // in this deployment, so the answer after authentication is 503); with another certificate it is not.
@@ -477,13 +481,8 @@ async fn mutual_tls_on_a_private_ca_gives_certificate_bound_tokens() {
         .await
         .expect("get");
     assert_eq!(r.status(), 401);
-    let challenge = r
-        .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    assert!(challenge.contains(&poller.x5t_s256()), "{challenge}");
+    let refusal = challenge(&r);
+    assert!(refusal.contains(&poller.x5t_s256()), "{refusal}");
 
     // Another certificate from the same CA, for another client, is refused for Poller; the agent
     // prints its certificate's thumbprint and the setting to add.

@@ -223,39 +223,19 @@ fn main() -> anyhow::Result<()> {
         );
 
         // 4. Repeated requests, cached verifications, keep-alive.
-        let stop = Arc::new(AtomicBool::new(false));
-        let begin = Instant::now();
-        let mut workers = Vec::new();
-        for w in 0..cli.connections {
-            let client = client.clone();
-            let url = url.clone();
-            let i = w % secrets.len();
-            let secret = secrets[i].clone();
-            let stop = stop.clone();
-            workers.push(tokio::spawn(async move {
-                let mut lat = Vec::new();
-                let mut errors = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    if request(&client, &url, &format!("Client{i}"), &secret).await {
-                        lat.push(t.elapsed());
-                    } else {
-                        errors += 1;
-                    }
+        let attempts = (0..cli.connections)
+            .map(|w| {
+                let (client, url) = (client.clone(), url.clone());
+                let i = w % secrets.len();
+                let (id, secret) = (format!("Client{i}"), secrets[i].clone());
+                move || {
+                    let (client, url, id, secret) =
+                        (client.clone(), url.clone(), id.clone(), secret.clone());
+                    async move { request(&client, &url, &id, &secret).await }
                 }
-                (lat, errors)
-            }));
-        }
-        tokio::time::sleep(Duration::from_secs(cli.seconds)).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut all = Vec::new();
-        let mut errors = 0;
-        for w in workers {
-            let (lat, e) = w.await?;
-            all.extend(lat);
-            errors += e;
-        }
-        let elapsed = begin.elapsed().as_secs_f64();
+            })
+            .collect();
+        let (mut all, errors, elapsed) = timed_load(attempts, cli.seconds).await?;
         let rate = all.len() as f64 / elapsed;
         println!(
             "repeated requests (cached argon2id), {} keep-alive connections, {:.0} s: {rate:.0} tokens/s, {errors} errors; latency {}",
@@ -270,44 +250,27 @@ fn main() -> anyhow::Result<()> {
 
         // 5. private_key_jwt: a fresh ES256 assertion per request (signed by the load generator on
         // the same machine), verified, replay-checked and answered with a signed token.
-        let stop = Arc::new(AtomicBool::new(false));
-        let begin = Instant::now();
-        let mut workers = Vec::new();
-        for (id, signer) in key_clients.clone() {
-            let client = client.clone();
-            let url = url.clone();
-            let stop = stop.clone();
-            workers.push(tokio::spawn(async move {
-                let mut lat = Vec::new();
-                let mut errors = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
+        let attempts = key_clients
+            .iter()
+            .map(|(id, signer)| {
+                let (client, url, id, signer) =
+                    (client.clone(), url.clone(), id.clone(), signer.clone());
+                move || {
+                    let (client, url) = (client.clone(), url.clone());
                     let now = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_secs() as i64);
-                    let ok = match signer.sign(&id, &url, now) {
-                        Ok(assertion) => assertion_request(&client, &url, &assertion).await,
-                        Err(_) => false,
-                    };
-                    if ok {
-                        lat.push(t.elapsed());
-                    } else {
-                        errors += 1;
+                    let assertion = signer.sign(&id, &url, now).ok();
+                    async move {
+                        match assertion {
+                            Some(a) => assertion_request(&client, &url, &a).await,
+                            None => false,
+                        }
                     }
                 }
-                (lat, errors)
-            }));
-        }
-        tokio::time::sleep(Duration::from_secs(cli.seconds)).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut all = Vec::new();
-        let mut errors = 0;
-        for w in workers {
-            let (lat, e) = w.await?;
-            all.extend(lat);
-            errors += e;
-        }
-        let elapsed = begin.elapsed().as_secs_f64();
+            })
+            .collect();
+        let (mut all, errors, elapsed) = timed_load(attempts, cli.seconds).await?;
         let jwt_rate = all.len() as f64 / elapsed;
         println!(
             "private_key_jwt (fresh ES256 assertion per request), {} clients, {:.0} s: {jwt_rate:.0} tokens/s, {errors} errors; latency {}",
@@ -427,6 +390,49 @@ fn run_for(duration: Duration, mut f: impl FnMut() -> bool) -> anyhow::Result<(u
             return Ok((count, elapsed));
         }
     }
+}
+
+/// Runs each of `attempts` in a loop on its own task for `seconds`: the latencies of the successful
+/// attempts, the number of failed ones and the elapsed seconds.
+async fn timed_load<F, Fut>(
+    attempts: Vec<F>,
+    seconds: u64,
+) -> anyhow::Result<(Vec<Duration>, u64, f64)>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let begin = Instant::now();
+    let workers: Vec<_> = attempts
+        .into_iter()
+        .map(|mut attempt| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut errors = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    if attempt().await {
+                        lat.push(t.elapsed());
+                    } else {
+                        errors += 1;
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for w in workers {
+        let (lat, e) = w.await?;
+        all.extend(lat);
+        errors += e;
+    }
+    Ok((all, errors, begin.elapsed().as_secs_f64()))
 }
 
 async fn request(client: &reqwest::Client, url: &str, id: &str, secret: &str) -> bool {
