@@ -102,8 +102,14 @@ pub fn client_rules(settings: &Settings) -> access_control::ClientRules {
 
 /// Certificates that expire within `days` of `now` (or have expired), one message each: the signing,
 /// validation, TLS and encryption certificates, the client CAs and the certificates of the
-/// authorized-clients folder.
-pub fn expiry_warnings(settings: &Settings, loaded: &Loaded, now: i64, days: u64) -> Vec<String> {
+/// authorized-clients folder (`authorized`, as loaded).
+pub fn expiry_warnings(
+    settings: &Settings,
+    loaded: &Loaded,
+    authorized: &authorized_clients::AuthorizedKeys,
+    now: i64,
+    days: u64,
+) -> Vec<String> {
     let mut certs: Vec<(String, &ids_crypto::Certificate)> = vec![
         (
             "IdentityServer:X509KeyFilePath".into(),
@@ -131,25 +137,14 @@ pub fn expiry_warnings(settings: &Settings, loaded: &Loaded, now: i64, days: u64
     if let Ok(e) = &loaded.encryption {
         certs.push(("EncryptionCertificate:File".into(), &e.certificate));
     }
-    let folder_keys = settings
-        .authorized_clients_path
-        .as_deref()
-        .map(|f| authorized_clients::AuthorizedKeys::load(f).0)
-        .unwrap_or_default();
-    let folder_certs: Vec<(String, ids_crypto::Certificate)> = folder_keys
-        .by_client
-        .values()
-        .flatten()
-        .filter_map(|k| {
-            k.certificate.clone().map(|c| {
-                (
-                    format!("AccessControl:AuthorizedClientsPath ({})", k.file.display()),
-                    c,
-                )
-            })
+    certs.extend(authorized.by_client.values().flatten().filter_map(|k| {
+        k.certificate.as_ref().map(|c| {
+            (
+                format!("AccessControl:AuthorizedClientsPath ({})", k.file.display()),
+                c,
+            )
         })
-        .collect();
-    certs.extend(folder_certs.iter().map(|(s, c)| (s.clone(), c)));
+    }));
     expiring(&certs, now, days)
 }
 
@@ -237,7 +232,26 @@ pub async fn run_loaded(
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    for w in expiry_warnings(&settings, &loaded, unix_now(), settings.expiry_warning_days) {
+    let authorized_keys = match &settings.authorized_clients_path {
+        None => authorized_clients::LiveKeys::empty(),
+        Some(folder) => {
+            let (live, problems) = authorized_clients::LiveKeys::open(folder.clone());
+            for p in problems {
+                tracing::error!("{p}");
+            }
+            let count: usize = live.current().by_client.values().map(Vec::len).sum();
+            tracing::info!(keys = count, folder = %folder.display(), "authorized clients loaded");
+            live
+        }
+    };
+    let authorized = authorized_keys.current();
+    for w in expiry_warnings(
+        &settings,
+        &loaded,
+        &authorized,
+        unix_now(),
+        settings.expiry_warning_days,
+    ) {
         tracing::warn!("{w}");
     }
     let cert = &loaded.keys.signing_certificate;
@@ -265,7 +279,8 @@ pub async fn run_loaded(
     let issuer = issuer(&settings, first);
     let tls = loaded.keys.tls.clone();
     let state = Arc::new(
-        app_state(&settings, loaded, &issuer, &bound).map_err(|e| ServerError::Load(vec![e]))?,
+        app_state(&settings, loaded, authorized_keys, &issuer, &bound)
+            .map_err(|e| ServerError::Load(vec![e]))?,
     );
     let live_clients = state.tokens.clients.clone();
     let live_keys = state.tokens.keys.clone();
@@ -423,6 +438,7 @@ async fn reload_access_control(
 fn app_state(
     settings: &Settings,
     loaded: Loaded,
+    authorized_keys: authorized_clients::LiveKeys,
     issuer: &str,
     bound: &[SocketAddr],
 ) -> Result<http::AppState, String> {
@@ -493,18 +509,6 @@ fn app_state(
         Some(oauth::client_keys::ClientAuthorities::new(
             &keys.client_authorities,
         )?)
-    };
-    let authorized_keys = match &settings.authorized_clients_path {
-        None => authorized_clients::LiveKeys::empty(),
-        Some(folder) => {
-            let (live, problems) = authorized_clients::LiveKeys::open(folder.clone());
-            for p in problems {
-                tracing::error!("{p}");
-            }
-            let count: usize = live.current().by_client.values().map(Vec::len).sum();
-            tracing::info!(keys = count, folder = %folder.display(), "authorized clients loaded");
-            live
-        }
     };
     let jwks = keys.jwks_json();
     // `client_id` may be suffixed with any spelling of this server's authority.

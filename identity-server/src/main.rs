@@ -411,7 +411,7 @@ fn check(dir: &Path, expiry_days: Option<u64>) -> Result<(), Vec<String>> {
         let _ = writeln!(out, "warning: {w}");
     }
     let days = expiry_days.unwrap_or(settings.expiry_warning_days);
-    for w in identity_server::expiry_warnings(&settings, &loaded, now, days) {
+    for w in identity_server::expiry_warnings(&settings, &loaded, &authorized, now, days) {
         let _ = writeln!(out, "warning: {w}");
     }
     let _ = writeln!(out, "OK");
