@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`settings`]: `appsettings.json` + `appsettings.agent.json` -> validated [`Settings`].
-//! - [`tls`]: what the agent trusts for HTTPS (system store, or only the configured CAs/certificates).
+//! - [`tls`]: what the agent trusts for HTTPS (system store, or only the configured CAs/certificates),
+//!   server pinning (`Tls:ServerPinning`), and the client certificate it presents.
 //! - [`client`]: talking to the server: [`client::http`] (timeouts, retries, error classes),
 //!   [`client::discovery`], [`client::tokens`] (the client-credentials grant).
 //! - [`server_keys`]: token verification with pinned certificates or the server's JWKS.
