@@ -3,35 +3,15 @@
 //! `grpc-mutual-tls.rst`, Gorgone and sqlite_rx replaced end to end).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use ids_crypto::jwt::assertion::ASSERTION_TYPE;
 use ids_crypto::{AssertionSigner, SigningKey};
 use serde_json::{Value, json};
 
+use crate::keytool::{PFX_PASSWORD, keytool, openssl};
 use crate::support::{
-    AgentDeployment, Deployment, JOB_SECRET, PASSWORD, Server, agent, binary, code, default_xml,
-    stderr, wait_for,
+    AgentDeployment, Deployment, JOB_SECRET, Server, agent, code, default_xml, stderr, wait_for,
 };
-
-/// Runs `ids-keytool` and asserts success; returns stdout.
-fn keytool(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(binary("ids-keytool"))
-        .args(args)
-        .current_dir(dir)
-        .env("CA_PASSPHRASE", "ca passphrase")
-        .env("PFX_PASSWORD", PASSWORD)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ids-keytool");
-    assert!(
-        out.status.success(),
-        "ids-keytool {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The RFC 7638 thumbprint `ids-keytool thumbprint --quiet` prints for `file`.
 fn thumbprint(dir: &Path, file: &Path) -> String {
@@ -296,7 +276,7 @@ fn pki(dir: &Path) -> Pki {
             "--name",
             "Test Private CA",
             "--passphrase-env",
-            "CA_PASSPHRASE",
+            "CA_PASS",
         ],
     );
     keytool(
@@ -306,7 +286,7 @@ fn pki(dir: &Path) -> Pki {
             "--ca-dir",
             &d,
             "--ca-passphrase-env",
-            "CA_PASSPHRASE",
+            "CA_PASS",
             "--name",
             "localhost",
             "--name",
@@ -315,7 +295,7 @@ fn pki(dir: &Path) -> Pki {
             &d,
             "--pfx",
             "--password-env",
-            "PFX_PASSWORD",
+            "PFX_PASS",
         ],
     );
     for id in ["Poller", "Other"] {
@@ -326,37 +306,29 @@ fn pki(dir: &Path) -> Pki {
                 "--ca-dir",
                 &d,
                 "--ca-passphrase-env",
-                "CA_PASSPHRASE",
+                "CA_PASS",
                 "--client-id",
                 id,
                 "--out-dir",
                 &d,
                 "--pfx",
                 "--password-env",
-                "PFX_PASSWORD",
+                "PFX_PASS",
             ],
         );
     }
     // openssl accepts the chain of every certificate the tool made.
-    let out = Command::new("openssl")
-        .args([
+    let text = openssl(
+        &ca_dir,
+        &[
             "verify",
             "-CAfile",
             "ca.crt",
             "server.crt",
             "Poller.crt",
             "Other.crt",
-        ])
-        .current_dir(&ca_dir)
-        .output()
-        .expect("openssl verify");
-    assert!(
-        out.status.success(),
-        "openssl verify: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.matches(": OK").count(), 3, "{text}");
     Pki {
         ca: ca_dir.join("ca.crt"),
@@ -374,7 +346,7 @@ async fn mutual_tls_on_a_private_ca_gives_certificate_bound_tokens() {
     );
     d.set(
         "Kestrel.Certificates.Default",
-        json!({ "Path": pki.server_pfx.display().to_string(), "Password": PASSWORD }),
+        json!({ "Path": pki.server_pfx.display().to_string(), "Password": PFX_PASSWORD }),
     )
     .set(
         "IdentityServer.ClientCertificateAuthorities",
@@ -406,7 +378,7 @@ async fn mutual_tls_on_a_private_ca_gives_certificate_bound_tokens() {
     a.set("Tls.TrustedCertificates", json!([pki.ca.display().to_string()]))
         .set(
             "ClientCertificate",
-            json!({ "File": pki_dir.join("Poller.pfx").display().to_string(), "Password": PASSWORD }),
+            json!({ "File": pki_dir.join("Poller.pfx").display().to_string(), "Password": PFX_PASSWORD }),
         )
         .set_agent(
             "OpenId",
@@ -488,7 +460,7 @@ async fn mutual_tls_on_a_private_ca_gives_certificate_bound_tokens() {
     // prints its certificate's thumbprint and the setting to add.
     a.set(
         "ClientCertificate",
-        json!({ "File": pki_dir.join("Other.pfx").display().to_string(), "Password": PASSWORD }),
+        json!({ "File": pki_dir.join("Other.pfx").display().to_string(), "Password": PFX_PASSWORD }),
     );
     a.write();
     let out = agent(a.path(), &["token"]);

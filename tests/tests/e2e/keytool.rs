@@ -11,8 +11,8 @@ use ids_crypto::Pfx;
 use crate::support::{binary, code, fixtures, stderr};
 
 const GORGONE_THUMBPRINT: &str = "pnI6EWkiTbazjikJXRkLmjml5wvVECYtQduJUjS4QK4";
-const CA_PASSPHRASE: &str = "correct horse battery staple";
-const PFX_PASSWORD: &str = "pfx password";
+pub(crate) const CA_PASSPHRASE: &str = "correct horse battery staple";
+pub(crate) const PFX_PASSWORD: &str = "pfx password";
 
 /// Runs `ids-keytool ARGS` in `dir` with the test passphrases in its environment.
 fn run(dir: &Path, args: &[&str]) -> Output {
@@ -28,7 +28,7 @@ fn run(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// Runs `ids-keytool ARGS` and asserts success; returns stdout.
-fn keytool(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn keytool(dir: &Path, args: &[&str]) -> String {
     let out = run(dir, args);
     assert!(
         out.status.success(),
@@ -40,7 +40,7 @@ fn keytool(dir: &Path, args: &[&str]) -> String {
 }
 
 /// Runs `openssl ARGS` in `dir` and asserts success; returns stdout and stderr.
-fn openssl(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
