@@ -300,18 +300,13 @@ impl Settings {
     /// Validates a merged configuration, reporting every problem.
     pub fn from_config(config: &Config, now: i64) -> Result<Loaded, Vec<ConfigError>> {
         let schema = schema();
-        let mut warnings = Vec::new();
-        // Unknown keys are errors only inside the sections the agent owns.
-        let mut errors: Vec<ConfigError> = config
-            .check_unknown(&schema)
-            .into_iter()
-            .filter(|e| match e {
-                ConfigError::UnknownKey { path, .. } => {
-                    schema.has_section(path.split(':').next().unwrap_or_default())
-                }
-                _ => true,
-            })
-            .collect();
+        // Unknown keys are errors only inside the sections the agent owns; other software's sections
+        // (the vendor's `Connections`, `License`...) are listed once as ignored.
+        let mut warnings: Vec<String> =
+            ids_config::describe_ignored(&config.ignored_sections(&schema), "agent")
+                .into_iter()
+                .collect();
+        let mut errors: Vec<ConfigError> = config.check_unknown(&schema);
         errors.extend(reject_windows_store(
             config,
             "IdentityServer",

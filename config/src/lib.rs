@@ -103,6 +103,35 @@ pub enum ConfigError {
     Missing { path: String, message: String },
 }
 
+/// A top-level section the application does not use, and the files (or variables) it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IgnoredSection {
+    pub name: String,
+    pub origins: Vec<String>,
+}
+
+impl fmt::Display for IgnoredSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (in {})", self.name, self.origins.join(", "))
+    }
+}
+
+/// One line listing the ignored sections, or `None` when there are none.
+pub fn describe_ignored(sections: &[IgnoredSection], app: &str) -> Option<String> {
+    if sections.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = sections.iter().map(ToString::to_string).collect();
+    Some(format!(
+        "ignored: not used by this {app}: {}",
+        list.join("; ")
+    ))
+}
+
+fn top_section(path: &str) -> &str {
+    path.split(':').next().unwrap_or_default()
+}
+
 /// The merged configuration.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
@@ -262,20 +291,65 @@ impl Config {
         }
     }
 
-    /// Reports every key the schema does not know.
+    /// Reports every key the schema does not know inside the sections it owns (a misspelt key there is
+    /// an error, with a "did you mean"), and every top-level section whose name is a near miss of an
+    /// owned one (`IdentityServr`). Other top-level sections belong to other software sharing the file
+    /// (the vendor's `Connections`, `License`, `Scheduler`...): see [`Config::ignored_sections`].
     pub fn check_unknown(&self, schema: &Schema) -> Vec<ConfigError> {
-        self.settings
-            .values()
-            .filter(|s| !schema.knows(&s.path))
-            .map(|s| ConfigError::UnknownKey {
-                path: s.path.clone(),
-                origin: s.origin.to_string(),
-                hint: schema
-                    .suggest(&s.path)
-                    .map(|p| format!("; did you mean `{p}`?"))
-                    .unwrap_or_default(),
-            })
-            .collect()
+        let mut errors = Vec::new();
+        let mut near_misses: Vec<String> = Vec::new();
+        for s in self.settings.values().filter(|s| !schema.knows(&s.path)) {
+            let section = top_section(&s.path);
+            if schema.has_section(section) {
+                errors.push(ConfigError::UnknownKey {
+                    path: s.path.clone(),
+                    origin: s.origin.to_string(),
+                    hint: schema
+                        .suggest(&s.path)
+                        .map(|p| format!("; did you mean `{p}`?"))
+                        .unwrap_or_default(),
+                });
+            } else if let Some(owned) = schema.near_section(section) {
+                if near_misses.iter().any(|n| n.eq_ignore_ascii_case(section)) {
+                    continue;
+                }
+                near_misses.push(section.to_string());
+                errors.push(ConfigError::UnknownKey {
+                    path: section.to_string(),
+                    origin: s.origin.to_string(),
+                    hint: format!("; did you mean the section `{owned}`?"),
+                });
+            }
+        }
+        errors
+    }
+
+    /// The top-level sections this application does not use (owned by other software sharing the
+    /// file), once each, with where they were first seen: "ignored: not used by this server".
+    pub fn ignored_sections(&self, schema: &Schema) -> Vec<IgnoredSection> {
+        let mut out: Vec<IgnoredSection> = Vec::new();
+        for s in self.settings.values() {
+            let section = top_section(&s.path);
+            if schema.has_section(section) || schema.near_section(section).is_some() {
+                continue;
+            }
+            match out
+                .iter_mut()
+                .find(|i| i.name.eq_ignore_ascii_case(section))
+            {
+                Some(known) => {
+                    let origin = s.origin.to_string();
+                    if !known.origins.contains(&origin) {
+                        known.origins.push(origin);
+                    }
+                }
+                None => out.push(IgnoredSection {
+                    name: section.to_string(),
+                    origins: vec![s.origin.to_string()],
+                }),
+            }
+        }
+        out
     }
 
     pub fn dir(&self) -> &Path {
@@ -494,6 +568,23 @@ impl Schema {
         })
     }
 
+    /// The owned top-level section `section` is a near miss of (edit distance 1 or 2, case-insensitive,
+    /// names of 5 characters or more), e.g. `IdentityServr` -> `IdentityServer`.
+    pub fn near_section(&self, section: &str) -> Option<String> {
+        if section.chars().count() < 5 {
+            return None;
+        }
+        let lower = section.to_lowercase();
+        self.patterns
+            .iter()
+            .filter_map(|p| p.split(':').next())
+            .filter(|owned| owned.chars().count() >= 5)
+            .map(|owned| (levenshtein(&owned.to_lowercase(), &lower), owned))
+            .filter(|(d, _)| (1..=2).contains(d))
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, owned)| owned.to_string())
+    }
+
     pub fn knows(&self, path: &str) -> bool {
         self.patterns.iter().any(|p| matches(p, path))
     }
@@ -643,6 +734,46 @@ mod tests {
             "{}",
             err[0]
         );
+    }
+
+    #[test]
+    fn other_softwares_sections_are_ignored_but_owned_sections_stay_strict() {
+        let dir = tempdir();
+        std::fs::write(
+            dir.join("appsettings.json"),
+            r#"{"Connections":{"UsercubeDatabase":"data source=.;Password=x"},"License":"abc",
+               "Scheduler":{"Enabled":true},
+               "IdentityServer":{"X509KeyFilePath":"a.pfx","X509KeyFilePasword":"x"},
+               "Urlz":"https://localhost:1","IdentityServr":{"X509KeyFilePath":"b.pfx"}}"#,
+        )
+        .expect("write");
+        let c = Config::load(&dir, "appsettings", true, &[], &schema()).expect("load");
+        let errors: Vec<String> = c
+            .check_unknown(&schema())
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].contains("`IdentityServer:X509KeyFilePasword`")
+                && errors[0].contains("did you mean `IdentityServer:X509KeyFilePassword`"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].contains("`IdentityServr`")
+                && errors[1].contains("did you mean the section `IdentityServer`"),
+            "{errors:?}"
+        );
+        let ignored = c.ignored_sections(&schema());
+        let names: Vec<&str> = ignored.iter().map(|i| i.name.as_str()).collect();
+        // `Urlz` is too short to call a near miss of `Urls`: it is listed, not refused.
+        assert_eq!(names, vec!["Connections", "License", "Scheduler", "Urlz"]);
+        let line = describe_ignored(&ignored, "server").expect("some");
+        assert!(
+            line.starts_with("ignored: not used by this server: Connections (in "),
+            "{line}"
+        );
+        assert!(!line.contains("Password=x"), "{line}");
     }
 
     #[test]

@@ -128,8 +128,9 @@ impl Clients {
                     Ok(hash) => Some(hash),
                     Err(e) => {
                         errors.push(format!(
-                            "{at}: OpenIdClient `{}`: HashedSecret is unusable: {e}",
-                            c.identifier
+                            "{at}: OpenIdClient `{}`: HashedSecret is unusable: {e}{}",
+                            c.identifier,
+                            typo_notes(&warnings, &at, &c.identifier)
                         ));
                         continue;
                     }
@@ -149,8 +150,9 @@ impl Clients {
                 && !rules.keys_elsewhere
             {
                 errors.push(format!(
-                    "{at}: OpenIdClient `{}` has no HashedSecret and no Thumbprints: hash a secret with `new-openid-secret`, or register the client's key (Thumbprints=\"<what `ids-keytool thumbprint` prints>\", or its public key in AccessControl:AuthorizedClientsPath)",
-                    c.identifier
+                    "{at}: OpenIdClient `{}` has no HashedSecret and no Thumbprints: hash a secret with `new-openid-secret`, or register the client's key (Thumbprints=\"<what `ids-keytool thumbprint` prints>\", or its public key in AccessControl:AuthorizedClientsPath){}",
+                    c.identifier,
+                    typo_notes(&warnings, &at, &c.identifier)
                 ));
                 continue;
             }
@@ -201,6 +203,18 @@ impl Clients {
             warnings,
         ))
     }
+}
+
+/// The unknown-attribute warnings of the element at `at` (`file:line:column`), as a note for the error
+/// they probably cause: `HashedSecrte="..."` is why the client "has no HashedSecret".
+fn typo_notes(warnings: &[String], at: &str, identifier: &str) -> String {
+    let prefix = format!("{at}: OpenIdClient `{identifier}`: ");
+    warnings
+        .iter()
+        .filter_map(|w| w.strip_prefix(&prefix))
+        .filter(|w| w.starts_with("unknown attribute"))
+        .map(|w| format!("; note: {w}"))
+        .collect()
 }
 
 /// What identifies the state of the XML folder: each file's path, size and modification time.

@@ -53,7 +53,10 @@ pub struct Loaded {
 /// Loads certificates and the access-control XML, collecting every problem.
 pub fn load(settings: &Settings, now: i64) -> Result<Loaded, Vec<String>> {
     let mut errors = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> =
+        ids_config::describe_ignored(&settings.ignored_sections, "server")
+            .into_iter()
+            .collect();
     let keys = match Keys::load(settings, now, &mut warnings) {
         Ok(k) => Some(k),
         Err(es) => {
@@ -540,6 +543,7 @@ fn app_state(
     })
     .map_err(|e| e.to_string())?;
     Ok(http::AppState {
+        clock: settings.clock.clone(),
         tokens: TokenService {
             clients: Arc::new(access_control::LiveClients::new(
                 clients,
@@ -556,12 +560,16 @@ fn app_state(
             scopes: settings.scopes.clone(),
             authorities,
             keys: Arc::new(authorized_keys),
-            // At most 1,000,000 live assertions (~60 MiB), 100,000 of one client: an entry lives until
-            // its assertion's exp + 30 s (90 s for the agent's 60 s assertions), so one client may
-            // authenticate ~1,100 times a second and all together ~11,000, above the signing ceiling.
+            // The memory bound (docs/performance.md, "Replay cache"): at most 1,000,000 live
+            // assertions (~60 MiB), 100,000 of one client. An entry lives until its assertion's exp +
+            // 30 s, at most MaxClientAssertionLifetimeSeconds + 30 s: one client may authenticate
+            // 100,000 / (lifetime + 30) times a second (~1,100/s with the agent's 60 s assertions,
+            // ~27/s with 1-hour ones) and all clients together 10 times that; beyond, the client gets
+            // temporarily_unavailable, never a replay accepted.
             replay: Arc::new(oauth::client_keys::MemoryReplayCache::new(
                 1_000_000, 100_000,
             )),
+            max_assertion_lifetime: settings.max_client_assertion_lifetime.as_secs() as i64,
             client_authorities,
             assertion_audiences,
         },
@@ -601,6 +609,21 @@ pub fn open_deliveries(
 fn authority(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     rest.split('/').next().unwrap_or(rest).to_string()
+}
+
+/// The server's time source, in Unix seconds: the system clock, or a test's (DESIGN.md 7.6).
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        unix_now()
+    }
 }
 
 /// Current Unix time in seconds.

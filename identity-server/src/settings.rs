@@ -1,7 +1,10 @@
 //! Server settings: `appsettings.json` keys (DESIGN.md section 4) -> a validated [`Settings`].
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::{Clock, SystemClock};
 
 use ids_config::appsettings::{aliased, base_url, file_with_password, reject_windows_store, take};
 use ids_config::{Config, ConfigError, Origin, Schema, invalid};
@@ -30,6 +33,7 @@ pub const KEYS: &[&str] = &[
     "IdentityServer:SecretCacheSize",
     "IdentityServer:HashConcurrency",
     "IdentityServer:FailedAuthenticationsPerMinute",
+    "IdentityServer:MaxClientAssertionLifetimeSeconds",
     "Kestrel:Certificates:Default:Path",
     "Kestrel:Certificates:Default:Password",
     "Kestrel:Certificates:Default:Subject",
@@ -92,6 +96,11 @@ pub struct Settings {
     pub hash_concurrency: usize,
     /// Failed authentications per minute allowed per client and per source address before 429.
     pub failed_authentications_per_minute: u32,
+    /// `IdentityServer:MaxClientAssertionLifetimeSeconds`: the longest `exp - now` of a `private_key_jwt`
+    /// assertion (default 3600, what Authlib and Okta-style clients sign by default).
+    pub max_client_assertion_lifetime: Duration,
+    /// The server's time source (the system clock; tests inject one).
+    pub clock: Arc<dyn Clock>,
     /// `EncryptionCertificate`: deliveries are stored encrypted for it (no certificate, no deliveries).
     pub encryption_certificate: Option<CertificateFile>,
     /// `EncryptionCertificate:EncryptFile` as set (deliveries are encrypted either way).
@@ -107,6 +116,9 @@ pub struct Settings {
     pub client_certificate_authorities: Vec<PathBuf>,
     /// `IdentityServer:ExpiryWarningDays`: `check` and start-up warn about certificates expiring sooner.
     pub expiry_warning_days: u64,
+    /// Top-level sections of other software in the same files (`Connections`, `License`...), listed
+    /// once at start-up and by `check` as not used by this server.
+    pub ignored_sections: Vec<ids_config::IgnoredSection>,
 }
 
 /// Whether the server asks for TLS client certificates (RFC 8705).
@@ -421,6 +433,17 @@ impl Settings {
         )
         .unwrap_or(30);
 
+        let max_assertion_lifetime = take(
+            &mut errors,
+            config.u64_in(
+                "IdentityServer:MaxClientAssertionLifetimeSeconds",
+                ids_crypto::jwt::assertion::DEFAULT_MAX_ASSERTION_LIFETIME_SECS as u64,
+                1,
+                86_400,
+            ),
+        )
+        .unwrap_or(ids_crypto::jwt::assertion::DEFAULT_MAX_ASSERTION_LIFETIME_SECS as u64);
+
         let authorized_clients_path = config
             .path("AccessControl:AuthorizedClientsPath")
             .filter(|p| !p.as_os_str().is_empty());
@@ -486,6 +509,8 @@ impl Settings {
             secret_cache_size: cache_size as usize,
             hash_concurrency: concurrency as usize,
             failed_authentications_per_minute: failed as u32,
+            max_client_assertion_lifetime: Duration::from_secs(max_assertion_lifetime),
+            clock: Arc::new(SystemClock),
             encryption_certificate,
             encrypt_file,
             deliveries,
@@ -493,6 +518,7 @@ impl Settings {
             client_certificates,
             client_certificate_authorities,
             expiry_warning_days,
+            ignored_sections: config.ignored_sections(&schema),
         })
     }
 }

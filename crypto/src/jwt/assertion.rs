@@ -21,8 +21,11 @@ use crate::{Certificate, Jwk, PublicKey, SigningKey, b64, jwk};
 
 /// `client_assertion_type` of a JWT client assertion (RFC 7523 section 2.2).
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// Longest lifetime (`exp` minus now) the server accepts: assertions are meant for one request.
-pub const MAX_ASSERTION_LIFETIME_SECS: i64 = 300;
+/// Default longest lifetime (`exp` minus now) the server accepts. Assertions are meant for one request,
+/// but mainstream client libraries sign them for an hour by default (Authlib's `PrivateKeyJWT`, Okta's
+/// SDKs): refusing those would make `private_key_jwt` fail with default client settings. The `jti`
+/// replay cache keeps each assertion until its `exp`, so a longer lifetime costs memory, not safety.
+pub const DEFAULT_MAX_ASSERTION_LIFETIME_SECS: i64 = 3600;
 /// Lifetime of the assertions the agent makes.
 pub const ASSERTION_LIFETIME_SECS: i64 = 60;
 /// Largest assertion accepted (an RSA-4096 key in the header makes ~2 KiB).
@@ -64,9 +67,9 @@ pub enum AssertionError {
     #[error("the client assertion expired at {exp} (now {now})")]
     Expired { exp: i64, now: i64 },
     #[error(
-        "the client assertion is valid until {exp}, more than {MAX_ASSERTION_LIFETIME_SECS} s from now ({now}); make short-lived assertions"
+        "the client assertion is valid until {exp}, more than {max} s from now ({now}); make shorter-lived assertions or raise IdentityServer:MaxClientAssertionLifetimeSeconds"
     )]
-    TooLong { exp: i64, now: i64 },
+    TooLong { exp: i64, now: i64, max: i64 },
     #[error("the client assertion is not valid before {nbf} (now {now})")]
     NotYetValid { nbf: i64, now: i64 },
     #[error("the client assertion with jti \"{0}\" was already used (replay)")]
@@ -288,13 +291,14 @@ impl VerifiedAssertion {
     /// RFC 7523 section 3: `iss` and `sub` are the client id (any spelling in `client_ids`, e.g.
     /// `Job` and `Job@host:port`; the first is the one named in messages), `aud` names this server (any of
     /// `audiences`: its token endpoint or its issuer), `exp` is in the future but at most
-    /// [`MAX_ASSERTION_LIFETIME_SECS`] away, `nbf`/`iat` are not in the future, `jti` is present.
+    /// `max_lifetime` seconds away (plus `leeway`), `nbf`/`iat` are not in the future, `jti` is present.
     pub fn check(
         &self,
         client_ids: &[String],
         audiences: &[String],
         now: i64,
         leeway: i64,
+        max_lifetime: i64,
     ) -> Result<AssertionClaims, AssertionError> {
         let client_id = client_ids.first().map_or("", String::as_str);
         for claim in ["iss", "sub"] {
@@ -335,8 +339,12 @@ impl VerifiedAssertion {
         if now >= exp.saturating_add(leeway) {
             return Err(AssertionError::Expired { exp, now });
         }
-        if exp > now.saturating_add(MAX_ASSERTION_LIFETIME_SECS + leeway) {
-            return Err(AssertionError::TooLong { exp, now });
+        if exp > now.saturating_add(max_lifetime.saturating_add(leeway)) {
+            return Err(AssertionError::TooLong {
+                exp,
+                now,
+                max: max_lifetime,
+            });
         }
         for claim in ["nbf", "iat"] {
             if let Some(t) = self.date(claim)?
@@ -463,7 +471,7 @@ mod tests {
             let claims = parsed
                 .verify(&public)
                 .unwrap()
-                .check(&["Poller2".to_string()], &audiences(), 1010, 30)
+                .check(&["Poller2".to_string()], &audiences(), 1010, 30, 300)
                 .unwrap();
             assert_eq!(claims.expires_at, 1000 + ASSERTION_LIFETIME_SECS);
             assert!(!claims.jti.is_empty());
@@ -478,7 +486,7 @@ mod tests {
                 .unwrap()
                 .verify(&public)
                 .unwrap()
-                .check(&[client.to_string()], &audiences(), now, 30)
+                .check(&[client.to_string()], &audiences(), now, 30, 300)
         };
         let token = s.sign("Poller2", AUD, 1000).unwrap();
         assert!(matches!(
@@ -507,7 +515,7 @@ mod tests {
     fn long_lived_and_forged_assertions_are_refused() {
         let (s, public, _) = signer(KeyKind::Rsa2048);
         let (_, other_public, _) = signer(KeyKind::Rsa2048);
-        // Hand-made: exp an hour away.
+        // Hand-made: exp an hour away (Authlib's default), accepted up to the configured lifetime only.
         let header = b64::url(br#"{"alg":"RS256","typ":"JWT"}"#);
         let claims = serde_json::json!({"iss":"c","sub":"c","aud":AUD,"jti":"x","exp":4600});
         let payload = b64::url(claims.to_string().as_bytes());
@@ -519,8 +527,22 @@ mod tests {
             .verify(&public)
             .unwrap();
         assert!(matches!(
-            verified.check(&["c".to_string()], &audiences(), 1000, 30),
-            Err(AssertionError::TooLong { .. })
+            verified.check(&["c".to_string()], &audiences(), 1000, 30, 300),
+            Err(AssertionError::TooLong { max: 300, .. })
+        ));
+        let claims = verified
+            .check(
+                &["c".to_string()],
+                &audiences(),
+                1000,
+                30,
+                DEFAULT_MAX_ASSERTION_LIFETIME_SECS,
+            )
+            .expect("a 1-hour assertion is accepted by default");
+        assert_eq!(claims.expires_at, 4600);
+        assert!(matches!(
+            verified.check(&["c".to_string()], &audiences(), 1000 - 100, 30, 3600),
+            Err(AssertionError::TooLong { max: 3600, .. })
         ));
         // Another key's signature does not verify.
         let token = s.sign("c", AUD, 1000).unwrap();

@@ -60,7 +60,7 @@ fn caller(
         authorization,
         certificate.leaf(),
         &clients,
-        crate::unix_now(),
+        state.clock.now(),
     )?;
     let deliveries = state.deliveries.clone().map_err(DeliveryError::Disabled)?;
     let agent = headers

@@ -54,6 +54,8 @@ pub const MAX_TOKEN_BODY: usize = 16 * 1024;
 /// Shared state of the handlers.
 #[derive(Debug)]
 pub struct AppState {
+    /// The server's time source.
+    pub clock: Arc<dyn crate::Clock>,
     pub tokens: TokenService,
     /// Pre-rendered discovery document and JWKS.
     pub discovery: String,
@@ -125,7 +127,7 @@ async fn token(
             authorization,
             certificate.0.as_ref(),
             peer.ip(),
-            crate::unix_now(),
+            state.clock.now(),
         )
         .await
     {

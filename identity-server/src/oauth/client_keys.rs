@@ -29,6 +29,10 @@ pub enum KeyRejection {
         "the presented key {presented} is not registered for this client (add it to Thumbprints in the XML or to the authorized-clients folder)"
     )]
     UnregisteredKey { presented: String },
+    #[error(
+        "the client is registered by Thumbprints only and the assertion carries no key (no `jwk` or `x5c` header; {presented}): a thumbprint can only check a key the assertion carries, which most client libraries do not send; put the client's public key or certificate in the authorized-clients folder (AccessControl:AuthorizedClientsPath, as `{client}.pem`) instead"
+    )]
+    ThumbprintWithoutKey { client: String, presented: String },
     #[error("{0}")]
     Assertion(#[from] AssertionError),
     #[error("no client certificate was presented and no other credentials were sent")]
@@ -174,13 +178,14 @@ pub fn authenticate_assertion(
     keys: &[AuthorizedKey],
     audiences: &[String],
     replay: &dyn ReplayCache,
+    max_lifetime: i64,
     now: i64,
 ) -> Result<(), KeyRejection> {
     let public = registered_key(&assertion, client, keys)?;
     let verified = assertion.verify(&public)?;
     let mut names = vec![client.identifier.clone()];
     names.extend(spellings.iter().cloned());
-    let claims = verified.check(&names, audiences, now, LEEWAY)?;
+    let claims = verified.check(&names, audiences, now, LEEWAY, max_lifetime)?;
     if !replay.first_use(&client.identifier, &claims.jti, claims.expires_at, now)? {
         return Err(AssertionError::Replayed(claims.jti).into());
     }
@@ -207,6 +212,14 @@ fn registered_key(
         }
         return Err(KeyRejection::UnregisteredKey {
             presented: embedded.thumbprint.clone(),
+        });
+    }
+    if keys.is_empty() && !client.thumbprints.is_empty() {
+        return Err(KeyRejection::ThumbprintWithoutKey {
+            client: client.identifier.clone(),
+            presented: assertion
+                .kid()
+                .map_or_else(|| "no kid".to_string(), |kid| format!("kid {kid}")),
         });
     }
     if let Some(kid) = assertion.kid() {

@@ -40,6 +40,8 @@ pub struct TokenService {
     pub client_authorities: Option<ClientAuthorities>,
     /// What a client assertion's `aud` may be: the token endpoint URLs and the issuer.
     pub assertion_audiences: Vec<String>,
+    /// `IdentityServer:MaxClientAssertionLifetimeSeconds`.
+    pub max_assertion_lifetime: i64,
 }
 
 impl TokenService {
@@ -181,6 +183,7 @@ impl TokenService {
             keys.of(&id),
             &self.assertion_audiences,
             self.replay.as_ref(),
+            self.max_assertion_lifetime,
             now,
         )
         .map_err(|reason| {

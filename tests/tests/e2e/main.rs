@@ -13,6 +13,7 @@ mod cli;
 mod client_keys;
 mod config_errors;
 mod deliveries;
+mod drop_in;
 mod keytool;
 mod oidc_client;
 mod pinning;

@@ -140,8 +140,29 @@ impl Deployment {
         self.start_with("127.0.0.1:0", client).await
     }
 
+    /// Starts the real server with the test's clock.
+    pub async fn start_with_clock(&self, clock: std::sync::Arc<TestClock>) -> Server {
+        let mut settings = self.load_settings().expect("valid settings");
+        settings.clock = clock;
+        self.start_settings(
+            settings,
+            "127.0.0.1:0",
+            https_client(&self.path().join("ca.crt")),
+        )
+        .await
+    }
+
     async fn start_with(&self, addr: &str, client: reqwest::Client) -> Server {
         let settings = self.load_settings().expect("valid settings");
+        self.start_settings(settings, addr, client).await
+    }
+
+    async fn start_settings(
+        &self,
+        settings: identity_server::Settings,
+        addr: &str,
+        client: reqwest::Client,
+    ) -> Server {
         let listener = std::net::TcpListener::bind(addr).expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
@@ -223,6 +244,41 @@ impl Server {
             assert!(result.is_ok(), "server error: {result:?}");
         }
     }
+}
+
+/// A clock the test moves (the server's `Settings::clock`).
+#[derive(Debug)]
+pub struct TestClock(std::sync::atomic::AtomicI64);
+
+impl TestClock {
+    pub fn new(now: i64) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(TestClock(std::sync::atomic::AtomicI64::new(now)))
+    }
+
+    pub fn advance(&self, seconds: i64) {
+        self.0
+            .fetch_add(seconds, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl identity_server::Clock for TestClock {
+    fn now(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Whether `python3` can import `module`; when not, says the test is skipped and why.
+pub fn python_with(module: &str, test: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "SKIPPED {test}: python3 with the `{module}` package is not installed (pip install {module}; .ci/run installs it)"
+        );
+    }
+    ok
 }
 
 /// Verifies `token` against the server's JWKS with jsonwebtoken (an independent implementation).

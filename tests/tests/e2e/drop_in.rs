@@ -1,0 +1,246 @@
+//! Drop-in for existing deployments: the vendor's whole `appsettings.json`, XML typos that point at the
+//! typo.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::{Deployment, binary, code};
+
+/// The sections a real Usercube / Identity Manager server `appsettings.json` carries besides the ones this
+/// server reads (their values are made up, their shapes are the vendor's).
+fn vendor_sections() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "Connections",
+            json!({ "UsercubeDatabase": "data source=.;Database=Usercube;User Id=usercube;Password=db-password-77;Min Pool Size=10;encrypt=false;" }),
+        ),
+        (
+            "License",
+            json!(
+                "{\"LicensedTo\":\"Acme\",\"ValidTo\":\"20271231\",\"IsValidationLicense\":\"true\"}/signature"
+            ),
+        ),
+        (
+            "Authentication",
+            json!({ "RequireHttpsMetadata": false, "AllowLocalLogin": true, "AllowedRedirectUris": ["https://ids.example.com"] }),
+        ),
+        (
+            "DataProtection",
+            json!({ "KeysPath": "../DataProtectionKeys" }),
+        ),
+        (
+            "Scheduler",
+            json!({ "Enabled": true, "SchedulerRefreshIntervalInSeconds": 30 }),
+        ),
+        ("Jobs", json!({ "MaxTaskBatchSize": 5000 })),
+        (
+            "Cors",
+            json!({ "AllowAnyHeader": true, "AllowAnyMethod": true, "AllowedOrigins": ["https://localhost:5000"] }),
+        ),
+        ("TempFolderPath", json!("../Temp")),
+        ("WorkFolderPath", json!("../Work")),
+    ]
+}
+
+fn check(dir: &std::path::Path) -> std::process::Output {
+    Command::new(binary("identity-server"))
+        .args(["check", "--config-dir"])
+        .arg(dir)
+        .output()
+        .expect("run identity-server check")
+}
+
+#[tokio::test]
+async fn the_vendors_whole_appsettings_is_accepted_and_its_other_sections_listed() {
+    let mut d = Deployment::new();
+    for (key, value) in vendor_sections() {
+        d.set(key, value);
+    }
+    d.write();
+    let out = check(d.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 0, "{stdout}\n{stderr}");
+    let ignored: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("ignored: not used by this server"))
+        .collect();
+    assert_eq!(ignored.len(), 1, "listed once: {stdout}");
+    for (section, _) in vendor_sections() {
+        assert!(ignored[0].contains(section), "{section} in {}", ignored[0]);
+    }
+    assert!(!stdout.contains("db-password-77") && !stderr.contains("db-password-77"));
+
+    // The server starts with it.
+    let server = d.start().await;
+    let response = server
+        .client
+        .post(server.url("/connect/token"))
+        .basic_auth("Job", Some(crate::support::JOB_SECRET))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(response.status(), 200);
+
+    // Keys inside the sections this server owns stay strict, with the hint.
+    d.set("IdentityServer.X509KeyFilePasword", json!("x"));
+    d.write();
+    let out = check(d.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 2, "{stderr}");
+    assert!(
+        stderr.contains("IdentityServer:X509KeyFilePasword")
+            && stderr.contains("did you mean `IdentityServer:X509KeyFilePassword`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_misspelt_section_of_this_server_is_an_error_with_a_hint() {
+    let mut d = Deployment::new();
+    d.set("Deliverys", json!({ "MaxFileSizeMiB": 10 }));
+    d.write();
+    let out = check(d.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 2, "{stderr}");
+    assert!(
+        stderr.contains("`Deliverys`") && stderr.contains("did you mean the section `Deliveries`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_xml_typo_is_named_in_the_error_it_causes() {
+    let d = Deployment::new();
+    d.write_xml(
+        "typo.xml",
+        r#"<ConfigurationFile>
+  <OpenIdClient Identifier="Typo" HashedSecrte="K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=" Profile="Administrator" />
+</ConfigurationFile>
+"#,
+    );
+    d.write();
+    let out = check(d.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(code(&out), 0, "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("OpenIdClient `Typo`"))
+        .unwrap_or_else(|| panic!("no error for the client: {stderr}"));
+    assert!(
+        line.contains("has no HashedSecret")
+            && line.contains("unknown attribute `HashedSecrte`")
+            && line.contains("did you mean `HashedSecret`"),
+        "{line}"
+    );
+}
+
+/// What a Python service does with Authlib's documented `private_key_jwt` recipe, all defaults: it signs
+/// a 1-hour assertion (RS256, no `kid`, no key in the header). Prints the request body it sent, then the
+/// token response.
+const AUTHLIB_CLIENT: &str = r#"
+import sys, json
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
+
+client_id, key_file, token_endpoint, ca = sys.argv[1:5]
+session = OAuth2Session(client_id, open(key_file).read(), token_endpoint_auth_method="private_key_jwt")
+session.register_client_auth_method(PrivateKeyJWT(token_endpoint))
+sent = []
+session.hooks["response"].append(lambda r, *a, **k: sent.append(r.request.body))
+try:
+    token = session.fetch_token(token_endpoint, grant_type="client_credentials", verify=ca)
+    print(json.dumps({"sent": sent[-1], "token": token}))
+except Exception as e:
+    print(json.dumps({"sent": sent[-1] if sent else None, "error": str(e)}))
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authlib_private_key_jwt_with_default_settings_and_replay_59_minutes_later() {
+    if !crate::support::python_with("authlib", "authlib_private_key_jwt") {
+        return;
+    }
+    let mut d = Deployment::new();
+    let dir = d.path().to_path_buf();
+    let key = dir.join("authlib-client.key");
+    let folder = dir.join("authorized_clients");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    crate::keytool::openssl(
+        &dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            &key.display().to_string(),
+        ],
+    );
+    crate::keytool::openssl(
+        &dir,
+        &[
+            "pkey",
+            "-in",
+            &key.display().to_string(),
+            "-pubout",
+            "-out",
+            &folder.join("PyService.pem").display().to_string(),
+        ],
+    );
+    d.write_xml(
+        "python.xml",
+        r#"<ConfigurationFile><OpenIdClient Identifier="PyService" Profile="Administrator" /></ConfigurationFile>"#,
+    );
+    d.set(
+        "AccessControl.AuthorizedClientsPath",
+        json!("authorized_clients"),
+    );
+    d.write();
+    let clock = crate::support::TestClock::new(identity_server::unix_now());
+    let server = d.start_with_clock(clock.clone()).await;
+    let endpoint = server.url("/connect/token");
+
+    let out = Command::new("python3")
+        .args(["-c", AUTHLIB_CLIENT, "PyService"])
+        .arg(&key)
+        .arg(&endpoint)
+        .arg(dir.join("ca.crt"))
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(
+        result["token"]["access_token"].is_string(),
+        "Authlib with its defaults gets a token: {result}"
+    );
+    let sent = result["sent"].as_str().expect("request body");
+    let assertion = sent
+        .split('&')
+        .find_map(|p| p.strip_prefix("client_assertion="))
+        .expect("client_assertion in the body");
+    let claims: Value = serde_json::from_slice(
+        &ids_crypto::b64::url_decode(assertion.split('.').nth(1).expect("payload")).expect("b64"),
+    )
+    .expect("claims");
+    let lifetime = claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat");
+    assert_eq!(lifetime, 3600, "Authlib's default lifetime: {claims}");
+
+    // 59 minutes later the same assertion is still within its exp: it is refused as a replay.
+    clock.advance(59 * 60);
+    let replay = server
+        .token_post(&[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                ids_crypto::jwt::assertion::ASSERTION_TYPE,
+            ),
+            ("client_assertion", assertion),
+        ])
+        .await;
+    assert_eq!(replay.status(), 401, "a replay 59 minutes later is refused");
+    server.stop().await;
+}
