@@ -1,6 +1,7 @@
 //! `agent`: get a token, verify a token, check the agent's configuration, encrypt or decrypt files.
 //!
-//! Exit codes: 0 success, 1 usage, 2 configuration, 3 server unreachable or failing, 4 TLS trust,
+//! Exit codes: 0 success, 1 failure not listed below, 2 usage or configuration error (the same
+//! convention as `identity-server`, `new-openid-secret` and `ids-keytool`), 3 server unreachable or failing, 4 TLS trust,
 //! 5 credentials rejected, 6 invalid token or unexpected answer, 7 file encrypted for another
 //! certificate, 8 file damaged, truncated or modified, 9 file unreadable, unwritable or not encrypted,
 //! 10 delivery refused by the server (not allowed, too large, id already used for another file).
@@ -21,7 +22,8 @@ use ids_crypto::pfx::{Pfx, public_certificate_from_file};
 #[derive(Parser)]
 #[command(
     version,
-    about = "Agent of the identity server: client-credentials tokens over HTTPS, verified with the server's public key"
+    about = "Agent of the identity server: client-credentials tokens over HTTPS, verified with the server's public key",
+    after_help = "Exit codes: 0 success, 1 failure at run time, 2 usage or configuration error (as identity-server, new-openid-secret and ids-keytool), 3 server unreachable or failing, 4 TLS, 5 credentials refused, 6 invalid token or answer, 7 file for another certificate, 8 file damaged, 9 file unreadable or unwritable, 10 delivery refused."
 )]
 struct Cli {
     /// Folder holding appsettings.json and appsettings.agent.json.
@@ -146,14 +148,18 @@ enum Command {
     },
 }
 
+/// The command line or the configuration is wrong.
+const EXIT_USAGE: u8 = 2;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            // --help and --version are not errors; a usage error is exit code 1 (2 means configuration).
+            // --help and --version are not errors; a usage error is exit code 2, as a configuration
+            // error is (the operator has something to change), in every tool of the product.
             let _ = e.print();
             return if e.use_stderr() {
-                ExitCode::FAILURE
+                ExitCode::from(EXIT_USAGE)
             } else {
                 ExitCode::SUCCESS
             };
@@ -441,7 +447,8 @@ async fn check(dir: &Path, offline: bool, expiry_days: u64) -> u8 {
         match line {
             Line::Ok(t) => print_line(&format!("ok: {t}")),
             Line::Warning(t) => print_line(&format!("warning: {t}")),
-            Line::Error(t) => print_line(&format!("error: {t}")),
+            // Errors on standard error, results on standard output (as every command does).
+            Line::Error(t) => eprintln!("error: {t}"),
         }
     }
     if report.exit_code == 0 {
@@ -770,7 +777,7 @@ fn progress_bar(file: &Path, len: u64) -> indicatif::ProgressBar {
 async fn push(dir: &Path, files: &[PathBuf], id: Option<String>, name: Option<String>) -> u8 {
     if files.len() > 1 && (id.is_some() || name.is_some()) {
         eprintln!("error: --id and --name apply to one file; push the files one by one");
-        return 1;
+        return EXIT_USAGE;
     }
     let (session, agent) = match agent(dir) {
         Ok(pair) => pair,

@@ -1,4 +1,8 @@
 //! `identity-server`: serve, check the configuration, or start a development quick start.
+//!
+//! Exit codes (the same convention as `agent`, `new-openid-secret` and `ids-keytool`): 0 success, 1 a
+//! failure at run time (a port in use, a file that cannot be written...), 2 the command line or the
+//! configuration is wrong (every problem is listed, each naming its file and key).
 
 use std::io::Write as _;
 use std::net::TcpListener;
@@ -11,9 +15,14 @@ use identity_server::{Settings, quickstart};
 #[derive(Parser)]
 #[command(
     version,
-    about = "OpenID Connect identity server: client-credentials tokens signed with a PFX certificate"
+    about = "OpenID Connect identity server: client-credentials tokens signed with a PFX certificate",
+    after_help = "Exit codes: 0 success, 1 failure at run time, 2 usage or configuration error."
 )]
 struct Cli {
+    /// Folder holding appsettings.json (relative paths in it resolve against this folder); accepted
+    /// before or after the subcommand. Default: the current folder (quickstart: ids-quickstart).
+    #[arg(long, global = true, value_name = "DIR", env = "IDS_CONFIG_DIR")]
+    config_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -22,17 +31,12 @@ struct Cli {
 enum Command {
     /// Serve HTTPS with the configuration in --config-dir.
     Serve {
-        /// Folder holding appsettings.json (relative paths in it resolve against this folder).
-        #[arg(long, default_value = ".")]
-        config_dir: PathBuf,
         /// Listen URL, overriding `Urls` (e.g. https://127.0.0.1:0 for any free port).
         #[arg(long)]
         urls: Option<String>,
     },
     /// Validate settings, certificates and the access-control XML; print a summary or every problem.
     Check {
-        #[arg(long, default_value = ".")]
-        config_dir: PathBuf,
         /// Warn about certificates that expire within this many days (default:
         /// IdentityServer:ExpiryWarningDays, 30).
         #[arg(long, value_name = "DAYS")]
@@ -45,8 +49,9 @@ enum Command {
     },
     /// Generate development certificates, settings and a demo client (never overwriting), then serve.
     Quickstart {
-        #[arg(long, default_value = "ids-quickstart")]
-        dir: PathBuf,
+        /// Old spelling of --config-dir (the folder to create or reuse, default ids-quickstart).
+        #[arg(long, value_name = "DIR", conflicts_with = "config_dir")]
+        dir: Option<PathBuf>,
         /// Listen URL (default https://localhost:5001); written to a new appsettings.json, and overriding
         /// `Urls` of an existing one.
         #[arg(long)]
@@ -58,8 +63,6 @@ enum Command {
 enum DeliveriesCommand {
     /// List the deliveries in Deliveries:DataFolder, oldest first.
     List {
-        #[arg(long, default_value = ".")]
-        config_dir: PathBuf,
         /// One JSON document instead of a table.
         #[arg(long)]
         json: bool,
@@ -68,8 +71,6 @@ enum DeliveriesCommand {
     Export {
         /// The delivery id (see `deliveries list`).
         id: String,
-        #[arg(long, default_value = ".")]
-        config_dir: PathBuf,
         /// Output file, or folder for the delivered name (default: the delivered name here).
         #[arg(short, long, conflicts_with = "stdout")]
         output: Option<PathBuf>,
@@ -82,6 +83,31 @@ enum DeliveriesCommand {
     },
 }
 
+/// Why a command failed, and the exit code that says which kind of failure it is.
+struct Failure {
+    code: u8,
+    problems: Vec<String>,
+}
+
+/// The command line or the configuration is wrong: exit code 2.
+const EXIT_CONFIG: u8 = 2;
+
+impl Failure {
+    fn config(problems: Vec<String>) -> Self {
+        Failure {
+            code: EXIT_CONFIG,
+            problems,
+        }
+    }
+}
+
+/// Anything else (I/O, a busy port, the runtime): exit code 1.
+impl From<Vec<String>> for Failure {
+    fn from(problems: Vec<String>) -> Self {
+        Failure { code: 1, problems }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -92,34 +118,48 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let config_dir = cli.config_dir.unwrap_or_else(|| PathBuf::from("."));
     let result = match cli.command {
-        Command::Serve { config_dir, urls } => serve(&config_dir, urls.as_deref(), None, None),
-        Command::Check {
-            config_dir,
-            expiry_days,
-        } => check(&config_dir, expiry_days),
-        Command::Quickstart { dir, urls } => quickstart(&dir, urls.as_deref()),
-        Command::Deliveries { command } => deliveries(command),
+        Command::Serve { urls } => serve(&config_dir, urls.as_deref(), None, None),
+        Command::Check { expiry_days } => check(&config_dir, expiry_days),
+        Command::Quickstart { dir, urls } => {
+            let dir = dir
+                .or(cli_dir_given(&config_dir))
+                .unwrap_or_else(|| PathBuf::from("ids-quickstart"));
+            quickstart(&dir, urls.as_deref())
+        }
+        Command::Deliveries { command } => deliveries(&config_dir, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(problems) => {
-            for p in problems {
+        Err(failure) => {
+            for p in failure.problems {
                 eprintln!("error: {p}");
             }
-            ExitCode::FAILURE
+            ExitCode::from(failure.code)
         }
     }
 }
 
-fn settings(dir: &Path, urls: Option<&str>) -> Result<Settings, Vec<String>> {
-    Settings::load(dir, urls).map_err(|es| es.iter().map(ToString::to_string).collect())
+/// `--config-dir` as given (quickstart has its own default).
+fn cli_dir_given(dir: &Path) -> Option<PathBuf> {
+    (dir != Path::new(".")).then(|| dir.to_path_buf())
+}
+
+fn settings(dir: &Path, urls: Option<&str>) -> Result<Settings, Failure> {
+    Settings::load(dir, urls)
+        .map_err(|es| Failure::config(es.iter().map(ToString::to_string).collect()))
+}
+
+/// Certificates and the access-control XML: problems there are configuration errors too.
+fn load(settings: &Settings) -> Result<identity_server::Loaded, Failure> {
+    identity_server::load(settings, identity_server::unix_now()).map_err(Failure::config)
 }
 
 /// `quickstart`: bind first (a busy port must not cost the freshly generated secret), write the files, serve.
-fn quickstart(dir: &Path, urls: Option<&str>) -> Result<(), Vec<String>> {
+fn quickstart(dir: &Path, urls: Option<&str>) -> Result<(), Failure> {
     let url = urls.unwrap_or("https://localhost:5001");
-    let listen = quickstart::parse_urls(url).map_err(|e| vec![e.to_string()])?;
+    let listen = quickstart::parse_urls(url).map_err(|e| Failure::config(vec![e.to_string()]))?;
     let listener = match listen.first() {
         Some(first) if !dir.join("appsettings.json").exists() => Some(bind(&first.bind_address())?),
         _ => None,
@@ -146,10 +186,10 @@ fn serve(
     urls: Option<&str>,
     quick: Option<&quickstart::Quickstart>,
     listener: Option<TcpListener>,
-) -> Result<(), Vec<String>> {
+) -> Result<(), Failure> {
     let settings = settings(dir, urls)?;
     // Load and validate before binding so that configuration errors come first and alone.
-    let loaded = identity_server::load(&settings, identity_server::unix_now())?;
+    let loaded = load(&settings)?;
     // The first URL may come pre-bound (quickstart); bind the others.
     let mut listeners: Vec<TcpListener> = listener.into_iter().collect();
     for url in settings.urls.iter().skip(listeners.len()) {
@@ -211,7 +251,7 @@ fn serve(
             listeners,
             shutdown_signal(),
         ))
-        .map_err(|e| vec![e.to_string()])
+        .map_err(|e| vec![e.to_string()].into())
 }
 
 async fn shutdown_signal() {
@@ -237,10 +277,10 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn check(dir: &Path, expiry_days: Option<u64>) -> Result<(), Vec<String>> {
+fn check(dir: &Path, expiry_days: Option<u64>) -> Result<(), Failure> {
     let settings = settings(dir, None)?;
     let now = identity_server::unix_now();
-    let loaded = identity_server::load(&settings, now)?;
+    let loaded = load(&settings)?;
     let mut out = std::io::stdout();
     let cert = &loaded.keys.signing_certificate;
     let vars: Vec<(String, String)> = std::env::vars().collect();
@@ -420,7 +460,7 @@ fn check(dir: &Path, expiry_days: Option<u64>) -> Result<(), Vec<String>> {
 
 /// The deliveries service over the stored files, for operator commands (no clean-up: a running server
 /// may be receiving).
-fn stored_deliveries(dir: &Path) -> Result<identity_server::deliveries::Deliveries, Vec<String>> {
+fn stored_deliveries(dir: &Path) -> Result<identity_server::deliveries::Deliveries, Failure> {
     let settings = settings(dir, None)?;
     let mut warnings = Vec::new();
     // Reading back needs the key, not a valid certificate: an expired one still decrypts.
@@ -429,26 +469,27 @@ fn stored_deliveries(dir: &Path) -> Result<identity_server::deliveries::Deliveri
         identity_server::unix_now(),
         &mut warnings,
         false,
-    )?
+    )
+    .map_err(Failure::config)?
     .map_err(|_| {
-        vec![format!(
+        Failure::config(vec![format!(
             "{}: no EncryptionCertificate (File, Password): deliveries are stored encrypted for it, and read back with its key",
             dir.join("appsettings.json").display()
-        )]
+        )])
     })?;
     for w in warnings {
         eprintln!("warning: {w}");
     }
     identity_server::open_deliveries(&settings, encryption, false)
         .map(|(service, _)| service)
-        .map_err(|e| vec![e])
+        .map_err(|e| vec![e].into())
 }
 
-fn deliveries(command: DeliveriesCommand) -> Result<(), Vec<String>> {
+fn deliveries(config_dir: &Path, command: DeliveriesCommand) -> Result<(), Failure> {
     use identity_server::deliveries::DeliveryId;
     match command {
-        DeliveriesCommand::List { config_dir, json } => {
-            let records = stored_deliveries(&config_dir)?
+        DeliveriesCommand::List { json } => {
+            let records = stored_deliveries(config_dir)?
                 .list()
                 .map_err(|e| vec![e.to_string()])?;
             let mut out = std::io::stdout().lock();
@@ -483,13 +524,12 @@ fn deliveries(command: DeliveriesCommand) -> Result<(), Vec<String>> {
         }
         DeliveriesCommand::Export {
             id,
-            config_dir,
             output,
             stdout,
             force,
         } => {
-            let service = stored_deliveries(&config_dir)?;
-            let id = DeliveryId::parse(&id).map_err(|e| vec![e.to_string()])?;
+            let service = stored_deliveries(config_dir)?;
+            let id = DeliveryId::parse(&id).map_err(|e| Failure::config(vec![e.to_string()]))?;
             let record = service
                 .find_any(&id)
                 .map_err(|e| vec![format!("delivery `{}`: {e}", id.as_str())])?;

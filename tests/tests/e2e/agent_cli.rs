@@ -150,15 +150,17 @@ async fn exit_codes_tell_failures_apart() {
     a.agent_settings = json!({});
     let run = agent(&a, &["check", "--offline"], None).await;
     assert_eq!(run.code, 2, "{}", run.stdout);
+    // Errors on standard error, results on standard output, in `check` too.
     assert!(
-        run.stdout.contains("OpenId:OpenIdClients"),
+        run.stderr.contains("error:") && run.stderr.contains("OpenId:OpenIdClients"),
         "{}",
-        run.stdout
+        run.stderr
     );
+    assert!(!run.stdout.contains("error:"), "{}", run.stdout);
 
-    // 1: usage.
+    // 2 as well: usage, as in every tool of the product (and clap's default).
     let run = agent(&a, &["tokens"], None).await;
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.code, 2, "{}", run.stderr);
 
     // 3: unreachable, after the retries.
     server.stop().await;

@@ -244,3 +244,73 @@ async fn authlib_private_key_jwt_with_default_settings_and_replay_59_minutes_lat
     assert_eq!(replay.status(), 401, "a replay 59 minutes later is refused");
     server.stop().await;
 }
+
+fn run(name: &str, args: &[&str]) -> std::process::Output {
+    Command::new(binary(name))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"))
+}
+
+#[test]
+fn one_exit_code_convention_and_config_dir_anywhere() {
+    // A usage error is 2 in every tool, and every --help says so.
+    for name in [
+        "identity-server",
+        "agent",
+        "new-openid-secret",
+        "ids-keytool",
+    ] {
+        let out = run(name, &["--no-such-option"]);
+        assert_eq!(
+            code(&out),
+            2,
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "{name}: errors go to standard error");
+        let help = run(name, &["--help"]);
+        assert_eq!(code(&help), 0, "{name}");
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(
+            text.contains("Exit codes:") && text.contains("2 usage"),
+            "{name} --help: {text}"
+        );
+    }
+    let out = run("new-openid-secret", &["--client-secret", ""]);
+    assert_eq!(code(&out), 2, "an empty secret is a usage error");
+
+    // A configuration error is 2 too, in both apps, with --config-dir before or after the subcommand.
+    let mut d = Deployment::new();
+    d.set("IdentityServer.AccessTokenLifetime", json!("forever"));
+    d.write();
+    let dir = d.path().display().to_string();
+    for args in [
+        vec!["check", "--config-dir", &dir],
+        vec!["--config-dir", &dir, "check"],
+    ] {
+        let out = run("identity-server", &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("IdentityServer:AccessTokenLifetime"),
+            "{stderr}"
+        );
+    }
+    let empty = tempfile::tempdir().expect("tempdir");
+    let agent_dir = empty.path().display().to_string();
+    for args in [
+        vec!["check", "--offline", "--config-dir", &agent_dir],
+        vec!["--config-dir", &agent_dir, "check", "--offline"],
+    ] {
+        let out = run("agent", &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 2, "{args:?}: {stderr}");
+        assert!(stderr.contains("appsettings.json"), "{stderr}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("error"),
+            "errors on standard error only"
+        );
+    }
+}

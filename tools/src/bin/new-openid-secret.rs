@@ -18,7 +18,8 @@ enum HashAlgorithm {
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Hash a client secret for <OpenIdClient HashedSecret=\"...\"/>"
+    about = "Hash a client secret for <OpenIdClient HashedSecret=\"...\"/>",
+    after_help = "Exit codes: 0 success, 1 failure at run time, 2 usage error (as identity-server, agent and ids-keytool)."
 )]
 struct Cli {
     /// The secret to hash. Without it (and without --secret-stdin) a random 256-bit secret is generated.
@@ -58,7 +59,7 @@ fn main() -> ExitCode {
     };
     if secret.expose().is_empty() {
         eprintln!("error: the secret is empty");
-        return ExitCode::FAILURE;
+        return ExitCode::from(2);
     }
     let hash = match cli.algorithm {
         HashAlgorithm::Argon2id => match SecretHash::argon2id(&secret) {

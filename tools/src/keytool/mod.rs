@@ -73,7 +73,7 @@ fn cert_error(error: DevCertError) -> anyhow::Error {
     about = "Keys and certificates for the identity server and its clients: a private CA, TLS server and \
              client certificates, CSRs, PFX files, ssh-keygen-like key pairs, JWK thumbprints",
     after_help = "Passwords and passphrases are read from environment variables (--*-env VAR) or files \
-                  (--*-file F), never from the command line. Exit status: 0 ok, 2 bad input, 1 other errors."
+                  (--*-file F), never from the command line.\n\nExit codes: 0 success, 1 failure at run time, 2 usage error or bad input (as identity-server, agent and new-openid-secret)."
 )]
 pub struct Cli {
     #[command(subcommand)]
