@@ -94,6 +94,9 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Protect a password or secret setting (or every value of a JSON file) with the agent's
+    /// EncryptionCertificate, into appsettings.encrypted.agent.json, so that it need not sit in clear JSON.
+    Protect(ids_config::protected::ProtectArgs),
     /// Encrypt files for the agent's certificate (EncryptionCertificate) or the given ones: FILE ->
     /// FILE.enc (FILE.p7m with --format cms). The original is left in place.
     Encrypt {
@@ -191,6 +194,10 @@ fn main() -> ExitCode {
             } => {
                 init_logging(None, "off");
                 check(&cli.config_dir, offline, expiry_days).await
+            }
+            Command::Protect(args) => {
+                init_logging(None, "off");
+                protect(&cli.config_dir, args)
             }
             Command::Trust { forget, show } => {
                 init_logging(None, "off");
@@ -459,6 +466,38 @@ async fn check(dir: &Path, offline: bool, expiry_days: u64) -> u8 {
         });
     }
     report.exit_code
+}
+
+/// `agent protect`: encrypts settings for the agent's EncryptionCertificate.
+fn protect(dir: &Path, args: ids_config::protected::ProtectArgs) -> u8 {
+    use ids_config::protected::{self, ProtectError};
+    let schema = agent::settings::schema();
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    let config =
+        match ids_config::Config::load_plain_layers(dir, agent::settings::LAYERS, &vars, &schema) {
+            Ok(config) => config,
+            Err(errors) => {
+                for e in errors {
+                    eprintln!("error: {e}");
+                }
+                return EXIT_USAGE;
+            }
+        };
+    let request = args.request(dir, "appsettings.encrypted.agent.json");
+    match protected::run(&request, &schema, &config) {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(ProtectError::Input(m)) => {
+            eprintln!("error: {m}");
+            EXIT_USAGE
+        }
+        Err(ProtectError::Io(m)) => {
+            eprintln!("error: {m}");
+            1
+        }
+    }
 }
 
 /// `agent trust`: lists the pinned servers, or forgets one.

@@ -14,6 +14,9 @@ use ids_crypto::cert::{TrustedCertificate, Validity, format_time, trusted_certif
 use ids_crypto::pfx::{self, CertificateFile};
 use ids_crypto::{Certificate, ClientSecret};
 
+/// The agent's settings files, in order (each followed by its `appsettings.encrypted*.json` counterpart).
+pub const LAYERS: &[(&str, bool)] = &[("appsettings", true), ("appsettings.agent", false)];
+
 /// Every key the agent reads. Top-level sections not listed here belong to other software.
 pub const KEYS: &[&str] = &[
     "ApplicationUri",
@@ -282,12 +285,7 @@ impl Settings {
         now: i64,
     ) -> Result<Loaded, Vec<ConfigError>> {
         let schema = schema();
-        let config = Config::load_layers(
-            dir,
-            &[("appsettings", true), ("appsettings.agent", false)],
-            vars,
-            &schema,
-        )?;
+        let config = Config::load_layers(dir, LAYERS, vars, &schema)?;
         Self::from_config(&config, now)
     }
 

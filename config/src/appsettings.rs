@@ -126,6 +126,7 @@ mod tests {
             path: "ApplicationUri".into(),
             value: value.into(),
             origin: Origin::Default,
+            protected: false,
         }
     }
 

@@ -9,9 +9,12 @@
 //!   `IConfiguration` sees them, arrays as `Key:0`, `Key:1`).
 //! - [`Schema`]: the keys an application knows; anything else is reported with a "did you mean".
 //! - [`ConfigError`]: one problem, naming the key and where it came from. Values of keys whose name contains
-//!   `password` or `secret` are never printed.
+//!   `password` or `secret`, and values that were protected, are never printed.
+//! - [`protected`]: encrypted settings files (`appsettings.encrypted.json`), `...File` settings and
+//!   systemd credentials, so that secrets need not sit in clear JSON.
 
 pub mod appsettings;
+pub mod protected;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,6 +26,13 @@ pub enum Origin {
     File(PathBuf),
     Environment(String),
     CommandLine(String),
+    /// Read from `file`, named by the `...File` setting `key`.
+    SecretFile {
+        key: String,
+        file: PathBuf,
+    },
+    /// A systemd credential (a file of `$CREDENTIALS_DIRECTORY`).
+    Credential(PathBuf),
     Default,
 }
 
@@ -32,6 +42,8 @@ impl fmt::Display for Origin {
             Origin::File(p) => write!(f, "{}", p.display()),
             Origin::Environment(name) => write!(f, "environment variable {name}"),
             Origin::CommandLine(flag) => write!(f, "command-line option {flag}"),
+            Origin::SecretFile { key, file } => write!(f, "{} (named by {key})", file.display()),
+            Origin::Credential(file) => write!(f, "credential {}", file.display()),
             Origin::Default => f.write_str("default"),
         }
     }
@@ -45,11 +57,18 @@ pub struct Setting {
     /// JSON strings as they are; numbers and booleans in their JSON spelling; `null` is absent.
     pub value: String,
     pub origin: Origin,
+    /// The value was protected (an encrypted settings file, a `...File` setting, a credential): it is
+    /// treated as a secret whatever the key's name.
+    pub protected: bool,
 }
 
 impl Setting {
-    /// True when the key's name says it holds a secret (`...Password`, `...Secret`).
+    /// True when the key's name says it holds a secret (`...Password`, `...Secret`), or its value was
+    /// protected.
     pub fn is_secret(&self) -> bool {
+        if self.protected {
+            return true;
+        }
         let lower = self.path.to_lowercase();
         // `OpenId:OpenIdClients[:<client>]` holds the agent's plain client secrets.
         lower.contains("password")
@@ -142,6 +161,15 @@ pub struct Config {
     settings: BTreeMap<String, Setting>,
 }
 
+/// `appsettings` -> `appsettings.encrypted`, `appsettings.agent` -> `appsettings.encrypted.agent` (the
+/// vendor's names for the protected counterparts of its settings files).
+pub fn encrypted_name(base: &str) -> String {
+    match base.split_once('.') {
+        Some((first, rest)) => format!("{first}.encrypted.{rest}"),
+        None => format!("{base}.encrypted"),
+    }
+}
+
 /// The environment name used to pick `appsettings.{Environment}.json`.
 pub fn environment_name(vars: &[(String, String)]) -> String {
     let get = |name: &str| {
@@ -167,14 +195,37 @@ impl Config {
         Self::load_layers(dir, &[(base_name, required)], vars, schema)
     }
 
-    /// Loads several base files (for the agent: `appsettings` and `appsettings.agent`) in order, then
-    /// their `{base}.{Environment}.json` files in the same order, then the environment variables: later
-    /// layers override earlier ones, as .NET configuration providers do.
+    /// Loads several base files (for the agent: `appsettings` and `appsettings.agent`) in order, each
+    /// followed by its encrypted counterpart (`appsettings.encrypted.json`, `appsettings.encrypted.agent.json`),
+    /// then their `{base}.{Environment}.json` files in the same order, then the environment variables, then
+    /// the systemd credentials: later layers override earlier ones, as .NET configuration providers do.
+    /// Finally `...File` settings are read and protected values decrypted ([`protected`]).
     pub fn load_layers(
         dir: &Path,
         bases: &[(&str, bool)],
         vars: &[(String, String)],
         schema: &Schema,
+    ) -> Result<Config, Vec<ConfigError>> {
+        Self::load_layers_with(dir, bases, vars, schema, true)
+    }
+
+    /// [`Config::load_layers`] without the encrypted settings files and without decrypting anything:
+    /// what `protect` needs to find the `EncryptionCertificate` (even when an encrypted file is damaged).
+    pub fn load_plain_layers(
+        dir: &Path,
+        bases: &[(&str, bool)],
+        vars: &[(String, String)],
+        schema: &Schema,
+    ) -> Result<Config, Vec<ConfigError>> {
+        Self::load_layers_with(dir, bases, vars, schema, false)
+    }
+
+    fn load_layers_with(
+        dir: &Path,
+        bases: &[(&str, bool)],
+        vars: &[(String, String)],
+        schema: &Schema,
+        protected: bool,
     ) -> Result<Config, Vec<ConfigError>> {
         let environment = environment_name(vars);
         let mut config = Config {
@@ -183,9 +234,11 @@ impl Config {
             ..Config::default()
         };
         let mut errors = Vec::new();
-        let main = bases
-            .iter()
-            .map(|(base, must)| (dir.join(format!("{base}.json")), *must));
+        let main = bases.iter().flat_map(|(base, must)| {
+            let encrypted = dir.join(format!("{}.json", encrypted_name(base)));
+            std::iter::once((dir.join(format!("{base}.json")), *must))
+                .chain(protected.then_some((encrypted, false)))
+        });
         let env_files = bases
             .iter()
             .map(|(base, _)| (dir.join(format!("{base}.{environment}.json")), false));
@@ -203,6 +256,11 @@ impl Config {
             }
         }
         config.add_environment(vars, schema);
+        errors.extend(config.add_credentials(vars, schema));
+        errors.extend(config.read_secret_files(schema));
+        if errors.is_empty() && protected {
+            errors.extend(config.unprotect());
+        }
         if errors.is_empty() {
             Ok(config)
         } else {
@@ -277,6 +335,7 @@ impl Config {
                 path,
                 value,
                 origin,
+                protected: false,
             },
         );
     }
@@ -433,6 +492,7 @@ impl Config {
                     path: scalar.path.clone(),
                     value: v.to_string(),
                     origin: scalar.origin.clone(),
+                    protected: scalar.protected,
                 })
                 .collect();
         }
@@ -587,6 +647,7 @@ impl Schema {
 
     pub fn knows(&self, path: &str) -> bool {
         self.patterns.iter().any(|p| matches(p, path))
+            || protected::secret_file_target(path, self).is_some()
     }
 
     /// The closest known key to a mistyped one (edit distance on the whole path).

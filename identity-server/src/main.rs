@@ -42,6 +42,9 @@ enum Command {
         #[arg(long, value_name = "DAYS")]
         expiry_days: Option<u64>,
     },
+    /// Protect a password or secret setting (or every value of a JSON file) with the
+    /// EncryptionCertificate, into appsettings.encrypted.json, so that it need not sit in clear JSON.
+    Protect(ids_config::protected::ProtectArgs),
     /// What agents delivered: list, or export (decrypted with EncryptionCertificate).
     Deliveries {
         #[command(subcommand)]
@@ -129,6 +132,7 @@ fn main() -> ExitCode {
             quickstart(&dir, urls.as_deref())
         }
         Command::Deliveries { command } => deliveries(&config_dir, command),
+        Command::Protect(args) => protect(&config_dir, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -154,6 +158,25 @@ fn settings(dir: &Path, urls: Option<&str>) -> Result<Settings, Failure> {
 /// Certificates and the access-control XML: problems there are configuration errors too.
 fn load(settings: &Settings) -> Result<identity_server::Loaded, Failure> {
     identity_server::load(settings, identity_server::unix_now()).map_err(Failure::config)
+}
+
+/// `protect`: encrypts settings for the EncryptionCertificate into appsettings.encrypted.json.
+fn protect(dir: &Path, args: ids_config::protected::ProtectArgs) -> Result<(), Failure> {
+    use ids_config::protected::{self, ProtectError};
+    let schema = identity_server::settings::schema();
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    let config =
+        ids_config::Config::load_plain_layers(dir, &[("appsettings", true)], &vars, &schema)
+            .map_err(|es| Failure::config(es.iter().map(ToString::to_string).collect()))?;
+    let request = args.request(dir, "appsettings.encrypted.json");
+    match protected::run(&request, &schema, &config) {
+        Ok(text) => {
+            print!("{text}");
+            Ok(())
+        }
+        Err(ProtectError::Input(m)) => Err(Failure::config(vec![m])),
+        Err(ProtectError::Io(m)) => Err(vec![m].into()),
+    }
 }
 
 /// `quickstart`: bind first (a busy port must not cost the freshly generated secret), write the files, serve.

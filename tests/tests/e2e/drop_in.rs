@@ -314,3 +314,301 @@ fn one_exit_code_convention_and_config_dir_anywhere() {
         );
     }
 }
+
+/// Runs a binary with extra environment variables and standard input closed.
+fn run_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(binary(name))
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"))
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn protected_pfx_passwords_round_trip_and_never_show() {
+    use crate::support::{PASSWORD, project_pfx};
+    let mut d = Deployment::new();
+    let dir = d.path().to_path_buf();
+    project_pfx(
+        &dir,
+        "server-encryption",
+        ids_crypto::devcerts::KeyKind::Rsa2048,
+    );
+    // No password in clear JSON: the signing PFX password is protected, the TLS one read from a file,
+    // the encryption certificate's from the environment (the bootstrap).
+    d.set(
+        "EncryptionCertificate",
+        json!({ "File": "server-encryption.pfx" }),
+    )
+    .set("IdentityServer.X509KeyFilePassword", Value::Null)
+    .set("Kestrel.Certificates.Default.Password", Value::Null)
+    .set(
+        "Kestrel.Certificates.Default.PasswordFile",
+        json!("tls-password.txt"),
+    );
+    d.write();
+    std::fs::write(dir.join("tls-password.txt"), format!("{PASSWORD}\n")).expect("write");
+    let d_str = dir.display().to_string();
+    let bootstrap = [("EncryptionCertificate__Password", PASSWORD)];
+
+    // Without the protected value, the signing PFX does not open.
+    let out = run_env(
+        "identity-server",
+        &["check", "--config-dir", &d_str],
+        &bootstrap,
+    );
+    assert_eq!(code(&out), 2, "{}", text(&out));
+
+    let out = run_env(
+        "identity-server",
+        &[
+            "protect",
+            "--config-dir",
+            &d_str,
+            "--key",
+            "IdentityServer:X509KeyFilePassword",
+            "--value-env",
+            "SIGNING_PFX_PASSWORD",
+        ],
+        &[
+            ("EncryptionCertificate__Password", PASSWORD),
+            ("SIGNING_PFX_PASSWORD", PASSWORD),
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!text(&out).contains(PASSWORD), "{}", text(&out));
+    let encrypted = dir.join("appsettings.encrypted.json");
+    assert_eq!(mode(&encrypted), 0o600);
+    let stored = std::fs::read_to_string(&encrypted).expect("read");
+    assert!(
+        stored.contains("ids-protected:v1:") && !stored.contains(PASSWORD),
+        "{stored}"
+    );
+
+    // check and serve read it; neither prints the password.
+    let out = run_env(
+        "identity-server",
+        &["check", "--config-dir", &d_str],
+        &bootstrap,
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!text(&out).contains(PASSWORD), "{}", text(&out));
+    let mut child = Command::new(binary("identity-server"))
+        .args([
+            "serve",
+            "--config-dir",
+            &d_str,
+            "--urls",
+            "https://127.0.0.1:0",
+        ])
+        .envs(bootstrap)
+        .env("RUST_LOG", "debug")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let port = {
+        use std::io::BufRead as _;
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        loop {
+            let line = lines
+                .next()
+                .expect("a line before exit")
+                .expect("read line");
+            if let Some(addr) = line.strip_prefix("listening on https://") {
+                break addr.rsplit(':').next().expect("port").to_string();
+            }
+        }
+    };
+    let client = crate::support::https_client(&dir.join("ca.crt"));
+    let response = client
+        .post(format!("https://127.0.0.1:{port}/connect/token"))
+        .basic_auth("Job", Some(crate::support::JOB_SECRET))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(response.status(), 200);
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait");
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(!logs.contains(PASSWORD), "{logs}");
+
+    // The same bootstrap as a systemd credential instead of an environment variable.
+    let credentials = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        credentials.path().join("EncryptionCertificate__Password"),
+        PASSWORD,
+    )
+    .expect("write");
+    let out = Command::new(binary("identity-server"))
+        .args(["check", "--config-dir", &d_str])
+        .env("CREDENTIALS_DIRECTORY", credentials.path())
+        .env_remove("EncryptionCertificate__Password")
+        .output()
+        .expect("check");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+
+    // Without the bootstrap password the error says where it may come from.
+    let out = run_env("identity-server", &["check", "--config-dir", &d_str], &[]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains("EncryptionCertificate:File") && text(&out).contains("cannot open it"),
+        "{}",
+        text(&out)
+    );
+
+    // A protected value moved to another key is refused; the certificate's own password cannot be
+    // protected; both PasswordFile and Password set is ambiguous.
+    let mut doc: Value = serde_json::from_str(&stored).expect("json");
+    let moved = doc["IdentityServer"]["X509KeyFilePassword"].clone();
+    doc["Kestrel"] = json!({ "Certificates": { "Default": { "Password": moved } } });
+    crate::support::write_json(&encrypted, &doc);
+    let out = run_env(
+        "identity-server",
+        &["check", "--config-dir", &d_str],
+        &bootstrap,
+    );
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains("Kestrel:Certificates:Default:PasswordFile")
+            && text(&out).contains("keep one of them"),
+        "{}",
+        text(&out)
+    );
+    d.set("Kestrel.Certificates.Default.PasswordFile", Value::Null);
+    d.write();
+    let out = run_env(
+        "identity-server",
+        &["check", "--config-dir", &d_str],
+        &bootstrap,
+    );
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains("Kestrel:Certificates:Default:Password")
+            && text(&out).contains("protected for the setting"),
+        "{}",
+        text(&out)
+    );
+    let out = run_env(
+        "identity-server",
+        &[
+            "protect",
+            "--config-dir",
+            &d_str,
+            "--key",
+            "EncryptionCertificate:Password",
+            "--value-env",
+            "X",
+        ],
+        &[("X", "y")],
+    );
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("cannot be protected"), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_protected_client_secret_round_trips_through_agent_protect() {
+    use crate::support::{AgentDeployment, JOB_SECRET, PASSWORD, project_pfx};
+    let server = Deployment::new().start().await;
+    let mut a = AgentDeployment::new(&server.base);
+    let dir = a.path().to_path_buf();
+    project_pfx(&dir, "agent-files", ids_crypto::devcerts::KeyKind::Rsa2048);
+    a.set(
+        "EncryptionCertificate",
+        json!({ "File": "agent-files.pfx" }),
+    );
+    a.set_agent("OpenId.OpenIdClients", json!({}));
+    a.write();
+    std::fs::write(dir.join("secret.txt"), JOB_SECRET).expect("write");
+    let a_str = dir.display().to_string();
+    let bootstrap = [("EncryptionCertificate__Password", PASSWORD)];
+
+    let file = dir.join("secret.txt").display().to_string();
+    let out = run_env(
+        "agent",
+        &[
+            "protect",
+            "--key",
+            "OpenId:OpenIdClients:Job",
+            "--value-file",
+            &file,
+            "--config-dir",
+            &a_str,
+        ],
+        &bootstrap,
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    std::fs::remove_file(dir.join("secret.txt")).expect("rm");
+    let encrypted = dir.join("appsettings.encrypted.agent.json");
+    let stored = std::fs::read_to_string(&encrypted).expect("read");
+    assert!(!stored.contains(JOB_SECRET), "{stored}");
+    assert_eq!(mode(&encrypted), 0o600);
+
+    let out = run_env("agent", &["--config-dir", &a_str, "token"], &bootstrap);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = run_env("agent", &["--config-dir", &a_str, "check"], &bootstrap);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!text(&out).contains(JOB_SECRET), "{}", text(&out));
+    assert!(!text(&out).contains(PASSWORD), "{}", text(&out));
+    // Nothing the agent wrote holds either in clear.
+    for entry in walk(&dir) {
+        if entry.ends_with("appsettings.json") || entry.ends_with("appsettings.agent.json") {
+            continue;
+        }
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        let content = String::from_utf8_lossy(&bytes);
+        assert!(
+            !content.contains(JOB_SECRET),
+            "{} holds the secret",
+            entry.display()
+        );
+    }
+
+    // The secret may also come from a file named by OpenId:OpenIdClientSecretFiles.
+    std::fs::remove_file(&encrypted).expect("rm");
+    std::fs::write(dir.join("job.secret"), format!("{JOB_SECRET}\n")).expect("write");
+    a.set_agent(
+        "OpenId.OpenIdClientSecretFiles",
+        json!({ "Job": "job.secret" }),
+    );
+    a.write();
+    let out = run_env("agent", &["--config-dir", &a_str, "token"], &bootstrap);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    server.stop().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
