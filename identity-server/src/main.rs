@@ -187,7 +187,14 @@ fn quickstart(dir: &Path, urls: Option<&str>) -> Result<(), Failure> {
         Some(first) if !dir.join("appsettings.json").exists() => Some(bind(&first.bind_address())?),
         _ => None,
     };
-    let q = quickstart::prepare(dir, url).map_err(|e| vec![e.to_string()])?;
+    let bound_port = match &listener {
+        Some(l) => Some(l.local_addr().map_err(|e| vec![e.to_string()])?.port()),
+        None => None,
+    };
+    let q = quickstart::prepare(dir, url, bound_port).map_err(|e| match e {
+        quickstart::QuickstartError::Exists(_) => Failure::config(vec![e.to_string()]),
+        other => vec![other.to_string()].into(),
+    })?;
     let result = serve(dir, urls, Some(&q), listener);
     if let (Err(_), Some(secret)) = (&result, &q.new_secret) {
         println!(
@@ -230,6 +237,24 @@ fn serve(
     let issuer = identity_server::issuer(&settings, first);
     let _ = writeln!(out, "issuer {issuer}");
     if let Some(q) = quick {
+        let agent_file = q.dir.join(quickstart::AGENT_DIR).join("appsettings.json");
+        match quickstart::sync_agent(&q.dir, &issuer, &loaded.keys.tls_certificate) {
+            Ok(quickstart::AgentSync::Unchanged) => {}
+            Ok(quickstart::AgentSync::Updated { from }) => {
+                let _ = writeln!(
+                    out,
+                    "{}: ApplicationUri is now {issuer} (was {from})",
+                    agent_file.display()
+                );
+            }
+            Ok(quickstart::AgentSync::Kept { reason }) => {
+                eprintln!(
+                    "warning: {}: ApplicationUri left as it was: {reason}",
+                    agent_file.display()
+                );
+            }
+            Err(e) => eprintln!("warning: {e}"),
+        }
         let ca = q.ca_file.display();
         match &q.new_secret {
             Some(secret) => {

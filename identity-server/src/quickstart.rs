@@ -27,7 +27,9 @@ pub struct Quickstart {
 /// Errors while writing the quickstart folder.
 #[derive(Debug, thiserror::Error)]
 pub enum QuickstartError {
-    #[error("{0}: already exists and would be overwritten; remove it or choose another --dir")]
+    #[error(
+        "{0}: already exists and would be overwritten; remove it or choose another --config-dir"
+    )]
     Exists(String),
     #[error("{file}: {source}")]
     Io {
@@ -70,8 +72,13 @@ pub fn parse_urls(urls: &str) -> Result<Vec<crate::settings::ListenUrl>, Quickst
     Ok(parsed)
 }
 
-/// Prepares `dir` for `url` (e.g. `https://localhost:5001`).
-pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
+/// Prepares `dir` for `url` (e.g. `https://localhost:5001`). `bound_port` is the port the first URL's
+/// listener got (port 0 picks one): the agent's `ApplicationUri` names it.
+pub fn prepare(
+    dir: &Path,
+    url: &str,
+    bound_port: Option<u16>,
+) -> Result<Quickstart, QuickstartError> {
     let ca_file = dir.join("dev-ca.crt");
     if dir.join("appsettings.json").exists() {
         return Ok(Quickstart {
@@ -98,7 +105,7 @@ pub fn prepare(dir: &Path, url: &str) -> Result<Quickstart, QuickstartError> {
     let listen_urls = parse_urls(url)?;
     let application_uri = listen_urls
         .first()
-        .map(|u| u.public_base(u.port))
+        .map(|u| u.public_base(bound_port.unwrap_or(u.port)))
         .unwrap_or_default();
     for listen in listen_urls {
         if !names.contains(&listen.host)
@@ -277,4 +284,84 @@ fn write_new(path: &Path, bytes: &[u8], private: bool) -> Result<(), QuickstartE
         let _ = std::fs::remove_file(path);
     }
     written.map_err(err)
+}
+
+/// What [`sync_agent`] did to the agent folder.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AgentSync {
+    /// `ApplicationUri` already named the server.
+    Unchanged,
+    /// `ApplicationUri` was `from` and now names the server.
+    Updated { from: String },
+    /// Left as it was, and why.
+    Kept { reason: String },
+}
+
+/// On a rerun with other `--urls` (or a new port from port 0), points the quickstart agent's
+/// `ApplicationUri` at `issuer`, unless the development TLS certificate (`tls`) does not name its host:
+/// the agent could not connect, so the folder is kept and the reason given.
+pub fn sync_agent(
+    dir: &Path,
+    issuer: &str,
+    tls: &ids_crypto::Certificate,
+) -> Result<AgentSync, QuickstartError> {
+    let file = dir.join(AGENT_DIR).join("appsettings.json");
+    let io = |source| QuickstartError::Io {
+        file: file.display().to_string(),
+        source,
+    };
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(AgentSync::Kept {
+                reason: format!("{} does not exist", file.display()),
+            });
+        }
+        Err(e) => return Err(io(e)),
+    };
+    let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        QuickstartError::Generate(format!(
+            "{}: not the JSON quickstart wrote: {e}",
+            file.display()
+        ))
+    })?;
+    let current = value["ApplicationUri"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if current.trim_end_matches('/') == issuer {
+        return Ok(AgentSync::Unchanged);
+    }
+    let host = issuer
+        .split_once("://")
+        .map_or(issuer, |(_, rest)| rest)
+        .rsplit_once(':')
+        .map_or(issuer, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let named = tls.subject_alt_names().iter().any(|n| match n {
+        ids_crypto::cert::SubjectAltName::Dns(d) => d.eq_ignore_ascii_case(host),
+        ids_crypto::cert::SubjectAltName::Ip(ip) => ip.to_string() == host,
+        _ => false,
+    });
+    if !named {
+        let names: Vec<String> = tls
+            .subject_alt_names()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        return Ok(AgentSync::Kept {
+            reason: format!(
+                "the development TLS certificate names {} but not `{host}`, so the agent could not connect to {issuer}; run quickstart with --urls for one of those names, or in a new --config-dir to make a certificate for `{host}`",
+                names.join(", ")
+            ),
+        });
+    }
+    value["ApplicationUri"] = serde_json::Value::String(issuer.to_string());
+    let text = serde_json::to_string_pretty(&value)
+        .map_err(|e| QuickstartError::Generate(e.to_string()))?;
+    let mut out = ids_crypto::encrypted_file::AtomicFile::create(&file, true).map_err(io)?;
+    std::io::Write::write_all(out.file(), text.as_bytes()).map_err(io)?;
+    out.commit().map_err(io)?;
+    Ok(AgentSync::Updated { from: current })
 }

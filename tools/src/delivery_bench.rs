@@ -44,30 +44,23 @@ pub fn run(size_mib: u64, dir: &Path, bin: &Path) -> anyhow::Result<()> {
     }
     let work = tempfile::tempdir_in(dir).context("temporary folder")?;
     let d = work.path();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
     let qs = d.join("qs");
-    let server = Killed(
+    let mut server = Killed(
         Command::new(&server_bin)
             .arg("quickstart")
-            .arg("--dir")
+            .arg("--config-dir")
             .arg(&qs)
             .arg("--urls")
-            .arg(format!("https://127.0.0.1:{port}"))
+            .arg("https://127.0.0.1:0")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .context("start identity-server")?,
     );
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if start.elapsed() > Duration::from_secs(30) {
-            bail!("the server did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // quickstart writes the folder (the agent's included, with the bound port), then prints the address
+    // it listens on: the files are complete once that line is out.
+    wait_for_listening(&mut server.0)?;
     let agent_dir = qs.join("agent");
     let bytes = size_mib * 1024 * 1024;
     println!("file: {size_mib} MiB in {} (page cache)", d.display());
@@ -244,4 +237,24 @@ fn rss(pid: u32) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// Reads the server's standard output up to `listening on https://...` (then drains the rest in the
+/// background so that the server never blocks on a full pipe).
+fn wait_for_listening(child: &mut Child) -> anyhow::Result<()> {
+    use std::io::BufRead as _;
+    let stdout = child.stdout.take().context("server output")?;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    loop {
+        match lines.next() {
+            Some(line) => {
+                if line?.starts_with("listening on https://") {
+                    break;
+                }
+            }
+            None => bail!("the server exited before listening"),
+        }
+    }
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Ok(())
 }

@@ -612,3 +612,120 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `identity-server quickstart ARGS` until its banner is out: the process and its stdout lines.
+fn quickstart(args: &[&str]) -> (std::process::Child, Vec<String>) {
+    use std::io::BufRead as _;
+    let mut child = Command::new(binary("identity-server"))
+        .arg("quickstart")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("quickstart");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        let done = line.starts_with("  curl ");
+        lines.push(line);
+        if done {
+            return (child, lines);
+        }
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait");
+    panic!(
+        "quickstart stopped: {lines:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn stop(mut child: std::process::Child) -> String {
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn agent_uri(qs: &std::path::Path) -> String {
+    let v: Value = serde_json::from_slice(
+        &std::fs::read(qs.join("agent/appsettings.json")).expect("agent settings"),
+    )
+    .expect("json");
+    v["ApplicationUri"]
+        .as_str()
+        .expect("ApplicationUri")
+        .to_string()
+}
+
+fn listening_port(lines: &[String]) -> u16 {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix("listening on https://"))
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no listening line: {lines:?}"))
+}
+
+#[test]
+fn quickstart_on_port_0_writes_the_bound_port_and_a_rerun_follows_the_urls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let qs = dir.path().join("qs");
+    let qs_arg = qs.display().to_string();
+    let agent_dir = qs.join("agent").display().to_string();
+    let (server, lines) = quickstart(&["--config-dir", &qs_arg, "--urls", "https://127.0.0.1:0"]);
+    let port = listening_port(&lines);
+    assert_ne!(port, 0);
+    assert_eq!(agent_uri(&qs), format!("https://127.0.0.1:{port}"));
+    let out = run("agent", &["--config-dir", &agent_dir, "token"]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    stop(server);
+
+    // A rerun on other URLs the development certificate covers: the agent follows.
+    let (server, lines) = quickstart(&["--dir", &qs_arg, "--urls", "https://localhost:0"]);
+    let port = listening_port(&lines);
+    assert_eq!(agent_uri(&qs), format!("https://localhost:{port}"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("ApplicationUri is now https://localhost:")),
+        "{lines:?}"
+    );
+    let out = run("agent", &["--config-dir", &agent_dir, "token"]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    stop(server);
+
+    // One it does not cover: the agent folder is kept, and the reason given.
+    let before = agent_uri(&qs);
+    let (server, _) = quickstart(&["--config-dir", &qs_arg, "--urls", "https://127.0.0.2:0"]);
+    let stderr = stop(server);
+    assert_eq!(agent_uri(&qs), before);
+    assert!(
+        stderr.contains("ApplicationUri left as it was") && stderr.contains("but not `127.0.0.2`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn ids_bench_deliver_runs_against_quickstart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(
+        "ids-bench",
+        &[
+            "deliver",
+            "--size-mib",
+            "2",
+            "--dir",
+            &dir.path().display().to_string(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        code(&out),
+        0,
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("identical to the source"), "{stdout}");
+}
