@@ -383,6 +383,11 @@ pub(crate) fn pem(label: &str, der: &[u8]) -> String {
     pem_encode(label, der).to_string()
 }
 
+/// `CERTIFICATE` PEM of a DER certificate.
+pub fn certificate_pem(der: &[u8]) -> String {
+    pem("CERTIFICATE", der)
+}
+
 /// SPKI DER.
 pub fn public_key_der(key: &PublicKey) -> Vec<u8> {
     match key {

@@ -729,3 +729,42 @@ fn ids_bench_deliver_runs_against_quickstart() {
     );
     assert!(stdout.contains("identical to the source"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_gets_the_servers_certificate_from_its_pfx_with_ids_keytool() {
+    use crate::support::{AgentDeployment, PASSWORD};
+    let d = Deployment::new();
+    let server = d.start().await;
+    let mut a = AgentDeployment::new(&server.base);
+    let exported = a.path().join("identitymanager.crt");
+    let out = Command::new(binary("ids-keytool"))
+        .args(["cert", "--pfx"])
+        .arg(d.path().join("signing-rsa.pfx"))
+        .args(["--password-env", "PFX_PASSWORD", "--out"])
+        .arg(&exported)
+        .env("PFX_PASSWORD", PASSWORD)
+        .output()
+        .expect("ids-keytool cert");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let pem = std::fs::read_to_string(&exported).expect("read");
+    assert!(
+        pem.starts_with("-----BEGIN CERTIFICATE-----") && !pem.contains("PRIVATE KEY"),
+        "{pem}"
+    );
+    assert_eq!(mode(&exported), 0o644);
+    let openssl = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-in"])
+        .arg(&exported)
+        .output()
+        .expect("openssl");
+    assert!(openssl.status.success(), "{}", text(&openssl));
+
+    a.set(
+        "IdentityServer.X509KeyFilePath",
+        json!("identitymanager.crt"),
+    );
+    a.write();
+    let out = crate::support::agent(a.path(), &["token"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    server.stop().await;
+}

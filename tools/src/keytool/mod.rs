@@ -98,6 +98,32 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Print the RFC 7638 JWK thumbprint (and certificate thumbprints) of key files.
     Thumbprint(ThumbprintArgs),
+    /// Write the public certificate of a PFX file (PEM), e.g. the server's signing certificate for the
+    /// agent's IdentityServer:X509KeyFilePath. The private key never leaves the PFX.
+    Cert(CertArgs),
+}
+
+/// `cert`: the certificate (and optionally the chain) of a PFX, without its key.
+#[derive(Args, Debug)]
+pub struct CertArgs {
+    /// The PFX file (e.g. the server's IdentityServer:X509KeyFilePath).
+    #[arg(long, value_name = "FILE")]
+    pub pfx: PathBuf,
+    /// Environment variable holding the PFX password (none: try without a password).
+    #[arg(long, value_name = "VAR", conflicts_with = "password_file")]
+    pub password_env: Option<String>,
+    /// File holding the PFX password (first line).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Also write the chain certificates the PFX holds, after the leaf.
+    #[arg(long)]
+    pub chain: bool,
+    /// The PEM file to write (mode 0644); `-` for standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Replace an existing file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Key algorithm of a new key.
@@ -424,6 +450,7 @@ pub fn run(command: &Command, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Pfx(args) => pfx::pfx(args, out),
         Command::Keygen(args) => keygen::keygen(args, out),
         Command::Thumbprint(args) => thumbprint::thumbprint(args, out),
+        Command::Cert(args) => pfx::export_certificate(args, out),
     }
 }
 

@@ -10,7 +10,7 @@ use ids_crypto::{Certificate, Pfx};
 use zeroize::Zeroizing;
 
 use super::files::{self, Access};
-use super::{PfxArgs, bad, key_error};
+use super::{CertArgs, PfxArgs, bad, key_error};
 
 /// `<pfx>.password`: where a generated password goes.
 pub fn password_path(pfx: &Path) -> PathBuf {
@@ -147,4 +147,39 @@ pub fn pfx(args: &PfxArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         args.force,
         out,
     )
+}
+
+/// `cert`: writes the PFX's certificate (and chain with `--chain`) as PEM.
+pub fn export_certificate(args: &CertArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let password = files::secret(
+        args.password_env.as_deref(),
+        args.password_file.as_deref(),
+        "password",
+    )?
+    .unwrap_or_default();
+    let pfx = Pfx::from_file(&args.pfx, &password).map_err(|e| bad(e.to_string()))?;
+    let mut pem = keyfile::certificate_pem(pfx.certificate.der());
+    if args.chain {
+        for der in &pfx.chain {
+            pem.push_str(&keyfile::certificate_pem(der));
+        }
+    }
+    if args.out.as_os_str() == "-" {
+        out.write_all(pem.as_bytes())?;
+        return Ok(());
+    }
+    files::write(&args.out, pem.as_bytes(), Access::Public, args.force)?;
+    writeln!(
+        out,
+        "wrote {} (certificate `{}`{}, valid until {}; no private key)",
+        args.out.display(),
+        pfx.certificate.subject(),
+        if args.chain {
+            format!(" and {} chain certificate(s)", pfx.chain.len())
+        } else {
+            String::new()
+        },
+        ids_crypto::cert::format_time(pfx.certificate.not_after())
+    )?;
+    Ok(())
 }
