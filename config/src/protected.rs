@@ -9,7 +9,8 @@
 //!   file. `identity-server protect` and `agent protect` write them ([`run`]).
 //! - **`...File` settings**: every password or secret setting `X` may instead be `XFile`, the path of a
 //!   file holding the value (`IdentityServer:X509KeyFilePasswordFile`,
-//!   `EncryptionCertificate:PasswordFile`); the agent's client secrets by `OpenId:OpenIdClientSecretFiles:<id>`.
+//!   `EncryptionCertificate:PasswordFile`); the agent reads its client secrets from files with its own
+//!   `OpenId:OpenIdClientSecretFiles:<id>`.
 //! - **systemd credentials**: each file of `$CREDENTIALS_DIRECTORY` named after a setting of the
 //!   application (`IdentityServer__X509KeyFilePassword`, as an environment variable would be) is that
 //!   setting (.NET's key-per-file provider), layered last.
@@ -172,9 +173,8 @@ impl Config {
         errors
     }
 
-    /// `XFile` settings (for every password or secret setting `X`) and
-    /// `OpenId:OpenIdClientSecretFiles:<client>`: the value is the file's content, without its final
-    /// line break. Setting both `X` and `XFile` is an error: one of them would be silently ignored.
+    /// `XFile` settings (for every password or secret setting `X`): the value is the file's content,
+    /// without its final line break. Setting both `X` and `XFile` is an error: one of them would be silently ignored.
     pub(crate) fn read_secret_files(&mut self, schema: &Schema) -> Vec<ConfigError> {
         let mut errors = Vec::new();
         let files: Vec<(String, String)> = self
@@ -285,13 +285,6 @@ impl Config {
 /// The setting an `XFile` key stands for, when `X` is a password or secret setting the schema knows.
 pub(crate) fn secret_file_target(path: &str, schema: &Schema) -> Option<String> {
     let segments: Vec<&str> = path.split(':').collect();
-    // `OpenId:OpenIdClientSecretFiles:<client>` -> `OpenId:OpenIdClients:<client>`.
-    if let [first, second, client] = segments.as_slice()
-        && second.eq_ignore_ascii_case("OpenIdClientSecretFiles")
-    {
-        let target = format!("{first}:OpenIdClients:{client}");
-        return schema.knows(&target).then_some(target);
-    }
     let last = segments.last()?;
     let stem_len = last.len().checked_sub(4)?;
     if !last.get(stem_len..)?.eq_ignore_ascii_case("file") {

@@ -82,8 +82,9 @@ pub struct MemoryReplayCache {
     state: Mutex<ReplayState>,
 }
 
-/// Entries are keyed by SHA-256(client id, jti) truncated to 128 bits: about 40 bytes each whatever
-/// the sizes of the strings (~60 bytes with the map's overhead): a million live assertions take ~60 MiB.
+/// Entries are keyed by SHA-256(client id, jti) truncated to 128 bits: 40 bytes each whatever the sizes
+/// of the strings (41 with the map's control byte); a million live assertions fill 2^21 buckets, ~86 MiB
+/// (docs/performance.md, "Replay cache").
 #[derive(Debug, Default)]
 struct ReplayState {
     seen: HashMap<[u8; 16], (i64, Arc<str>)>,
