@@ -169,25 +169,37 @@ impl ReplayCache for MemoryReplayCache {
 /// Clock leeway for assertions, seconds.
 pub const LEEWAY: i64 = 30;
 
+/// What every assertion is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct AssertionPolicy<'a> {
+    /// The values `aud` may take (token endpoint URLs, issuer).
+    pub audiences: &'a [String],
+    /// The `jti`s already used.
+    pub replay: &'a dyn ReplayCache,
+    /// `IdentityServer:MaxClientAssertionLifetimeSeconds`.
+    pub max_lifetime: i64,
+}
+
 /// Verifies a `private_key_jwt` assertion for `client` (`spellings`: other accepted forms of its id in
 /// `iss`/`sub`, such as `Job@host:port`). `keys` are the client's keys from the
-/// authorized-clients folder; `audiences` the values `aud` may take (token endpoint URLs, issuer).
+/// authorized-clients folder.
 pub fn authenticate_assertion(
     assertion: UnverifiedAssertion,
     client: &RegisteredClient,
     spellings: &[String],
     keys: &[AuthorizedKey],
-    audiences: &[String],
-    replay: &dyn ReplayCache,
-    max_lifetime: i64,
+    policy: AssertionPolicy<'_>,
     now: i64,
 ) -> Result<(), KeyRejection> {
     let public = registered_key(&assertion, client, keys)?;
     let verified = assertion.verify(&public)?;
     let mut names = vec![client.identifier.clone()];
     names.extend(spellings.iter().cloned());
-    let claims = verified.check(&names, audiences, now, LEEWAY, max_lifetime)?;
-    if !replay.first_use(&client.identifier, &claims.jti, claims.expires_at, now)? {
+    let claims = verified.check(&names, policy.audiences, now, LEEWAY, policy.max_lifetime)?;
+    if !policy
+        .replay
+        .first_use(&client.identifier, &claims.jti, claims.expires_at, now)?
+    {
         return Err(AssertionError::Replayed(claims.jti).into());
     }
     Ok(())
@@ -474,6 +486,30 @@ mod tests {
             tls_subject_dn: None,
             tls_san: None,
         }
+    }
+
+    #[test]
+    fn a_thumbprint_only_client_is_told_the_assertion_carries_no_key() {
+        // What Authlib sends: no `kid`, no `jwk`/`x5c` header.
+        let b64 = |v: serde_json::Value| ids_crypto::b64::url(v.to_string().as_bytes());
+        let token = format!(
+            "{}.{}.{}",
+            b64(serde_json::json!({"alg": "RS256", "typ": "JWT"})),
+            b64(serde_json::json!({"iss": "Py", "sub": "Py", "jti": "x", "exp": 1})),
+            ids_crypto::b64::url(&[0u8; 256])
+        );
+        let assertion = UnverifiedAssertion::parse(&token).expect("structure");
+        let mut py = client("Py");
+        py.thumbprints = vec!["pnI6EWkiTbazjikJXRkLmjml5wvVECYtQduJUjS4QK4".into()];
+        let error = registered_key(&assertion, &py, &[]).expect_err("no key to verify with");
+        assert!(matches!(error, KeyRejection::ThumbprintWithoutKey { .. }));
+        let text = error.to_string();
+        assert!(
+            text.contains("no `jwk` or `x5c` header")
+                && text.contains("AccessControl:AuthorizedClientsPath")
+                && text.contains("Py.pem"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -181,9 +181,11 @@ impl TokenService {
             client,
             &spellings,
             keys.of(&id),
-            &self.assertion_audiences,
-            self.replay.as_ref(),
-            self.max_assertion_lifetime,
+            client_keys::AssertionPolicy {
+                audiences: &self.assertion_audiences,
+                replay: self.replay.as_ref(),
+                max_lifetime: self.max_assertion_lifetime,
+            },
             now,
         )
         .map_err(|reason| {
