@@ -88,6 +88,12 @@ impl Keys {
                 Ok(found) => {
                     for t in found {
                         match Certificate::from_der(&path.display().to_string(), &t.der) {
+                            Ok(cert) if cert.version() < 3 => errors.push(format!(
+                                "IdentityServer:ClientCertificateAuthorities ({}): `{}` is an X.509 v{} certificate: it has no basicConstraints, so it cannot be a CA; make the CA with `ids-keytool ca` (or `openssl req -x509 -new`, which writes a v3 CA certificate)",
+                                path.display(),
+                                cert.subject(),
+                                cert.version()
+                            )),
                             Ok(cert) => {
                                 if !t.is_ca {
                                     warnings.push(format!(

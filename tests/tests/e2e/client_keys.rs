@@ -8,7 +8,7 @@ use ids_crypto::jwt::assertion::ASSERTION_TYPE;
 use ids_crypto::{AssertionSigner, SigningKey};
 use serde_json::{Value, json};
 
-use crate::keytool::{PFX_PASSWORD, keytool, openssl};
+use crate::keytool::{CA_PASSPHRASE, PFX_PASSWORD, keytool, openssl};
 use crate::support::{
     AgentDeployment, Deployment, JOB_SECRET, Server, agent, code, default_xml, stderr, wait_for,
 };
@@ -582,9 +582,11 @@ fn curl_token(
     cert: &Path,
     key: &Path,
     client_id: &str,
+    extra: &[&str],
 ) -> Result<(u16, Value), String> {
     let out = std::process::Command::new("curl")
         .arg("-sS")
+        .args(extra)
         .arg("--cert")
         .arg(cert)
         .arg("--key")
@@ -657,10 +659,46 @@ async fn seed_openssl_v1_client_certificate_gets_a_certificate_bound_token() {
             "-sha256",
         ],
     );
+    // What the server's warning suggests: the same request signed again by `ids-keytool sign` (after
+    // re-encrypting the DES3 CA key, which it does not read), a v3 certificate mapped by its SAN.
+    openssl(
+        &seed,
+        &[
+            "pkey",
+            "-in",
+            "rootCA.key",
+            "-passin",
+            SEED_CA_PASS,
+            "-aes256",
+            "-passout",
+            &format!("pass:{CA_PASSPHRASE}"),
+            "-out",
+            "rootCA-aes.key",
+        ],
+    );
+    keytool(
+        &seed,
+        &[
+            "sign",
+            "--ca-cert",
+            "rootCA.pem",
+            "--ca-key",
+            "rootCA-aes.key",
+            "--ca-passphrase-env",
+            "CA_PASS",
+            "--csr",
+            "client.csr",
+            "--usage",
+            "client",
+            "--out",
+            "client-v3.crt",
+        ],
+    );
     d.write_xml(
         "clients.xml",
         &xml_with(
-            r#"<OpenIdClient Identifier="SeedPoller" TlsClientAuthSubjectDn="CN=poller-seed,O=Seed,C=FR" Profile="Administrator" />"#,
+            r#"<OpenIdClient Identifier="SeedPoller" TlsClientAuthSubjectDn="CN=poller-seed,O=Seed,C=FR" Profile="Administrator" />
+<OpenIdClient Identifier="poller-seed" Profile="Administrator" />"#,
         ),
     );
     d.set(
@@ -674,9 +712,11 @@ async fn seed_openssl_v1_client_certificate_gets_a_certificate_bound_token() {
     let x5t = ids_crypto::Certificate::from_file(&cert)
         .expect("v1 certificate")
         .x5t_s256();
-    for _ in 0..2 {
-        let (status, body) =
-            curl_token(&ca, port, &cert, &key, "SeedPoller").expect("the handshake succeeds");
+    // TLS 1.3, again TLS 1.3 (one warning only), then TLS 1.2 (the handshake signature is checked
+    // another way).
+    for extra in [&[][..], &[], &["--tls-max", "1.2"]] {
+        let (status, body) = curl_token(&ca, port, &cert, &key, "SeedPoller", extra)
+            .expect("the handshake succeeds");
         assert_eq!(status, 200, "{body}");
         let token = body["access_token"].as_str().expect("token");
         assert_eq!(claims(token)["sub"], "SeedPoller");
@@ -687,6 +727,19 @@ async fn seed_openssl_v1_client_certificate_gets_a_certificate_bound_token() {
         );
     }
 
+    // The reissued v3 certificate: the client its SAN names, no v1 warning.
+    let reissued = seed.join("client-v3.crt");
+    let (status, body) =
+        curl_token(&ca, port, &reissued, &key, "poller-seed", &[]).expect("the handshake succeeds");
+    assert_eq!(status, 200, "{body}");
+    let v3_x5t = ids_crypto::Certificate::from_file(&reissued)
+        .expect("v3 certificate")
+        .x5t_s256();
+    assert_eq!(
+        claims(body["access_token"].as_str().expect("token"))["cnf"]["x5t#S256"],
+        json!(v3_x5t)
+    );
+
     // Same subject, another CA: the handshake succeeds, the token endpoint says invalid_client.
     let (status, body) = curl_token(
         &ca,
@@ -694,6 +747,7 @@ async fn seed_openssl_v1_client_certificate_gets_a_certificate_bound_token() {
         &rogue.join("client.crt"),
         &rogue.join("client.key"),
         "SeedPoller",
+        &[],
     )
     .expect("the handshake succeeds");
     assert_eq!(
@@ -703,7 +757,7 @@ async fn seed_openssl_v1_client_certificate_gets_a_certificate_bound_token() {
     );
     // A v1 self-signed certificate is refused in the handshake, twice, and logged once.
     for _ in 0..2 {
-        let refused = curl_token(&ca, port, &seed.join("self.crt"), &key, "SeedPoller");
+        let refused = curl_token(&ca, port, &seed.join("self.crt"), &key, "SeedPoller", &[]);
         assert!(refused.is_err(), "{refused:?}");
     }
 
@@ -714,6 +768,11 @@ async fn seed_openssl_v1_client_certificate_gets_a_certificate_bound_token() {
         .filter(|l| l.contains("X.509 v1") && l.contains(&x5t))
         .collect::<Vec<_>>();
     assert_eq!(v1.len(), 1, "{log}");
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("X.509 v1") && l.contains(&v3_x5t)),
+        "no warning for the v3 certificate: {log}"
+    );
     assert!(v1[0].contains("ids-keytool sign"), "{log}");
     // The rogue certificate at the token endpoint: subject, issuer and reason.
     let rogue_line = log
