@@ -17,6 +17,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use ids_crypto::Certificate;
+use ids_crypto::cert::SpkiParts;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, SubjectPublicKeyInfoDer, UnixTime};
@@ -162,8 +163,8 @@ fn x5t_s256(der: &[u8]) -> String {
 }
 
 /// The handshake signature (TLS 1.3 CertificateVerify, or TLS 1.2) made with the key of `cert`, a v1
-/// certificate webpki will not parse: the same checks as `rustls::crypto::verify_tls1x_signature`, on
-/// the certificate's `SubjectPublicKeyInfo`.
+/// certificate webpki will not parse: the checks of `rustls::crypto::verify_tls1x_signature`, on the
+/// certificate's `SubjectPublicKeyInfo`.
 pub fn verify_v1_handshake_signature(
     cert: &Certificate,
     message: &[u8],
@@ -182,15 +183,27 @@ pub fn verify_v1_handshake_signature(
             algorithms,
         );
     }
+    verify_tls12_with_spki(&spki, message, dss.scheme, dss.signature(), algorithms)
+        .map(|()| HandshakeSignatureValid::assertion())
+}
+
+/// TLS 1.2: as `rustls::crypto::verify_tls12_signature`, any algorithm of the scheme whose key type
+/// is the key's.
+fn verify_tls12_with_spki(
+    spki: &SpkiParts<'_>,
+    message: &[u8],
+    scheme: SignatureScheme,
+    signature: &[u8],
+    algorithms: &WebPkiSupportedAlgorithms,
+) -> Result<(), rustls::Error> {
     let candidates = algorithms
         .mapping
         .iter()
-        .find(|(scheme, _)| *scheme == dss.scheme)
+        .find(|(s, _)| *s == scheme)
         .map(|(_, algs)| *algs)
         .ok_or(rustls::Error::PeerMisbehaved(
             rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
         ))?;
-    // TLS 1.2: every algorithm of the scheme whose key type is the certificate's.
     let alg = candidates
         .iter()
         .find(|alg| alg.public_key_alg_id().as_ref() == spki.algorithm_id)
@@ -205,8 +218,7 @@ pub fn verify_v1_handshake_signature(
                 },
             )
         })?;
-    alg.verify_signature(spki.key, message, dss.signature())
-        .map(|()| HandshakeSignatureValid::assertion())
+    alg.verify_signature(spki.key, message, signature)
         .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature))
 }
 
@@ -252,14 +264,21 @@ pub fn verify_signed_by(
 #[derive(Debug)]
 pub struct LogOnce {
     capacity: usize,
-    seen: Mutex<(HashSet<[u8; 16]>, VecDeque<[u8; 16]>)>,
+    seen: Mutex<Remembered>,
+}
+
+/// The remembered keys, as a set and in arrival order (the oldest is forgotten first).
+#[derive(Debug, Default)]
+struct Remembered {
+    set: HashSet<[u8; 16]>,
+    order: VecDeque<[u8; 16]>,
 }
 
 impl LogOnce {
     pub fn new(capacity: usize) -> Self {
         LogOnce {
             capacity: capacity.max(1),
-            seen: Mutex::new((HashSet::new(), VecDeque::new())),
+            seen: Mutex::new(Remembered::default()),
         }
     }
 
@@ -276,14 +295,13 @@ impl LogOnce {
         let Ok(mut seen) = self.seen.lock() else {
             return true;
         };
-        let (set, order) = &mut *seen;
-        if !set.insert(key) {
+        if !seen.set.insert(key) {
             return false;
         }
-        order.push_back(key);
-        if order.len() > self.capacity {
-            if let Some(oldest) = order.pop_front() {
-                set.remove(&oldest);
+        seen.order.push_back(key);
+        if seen.order.len() > self.capacity {
+            if let Some(oldest) = seen.order.pop_front() {
+                seen.set.remove(&oldest);
             }
         }
         true
@@ -292,8 +310,269 @@ impl LogOnce {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
+pub(crate) mod test_certs {
+    //! Hand-made X.509 v1 certificates (rcgen only writes v3): ECDSA P-256, laid out as `openssl x509
+    //! -req` writes them without an extension file (no version field, no extensions).
+
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
+
+    /// One DER element.
+    pub fn tlv(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+        let content = parts.concat();
+        let len = content.len();
+        let mut out = vec![tag];
+        if len < 0x80 {
+            out.push(len as u8);
+        } else if len < 0x100 {
+            out.extend([0x81, len as u8]);
+        } else {
+            out.extend([0x82, (len >> 8) as u8, len as u8]);
+        }
+        out.extend(content);
+        out
+    }
+
+    /// `CN=<cn>` as a Name.
+    pub fn name(cn: &str) -> Vec<u8> {
+        let attribute = tlv(
+            0x30,
+            &[
+                &[0x06, 0x03, 0x55, 0x04, 0x03],
+                &tlv(0x0c, &[cn.as_bytes()]),
+            ],
+        );
+        tlv(0x30, &[&tlv(0x31, &[&attribute])])
+    }
+
+    fn utc_time(unix: i64) -> Vec<u8> {
+        let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
+        let text = format!(
+            "{:02}{:02}{:02}{:02}{:02}{:02}Z",
+            t.year() % 100,
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        );
+        tlv(0x17, &[text.as_bytes()])
+    }
+
+    /// The key pair of a PKCS#8 P-256 key.
+    pub fn key(pkcs8: &[u8]) -> EcdsaKeyPair {
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8).unwrap()
+    }
+
+    /// A v1 certificate named `subject` for the P-256 key `subject_key`, naming `issuer` (a Name's
+    /// DER) as its issuer and signed with `issuer_key`, valid from `not_before` to `not_after`.
+    pub fn v1(
+        subject: &[u8],
+        subject_key: &[u8],
+        issuer: &[u8],
+        issuer_key: &[u8],
+        not_before: i64,
+        not_after: i64,
+    ) -> Vec<u8> {
+        const EC_PUBLIC_KEY: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+        const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+        const ECDSA_SHA256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+        let point = key(subject_key).public_key().as_ref().to_vec();
+        let spki = tlv(
+            0x30,
+            &[
+                &tlv(0x30, &[EC_PUBLIC_KEY, P256]),
+                &tlv(0x03, &[&[0], &point]),
+            ],
+        );
+        let algorithm = tlv(0x30, &[ECDSA_SHA256]);
+        let tbs = tlv(
+            0x30,
+            &[
+                &tlv(0x02, &[&[0x01]]),
+                &algorithm,
+                issuer,
+                &tlv(0x30, &[&utc_time(not_before), &utc_time(not_after)]),
+                subject,
+                &spki,
+            ],
+        );
+        let signature = key(issuer_key).sign(&SystemRandom::new(), &tbs).unwrap();
+        tlv(
+            0x30,
+            &[&tbs, &algorithm, &tlv(0x03, &[&[0], signature.as_ref()])],
+        )
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use super::test_certs::{key, name, v1};
     use super::*;
+    use aws_lc_rs::rand::SystemRandom;
+    use ids_crypto::devcerts::{KeyKind, generate_key};
+
+    fn algorithms() -> WebPkiSupportedAlgorithms {
+        rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms
+    }
+
+    #[test]
+    fn v1_certificates_parse_and_their_signatures_verify_with_the_issuers_key() {
+        let (leaf_key, ca_key, other_key) = (
+            generate_key(KeyKind::EcP256).unwrap(),
+            generate_key(KeyKind::EcP256).unwrap(),
+            generate_key(KeyKind::EcP256).unwrap(),
+        );
+        let now = crate::unix_now();
+        let ca_der = v1(
+            &name("CA"),
+            &ca_key,
+            &name("CA"),
+            &ca_key,
+            now - 10,
+            now + 100,
+        );
+        let ca = Certificate::from_der("ca", &ca_der).unwrap();
+        assert_eq!(
+            (ca.version(), ca.is_ca(), ca.is_self_issued()),
+            (1, false, true)
+        );
+        let leaf = Certificate::from_der(
+            "leaf",
+            &v1(
+                &name("leaf"),
+                &leaf_key,
+                &name("CA"),
+                &ca_key,
+                now - 10,
+                now + 100,
+            ),
+        )
+        .unwrap();
+        assert_eq!((leaf.version(), leaf.issuer()), (1, "CN=CA"));
+        assert!(!leaf.is_self_issued());
+        assert_eq!(verify_signed_by(&leaf, &ca, &algorithms()), Ok(()));
+        // The same names, signed by another key.
+        let forged = Certificate::from_der(
+            "forged",
+            &v1(
+                &name("leaf"),
+                &leaf_key,
+                &name("CA"),
+                &other_key,
+                now - 10,
+                now + 100,
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            verify_signed_by(&forged, &ca, &algorithms()),
+            Err(SignatureRefusal::BadSignature {
+                issuer: "CN=CA".into()
+            })
+        );
+    }
+
+    #[test]
+    fn v1_handshake_signatures_verify_with_the_certificates_key() {
+        let (leaf_key, other_key) = (
+            generate_key(KeyKind::EcP256).unwrap(),
+            generate_key(KeyKind::EcP256).unwrap(),
+        );
+        let now = crate::unix_now();
+        let leaf = Certificate::from_der(
+            "leaf",
+            &v1(
+                &name("leaf"),
+                &leaf_key,
+                &name("CA"),
+                &other_key,
+                now - 10,
+                now + 100,
+            ),
+        )
+        .unwrap();
+        let spki = leaf.spki().unwrap();
+        let rng = SystemRandom::new();
+        let message = b"TLS 1.2 handshake transcript";
+        let signature = key(&leaf_key).sign(&rng, message).unwrap();
+        let scheme = SignatureScheme::ECDSA_NISTP256_SHA256;
+        let algs = algorithms();
+        assert!(verify_tls12_with_spki(&spki, message, scheme, signature.as_ref(), &algs).is_ok());
+        let wrong_key = key(&other_key).sign(&rng, message).unwrap();
+        assert_eq!(
+            verify_tls12_with_spki(&spki, message, scheme, wrong_key.as_ref(), &algs),
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::BadSignature
+            ))
+        );
+        assert!(
+            verify_tls12_with_spki(&spki, b"another", scheme, signature.as_ref(), &algs).is_err()
+        );
+        // An RSA scheme with an EC key, and a scheme the server never offered.
+        assert!(matches!(
+            verify_tls12_with_spki(
+                &spki,
+                message,
+                SignatureScheme::RSA_PSS_SHA256,
+                signature.as_ref(),
+                &algs
+            ),
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. }
+            ))
+        ));
+        assert!(matches!(
+            verify_tls12_with_spki(
+                &spki,
+                message,
+                SignatureScheme::ED448,
+                signature.as_ref(),
+                &algs
+            ),
+            Err(rustls::Error::PeerMisbehaved(_))
+        ));
+    }
+
+    #[test]
+    fn the_handshake_accepts_v1_leaves_and_refuses_v1_self_signed_certificates() {
+        let (leaf_key, ca_key) = (
+            generate_key(KeyKind::EcP256).unwrap(),
+            generate_key(KeyKind::EcP256).unwrap(),
+        );
+        let now = crate::unix_now();
+        let verifier =
+            AnyClientCertificate::new(&[], Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+        let check = |der: Vec<u8>| {
+            verifier
+                .verify_client_cert(&CertificateDer::from(der), &[], UnixTime::now())
+                .map(|_| ())
+        };
+        assert!(
+            check(v1(
+                &name("leaf"),
+                &leaf_key,
+                &name("CA"),
+                &ca_key,
+                now - 10,
+                now + 100
+            ))
+            .is_ok()
+        );
+        assert!(
+            check(v1(
+                &name("CA"),
+                &ca_key,
+                &name("CA"),
+                &ca_key,
+                now - 10,
+                now + 100
+            ))
+            .is_err()
+        );
+        assert!(check(b"not a certificate".to_vec()).is_err());
+    }
 
     #[test]
     fn log_once_remembers_a_bounded_number_of_events() {

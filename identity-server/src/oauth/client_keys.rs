@@ -683,4 +683,105 @@ mod tests {
             Ok(())
         );
     }
+
+    /// Issue 13 point 4: v1 leaves (the seed's `openssl x509 -req`), verified without webpki.
+    #[test]
+    fn v1_leaves_must_be_signed_directly_by_a_v3_ca_and_valid() {
+        use crate::tls::test_certs::{name, v1};
+        use ids_crypto::devcerts::generate_key;
+        let ca = Ca::new("client CA", 1).unwrap();
+        let ca_cert = Certificate::from_der("ca", &ca.cert.cert_der).unwrap();
+        let ca_name = ca_cert.subject_der().to_vec();
+        let authorities = ClientAuthorities::new(std::slice::from_ref(&ca_cert)).unwrap();
+        let now = crate::unix_now();
+        let day = 86_400;
+        let leaf_key = generate_key(KeyKind::EcP256).unwrap();
+        let rogue_key = generate_key(KeyKind::EcP256).unwrap();
+        let present = |der: Vec<u8>| PresentedCertificate { chain: vec![der] };
+        let mut by_dn = client("Seed");
+        by_dn.tls_subject_dn = Some("CN=poller-seed".into());
+        let check = |der: Vec<u8>, client: &RegisteredClient, now: i64| {
+            authenticate_certificate(&present(der), client, &[], Some(&authorities), now)
+                .map_err(|e| e.to_string())
+        };
+        let good = v1(
+            &name("poller-seed"),
+            &leaf_key,
+            &ca_name,
+            &ca.cert.key_pkcs8,
+            now - day,
+            now + day,
+        );
+        assert_eq!(check(good.clone(), &by_dn, now), Ok(()));
+        // A v1 certificate has no SAN: without TlsClientAuthSubjectDn it maps to no client.
+        let err = check(good.clone(), &client("poller-seed"), now).unwrap_err();
+        assert!(err.contains("subject `CN=poller-seed` and no SAN"), "{err}");
+        // Outside its validity.
+        let err = check(good.clone(), &by_dn, now + 2 * day).unwrap_err();
+        assert!(
+            err.contains("X.509 v1") && err.contains("expired on"),
+            "{err}"
+        );
+        let err = check(good, &by_dn, now - 2 * day).unwrap_err();
+        assert!(err.contains("not valid before"), "{err}");
+        // The CA's name, another key's signature.
+        let forged = v1(
+            &name("poller-seed"),
+            &leaf_key,
+            &ca_name,
+            &rogue_key,
+            now - day,
+            now + day,
+        );
+        let err = check(forged, &by_dn, now).unwrap_err();
+        assert!(
+            err.contains("signature does not verify with the public key of `CN=client CA`")
+                && err.contains("issuer `CN=client CA`"),
+            "{err}"
+        );
+        // Another issuer.
+        let foreign = v1(
+            &name("poller-seed"),
+            &leaf_key,
+            &name("Rogue CA"),
+            &rogue_key,
+            now - day,
+            now + day,
+        );
+        let err = check(foreign, &by_dn, now).unwrap_err();
+        assert!(
+            err.contains("issuer `CN=Rogue CA`")
+                && err.contains("not issued by IdentityServer:ClientCertificateAuthorities"),
+            "{err}"
+        );
+        // A leaf configured as a CA (CA:FALSE) does not vouch for the v1 certificates its key signs.
+        let not_ca = ca.issue_client("Issuer", KeyKind::EcP256, 1).unwrap();
+        let not_ca_cert = Certificate::from_der("not a CA", &not_ca.cert_der).unwrap();
+        let by_leaf = ClientAuthorities::new(std::slice::from_ref(&not_ca_cert)).unwrap();
+        let signed_by_leaf = v1(
+            &name("poller-seed"),
+            &leaf_key,
+            not_ca_cert.subject_der(),
+            &not_ca.key_pkcs8,
+            now - day,
+            now + day,
+        );
+        let err =
+            authenticate_certificate(&present(signed_by_leaf), &by_dn, &[], Some(&by_leaf), now)
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("is not a v3 CA certificate"), "{err}");
+        // A v1 certificate cannot be a CA at all.
+        let v1_ca = v1(
+            &name("Old CA"),
+            &rogue_key,
+            &name("Old CA"),
+            &rogue_key,
+            now - day,
+            now + day,
+        );
+        let err =
+            ClientAuthorities::new(&[Certificate::from_der("old", &v1_ca).unwrap()]).unwrap_err();
+        assert!(err.contains("X.509 v1"), "{err}");
+    }
 }
