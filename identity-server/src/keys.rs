@@ -281,7 +281,8 @@ pub fn discovery_document(
 /// (two providers in the dependency tree would make rustls' default selection panic).
 ///
 /// With `client_auth`, the handshake asks for a client certificate (never requires one) and names
-/// those CAs as hints; any certificate whose key the client proves is accepted at this layer, and the
+/// those CAs as hints; any readable certificate whose key the client proves is accepted at this layer
+/// (X.509 v1 leaves included, self-signed v1 certificates excepted: see [`crate::tls`]), and the
 /// token endpoint decides what it is worth (RFC 8705: a CA-issued certificate mapped to the client,
 /// or a self-signed one whose thumbprint is registered).
 fn tls_config(

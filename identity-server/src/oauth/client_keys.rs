@@ -3,7 +3,9 @@
 //!   registered for the client (a file in the authorized-clients folder, or a `Thumbprints` entry plus
 //!   the key the assertion carries), with a `jti` replay cache;
 //! - `tls_client_auth` (RFC 8705 section 2.1): a TLS client certificate issued by a configured CA and
-//!   mapped to the client by subject alternative name or subject;
+//!   mapped to the client by subject alternative name or subject. X.509 v1 certificates (no
+//!   extensions: what `openssl x509 -req` writes without an extension file), which webpki refuses,
+//!   are checked here when issued directly by a configured CA, and mapped by subject;
 //! - `self_signed_tls_client_auth` (RFC 8705 section 2.2): a TLS client certificate (or its key)
 //!   whose thumbprint is registered for the client.
 //!
