@@ -54,8 +54,8 @@ impl AnyClientCertificate {
             let (subject, issuer) = ids_crypto::cert::subject_and_issuer(der)
                 .unwrap_or_else(|| ("(unreadable)".into(), "(unreadable)".into()));
             tracing::warn!(
-                subject = %subject,
-                issuer = %issuer,
+                subject = %loggable(&subject),
+                issuer = %loggable(&issuer),
                 x5t_s256 = %x5t_s256(der),
                 reason,
                 "client certificate refused in the TLS handshake (logged once per certificate)"
@@ -150,6 +150,20 @@ impl ClientCertVerifier for AnyClientCertificate {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// A name from a certificate anyone may present, fit for one log line: control characters become `?`,
+/// and at most 256 characters are kept.
+pub(crate) fn loggable(text: &str) -> String {
+    let head: String = text.chars().take(256).collect();
+    one_line(&head)
+}
+
+/// `text` with its control characters (line breaks, terminal escapes) replaced by `?`.
+pub(crate) fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 fn other_error(reason: &str) -> rustls::Error {
@@ -572,6 +586,15 @@ mod tests {
             .is_err()
         );
         assert!(check(b"not a certificate".to_vec()).is_err());
+    }
+
+    #[test]
+    fn names_are_logged_on_one_line() {
+        assert_eq!(
+            loggable("CN=a\nWARN forged\u{1b}[0m"),
+            "CN=a?WARN forged?[0m"
+        );
+        assert_eq!(loggable(&"x".repeat(300)).len(), 256);
     }
 
     #[test]

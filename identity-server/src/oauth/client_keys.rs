@@ -24,7 +24,7 @@ use rustls::server::danger::ClientCertVerifier;
 
 use crate::access_control::RegisteredClient;
 use crate::authorized_clients::AuthorizedKey;
-use crate::tls::LogOnce;
+use crate::tls::{LogOnce, loggable, one_line};
 
 /// Why key or certificate authentication failed (server log only).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -372,12 +372,12 @@ impl ClientAuthorities {
                 return match leaf.validity_at(now) {
                     Validity::Valid => Ok(ca.subject().to_string()),
                     Validity::Expired => Err(format!(
-                        "it is an X.509 v1 certificate issued by the CA `{}` that expired on {}",
+                        "it is an X.509 v1 certificate issued by the CA `{}`, but it expired on {}",
                         ca.subject(),
                         format_time(leaf.not_after())
                     )),
                     Validity::NotYetValid => Err(format!(
-                        "it is an X.509 v1 certificate issued by the CA `{}` that is not valid before {}",
+                        "it is an X.509 v1 certificate issued by the CA `{}`, but it is not valid before {}",
                         ca.subject(),
                         format_time(leaf.not_before())
                     )),
@@ -400,11 +400,11 @@ impl ClientAuthorities {
             .iter()
             .rev()
             .find(|(name, _)| name == "CN")
-            .map_or("<CN>", |(_, value)| value.as_str());
+            .map_or("<CN>".to_string(), |(_, value)| loggable(value));
         tracing::warn!(
             client_id = %client,
-            subject = %cert.subject(),
-            issuer = %cert.issuer(),
+            subject = %loggable(cert.subject()),
+            issuer = %loggable(cert.issuer()),
             x5t_s256 = %cert.x5t_s256(),
             "client certificate accepted although it is an X.509 v1 certificate (no extensions: no key usage, \
              no subject alternative name), issued by the CA `{ca}`: reissue it from the same request with \
@@ -444,8 +444,8 @@ pub fn authenticate_certificate(
     if pinned {
         if cert.validity_at(now) != Validity::Valid {
             return Err(KeyRejection::CertificateOutOfValidity {
-                subject: cert.subject().to_string(),
-                issuer: cert.issuer().to_string(),
+                subject: loggable(cert.subject()),
+                issuer: loggable(cert.issuer()),
                 x5t_s256,
             });
         }
@@ -453,11 +453,12 @@ pub fn authenticate_certificate(
     }
     // tls_client_auth: issued by a configured CA and mapped to this client.
     let not_registered = |reason: String| KeyRejection::CertificateNotRegistered {
-        subject: cert.subject().to_string(),
-        issuer: cert.issuer().to_string(),
+        subject: loggable(cert.subject()),
+        issuer: loggable(cert.issuer()),
         x5t_s256: x5t_s256.clone(),
         thumbprint: thumbprint.clone(),
-        reason,
+        // Names from the certificate, as the client chose them.
+        reason: one_line(&reason),
     };
     let Some(authorities) = authorities else {
         return Err(not_registered(
