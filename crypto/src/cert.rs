@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use aws_lc_rs::digest;
+use x509_parser::asn1_rs::{Any, Tag};
 use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey as ParsedKey;
@@ -71,6 +72,34 @@ pub struct Certificate {
     subject_alt_names: Vec<SubjectAltName>,
     subject_der: Vec<u8>,
     subject_rdns: Vec<(String, String)>,
+    issuer_der: Vec<u8>,
+    version: u32,
+    is_ca: bool,
+    name_constraints: bool,
+}
+
+/// What an issuer's signature covers, split as RFC 5280 section 4.1.1 lays a certificate out, in the
+/// forms rustls' `SignatureVerificationAlgorithm` takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignedParts<'a> {
+    /// `tbsCertificate`, tag and length included: the signed bytes.
+    pub tbs: &'a [u8],
+    /// The contents of `signatureAlgorithm` (the AlgorithmIdentifier without its SEQUENCE tag and
+    /// length), as `signature_alg_id()` spells it.
+    pub algorithm_id: &'a [u8],
+    /// The `signatureValue` bits.
+    pub signature: &'a [u8],
+}
+
+/// A `SubjectPublicKeyInfo` split in the forms rustls' `SignatureVerificationAlgorithm` takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpkiParts<'a> {
+    /// The whole `SubjectPublicKeyInfo` DER.
+    pub der: &'a [u8],
+    /// The contents of its AlgorithmIdentifier, as `public_key_alg_id()` spells it.
+    pub algorithm_id: &'a [u8],
+    /// The `subjectPublicKey` bits.
+    pub key: &'a [u8],
 }
 
 /// One subject alternative name (RFC 5280 section 4.2.1.6) of the kinds the server maps clients by.
@@ -185,7 +214,12 @@ impl Certificate {
                 subject_rdns.push((name, value));
             }
         }
+        let name_constraints = matches!(cert.name_constraints(), Ok(Some(_)) | Err(_));
         Ok(Certificate {
+            issuer_der: cert.issuer().as_raw().to_vec(),
+            version: cert.version().0.saturating_add(1),
+            is_ca: cert.is_ca(),
+            name_constraints,
             subject_rdns,
             subject_alt_names,
             subject_der: cert.subject().as_raw().to_vec(),
@@ -242,6 +276,65 @@ impl Certificate {
     pub fn public_key(&self) -> &PublicKey {
         &self.public_key
     }
+    /// The DER of the issuer name.
+    pub fn issuer_der(&self) -> &[u8] {
+        &self.issuer_der
+    }
+    /// The X.509 version: 3, or 1 for a certificate without extensions (what `openssl x509 -req`
+    /// writes without an extension file).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+    /// `basicConstraints: cA=TRUE` (never for a v1 certificate, which has no extensions).
+    pub fn is_ca(&self) -> bool {
+        self.is_ca
+    }
+    /// Whether a `nameConstraints` extension is present (or unreadable).
+    pub fn has_name_constraints(&self) -> bool {
+        self.name_constraints
+    }
+    /// The issuer name is the subject name, byte for byte (a root, or a self-signed certificate).
+    pub fn is_self_issued(&self) -> bool {
+        self.issuer_der == self.subject_der
+    }
+
+    /// The signed bytes, the signature algorithm and the signature, to check the issuer's signature.
+    /// `None` when the DER does not have the three parts of RFC 5280 section 4.1.
+    pub fn signed_parts(&self) -> Option<SignedParts<'_>> {
+        let content = element(&self.der, Tag::Sequence)
+            .filter(|(_, rest)| rest.is_empty())?
+            .0;
+        let (_, after_tbs) = element(content, Tag::Sequence)?;
+        let tbs = &content[..content.len() - after_tbs.len()];
+        let (algorithm_id, after_algorithm) = element(after_tbs, Tag::Sequence)?;
+        let (bits, end) = element(after_algorithm, Tag::BitString)?;
+        if !end.is_empty() {
+            return None;
+        }
+        Some(SignedParts {
+            tbs,
+            algorithm_id,
+            signature: whole_bytes(bits)?,
+        })
+    }
+
+    /// The subject public key info, split.
+    pub fn spki(&self) -> Option<SpkiParts<'_>> {
+        let (_, cert) = X509Certificate::from_der(&self.der).ok()?;
+        // Borrowed from `self.der`, not from `cert`.
+        let der: &[u8] = cert.tbs_certificate.subject_pki.raw;
+        let (content, _) = element(der, Tag::Sequence)?;
+        let (algorithm_id, after_algorithm) = element(content, Tag::Sequence)?;
+        let (bits, end) = element(after_algorithm, Tag::BitString)?;
+        if !end.is_empty() {
+            return None;
+        }
+        Some(SpkiParts {
+            der,
+            algorithm_id,
+            key: whole_bytes(bits)?,
+        })
+    }
 
     /// SHA-1 of the DER, base64url: the JOSE `x5t` header and JWK member (RFC 7515 section 4.1.7).
     pub fn x5t(&self) -> String {
@@ -268,6 +361,27 @@ impl Certificate {
             Validity::Valid
         }
     }
+}
+
+/// One DER element with tag `tag` at the start of `input`: (its contents, what follows it).
+fn element(input: &[u8], tag: Tag) -> Option<(&[u8], &[u8])> {
+    let (rest, any) = Any::from_der(input).ok()?;
+    (any.header.tag() == tag).then_some((any.data, rest))
+}
+
+/// The bytes of a BIT STRING's contents, which must have no unused bits.
+fn whole_bytes(bits: &[u8]) -> Option<&[u8]> {
+    match bits.split_first() {
+        Some((0, bytes)) => Some(bytes),
+        _ => None,
+    }
+}
+
+/// The subject and issuer of a certificate [`Certificate::from_der`] refuses (unsupported key...), for
+/// messages; `None` when it is not X.509 at all.
+pub fn subject_and_issuer(der: &[u8]) -> Option<(String, String)> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    Some((cert.subject().to_string(), cert.issuer().to_string()))
 }
 
 /// Where `now` falls in a certificate's validity window.

@@ -88,6 +88,12 @@ impl Keys {
                 Ok(found) => {
                     for t in found {
                         match Certificate::from_der(&path.display().to_string(), &t.der) {
+                            Ok(cert) if cert.version() < 3 => errors.push(format!(
+                                "IdentityServer:ClientCertificateAuthorities ({}): `{}` is an X.509 v{} certificate: it has no basicConstraints, so it cannot be a CA; make the CA with `ids-keytool ca` (or `openssl req -x509 -new`, which writes a v3 CA certificate)",
+                                path.display(),
+                                cert.subject(),
+                                cert.version()
+                            )),
                             Ok(cert) => {
                                 if !t.is_ca {
                                     warnings.push(format!(
@@ -275,7 +281,8 @@ pub fn discovery_document(
 /// (two providers in the dependency tree would make rustls' default selection panic).
 ///
 /// With `client_auth`, the handshake asks for a client certificate (never requires one) and names
-/// those CAs as hints; any certificate whose key the client proves is accepted at this layer, and the
+/// those CAs as hints; any readable certificate whose key the client proves is accepted at this layer
+/// (X.509 v1 leaves included, self-signed v1 certificates excepted: see [`crate::tls`]), and the
 /// token endpoint decides what it is worth (RFC 8705: a CA-issued certificate mapped to the client,
 /// or a self-signed one whose thumbprint is registered).
 fn tls_config(

@@ -3,7 +3,9 @@
 //!   registered for the client (a file in the authorized-clients folder, or a `Thumbprints` entry plus
 //!   the key the assertion carries), with a `jti` replay cache;
 //! - `tls_client_auth` (RFC 8705 section 2.1): a TLS client certificate issued by a configured CA and
-//!   mapped to the client by subject alternative name or subject;
+//!   mapped to the client by subject alternative name or subject. X.509 v1 certificates (no
+//!   extensions: what `openssl x509 -req` writes without an extension file), which webpki refuses,
+//!   are checked here when issued directly by a configured CA, and mapped by subject;
 //! - `self_signed_tls_client_auth` (RFC 8705 section 2.2): a TLS client certificate (or its key)
 //!   whose thumbprint is registered for the client.
 //!
@@ -13,14 +15,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use ids_crypto::cert::{SubjectAltName, Validity};
+use ids_crypto::cert::{SubjectAltName, Validity, format_time};
 use ids_crypto::jwt::assertion::{AssertionError, UnverifiedAssertion};
 use ids_crypto::{Certificate, PublicKey, jwk};
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
 
 use crate::access_control::RegisteredClient;
 use crate::authorized_clients::AuthorizedKey;
+use crate::tls::{LogOnce, loggable, one_line};
 
 /// Why key or certificate authentication failed (server log only).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,18 +42,25 @@ pub enum KeyRejection {
     #[error("no client certificate was presented and no other credentials were sent")]
     NoCredentials,
     #[error(
-        "the client certificate (subject `{subject}`, x5t#S256 {x5t_s256}, key thumbprint {thumbprint}) is not registered for this client: {reason}"
+        "the client certificate (subject `{subject}`, issuer `{issuer}`, x5t#S256 {x5t_s256}, key thumbprint {thumbprint}) is not registered for this client: {reason}"
     )]
     CertificateNotRegistered {
         subject: String,
+        issuer: String,
         x5t_s256: String,
         thumbprint: String,
         reason: String,
     },
     #[error("the client certificate cannot be read: {0}")]
     BadCertificate(String),
-    #[error("the client certificate (x5t#S256 {x5t_s256}) expired or is not valid yet")]
-    CertificateOutOfValidity { x5t_s256: String },
+    #[error(
+        "the client certificate (subject `{subject}`, issuer `{issuer}`, x5t#S256 {x5t_s256}) expired or is not valid yet"
+    )]
+    CertificateOutOfValidity {
+        subject: String,
+        issuer: String,
+        x5t_s256: String,
+    },
     #[error(
         "too many assertions from this client within their lifetime (replay cache share full); retry later"
     )]
@@ -272,34 +283,68 @@ impl PresentedCertificate {
     }
 }
 
+/// How many accepted X.509 v1 certificates are remembered, to warn about each once.
+const REMEMBERED_V1_CERTIFICATES: usize = 1024;
+
 /// The CAs whose certificates `tls_client_auth` accepts.
 #[derive(Debug, Clone)]
 pub struct ClientAuthorities {
     verifier: Arc<dyn ClientCertVerifier>,
+    cas: Arc<[Certificate]>,
+    algorithms: WebPkiSupportedAlgorithms,
+    v1_warnings: Arc<LogOnce>,
+}
+
+/// How a presented certificate was found to be issued by one of the CAs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Issued {
+    /// webpki verified the chain (v3 certificates).
+    Chain,
+    /// An X.509 v1 leaf signed by this CA (subject), verified by [`ClientAuthorities::verify_v1`].
+    V1 { ca: String },
 }
 
 impl ClientAuthorities {
-    /// A webpki verifier over `cas` (client-auth usage, validity, chain).
+    /// A webpki verifier over `cas` (client-auth usage, validity, chain). An X.509 v1 certificate
+    /// cannot be a CA (it has no basicConstraints), and is refused.
     pub fn new(cas: &[Certificate]) -> Result<Self, String> {
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
         let mut roots = rustls::RootCertStore::empty();
         for ca in cas {
+            if ca.version() < 3 {
+                return Err(format!(
+                    "CA certificate `{}` is an X.509 v{} certificate, which cannot be a CA",
+                    ca.subject(),
+                    ca.version()
+                ));
+            }
             roots
                 .add(CertificateDer::from(ca.der().to_vec()))
                 .map_err(|e| format!("CA certificate `{}`: {e}", ca.subject()))?;
         }
+        let algorithms = provider.signature_verification_algorithms;
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
             Arc::new(roots),
-            Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+            Arc::new(provider),
         )
         .build()
         .map_err(|e| e.to_string())?;
-        Ok(ClientAuthorities { verifier })
+        Ok(ClientAuthorities {
+            verifier,
+            cas: cas.into(),
+            algorithms,
+            v1_warnings: Arc::new(LogOnce::new(REMEMBERED_V1_CERTIFICATES)),
+        })
     }
 
-    /// Whether `chain` is issued by one of the CAs for client authentication, at `now`.
-    fn verify(&self, chain: &[Vec<u8>], now: i64) -> Result<(), String> {
+    /// Whether `leaf` (the first of `chain`) is issued by one of the CAs for client authentication, at
+    /// `now`. The error completes "its thumbprint is not registered and ...".
+    fn verify(&self, leaf: &Certificate, chain: &[Vec<u8>], now: i64) -> Result<Issued, String> {
+        if leaf.version() < 3 {
+            return self.verify_v1(leaf, now).map(|ca| Issued::V1 { ca });
+        }
         let Some((leaf, rest)) = chain.split_first() else {
-            return Err("no certificate".into());
+            return Err("no certificate was presented".into());
         };
         let leaf = CertificateDer::from(leaf.as_slice());
         let intermediates: Vec<CertificateDer<'_>> = rest
@@ -311,12 +356,96 @@ impl ClientAuthorities {
         ));
         self.verifier
             .verify_client_cert(&leaf, &intermediates, now)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map(|_| Issued::Chain)
+            .map_err(|e| {
+                format!("it is not issued by IdentityServer:ClientCertificateAuthorities ({e})")
+            })
+    }
+
+    /// An X.509 v1 leaf (`openssl x509 -req` without an extension file), which webpki refuses: it must
+    /// be signed directly by one of the CAs (its issuer name is the CA's subject, byte for byte, and
+    /// the CA's key verifies its signature), the CA must be a v3 certificate with `basicConstraints
+    /// CA:TRUE` and without name constraints (a v1 certificate has no SAN to check them against), and
+    /// the leaf must be valid at `now`. Intermediates are not considered: a v1 leaf has no authority
+    /// key identifier to find them by, and the seed recipes issue from the root. Returns the CA's subject.
+    fn verify_v1(&self, leaf: &Certificate, now: i64) -> Result<String, String> {
+        let named: Vec<&Certificate> = self
+            .cas
+            .iter()
+            .filter(|ca| ca.subject_der() == leaf.issuer_der())
+            .collect();
+        if named.is_empty() {
+            return Err(format!(
+                "it is not issued by IdentityServer:ClientCertificateAuthorities (an X.509 v1 certificate whose issuer `{}` is not the subject of any of them; intermediate CAs are not considered for v1 certificates)",
+                leaf.issuer()
+            ));
+        }
+        let mut refusals = Vec::new();
+        for ca in named {
+            if ca.version() < 3 || !ca.is_ca() {
+                refusals.push(format!(
+                    "`{}` is not a v3 CA certificate (basicConstraints CA:TRUE)",
+                    ca.subject()
+                ));
+            } else if ca.has_name_constraints() {
+                refusals.push(format!(
+                    "the CA `{}` has name constraints, which an X.509 v1 certificate (no SAN) cannot be checked against",
+                    ca.subject()
+                ));
+            } else if let Err(e) = crate::tls::verify_signed_by(leaf, ca, &self.algorithms) {
+                refusals.push(e.to_string());
+            } else {
+                return match leaf.validity_at(now) {
+                    Validity::Valid => Ok(ca.subject().to_string()),
+                    Validity::Expired => Err(format!(
+                        "it is an X.509 v1 certificate issued by the CA `{}`, but it expired on {}",
+                        ca.subject(),
+                        format_time(leaf.not_after())
+                    )),
+                    Validity::NotYetValid => Err(format!(
+                        "it is an X.509 v1 certificate issued by the CA `{}`, but it is not valid before {}",
+                        ca.subject(),
+                        format_time(leaf.not_before())
+                    )),
+                };
+            }
+        }
+        Err(format!(
+            "it is not issued by IdentityServer:ClientCertificateAuthorities (an X.509 v1 certificate naming a configured CA as its issuer, but {})",
+            refusals.join("; ")
+        ))
+    }
+
+    /// Logs, once per certificate, that an X.509 v1 certificate was accepted and how to replace it.
+    fn warn_v1(&self, cert: &Certificate, ca: &str, client: &str) {
+        if !self.v1_warnings.first(&[cert.der()]) {
+            return;
+        }
+        let cn = cert
+            .subject_attributes()
+            .iter()
+            .rev()
+            .find(|(name, _)| name == "CN")
+            .map_or("<CN>".to_string(), |(_, value)| loggable(value));
+        tracing::warn!(
+            client_id = %client,
+            subject = %loggable(cert.subject()),
+            issuer = %loggable(cert.issuer()),
+            x5t_s256 = %cert.x5t_s256(),
+            "client certificate accepted although it is an X.509 v1 certificate (no extensions: no key usage, \
+             no subject alternative name), issued by the CA `{ca}`: reissue it from the same request with \
+             `ids-keytool sign --ca-cert <CA certificate> --ca-key <CA key> --csr <request> --usage client`, \
+             which writes a v3 client certificate with subject `CN={cn}` and SAN `URI:urn:ids:client:{cn}`, \
+             then set TlsClientAuthSubjectDn=\"CN={cn}\" (or TlsClientAuthSan=\"urn:ids:client:{cn}\") on \
+             the OpenIdClient `{client}`; a CA key from `openssl genrsa -des3` must first be re-encrypted: \
+             `openssl pkey -in rootCA.key -aes256 -out rootCA-aes.key` (docs/keys-and-certificates.md, \
+             \"X.509 v1 client certificates\"; logged once per certificate)"
+        );
     }
 }
 
-/// `tls_client_auth` or `self_signed_tls_client_auth` for `client` with the presented certificate.
+/// `tls_client_auth` or `self_signed_tls_client_auth` for `client` with the presented certificate. An
+/// X.509 v1 certificate accepted from a CA is logged (once) with a suggestion to reissue it.
 pub fn authenticate_certificate(
     presented: &PresentedCertificate,
     client: &RegisteredClient,
@@ -340,37 +469,43 @@ pub fn authenticate_certificate(
         .any(|n| client.thumbprints.iter().any(|t| t == n) || keys.iter().any(|k| k.answers_to(n)));
     if pinned {
         if cert.validity_at(now) != Validity::Valid {
-            return Err(KeyRejection::CertificateOutOfValidity { x5t_s256 });
+            return Err(KeyRejection::CertificateOutOfValidity {
+                subject: loggable(cert.subject()),
+                issuer: loggable(cert.issuer()),
+                x5t_s256,
+            });
         }
         return Ok(());
     }
     // tls_client_auth: issued by a configured CA and mapped to this client.
     let not_registered = |reason: String| KeyRejection::CertificateNotRegistered {
-        subject: cert.subject().to_string(),
+        subject: loggable(cert.subject()),
+        issuer: loggable(cert.issuer()),
         x5t_s256: x5t_s256.clone(),
         thumbprint: thumbprint.clone(),
-        reason,
+        // Names from the certificate, as the client chose them.
+        reason: one_line(&reason),
     };
     let Some(authorities) = authorities else {
         return Err(not_registered(
             "its thumbprint is not registered and no IdentityServer:ClientCertificateAuthorities is configured".into(),
         ));
     };
-    authorities.verify(&presented.chain, now).map_err(|e| {
-        not_registered(format!(
-            "its thumbprint is not registered and it is not issued by IdentityServer:ClientCertificateAuthorities ({e})"
-        ))
-    })?;
-    if maps_to(&cert, client) {
-        Ok(())
-    } else {
-        Err(not_registered(format!(
+    let issued = authorities
+        .verify(&cert, &presented.chain, now)
+        .map_err(|e| not_registered(format!("its thumbprint is not registered and {e}")))?;
+    if !maps_to(&cert, client) {
+        return Err(not_registered(format!(
             "it is issued by a trusted CA but names {} instead of the client `{}` ({})",
             describe_names(&cert),
             client.identifier,
             expected_names(client)
-        )))
+        )));
     }
+    if let Issued::V1 { ca } = &issued {
+        authorities.warn_v1(&cert, ca, &client.identifier);
+    }
+    Ok(())
 }
 
 /// RFC 8705 section 2.1.2: the certificate must carry the registered subject or SAN. Without an
@@ -600,5 +735,106 @@ mod tests {
             authenticate_certificate(&foreign, &pinned, &[], Some(&authorities), now),
             Ok(())
         );
+    }
+
+    /// Issue 13 point 4: v1 leaves (the seed's `openssl x509 -req`), verified without webpki.
+    #[test]
+    fn v1_leaves_must_be_signed_directly_by_a_v3_ca_and_valid() {
+        use crate::tls::test_certs::{name, v1};
+        use ids_crypto::devcerts::generate_key;
+        let ca = Ca::new("client CA", 1).unwrap();
+        let ca_cert = Certificate::from_der("ca", &ca.cert.cert_der).unwrap();
+        let ca_name = ca_cert.subject_der().to_vec();
+        let authorities = ClientAuthorities::new(std::slice::from_ref(&ca_cert)).unwrap();
+        let now = crate::unix_now();
+        let day = 86_400;
+        let leaf_key = generate_key(KeyKind::EcP256).unwrap();
+        let rogue_key = generate_key(KeyKind::EcP256).unwrap();
+        let present = |der: Vec<u8>| PresentedCertificate { chain: vec![der] };
+        let mut by_dn = client("Seed");
+        by_dn.tls_subject_dn = Some("CN=poller-seed".into());
+        let check = |der: Vec<u8>, client: &RegisteredClient, now: i64| {
+            authenticate_certificate(&present(der), client, &[], Some(&authorities), now)
+                .map_err(|e| e.to_string())
+        };
+        let good = v1(
+            &name("poller-seed"),
+            &leaf_key,
+            &ca_name,
+            &ca.cert.key_pkcs8,
+            now - day,
+            now + day,
+        );
+        assert_eq!(check(good.clone(), &by_dn, now), Ok(()));
+        // A v1 certificate has no SAN: without TlsClientAuthSubjectDn it maps to no client.
+        let err = check(good.clone(), &client("poller-seed"), now).unwrap_err();
+        assert!(err.contains("subject `CN=poller-seed` and no SAN"), "{err}");
+        // Outside its validity.
+        let err = check(good.clone(), &by_dn, now + 2 * day).unwrap_err();
+        assert!(
+            err.contains("X.509 v1") && err.contains("expired on"),
+            "{err}"
+        );
+        let err = check(good, &by_dn, now - 2 * day).unwrap_err();
+        assert!(err.contains("not valid before"), "{err}");
+        // The CA's name, another key's signature.
+        let forged = v1(
+            &name("poller-seed"),
+            &leaf_key,
+            &ca_name,
+            &rogue_key,
+            now - day,
+            now + day,
+        );
+        let err = check(forged, &by_dn, now).unwrap_err();
+        assert!(
+            err.contains("signature does not verify with the public key of `CN=client CA`")
+                && err.contains("issuer `CN=client CA`"),
+            "{err}"
+        );
+        // Another issuer.
+        let foreign = v1(
+            &name("poller-seed"),
+            &leaf_key,
+            &name("Rogue CA"),
+            &rogue_key,
+            now - day,
+            now + day,
+        );
+        let err = check(foreign, &by_dn, now).unwrap_err();
+        assert!(
+            err.contains("issuer `CN=Rogue CA`")
+                && err.contains("not issued by IdentityServer:ClientCertificateAuthorities"),
+            "{err}"
+        );
+        // A leaf configured as a CA (CA:FALSE) does not vouch for the v1 certificates its key signs.
+        let not_ca = ca.issue_client("Issuer", KeyKind::EcP256, 1).unwrap();
+        let not_ca_cert = Certificate::from_der("not a CA", &not_ca.cert_der).unwrap();
+        let by_leaf = ClientAuthorities::new(std::slice::from_ref(&not_ca_cert)).unwrap();
+        let signed_by_leaf = v1(
+            &name("poller-seed"),
+            &leaf_key,
+            not_ca_cert.subject_der(),
+            &not_ca.key_pkcs8,
+            now - day,
+            now + day,
+        );
+        let err =
+            authenticate_certificate(&present(signed_by_leaf), &by_dn, &[], Some(&by_leaf), now)
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("is not a v3 CA certificate"), "{err}");
+        // A v1 certificate cannot be a CA at all.
+        let v1_ca = v1(
+            &name("Old CA"),
+            &rogue_key,
+            &name("Old CA"),
+            &rogue_key,
+            now - day,
+            now + day,
+        );
+        let err =
+            ClientAuthorities::new(&[Certificate::from_der("old", &v1_ca).unwrap()]).unwrap_err();
+        assert!(err.contains("X.509 v1"), "{err}");
     }
 }

@@ -9,7 +9,20 @@ use serde_json::{Value, json};
 use crate::support::{Deployment, binary, https_client};
 
 /// Kills the child when dropped, so a failing test leaves no server behind.
-struct Running(Child);
+pub(crate) struct Running(pub(crate) Child);
+
+impl Running {
+    /// Stops the server and returns what it wrote to stderr (its log).
+    pub(crate) fn stop_and_log(mut self) -> String {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let mut log = String::new();
+        if let Some(mut e) = self.0.stderr.take() {
+            std::io::Read::read_to_string(&mut e, &mut log).expect("server stderr");
+        }
+        log
+    }
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -19,7 +32,7 @@ impl Drop for Running {
 }
 
 /// Starts `identity-server ARGS`, returns it and the stdout lines up to and including `listening on`.
-fn start(args: &[&str]) -> (Running, Vec<String>) {
+pub(crate) fn start(args: &[&str]) -> (Running, Vec<String>) {
     let quickstart = args.first() == Some(&"quickstart");
     let mut child = Running(
         Command::new(binary("identity-server"))
@@ -58,7 +71,7 @@ fn start(args: &[&str]) -> (Running, Vec<String>) {
 
 /// Writes `d`'s settings and runs `identity-server serve` on it: the process, its port, a client trusting
 /// the test CA.
-fn serve(d: &Deployment) -> (Running, u16, reqwest::Client) {
+pub(crate) fn serve(d: &Deployment) -> (Running, u16, reqwest::Client) {
     d.write();
     let dir = d.path().to_str().expect("utf-8 path").to_string();
     let (server, lines) = start(&[
@@ -84,7 +97,7 @@ fn check(dir: &std::path::Path) -> std::process::Output {
         .expect("run identity-server check")
 }
 
-fn port_of(lines: &[String]) -> u16 {
+pub(crate) fn port_of(lines: &[String]) -> u16 {
     let line = lines
         .iter()
         .find(|l| l.starts_with("listening on https://127.0.0.1:"))

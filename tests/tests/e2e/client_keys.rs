@@ -8,7 +8,7 @@ use ids_crypto::jwt::assertion::ASSERTION_TYPE;
 use ids_crypto::{AssertionSigner, SigningKey};
 use serde_json::{Value, json};
 
-use crate::keytool::{PFX_PASSWORD, keytool, openssl};
+use crate::keytool::{CA_PASSPHRASE, PFX_PASSWORD, keytool, openssl};
 use crate::support::{
     AgentDeployment, Deployment, JOB_SECRET, Server, agent, code, default_xml, stderr, wait_for,
 };
@@ -481,4 +481,374 @@ async fn mutual_tls_on_a_private_ca_gives_certificate_bound_tokens() {
     );
     wait_for("the XML reload", || code(&agent(a.path(), &["token"])) == 0);
     server.stop().await;
+}
+
+/// What the seed recipe types at `openssl`'s passphrase prompts for `rootCA.key`.
+const SEED_CA_PASS: &str = "pass:seed ca passphrase";
+
+/// `grpc-mutual-tls.rst`'s commands for the root CA and a client certificate, word for word but for
+/// what the recipe types at prompts (the CA key's passphrase: `-passout`/`-passin`; the subjects:
+/// `-subj`). No extension file: `client.crt` is an X.509 v1 certificate, `rootCA.pem` a v3 CA.
+fn seed_pki(dir: &Path, ca_subject: &str, client_subject: &str) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    openssl(
+        dir,
+        &[
+            "genrsa",
+            "-des3",
+            "-passout",
+            SEED_CA_PASS,
+            "-out",
+            "rootCA.key",
+            "2048",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-nodes",
+            "-key",
+            "rootCA.key",
+            "-passin",
+            SEED_CA_PASS,
+            "-sha256",
+            "-days",
+            "1024",
+            "-subj",
+            ca_subject,
+            "-out",
+            "rootCA.pem",
+        ],
+    );
+    openssl(dir, &["genrsa", "-out", "client.key", "2048"]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "client.key",
+            "-subj",
+            client_subject,
+            "-out",
+            "client.csr",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "rootCA.pem",
+            "-CAkey",
+            "rootCA.key",
+            "-passin",
+            SEED_CA_PASS,
+            "-CAcreateserial",
+            "-out",
+            "client.crt",
+            "-days",
+            "500",
+            "-sha256",
+        ],
+    );
+    let client = openssl(dir, &["x509", "-in", "client.crt", "-noout", "-text"]);
+    assert!(client.contains("Version: 1 (0x0)"), "{client}");
+    let ca = openssl(dir, &["x509", "-in", "rootCA.pem", "-noout", "-text"]);
+    assert!(
+        ca.contains("Version: 3 (0x2)") && ca.contains("CA:TRUE"),
+        "{ca}"
+    );
+}
+
+fn curl_available() -> bool {
+    std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `curl --cert CERT --key KEY` on the token endpoint as the seed's client would run it: the HTTP status
+/// and JSON body, or curl's exit status and message when the TLS handshake failed.
+fn curl_token(
+    ca: &Path,
+    port: u16,
+    cert: &Path,
+    key: &Path,
+    client_id: &str,
+    extra: &[&str],
+) -> Result<(u16, Value), String> {
+    let out = std::process::Command::new("curl")
+        .arg("-sS")
+        .args(extra)
+        .arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(key)
+        .arg("--cacert")
+        .arg(ca)
+        .args(["-w", "\n%{http_code}"])
+        .args(["-d", "grant_type=client_credentials"])
+        .args(["-d", &format!("client_id={client_id}")])
+        .arg(format!("https://localhost:{port}/connect/token"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run curl");
+    if !out.status.success() {
+        return Err(format!(
+            "curl exited with {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').expect("status line");
+    Ok((
+        status.trim().parse().expect("HTTP status"),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    ))
+}
+
+/// Issue 13 point 4: the seed's `openssl x509 -req` (no extension file) makes X.509 v1 client
+/// certificates; one issued by a configured CA gets a certificate-bound token over curl, with a warning
+/// suggesting `ids-keytool sign`. A v1 certificate from another CA is `invalid_client`; a v1 self-signed
+/// certificate (a CA by OpenSSL's rules) is refused in the handshake. Each refusal is logged once with
+/// the certificate's subject, issuer and reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn seed_openssl_v1_client_certificate_gets_a_certificate_bound_token() {
+    if !curl_available() {
+        eprintln!(
+            "SKIPPED seed_openssl_v1_client_certificate_gets_a_certificate_bound_token: `curl --version` does not run (curl is not installed); the test needs the seed's real client"
+        );
+        return;
+    }
+    let mut d = Deployment::new();
+    let seed = d.path().join("seed");
+    seed_pki(
+        &seed,
+        "/C=FR/O=Seed/CN=Seed Root CA",
+        "/C=FR/O=Seed/CN=poller-seed",
+    );
+    // The same recipe run by someone else: same client subject, another CA.
+    let rogue = d.path().join("rogue");
+    seed_pki(
+        &rogue,
+        "/C=FR/O=Rogue/CN=Rogue Root CA",
+        "/C=FR/O=Seed/CN=poller-seed",
+    );
+    // The seed's request signed with its own key: a v1 self-signed certificate.
+    openssl(
+        &seed,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-signkey",
+            "client.key",
+            "-out",
+            "self.crt",
+            "-days",
+            "30",
+            "-sha256",
+        ],
+    );
+    // What the server's warning suggests: the same request signed again by `ids-keytool sign` (after
+    // re-encrypting the DES3 CA key, which it does not read), a v3 certificate mapped by its SAN.
+    openssl(
+        &seed,
+        &[
+            "pkey",
+            "-in",
+            "rootCA.key",
+            "-passin",
+            SEED_CA_PASS,
+            "-aes256",
+            "-passout",
+            &format!("pass:{CA_PASSPHRASE}"),
+            "-out",
+            "rootCA-aes.key",
+        ],
+    );
+    keytool(
+        &seed,
+        &[
+            "sign",
+            "--ca-cert",
+            "rootCA.pem",
+            "--ca-key",
+            "rootCA-aes.key",
+            "--ca-passphrase-env",
+            "CA_PASS",
+            "--csr",
+            "client.csr",
+            "--usage",
+            "client",
+            "--out",
+            "client-v3.crt",
+        ],
+    );
+    d.write_xml(
+        "clients.xml",
+        &xml_with(
+            r#"<OpenIdClient Identifier="SeedPoller" TlsClientAuthSubjectDn="CN=poller-seed,O=Seed,C=FR" Profile="Administrator" />
+<OpenIdClient Identifier="poller-seed" Profile="Administrator" />"#,
+        ),
+    );
+    d.set(
+        "IdentityServer.ClientCertificateAuthorities",
+        json!([seed.join("rootCA.pem").display().to_string()]),
+    );
+    let (server, port, _) = crate::cli::serve(&d);
+    let ca = d.path().join("ca.crt");
+    let (cert, key) = (seed.join("client.crt"), seed.join("client.key"));
+
+    let x5t = ids_crypto::Certificate::from_file(&cert)
+        .expect("v1 certificate")
+        .x5t_s256();
+    // TLS 1.3, again TLS 1.3 (one warning only), then TLS 1.2 (the handshake signature is checked
+    // another way).
+    for extra in [&[][..], &[], &["--tls-max", "1.2"]] {
+        let (status, body) = curl_token(&ca, port, &cert, &key, "SeedPoller", extra)
+            .expect("the handshake succeeds");
+        assert_eq!(status, 200, "{body}");
+        let token = body["access_token"].as_str().expect("token");
+        assert_eq!(claims(token)["sub"], "SeedPoller");
+        assert_eq!(
+            claims(token)["cnf"]["x5t#S256"],
+            json!(x5t),
+            "the token is bound to the seed's certificate"
+        );
+    }
+
+    // The reissued v3 certificate: the client its SAN names, no v1 warning.
+    let reissued = seed.join("client-v3.crt");
+    let (status, body) =
+        curl_token(&ca, port, &reissued, &key, "poller-seed", &[]).expect("the handshake succeeds");
+    assert_eq!(status, 200, "{body}");
+    let v3_x5t = ids_crypto::Certificate::from_file(&reissued)
+        .expect("v3 certificate")
+        .x5t_s256();
+    assert_eq!(
+        claims(body["access_token"].as_str().expect("token"))["cnf"]["x5t#S256"],
+        json!(v3_x5t)
+    );
+
+    // Same subject, another CA: the handshake succeeds, the token endpoint says invalid_client.
+    let (status, body) = curl_token(
+        &ca,
+        port,
+        &rogue.join("client.crt"),
+        &rogue.join("client.key"),
+        "SeedPoller",
+        &[],
+    )
+    .expect("the handshake succeeds");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+    // A v1 self-signed certificate is refused in the handshake, twice, and logged once.
+    for _ in 0..2 {
+        let refused = curl_token(&ca, port, &seed.join("self.crt"), &key, "SeedPoller", &[]);
+        assert!(refused.is_err(), "{refused:?}");
+    }
+
+    let log = server.stop_and_log();
+    // The accepted v1 certificate: one warning suggesting a reissue, whatever the number of requests.
+    let v1 = log
+        .lines()
+        .filter(|l| l.contains("X.509 v1") && l.contains(&x5t))
+        .collect::<Vec<_>>();
+    assert_eq!(v1.len(), 1, "{log}");
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("X.509 v1") && l.contains(&v3_x5t)),
+        "no warning for the v3 certificate: {log}"
+    );
+    assert!(v1[0].contains("ids-keytool sign"), "{log}");
+    // The rogue certificate at the token endpoint: subject, issuer and reason.
+    let rogue_line = log
+        .lines()
+        .find(|l| l.contains("client authentication failed") && l.contains("Rogue Root CA"))
+        .unwrap_or_else(|| panic!("no refusal for the rogue certificate: {log}"));
+    assert!(rogue_line.contains("CN=poller-seed"), "{rogue_line}");
+    assert!(
+        rogue_line.contains("not issued by IdentityServer:ClientCertificateAuthorities"),
+        "{rogue_line}"
+    );
+    // The self-signed v1 certificate in the handshake: once, with subject, issuer and reason.
+    let handshake = log
+        .lines()
+        .filter(|l| l.contains("refused in the TLS handshake"))
+        .collect::<Vec<_>>();
+    assert_eq!(handshake.len(), 1, "{log}");
+    assert!(
+        handshake[0].contains("subject=C=FR, O=Seed, CN=poller-seed")
+            && handshake[0].contains("issuer=C=FR, O=Seed, CN=poller-seed")
+            && handshake[0].contains("v1"),
+        "{}",
+        handshake[0]
+    );
+}
+
+/// A v1 certificate cannot be a CA (no basicConstraints): in `ClientCertificateAuthorities` it is a
+/// configuration error naming the setting and the file.
+#[test]
+fn v1_certificate_configured_as_client_ca_is_refused() {
+    let mut d = Deployment::new();
+    let dir = d.path().join("old");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    openssl(&dir, &["genrsa", "-out", "ca.key", "2048"]);
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "ca.key",
+            "-subj",
+            "/CN=Old v1 CA",
+            "-out",
+            "ca.csr",
+        ],
+    );
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "ca.csr",
+            "-signkey",
+            "ca.key",
+            "-out",
+            "v1-ca.pem",
+            "-days",
+            "30",
+        ],
+    );
+    d.set(
+        "IdentityServer.ClientCertificateAuthorities",
+        json!([dir.join("v1-ca.pem").display().to_string()]),
+    );
+    let settings = d.load_settings().expect("settings");
+    let errors = identity_server::load(&settings, identity_server::unix_now())
+        .map(|_| ())
+        .expect_err("a v1 CA is refused")
+        .join("\n");
+    assert!(
+        errors.contains("IdentityServer:ClientCertificateAuthorities")
+            && errors.contains("v1-ca.pem")
+            && errors.contains("Old v1 CA")
+            && errors.contains("X.509 v1"),
+        "{errors}"
+    );
 }
