@@ -144,7 +144,8 @@ fn check_prints_a_summary_or_every_problem() {
     d2.write_xml("dup.xml", "<C><OpenIdClient Identifier=\"Job\" HashedSecret=\"K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=\"/></C>");
     let out = check(d2.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    // A configuration error (the XML included) is exit code 2 in every tool (issue 13, point 6).
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr.contains("duplicate OpenIdClient `Job`") && stderr.contains("dup.xml:1:4"),
         "{stderr}"
