@@ -838,6 +838,73 @@ mod tests {
     }
 
     #[test]
+    fn password_settings_may_come_from_files_and_credentials() {
+        let schema = schema();
+        // `XFile` stands for a password or secret key the schema knows, nothing else.
+        assert!(schema.knows("IdentityServer:X509KeyFilePasswordFile"));
+        assert!(schema.knows("identityserver:x509keyfilepasswordfile"));
+        assert!(!schema.knows("IdentityServer:X509KeyFilePathFile"));
+        assert!(!schema.knows("IdentityServer:OtherPasswordFile"));
+        assert!(!schema.knows("Urls:File"));
+
+        let dir = tempdir();
+        std::fs::write(
+            dir.join("appsettings.json"),
+            r#"{"IdentityServer":{"X509KeyFilePath":"a.pfx","X509KeyFilePasswordFile":"pw.txt"}}"#,
+        )
+        .expect("write");
+        std::fs::write(dir.join("pw.txt"), "from-a-file\n").expect("write");
+        let c = Config::load(&dir, "appsettings", true, &[], &schema).expect("load");
+        let s = c.get("IdentityServer:X509KeyFilePassword").expect("set");
+        assert_eq!(s.value, "from-a-file");
+        assert!(s.is_secret() && s.protected);
+        assert!(c.get("IdentityServer:X509KeyFilePasswordFile").is_none());
+
+        // A credential (systemd's key-per-file) wins over the files; other sections' files are left alone.
+        let credentials = dir.join("credentials");
+        std::fs::create_dir_all(&credentials).expect("mkdir");
+        std::fs::write(credentials.join("IdentityServer__X509KeyFilePath"), "b.pfx")
+            .expect("write");
+        std::fs::write(credentials.join("Database__Password"), "x").expect("write");
+        let vars = vec![(
+            "CREDENTIALS_DIRECTORY".to_string(),
+            credentials.display().to_string(),
+        )];
+        let c = Config::load(&dir, "appsettings", true, &vars, &schema).expect("load");
+        assert_eq!(
+            c.string("IdentityServer:X509KeyFilePath").as_deref(),
+            Some("b.pfx")
+        );
+        assert!(c.get("Database:Password").is_none());
+
+        // Both the value and its file: refused, one would be ignored.
+        std::fs::write(
+            dir.join("appsettings.json"),
+            r#"{"IdentityServer":{"X509KeyFilePassword":"clear","X509KeyFilePasswordFile":"pw.txt"}}"#,
+        )
+        .expect("write");
+        let errors = Config::load(&dir, "appsettings", true, &[], &schema).expect_err("both");
+        let text = errors[0].to_string();
+        assert!(
+            text.contains("keep one of them") && !text.contains("clear"),
+            "{text}"
+        );
+
+        // An empty or missing file names the setting and the file.
+        std::fs::write(
+            dir.join("appsettings.json"),
+            r#"{"IdentityServer":{"X509KeyFilePasswordFile":"missing.txt"}}"#,
+        )
+        .expect("write");
+        let errors = Config::load(&dir, "appsettings", true, &[], &schema).expect_err("missing");
+        let text = errors[0].to_string();
+        assert!(
+            text.contains("IdentityServer:X509KeyFilePasswordFile") && text.contains("missing.txt"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn comments_and_trailing_commas_as_dotnet_accepts_them() {
         let text = "{\n  // the signing key\n  \"A\": { \"B\": \"x // not a comment\", /* c\n */ \"C\": [1, 2,], },\n}";
         let relaxed = relax_json(text);

@@ -768,3 +768,35 @@ async fn the_agent_gets_the_servers_certificate_from_its_pfx_with_ids_keytool() 
     assert_eq!(code(&out), 0, "{}", text(&out));
     server.stop().await;
 }
+
+#[test]
+fn the_agent_lists_other_sections_once_and_keeps_its_own_strict() {
+    use crate::support::AgentDeployment;
+    let mut a = AgentDeployment::new("https://127.0.0.1:1");
+    a.set("License", json!("xyz"))
+        .set("Scheduler", json!({ "Enabled": true }));
+    a.write();
+    let dir = a.path().display().to_string();
+    let out = run("agent", &["--config-dir", &dir, "check", "--offline"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let ignored: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("ignored: not used by this agent"))
+        .collect();
+    assert_eq!(ignored.len(), 1, "{stdout}");
+    for section in ["Connections", "License", "Scheduler"] {
+        assert!(ignored[0].contains(section), "{}", ignored[0]);
+    }
+
+    a.set_agent("OpenId.DefaultOpenIdClent", json!("Job"));
+    a.write();
+    let out = run("agent", &["--config-dir", &dir, "check", "--offline"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        stderr.contains("OpenId:DefaultOpenIdClent")
+            && stderr.contains("did you mean `OpenId:DefaultOpenIdClient`"),
+        "{stderr}"
+    );
+}
