@@ -14,6 +14,8 @@ use crate::{Agent, Clock};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
     Ok(String),
+    /// Information, neither a success nor a problem (sections of other software, ignored).
+    Note(String),
     Warning(String),
     Error(String),
 }
@@ -28,6 +30,9 @@ pub struct Report {
 impl Report {
     fn ok(&mut self, text: String) {
         self.lines.push(Line::Ok(text));
+    }
+    fn note(&mut self, text: String) {
+        self.lines.push(Line::Note(text));
     }
     fn warn(&mut self, text: String) {
         self.lines.push(Line::Warning(text));
@@ -68,6 +73,9 @@ pub async fn run(
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    if let Some(line) = ids_config::describe_ignored(&s.ignored_sections, "agent") {
+        report.note(line);
+    }
     for w in &loaded.warnings {
         report.warn(w.clone());
     }

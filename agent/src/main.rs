@@ -346,6 +346,9 @@ fn session(dir: &Path) -> Result<Session, u8> {
         }
     };
     init_logging(writer, &settings.log_level);
+    if let Some(line) = ids_config::describe_ignored(&settings.ignored_sections, "agent") {
+        tracing::info!("{line}");
+    }
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
@@ -453,6 +456,7 @@ async fn check(dir: &Path, offline: bool, expiry_days: u64) -> u8 {
     for line in &report.lines {
         match line {
             Line::Ok(t) => print_line(&format!("ok: {t}")),
+            Line::Note(t) => print_line(&format!("note: {t}")),
             Line::Warning(t) => print_line(&format!("warning: {t}")),
             // Errors on standard error, results on standard output (as every command does).
             Line::Error(t) => eprintln!("error: {t}"),

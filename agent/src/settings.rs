@@ -237,6 +237,9 @@ pub struct Settings {
     pub additional_recipients: Vec<PathBuf>,
     pub work_folder: PathBuf,
     pub temp_folder: PathBuf,
+    /// Top-level sections of other software in the same files (`Connections`, `License`...): not
+    /// errors, listed once by `check` and in the log as not used by the agent.
+    pub ignored_sections: Vec<ids_config::IgnoredSection>,
     /// `LogFolderPath`, default `<work folder>/logs`.
     pub log_folder: PathBuf,
     /// Log files older than this are deleted at start-up (`LogRetentionDays`, default 14).
@@ -299,11 +302,8 @@ impl Settings {
     pub fn from_config(config: &Config, now: i64) -> Result<Loaded, Vec<ConfigError>> {
         let schema = schema();
         // Unknown keys are errors only inside the sections the agent owns; other software's sections
-        // (the vendor's `Connections`, `License`...) are listed once as ignored.
-        let mut warnings: Vec<String> =
-            ids_config::describe_ignored(&config.ignored_sections(&schema), "agent")
-                .into_iter()
-                .collect();
+        // (the vendor's `Connections`, `License`...) are listed once as ignored (`ignored_sections`).
+        let mut warnings = Vec::new();
         let mut errors: Vec<ConfigError> = config.check_unknown(&schema);
         errors.extend(reject_windows_store(
             config,
@@ -428,6 +428,7 @@ impl Settings {
                 clients,
                 client_key,
                 default_client,
+                ignored_sections: config.ignored_sections(&schema),
                 encryption_certificate,
                 encrypt_files,
                 additional_recipients,

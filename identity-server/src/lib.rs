@@ -53,10 +53,7 @@ pub struct Loaded {
 /// Loads certificates and the access-control XML, collecting every problem.
 pub fn load(settings: &Settings, now: i64) -> Result<Loaded, Vec<String>> {
     let mut errors = Vec::new();
-    let mut warnings: Vec<String> =
-        ids_config::describe_ignored(&settings.ignored_sections, "server")
-            .into_iter()
-            .collect();
+    let mut warnings = Vec::new();
     let keys = match Keys::load(settings, now, &mut warnings) {
         Ok(k) => Some(k),
         Err(es) => {
@@ -232,6 +229,9 @@ pub async fn run_loaded(
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    if let Some(line) = ids_config::describe_ignored(&settings.ignored_sections, "server") {
+        tracing::info!("{line}");
+    }
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }

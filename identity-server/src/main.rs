@@ -338,6 +338,9 @@ fn check(dir: &Path, expiry_days: Option<u64>) -> Result<(), Failure> {
         dir.display(),
         ids_config::environment_name(&vars)
     );
+    if let Some(line) = ids_config::describe_ignored(&settings.ignored_sections, "server") {
+        let _ = writeln!(out, "{line}");
+    }
     let _ = writeln!(
         out,
         "signing key: {} {} `{}` kid {} valid until {}",
