@@ -307,7 +307,7 @@ impl Parser<'_> {
                 // Namespace declarations and attributes of other namespaces are not ours.
                 continue;
             }
-            let field = match kind.classify(&key) {
+            let field = match kind.classify(key) {
                 Match::Field(field) => field,
                 Match::LanguageOutOfRange => {
                     out_of_range.push(key.to_owned());
