@@ -307,8 +307,8 @@ const MAX_TRACKED_SOURCES: usize = 50_000;
 /// Forgetting a source gives it its full budget back, so the sources forgotten are those it gives the
 /// fewest attempts: an address that has exhausted its budget is forgotten last, after every address
 /// that failed less, instead of with everyone (the table used to be cleared) or because it stopped
-/// trying (least recently used would forget it first). Getting it forgotten takes exhausting more
-/// than `max / 8` other addresses' budgets, which is no gain over using them.
+/// trying (least recently used would forget it first). Getting it forgotten takes 7/8 of the table's
+/// addresses with no more budget left than it has: exhausting them is no gain over using them.
 ///
 /// Cost: one O(n) pass (retain, then a linear-time selection) frees at least `max / 8` slots, so a
 /// flood of new addresses costs amortised O(1) per address.
