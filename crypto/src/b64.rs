@@ -37,7 +37,7 @@ pub fn hex_upper(bytes: &[u8]) -> String {
 /// Decodes hex (either case); `None` for an odd length or a character that is not a hex digit.
 pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
     // `from_str_radix` alone would also take a sign (`+1`).
-    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..text.len() / 2)

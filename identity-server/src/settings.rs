@@ -468,13 +468,12 @@ impl Settings {
             .collect();
         if client_certificates == ClientCertificates::Off
             && !client_certificate_authorities.is_empty()
+            && let Some(s) = config.get("IdentityServer:ClientCertificates")
         {
-            if let Some(s) = config.get("IdentityServer:ClientCertificates") {
-                errors.push(invalid(
+            errors.push(invalid(
                     s,
                     "is Off, but IdentityServer:ClientCertificateAuthorities is set: tls_client_auth needs client certificates (set Optional, or remove the authorities)",
                 ));
-            }
         }
         let expiry_warning_days = take(
             &mut errors,

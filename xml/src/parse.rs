@@ -2,11 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use quick_xml::Reader;
-use quick_xml::encoding::Decoder;
 use quick_xml::escape::{EscapeError, resolve_predefined_entity};
 use quick_xml::events::attributes::AttrError;
 use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::{Reader, XmlVersion};
 
 use crate::date::parse_expiration;
 use crate::locate::Locator;
@@ -33,10 +32,10 @@ pub fn parse_document(file: &str, text: &str) -> Result<Document, XmlError> {
             ..Document::default()
         },
         doctype: false,
+        version: XmlVersion::Implicit1_0,
     };
     let mut reader = Reader::from_str(text);
     reader.config_mut().check_end_names = true;
-    let decoder = reader.decoder();
     // Byte offset of the `<` and length of the name of each open element.
     let mut open: Vec<(usize, usize)> = Vec::new();
     let mut root_seen = false;
@@ -45,12 +44,12 @@ pub fn parse_document(file: &str, text: &str) -> Result<Document, XmlError> {
         let before = offset(reader.buffer_position());
         match reader.read_event() {
             Ok(Event::Start(element)) => {
-                parser.element(&element, before, decoder)?;
+                parser.element(&element, before)?;
                 open.push((before, element.name().as_ref().len()));
                 root_seen = true;
             }
             Ok(Event::Empty(element)) => {
-                parser.element(&element, before, decoder)?;
+                parser.element(&element, before)?;
                 root_seen = true;
             }
             Ok(Event::End(_)) => {
@@ -58,14 +57,15 @@ pub fn parse_document(file: &str, text: &str) -> Result<Document, XmlError> {
             }
             Ok(Event::GeneralRef(reference)) => parser.reference(&reference, before)?,
             Ok(Event::DocType(_)) => parser.doctype = true,
+            Ok(Event::Decl(decl)) => {
+                // Attribute values are normalised by the rules of the declared version (1.0 when
+                // absent or unreadable).
+                if let Ok(version) = decl.xml_version() {
+                    parser.version = version;
+                }
+            }
             Ok(Event::Eof) => break,
-            Ok(
-                Event::Text(_)
-                | Event::CData(_)
-                | Event::Comment(_)
-                | Event::Decl(_)
-                | Event::PI(_),
-            ) => {}
+            Ok(Event::Text(_) | Event::CData(_) | Event::Comment(_) | Event::PI(_)) => {}
             Err(error) => {
                 let at = offset(reader.error_position());
                 return Err(parser.error(at, format!("malformed XML: {}", describe(&error))));
@@ -109,6 +109,7 @@ fn describe_escape(error: &EscapeError) -> String {
             "`&` does not start an entity reference ending with `;` (write `&amp;` for a literal `&`)".to_owned()
         }
         EscapeError::InvalidCharRef(error) => format!("invalid character reference: {error}"),
+        EscapeError::TooManyNestedEntities => "too many nested entities".to_owned(),
     }
 }
 
@@ -154,11 +155,11 @@ const AGENT_ATTRIBUTES: &[(&str, Field)] =
 const DISPLAY_NAME_PREFIX: &str = "DisplayName_L";
 
 impl Kind {
-    fn from_local_name(name: &[u8]) -> Option<Kind> {
+    fn from_local_name(name: &str) -> Option<Kind> {
         match name {
-            b"OpenIdClient" => Some(Kind::Client),
-            b"Profile" => Some(Kind::Profile),
-            b"Agent" => Some(Kind::Agent),
+            "OpenIdClient" => Some(Kind::Client),
+            "Profile" => Some(Kind::Profile),
+            "Agent" => Some(Kind::Agent),
             _ => None,
         }
     }
@@ -249,6 +250,8 @@ struct Parser<'t> {
     document: Document,
     /// A `DOCTYPE` was seen: it may declare entities, so unknown ones in text are tolerated.
     doctype: bool,
+    /// The version in the XML declaration, which decides how attribute values are normalised.
+    version: XmlVersion,
 }
 
 impl Parser<'_> {
@@ -267,8 +270,8 @@ impl Parser<'_> {
         match reference.resolve_char_ref() {
             Ok(Some(_)) => Ok(()),
             Ok(None) => {
-                let name = String::from_utf8_lossy(reference.as_ref()).into_owned();
-                if self.doctype || resolve_predefined_entity(&name).is_some() {
+                let name: &str = reference.as_ref();
+                if self.doctype || resolve_predefined_entity(name).is_some() {
                     Ok(())
                 } else {
                     Err(self.error(at, format!("malformed XML: unknown entity `&{name};`")))
@@ -280,12 +283,7 @@ impl Parser<'_> {
 
     /// Any start or empty element starting at byte `start`: its attributes are checked
     /// (syntax, duplicates, escapes); the three collected kinds are recorded.
-    fn element(
-        &mut self,
-        element: &BytesStart<'_>,
-        start: usize,
-        decoder: Decoder,
-    ) -> Result<(), XmlError> {
+    fn element(&mut self, element: &BytesStart<'_>, start: usize) -> Result<(), XmlError> {
         let kind = Kind::from_local_name(element.local_name().as_ref());
         let mut values = Values::default();
         // (field, attribute name as written), to catch case-only duplicates.
@@ -297,28 +295,26 @@ impl Parser<'_> {
         attributes.with_checks(true);
         for attribute in attributes {
             let attribute = attribute.map_err(|error| self.attribute_error(start, &error))?;
-            let key = String::from_utf8_lossy(attribute.key.as_ref());
-            let value = attribute
-                .decode_and_unescape_value(decoder)
-                .map_err(|error| {
-                    self.error(
-                        start,
-                        format!("malformed XML: attribute `{key}`: {}", describe(&error)),
-                    )
-                })?;
+            let key: &str = attribute.key.as_ref();
+            let value = attribute.normalized_value(self.version).map_err(|error| {
+                self.error(
+                    start,
+                    format!("malformed XML: attribute `{key}`: {}", describe(&error)),
+                )
+            })?;
             let Some(kind) = kind else { continue };
             if key == "xmlns" || key.contains(':') {
                 // Namespace declarations and attributes of other namespaces are not ours.
                 continue;
             }
-            let field = match kind.classify(&key) {
+            let field = match kind.classify(key) {
                 Match::Field(field) => field,
                 Match::LanguageOutOfRange => {
-                    out_of_range.push(key.into_owned());
+                    out_of_range.push(key.to_owned());
                     continue;
                 }
                 Match::Unknown => {
-                    unknown.push(key.into_owned());
+                    unknown.push(key.to_owned());
                     continue;
                 }
             };
@@ -331,7 +327,7 @@ impl Parser<'_> {
                     ),
                 ));
             }
-            seen.push((field, key.into_owned()));
+            seen.push((field, key.to_owned()));
             let value = value.into_owned();
             match field {
                 Field::Identifier => values.identifier = Some(value),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::http::{Http, summarize};
+use super::http::{Http, retry_after, summarize};
 use super::tokens::BearerToken;
 use crate::error::AgentError;
 
@@ -163,12 +163,7 @@ async fn receipt(
     response: reqwest::Response,
 ) -> Result<Receipt, DeliveryFailure> {
     let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = retry_after(&response);
     let www_authenticate = response
         .headers()
         .get(reqwest::header::WWW_AUTHENTICATE)

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 
@@ -265,25 +265,25 @@ fn random_fraction() -> f64 {
 }
 
 /// `Retry-After` in seconds or as an HTTP date (RFC 9110 section 10.2.3).
-fn retry_after(response: &Response) -> Option<Duration> {
+pub(crate) fn retry_after(response: &Response) -> Option<Duration> {
     let value = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?;
-    parse_retry_after(value, time::OffsetDateTime::now_utc())
+    parse_retry_after(value, SystemTime::now())
 }
 
-fn parse_retry_after(value: &str, now: time::OffsetDateTime) -> Option<Duration> {
+/// `delay-seconds` or an HTTP date (IMF-fixdate, and the obsolete RFC 850 and asctime forms a
+/// recipient must accept, RFC 9110 section 5.6.7) read by `httpdate`; a date in the past is no
+/// wait. Anything else is `None`.
+fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when =
-        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
-    Some(Duration::from_secs(
-        (when - now).whole_seconds().max(0) as u64
-    ))
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// What went wrong in a TLS handshake.
@@ -396,16 +396,36 @@ mod tests {
 
     #[test]
     fn retry_after_in_seconds_or_as_an_http_date() {
-        let now = time::macros::datetime!(2026-11-22 14:00:00 UTC);
+        // Sun, 22 Nov 2026 14:00:00 GMT
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_356_000);
         assert_eq!(parse_retry_after(" 5 ", now), Some(Duration::from_secs(5)));
+        assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
         assert_eq!(
             parse_retry_after("Sun, 22 Nov 2026 14:00:30 GMT", now),
             Some(Duration::from_secs(30))
         );
+        // The obsolete forms RFC 9110 section 5.6.7 makes a recipient accept.
+        assert_eq!(
+            parse_retry_after("Sunday, 22-Nov-26 14:01:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse_retry_after("Sun Nov 22 14:00:02 2026", now),
+            Some(Duration::from_secs(2))
+        );
+        // A date in the past, or now, is no wait.
         assert_eq!(
             parse_retry_after("Sun, 22 Nov 2026 13:00:00 GMT", now),
             Some(Duration::ZERO)
         );
+        assert_eq!(
+            parse_retry_after("Sun, 22 Nov 2026 14:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(parse_retry_after("", now), None);
+        // RFC 2822 leniencies (a numeric zone, no weekday) are not HTTP dates.
+        assert_eq!(parse_retry_after("22 Nov 2026 14:00:30 +0000", now), None);
     }
 }

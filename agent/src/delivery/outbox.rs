@@ -411,10 +411,10 @@ fn remove_old_sent(sent: &Path, days: u64) {
     let limit = Duration::from_secs(days * 86_400);
     if let Ok(files) = ready(sent) {
         for (path, modified) in files {
-            if modified.elapsed().unwrap_or_default() > limit {
-                if let Err(e) = std::fs::remove_file(&path) {
-                    tracing::warn!(path = %path.display(), "cannot remove an old sent file: {e}");
-                }
+            if modified.elapsed().unwrap_or_default() > limit
+                && let Err(e) = std::fs::remove_file(&path)
+            {
+                tracing::warn!(path = %path.display(), "cannot remove an old sent file: {e}");
             }
         }
     }

@@ -203,11 +203,11 @@ impl Sink {
         if self.failed {
             return;
         }
-        if self.written >= ROTATE_BYTES || today() != self.day {
-            if let Err(e) = self.rotate() {
-                self.fail(&e.to_string());
-                return;
-            }
+        if (self.written >= ROTATE_BYTES || today() != self.day)
+            && let Err(e) = self.rotate()
+        {
+            self.fail(&e.to_string());
+            return;
         }
         let result = match self.current.as_mut().map(|s| &mut s.out) {
             Some(Output::Plain(f)) => f.write_all(line),

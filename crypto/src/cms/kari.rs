@@ -223,7 +223,7 @@ fn aes_unwrap(
     kek: &[u8],
     wrapped: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, CmsError> {
-    if wrapped.len() < 24 || wrapped.len() % 8 != 0 {
+    if wrapped.len() < 24 || !wrapped.len().is_multiple_of(8) {
         return Err(CmsError::KeyUnwrap);
     }
     let mut out = Zeroizing::new(vec![0u8; wrapped.len() - 8]);

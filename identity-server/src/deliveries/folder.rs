@@ -128,15 +128,15 @@ impl FolderStore {
             .lock()
             .map_err(|_| StoreError::Full("storage accounting unavailable".into()))?;
         let taken = used.stored + used.reserved;
-        if let Some(quota) = self.quota {
-            if taken.saturating_add(bytes) > quota {
-                return Err(StoreError::Full(format!(
-                    "the delivery storage quota (Deliveries:QuotaMiB, {}) is used up: {} stored or in progress, this delivery needs {}",
-                    mib(quota),
-                    mib(taken),
-                    mib(bytes)
-                )));
-            }
+        if let Some(quota) = self.quota
+            && taken.saturating_add(bytes) > quota
+        {
+            return Err(StoreError::Full(format!(
+                "the delivery storage quota (Deliveries:QuotaMiB, {}) is used up: {} stored or in progress, this delivery needs {}",
+                mib(quota),
+                mib(taken),
+                mib(bytes)
+            )));
         }
         // Deliveries in progress will take their reservations from what is free now.
         if let Some(free) = free_space(&self.folder) {

@@ -5,12 +5,12 @@ pub mod error;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
@@ -51,6 +51,19 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientCert {
 /// Largest token request body accepted (a client-credentials request is well under 1 KiB).
 pub const MAX_TOKEN_BODY: usize = 16 * 1024;
 
+/// How much of a token request body over [`MAX_TOKEN_BODY`] is read and thrown away before the 413.
+///
+/// Answering while the client is still sending makes most clients lose the answer: over HTTP/1.1 the
+/// connection is closed with unread data, so the client's kernel gets a TCP reset (curl: "broken
+/// pipe", or the answer discarded); over HTTP/2 curl reports the stream reset that follows an early
+/// answer (RST_STREAM(NO_ERROR), RFC 9113 section 8.1) as an error. Reading the rest of a body of
+/// reasonable size first lets the client finish sending and then read the 413. Beyond this the
+/// answer is given without reading more (and the HTTP/1.1 connection closed).
+pub const MAX_DRAINED_TOKEN_BODY: u64 = 4 * 1024 * 1024;
+
+/// Longest time spent reading and discarding an over-limit body.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Shared state of the handlers.
 #[derive(Debug)]
 pub struct AppState {
@@ -85,22 +98,28 @@ async fn token(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     certificate: ClientCert,
+    version: Version,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
-    let body = match body {
+    let body = match read_token_body(body, version, &headers).await {
         Ok(b) => b,
-        Err(e) => {
-            let status = e.status();
-            return ErrorResponse(
-                OAuthError::InvalidRequest(format!("request body rejected: {}", e.body_text())),
-                if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    status
-                } else {
-                    StatusCode::BAD_REQUEST
-                },
+        Err(e @ BodyError::TooLarge { drained }) => {
+            let mut response = ErrorResponse(
+                OAuthError::InvalidRequest(e.to_string()),
+                StatusCode::PAYLOAD_TOO_LARGE,
             )
             .into_response();
+            if !drained && version < Version::HTTP_2 {
+                // The rest of the body is still coming: this connection cannot carry another request.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return response;
+        }
+        Err(e @ BodyError::Unreadable(_)) => {
+            return ErrorResponse::from(OAuthError::InvalidRequest(e.to_string())).into_response();
         }
     };
     let form = headers
@@ -138,6 +157,82 @@ async fn token(
         }
         Err(e) => ErrorResponse::from(e).into_response(),
     }
+}
+
+/// Why a token request body was not read.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    /// Over [`MAX_TOKEN_BODY`]; `drained` when the whole body was read (and thrown away), so the
+    /// client has finished sending.
+    #[error("the request body is larger than the {MAX_TOKEN_BODY} bytes a token request may have")]
+    TooLarge { drained: bool },
+    #[error("the request body could not be read: {0}")]
+    Unreadable(String),
+}
+
+/// Reads a token request body of at most [`MAX_TOKEN_BODY`] bytes. A larger one is read on and
+/// thrown away, up to [`MAX_DRAINED_TOKEN_BODY`] bytes and [`DRAIN_TIMEOUT`], so that the client can
+/// read the answer (see [`MAX_DRAINED_TOKEN_BODY`]). It is not read at all when its declared length
+/// is over that bound, nor, over HTTP/1.1, when it is over the limit with `Expect: 100-continue`:
+/// that client waits for the `100 Continue` reading would send, so answering first spares it
+/// sending the body. (curl over HTTP/2 does not read a final answer that comes instead of the
+/// `100 Continue`, so there the body is read and drained as any other.)
+async fn read_token_body(
+    mut body: Body,
+    version: Version,
+    headers: &HeaderMap,
+) -> Result<Bytes, BodyError> {
+    use http_body_util::BodyExt as _;
+
+    let limit = MAX_TOKEN_BODY as u64;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let expects_continue = version < Version::HTTP_2
+        && headers
+            .get(header::EXPECT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+    if declared.is_some_and(|n| n > limit && (expects_continue || n > MAX_DRAINED_TOKEN_BODY)) {
+        return Err(BodyError::TooLarge { drained: false });
+    }
+    let mut kept = bytes::BytesMut::new();
+    let mut received: u64 = 0;
+    while received <= limit {
+        match body.frame().await {
+            None => return Ok(kept.freeze()),
+            Some(Err(e)) => return Err(BodyError::Unreadable(e.to_string())),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    received += data.len() as u64;
+                    if received <= limit {
+                        kept.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+    let drain = async {
+        loop {
+            match body.frame().await {
+                None => return true,
+                Some(Err(_)) => return false,
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        received += data.len() as u64;
+                        if received > MAX_DRAINED_TOKEN_BODY {
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, drain)
+        .await
+        .unwrap_or(false);
+    Err(BodyError::TooLarge { drained })
 }
 
 async fn authorize() -> Response {

@@ -10,7 +10,8 @@
 //!   identifiers are not secret, so a per-client limit would let anyone lock a client out. The budget is
 //!   taken *before* a verification and given back on success, so parallel guesses cannot overrun it; it
 //!   only gates uncached verifications, so an already-verified secret is accepted even from an address
-//!   that has run out;
+//!   that has run out. The table of budgets is bounded: when full it forgets the sources closest to a
+//!   full budget, so a flood of new addresses cannot reset an exhausted one (see `make_room`);
 //! - an unknown client id costs the same argon2 verification as a known one (against a fixed dummy hash),
 //!   so response times do not tell which clients exist.
 
@@ -242,15 +243,7 @@ impl Authenticator {
         let rate = self.config.failures_per_minute;
         let key = source(peer);
         if !failures.contains_key(&key) && failures.len() >= MAX_TRACKED_SOURCES {
-            // Forget sources that are back to a full budget; if that is not enough (a flood of distinct
-            // addresses), start over: the argon2 concurrency limit still bounds the work.
-            failures.retain(|_, b| {
-                b.refill(now, rate);
-                b.tokens < f64::from(rate)
-            });
-            if failures.len() >= MAX_TRACKED_SOURCES {
-                failures.clear();
-            }
+            make_room(&mut failures, now, rate, MAX_TRACKED_SOURCES);
         }
         let bucket = failures.entry(key).or_insert(Bucket {
             tokens: f64::from(rate),
@@ -306,6 +299,36 @@ impl Drop for Attempt<'_> {
 
 /// How many source addresses the failure budget tracks at most.
 const MAX_TRACKED_SOURCES: usize = 50_000;
+
+/// Makes room in the full table of failure budgets, for `max / 8` new sources at least: forgets the
+/// sources back to a full budget (as good as untracked), then, if that is not enough (a flood of
+/// distinct addresses), the sources closest to a full budget.
+///
+/// Forgetting a source gives it its full budget back, so the sources forgotten are those it gives the
+/// fewest attempts: an address that has exhausted its budget is forgotten last, after every address
+/// that failed less, instead of with everyone (the table used to be cleared) or because it stopped
+/// trying (least recently used would forget it first). Getting it forgotten takes 7/8 of the table's
+/// addresses with no more budget left than it has: exhausting them is no gain over using them.
+///
+/// Cost: one O(n) pass (retain, then a linear-time selection) frees at least `max / 8` slots, so a
+/// flood of new addresses costs amortised O(1) per address.
+fn make_room(failures: &mut HashMap<IpAddr, Bucket>, now: i64, rate: u32, max: usize) {
+    failures.retain(|_, b| {
+        b.refill(now, rate);
+        b.tokens < f64::from(rate)
+    });
+    let keep = max - max.div_ceil(8);
+    if failures.len() <= keep {
+        return;
+    }
+    let excess = failures.len() - keep;
+    // Every bucket was just refilled to `now`: the most tokens is the closest to a full budget.
+    let mut by_tokens: Vec<(f64, IpAddr)> = failures.iter().map(|(k, b)| (b.tokens, *k)).collect();
+    by_tokens.select_nth_unstable_by(excess - 1, |a, b| b.0.total_cmp(&a.0));
+    for (_, key) in &by_tokens[..excess] {
+        failures.remove(key);
+    }
+}
 
 /// The rate-limited unit: an IPv4 address, or an IPv6 /64 (one host usually holds a whole /64).
 fn source(peer: IpAddr) -> IpAddr {
@@ -562,6 +585,72 @@ mod tests {
             check(&a, &c, "x", 0).await,
             Err(OAuthError::SlowDown { .. })
         ));
+    }
+
+    /// Issue 13 point 7: a flood of distinct addresses used to clear the whole table, resetting the budget
+    /// of an address that had exhausted it.
+    #[tokio::test]
+    async fn an_exhausted_address_stays_limited_after_a_flood_of_other_addresses() {
+        let a = auth(2);
+        let c = client("s");
+        for _ in 0..2 {
+            assert!(matches!(
+                check(&a, &c, "x", 0).await,
+                Ok(AuthOutcome::Rejected(_))
+            ));
+        }
+        // MAX_TRACKED_SOURCES other addresses fail once each (the accounting of a wrong secret, without
+        // the argon2 verification): the table fills up and has to make room, more than once.
+        for i in 0..MAX_TRACKED_SOURCES as u32 {
+            let other = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            a.take_budget(other, 0)
+                .expect("a fresh address has a budget")
+                .spend();
+        }
+        let tracked = a.failures.lock().expect("lock").len();
+        assert!(tracked <= MAX_TRACKED_SOURCES, "{tracked}");
+        let r = check(&a, &c, "x", 0).await;
+        assert!(
+            matches!(
+                r,
+                Err(OAuthError::SlowDown {
+                    retry_after_secs: 30
+                })
+            ),
+            "{r:?}"
+        );
+        // And it refills as usual.
+        assert!(matches!(
+            check(&a, &c, "x", 30).await,
+            Ok(AuthOutcome::Rejected(_))
+        ));
+    }
+
+    #[test]
+    fn make_room_forgets_full_budgets_then_those_closest_to_full() {
+        let rate = 4;
+        let mut failures = HashMap::new();
+        for (i, tokens) in [4.0, 3.0, 0.0, 2.0, 3.0, 1.0, 3.0, 2.5]
+            .into_iter()
+            .enumerate()
+        {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(i as u32));
+            failures.insert(ip, Bucket { tokens, at: 0 });
+        }
+        // max 8: room for one at least, taken from the full budget alone.
+        make_room(&mut failures, 0, rate, 8);
+        assert_eq!(failures.len(), 7);
+        // max 7: the full one is gone, so the one with the most tokens (3.0, three of them) goes.
+        make_room(&mut failures, 0, rate, 7);
+        assert_eq!(failures.len(), 6);
+        let mut left: Vec<f64> = failures.values().map(|b| b.tokens).collect();
+        left.sort_by(f64::total_cmp);
+        assert_eq!(left, [0.0, 1.0, 2.0, 2.5, 3.0, 3.0]);
+        // max 6 with 30 s gone by (2 tokens refilled): 3.0 and 2.5 and 2.0 are back to full.
+        make_room(&mut failures, 30, rate, 6);
+        let mut left: Vec<f64> = failures.values().map(|b| b.tokens).collect();
+        left.sort_by(f64::total_cmp);
+        assert_eq!(left, [2.0, 3.0]);
     }
 
     #[test]

@@ -203,10 +203,10 @@ pub struct Server {
 impl Server {
     async fn wait_ready(&self) {
         for _ in 0..100 {
-            if let Ok(r) = self.client.get(format!("{}/hc", self.base)).send().await {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = self.client.get(format!("{}/hc", self.base)).send().await
+                && r.status().is_success()
+            {
+                return;
             }
             if self.task.as_ref().is_some_and(|t| t.is_finished()) {
                 panic!("server stopped during start-up");

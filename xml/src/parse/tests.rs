@@ -272,6 +272,17 @@ fn attribute_values_are_unescaped() {
     assert_eq!(c.context.as_deref(), Some("a\nb"));
 }
 
+/// XML 1.0 section 3.3.3 (done by quick-xml since 0.41, and by .NET's reader): a literal tab, CR or
+/// LF in an attribute value reads as a space; a character reference keeps the character.
+#[test]
+fn attribute_values_are_normalised() {
+    let c = client(
+        "<OpenIdClient Identifier=\"A\" DisplayName_L1=\"Jobs\tand\r\nrest\" Context=\"a&#9;b\"/>",
+    );
+    assert_eq!(c.display_names[&1], "Jobs and rest");
+    assert_eq!(c.context.as_deref(), Some("a\tb"));
+}
+
 #[test]
 fn bad_escape_is_an_error_at_the_element() {
     let error = parse_err(&wrap(
