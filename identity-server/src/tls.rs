@@ -313,10 +313,10 @@ impl LogOnce {
             return false;
         }
         seen.order.push_back(key);
-        if seen.order.len() > self.capacity {
-            if let Some(oldest) = seen.order.pop_front() {
-                seen.set.remove(&oldest);
-            }
+        if seen.order.len() > self.capacity
+            && let Some(oldest) = seen.order.pop_front()
+        {
+            seen.set.remove(&oldest);
         }
         true
     }
