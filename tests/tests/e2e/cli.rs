@@ -89,7 +89,7 @@ pub(crate) fn serve(d: &Deployment) -> (Running, u16, reqwest::Client) {
 }
 
 /// `identity-server check --config-dir DIR`.
-fn check(dir: &std::path::Path) -> std::process::Output {
+pub(crate) fn check(dir: &std::path::Path) -> std::process::Output {
     Command::new(binary("identity-server"))
         .args(["check", "--config-dir"])
         .arg(dir)

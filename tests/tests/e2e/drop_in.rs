@@ -43,13 +43,7 @@ fn vendor_sections() -> Vec<(&'static str, Value)> {
     ]
 }
 
-fn check(dir: &std::path::Path) -> std::process::Output {
-    Command::new(binary("identity-server"))
-        .args(["check", "--config-dir"])
-        .arg(dir)
-        .output()
-        .expect("run identity-server check")
-}
+use crate::cli::check;
 
 #[tokio::test]
 async fn the_vendors_whole_appsettings_is_accepted_and_its_other_sections_listed() {
@@ -613,39 +607,9 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// `identity-server quickstart ARGS` until its banner is out: the process and its stdout lines.
-fn quickstart(args: &[&str]) -> (std::process::Child, Vec<String>) {
-    use std::io::BufRead as _;
-    let mut child = Command::new(binary("identity-server"))
-        .arg("quickstart")
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("quickstart");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = Vec::new();
-    for line in std::io::BufReader::new(stdout).lines() {
-        let line = line.expect("line");
-        let done = line.starts_with("  curl ");
-        lines.push(line);
-        if done {
-            return (child, lines);
-        }
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().expect("wait");
-    panic!(
-        "quickstart stopped: {lines:?}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn stop(mut child: std::process::Child) -> String {
-    let _ = child.kill();
-    let out = child.wait_with_output().expect("wait");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+/// `identity-server quickstart ARGS` until its banner is out.
+fn quickstart(args: &[&str]) -> (crate::cli::Running, Vec<String>) {
+    crate::cli::start(&[&["quickstart"], args].concat())
 }
 
 fn agent_uri(qs: &std::path::Path) -> String {
@@ -680,7 +644,7 @@ fn quickstart_on_port_0_writes_the_bound_port_and_a_rerun_follows_the_urls() {
     assert_eq!(agent_uri(&qs), format!("https://127.0.0.1:{port}"));
     let out = run("agent", &["--config-dir", &agent_dir, "token"]);
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
-    stop(server);
+    drop(server);
 
     // A rerun on other URLs the development certificate covers: the agent follows.
     let (server, lines) = quickstart(&["--dir", &qs_arg, "--urls", "https://localhost:0"]);
@@ -694,12 +658,12 @@ fn quickstart_on_port_0_writes_the_bound_port_and_a_rerun_follows_the_urls() {
     );
     let out = run("agent", &["--config-dir", &agent_dir, "token"]);
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
-    stop(server);
+    drop(server);
 
     // One it does not cover: the agent folder is kept, and the reason given.
     let before = agent_uri(&qs);
     let (server, _) = quickstart(&["--config-dir", &qs_arg, "--urls", "https://127.0.0.2:0"]);
-    let stderr = stop(server);
+    let stderr = server.stop_and_log();
     assert_eq!(agent_uri(&qs), before);
     assert!(
         stderr.contains("ApplicationUri left as it was") && stderr.contains("but not `127.0.0.2`"),
