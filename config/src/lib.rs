@@ -234,20 +234,30 @@ impl Config {
             ..Config::default()
         };
         let mut errors = Vec::new();
+        // (file, required, encrypted): every value of an encrypted file must be a protected one.
         let main = bases.iter().flat_map(|(base, must)| {
             let encrypted = dir.join(format!("{}.json", encrypted_name(base)));
-            std::iter::once((dir.join(format!("{base}.json")), *must))
-                .chain(protected.then_some((encrypted, false)))
+            std::iter::once((dir.join(format!("{base}.json")), *must, false))
+                .chain(protected.then_some((encrypted, false, true)))
         });
         let env_files = bases
             .iter()
-            .map(|(base, _)| (dir.join(format!("{base}.{environment}.json")), false));
-        for (file, must) in main.chain(env_files).collect::<Vec<_>>() {
+            .map(|(base, _)| (dir.join(format!("{base}.{environment}.json")), false, false));
+        for (file, must, encrypted) in main.chain(env_files).collect::<Vec<_>>() {
             match std::fs::read_to_string(&file) {
-                Ok(text) => match config.add_json(&file, &text) {
-                    Ok(()) => config.files.push(file),
-                    Err(e) => errors.push(e),
-                },
+                Ok(text) => {
+                    if encrypted {
+                        let found = protected::clear_values_in(&file, &text);
+                        if !found.is_empty() {
+                            errors.extend(found);
+                            continue;
+                        }
+                    }
+                    match config.add_json(&file, &text) {
+                        Ok(()) => config.files.push(file),
+                        Err(e) => errors.push(e),
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must => {}
                 Err(e) => errors.push(ConfigError::Io {
                     file: file.display().to_string(),
@@ -628,21 +638,33 @@ impl Schema {
         })
     }
 
-    /// The owned top-level section `section` is a near miss of (edit distance 1 or 2, case-insensitive,
-    /// names of 5 characters or more), e.g. `IdentityServr` -> `IdentityServer`.
+    /// The owned top-level section `section` is a near miss of, case-insensitively: edit distance 1 or 2
+    /// for names of 5 characters or more (`IdentityServr` -> `IdentityServer`), 1 for shorter ones of 3
+    /// or 4 (`Url` -> `Urls`). Shorter names, and other software's sections (`Connections`, `License`,
+    /// `Cors`, `Jobs`...), are further away.
     pub fn near_section(&self, section: &str) -> Option<String> {
-        if section.chars().count() < 5 {
-            return None;
-        }
+        let length = section.chars().count();
+        let allowed = match length {
+            0..=2 => return None,
+            3 | 4 => 1,
+            _ => 2,
+        };
         let lower = section.to_lowercase();
         self.patterns
             .iter()
             .filter_map(|p| p.split(':').next())
-            .filter(|owned| owned.chars().count() >= 5)
+            .filter(|owned| owned.chars().count() >= 3)
             .map(|owned| (levenshtein(&owned.to_lowercase(), &lower), owned))
-            .filter(|(d, _)| (1..=2).contains(d))
+            .filter(|(d, _)| (1..=allowed).contains(d))
             .min_by_key(|(d, _)| *d)
             .map(|(_, owned)| owned.to_string())
+    }
+
+    /// True when `path` is one of the schema's literal keys (no `*`/`**` pattern involved).
+    pub fn knows_literally(&self, path: &str) -> bool {
+        self.patterns
+            .iter()
+            .any(|p| !p.contains('*') && p.eq_ignore_ascii_case(path))
     }
 
     pub fn knows(&self, path: &str) -> bool {
@@ -814,7 +836,7 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect();
-        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors.len(), 3, "{errors:?}");
         assert!(
             errors[0].contains("`IdentityServer:X509KeyFilePasword`")
                 && errors[0].contains("did you mean `IdentityServer:X509KeyFilePassword`"),
@@ -825,10 +847,14 @@ mod tests {
                 && errors[1].contains("did you mean the section `IdentityServer`"),
             "{errors:?}"
         );
+        // Short names: one letter away.
+        assert!(
+            errors[2].contains("`Urlz`") && errors[2].contains("did you mean the section `Urls`"),
+            "{errors:?}"
+        );
         let ignored = c.ignored_sections(&schema());
         let names: Vec<&str> = ignored.iter().map(|i| i.name.as_str()).collect();
-        // `Urlz` is too short to call a near miss of `Urls`: it is listed, not refused.
-        assert_eq!(names, vec!["Connections", "License", "Scheduler", "Urlz"]);
+        assert_eq!(names, vec!["Connections", "License", "Scheduler"]);
         let line = describe_ignored(&ignored, "server").expect("some");
         assert!(
             line.starts_with("ignored: not used by this server: Connections (in "),
@@ -846,6 +872,50 @@ mod tests {
         assert!(!schema.knows("IdentityServer:X509KeyFilePathFile"));
         assert!(!schema.knows("IdentityServer:OtherPasswordFile"));
         assert!(!schema.knows("Urls:File"));
+        // Under a `*` pattern a name ending in SecretFile is a name (a client id), not a file setting.
+        let agent = Schema::new(&["OpenId:OpenIdClients:*"]);
+        assert!(
+            protected::secret_file_target("OpenId:OpenIdClients:ExportSecretFile", &agent)
+                .is_none()
+        );
+        let mut clients = Config::empty(Path::new("/tmp"));
+        clients.set(
+            "OpenId:OpenIdClients:ExportSecretFile".into(),
+            "s3cr3t".into(),
+            Origin::Default,
+        );
+        assert!(clients.read_secret_files(&agent).is_empty());
+        assert_eq!(
+            clients
+                .string("OpenId:OpenIdClients:ExportSecretFile")
+                .as_deref(),
+            Some("s3cr3t")
+        );
+        // `protect` refuses file settings and near-miss sections before it needs any certificate.
+        for (key, expected) in [
+            ("IdentityServer:X509KeyFilePasswordFile", "names a file"),
+            (
+                "IdentityServr:X509KeyFilePassword",
+                "did you mean the section `IdentityServer`",
+            ),
+            ("EncryptionCertificate:Password", "cannot be protected"),
+        ] {
+            let request = protected::Protect {
+                config_dir: PathBuf::from("/tmp"),
+                request: protected::ProtectRequest::Value {
+                    key: key.into(),
+                    source: protected::ValueSource::Env("UNSET_FOR_THIS_TEST".into()),
+                    print: true,
+                },
+                certificate: None,
+                output: PathBuf::from("/nonexistent/out.json"),
+                vars: Vec::new(),
+            };
+            let error = protected::run(&request, &schema, &Config::empty(Path::new("/tmp")))
+                .expect_err(key)
+                .to_string();
+            assert!(error.contains(expected), "{key}: {error}");
+        }
 
         let dir = tempdir();
         std::fs::write(

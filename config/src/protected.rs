@@ -34,6 +34,29 @@ pub const PREFIX: &str = "ids-protected:v1:";
 /// The settings section whose certificate protects the others (and so cannot be protected itself).
 const CERTIFICATE_SECTION: &str = "EncryptionCertificate";
 
+/// The values of an encrypted settings file that are not protected ones: each an error naming the file
+/// and the key. The vendor's own encrypted files (made by `Protect-X509JsonFile`) land here: their format
+/// is not public, so their values are refused rather than taken as clear text.
+pub(crate) fn clear_values_in(file: &Path, text: &str) -> Vec<ConfigError> {
+    let mut plain = Config::empty(file.parent().unwrap_or(Path::new(".")));
+    if let Err(e) = plain.add_json(file, text) {
+        return vec![e];
+    }
+    plain
+        .settings
+        .values()
+        .filter(|s| !is_protected(&s.value))
+        .map(|s| ConfigError::Invalid {
+            path: s.path.clone(),
+            origin: file.display().to_string(),
+            message: format!(
+                "not a protected value (`{PREFIX}...`): every value of an encrypted settings file must be one (the vendor's Protect-X509JsonValue format cannot be read); protect the clear value again with `protect --key {}`, or move it to the plain settings file",
+                s.path
+            ),
+        })
+        .collect()
+}
+
 /// Whether `value` is a protected value.
 pub fn is_protected(value: &str) -> bool {
     value.trim_start().starts_with(PREFIX)
@@ -186,7 +209,7 @@ impl Config {
             let Some(setting) = self.get(&file_key).cloned() else {
                 continue;
             };
-            if let Some(existing) = self.get(&target) {
+            if let Some(existing) = self.get(&target).filter(|s| !s.value.trim().is_empty()) {
                 errors.push(ConfigError::Invalid {
                     path: file_key.clone(),
                     origin: setting.origin.to_string(),
@@ -298,7 +321,9 @@ pub(crate) fn secret_file_target(path: &str, schema: &Schema) -> Option<String> 
     let mut target: Vec<&str> = segments[..segments.len() - 1].to_vec();
     target.push(stem);
     let target = target.join(":");
-    schema.knows(&target).then_some(target)
+    // Literal keys only: under a `*` pattern (`OpenId:OpenIdClients:*`), `ExportSecretFile` is a name,
+    // not a file setting.
+    schema.knows_literally(&target).then_some(target)
 }
 
 /// A secret file's content, without its final line break; refused when empty.
@@ -411,8 +436,8 @@ pub enum ProtectRequest {
     Json { file: PathBuf },
 }
 
-/// `identity-server protect` / `agent protect`.
-#[derive(Debug, Clone)]
+/// `identity-server protect` / `agent protect`. `Debug` leaves the environment out (it holds passwords).
+#[derive(Clone)]
 pub struct Protect {
     pub config_dir: PathBuf,
     pub request: ProtectRequest,
@@ -423,6 +448,18 @@ pub struct Protect {
     pub output: PathBuf,
     /// Process environment (for the value source and the certificate's password).
     pub vars: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Protect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Protect")
+            .field("config_dir", &self.config_dir)
+            .field("request", &self.request)
+            .field("certificate", &self.certificate)
+            .field("output", &self.output)
+            .field("vars", &format_args!("<{} variables>", self.vars.len()))
+            .finish()
+    }
 }
 
 /// Why `protect` failed: bad input (exit code 2) or a failure to write (1).
@@ -525,6 +562,17 @@ fn check_key(key: &str, schema: &Schema) -> Result<(), ProtectError> {
             "`{key}` cannot be protected: the EncryptionCertificate opens the key that decrypts protected values; give its password by environment variable (EncryptionCertificate__Password), EncryptionCertificate:PasswordFile or a systemd credential"
         )));
     }
+    if secret_file_target(key, schema).is_some() {
+        return Err(ProtectError::Input(format!(
+            "`{key}` names a file: protect the value itself (`{}`) instead",
+            &key[..key.len() - 4]
+        )));
+    }
+    if let Some(owned) = schema.near_section(first) {
+        return Err(ProtectError::Input(format!(
+            "`{key}`: `{first}` is not a section of this application; did you mean the section `{owned}`?"
+        )));
+    }
     if schema.has_section(first) && !schema.knows(key) {
         let hint = schema
             .suggest(key)
@@ -585,7 +633,9 @@ fn read_value(
             let stdin = std::io::stdin();
             let mut text = Zeroizing::new(String::new());
             if stdin.is_terminal() {
-                eprintln!("Type the value and press Enter (it is not echoed back anywhere):");
+                eprintln!(
+                    "Type the value and press Enter (what you type is shown; --value-env or --value-file avoid that):"
+                );
                 stdin
                     .lock()
                     .read_line(&mut text)
@@ -633,7 +683,8 @@ fn set_path(root: &mut serde_json::Value, path: &str, value: String) {
     }
 }
 
-/// Writes `document` to `path` atomically, readable by its owner only.
+/// Writes `document` to `path` atomically: a new file readable by its owner only; an existing one keeps
+/// its mode (an operator who let the service's group read it keeps that).
 fn write_private(path: &Path, document: &serde_json::Value) -> Result<(), ProtectError> {
     let io = |e: std::io::Error| ProtectError::Io(format!("{}: cannot write: {e}", path.display()));
     let text =
@@ -642,8 +693,11 @@ fn write_private(path: &Path, document: &serde_json::Value) -> Result<(), Protec
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0o600);
         file.file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))
+            .set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(io)?;
     }
     file.file().write_all(text.as_bytes()).map_err(io)?;

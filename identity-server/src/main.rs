@@ -21,7 +21,7 @@ use identity_server::{Settings, quickstart};
 struct Cli {
     /// Folder holding appsettings.json (relative paths in it resolve against this folder); accepted
     /// before or after the subcommand. Default: the current folder (quickstart: ids-quickstart).
-    #[arg(long, global = true, value_name = "DIR", env = "IDS_CONFIG_DIR")]
+    #[arg(long, global = true, value_name = "DIR")]
     config_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -121,13 +121,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config_dir = cli.config_dir.unwrap_or_else(|| PathBuf::from("."));
+    let given = cli.config_dir;
+    let config_dir = given.clone().unwrap_or_else(|| PathBuf::from("."));
     let result = match cli.command {
         Command::Serve { urls } => serve(&config_dir, urls.as_deref(), None, None),
         Command::Check { expiry_days } => check(&config_dir, expiry_days),
         Command::Quickstart { dir, urls } => {
             let dir = dir
-                .or(cli_dir_given(&config_dir))
+                .or(given)
                 .unwrap_or_else(|| PathBuf::from("ids-quickstart"));
             quickstart(&dir, urls.as_deref())
         }
@@ -143,11 +144,6 @@ fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
-}
-
-/// `--config-dir` as given (quickstart has its own default).
-fn cli_dir_given(dir: &Path) -> Option<PathBuf> {
-    (dir != Path::new(".")).then(|| dir.to_path_buf())
 }
 
 fn settings(dir: &Path, urls: Option<&str>) -> Result<Settings, Failure> {

@@ -332,16 +332,11 @@ pub fn sync_agent(
     if current.trim_end_matches('/') == issuer {
         return Ok(AgentSync::Unchanged);
     }
-    let host = issuer
-        .split_once("://")
-        .map_or(issuer, |(_, rest)| rest)
-        .rsplit_once(':')
-        .map_or(issuer, |(host, _)| host)
-        .trim_start_matches('[')
-        .trim_end_matches(']');
+    let host = host_of(issuer);
+    let ip = host.parse::<std::net::IpAddr>().ok();
     let named = tls.subject_alt_names().iter().any(|n| match n {
-        ids_crypto::cert::SubjectAltName::Dns(d) => d.eq_ignore_ascii_case(host),
-        ids_crypto::cert::SubjectAltName::Ip(ip) => ip.to_string() == host,
+        ids_crypto::cert::SubjectAltName::Dns(d) => ip.is_none() && d.eq_ignore_ascii_case(host),
+        ids_crypto::cert::SubjectAltName::Ip(address) => ip == Some(*address),
         _ => false,
     });
     if !named {
@@ -361,7 +356,36 @@ pub fn sync_agent(
     let text = serde_json::to_string_pretty(&value)
         .map_err(|e| QuickstartError::Generate(e.to_string()))?;
     let mut out = ids_crypto::encrypted_file::AtomicFile::create(&file, true).map_err(io)?;
+    // The file keeps its mode (quickstart wrote it 0644: it holds no secret).
+    let permissions = std::fs::metadata(&file).map_err(io)?.permissions();
+    out.file().set_permissions(permissions).map_err(io)?;
     std::io::Write::write_all(out.file(), text.as_bytes()).map_err(io)?;
     out.commit().map_err(io)?;
     Ok(AgentSync::Updated { from: current })
+}
+
+/// The host of a base URL: `https://[::1]:5001` -> `::1`, `https://ids.example.com` -> `ids.example.com`.
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(bracketed),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hosts_of_base_urls() {
+        assert_eq!(super::host_of("https://[::1]:5001"), "::1");
+        assert_eq!(super::host_of("https://127.0.0.1:0"), "127.0.0.1");
+        assert_eq!(super::host_of("https://ids.example.com"), "ids.example.com");
+        assert_eq!(
+            super::host_of("https://ids.example.com:443/base"),
+            "ids.example.com"
+        );
+    }
 }

@@ -44,7 +44,10 @@ impl AnyClientCertificate {
         AnyClientCertificate {
             hints,
             provider,
-            refusals: LogOnce::new(REMEMBERED_REFUSALS),
+            refusals: LogOnce::new(
+                REMEMBERED_REFUSALS,
+                "client certificates refused in the TLS handshake",
+            ),
         }
     }
 
@@ -274,30 +277,49 @@ pub fn verify_signed_by(
 
 /// Remembers the last `capacity` events (SHA-256 of their parts, truncated to 128 bits: 16 bytes each,
 /// ~100 KiB for 4096 with the set's overhead), so that each is logged once without letting a client
-/// that presents ever new certificates grow the memory.
+/// that presents ever new certificates grow the memory. The log volume is bounded too: at most
+/// [`LOG_ONCE_PER_MINUTE`] new events a minute are let through; beyond, they are counted and the count
+/// is logged when the next minute starts (a client making a new certificate per handshake cannot flood
+/// the log).
 #[derive(Debug)]
 pub struct LogOnce {
     capacity: usize,
+    what: &'static str,
     seen: Mutex<Remembered>,
 }
 
-/// The remembered keys, as a set and in arrival order (the oldest is forgotten first).
+/// New events logged per minute by one [`LogOnce`].
+pub const LOG_ONCE_PER_MINUTE: u32 = 60;
+
+/// The remembered keys, as a set and in arrival order (the oldest is forgotten first), and the current
+/// minute's budget.
 #[derive(Debug, Default)]
 struct Remembered {
     set: HashSet<[u8; 16]>,
     order: VecDeque<[u8; 16]>,
+    window: Option<std::time::Instant>,
+    logged: u32,
+    suppressed: u64,
 }
 
 impl LogOnce {
-    pub fn new(capacity: usize) -> Self {
+    /// `what` names the events in the summary of those not logged ("client certificates refused in the
+    /// TLS handshake").
+    pub fn new(capacity: usize, what: &'static str) -> Self {
         LogOnce {
             capacity: capacity.max(1),
+            what,
             seen: Mutex::new(Remembered::default()),
         }
     }
 
-    /// `true` the first time the event made of `parts` is seen (among the last `capacity` events).
+    /// `true` the first time the event made of `parts` is seen (among the last `capacity` events), within
+    /// the minute's budget. An event over the budget is not remembered (it may be logged later).
     pub fn first(&self, parts: &[&[u8]]) -> bool {
+        self.first_at(parts, std::time::Instant::now())
+    }
+
+    fn first_at(&self, parts: &[&[u8]], now: std::time::Instant) -> bool {
         let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         for part in parts {
             ctx.update(&(part.len() as u64).to_be_bytes());
@@ -309,9 +331,31 @@ impl LogOnce {
         let Ok(mut seen) = self.seen.lock() else {
             return true;
         };
-        if !seen.set.insert(key) {
+        if seen.set.contains(&key) {
             return false;
         }
+        let new_window = seen
+            .window
+            .is_none_or(|start| now.duration_since(start) >= std::time::Duration::from_secs(60));
+        if new_window {
+            if seen.suppressed > 0 {
+                tracing::warn!(
+                    not_logged = seen.suppressed,
+                    "{} more {} in the last minute were not logged one by one (at most {LOG_ONCE_PER_MINUTE} a minute)",
+                    seen.suppressed,
+                    self.what
+                );
+            }
+            seen.window = Some(now);
+            seen.logged = 0;
+            seen.suppressed = 0;
+        }
+        if seen.logged >= LOG_ONCE_PER_MINUTE {
+            seen.suppressed += 1;
+            return false;
+        }
+        seen.logged += 1;
+        seen.set.insert(key);
         seen.order.push_back(key);
         if seen.order.len() > self.capacity
             && let Some(oldest) = seen.order.pop_front()
@@ -599,7 +643,7 @@ mod tests {
 
     #[test]
     fn log_once_remembers_a_bounded_number_of_events() {
-        let once = LogOnce::new(2);
+        let once = LogOnce::new(2, "events");
         assert!(once.first(&[b"a"]));
         assert!(!once.first(&[b"a"]));
         // Parts are length-prefixed: ("ab", "") is not ("a", "b").
@@ -608,5 +652,22 @@ mod tests {
         // "a" was pushed out by the two events after it.
         assert!(once.first(&[b"a"]));
         assert!(!once.first(&[b"ab", b""]));
+    }
+
+    #[test]
+    fn log_once_lets_at_most_a_minutes_budget_through() {
+        let once = LogOnce::new(10_000, "events");
+        let start = std::time::Instant::now();
+        let fresh = |i: u32| i.to_be_bytes();
+        for i in 0..LOG_ONCE_PER_MINUTE {
+            assert!(once.first_at(&[&fresh(i)], start));
+        }
+        // A client presenting a new certificate per handshake: counted, not logged.
+        assert!(!once.first_at(&[&fresh(1_000)], start));
+        assert!(!once.first_at(&[&fresh(1_001)], start));
+        // A minute later the budget is back, and the one not logged then can be logged now.
+        let later = start + std::time::Duration::from_secs(61);
+        assert!(once.first_at(&[&fresh(1_000)], later));
+        assert!(!once.first_at(&[&fresh(0)], later), "already logged once");
     }
 }

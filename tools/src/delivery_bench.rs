@@ -239,22 +239,29 @@ fn rss(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Reads the server's standard output up to `listening on https://...` (then drains the rest in the
-/// background so that the server never blocks on a full pipe).
+/// Reads the server's standard output up to `listening on https://...`, for at most 60 s (a reader
+/// thread drains the rest, so that the server never blocks on a full pipe).
 fn wait_for_listening(child: &mut Child) -> anyhow::Result<()> {
     use std::io::BufRead as _;
     let stdout = child.stdout.take().context("server output")?;
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    loop {
-        match lines.next() {
-            Some(line) => {
-                if line?.starts_with("listening on https://") {
-                    break;
-                }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut told = false;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if !told && line.starts_with("listening on https://") {
+                told = true;
+                let _ = tx.send(());
             }
-            None => bail!("the server exited before listening"),
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(()) => Ok(()),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            bail!("the server did not start within 60 s")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            bail!("the server exited before listening")
         }
     }
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Ok(())
 }

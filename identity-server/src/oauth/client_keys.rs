@@ -100,6 +100,9 @@ pub struct MemoryReplayCache {
 struct ReplayState {
     seen: HashMap<[u8; 16], (i64, Arc<str>)>,
     per_client: HashMap<Arc<str>, usize>,
+    /// When expired entries were last purged: a purge walks the whole map under the lock, so it runs
+    /// at most once a second (a client at the end of its share is refused meanwhile, never let through).
+    last_purge: Option<i64>,
 }
 
 impl ReplayState {
@@ -157,7 +160,11 @@ impl ReplayCache for MemoryReplayCache {
                 || s.per_client.get(client_id).copied().unwrap_or(0) >= self.per_client
         };
         if full(&state) {
+            if state.last_purge.is_some_and(|t| t >= now) {
+                return Err(KeyRejection::ReplayCacheFull);
+            }
             state.purge(now);
+            state.last_purge = Some(now);
             if full(&state) {
                 return Err(KeyRejection::ReplayCacheFull);
             }
@@ -333,7 +340,10 @@ impl ClientAuthorities {
             verifier,
             cas: cas.into(),
             algorithms,
-            v1_warnings: Arc::new(LogOnce::new(REMEMBERED_V1_CERTIFICATES)),
+            v1_warnings: Arc::new(LogOnce::new(
+                REMEMBERED_V1_CERTIFICATES,
+                "X.509 v1 client certificates accepted",
+            )),
         })
     }
 

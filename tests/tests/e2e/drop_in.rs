@@ -197,8 +197,9 @@ async fn authlib_private_key_jwt_with_default_settings_and_replay_59_minutes_lat
     let server = d.start_with_clock(clock.clone()).await;
     let endpoint = server.url("/connect/token");
 
-    let out = Command::new("python3")
-        .args(["-c", AUTHLIB_CLIENT, "PyService"])
+    // `timeout`: a hung client fails the test instead of blocking the run.
+    let out = Command::new("timeout")
+        .args(["120", "python3", "-c", AUTHLIB_CLIENT, "PyService"])
         .arg(&key)
         .arg(&endpoint)
         .arg(dir.join("ca.crt"))
@@ -236,15 +237,49 @@ async fn authlib_private_key_jwt_with_default_settings_and_replay_59_minutes_lat
         ])
         .await;
     assert_eq!(replay.status(), 401, "a replay 59 minutes later is refused");
+
+    // The server did move to the test's clock: an assertion made "now" by that clock (59 minutes ahead
+    // of the real one, so not yet valid for a server on the system clock) is accepted.
+    let file = ids_crypto::keyfile::read_private(&key, None).expect("client key");
+    let signer = ids_crypto::AssertionSigner::new(
+        ids_crypto::SigningKey::from_pkcs8(&file.pkcs8).expect("signing key"),
+        &file.public_key,
+    );
+    let fresh = signer
+        .sign("PyService", &endpoint, identity_server::Clock::now(&*clock))
+        .expect("sign");
+    let response = server
+        .token_post(&[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                ids_crypto::jwt::assertion::ASSERTION_TYPE,
+            ),
+            ("client_assertion", &fresh),
+        ])
+        .await;
+    assert_eq!(response.status(), 200, "the injected clock is the server's");
     server.stop().await;
 }
 
 fn run(name: &str, args: &[&str]) -> std::process::Output {
-    Command::new(binary(name))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run {name}: {e}"))
+    run_env(name, args, &[])
+}
+
+/// A command without the variables of the developer's shell that change what the apps read.
+fn isolated(name: &str) -> Command {
+    let mut command = Command::new(binary(name));
+    for var in [
+        "CREDENTIALS_DIRECTORY",
+        "EncryptionCertificate__Password",
+        "AGENT_CONFIG_DIR",
+        "ASPNETCORE_ENVIRONMENT",
+        "DOTNET_ENVIRONMENT",
+    ] {
+        command.env_remove(var);
+    }
+    command.stdin(std::process::Stdio::null());
+    command
 }
 
 #[test]
@@ -311,11 +346,9 @@ fn one_exit_code_convention_and_config_dir_anywhere() {
 
 /// Runs a binary with extra environment variables and standard input closed.
 fn run_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    Command::new(binary(name))
+    isolated(name)
         .args(args)
         .envs(env.iter().copied())
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .stdin(std::process::Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("run {name}: {e}"))
 }
@@ -371,6 +404,34 @@ async fn protected_pfx_passwords_round_trip_and_never_show() {
         &bootstrap,
     );
     assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains("signing-rsa.pfx") && text(&out).contains("wrong password"),
+        "{}",
+        text(&out)
+    );
+
+    // A vendor-made encrypted file (its format is not public) is refused value by value, never read as
+    // clear text, and its values are not shown.
+    std::fs::write(
+        dir.join("appsettings.encrypted.json"),
+        r#"{"IdentityServer":{"X509KeyFilePassword":"MIIBvendorCipherText=="}}"#,
+    )
+    .expect("write");
+    let out = run_env(
+        "identity-server",
+        &["check", "--config-dir", &d_str],
+        &bootstrap,
+    );
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains("appsettings.encrypted.json")
+            && text(&out).contains("IdentityServer:X509KeyFilePassword")
+            && text(&out).contains("not a protected value")
+            && !text(&out).contains("MIIBvendorCipherText"),
+        "{}",
+        text(&out)
+    );
+    std::fs::remove_file(dir.join("appsettings.encrypted.json")).expect("rm");
 
     let out = run_env(
         "identity-server",
@@ -406,7 +467,7 @@ async fn protected_pfx_passwords_round_trip_and_never_show() {
     );
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(!text(&out).contains(PASSWORD), "{}", text(&out));
-    let mut child = Command::new(binary("identity-server"))
+    let child = isolated("identity-server")
         .args([
             "serve",
             "--config-dir",
@@ -416,15 +477,15 @@ async fn protected_pfx_passwords_round_trip_and_never_show() {
         ])
         .envs(bootstrap)
         .env("RUST_LOG", "debug")
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("serve");
+    // Killed when dropped, should an assertion fail first.
+    let mut server = crate::cli::Running(child);
     let port = {
         use std::io::BufRead as _;
-        let stdout = child.stdout.take().expect("stdout");
+        let stdout = server.0.stdout.take().expect("stdout");
         let mut lines = std::io::BufReader::new(stdout).lines();
         loop {
             let line = lines
@@ -445,9 +506,7 @@ async fn protected_pfx_passwords_round_trip_and_never_show() {
         .await
         .expect("token request");
     assert_eq!(response.status(), 200);
-    let _ = child.kill();
-    let out = child.wait_with_output().expect("wait");
-    let logs = String::from_utf8_lossy(&out.stderr);
+    let logs = server.stop_and_log();
     assert!(!logs.contains(PASSWORD), "{logs}");
 
     // The same bootstrap as a systemd credential instead of an environment variable.
@@ -457,10 +516,9 @@ async fn protected_pfx_passwords_round_trip_and_never_show() {
         PASSWORD,
     )
     .expect("write");
-    let out = Command::new(binary("identity-server"))
+    let out = isolated("identity-server")
         .args(["check", "--config-dir", &d_str])
         .env("CREDENTIALS_DIRECTORY", credentials.path())
-        .env_remove("EncryptionCertificate__Password")
         .output()
         .expect("check");
     assert_eq!(code(&out), 0, "{}", text(&out));

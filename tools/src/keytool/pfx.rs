@@ -157,12 +157,18 @@ pub fn export_certificate(args: &CertArgs, out: &mut dyn Write) -> anyhow::Resul
         "password",
     )?
     .unwrap_or_default();
-    let pfx = Pfx::from_file(&args.pfx, &password).map_err(|e| bad(e.to_string()))?;
-    let mut pem = keyfile::certificate_pem(pfx.certificate.der());
-    if args.chain {
-        for der in &pfx.chain {
-            pem.push_str(&keyfile::certificate_pem(der));
-        }
+    // The leaf alone needs no private key (a certificate-only PFX works); the chain comes with the key.
+    let (certificate, chain) = if args.chain {
+        let pfx = Pfx::from_file(&args.pfx, &password).map_err(|e| bad(e.to_string()))?;
+        (pfx.certificate, pfx.chain)
+    } else {
+        let leaf = ids_crypto::pfx::leaf_certificate_from_file(&args.pfx, &password)
+            .map_err(|e| bad(e.to_string()))?;
+        (leaf, Vec::new())
+    };
+    let mut pem = keyfile::certificate_pem(certificate.der());
+    for der in &chain {
+        pem.push_str(&keyfile::certificate_pem(der));
     }
     if args.out.as_os_str() == "-" {
         out.write_all(pem.as_bytes())?;
@@ -173,13 +179,13 @@ pub fn export_certificate(args: &CertArgs, out: &mut dyn Write) -> anyhow::Resul
         out,
         "wrote {} (certificate `{}`{}, valid until {}; no private key)",
         args.out.display(),
-        pfx.certificate.subject(),
+        certificate.subject(),
         if args.chain {
-            format!(" and {} chain certificate(s)", pfx.chain.len())
+            format!(" and {} chain certificate(s)", chain.len())
         } else {
             String::new()
         },
-        ids_crypto::cert::format_time(pfx.certificate.not_after())
+        ids_crypto::cert::format_time(certificate.not_after())
     )?;
     Ok(())
 }
