@@ -553,3 +553,31 @@ fn unsupported_and_weak_keys_from_openssl() {
         "{err}"
     );
 }
+
+#[test]
+fn des3_encrypted_keys_from_the_seed_recipe_are_read() {
+    // `openssl genrsa -des3` (grpc-mutual-tls.rst's root CA key): PKCS#8, PBES2 with DES-EDE3-CBC.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    openssl(
+        dir,
+        &[
+            "genrsa",
+            "-des3",
+            "-passout",
+            "pass:seed passphrase",
+            "-out",
+            "rootCA.key",
+            "2048",
+        ],
+    );
+    let text = std::fs::read_to_string(dir.join("rootCA.key")).unwrap();
+    assert!(
+        text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+        "{text}"
+    );
+    let key = read_private(&dir.join("rootCA.key"), Some("seed passphrase")).unwrap();
+    let public = read_public(&dir.join("rootCA.key"), Some("seed passphrase")).unwrap();
+    assert_eq!(key.public_key, public.public_key);
+    assert!(read_private(&dir.join("rootCA.key"), Some("wrong")).is_err());
+}

@@ -447,9 +447,8 @@ impl ClientAuthorities {
              `ids-keytool sign --ca-cert <CA certificate> --ca-key <CA key> --csr <request> --usage client`, \
              which writes a v3 client certificate with subject `CN={cn}` and SAN `URI:urn:ids:client:{cn}`, \
              then set TlsClientAuthSubjectDn=\"CN={cn}\" (or TlsClientAuthSan=\"urn:ids:client:{cn}\") on \
-             the OpenIdClient `{client}`; a CA key from `openssl genrsa -des3` must first be re-encrypted: \
-             `openssl pkey -in rootCA.key -aes256 -out rootCA-aes.key` (docs/keys-and-certificates.md, \
-             \"X.509 v1 client certificates\"; logged once per certificate)"
+             the OpenIdClient `{client}` (docs/keys-and-certificates.md, \"X.509 v1 client certificates\"; \
+             logged once per certificate)"
         );
     }
 }

@@ -8,7 +8,7 @@ use ids_crypto::jwt::assertion::ASSERTION_TYPE;
 use ids_crypto::{AssertionSigner, SigningKey};
 use serde_json::{Value, json};
 
-use crate::keytool::{CA_PASSPHRASE, PFX_PASSWORD, keytool, openssl};
+use crate::keytool::{PFX_PASSWORD, keytool, openssl};
 use crate::support::{
     AgentDeployment, Deployment, JOB_SECRET, Server, agent, code, default_xml, stderr, wait_for,
 };
@@ -659,23 +659,14 @@ async fn seed_openssl_v1_client_certificate_gets_a_certificate_bound_token() {
             "-sha256",
         ],
     );
-    // What the server's warning suggests: the same request signed again by `ids-keytool sign` (after
-    // re-encrypting the DES3 CA key, which it does not read), a v3 certificate mapped by its SAN.
-    openssl(
-        &seed,
-        &[
-            "pkey",
-            "-in",
-            "rootCA.key",
-            "-passin",
-            SEED_CA_PASS,
-            "-aes256",
-            "-passout",
-            &format!("pass:{CA_PASSPHRASE}"),
-            "-out",
-            "rootCA-aes.key",
-        ],
-    );
+    // What the server's warning suggests: the same request signed again by `ids-keytool sign` with the
+    // seed's own CA key (`genrsa -des3`: PKCS#8 encrypted with DES-EDE3-CBC), a v3 certificate mapped
+    // by its SAN.
+    std::fs::write(
+        seed.join("ca.pass"),
+        SEED_CA_PASS.trim_start_matches("pass:"),
+    )
+    .expect("write");
     keytool(
         &seed,
         &[
@@ -683,9 +674,9 @@ async fn seed_openssl_v1_client_certificate_gets_a_certificate_bound_token() {
             "--ca-cert",
             "rootCA.pem",
             "--ca-key",
-            "rootCA-aes.key",
-            "--ca-passphrase-env",
-            "CA_PASS",
+            "rootCA.key",
+            "--ca-passphrase-file",
+            "ca.pass",
             "--csr",
             "client.csr",
             "--usage",
