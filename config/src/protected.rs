@@ -540,12 +540,25 @@ pub fn run(protect: &Protect, schema: &Schema, config: &Config) -> Result<String
         keys.push(key);
     }
     write_private(&protect.output, &document)?;
-    Ok(format!(
+    let mut report = format!(
         "protected {} in {} (encrypted for `{}`)\n",
         keys.join(", "),
         protect.output.display(),
         recipient.name().subject
-    ))
+    );
+    // The point is that the secret no longer sits in clear: say where it still does.
+    for key in &keys {
+        if let Some(clear) = config.get(key)
+            && !is_protected(&clear.value)
+            && matches!(clear.origin, Origin::File(_))
+        {
+            report.push_str(&format!(
+                "note: {} still holds `{}` in clear: remove it from there\n",
+                clear.origin, clear.path
+            ));
+        }
+    }
+    Ok(report)
 }
 
 /// A key `protect` accepts: one the application reads (any key of a section it does not own is

@@ -592,7 +592,7 @@ async fn a_protected_client_secret_round_trips_through_agent_protect() {
         "EncryptionCertificate",
         json!({ "File": "agent-files.pfx" }),
     );
-    a.set_agent("OpenId.OpenIdClients", json!({}));
+    // The vendor's layout: the secret in clear in appsettings.agent.json, to be protected.
     a.write();
     std::fs::write(dir.join("secret.txt"), JOB_SECRET).expect("write");
     let a_str = dir.display().to_string();
@@ -613,6 +613,16 @@ async fn a_protected_client_secret_round_trips_through_agent_protect() {
         &bootstrap,
     );
     assert_eq!(code(&out), 0, "{}", text(&out));
+    // protect says where the secret still sits in clear; the operator removes it.
+    assert!(
+        text(&out)
+            .contains("appsettings.agent.json still holds `OpenId:OpenIdClients:Job` in clear"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains(JOB_SECRET), "{}", text(&out));
+    a.set_agent("OpenId.OpenIdClients", json!({}));
+    a.write();
     std::fs::remove_file(dir.join("secret.txt")).expect("rm");
     let encrypted = dir.join("appsettings.encrypted.agent.json");
     let stored = std::fs::read_to_string(&encrypted).expect("read");
