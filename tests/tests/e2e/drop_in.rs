@@ -396,13 +396,11 @@ async fn protected_pfx_passwords_round_trip_and_never_show() {
     std::fs::write(dir.join("tls-password.txt"), format!("{PASSWORD}\n")).expect("write");
     let d_str = dir.display().to_string();
     let bootstrap = [("EncryptionCertificate__Password", PASSWORD)];
+    let check_with =
+        |env: &[(&str, &str)]| run_env("identity-server", &["check", "--config-dir", &d_str], env);
 
     // Without the protected value, the signing PFX does not open.
-    let out = run_env(
-        "identity-server",
-        &["check", "--config-dir", &d_str],
-        &bootstrap,
-    );
+    let out = check_with(&bootstrap);
     assert_eq!(code(&out), 2, "{}", text(&out));
     assert!(
         text(&out).contains("signing-rsa.pfx") && text(&out).contains("wrong password"),
@@ -417,11 +415,7 @@ async fn protected_pfx_passwords_round_trip_and_never_show() {
         r#"{"IdentityServer":{"X509KeyFilePassword":"MIIBvendorCipherText=="}}"#,
     )
     .expect("write");
-    let out = run_env(
-        "identity-server",
-        &["check", "--config-dir", &d_str],
-        &bootstrap,
-    );
+    let out = check_with(&bootstrap);
     assert_eq!(code(&out), 2, "{}", text(&out));
     assert!(
         text(&out).contains("appsettings.encrypted.json")
@@ -460,11 +454,7 @@ async fn protected_pfx_passwords_round_trip_and_never_show() {
     );
 
     // check and serve read it; neither prints the password.
-    let out = run_env(
-        "identity-server",
-        &["check", "--config-dir", &d_str],
-        &bootstrap,
-    );
+    let out = check_with(&bootstrap);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(!text(&out).contains(PASSWORD), "{}", text(&out));
     let child = isolated("identity-server")
@@ -524,7 +514,7 @@ async fn protected_pfx_passwords_round_trip_and_never_show() {
     assert_eq!(code(&out), 0, "{}", text(&out));
 
     // Without the bootstrap password the error says where it may come from.
-    let out = run_env("identity-server", &["check", "--config-dir", &d_str], &[]);
+    let out = check_with(&[]);
     assert_eq!(code(&out), 2, "{}", text(&out));
     assert!(
         text(&out).contains("EncryptionCertificate:File") && text(&out).contains("cannot open it"),
@@ -538,11 +528,7 @@ async fn protected_pfx_passwords_round_trip_and_never_show() {
     let moved = doc["IdentityServer"]["X509KeyFilePassword"].clone();
     doc["Kestrel"] = json!({ "Certificates": { "Default": { "Password": moved } } });
     crate::support::write_json(&encrypted, &doc);
-    let out = run_env(
-        "identity-server",
-        &["check", "--config-dir", &d_str],
-        &bootstrap,
-    );
+    let out = check_with(&bootstrap);
     assert_eq!(code(&out), 2, "{}", text(&out));
     assert!(
         text(&out).contains("Kestrel:Certificates:Default:PasswordFile")
@@ -552,11 +538,7 @@ async fn protected_pfx_passwords_round_trip_and_never_show() {
     );
     d.set("Kestrel.Certificates.Default.PasswordFile", Value::Null);
     d.write();
-    let out = run_env(
-        "identity-server",
-        &["check", "--config-dir", &d_str],
-        &bootstrap,
-    );
+    let out = check_with(&bootstrap);
     assert_eq!(code(&out), 2, "{}", text(&out));
     assert!(
         text(&out).contains("Kestrel:Certificates:Default:Password")
