@@ -476,19 +476,13 @@ async fn check(dir: &Path, offline: bool, expiry_days: u64) -> u8 {
 fn protect(dir: &Path, args: ids_config::protected::ProtectArgs) -> u8 {
     use ids_config::protected::{self, ProtectError};
     let schema = agent::settings::schema();
-    let vars: Vec<(String, String)> = std::env::vars().collect();
-    let config =
-        match ids_config::Config::load_plain_layers(dir, agent::settings::LAYERS, &vars, &schema) {
-            Ok(config) => config,
-            Err(errors) => {
-                for e in errors {
-                    eprintln!("error: {e}");
-                }
-                return EXIT_USAGE;
-            }
-        };
-    let request = args.request(dir, "appsettings.encrypted.agent.json");
-    match protected::run(&request, &schema, &config) {
+    match protected::run_in(
+        dir,
+        agent::settings::LAYERS,
+        &schema,
+        args,
+        "appsettings.encrypted.agent.json",
+    ) {
         Ok(text) => {
             print!("{text}");
             0

@@ -245,19 +245,17 @@ impl Config {
             .map(|(base, _)| (dir.join(format!("{base}.{environment}.json")), false, false));
         for (file, must, encrypted) in main.chain(env_files).collect::<Vec<_>>() {
             match std::fs::read_to_string(&file) {
-                Ok(text) => {
-                    if encrypted {
-                        let found = protected::clear_values_in(&file, &text);
-                        if !found.is_empty() {
-                            errors.extend(found);
-                            continue;
+                Ok(text) => match config.add_json(&file, &text) {
+                    Ok(()) if encrypted => {
+                        let found = config.clear_values_from(&file);
+                        if found.is_empty() {
+                            config.files.push(file);
                         }
+                        errors.extend(found);
                     }
-                    match config.add_json(&file, &text) {
-                        Ok(()) => config.files.push(file),
-                        Err(e) => errors.push(e),
-                    }
-                }
+                    Ok(()) => config.files.push(file),
+                    Err(e) => errors.push(e),
+                },
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must => {}
                 Err(e) => errors.push(ConfigError::Io {
                     file: file.display().to_string(),

@@ -34,28 +34,8 @@ pub const PREFIX: &str = "ids-protected:v1:";
 /// The settings section whose certificate protects the others (and so cannot be protected itself).
 const CERTIFICATE_SECTION: &str = "EncryptionCertificate";
 
-/// The values of an encrypted settings file that are not protected ones: each an error naming the file
-/// and the key. The vendor's own encrypted files (made by `Protect-X509JsonFile`) land here: their format
-/// is not public, so their values are refused rather than taken as clear text.
-pub(crate) fn clear_values_in(file: &Path, text: &str) -> Vec<ConfigError> {
-    let mut plain = Config::empty(file.parent().unwrap_or(Path::new(".")));
-    if let Err(e) = plain.add_json(file, text) {
-        return vec![e];
-    }
-    plain
-        .settings
-        .values()
-        .filter(|s| !is_protected(&s.value))
-        .map(|s| ConfigError::Invalid {
-            path: s.path.clone(),
-            origin: file.display().to_string(),
-            message: format!(
-                "not a protected value (`{PREFIX}...`): every value of an encrypted settings file must be one (the vendor's Protect-X509JsonValue format cannot be read); protect the clear value again with `protect --key {}`, or move it to the plain settings file",
-                s.path
-            ),
-        })
-        .collect()
-}
+/// Why the `EncryptionCertificate`'s own settings cannot be protected.
+const CERTIFICATE_NOT_PROTECTABLE: &str = "cannot be protected: the EncryptionCertificate opens the key that decrypts protected values; give its password by environment variable (EncryptionCertificate__Password), EncryptionCertificate:PasswordFile or a systemd credential";
 
 /// Whether `value` is a protected value.
 pub fn is_protected(value: &str) -> bool {
@@ -117,19 +97,37 @@ fn certificate_setting(config: &Config) -> Result<(PathBuf, Zeroizing<String>), 
             path: "EncryptionCertificate:File".into(),
             message: "protected values (ids-protected:v1:...) are decrypted with the EncryptionCertificate's private key: set EncryptionCertificate:File and its password (environment variable EncryptionCertificate__Password, EncryptionCertificate:PasswordFile or a systemd credential)".into(),
         })?;
-    let password = Zeroizing::new(
+    Ok((file, certificate_password(config)))
+}
+
+/// `EncryptionCertificate:Password` (empty when unset).
+fn certificate_password(config: &Config) -> Zeroizing<String> {
+    Zeroizing::new(
         config
             .get("EncryptionCertificate:Password")
             .map(|s| s.value.clone())
             .unwrap_or_default(),
-    );
-    Ok((file, password))
+    )
 }
 
 impl Config {
-    /// True when some setting holds a protected value.
-    pub fn has_protected(&self) -> bool {
-        self.settings.values().any(|s| is_protected(&s.value))
+    /// The values the encrypted settings file `file` (the layer just added) holds that are not protected
+    /// ones: each an error naming the file and the key. The vendor's own encrypted files (made by
+    /// `Protect-X509JsonFile`) land here: their format is not public, so their values are refused rather
+    /// than taken as clear text.
+    pub(crate) fn clear_values_from(&self, file: &Path) -> Vec<ConfigError> {
+        self.settings
+            .values()
+            .filter(|s| matches!(&s.origin, Origin::File(f) if f == file) && !is_protected(&s.value))
+            .map(|s| ConfigError::Invalid {
+                path: s.path.clone(),
+                origin: file.display().to_string(),
+                message: format!(
+                    "not a protected value (`{PREFIX}...`): every value of an encrypted settings file must be one (the vendor's Protect-X509JsonValue format cannot be read); protect the clear value again with `protect --key {}`, or move it to the plain settings file",
+                    s.path
+                ),
+            })
+            .collect()
     }
 
     /// Decrypts every protected value with the `EncryptionCertificate`'s key. Settings of the
@@ -155,7 +153,7 @@ impl Config {
                 errors.push(ConfigError::Invalid {
                     path: s.path.clone(),
                     origin: s.origin.to_string(),
-                    message: "cannot be protected: the EncryptionCertificate opens the key that decrypts protected values; give its password by environment variable (EncryptionCertificate__Password), EncryptionCertificate:PasswordFile or a systemd credential".into(),
+                    message: CERTIFICATE_NOT_PROTECTABLE.into(),
                 });
             }
         }
@@ -330,14 +328,18 @@ pub(crate) fn secret_file_target(path: &str, schema: &Schema) -> Option<String> 
 fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, String> {
     let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?);
     let text = std::str::from_utf8(&bytes).map_err(|_| "not UTF-8 text".to_string())?;
-    let value = text
-        .strip_suffix("\r\n")
-        .or_else(|| text.strip_suffix('\n'))
-        .unwrap_or(text);
+    let value = without_final_line_break(text);
     if value.is_empty() {
         return Err("the file is empty".into());
     }
     Ok(Zeroizing::new(value.to_string()))
+}
+
+/// `text` without one final `\n` or `\r\n` (what an editor or `echo` adds after a secret).
+fn without_final_line_break(text: &str) -> &str {
+    text.strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(text)
 }
 
 /// The command line of `identity-server protect` and `agent protect` (one definition for both apps).
@@ -471,6 +473,30 @@ pub enum ProtectError {
     Io(String),
 }
 
+/// `protect` as both apps run it: their plain settings layers (`bases`, without the encrypted files, so
+/// that a damaged one can be replaced) in `dir`, with the process environment, then [`run`]. A
+/// configuration that does not load is bad input.
+pub fn run_in(
+    dir: &Path,
+    bases: &[(&str, bool)],
+    schema: &Schema,
+    args: ProtectArgs,
+    default_output: &str,
+) -> Result<String, ProtectError> {
+    let request = args.request(dir, default_output);
+    let config =
+        Config::load_plain_layers(dir, bases, &request.vars, schema).map_err(|errors| {
+            ProtectError::Input(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\nerror: "),
+            )
+        })?;
+    run(&request, schema, &config)
+}
+
 /// Runs `protect`; returns what to print on standard output.
 pub fn run(protect: &Protect, schema: &Schema, config: &Config) -> Result<String, ProtectError> {
     let mut pairs: Vec<(String, Zeroizing<String>)> = Vec::new();
@@ -572,7 +598,7 @@ fn check_key(key: &str, schema: &Schema) -> Result<(), ProtectError> {
     }
     if first.eq_ignore_ascii_case(CERTIFICATE_SECTION) {
         return Err(ProtectError::Input(format!(
-            "`{key}` cannot be protected: the EncryptionCertificate opens the key that decrypts protected values; give its password by environment variable (EncryptionCertificate__Password), EncryptionCertificate:PasswordFile or a systemd credential"
+            "`{key}` {CERTIFICATE_NOT_PROTECTABLE}"
         )));
     }
     if secret_file_target(key, schema).is_some() {
@@ -602,10 +628,7 @@ fn recipient(protect: &Protect, config: &Config) -> Result<Recipient, ProtectErr
     let input = |m: String| ProtectError::Input(m);
     let cert = match &protect.certificate {
         Some(path) => {
-            let password = config
-                .get("EncryptionCertificate:Password")
-                .map(|s| s.value.clone())
-                .unwrap_or_default();
+            let password = certificate_password(config);
             ids_crypto::pfx::public_certificate_from_file(
                 path,
                 &password,
@@ -659,11 +682,7 @@ fn read_value(
                     .read_to_string(&mut text)
                     .map_err(|e| ProtectError::Io(format!("standard input: {e}")))?;
             }
-            let trimmed = text
-                .strip_suffix("\r\n")
-                .or_else(|| text.strip_suffix('\n'))
-                .unwrap_or(&text);
-            Zeroizing::new(trimmed.to_string())
+            Zeroizing::new(without_final_line_break(&text).to_string())
         }
     };
     if value.is_empty() {

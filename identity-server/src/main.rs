@@ -160,12 +160,13 @@ fn load(settings: &Settings) -> Result<identity_server::Loaded, Failure> {
 fn protect(dir: &Path, args: ids_config::protected::ProtectArgs) -> Result<(), Failure> {
     use ids_config::protected::{self, ProtectError};
     let schema = identity_server::settings::schema();
-    let vars: Vec<(String, String)> = std::env::vars().collect();
-    let config =
-        ids_config::Config::load_plain_layers(dir, &[("appsettings", true)], &vars, &schema)
-            .map_err(|es| Failure::config(es.iter().map(ToString::to_string).collect()))?;
-    let request = args.request(dir, "appsettings.encrypted.json");
-    match protected::run(&request, &schema, &config) {
+    match protected::run_in(
+        dir,
+        &[("appsettings", true)],
+        &schema,
+        args,
+        "appsettings.encrypted.json",
+    ) {
         Ok(text) => {
             print!("{text}");
             Ok(())
