@@ -348,7 +348,7 @@ impl Certificate {
 
     /// SHA-256 of the DER, base64url: `x5t#S256`.
     pub fn x5t_s256(&self) -> String {
-        b64::url(digest::digest(&digest::SHA256, &self.der).as_ref())
+        x5t_s256(&self.der)
     }
 
     /// Checks the validity window against `now` (Unix seconds).
@@ -361,6 +361,12 @@ impl Certificate {
             Validity::Valid
         }
     }
+}
+
+/// The `x5t#S256` of a certificate's DER (RFC 8705 section 3.1: base64url of its SHA-256), readable or
+/// not: what bound tokens carry in `cnf` and what logs name a certificate by.
+pub fn x5t_s256(der: &[u8]) -> String {
+    b64::url(digest::digest(&digest::SHA256, der).as_ref())
 }
 
 /// One DER element with tag `tag` at the start of `input`: (its contents, what follows it).
@@ -475,7 +481,7 @@ pub fn trusted_certificates_from_file(path: &Path) -> Result<Vec<TrustedCertific
                 subject: cert.subject().to_string(),
                 not_before: cert.validity().not_before.timestamp(),
                 not_after: cert.validity().not_after.timestamp(),
-                x5t_s256: b64::url(digest::digest(&digest::SHA256, &der).as_ref()),
+                x5t_s256: x5t_s256(&der),
                 der,
             })
         })

@@ -433,16 +433,18 @@ impl Settings {
         )
         .unwrap_or(30);
 
+        let default_lifetime =
+            ids_crypto::jwt::assertion::DEFAULT_MAX_ASSERTION_LIFETIME_SECS as u64;
         let max_assertion_lifetime = take(
             &mut errors,
             config.u64_in(
                 "IdentityServer:MaxClientAssertionLifetimeSeconds",
-                ids_crypto::jwt::assertion::DEFAULT_MAX_ASSERTION_LIFETIME_SECS as u64,
+                default_lifetime,
                 1,
                 86_400,
             ),
         )
-        .unwrap_or(ids_crypto::jwt::assertion::DEFAULT_MAX_ASSERTION_LIFETIME_SECS as u64);
+        .unwrap_or(default_lifetime);
 
         let authorized_clients_path = config
             .path("AccessControl:AuthorizedClientsPath")

@@ -59,7 +59,7 @@ impl AnyClientCertificate {
             tracing::warn!(
                 subject = %loggable(&subject),
                 issuer = %loggable(&issuer),
-                x5t_s256 = %x5t_s256(der),
+                x5t_s256 = %ids_crypto::cert::x5t_s256(der),
                 reason,
                 "client certificate refused in the TLS handshake (logged once per certificate)"
             );
@@ -173,10 +173,6 @@ fn other_error(reason: &str) -> rustls::Error {
     rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
         Arc::new(std::io::Error::other(reason.to_string())),
     )))
-}
-
-fn x5t_s256(der: &[u8]) -> String {
-    ids_crypto::b64::url(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref())
 }
 
 /// The handshake signature (TLS 1.3 CertificateVerify, or TLS 1.2) made with the key of `cert`, a v1

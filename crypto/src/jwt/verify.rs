@@ -170,7 +170,7 @@ impl AccessToken {
                 expected: shown(expected),
             });
         };
-        let found = b64::url(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref());
+        let found = crate::cert::x5t_s256(der);
         if subtle::ConstantTimeEq::ct_eq(found.as_bytes(), expected.as_bytes()).into() {
             Ok(())
         } else {

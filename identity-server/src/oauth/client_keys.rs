@@ -282,11 +282,7 @@ impl PresentedCertificate {
 
     /// `x5t#S256` of the leaf: what a bound token's `cnf` carries.
     pub fn x5t_s256(&self) -> Option<String> {
-        self.leaf().map(|der| {
-            ids_crypto::b64::url(
-                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref(),
-            )
-        })
+        self.leaf().map(ids_crypto::cert::x5t_s256)
     }
 }
 
@@ -392,7 +388,8 @@ impl ClientAuthorities {
         }
         let mut refusals = Vec::new();
         for ca in named {
-            if ca.version() < 3 || !ca.is_ca() {
+            // A v1 certificate has no basicConstraints: never a CA.
+            if !ca.is_ca() {
                 refusals.push(format!(
                     "`{}` is not a v3 CA certificate (basicConstraints CA:TRUE)",
                     ca.subject()
