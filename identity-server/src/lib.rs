@@ -16,6 +16,7 @@
 
 pub mod access_control;
 pub mod authorized_clients;
+pub mod connections;
 pub mod deliveries;
 pub mod http;
 pub mod keys;
@@ -35,9 +36,6 @@ use access_control::Clients;
 use keys::Keys;
 use oauth::client_auth::{AuthConfig, Authenticator};
 use oauth::{TokenIssuer, TokenService};
-
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything loaded from disk, validated before the server accepts a connection.
 #[derive(Debug)]
@@ -287,6 +285,7 @@ pub async fn run_loaded(
     );
     let live_clients = state.tokens.clients.clone();
     let live_keys = state.tokens.keys.clone();
+    let guard = connection_guard(&settings);
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let mut handles = Vec::new();
     let mut servers = tokio::task::JoinSet::new();
@@ -300,20 +299,24 @@ pub async fn run_loaded(
         let handle = axum_server::Handle::new();
         handles.push(handle.clone());
         let app = app.clone();
+        let server =
+            axum_server::from_tcp(listener)?.accept_error_handler(connections::log_accept_error);
         if https {
-            let mut server = axum_server::from_tcp_rustls(
-                listener,
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
                 axum_server::tls_rustls::RustlsConfig::from_config(tls.clone()),
-            )?;
-            tune(server.http_builder());
+            )
+            .handshake_timeout(settings.limits.tls_handshake_timeout)
+            .acceptor(guard.clone());
+            let mut server = server.acceptor(acceptor);
+            tune(server.http_builder(), &settings.limits);
             servers.spawn(server.handle(handle).serve(app));
         } else {
             tracing::warn!(
                 address = %bound[i],
                 "DANGER: serving plain HTTP (IdentityServer:DangerAllowInsecureHttp); secrets and tokens cross the network in clear"
             );
-            let mut server = axum_server::from_tcp(listener)?;
-            tune(server.http_builder());
+            let mut server = server.acceptor(guard.clone());
+            tune(server.http_builder(), &settings.limits);
             servers.spawn(server.handle(handle).serve(app));
         }
     }
@@ -350,10 +353,55 @@ pub async fn run_loaded(
     result
 }
 
+/// Raises the open-file limit and sizes the connection cap (`Limits:MaxConnections`, derived from the
+/// open-file limit when unset), logging both.
+fn connection_guard(settings: &Settings) -> connections::Guard {
+    match connections::raise_open_file_limit() {
+        Ok(Some((before, after))) => tracing::info!(
+            "open-file limit raised from {before} to {}",
+            after.map_or_else(|| "unlimited".to_string(), |n| n.to_string())
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("cannot raise the open-file limit to the hard limit: {e}"),
+    }
+    let open_files = connections::open_file_limit();
+    let limits = &settings.limits;
+    let max_connections = match limits.max_connections {
+        Some(n) => {
+            if let Some(files) = open_files
+                && n as u64 + connections::RESERVED_FILES > files
+            {
+                tracing::warn!(
+                    "Limits:MaxConnections {n} is more than the open-file limit ({files}) allows with {} files kept for the server: past about {} connections, new ones wait in the kernel's queue instead of being refused",
+                    connections::RESERVED_FILES,
+                    files.saturating_sub(connections::RESERVED_FILES),
+                );
+            }
+            n
+        }
+        None => connections::derived_max_connections(open_files),
+    };
+    tracing::info!(
+        max_connections,
+        open_files = open_files.map_or_else(|| "unlimited".to_string(), |n| n.to_string()),
+        idle_timeout_s = limits.idle_timeout.as_secs(),
+        tls_handshake_timeout_s = limits.tls_handshake_timeout.as_secs(),
+        request_headers_timeout_s = limits.request_headers_timeout.as_secs(),
+        token_request_timeout_s = limits.token_request_timeout.as_secs(),
+        "connection limits"
+    );
+    connections::Guard::new(max_connections, limits.idle_timeout)
+}
+
 /// HTTP settings of every listener.
-fn tune(builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>) {
+fn tune(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    limits: &settings::Limits,
+) {
     // A client that opens a connection and sends headers slowly must not hold it forever.
-    builder.http1().header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+        .http1()
+        .header_read_timeout(limits.request_headers_timeout);
     // HTTP/2 flow control: with hyper's defaults a streamed delivery body crawls at ~45 MiB/s on
     // loopback (the window is refilled too late). Larger windows let a delivery run at disk speed;
     // what a stream may buffer is still bounded (the window), whatever the file size.
@@ -544,6 +592,7 @@ fn app_state(
     .map_err(|e| e.to_string())?;
     Ok(http::AppState {
         clock: settings.clock.clone(),
+        token_request_timeout: settings.limits.token_request_timeout,
         tokens: TokenService {
             clients: Arc::new(access_control::LiveClients::new(
                 clients,

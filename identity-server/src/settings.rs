@@ -58,6 +58,11 @@ pub const KEYS: &[&str] = &[
     "Deliveries:QuotaMiB",
     "Deliveries:MinFreeSpaceMiB",
     "Deliveries:MaxConcurrentUploads",
+    "Limits:MaxConnections",
+    "Limits:IdleTimeoutSeconds",
+    "Limits:TlsHandshakeTimeoutSeconds",
+    "Limits:RequestHeadersTimeoutSeconds",
+    "Limits:TokenRequestTimeoutSeconds",
 ];
 
 /// The server's schema.
@@ -107,6 +112,8 @@ pub struct Settings {
     pub encrypt_file: bool,
     /// The `Deliveries` section.
     pub deliveries: DeliverySettings,
+    /// The `Limits` section: what one connection may hold.
+    pub limits: Limits,
     /// `AccessControl:AuthorizedClientsPath`: a folder of client public keys, certificates or JWKs
     /// (`<client id>.<ext>`, or several in `<client id>/`), reloaded when it changes.
     pub authorized_clients_path: Option<PathBuf>,
@@ -148,6 +155,25 @@ pub struct DeliverySettings {
     pub min_free: u64,
     /// `Deliveries:MaxConcurrentUploads` (default 32).
     pub max_uploads: usize,
+}
+
+/// What a connection may hold (`Limits` section; see `connections`).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// `Limits:MaxConnections`: connections open at once; over it new ones are closed at once. When
+    /// unset, derived from the open-file limit at start-up (`connections::derived_max_connections`).
+    pub max_connections: Option<usize>,
+    /// `Limits:IdleTimeoutSeconds` (default 60): a connection without a request in flight for this
+    /// long is closed (HTTP/1.1 keep-alive, HTTP/2, connections that never send a request); so is one
+    /// whose client reads nothing of a response for this long.
+    pub idle_timeout: Duration,
+    /// `Limits:TlsHandshakeTimeoutSeconds` (default 10).
+    pub tls_handshake_timeout: Duration,
+    /// `Limits:RequestHeadersTimeoutSeconds` (default 10): the time to send a request's headers.
+    pub request_headers_timeout: Duration,
+    /// `Limits:TokenRequestTimeoutSeconds` (default 10): the time to send a whole token request
+    /// body; then 408.
+    pub token_request_timeout: Duration,
 }
 
 /// The default `Deliveries:DeliverProfiles`: the profile the product's documentation gives agents
@@ -332,6 +358,7 @@ impl Settings {
         )
         .unwrap_or(true);
         let deliveries = delivery_settings(config, &mut errors);
+        let limits = limits(config, &mut errors);
 
         let url_setting = config.get("Urls").or_else(|| config.get("ASPNETCORE_URLS"));
         let urls: Vec<ListenUrl> = match url_setting {
@@ -515,12 +542,37 @@ impl Settings {
             encryption_certificate,
             encrypt_file,
             deliveries,
+            limits,
             authorized_clients_path,
             client_certificates,
             client_certificate_authorities,
             expiry_warning_days,
             ignored_sections: config.ignored_sections(&schema),
         })
+    }
+}
+
+fn limits(config: &Config, errors: &mut Vec<ConfigError>) -> Limits {
+    let mut seconds = |key: &str, default: u64, max: u64| {
+        Duration::from_secs(take(errors, config.u64_in(key, default, 1, max)).unwrap_or(default))
+    };
+    let idle_timeout = seconds("Limits:IdleTimeoutSeconds", 60, 86_400);
+    let tls_handshake_timeout = seconds("Limits:TlsHandshakeTimeoutSeconds", 10, 300);
+    let request_headers_timeout = seconds("Limits:RequestHeadersTimeoutSeconds", 10, 300);
+    let token_request_timeout = seconds("Limits:TokenRequestTimeoutSeconds", 10, 300);
+    let max_connections = config.get("Limits:MaxConnections").and_then(|_| {
+        take(
+            errors,
+            config.u64_in("Limits:MaxConnections", 0, 1, 10_000_000),
+        )
+        .map(|n| n as usize)
+    });
+    Limits {
+        max_connections,
+        idle_timeout,
+        tls_handshake_timeout,
+        request_headers_timeout,
+        token_request_timeout,
     }
 }
 

@@ -69,6 +69,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct AppState {
     /// The server's time source.
     pub clock: Arc<dyn crate::Clock>,
+    /// `Limits:TokenRequestTimeoutSeconds`: the time a client has to send a whole token request body.
+    pub token_request_timeout: Duration,
     pub tokens: TokenService,
     /// Pre-rendered discovery document and JWKS.
     pub discovery: String,
@@ -102,8 +104,26 @@ async fn token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match read_token_body(body, version, &headers).await {
+    let deadline = state.token_request_timeout;
+    let body = match tokio::time::timeout(deadline, read_token_body(body, version, &headers))
+        .await
+        .unwrap_or(Err(BodyError::TimedOut(deadline)))
+    {
         Ok(b) => b,
+        Err(e @ BodyError::TimedOut(_)) => {
+            let mut response = ErrorResponse(
+                OAuthError::InvalidRequest(e.to_string()),
+                StatusCode::REQUEST_TIMEOUT,
+            )
+            .into_response();
+            if version < Version::HTTP_2 {
+                // The rest of the body may still come: this connection cannot carry another request.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return response;
+        }
         Err(e @ BodyError::TooLarge { drained }) => {
             let mut response = ErrorResponse(
                 OAuthError::InvalidRequest(e.to_string()),
@@ -168,6 +188,12 @@ enum BodyError {
     TooLarge { drained: bool },
     #[error("the request body could not be read: {0}")]
     Unreadable(String),
+    /// Not all sent within `Limits:TokenRequestTimeoutSeconds`.
+    #[error(
+        "the request body did not arrive within {} s (Limits:TokenRequestTimeoutSeconds)",
+        .0.as_secs()
+    )]
+    TimedOut(Duration),
 }
 
 /// Reads a token request body of at most [`MAX_TOKEN_BODY`] bytes. A larger one is read on and

@@ -12,6 +12,7 @@ mod agent_tokens;
 mod cli;
 mod client_keys;
 mod config_errors;
+mod connections;
 mod deliveries;
 mod drop_in;
 mod keytool;

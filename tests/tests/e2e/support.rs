@@ -183,11 +183,13 @@ impl Deployment {
 
 /// A reqwest client trusting only `ca`.
 pub fn https_client(ca: &Path) -> reqwest::Client {
+    https_client_builder(ca).build().expect("client")
+}
+
+/// A reqwest client builder trusting only `ca`.
+pub fn https_client_builder(ca: &Path) -> reqwest::ClientBuilder {
     let pem = std::fs::read(ca).expect("ca");
-    reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("pem")])
-        .build()
-        .expect("client")
+    reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("pem")])
 }
 
 /// A running server.

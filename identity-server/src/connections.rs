@@ -1,0 +1,449 @@
+//! What a connection may hold, whoever opens it (`Limits` settings): a cap on open connections
+//! (over it, new ones are closed at once, never queued), an idle timeout for connections without a
+//! request in flight (HTTP/1.1 keep-alive, HTTP/2, and connections that never send a request), a
+//! bound on writes the client does not read, and the open-file limit raised at start-up.
+//!
+//! The TLS handshake timeout is the acceptor's (see `lib.rs`), the request-header timeout hyper's,
+//! and the token request body deadline the token handler's.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
+
+/// File descriptors kept for everything but connections (log, XML and key files, deliveries being
+/// written, the replay journal...) when `Limits:MaxConnections` is derived from the open-file limit.
+pub const RESERVED_FILES: u64 = 128;
+
+/// The largest `Limits:MaxConnections` derived from the open-file limit (an idle TLS connection
+/// costs tens of KiB: 65,536 of them stay well under a few GiB).
+pub const MAX_DERIVED_CONNECTIONS: u64 = 65_536;
+
+/// Raises the soft open-file limit to the hard one. Returns `(before, after)` when it was raised.
+pub fn raise_open_file_limit() -> io::Result<Option<(u64, Option<u64>)>> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let Some(soft) = limit.current else {
+        return Ok(None); // already unlimited
+    };
+    if limit.maximum.is_some_and(|hard| hard <= soft) {
+        return Ok(None);
+    }
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    setrlimit(Resource::Nofile, raised).map_err(io::Error::from)?;
+    Ok(Some((soft, limit.maximum)))
+}
+
+/// The current soft open-file limit (`None`: unlimited).
+pub fn open_file_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
+/// `Limits:MaxConnections` when it is not set: the open-file limit less [`RESERVED_FILES`], at least 16
+/// and at most [`MAX_DERIVED_CONNECTIONS`].
+pub fn derived_max_connections(open_files: Option<u64>) -> usize {
+    let n = open_files
+        .unwrap_or(u64::MAX)
+        .saturating_sub(RESERVED_FILES)
+        .clamp(16, MAX_DERIVED_CONNECTIONS);
+    usize::try_from(n).unwrap_or(16)
+}
+
+/// The `Accept` step of every listener (before TLS): takes a connection slot or closes the
+/// connection, and makes the connection idle-aware.
+#[derive(Clone, Debug)]
+pub struct Guard {
+    slots: Arc<Semaphore>,
+    max: usize,
+    idle_timeout: Duration,
+    refusals: Arc<Refusals>,
+}
+
+impl Guard {
+    /// A guard shared by all listeners: at most `max` connections open at once.
+    pub fn new(max: usize, idle_timeout: Duration) -> Self {
+        Guard {
+            slots: Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))),
+            max,
+            idle_timeout,
+            refusals: Arc::new(Refusals::default()),
+        }
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.max.saturating_sub(self.slots.available_permits())
+    }
+}
+
+impl<S> axum_server::accept::Accept<TcpStream, S> for Guard {
+    type Stream = Tracked<TcpStream>;
+    type Service = Counted<S>;
+    type Future = std::future::Ready<io::Result<(Self::Stream, Self::Service)>>;
+
+    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            self.refusals.refused(self.max);
+            // Dropping the stream closes it: the client learns at once, instead of waiting in a
+            // queue until its own timeout.
+            return std::future::ready(Err(io::Error::other(
+                "Limits:MaxConnections reached: connection closed",
+            )));
+        };
+        let _ = stream.set_nodelay(true);
+        let state = Arc::new(ConnState::new());
+        std::future::ready(Ok((
+            Tracked::new(stream, state.clone(), self.idle_timeout, slot),
+            Counted {
+                inner: service,
+                state,
+            },
+        )))
+    }
+}
+
+/// Logs a listener's failure to accept a connection (the open-file limit reached, typically), at
+/// most once a minute. Failures of one connection (a refusal, a failed TLS handshake) are not
+/// logged here.
+pub fn log_accept_error(peer: Option<&std::net::SocketAddr>, e: &io::Error) {
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    if peer.is_some() {
+        return;
+    }
+    let Ok(mut last) = LAST.lock() else {
+        return;
+    };
+    let now = Instant::now();
+    if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(60)) {
+        return;
+    }
+    *last = Some(now);
+    tracing::warn!(
+        "cannot accept connections: {e} (retrying; raise the open-file limit or lower Limits:MaxConnections; logged at most once a minute)"
+    );
+}
+
+/// Refused connections, logged at most once a minute.
+#[derive(Debug, Default)]
+struct Refusals {
+    since_log: AtomicU64,
+    last_log: Mutex<Option<Instant>>,
+}
+
+impl Refusals {
+    fn refused(&self, max: usize) {
+        let count = self.since_log.fetch_add(1, Ordering::Relaxed) + 1;
+        let Ok(mut last) = self.last_log.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(60)) {
+            return;
+        }
+        *last = Some(now);
+        self.since_log.store(0, Ordering::Relaxed);
+        tracing::warn!(
+            refused = count,
+            max_connections = max,
+            "new connections closed at once: Limits:MaxConnections connections are open (raise Limits:MaxConnections and the open-file limit if these clients are legitimate; logged at most once a minute)"
+        );
+    }
+}
+
+/// What the stream and the service of one connection share.
+#[derive(Debug)]
+struct ConnState {
+    /// Requests whose response has not been sent completely.
+    in_flight: AtomicUsize,
+    /// When the last request ended (or the connection opened), in ms since `epoch`.
+    idle_since_ms: AtomicU64,
+    epoch: Instant,
+    /// The reader parked while requests were in flight: woken when the last one ends, to arm the
+    /// idle timer.
+    reader: futures_util::task::AtomicWaker,
+}
+
+impl ConnState {
+    fn new() -> Self {
+        ConnState {
+            in_flight: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            reader: futures_util::task::AtomicWaker::new(),
+        }
+    }
+
+    fn idle_since(&self) -> Instant {
+        self.epoch + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire))
+    }
+
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.clone())
+    }
+}
+
+/// One request in flight, until its response body is sent (or dropped).
+#[derive(Debug)]
+pub struct InFlight(Arc<ConnState>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let ms = u64::try_from(self.0.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.idle_since_ms.store(ms, Ordering::Release);
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.reader.wake();
+        }
+    }
+}
+
+/// A connection's byte stream that ends itself when the connection has been idle (no request in
+/// flight) for the idle timeout, or when the client has not read what is written to it for as long.
+#[derive(Debug)]
+pub struct Tracked<T> {
+    inner: T,
+    state: Arc<ConnState>,
+    idle_timeout: Duration,
+    idle_timer: Pin<Box<Sleep>>,
+    /// Armed while a write waits for the client to read.
+    write_timer: Option<Pin<Box<Sleep>>>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl<T> Tracked<T> {
+    fn new(
+        inner: T,
+        state: Arc<ConnState>,
+        idle_timeout: Duration,
+        slot: OwnedSemaphorePermit,
+    ) -> Self {
+        let deadline = state.idle_since() + idle_timeout;
+        Tracked {
+            inner,
+            state,
+            idle_timeout,
+            idle_timer: Box::pin(tokio::time::sleep_until(deadline)),
+            write_timer: None,
+            _slot: slot,
+        }
+    }
+
+    /// True when the connection has been idle for the idle timeout; otherwise arms the timer so that
+    /// the task is woken when it will have been.
+    fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.state.reader.register(cx.waker());
+        if self.state.in_flight.load(Ordering::Acquire) > 0 {
+            return false;
+        }
+        let deadline = self.state.idle_since() + self.idle_timeout;
+        if Instant::now() >= deadline {
+            return true;
+        }
+        if self.idle_timer.deadline() != deadline {
+            self.idle_timer.as_mut().reset(deadline);
+        }
+        self.idle_timer.as_mut().poll(cx).is_ready()
+    }
+
+    fn write_stalled(&mut self, cx: &mut Context<'_>) -> bool {
+        let timeout = self.idle_timeout;
+        let timer = self
+            .write_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        timer.as_mut().poll(cx).is_ready()
+    }
+}
+
+fn timed_out(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, what.to_string())
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Pending if this.idle_expired(cx) => {
+                // End of file: hyper closes an idle connection that reads it.
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Pending => {
+                if this.write_stalled(cx) {
+                    Poll::Ready(Err(timed_out(
+                        "the client read nothing for Limits:IdleTimeoutSeconds",
+                    )))
+                } else {
+                    Poll::Pending
+                }
+            }
+            ready => {
+                this.write_timer = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Pending => {
+                if this.write_stalled(cx) {
+                    Poll::Ready(Err(timed_out(
+                        "the client read nothing for Limits:IdleTimeoutSeconds",
+                    )))
+                } else {
+                    Poll::Pending
+                }
+            }
+            ready => {
+                this.write_timer = None;
+                ready
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The connection's service, counting requests in flight until their response body is sent.
+#[derive(Clone, Debug)]
+pub struct Counted<S> {
+    inner: S,
+    state: Arc<ConnState>,
+}
+
+impl<S, R, B> tower_service::Service<R> for Counted<S>
+where
+    S: tower_service::Service<R, Response = http::Response<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<CountedBody<B>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        let in_flight = self.state.begin();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|body| CountedBody {
+                inner: body,
+                _in_flight: in_flight,
+            }))
+        })
+    }
+}
+
+/// A response body that keeps its request in flight until it is sent or dropped.
+#[derive(Debug)]
+pub struct CountedBody<B> {
+    inner: B,
+    _in_flight: InFlight,
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for CountedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_derived_cap_leaves_room_for_files_and_stays_bounded() {
+        assert_eq!(derived_max_connections(Some(1024)), 896);
+        assert_eq!(derived_max_connections(Some(100)), 16);
+        assert_eq!(derived_max_connections(None), 65_536);
+        assert_eq!(derived_max_connections(Some(1 << 20)), 65_536);
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_idle_only_without_a_request_in_flight() {
+        let idle = Duration::from_millis(400);
+        let (client, server) = tokio::io::duplex(64);
+        let guard = Guard::new(1, idle);
+        let slot = guard.slots.clone().try_acquire_owned().expect("slot");
+        let state = Arc::new(ConnState::new());
+        let mut tracked = Tracked::new(server, state.clone(), idle, slot);
+        let request = state.begin();
+        let mut buf = [0u8; 8];
+        let mut read = Box::pin(async move {
+            let n = tokio::io::AsyncReadExt::read(&mut tracked, &mut buf).await;
+            (n, tracked)
+        });
+        // A request in flight for longer than the idle timeout: the connection stays.
+        assert!(tokio::time::timeout(3 * idle, read.as_mut()).await.is_err());
+        assert_eq!(guard.open(), 1);
+        // The request ends: idle from now on, closed one idle timeout later, not before.
+        drop(request);
+        let ended = Instant::now();
+        let (n, _tracked) = tokio::time::timeout(10 * idle, read)
+            .await
+            .expect("closed when idle");
+        assert_eq!(n.expect("end of file"), 0);
+        assert!(ended.elapsed() >= idle - Duration::from_millis(20));
+        drop(client);
+    }
+}
