@@ -17,6 +17,10 @@
 //!
 //! `ids-bench deliver [--size-mib 1024]` measures `agent push` to the server over HTTPS next to
 //! `agent encrypt` of the same file, with the server's peak memory (see `ids_tools::delivery_bench`).
+//!
+//! `ids-bench idle [--idle-connections 2000]` opens idle TLS connections to the quickstart server and
+//! measures how soon they are closed and a normal client's token latency meanwhile, next to the same
+//! client without them (see `ids_tools::idle_bench`).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -86,6 +90,16 @@ enum Mode {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Idle TLS connections against the quickstart server (`identity-server` next to this binary):
+    /// when the server closes them, and a normal client's token latency meanwhile.
+    Idle {
+        /// Idle connections to open.
+        #[arg(long, default_value_t = 2000)]
+        idle_connections: usize,
+        /// The server's Limits:IdleTimeoutSeconds.
+        #[arg(long, default_value_t = 10)]
+        idle_seconds: u64,
+    },
 }
 
 struct Killed(Child);
@@ -113,6 +127,16 @@ fn main() -> anyhow::Result<()> {
                 .context("no parent folder")?
                 .to_path_buf();
             return ids_tools::delivery_bench::run((*size_mib).max(1), &dir, &bin);
+        }
+        Some(Mode::Idle {
+            idle_connections,
+            idle_seconds,
+        }) => {
+            let bin = std::env::current_exe()?
+                .parent()
+                .context("no parent folder")?
+                .to_path_buf();
+            return ids_tools::idle_bench::run(*idle_connections, (*idle_seconds).max(1), &bin);
         }
         None => {}
     }
