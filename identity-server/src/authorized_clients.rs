@@ -539,7 +539,10 @@ mod reload_tests {
         );
         assert_eq!(files_of(&live, "Poller2"), vec![poller.clone()]);
         assert_eq!(live.current().of("Hot").len(), 2);
-        assert!(live.current().of("Other").is_empty(), "a removed file loses its key");
+        assert!(
+            live.current().of("Other").is_empty(),
+            "a removed file loses its key"
+        );
         // The same key object (not a re-read): the thumbprint is the one loaded before.
         assert_eq!(
             live.current().of("Poller2")[0].thumbprint,
@@ -585,7 +588,9 @@ mod reload_tests {
         let r = live.reload(true).expect("forced");
         assert_eq!((r.keys, r.kept), (2, 1), "{r:?}");
         assert!(
-            r.errors.iter().any(|e| e.contains("Hot") && e.contains("os error 40")),
+            r.errors
+                .iter()
+                .any(|e| e.contains("Hot") && e.contains("os error 40")),
             "{:?}",
             r.errors
         );
@@ -605,7 +610,9 @@ mod reload_tests {
             r.errors
         );
         assert_eq!(live.current().of("Poller2").len(), 1);
-        let again = live.reload(false).expect("still unreadable: read and reported again");
+        let again = live
+            .reload(false)
+            .expect("still unreadable: read and reported again");
         assert!(again.folder_unreadable && again.keys == 2, "{again:?}");
     }
 }

@@ -18,8 +18,10 @@ use crate::support::{AgentDeployment, PASSWORD, binary, python_with};
 const HUGE: u64 = 400 * 1024 * 1024;
 
 /// How the hostile server answers a request.
-#[derive(Clone, Copy, Debug)]
-enum Answer {
+#[derive(Clone, Debug)]
+pub(crate) enum Answer {
+    /// 200 with this JSON document.
+    Json(String),
     /// The discovery document of this server, normal size.
     Discovery,
     /// A token response of normal size (its token is not a valid JWT).
@@ -35,7 +37,7 @@ enum Answer {
 /// An HTTPS server on 127.0.0.1 with a certificate from its own CA (`ca_pem`), answering discovery with
 /// `discovery`, the token endpoint with `token` and the JWKS with `jwks`. Threads serve the
 /// connections; each stops when the client goes away.
-fn hostile_server(discovery: Answer, token: Answer, jwks: Answer) -> (String, String) {
+pub(crate) fn hostile_server(discovery: Answer, token: Answer, jwks: Answer) -> (String, String) {
     let ca = Ca::new("hostile CA", 1).expect("ca");
     let leaf = ca
         .issue_server(&["127.0.0.1"], KeyKind::EcP256, 1)
@@ -46,7 +48,9 @@ fn hostile_server(discovery: Answer, token: Answer, jwks: Answer) -> (String, St
         .expect("protocol versions")
         .with_no_client_auth()
         .with_single_cert(
-            vec![rustls::pki_types::CertificateDer::from(leaf.cert_der.clone())],
+            vec![rustls::pki_types::CertificateDer::from(
+                leaf.cert_der.clone(),
+            )],
             rustls::pki_types::PrivateKeyDer::Pkcs8(leaf.key_pkcs8.to_vec().into()),
         )
         .expect("server config");
@@ -62,8 +66,9 @@ fn hostile_server(discovery: Answer, token: Answer, jwks: Answer) -> (String, St
             let Ok(stream) = stream else { return };
             let config = config.clone();
             let issuer = issuer.clone();
+            let answers = [discovery.clone(), token.clone(), jwks.clone()];
             std::thread::spawn(move || {
-                let _ = serve(stream, config, &issuer, [discovery, token, jwks]);
+                let _ = serve(stream, config, &issuer, answers);
             });
         }
     });
@@ -105,14 +110,22 @@ fn serve(
         tls.read_exact(&mut body)?;
         let path = head.split_whitespace().nth(1).unwrap_or_default();
         let answer = if path.ends_with("/connect/token") {
-            token
+            &token
         } else if path.ends_with("/jwks") {
-            jwks
+            &jwks
         } else {
-            discovery
+            &discovery
         };
         let out = tls.get_mut();
-        match answer {
+        match *answer {
+            Answer::Json(ref doc) => {
+                write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{doc}",
+                    doc.len()
+                )?;
+                out.flush()?;
+            }
             Answer::Discovery => {
                 let doc = json!({
                     "issuer": issuer,
@@ -194,17 +207,23 @@ sys.stderr.write("\npeak_rss_kib=%d\n" % resource.getrusage(resource.RUSAGE_CHIL
 sys.exit(code)
 "#;
 
-/// Runs `agent token` against `base` through the `PEAK_RSS` wrapper (tokens verified with the JWKS when
-/// `jwks`): exit code, stderr, peak RSS in KiB.
-fn agent_token_peak_rss(base: &str, ca_pem: &str, jwks: bool) -> (i32, String, u64) {
+/// An agent folder for the hostile server at `base`, trusting its CA `ca_pem`, without retries.
+pub(crate) fn hostile_agent(base: &str, ca_pem: &str) -> AgentDeployment {
     let mut a = AgentDeployment::new(base);
-    if jwks {
-        a.set("IdentityServer", json!({ "TokenValidation": "Jwks" }));
-    }
     std::fs::write(a.path().join("hostile-ca.crt"), ca_pem).expect("write CA");
     a.set("Tls.TrustedCertificates", json!(["hostile-ca.crt"]))
         .set("Http.Retries", json!(0))
         .set("Http.TimeoutSeconds", json!(60));
+    a
+}
+
+/// Runs `agent token` against `base` through the `PEAK_RSS` wrapper (tokens verified with the JWKS when
+/// `jwks`): exit code, stderr, peak RSS in KiB.
+fn agent_token_peak_rss(base: &str, ca_pem: &str, jwks: bool) -> (i32, String, u64) {
+    let mut a = hostile_agent(base, ca_pem);
+    if jwks {
+        a.set("IdentityServer", json!({ "TokenValidation": "Jwks" }));
+    }
     a.write();
     let out = Command::new("python3")
         .arg("-c")
@@ -231,7 +250,10 @@ fn agent_token_peak_rss(base: &str, ca_pem: &str, jwks: bool) -> (i32, String, u
 
 #[test]
 fn agent_refuses_huge_answers_without_reading_them() {
-    if !python_with("resource", "agent_refuses_huge_answers_without_reading_them") {
+    if !python_with(
+        "resource",
+        "agent_refuses_huge_answers_without_reading_them",
+    ) {
         return;
     }
     use Answer::{Discovery, HugeChunked, HugeUntilClose, HugeWithLength, Token};
@@ -270,9 +292,9 @@ fn agent_refuses_huge_answers_without_reading_them() {
     ];
     let mut failures = Vec::new();
     for (what, [discovery, token, jwks], path) in cases {
-        let (base, ca) = hostile_server(discovery, token, jwks);
-        let (code, stderr, peak_kib) =
-            agent_token_peak_rss(&base, &ca, !matches!(jwks, Answer::Discovery));
+        let uses_jwks = !matches!(jwks, Answer::Discovery);
+        let (base, ca) = hostile_server(discovery, token.clone(), jwks);
+        let (code, stderr, peak_kib) = agent_token_peak_rss(&base, &ca, uses_jwks);
         let url = format!("{base}{path}");
         eprintln!(
             "{what}: exit {code}, peak RSS {} MiB: {}",

@@ -137,3 +137,34 @@ async fn client_values_cannot_forge_log_lines() {
         "the replayed jti is not in the log, escaped:\n{log}"
     );
 }
+
+/// The agent's log (standard error) escapes what a server sends too: an `issuer` with a line break in
+/// the discovery document is quoted in the error, on one line.
+#[test]
+fn server_values_cannot_forge_agent_log_lines() {
+    use crate::agent_limits::{Answer, hostile_agent, hostile_server};
+    let issuer = "https://example.test\nFORGED line issuer \u{1b}[2J";
+    let discovery = json!({
+        "issuer": issuer,
+        "token_endpoint": "https://example.test/connect/token",
+    })
+    .to_string();
+    let (base, ca) = hostile_server(
+        Answer::Json(discovery),
+        Answer::Discovery,
+        Answer::Discovery,
+    );
+    let a = hostile_agent(&base, &ca);
+    a.write();
+    let out = crate::support::agent(a.path(), &["token"]);
+    let log = crate::support::stderr(&out);
+    assert_eq!(crate::support::code(&out), 6, "{log}");
+    assert!(
+        !log.lines().any(|l| l.trim_start().starts_with("FORGED")) && !log.contains('\u{1b}'),
+        "a line forged by the server:\n{log}"
+    );
+    assert!(
+        log.contains(r"example.test\nFORGED line issuer "),
+        "the issuer is not in the log, escaped:\n{log}"
+    );
+}

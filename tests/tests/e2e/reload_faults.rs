@@ -222,7 +222,10 @@ async fn keys_stay_in_force_when_a_reload_runs_out_of_file_handles() {
     let (server, port, log) = serve_with_open_files(&d, OPEN_FILES);
     let pid = server.0.id();
     let client = https_client(&d.path().join("ca.crt"));
-    assert_eq!(assertion_status(&client, port, &signer, "Poller2").await, 200);
+    assert_eq!(
+        assertion_status(&client, port, &signer, "Poller2").await,
+        200
+    );
 
     let connections = exhaust_file_handles(pid, port, OPEN_FILES);
     let from = log.text().len();
@@ -266,6 +269,9 @@ async fn keys_stay_in_force_when_a_reload_runs_out_of_file_handles() {
     hang_up(pid);
     let line = log.wait_for(from, "authorized clients reloaded", Duration::from_secs(20));
     assert!(line.contains("keys=0"), "{line}");
-    assert_eq!(assertion_status(&client, port, &signer, "Poller2").await, 401);
+    assert_eq!(
+        assertion_status(&client, port, &signer, "Poller2").await,
+        401
+    );
     drop(server);
 }
