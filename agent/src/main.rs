@@ -16,6 +16,7 @@ use agent::files::commands::{self, Format, Target};
 use agent::files::{FilesError, Vault, logs};
 use agent::{Agent, AgentError, Settings, SystemClock};
 use clap::{Parser, Subcommand};
+use ids_config::log_escape::EscapeControls;
 use ids_crypto::encrypted_file::Mode;
 use ids_crypto::pfx::{Pfx, public_certificate_from_file};
 
@@ -252,11 +253,14 @@ fn main() -> ExitCode {
 /// loaded, the log file at the settings' level.
 fn init_logging(file: Option<logs::LogWriter>, file_level: &str) {
     use tracing_subscriber::Layer as _;
+    use tracing_subscriber::fmt::MakeWriter as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
+    // Control characters in an event are escaped (a value from the server cannot forge a line), so
+    // colour codes would be too: no ANSI colours.
     let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(|| EscapeControls::new(std::io::stderr()))
+        .with_ansi(false)
         .event_format(Terse)
         .with_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -264,7 +268,7 @@ fn init_logging(file: Option<logs::LogWriter>, file_level: &str) {
         );
     let file = file.map(|writer| {
         tracing_subscriber::fmt::layer()
-            .with_writer(writer)
+            .with_writer(move || EscapeControls::new(writer.make_writer()))
             .with_ansi(false)
             .with_filter(tracing_subscriber::EnvFilter::new(file_level))
     });

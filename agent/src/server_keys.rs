@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use ids_crypto::{AccessToken, KeySet, Validation, Verifier};
 
 use crate::client::discovery::Discovery;
-use crate::client::http::{Http, summarize};
+use crate::client::http::{Http, read_body, summarize};
 use crate::error::AgentError;
 use crate::settings::{Settings, TokenValidation};
 
@@ -148,10 +148,7 @@ impl JwksKeys {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let response = http.send(&url, |c| c.get(&url)).await?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| AgentError::Malformed {
-            url: url.clone(),
-            detail: format!("cannot read the JWKS: {e}"),
-        })?;
+        let body = read_body(response, &url, "JWKS").await?;
         if !status.is_success() {
             return Err(AgentError::Malformed {
                 url,

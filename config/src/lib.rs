@@ -12,8 +12,11 @@
 //!   `password` or `secret`, and values that were protected, are never printed.
 //! - [`protected`]: encrypted settings files (`appsettings.encrypted.json`), `...File` settings and
 //!   systemd credentials, so that secrets need not sit in clear JSON.
+//! - [`log_escape`]: the log writer of both apps, which escapes control characters so that no value
+//!   a client sends can forge a log line.
 
 pub mod appsettings;
+pub mod log_escape;
 pub mod protected;
 
 use std::collections::BTreeMap;

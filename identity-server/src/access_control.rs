@@ -67,28 +67,44 @@ impl Clients {
         folder: &Path,
         rules: ClientRules,
     ) -> Result<(Clients, Vec<String>), AccessControlErrors> {
+        Self::read(folder, rules).map_err(|(errors, _)| errors)
+    }
+
+    /// [`Clients::load`]; an error also says whether an I/O error (rather than the content) made it.
+    fn read(
+        folder: &Path,
+        rules: ClientRules,
+    ) -> Result<(Clients, Vec<String>), (AccessControlErrors, bool)> {
         // One walk of the folder: the snapshot (taken before reading, so a change made while reading
         // triggers the next reload) also lists the files, sorted.
         let before = snapshot(folder).map_err(|e| {
-            AccessControlErrors(vec![format!(
+            let errors = AccessControlErrors(vec![format!(
                 "{}: cannot read the access-control folder (AccessControl:ConfigurationPath): {e}",
                 folder.display()
-            )])
+            )]);
+            (errors, true)
         })?;
         let files: Vec<PathBuf> = before.iter().map(|(path, _, _)| path.clone()).collect();
         if files.is_empty() {
-            return Err(AccessControlErrors(vec![format!(
-                "{}: no *.xml file found; the OpenIdClient entries are read from there (AccessControl:ConfigurationPath)",
-                folder.display()
-            )]));
+            return Err((
+                AccessControlErrors(vec![format!(
+                    "{}: no *.xml file found; the OpenIdClient entries are read from there (AccessControl:ConfigurationPath)",
+                    folder.display()
+                )]),
+                false,
+            ));
         }
+        let mut io_failed = false;
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
         let mut documents = Vec::new();
         for file in &files {
             let name = file.display().to_string();
             match std::fs::read(file) {
-                Err(e) => errors.push(format!("{name}: cannot read: {e}")),
+                Err(e) => {
+                    io_failed = true;
+                    errors.push(format!("{name}: cannot read: {e}"));
+                }
                 Ok(bytes) => match String::from_utf8(bytes) {
                     Err(e) => errors.push(format!(
                         "{name}: not UTF-8 text (byte {}); save the file as UTF-8",
@@ -105,7 +121,7 @@ impl Clients {
             }
         }
         if !errors.is_empty() {
-            return Err(AccessControlErrors(errors));
+            return Err((AccessControlErrors(errors), io_failed));
         }
         // Hashes first, so that hash problems and cross-reference problems are reported together.
         let mut by_id = HashMap::new();
@@ -191,7 +207,7 @@ impl Clients {
             }
         };
         if !errors.is_empty() {
-            return Err(AccessControlErrors(errors));
+            return Err((AccessControlErrors(errors), false));
         }
         Ok((
             Clients {
@@ -220,18 +236,23 @@ fn typo_notes(warnings: &[String], at: &str, identifier: &str) -> String {
 /// What identifies the state of the XML folder: each file's path, size and modification time.
 pub type Snapshot = Vec<(PathBuf, u64, Option<SystemTime>)>;
 
-/// The folder's current [`Snapshot`].
+/// The folder's current [`Snapshot`]. An error below `folder` names the path that failed.
 pub fn snapshot(folder: &Path) -> std::io::Result<Snapshot> {
     let mut files = Vec::new();
-    collect_xml(folder, &mut files)?;
+    collect_xml(folder, folder, &mut files)?;
     files.sort();
     files
         .into_iter()
         .map(|path| {
-            let meta = std::fs::metadata(&path)?;
+            let meta = std::fs::metadata(&path).map_err(|e| naming(&path, e))?;
             Ok((path, meta.len(), meta.modified().ok()))
         })
         .collect()
+}
+
+/// `e`, with `path` in its message.
+fn naming(path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 /// The clients in force, replaced as a whole when the XML folder is reloaded. Requests take a cheap
@@ -252,7 +273,8 @@ pub enum Reload {
         clients: usize,
         warnings: Vec<String>,
     },
-    /// The new files are invalid: the previous clients stay in force.
+    /// The new files are invalid, or could not be read (an I/O error): the previous clients stay in
+    /// force.
     Rejected(Vec<String>),
 }
 
@@ -286,7 +308,7 @@ impl LiveClients {
         if let Ok(mut seen) = self.seen.write() {
             *seen = now;
         }
-        match Clients::load(&self.folder, self.rules) {
+        match Clients::read(&self.folder, self.rules) {
             Ok((clients, warnings)) => {
                 let count = clients.by_id.len();
                 if let Ok(mut current) = self.current.write() {
@@ -297,18 +319,26 @@ impl LiveClients {
                     warnings,
                 }
             }
-            Err(e) => Reload::Rejected(e.0),
+            Err((e, io_failed)) => {
+                // Files that could not be read are read again at the next check, changed or not.
+                if io_failed && let Ok(mut seen) = self.seen.write() {
+                    *seen = None;
+                }
+                Reload::Rejected(e.0)
+            }
         }
     }
 }
 
-fn collect_xml(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
+fn collect_xml(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    // The root's own errors are reported with the root already named.
+    let named = |e| if dir == root { e } else { naming(dir, e) };
+    for entry in std::fs::read_dir(dir).map_err(named)? {
+        let entry = entry.map_err(named)?;
         let path = entry.path();
-        let kind = entry.file_type()?;
+        let kind = entry.file_type().map_err(|e| naming(&path, e))?;
         if kind.is_dir() {
-            collect_xml(&path, out)?;
+            collect_xml(root, &path, out)?;
         } else if path
             .extension()
             .and_then(|e| e.to_str())
@@ -318,4 +348,67 @@ fn collect_xml(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    const XML: &str = r#"<C><OpenIdClient Identifier="Job" HashedSecret="K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols="/></C>"#;
+
+    /// A file that cannot be listed or read (tests run as root, so permissions would not stop them: a
+    /// dangling link, a link to a folder) keeps the clients in force, is reported with its path and the
+    /// OS error, and is read again at the next check even if nothing changed.
+    #[test]
+    fn an_unreadable_file_keeps_the_clients() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.xml"), XML).unwrap();
+        let (clients, _) = Clients::load(dir.path(), ClientRules::default()).unwrap();
+        let live = LiveClients::new(clients, dir.path().to_path_buf(), ClientRules::default());
+
+        let dangling = dir.path().join("b.xml");
+        symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        match live.reload(false) {
+            Reload::Rejected(errors) => {
+                let text = errors.join("\n");
+                assert!(
+                    text.contains(&dangling.display().to_string()) && text.contains("os error 2"),
+                    "{text}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(live.current().by_id.contains_key("Job"));
+        std::fs::remove_file(&dangling).unwrap();
+
+        // Listed, but reading it fails.
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        symlink(&sub, dir.path().join("c.xml")).unwrap();
+        match live.reload(false) {
+            Reload::Rejected(errors) => {
+                let text = errors.join("\n");
+                assert!(
+                    text.contains("c.xml: cannot read") && text.contains("os error 21"),
+                    "{text}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(live.current().by_id.contains_key("Job"));
+        // Not changed since, but read again (and still failing).
+        assert!(matches!(live.reload(false), Reload::Rejected(_)));
+        // A file that does not parse is rejected once, and not read again until it changes.
+        std::fs::remove_file(dir.path().join("c.xml")).unwrap();
+        std::fs::write(dir.path().join("d.xml"), "<C><OpenIdClient").unwrap();
+        assert!(matches!(live.reload(false), Reload::Rejected(_)));
+        assert!(matches!(live.reload(false), Reload::Unchanged));
+        std::fs::remove_file(dir.path().join("d.xml")).unwrap();
+        assert!(matches!(
+            live.reload(false),
+            Reload::Reloaded { clients: 1, .. }
+        ));
+    }
 }

@@ -454,13 +454,15 @@ async fn reload_access_control(
             _ = hup => true,
         };
         let live_keys = keys.clone();
-        if let Ok(Some((count, problems))) =
-            tokio::task::spawn_blocking(move || live_keys.reload(force)).await
-        {
-            for p in problems {
+        if let Ok(Some(r)) = tokio::task::spawn_blocking(move || live_keys.reload(force)).await {
+            for p in r.problems.iter().chain(&r.errors) {
                 tracing::error!("{p}");
             }
-            tracing::info!(keys = count, folder = ?keys.folder(), "authorized clients reloaded");
+            if r.folder_unreadable {
+                tracing::error!(keys = r.keys, folder = ?keys.folder(), "authorized clients NOT reloaded: the keys in force stay until the folder can be read");
+            } else {
+                tracing::info!(keys = r.keys, kept = r.kept, folder = ?keys.folder(), "authorized clients reloaded");
+            }
         }
         let live = clients.clone();
         let Ok(outcome) = tokio::task::spawn_blocking(move || live.reload(force)).await else {
@@ -479,7 +481,7 @@ async fn reload_access_control(
                     tracing::error!("{e}");
                 }
                 tracing::error!(
-                    "access control NOT reloaded: the clients in force stay as they were until the files are fixed"
+                    "access control NOT reloaded: the clients in force stay as they were until the files can be read and are valid"
                 );
             }
         }

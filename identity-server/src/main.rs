@@ -118,8 +118,10 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Control characters in an event are escaped (a client's value cannot forge a line), so
+        // colour codes would be too: no ANSI colours.
+        .with_writer(|| ids_config::log_escape::EscapeControls::new(std::io::stderr()))
+        .with_ansi(false)
         .init();
     let given = cli.config_dir;
     let config_dir = given.clone().unwrap_or_else(|| PathBuf::from("."));

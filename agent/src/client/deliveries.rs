@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::http::{Http, retry_after, summarize};
+use super::http::{Http, printable, read_body, retry_after, summarize};
 use super::tokens::BearerToken;
 use crate::error::AgentError;
 
@@ -169,7 +169,12 @@ async fn receipt(
         .get(reqwest::header::WWW_AUTHENTICATE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = response.text().await.unwrap_or_default();
+    let body = match read_body(response, url, "answer").await {
+        Ok(body) => String::from_utf8_lossy(&body).into_owned(),
+        Err(e) if status.is_success() => return Err(DeliveryFailure::Agent(e)),
+        // Too large or broken: the status still says what to do; the message says why.
+        Err(e) => e.to_string(),
+    };
     if status.is_success() {
         return serde_json::from_str::<Receipt>(&body).map_err(|e| {
             DeliveryFailure::Agent(AgentError::Malformed {
@@ -186,8 +191,10 @@ async fn receipt(
     let parsed: ErrorBody = serde_json::from_str(&body).unwrap_or_default();
     let error = parsed
         .error
-        .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
-    let description = parsed.error_description.unwrap_or_else(|| summarize(&body));
+        .map_or_else(|| format!("HTTP {}", status.as_u16()), |e| printable(&e));
+    let description = parsed
+        .error_description
+        .map_or_else(|| summarize(&body), |d| printable(&d));
     Err(match status.as_u16() {
         401 => DeliveryFailure::InvalidToken(if description.is_empty() {
             www_authenticate.unwrap_or_default()

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::http::{Http, summarize};
+use super::http::{Http, read_body, summarize};
 use crate::error::AgentError;
 use crate::settings::Settings;
 
@@ -53,10 +53,7 @@ impl Discovery {
             url: url.clone(),
             detail,
         };
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| malformed(format!("cannot read the answer: {e}")))?;
+        let body = read_body(response, &url, "discovery document").await?;
         if !status.is_success() {
             return Err(malformed(format!(
                 "HTTP {status} for the discovery document; is ApplicationUri ({}) the identity server's base URL? {}",

@@ -83,7 +83,7 @@ impl Http {
                 {
                     let retry_after = retry_after(&response);
                     let status = response.status();
-                    let body = summarize(&response.text().await.unwrap_or_default());
+                    let body = summarize(&read_beginning(response).await);
                     match retry_after {
                         // A longer pause than the agent may wait: report it now rather than
                         // knocking again too early.
@@ -380,14 +380,74 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-/// At most 300 printable characters of a body, for messages.
+/// At most 300 printable characters of a body, for messages (control characters, line separators and
+/// bidirectional overrides left out: the text is the server's).
 pub fn summarize(body: &str) -> String {
     body.chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !ids_config::log_escape::is_escaped(*c))
         .take(300)
         .collect::<String>()
         .trim()
         .to_string()
+}
+
+/// `text` from the server without control characters, line separators and bidirectional overrides.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|c| !ids_config::log_escape::is_escaped(*c))
+        .collect()
+}
+
+/// The most the agent reads of any answer of the server: discovery document, JWKS, token response,
+/// error bodies, delivery receipts. The largest of them (a JWKS during a rotation) is a few KiB.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// What the agent reads of a 5xx/429 body, only to quote its beginning in a message.
+const SUMMARY_BYTES: usize = 16 * 1024;
+
+/// The body of `response` from `url`, at most [`MAX_BODY`] bytes. A larger one (announced by
+/// `Content-Length`, or found while reading) is refused without reading the rest: the connection is
+/// dropped. `what` names the body in messages ("token response").
+pub async fn read_body(
+    mut response: Response,
+    url: &str,
+    what: &str,
+) -> Result<Vec<u8>, AgentError> {
+    let too_large = |announced: Option<u64>| AgentError::Malformed {
+        url: url.to_string(),
+        detail: format!(
+            "the {what} is larger than 1 MiB ({MAX_BODY} bytes{}), the most the agent reads; refused without reading the rest",
+            announced.map_or(String::new(), |n| format!("; Content-Length: {n}"))
+        ),
+    };
+    if let Some(announced) = response.content_length()
+        && announced > MAX_BODY as u64
+    {
+        return Err(too_large(Some(announced)));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| AgentError::Malformed {
+        url: url.to_string(),
+        detail: format!("cannot read the {what}: {e}"),
+    })? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(too_large(None));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The beginning of `response`'s body (at most [`SUMMARY_BYTES`]), for a message; the rest is not read.
+async fn read_beginning(mut response: Response) -> String {
+    let mut body = Vec::new();
+    while body.len() < SUMMARY_BYTES
+        && let Ok(Some(chunk)) = response.chunk().await
+    {
+        body.extend_from_slice(&chunk);
+    }
+    body.truncate(SUMMARY_BYTES);
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::discovery::Discovery;
-use super::http::{Http, summarize};
+use super::http::{Http, printable, read_body, summarize};
 use crate::error::AgentError;
 use crate::settings::{ClientAuth, ClientCredentials, ClientKey};
 use ids_crypto::AccessToken;
@@ -142,10 +142,12 @@ pub(crate) async fn request(
         .and_then(|v| v.split("error=\"").nth(1))
         .and_then(|v| v.split('"').next())
         .map(summarize);
-    let body = response.bytes().await.map_err(|e| AgentError::Malformed {
-        url: url.to_string(),
-        detail: format!("cannot read the answer: {e}"),
-    })?;
+    let what = if status.is_success() {
+        "token response"
+    } else {
+        "error answer"
+    };
+    let body = read_body(response, url, what).await?;
     if status.is_success() {
         let parsed: TokenResponse =
             serde_json::from_slice(&body).map_err(|e| AgentError::Malformed {
@@ -159,7 +161,7 @@ pub(crate) async fn request(
             client: client.client_id.clone(),
             status: status.as_u16(),
             hint: hint(&e.error, client, key),
-            error: e.error,
+            error: printable(&e.error),
             description: e.error_description.map(|d| summarize(&d)),
         }),
         Err(_)

@@ -7,6 +7,7 @@ mod support;
 
 mod agent_cli;
 mod agent_files;
+mod agent_limits;
 mod agent_settings;
 mod agent_tokens;
 mod cli;
@@ -16,6 +17,8 @@ mod connections;
 mod deliveries;
 mod drop_in;
 mod keytool;
+mod log_forgery;
 mod oidc_client;
 mod pinning;
+mod reload_faults;
 mod token_endpoint;
