@@ -780,3 +780,68 @@ async fn a_token_the_server_refused_is_replaced_in_the_agent_cache() {
     assert_eq!(agent.token_requests(), 2);
     server.stop().await;
 }
+
+/// TEMPORARY: writes tests/fixtures/deliveries-v1 with the code as it is (before per-client ids).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn make_legacy_store_fixture() {
+    use ids_crypto::devcerts::{Ca, PfxProfile, to_pfx};
+    let out = crate::support::fixtures().join("deliveries-v1");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let ca = Ca::new("deliveries-v1 fixture CA", 36500).expect("ca");
+    let issued = ca
+        .issue_encryption("deliveries-v1-encryption", KeyKind::Rsa2048, 36500)
+        .expect("cert");
+    let pfx = to_pfx(&issued, &[], "deliveries-v1-encryption", PASSWORD, PfxProfile::Modern)
+        .expect("pfx");
+    std::fs::write(out.join("encryption.pfx"), &pfx).expect("pfx");
+    let mut d = Deployment::new();
+    std::fs::write(d.path().join("encryption.pfx"), &pfx).expect("pfx");
+    d.set(
+        "EncryptionCertificate",
+        json!({ "File": "encryption.pfx", "Password": PASSWORD }),
+    );
+    d.write();
+    let server = d.start().await;
+    let job = token(&server, "Job", JOB_SECRET).await;
+    for (id, name, len, seed) in [
+        ("legacy-report", "report.csv", 5000usize, 1u8),
+        ("legacy-shared", "shared.csv", 3000, 2),
+        ("legacy-dotfile", ".bashrc", 100, 3),
+        ("legacy-rlo", "invoice\u{202E}txt.exe", 200, 4),
+        ("legacy-ls", "line\u{2028}break.txt", 300, 5),
+        ("legacy-bom", "\u{FEFF}notes.txt", 400, 6),
+    ] {
+        let body = content(len, seed);
+        let mut url = reqwest::Url::parse(&server.url(&format!("/api/deliveries/{id}"))).expect("url");
+        url.query_pairs_mut().append_pair("name", name);
+        let r = server
+            .client
+            .put(url)
+            .bearer_auth(&job)
+            .header("repr-digest", sha256_header(&body))
+            .body(body)
+            .send()
+            .await
+            .expect("PUT");
+        assert_eq!(r.status(), 201, "{id}");
+    }
+    // One delivery made by `agent push` (its id derived from the client, agent, name and content).
+    let a = AgentDeployment::new(&server.base);
+    a.write();
+    let file = a.path().join("pushed.csv");
+    std::fs::write(&file, content(2000, 7)).expect("write");
+    let dir = a.path().to_path_buf();
+    let f = file.to_str().expect("utf-8").to_string();
+    let pushed = tokio::task::spawn_blocking(move || agent(&dir, &["push", &f]))
+        .await
+        .expect("join");
+    assert_eq!(code(&pushed), 0, "{}", stderr(&pushed));
+    server.stop().await;
+    let store = d.path().join("data/deliveries");
+    std::fs::create_dir_all(out.join("deliveries")).expect("mkdir");
+    for f in files_in(&store) {
+        std::fs::copy(&f, out.join("deliveries").join(f.file_name().expect("name"))).expect("copy");
+    }
+}
