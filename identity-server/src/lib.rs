@@ -600,6 +600,8 @@ pub fn open_deliveries(
             read_profiles: d.read_profiles.clone(),
             max_size: d.max_size,
             max_uploads: d.max_uploads,
+            max_uploads_per_client: d.max_uploads_per_client,
+            min_upload_rate: d.min_upload_rate,
         },
     );
     Ok((service, opened))
