@@ -290,7 +290,7 @@ fn record_response(status: StatusCode, record: &Record) -> Response {
     if let Ok(v) = HeaderValue::from_str(&format!(
         "/api/deliveries/{}?client={}",
         record.id,
-        percent_encode(&record.client_id)
+        query_encode(&record.client_id)
     )) {
         response.headers_mut().insert(header::LOCATION, v);
     }
@@ -406,6 +406,19 @@ async fn content(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     response
+}
+
+/// A URL query value: RFC 3986 unreserved characters kept, everything else percent-encoded.
+fn query_encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// RFC 8187 value characters: attr-char kept, everything else percent-encoded.

@@ -199,11 +199,29 @@ fn terminate(child: &mut Child) -> i32 {
     panic!("the agent did not stop within 15 s of SIGTERM");
 }
 
-fn partials(dir: &Path) -> usize {
-    files_in(dir)
-        .iter()
+/// Every file under `dir`, sub-folders (each client's deliveries) included, sorted.
+fn files_deep(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for f in files_in(dir) {
+        if f.is_dir() {
+            found.extend(files_deep(&f));
+        } else {
+            found.push(f);
+        }
+    }
+    found
+}
+
+/// Every `.partial` file in the store, sub-folders included.
+fn partials_deep(dir: &Path) -> Vec<PathBuf> {
+    files_deep(dir)
+        .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(".partial"))
-        .count()
+        .collect()
+}
+
+fn partials(dir: &Path) -> usize {
+    partials_deep(dir).len()
 }
 
 #[test]
@@ -239,7 +257,7 @@ fn an_agent_delivers_its_encrypted_files_and_the_server_keeps_them_encrypted() {
     assert_eq!(files_in(&work.join("sent")).len(), sizes.len());
 
     // No plaintext anywhere in the server's data folder.
-    let stored = files_in(&pair.store());
+    let stored = files_deep(&pair.store());
     assert_eq!(stored.len(), 2 * sizes.len(), "{stored:?}");
     for f in &stored {
         let bytes = std::fs::read(f).expect("read");
@@ -489,7 +507,7 @@ async fn get(server: &crate::support::Server, path: &str, token: &str) -> reqwes
 }
 
 fn no_partial_and_count(store: &Path, committed: usize) {
-    let files = files_in(store);
+    let files = files_deep(store);
     assert!(
         !files
             .iter()
@@ -791,19 +809,6 @@ fn xml_with_other() -> String {
     )
 }
 
-/// Every `.partial` file in the store, sub-folders included.
-fn partials_deep(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for f in files_in(dir) {
-        if f.is_dir() {
-            found.extend(partials_deep(&f));
-        } else if f.to_string_lossy().ends_with(".partial") {
-            found.push(f);
-        }
-    }
-    found
-}
-
 /// `PUT /api/deliveries/{id}?name=NAME` of `body` with its SHA-256, as `token`'s client.
 async fn put_named(
     server: &crate::support::Server,
@@ -997,7 +1002,7 @@ async fn a_slow_upload_is_cut_and_what_it_left_is_removed() {
     );
     // Nothing left: no partial file, and the slot and the quota reservation are free again (a
     // second 700 KiB delivery fits in the 1 MiB quota only if the first reservation was released).
-    assert!(partials_deep(&store).is_empty(), "{:?}", files_in(&store));
+    assert!(partials_deep(&store).is_empty(), "{:?}", files_deep(&store));
     let r = put_named(&server, &job, "fast", "fast.bin", content(700 * 1024, 2)).await;
     assert_eq!(r.status(), 201, "{:?}", r.text().await);
     // The same over HTTP/1.1 (above: HTTP/2).
@@ -1025,7 +1030,7 @@ async fn a_slow_upload_is_cut_and_what_it_left_is_removed() {
         (408, &json!("upload_too_slow")),
         "{v}"
     );
-    assert!(partials_deep(&store).is_empty(), "{:?}", files_in(&store));
+    assert!(partials_deep(&store).is_empty(), "{:?}", files_deep(&store));
     server.stop().await;
 }
 
