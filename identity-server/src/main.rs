@@ -366,7 +366,7 @@ fn check(dir: &Path, expiry_days: Option<u64>) -> Result<(), Failure> {
         Ok(e) => {
             let _ = writeln!(
                 out,
-                "deliveries: stored in {} encrypted for `{}` (valid until {}); deliver: {}; read over HTTPS: {}; at most {} MiB each",
+                "deliveries: stored in {} encrypted for `{}` (valid until {}); deliver: {}; read over HTTPS: {}; at most {} MiB each; {} uploads at once, {} per client, at least {} B/s over {} s",
                 d.data_folder.join("deliveries").display(),
                 e.certificate.subject(),
                 ids_crypto::cert::format_time(e.certificate.not_after()),
@@ -376,7 +376,11 @@ fn check(dir: &Path, expiry_days: Option<u64>) -> Result<(), Failure> {
                 } else {
                     d.read_profiles.join(", ")
                 },
-                d.max_size / (1024 * 1024)
+                d.max_size / (1024 * 1024),
+                d.max_uploads,
+                d.max_uploads_per_client,
+                d.min_upload_rate.bytes_per_second,
+                d.min_upload_rate.window.as_secs()
             );
             let declared: Vec<&str> = loaded
                 .clients
