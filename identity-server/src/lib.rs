@@ -533,6 +533,10 @@ fn app_state(
                         deliver_profiles = %d.deliver_profiles.join(","),
                         read_profiles = %d.read_profiles.join(","),
                         max_file_size_mib = d.max_size / (1024 * 1024),
+                        max_uploads = d.max_uploads,
+                        max_uploads_per_client = d.max_uploads_per_client,
+                        min_upload_bytes_per_second = d.min_upload_rate.bytes_per_second,
+                        min_upload_rate_window_seconds = d.min_upload_rate.window.as_secs(),
                         "deliveries enabled"
                     );
                     Ok(Arc::new(service))
@@ -651,6 +655,8 @@ pub fn open_deliveries(
             read_profiles: d.read_profiles.clone(),
             max_size: d.max_size,
             max_uploads: d.max_uploads,
+            max_uploads_per_client: d.max_uploads_per_client,
+            min_upload_rate: d.min_upload_rate,
         },
     );
     Ok((service, opened))

@@ -74,7 +74,11 @@ enum DeliveriesCommand {
     Export {
         /// The delivery id (see `deliveries list`).
         id: String,
-        /// Output file, or folder for the delivered name (default: the delivered name here).
+        /// The client that delivered it (ids are per client: needed when several used this id).
+        #[arg(long, value_name = "CLIENT")]
+        client: Option<String>,
+        /// Output file, or folder for the delivered name (default: the delivered name here; a hidden
+        /// or disguised name is made safe, and said so).
         #[arg(short, long, conflicts_with = "stdout")]
         output: Option<PathBuf>,
         /// Write the content to standard output.
@@ -364,7 +368,7 @@ fn check(dir: &Path, expiry_days: Option<u64>) -> Result<(), Failure> {
         Ok(e) => {
             let _ = writeln!(
                 out,
-                "deliveries: stored in {} encrypted for `{}` (valid until {}); deliver: {}; read over HTTPS: {}; at most {} MiB each",
+                "deliveries: stored in {} encrypted for `{}` (valid until {}); deliver: {}; read over HTTPS: {}; at most {} MiB each; {} uploads at once, {} per client, at least {} B/s over {} s",
                 d.data_folder.join("deliveries").display(),
                 e.certificate.subject(),
                 ids_crypto::cert::format_time(e.certificate.not_after()),
@@ -374,7 +378,11 @@ fn check(dir: &Path, expiry_days: Option<u64>) -> Result<(), Failure> {
                 } else {
                     d.read_profiles.join(", ")
                 },
-                d.max_size / (1024 * 1024)
+                d.max_size / (1024 * 1024),
+                d.max_uploads,
+                d.max_uploads_per_client,
+                d.min_upload_rate.bytes_per_second,
+                d.min_upload_rate.window.as_secs()
             );
             let declared: Vec<&str> = loaded
                 .clients
@@ -536,7 +544,8 @@ fn stored_deliveries(dir: &Path) -> Result<identity_server::deliveries::Deliveri
 }
 
 fn deliveries(config_dir: &Path, command: DeliveriesCommand) -> Result<(), Failure> {
-    use identity_server::deliveries::DeliveryId;
+    use identity_server::deliveries::names::shown;
+    use identity_server::deliveries::{DeliveryId, DeliveryKey, export_name};
     match command {
         DeliveriesCommand::List { json } => {
             let records = stored_deliveries(config_dir)?
@@ -574,37 +583,62 @@ fn deliveries(config_dir: &Path, command: DeliveriesCommand) -> Result<(), Failu
         }
         DeliveriesCommand::Export {
             id,
+            client,
             output,
             stdout,
             force,
         } => {
             let service = stored_deliveries(config_dir)?;
             let id = DeliveryId::parse(&id).map_err(|e| Failure::config(vec![e.to_string()]))?;
-            let record = service
-                .find_any(&id)
-                .map_err(|e| vec![format!("delivery `{}`: {e}", id.as_str())])?;
+            let record =
+                service
+                    .find_any(&id, client.as_deref())
+                    .map_err(|e| match client.as_deref() {
+                        Some(c) => vec![format!("delivery `{}` of client `{c}`: {e}", id.as_str())],
+                        None => vec![format!("delivery `{}`: {e}", id.as_str())],
+                    })?;
+            let key = DeliveryKey::new(&record.client_id, &id);
             if stdout {
                 let mut out = std::io::stdout().lock();
                 service
-                    .export(&id, &mut out)
+                    .export(&key, &mut out)
                     .map_err(|e| vec![format!("standard output: {e}")])?;
                 return Ok(());
             }
-            let target = match output {
-                Some(path) if path.is_dir() => path.join(&record.name),
-                Some(path) => path,
-                None => PathBuf::from(&record.name),
+            // The delivered name, made safe: never a hidden or disguised file name.
+            let named = |folder: &Path| {
+                let (name, changed) = export_name(&record.name, &record.id);
+                if let Some(changed) = changed {
+                    eprintln!(
+                        "renamed: the delivered name `{}` is written as `{name}` ({changed})",
+                        shown(&record.name)
+                    );
+                }
+                folder.join(name)
             };
-            let mut file = ids_crypto::encrypted_file::AtomicFile::create(&target, force)
-                .map_err(|e| vec![format!("{}: cannot create: {e}", target.display())])?;
+            let target = match output {
+                Some(path) if path.is_dir() => named(&path),
+                Some(path) => path,
+                None => named(Path::new("")),
+            };
+            let mut file =
+                ids_crypto::encrypted_file::AtomicFile::create(&target, force).map_err(|e| {
+                    let hint = if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        " (another delivery of that name? choose the file with -o FILE)"
+                    } else {
+                        ""
+                    };
+                    vec![format!("{}: cannot create: {e}{hint}", target.display())]
+                })?;
             service
-                .export(&id, &mut file)
+                .export(&key, &mut file)
                 .map_err(|e| vec![format!("{}: {e}", target.display())])?;
             file.commit()
                 .map_err(|e| vec![format!("{}: cannot write: {e}", target.display())])?;
             eprintln!(
-                "exported delivery {} ({} bytes, SHA-256 {}) to {}",
+                "exported delivery {} of client {} ({} bytes, SHA-256 {}) to {}",
                 record.id,
+                record.client_id,
                 record.size,
                 record.sha256,
                 target.display()

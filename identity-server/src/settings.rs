@@ -63,6 +63,9 @@ pub const KEYS: &[&str] = &[
     "Limits:TlsHandshakeTimeoutSeconds",
     "Limits:RequestHeadersTimeoutSeconds",
     "Limits:TokenRequestTimeoutSeconds",
+    "Deliveries:MaxConcurrentUploadsPerClient",
+    "Deliveries:MinUploadBytesPerSecond",
+    "Deliveries:MinUploadRateWindowSeconds",
 ];
 
 /// The server's schema.
@@ -155,6 +158,12 @@ pub struct DeliverySettings {
     pub min_free: u64,
     /// `Deliveries:MaxConcurrentUploads` (default 32).
     pub max_uploads: usize,
+    /// `Deliveries:MaxConcurrentUploadsPerClient` (default a quarter of `max_uploads`, at least 1; at
+    /// most `max_uploads`).
+    pub max_uploads_per_client: usize,
+    /// `Deliveries:MinUploadBytesPerSecond` (default 240; 0: none) over
+    /// `Deliveries:MinUploadRateWindowSeconds` (default 10).
+    pub min_upload_rate: crate::deliveries::MinUploadRate,
 }
 
 /// What a connection may hold (`Limits` section; see `connections`).
@@ -614,8 +623,49 @@ fn delivery_settings(config: &Config, errors: &mut Vec<ConfigError>) -> Delivery
         config.u64_in("Deliveries:MaxConcurrentUploads", 32, 1, 4096),
     )
     .unwrap_or(32) as usize;
+    let per_client_default = (max_uploads / 4).max(1);
+    let max_uploads_per_client = take(
+        errors,
+        config.u64_in(
+            "Deliveries:MaxConcurrentUploadsPerClient",
+            per_client_default as u64,
+            1,
+            4096,
+        ),
+    )
+    .map_or(per_client_default, |n| n as usize);
+    if max_uploads_per_client > max_uploads
+        && let Some(s) = config.get("Deliveries:MaxConcurrentUploadsPerClient")
+    {
+        errors.push(invalid(
+            s,
+            &format!(
+                "at most Deliveries:MaxConcurrentUploads ({max_uploads}), the upload slots all clients share; keep it lower so that one client cannot take them all"
+            ),
+        ));
+    }
+    let min_rate = take(
+        errors,
+        config.u64_in(
+            "Deliveries:MinUploadBytesPerSecond",
+            240,
+            0,
+            1024 * 1024 * 1024,
+        ),
+    )
+    .unwrap_or(240);
+    let rate_window = take(
+        errors,
+        config.u64_in("Deliveries:MinUploadRateWindowSeconds", 10, 1, 300),
+    )
+    .unwrap_or(10);
     DeliverySettings {
         max_uploads,
+        max_uploads_per_client: max_uploads_per_client.min(max_uploads),
+        min_upload_rate: crate::deliveries::MinUploadRate {
+            bytes_per_second: min_rate,
+            window: Duration::from_secs(rate_window),
+        },
         data_folder: config
             .path("Deliveries:DataFolder")
             .unwrap_or_else(|| config.dir().join("data")),

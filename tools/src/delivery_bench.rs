@@ -155,11 +155,20 @@ pub fn run(size_mib: u64, dir: &Path, bin: &Path) -> anyhow::Result<()> {
         "identity-server deliveries export",
         size_mib as f64 / export
     );
-    let stored: u64 = std::fs::read_dir(qs.join("data/deliveries"))?
-        .flatten()
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum();
+    // Each client's deliveries are in a folder of their own (`@<client>/`).
+    let mut stored = 0u64;
+    for entry in std::fs::read_dir(qs.join("data/deliveries"))?.flatten() {
+        let files: Vec<_> = if entry.path().is_dir() {
+            std::fs::read_dir(entry.path())?.flatten().collect()
+        } else {
+            vec![entry]
+        };
+        stored += files
+            .iter()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum::<u64>();
+    }
     println!(
         "server data folder: {:.1} MiB for {:.1} MiB delivered",
         stored as f64 / 1048576.0,

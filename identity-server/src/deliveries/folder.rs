@@ -2,27 +2,71 @@
 //!
 //! # Layout
 //! ```text
-//! <DataFolder>/deliveries/<id>.idsenc                 the content, IDSENC for the EncryptionCertificate
-//! <DataFolder>/deliveries/<id>.json                   the record; its presence is the commit point
-//! <DataFolder>/deliveries/.<id>.*.partial             content or record being written
+//! <DataFolder>/deliveries/@<client>/<id>.idsenc        the content, IDSENC for the EncryptionCertificate
+//! <DataFolder>/deliveries/@<client>/<id>.json          the record; its presence is the commit point
+//! <DataFolder>/deliveries/@<client>/.<id>.*.partial    content or record being written
+//! <DataFolder>/deliveries/<id>.idsenc, <id>.json       written before ids were per client: read, never written
 //! ```
+//! Delivery ids belong to the client that delivered them: each client has its folder, `@` followed by
+//! its id with every byte outside `A-Z a-z 0-9 - _ .` written `%XX` (a long id is cut and ends with
+//! `~` and 32 hex digits of its SHA-256), so the same id from two clients is two deliveries. The record
+//! names its client; a record found in another client's folder is refused as corrupt.
+//!
+//! A store written before ids were per client keeps its deliveries directly in `deliveries/`: they are
+//! read where they are (each belongs to the `client_id` of its record), and the server writes new ones
+//! in the client folders only. Nothing is moved, so operator commands and older servers keep reading it.
+//!
 //! A delivery is committed by renaming the content into place, then the record (each fsynced, with the
 //! folder). A crash before the record's rename leaves at most a `.partial` file or a content file
 //! without a record; both are removed when the store is opened, so a delivery is either complete or
-//! absent. The folder is created with mode 0700 and files with 0600.
+//! absent. Folders are created with mode 0700 and files with 0600.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use aws_lc_rs::digest;
 use ids_crypto::encrypted_file::AtomicFile;
 
-use super::DeliveryId;
 use super::store::{DeliveryStore, PendingContent, Record, StoreError};
+use super::{DeliveryId, DeliveryKey};
 
 const CONTENT_EXT: &str = "idsenc";
 const RECORD_EXT: &str = "json";
+/// The first character of a client's folder (never that of a delivery id).
+const CLIENT_PREFIX: char = '@';
+/// Longest client folder name written in full; longer ones are cut and end with a hash.
+const MAX_CLIENT_FOLDER: usize = 160;
+
+/// The folder name of `client`'s deliveries: `@` and the client id, every byte outside
+/// `A-Z a-z 0-9 - _ .` written `%XX`; past [`MAX_CLIENT_FOLDER`] bytes, cut, then `~` and 32 hex
+/// digits of the id's SHA-256. Different ids give different names.
+pub fn client_folder_name(client: &str) -> String {
+    let mut pieces = Vec::with_capacity(client.len());
+    for b in client.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+            pieces.push((b as char).to_string());
+        } else {
+            pieces.push(format!("%{b:02X}"));
+        }
+    }
+    let mut name = String::from(CLIENT_PREFIX);
+    if pieces.iter().map(String::len).sum::<usize>() < MAX_CLIENT_FOLDER {
+        name.extend(pieces);
+        return name;
+    }
+    for piece in pieces {
+        if name.len() + piece.len() > MAX_CLIENT_FOLDER - 40 {
+            break;
+        }
+        name.push_str(&piece);
+    }
+    let hash = digest::digest(&digest::SHA256, client.as_bytes());
+    name.push('~');
+    name.push_str(&ids_crypto::b64::hex(&hash.as_ref()[..16]));
+    name
+}
 
 /// Deliveries kept in a folder.
 #[derive(Debug)]
@@ -71,33 +115,10 @@ impl FolderStore {
             });
         }
         let mut opened = Opened::default();
-        let entries = std::fs::read_dir(&folder).map_err(|e| StoreError::io(&folder, "list", e))?;
-        let mut names = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| StoreError::io(&folder, "list", e))?;
-            names.push(entry.path());
-        }
-        for path in &names {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let orphan_content = path.extension().is_some_and(|e| e == CONTENT_EXT)
-                && !path.with_extension(RECORD_EXT).exists();
-            let leftover = (name.starts_with('.') && name.ends_with(".partial")) || orphan_content;
-            if leftover && !clean_up {
-                continue;
-            }
-            if leftover {
-                std::fs::remove_file(path)
-                    .map_err(|e| StoreError::io(path, "remove an interrupted delivery", e))?;
-                opened.removed.push(path.clone());
-            } else if path.extension().is_some_and(|e| e == RECORD_EXT) {
-                opened.deliveries += 1;
-            }
-            if path.extension().is_some_and(|e| e == CONTENT_EXT) && !orphan_content {
-                opened.stored_bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            }
+        // The deliveries written before ids were per client, then each client's folder.
+        scan(&folder, clean_up, &mut opened)?;
+        for client_folder in client_folders(&folder)? {
+            scan(&client_folder, clean_up, &mut opened)?;
         }
         Ok((
             FolderStore {
@@ -113,12 +134,37 @@ impl FolderStore {
         ))
     }
 
-    fn content_path(&self, id: &DeliveryId) -> PathBuf {
-        self.folder.join(format!("{}.{CONTENT_EXT}", id.as_str()))
+    /// Where `key` is written: its client's folder.
+    fn client_folder(&self, client: &str) -> PathBuf {
+        self.folder.join(client_folder_name(client))
     }
 
-    fn record_path(&self, id: &DeliveryId) -> PathBuf {
-        self.folder.join(format!("{}.{RECORD_EXT}", id.as_str()))
+    /// The record of `key` and the path of its content: in its client's folder, or (a delivery
+    /// stored before ids were per client) in the top folder when its record names this client.
+    fn locate(&self, key: &DeliveryKey) -> Result<Option<(Record, PathBuf)>, StoreError> {
+        let folder = self.client_folder(&key.client);
+        let path = record_path(&folder, &key.id);
+        if let Some(record) = read_record(&path)? {
+            if record.client_id != key.client || record.id != key.id.as_str() {
+                return Err(StoreError::Corrupt {
+                    path: path.display().to_string(),
+                    detail: format!(
+                        "holds delivery `{}` of client `{}`, not `{}` of `{}`",
+                        record.id,
+                        record.client_id,
+                        key.id.as_str(),
+                        key.client
+                    ),
+                });
+            }
+            return Ok(Some((record, content_path(&folder, &key.id))));
+        }
+        match read_record(&record_path(&self.folder, &key.id))? {
+            Some(record) if record.client_id == key.client => {
+                Ok(Some((record, content_path(&self.folder, &key.id))))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Checks the quota and the free disk space for `bytes` more, and reserves them.
@@ -180,52 +226,160 @@ fn create_private_folder(folder: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io(folder, "create the folder", e))
 }
 
-impl DeliveryStore for FolderStore {
-    fn get(&self, id: &DeliveryId) -> Result<Option<Record>, StoreError> {
-        let path = self.record_path(id);
-        match std::fs::read(&path) {
-            Ok(bytes) => parse_record(&path, &bytes).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::io(&path, "read", e)),
+fn content_path(folder: &Path, id: &DeliveryId) -> PathBuf {
+    folder.join(format!("{}.{CONTENT_EXT}", id.as_str()))
+}
+
+fn record_path(folder: &Path, id: &DeliveryId) -> PathBuf {
+    folder.join(format!("{}.{RECORD_EXT}", id.as_str()))
+}
+
+/// The files (not folders) of `folder`.
+fn files_of(folder: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let entries = std::fs::read_dir(folder).map_err(|e| StoreError::io(folder, "list", e))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io(folder, "list", e))?;
+        let kind = entry
+            .file_type()
+            .map_err(|e| StoreError::io(&entry.path(), "look at", e))?;
+        if kind.is_file() {
+            files.push(entry.path());
         }
+    }
+    Ok(files)
+}
+
+/// The client folders (`@...`) of the store.
+fn client_folders(folder: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let entries = std::fs::read_dir(folder).map_err(|e| StoreError::io(folder, "list", e))?;
+    let mut folders = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io(folder, "list", e))?;
+        let kind = entry
+            .file_type()
+            .map_err(|e| StoreError::io(&entry.path(), "look at", e))?;
+        if kind.is_dir()
+            && entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(CLIENT_PREFIX)
+        {
+            folders.push(entry.path());
+        }
+    }
+    folders.sort();
+    Ok(folders)
+}
+
+/// Counts the deliveries of one folder and, with `clean_up`, removes what interrupted deliveries
+/// left there.
+fn scan(folder: &Path, clean_up: bool, opened: &mut Opened) -> Result<(), StoreError> {
+    for path in files_of(folder)? {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let orphan_content = path.extension().is_some_and(|e| e == CONTENT_EXT)
+            && !path.with_extension(RECORD_EXT).exists();
+        let leftover = (name.starts_with('.') && name.ends_with(".partial")) || orphan_content;
+        if leftover && !clean_up {
+            continue;
+        }
+        if leftover {
+            std::fs::remove_file(&path)
+                .map_err(|e| StoreError::io(&path, "remove an interrupted delivery", e))?;
+            opened.removed.push(path.clone());
+        } else if path.extension().is_some_and(|e| e == RECORD_EXT) {
+            opened.deliveries += 1;
+        }
+        if path.extension().is_some_and(|e| e == CONTENT_EXT) && !orphan_content {
+            opened.stored_bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        }
+    }
+    Ok(())
+}
+
+/// The committed records of one folder.
+fn records_in(folder: &Path, records: &mut Vec<Record>) -> Result<(), StoreError> {
+    for path in files_of(folder)? {
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if hidden || path.extension().is_none_or(|e| e != RECORD_EXT) {
+            continue;
+        }
+        let bytes = std::fs::read(&path).map_err(|e| StoreError::io(&path, "read", e))?;
+        records.push(parse_record(&path, &bytes)?);
+    }
+    Ok(())
+}
+
+/// The record at `path`, if there is one.
+fn read_record(path: &Path) -> Result<Option<Record>, StoreError> {
+    match std::fs::read(path) {
+        Ok(bytes) => parse_record(path, &bytes).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::io(path, "read", e)),
+    }
+}
+
+impl DeliveryStore for FolderStore {
+    fn get(&self, key: &DeliveryKey) -> Result<Option<Record>, StoreError> {
+        Ok(self.locate(key)?.map(|(record, _)| record))
+    }
+
+    fn with_id(&self, id: &DeliveryId) -> Result<Vec<Record>, StoreError> {
+        let mut found = Vec::new();
+        let legacy = read_record(&record_path(&self.folder, id))?;
+        for folder in client_folders(&self.folder)? {
+            if let Some(record) = read_record(&record_path(&folder, id))? {
+                found.push(record);
+            }
+        }
+        // A client's own folder wins over a record of the same client written before.
+        if let Some(record) = legacy
+            && !found.iter().any(|r| r.client_id == record.client_id)
+        {
+            found.push(record);
+        }
+        found.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Ok(found)
     }
 
     fn list(&self) -> Result<Vec<Record>, StoreError> {
-        let entries =
-            std::fs::read_dir(&self.folder).map_err(|e| StoreError::io(&self.folder, "list", e))?;
         let mut records = Vec::new();
-        for entry in entries {
-            let path = entry
-                .map_err(|e| StoreError::io(&self.folder, "list", e))?
-                .path();
-            let hidden = path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-            if hidden || path.extension().is_none_or(|e| e != RECORD_EXT) {
-                continue;
-            }
-            let bytes = std::fs::read(&path).map_err(|e| StoreError::io(&path, "read", e))?;
-            records.push(parse_record(&path, &bytes)?);
+        records_in(&self.folder, &mut records)?;
+        for folder in client_folders(&self.folder)? {
+            records_in(&folder, &mut records)?;
         }
         records.sort_by(|a, b| {
             a.received_at
                 .cmp(&b.received_at)
                 .then_with(|| a.id.cmp(&b.id))
+                .then_with(|| a.client_id.cmp(&b.client_id))
         });
         Ok(records)
     }
 
     fn begin(
         &self,
-        id: &DeliveryId,
+        key: &DeliveryKey,
         expected_bytes: u64,
     ) -> Result<Box<dyn PendingContent>, StoreError> {
+        let folder = self.client_folder(&key.client);
+        if !folder.is_dir() {
+            create_private_folder(&folder)?;
+            // The new folder's entry is data of the store folder: make it durable too.
+            ids_crypto::encrypted_file::atomic::sync_folder(&folder)
+                .map_err(|e| StoreError::io(&self.folder, "sync", e))?;
+        }
         self.reserve(expected_bytes)?;
-        let content_path = self.content_path(id);
+        let content_path = content_path(&folder, &key.id);
         let mut pending = FolderPending {
             content: None,
             content_path: content_path.clone(),
-            record_path: self.record_path(id),
+            record_path: record_path(&folder, &key.id),
             reserved: expected_bytes,
             written: 0,
             used: self.used.clone(),
@@ -241,8 +395,14 @@ impl DeliveryStore for FolderStore {
         Ok(Box::new(pending))
     }
 
-    fn open(&self, id: &DeliveryId) -> Result<Box<dyn Read + Send>, StoreError> {
-        let path = self.content_path(id);
+    fn open(&self, key: &DeliveryKey) -> Result<Box<dyn Read + Send>, StoreError> {
+        let Some((_, path)) = self.locate(key)? else {
+            return Err(StoreError::io(
+                &content_path(&self.client_folder(&key.client), &key.id),
+                "open",
+                std::io::ErrorKind::NotFound.into(),
+            ));
+        };
         let file = File::open(&path).map_err(|e| StoreError::io(&path, "open", e))?;
         Ok(Box::new(std::io::BufReader::with_capacity(64 * 1024, file)))
     }

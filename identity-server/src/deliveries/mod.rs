@@ -3,22 +3,28 @@
 //!
 //! # Layout
 //! - here: [`Deliveries`], the rules: who may deliver or read ([`Policy`]), the delivery id
-//!   ([`DeliveryId`], the idempotency key), one upload per id at a time, and [`Upload`], which hashes the
-//!   plaintext and encrypts it as it arrives, checks size and SHA-256, and only then commits.
+//!   ([`DeliveryId`], the idempotency key, in a namespace of its own for each client: [`DeliveryKey`]),
+//!   one upload per key at a time and a share of the upload slots per client, the minimum pace of an
+//!   upload ([`UploadPace`]), and [`Upload`], which hashes the plaintext and encrypts it as it arrives,
+//!   checks size and SHA-256, and only then commits.
+//! - [`names`]: which file names are accepted, and safe names for records stored before.
 //! - [`store`]: the [`DeliveryStore`] trait (keeps encrypted bytes and records).
 //! - [`folder`]: the embedded store, a folder on the server's disk.
 
 pub mod folder;
+pub mod names;
 pub mod store;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_lc_rs::digest;
 use ids_crypto::b64::hex;
 use ids_crypto::encrypted_file::{DecryptionKey, Decryptor, Encryptor, Recipient};
 
+pub use names::{check_name, export_name};
 pub use store::{DeliveryStore, PendingContent, Record, StoreError};
 
 /// Longest delivery id accepted.
@@ -54,22 +60,81 @@ impl DeliveryId {
     }
 }
 
-/// Checks a file name given by an agent: shown to operators and used as the default export name, so
-/// it must be one plain name (no folder, no control character).
-pub fn check_name(name: &str) -> Result<(), DeliveryError> {
-    let bad = name.is_empty()
-        || name.len() > MAX_NAME_LEN
-        || name == "."
-        || name == ".."
-        || name
-            .chars()
-            .any(|c| c.is_control() || c == '/' || c == '\\');
-    if bad {
-        return Err(DeliveryError::InvalidRequest(format!(
-            "the file name must be 1 to {MAX_NAME_LEN} bytes, without `/`, `\\` or control characters, and not `.` or `..`"
-        )));
+/// What names a delivery in the store: the client that delivered it and the id it chose. Ids belong
+/// to the client: the same id from two clients is two deliveries.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DeliveryKey {
+    /// The authenticated client (token `sub`).
+    pub client: String,
+    pub id: DeliveryId,
+}
+
+impl DeliveryKey {
+    pub fn new(client: &str, id: &DeliveryId) -> Self {
+        DeliveryKey {
+            client: client.to_string(),
+            id: id.clone(),
+        }
     }
-    Ok(())
+}
+
+/// The slowest body accepted: at least `bytes_per_second` x `window` bytes in every `window` of time
+/// spent waiting for the client (`Deliveries:MinUploadBytesPerSecond`, `MinUploadRateWindowSeconds`).
+/// Zero bytes per second: no minimum (an upload that sends nothing for 60 s is still abandoned).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MinUploadRate {
+    pub bytes_per_second: u64,
+    pub window: Duration,
+}
+
+/// Measures an upload's pace against [`MinUploadRate`], window after window. Only the time spent
+/// waiting for the client counts: while the server's own writing holds the body back, the clock stops.
+#[derive(Debug)]
+pub struct UploadPace {
+    min: MinUploadRate,
+    waited: Duration,
+    bytes: u64,
+}
+
+impl UploadPace {
+    pub fn new(min: MinUploadRate) -> Self {
+        UploadPace {
+            min,
+            waited: Duration::ZERO,
+            bytes: 0,
+        }
+    }
+
+    /// How long the next wait for the body may last before the current window closes (`None`: no
+    /// minimum).
+    pub fn wait_limit(&self) -> Option<Duration> {
+        (self.min.bytes_per_second > 0).then(|| self.min.window.saturating_sub(self.waited))
+    }
+
+    /// Counts `waited` spent waiting for the body and the `bytes` it brought; refuses the upload when a
+    /// window closed with fewer bytes than the minimum.
+    pub fn record(&mut self, waited: Duration, bytes: u64) -> Result<(), DeliveryError> {
+        if self.min.bytes_per_second == 0 {
+            return Ok(());
+        }
+        self.waited += waited;
+        self.bytes = self.bytes.saturating_add(bytes);
+        if self.waited < self.min.window {
+            return Ok(());
+        }
+        let seconds = self.min.window.as_secs().max(1);
+        let needed = self.min.bytes_per_second.saturating_mul(seconds);
+        if self.bytes < needed {
+            return Err(DeliveryError::TooSlow {
+                received: self.bytes,
+                seconds,
+                min: self.min.bytes_per_second,
+            });
+        }
+        self.waited = Duration::ZERO;
+        self.bytes = 0;
+        Ok(())
+    }
 }
 
 /// Who is calling: established from a verified bearer token and the access-control XML in force.
@@ -101,6 +166,11 @@ pub struct Policy {
     pub max_size: u64,
     /// `Deliveries:MaxConcurrentUploads`: each upload holds a blocking thread and a disk reservation.
     pub max_uploads: usize,
+    /// `Deliveries:MaxConcurrentUploadsPerClient` (at most `max_uploads`): so that one client cannot
+    /// take every slot.
+    pub max_uploads_per_client: usize,
+    /// `Deliveries:MinUploadBytesPerSecond` over `Deliveries:MinUploadRateWindowSeconds`.
+    pub min_upload_rate: MinUploadRate,
 }
 
 impl Policy {
@@ -122,6 +192,12 @@ pub enum DeliveryError {
     Forbidden(String),
     #[error("the delivery id is unknown")]
     NotFound,
+    /// A bare id that several clients used, where one delivery is wanted.
+    #[error(
+        "delivery id `{id}` is used by several clients ({}): say which (`?client=CLIENT` over HTTPS, `--client CLIENT` with `identity-server deliveries export`)",
+        clients.join(", ")
+    )]
+    Ambiguous { id: String, clients: Vec<String> },
     #[error("Content-Length is required: send the plaintext size")]
     LengthRequired,
     #[error(
@@ -147,6 +223,20 @@ pub enum DeliveryError {
     /// `Deliveries:MaxConcurrentUploads` uploads are under way.
     #[error("the server is receiving {0} deliveries already; retry shortly")]
     Busy(usize),
+    /// The client has `Deliveries:MaxConcurrentUploadsPerClient` uploads under way.
+    #[error(
+        "client `{client}` is sending {max} deliveries already, as many as one client may at once (Deliveries:MaxConcurrentUploadsPerClient); retry when one is done"
+    )]
+    ClientBusy { client: String, max: usize },
+    /// The body came slower than `Deliveries:MinUploadBytesPerSecond`: the upload was cut.
+    #[error(
+        "the body came too slowly: {received} bytes in {seconds} s, below the server's minimum of {min} bytes per second over {seconds} s (Deliveries:MinUploadBytesPerSecond); nothing was stored"
+    )]
+    TooSlow {
+        received: u64,
+        seconds: u64,
+        min: u64,
+    },
     /// Anything else on the server's side (logged, never sent).
     #[error("{0}")]
     Internal(String),
@@ -197,7 +287,7 @@ pub struct Deliveries {
     /// The server's private key, for reading deliveries back.
     key: DecryptionKey,
     policy: Policy,
-    in_flight: Arc<Mutex<HashSet<String>>>,
+    in_flight: Arc<Mutex<InFlightSet>>,
 }
 
 impl Deliveries {
@@ -212,8 +302,13 @@ impl Deliveries {
             recipient,
             key,
             policy,
-            in_flight: Arc::new(Mutex::new(HashSet::new())),
+            in_flight: Arc::new(Mutex::new(InFlightSet::default())),
         }
+    }
+
+    /// The slowest upload accepted.
+    pub fn min_upload_rate(&self) -> MinUploadRate {
+        self.policy.min_upload_rate
     }
 
     /// Refuses a caller whose profile may not do `action`, or an agent identifier the XML does not
@@ -269,22 +364,46 @@ impl Deliveries {
         Ok(())
     }
 
-    /// The record of delivery `id`: for readers, or for the client that delivered it.
-    pub fn find(&self, caller: &Caller, id: &DeliveryId) -> Result<Record, DeliveryError> {
-        let record = self.store.get(id)?.ok_or(DeliveryError::NotFound)?;
-        if record.client_id == caller.client_id
-            || self.policy.allows(Action::Read, caller.profile.as_deref())
-        {
-            Ok(record)
-        } else {
+    /// The record of delivery `id` of `client` (the caller's own by default): a client sees its own
+    /// deliveries; readers see everyone's, and a bare id that is not their own names the only
+    /// delivery under it (several: [`DeliveryError::Ambiguous`]).
+    pub fn find(
+        &self,
+        caller: &Caller,
+        id: &DeliveryId,
+        client: Option<&str>,
+    ) -> Result<Record, DeliveryError> {
+        let reader = self.policy.allows(Action::Read, caller.profile.as_deref());
+        match client {
+            Some(client) if client == caller.client_id || reader => self.find_any(id, Some(client)),
             // Someone else's delivery: as good as absent for this caller.
-            Err(DeliveryError::NotFound)
+            Some(_) => Err(DeliveryError::NotFound),
+            None => match self.store.get(&DeliveryKey::new(&caller.client_id, id))? {
+                Some(own) => Ok(own),
+                None if reader => self.find_any(id, None),
+                None => Err(DeliveryError::NotFound),
+            },
         }
     }
 
-    /// The record of delivery `id`, whoever delivered it (operator commands).
-    pub fn find_any(&self, id: &DeliveryId) -> Result<Record, DeliveryError> {
-        self.store.get(id)?.ok_or(DeliveryError::NotFound)
+    /// The record of delivery `id` of `client`, or when no client is named, the only delivery under
+    /// `id` whoever made it (operator commands, readers).
+    pub fn find_any(&self, id: &DeliveryId, client: Option<&str>) -> Result<Record, DeliveryError> {
+        if let Some(client) = client {
+            return self
+                .store
+                .get(&DeliveryKey::new(client, id))?
+                .ok_or(DeliveryError::NotFound);
+        }
+        let mut found = self.store.with_id(id)?;
+        match found.len() {
+            0 => Err(DeliveryError::NotFound),
+            1 => Ok(found.remove(0)),
+            _ => Err(DeliveryError::Ambiguous {
+                id: id.as_str().to_string(),
+                clients: found.into_iter().map(|r| r.client_id).collect(),
+            }),
+        }
     }
 
     /// Every delivery (the caller must be allowed to read).
@@ -292,27 +411,28 @@ impl Deliveries {
         Ok(self.store.list()?)
     }
 
-    /// The decrypted content of delivery `id` (the caller must be allowed to read).
+    /// The decrypted content of delivery `key` (the caller must be allowed to read).
     pub fn open(
         &self,
-        id: &DeliveryId,
+        key: &DeliveryKey,
     ) -> Result<(Record, Decryptor<Box<dyn Read + Send>>), DeliveryError> {
-        let record = self.store.get(id)?.ok_or(DeliveryError::NotFound)?;
-        let stored = self.store.open(id)?;
+        let record = self.store.get(key)?.ok_or(DeliveryError::NotFound)?;
+        let stored = self.store.open(key)?;
         let decryptor = Decryptor::new(stored, std::slice::from_ref(&self.key))
             .map_err(|e| DeliveryError::Internal(format!("delivery `{}`: {e}", record.id)))?;
         Ok((record, decryptor))
     }
 
-    /// Decrypts delivery `id` into `out`, checking the size and SHA-256 against its record.
-    pub fn export(&self, id: &DeliveryId, out: &mut dyn Write) -> Result<Record, ExportError> {
-        let (record, mut decryptor) = self.open(id).map_err(ExportError::Read)?;
+    /// Decrypts delivery `key` into `out`, checking the size and SHA-256 against its record.
+    pub fn export(&self, key: &DeliveryKey, out: &mut dyn Write) -> Result<Record, ExportError> {
+        let (record, mut decryptor) = self.open(key).map_err(ExportError::Read)?;
         let mut hasher = digest::Context::new(&digest::SHA256);
         let mut size = 0u64;
         let damaged = |detail: String| {
             ExportError::Read(DeliveryError::Internal(format!(
-                "delivery `{}`: the stored file {detail}",
-                id.as_str()
+                "delivery `{}` of client `{}`: the stored file {detail}",
+                key.id.as_str(),
+                key.client
             )))
         };
         while let Some(chunk) = decryptor
@@ -343,14 +463,10 @@ impl Deliveries {
                 max: self.policy.max_size,
             });
         }
-        let guard = InFlight::claim(
-            &self.in_flight,
-            incoming.id.as_str(),
-            self.policy.max_uploads,
-        )?;
-        if let Some(existing) = self.store.get(&incoming.id)? {
-            let same = existing.client_id == caller.client_id
-                && existing.size == incoming.size
+        let key = DeliveryKey::new(&caller.client_id, &incoming.id);
+        let guard = InFlight::claim(&self.in_flight, &key, &self.policy)?;
+        if let Some(existing) = self.store.get(&key)? {
+            let same = existing.size == incoming.size
                 && existing.sha256 == hex(&incoming.sha256)
                 && existing.name == incoming.name;
             if same {
@@ -361,9 +477,7 @@ impl Deliveries {
                 incoming.id.as_str()
             )));
         }
-        let pending = self
-            .store
-            .begin(&incoming.id, encrypted_size(incoming.size))?;
+        let pending = self.store.begin(&key, encrypted_size(incoming.size))?;
         let encryptor =
             Encryptor::new(pending, std::slice::from_ref(&self.recipient)).map_err(|e| {
                 DeliveryError::Internal(format!("cannot start the encrypted file: {e}"))
@@ -386,40 +500,64 @@ fn encrypted_size(plaintext: u64) -> u64 {
     plaintext + chunks * 20 + 64 * 1024
 }
 
-/// An id being received; released on drop.
+/// The deliveries being received, and how many each client has.
+#[derive(Debug, Default)]
+struct InFlightSet {
+    keys: HashSet<DeliveryKey>,
+    per_client: HashMap<String, usize>,
+}
+
+/// A delivery being received: its slot, released on drop.
 #[derive(Debug)]
 struct InFlight {
-    set: Arc<Mutex<HashSet<String>>>,
-    id: String,
+    set: Arc<Mutex<InFlightSet>>,
+    key: DeliveryKey,
 }
 
 impl InFlight {
+    /// Takes a slot for `key`: refused when the same key is being received, when its client has its
+    /// share of the slots, or when every slot is taken.
     fn claim(
-        set: &Arc<Mutex<HashSet<String>>>,
-        id: &str,
-        max: usize,
+        set: &Arc<Mutex<InFlightSet>>,
+        key: &DeliveryKey,
+        policy: &Policy,
     ) -> Result<InFlight, DeliveryError> {
-        let mut ids = set
+        let mut uploads = set
             .lock()
             .map_err(|_| DeliveryError::Internal("delivery registry poisoned".into()))?;
-        if ids.contains(id) {
-            return Err(DeliveryError::InProgress(id.to_string()));
+        if uploads.keys.contains(key) {
+            return Err(DeliveryError::InProgress(key.id.as_str().to_string()));
         }
-        if ids.len() >= max {
-            return Err(DeliveryError::Busy(ids.len()));
+        if uploads.per_client.get(&key.client).copied().unwrap_or(0)
+            >= policy.max_uploads_per_client
+        {
+            return Err(DeliveryError::ClientBusy {
+                client: key.client.clone(),
+                max: policy.max_uploads_per_client,
+            });
         }
-        ids.insert(id.to_string());
+        if uploads.keys.len() >= policy.max_uploads {
+            return Err(DeliveryError::Busy(uploads.keys.len()));
+        }
+        uploads.keys.insert(key.clone());
+        *uploads.per_client.entry(key.client.clone()).or_insert(0) += 1;
         Ok(InFlight {
             set: set.clone(),
-            id: id.to_string(),
+            key: key.clone(),
         })
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Ok(mut ids) = self.set.lock() {
-            ids.remove(&self.id);
+        if let Ok(mut uploads) = self.set.lock() {
+            uploads.keys.remove(&self.key);
+            if let Some(n) = uploads.per_client.get_mut(&self.key.client) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    uploads.per_client.remove(&self.key.client);
+                }
+            }
         }
     }
 }

@@ -9,12 +9,12 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use super::DeliveryId;
+use super::{DeliveryId, DeliveryKey};
 
 /// What is recorded about a completed delivery. Written once, when the delivery is committed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    /// The id the agent chose (idempotency key).
+    /// The id the agent chose (idempotency key, in the namespace of `client_id`).
     pub id: String,
     /// The file name the agent gave (never used as a path on the server).
     pub name: String,
@@ -42,7 +42,7 @@ pub enum StoreError {
     /// No room: the disk is (nearly) full or the configured quota is used up.
     #[error("{0}")]
     Full(String),
-    /// A delivery with this id was committed meanwhile (by another request).
+    /// A delivery with this key was committed meanwhile (by another request).
     #[error("delivery `{0}` was committed by another request")]
     AlreadyCommitted(String),
     /// A stored record cannot be read back.
@@ -72,24 +72,28 @@ impl StoreError {
     }
 }
 
-/// Keeps deliveries. Calls block (file I/O): use them from blocking threads.
+/// Keeps deliveries, each under its [`DeliveryKey`] (client + id). Calls block (file I/O): use them
+/// from blocking threads.
 pub trait DeliveryStore: Send + Sync + std::fmt::Debug {
-    /// The committed delivery `id`, if there is one.
-    fn get(&self, id: &DeliveryId) -> Result<Option<Record>, StoreError>;
+    /// The committed delivery `key`, if there is one.
+    fn get(&self, key: &DeliveryKey) -> Result<Option<Record>, StoreError>;
+
+    /// Every committed delivery under `id`, whichever client made it, sorted by client.
+    fn with_id(&self, id: &DeliveryId) -> Result<Vec<Record>, StoreError>;
 
     /// Every committed delivery, oldest first.
     fn list(&self) -> Result<Vec<Record>, StoreError>;
 
-    /// Starts storing the content of delivery `id`, about `expected_bytes` long once encrypted. Refuses
-    /// with [`StoreError::Full`] when that would not fit.
+    /// Starts storing the content of delivery `key`, about `expected_bytes` long once encrypted.
+    /// Refuses with [`StoreError::Full`] when that would not fit.
     fn begin(
         &self,
-        id: &DeliveryId,
+        key: &DeliveryKey,
         expected_bytes: u64,
     ) -> Result<Box<dyn PendingContent>, StoreError>;
 
     /// The stored (encrypted) content of a committed delivery.
-    fn open(&self, id: &DeliveryId) -> Result<Box<dyn Read + Send>, StoreError>;
+    fn open(&self, key: &DeliveryKey) -> Result<Box<dyn Read + Send>, StoreError>;
 }
 
 /// Content being written. Nothing of it is visible until [`PendingContent::commit`]; dropping it

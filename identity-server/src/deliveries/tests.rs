@@ -1,8 +1,10 @@
 //! The delivery rules on a real folder store: commit only with the announced size and SHA-256,
-//! idempotent ids, one upload per id, authorization, clean-up of interrupted deliveries, quota.
+//! idempotent ids per client, one upload per id, a share of the slots per client, the minimum upload
+//! pace, names, authorization, clean-up of interrupted deliveries, quota.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lc_rs::digest;
 use ids_crypto::devcerts::{Ca, KeyKind, PfxProfile, to_pfx};
@@ -31,6 +33,11 @@ fn service(dir: &Path, quota: Option<u64>) -> Deliveries {
             read_profiles: vec!["Reader".into()],
             max_size: 10 * 1024 * 1024,
             max_uploads: 3,
+            max_uploads_per_client: 3,
+            min_upload_rate: MinUploadRate {
+                bytes_per_second: 240,
+                window: Duration::from_secs(10),
+            },
         },
     )
 }
@@ -61,15 +68,25 @@ fn upload(s: &Deliveries, who: &Caller, inc: Incoming) -> Box<Upload> {
     }
 }
 
-/// Files of the store folder, sorted.
+/// Files of the store folder and its client folders (as `@client/name`), sorted.
 fn stored(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir.join("deliveries"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(dir.join("deliveries")).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type().unwrap().is_dir() {
+            for f in std::fs::read_dir(e.path()).unwrap().flatten() {
+                names.push(format!("{name}/{}", f.file_name().to_string_lossy()));
+            }
+        } else {
+            names.push(name);
+        }
+    }
     names.sort();
     names
+}
+
+fn key(client: &str, id: &str) -> DeliveryKey {
+    DeliveryKey::new(client, &DeliveryId::parse(id).unwrap())
 }
 
 fn data(len: usize) -> Vec<u8> {
@@ -121,13 +138,12 @@ fn a_delivery_is_committed_only_with_its_announced_size_and_digest() {
     assert_eq!(record.size, 200_000);
     assert_eq!(record.client_id, "Job");
     assert_eq!(record.agent.as_deref(), Some("Paris"));
-    assert_eq!(stored(dir.path()), ["good.idsenc", "good.json"]);
-    let encrypted = std::fs::read(dir.path().join("deliveries/good.idsenc")).unwrap();
+    assert_eq!(stored(dir.path()), ["@Job/good.idsenc", "@Job/good.json"]);
+    let encrypted = std::fs::read(dir.path().join("deliveries/@Job/good.idsenc")).unwrap();
     assert!(encrypted.starts_with(b"IDSENC"));
     assert!(!encrypted.windows(64).any(|w| w == &body[1000..1064]));
     let mut out = Vec::new();
-    s.export(&DeliveryId::parse("good").unwrap(), &mut out)
-        .unwrap();
+    s.export(&key("Job", "good"), &mut out).unwrap();
     assert!(out == body);
 
     // Another digest: refused at the end, nothing left.
@@ -155,7 +171,7 @@ fn a_delivery_is_committed_only_with_its_announced_size_and_digest() {
     let mut u = upload(&s, &job, incoming("abandoned", &body));
     u.write(&body[..5000]).unwrap();
     drop(u);
-    assert_eq!(stored(dir.path()), ["good.idsenc", "good.json"]);
+    assert_eq!(stored(dir.path()), ["@Job/good.idsenc", "@Job/good.json"]);
     // Over the size limit: refused before anything is written.
     let mut big = incoming("big", b"");
     big.size = 10 * 1024 * 1024 + 1;
@@ -186,32 +202,35 @@ fn an_id_is_stored_once_and_received_on_one_connection_at_a_time() {
         Started::Duplicate(r) => assert_eq!(r, record),
         Started::Upload(_) => panic!("a repeated delivery must not be stored again"),
     }
-    // Another file under the same id, or the same file from another client: conflict.
+    // Another file under the same id: conflict.
     assert!(matches!(
         s.start(&job, incoming("d1", &data(999))),
-        Err(DeliveryError::Conflict(_))
-    ));
-    assert!(matches!(
-        s.start(&caller("Other", Some("Agent")), incoming("d1", &body)),
         Err(DeliveryError::Conflict(_))
     ));
     assert_eq!(s.list().unwrap().len(), 1);
     // The record is visible to its client and to readers only.
     let id = DeliveryId::parse("d1").unwrap();
-    assert!(s.find(&job, &id).is_ok());
+    assert!(s.find(&job, &id, None).is_ok());
     // At most Deliveries:MaxConcurrentUploads (3 here) at once.
     let uploads: Vec<_> = (0..3)
         .map(|i| upload(&s, &job, incoming(&format!("c{i}"), &body)))
         .collect();
     assert!(matches!(
-        s.start(&job, incoming("c3", &body)),
+        s.start(&caller("Other", Some("Agent")), incoming("c3", &body)),
         Err(DeliveryError::Busy(3))
     ));
     drop(uploads);
     assert!(s.start(&job, incoming("c3", &body)).is_ok());
-    assert!(s.find(&caller("Reader1", Some("Reader")), &id).is_ok());
+    assert!(
+        s.find(&caller("Reader1", Some("Reader")), &id, None)
+            .is_ok()
+    );
     assert!(matches!(
-        s.find(&caller("Other", Some("Agent")), &id),
+        s.find(&caller("Other", Some("Agent")), &id, None),
+        Err(DeliveryError::NotFound)
+    ));
+    assert!(matches!(
+        s.find(&caller("Other", Some("Agent")), &id, Some("Job")),
         Err(DeliveryError::NotFound)
     ));
 }
@@ -256,17 +275,21 @@ fn opening_the_store_removes_what_interrupted_deliveries_left() {
         u.write(b"abc").unwrap();
         u.finish("t".into()).unwrap();
     }
-    std::fs::write(folder.join(".x.idsenc.1234.partial"), b"half").unwrap();
-    std::fs::write(folder.join("orphan.idsenc"), b"no record").unwrap();
+    // In the client's folder, and in the top folder (where deliveries went before ids were per
+    // client).
+    std::fs::write(folder.join("@Job/.x.idsenc.1234.partial"), b"half").unwrap();
+    std::fs::write(folder.join("@Job/orphan.idsenc"), b"no record").unwrap();
+    std::fs::write(folder.join(".y.idsenc.1234.partial"), b"half").unwrap();
+    std::fs::write(folder.join("old-orphan.idsenc"), b"no record").unwrap();
     // Operator commands look without touching.
     let (_, opened) = FolderStore::open(dir.path(), None, 0, false).unwrap();
     assert!(opened.removed.is_empty());
-    assert_eq!(stored(dir.path()).len(), 4);
+    assert_eq!(stored(dir.path()).len(), 6);
     // The server at start-up cleans up.
     let (_, opened) = FolderStore::open(dir.path(), None, 0, true).unwrap();
-    assert_eq!(opened.removed.len(), 2);
+    assert_eq!(opened.removed.len(), 4);
     assert_eq!(opened.deliveries, 1);
-    assert_eq!(stored(dir.path()), ["kept.idsenc", "kept.json"]);
+    assert_eq!(stored(dir.path()), ["@Job/kept.idsenc", "@Job/kept.json"]);
 }
 
 #[test]
@@ -292,4 +315,245 @@ fn the_quota_refuses_what_would_not_fit_and_counts_what_is_stored() {
     let mut u = upload(&s, &job, incoming("small", &small));
     u.write(&small).unwrap();
     u.finish("t".into()).unwrap();
+}
+
+#[test]
+fn the_same_id_from_two_clients_is_two_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path(), None);
+    let job = caller("Job", Some("Administrator"));
+    let other = caller("Other", Some("Agent"));
+    let reader = caller("R", Some("Reader"));
+    let (a, b) = (data(1000), data(2000));
+    let mut u = upload(&s, &job, incoming("d1", &a));
+    // The same id from another client while the first is under way: another delivery.
+    let mut v = upload(&s, &other, incoming("d1", &b));
+    u.write(&a).unwrap();
+    v.write(&b).unwrap();
+    let first = u.finish("t1".into()).unwrap();
+    let second = v.finish("t2".into()).unwrap();
+    assert_eq!((first.size, second.size), (1000, 2000));
+    assert_eq!(
+        stored(dir.path()),
+        [
+            "@Job/d1.idsenc",
+            "@Job/d1.json",
+            "@Other/d1.idsenc",
+            "@Other/d1.json"
+        ]
+    );
+    // Each client repeats within its own namespace.
+    assert!(matches!(
+        s.start(&other, incoming("d1", &b)).unwrap(),
+        Started::Duplicate(r) if r == second
+    ));
+    assert!(matches!(
+        s.start(&other, incoming("d1", &a)),
+        Err(DeliveryError::Conflict(_))
+    ));
+    let id = DeliveryId::parse("d1").unwrap();
+    assert_eq!(s.find(&job, &id, None).unwrap(), first);
+    assert_eq!(s.find(&other, &id, None).unwrap(), second);
+    assert_eq!(s.find(&reader, &id, Some("Other")).unwrap(), second);
+    match s.find(&reader, &id, None) {
+        Err(DeliveryError::Ambiguous { clients, .. }) => assert_eq!(clients, ["Job", "Other"]),
+        other => panic!("{other:?}"),
+    }
+    let mut out = Vec::new();
+    s.export(&key("Other", "d1"), &mut out).unwrap();
+    assert!(out == b);
+    assert_eq!(s.list().unwrap(), [first, second]);
+}
+
+#[test]
+fn deliveries_stored_before_ids_were_per_client_are_read_where_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("deliveries");
+    let s = service(dir.path(), None);
+    let job = caller("Job", Some("Administrator"));
+    // Written as the server did before: `<id>.idsenc` and `<id>.json` in the top folder.
+    let body = data(3000);
+    let mut u = upload(&s, &job, incoming("old", &body));
+    u.write(&body).unwrap();
+    let record = u.finish("t0".into()).unwrap();
+    for ext in ["idsenc", "json"] {
+        std::fs::rename(
+            folder.join(format!("@Job/old.{ext}")),
+            folder.join(format!("old.{ext}")),
+        )
+        .unwrap();
+    }
+    let (store, opened) = FolderStore::open(dir.path(), None, 0, true).unwrap();
+    assert!(opened.removed.is_empty());
+    assert_eq!(opened.deliveries, 1);
+    assert_eq!(store.get(&key("Job", "old")).unwrap(), Some(record.clone()));
+    assert_eq!(store.get(&key("Other", "old")).unwrap(), None);
+    assert!(matches!(
+        s.start(&job, incoming("old", &body)).unwrap(),
+        Started::Duplicate(r) if r == record
+    ));
+    assert!(matches!(
+        s.start(&job, incoming("old", &data(10))),
+        Err(DeliveryError::Conflict(_))
+    ));
+    let mut out = Vec::new();
+    s.export(&key("Job", "old"), &mut out).unwrap();
+    assert!(out == body);
+    // Another client's "old" is its own, in its folder.
+    let other = caller("Other", Some("Agent"));
+    let mut v = upload(&s, &other, incoming("old", &data(10)));
+    v.write(&data(10)).unwrap();
+    v.finish("t1".into()).unwrap();
+    assert_eq!(s.list().unwrap().len(), 2);
+    assert_eq!(
+        stored(dir.path()),
+        [
+            "@Other/old.idsenc",
+            "@Other/old.json",
+            "old.idsenc",
+            "old.json"
+        ]
+    );
+}
+
+#[test]
+fn client_folder_names_are_safe_distinct_and_bounded() {
+    use super::folder::client_folder_name;
+    assert_eq!(client_folder_name("Job"), "@Job");
+    assert_eq!(client_folder_name("a.b-c_d"), "@a.b-c_d");
+    assert_eq!(client_folder_name("../x"), "@..%2Fx");
+    assert_eq!(client_folder_name("é %"), "@%C3%A9%20%25");
+    let long_a = "a".repeat(300);
+    let long_b = format!("{}b", "a".repeat(299));
+    let (na, nb) = (client_folder_name(&long_a), client_folder_name(&long_b));
+    assert_ne!(na, nb);
+    assert!(na.len() <= 160 && nb.len() <= 160, "{na}");
+    assert!(na.contains('~'));
+    // A short id never has `~` (it is escaped), so never the name of a long one.
+    assert_eq!(client_folder_name("~"), "@%7E");
+}
+
+#[test]
+fn one_client_holds_at_most_its_share_of_the_upload_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = service(dir.path(), None);
+    s.policy.max_uploads = 4;
+    s.policy.max_uploads_per_client = 2;
+    let job = caller("Job", Some("Administrator"));
+    let other = caller("Other", Some("Agent"));
+    let body = data(100);
+    let held: Vec<_> = (0..2)
+        .map(|i| upload(&s, &job, incoming(&format!("j{i}"), &body)))
+        .collect();
+    match s.start(&job, incoming("j2", &body)) {
+        Err(DeliveryError::ClientBusy { client, max }) => {
+            assert_eq!((client.as_str(), max), ("Job", 2))
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another client still gets its share, up to the slots in all.
+    let others: Vec<_> = (0..2)
+        .map(|i| upload(&s, &other, incoming(&format!("o{i}"), &body)))
+        .collect();
+    let third = caller("Third", Some("Agent"));
+    assert!(matches!(
+        s.start(&third, incoming("t0", &body)),
+        Err(DeliveryError::Busy(4))
+    ));
+    // A slot given back (here by an abandoned upload) is free again for its client.
+    drop(held);
+    assert!(s.start(&job, incoming("j2", &body)).is_ok());
+    drop(others);
+}
+
+#[test]
+fn the_upload_pace_is_checked_window_after_window() {
+    let min = MinUploadRate {
+        bytes_per_second: 100,
+        window: Duration::from_secs(2),
+    };
+    let second = Duration::from_secs(1);
+    let mut pace = UploadPace::new(min);
+    assert_eq!(pace.wait_limit(), Some(Duration::from_secs(2)));
+    // 200 bytes per 2 s window is enough, however they come.
+    pace.record(second, 0).unwrap();
+    assert_eq!(pace.wait_limit(), Some(second));
+    pace.record(second, 200).unwrap();
+    pace.record(Duration::from_millis(1999), 199).unwrap();
+    pace.record(Duration::from_millis(1), 1).unwrap();
+    // A fast start does not pay for a slow end: each window counts on its own.
+    pace.record(Duration::from_millis(10), 1_000_000).unwrap();
+    pace.record(Duration::from_millis(1990), 0).unwrap();
+    pace.record(second, 150).unwrap();
+    match pace.record(second, 49) {
+        Err(DeliveryError::TooSlow {
+            received,
+            seconds,
+            min,
+        }) => assert_eq!((received, seconds, min), (199, 2, 100)),
+        other => panic!("{other:?}"),
+    }
+    // No minimum: never refused, no window.
+    let mut none = UploadPace::new(MinUploadRate {
+        bytes_per_second: 0,
+        window: Duration::from_secs(2),
+    });
+    assert_eq!(none.wait_limit(), None);
+    none.record(Duration::from_secs(3600), 0).unwrap();
+}
+
+#[test]
+fn names_that_could_disguise_a_file_are_refused_naming_the_character() {
+    for (name, expected) in [
+        (".bashrc", "must not start with `.`"),
+        ("..", "must not start with `.`"),
+        (
+            "invoice\u{202E}txt.exe",
+            "U+202E RIGHT-TO-LEFT OVERRIDE at character 8",
+        ),
+        ("a\u{2066}b", "U+2066 LEFT-TO-RIGHT ISOLATE at character 2"),
+        ("a\u{2028}b", "U+2028 LINE SEPARATOR at character 2"),
+        ("a\u{2029}b", "U+2029 PARAGRAPH SEPARATOR"),
+        (
+            "\u{FEFF}x",
+            "U+FEFF ZERO WIDTH NO-BREAK SPACE (BYTE ORDER MARK) at character 1",
+        ),
+        ("a\u{200D}b", "U+200D ZERO WIDTH JOINER"),
+        ("a\u{AD}b", "U+00AD SOFT HYPHEN"),
+        ("a\u{1}b", "U+0001 (a control character) at character 2"),
+        ("a\u{9F}b", "U+009F (a control character)"),
+        ("a\u{600}b", "U+0600 (an invisible format character)"),
+        ("a\u{E0067}b", "U+E0067 (a tag character)"),
+        ("a\u{1D173}b", "U+1D173 (an invisible format character)"),
+        ("é\u{202E}", "at character 2"),
+    ] {
+        let e = check_name(name).unwrap_err().to_string();
+        assert!(e.contains(expected), "{name:?}: {e}");
+    }
+    for fine in [
+        "report.csv",
+        "rapport-été.csv",
+        "a b",
+        "日本語.txt",
+        "x.",
+        "a..b",
+        "ﷺ.txt",
+    ] {
+        assert!(check_name(fine).is_ok(), "{fine}");
+    }
+}
+
+#[test]
+fn export_names_are_made_safe_and_say_what_changed() {
+    assert_eq!(export_name("report.csv", "d1"), ("report.csv".into(), None));
+    let (name, changed) = export_name(".bashrc", "d1");
+    assert_eq!(name, "bashrc");
+    assert!(changed.unwrap().contains("leading `.`"));
+    let (name, changed) = export_name("invoice\u{202E}txt.exe", "d1");
+    assert_eq!(name, "invoice_txt.exe");
+    assert!(changed.unwrap().contains("U+202E RIGHT-TO-LEFT OVERRIDE"));
+    assert_eq!(export_name("\u{FEFF}.x\u{2028}", "d1").0, "_.x_");
+    assert_eq!(export_name("...", "d1").0, "delivery-d1");
+    assert_eq!(export_name("a/b\\c", "d1").0, "a_b_c");
+    assert_eq!(names::shown("a\u{202E}b\u{7}"), "a\\u{202E}b\\u{0007}");
 }

@@ -2,15 +2,15 @@
 //!
 //! - `PUT /api/deliveries/{id}?name=NAME`: the file's plaintext as the body, with `Content-Length` (its
 //!   size) and `Repr-Digest: sha-256=:<base64>:` (RFC 9530). 201 with the record; 200 with the first
-//!   record when this id was already delivered with the same file.
+//!   record when this client already delivered this id with the same file. Ids are per client.
 //! - `GET /api/deliveries`: the records (readers).
-//! - `GET /api/deliveries/{id}`: one record (readers, or the client that delivered it).
-//! - `GET /api/deliveries/{id}/content`: the decrypted file (readers).
+//! - `GET /api/deliveries/{id}[?client=CLIENT]`: one record (readers, or the client that delivered it).
+//! - `GET /api/deliveries/{id}/content[?client=CLIENT]`: the decrypted file (readers).
 //!
 //! Every request carries `Authorization: Bearer <token>`; deliveries also `Agent-Identifier`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -25,10 +25,12 @@ use super::error::ApiError;
 use super::{AppState, ClientCert};
 use crate::access_control::Clients;
 use crate::deliveries::{
-    Action, Caller, Deliveries, DeliveryError, DeliveryId, Incoming, Record, Started, check_name,
+    Action, Caller, Deliveries, DeliveryError, DeliveryId, DeliveryKey, Incoming, Record, Started,
+    UploadPace, check_name, export_name,
 };
 
-/// A delivery whose body sends nothing for this long is abandoned (nothing is stored).
+/// A delivery whose body sends nothing for this long is abandoned (nothing is stored), whatever
+/// `Deliveries:MinUploadBytesPerSecond` says.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Body pieces queued between the connection and the encrypting thread.
 const QUEUE: usize = 16;
@@ -43,6 +45,12 @@ pub fn routes() -> Router<Arc<AppState>> {
 #[derive(Deserialize)]
 struct DeliverQuery {
     name: Option<String>,
+}
+
+/// Whose delivery a reader means (ids are per client).
+#[derive(Deserialize)]
+struct ClientQuery {
+    client: Option<String>,
 }
 
 /// Authenticates the bearer token: the deliveries service, the caller, and the clients in force (whose
@@ -164,28 +172,45 @@ async fn receive(
         Ok::<_, DeliveryError>(upload)
     });
     let mut body = body;
+    // Only the time spent waiting for the client counts against its pace and the idle timeout, not
+    // the time the queue to the writer is full.
+    let mut pace = UploadPace::new(deliveries.min_upload_rate());
+    let mut idle = Duration::ZERO;
     let read: Result<(), DeliveryError> = loop {
-        match tokio::time::timeout(IDLE_TIMEOUT, body.frame()).await {
-            Err(_) => {
-                break Err(DeliveryError::InvalidRequest(format!(
-                    "no data received for {} s; nothing was stored",
-                    IDLE_TIMEOUT.as_secs()
-                )));
-            }
+        let mut limit = IDLE_TIMEOUT.saturating_sub(idle);
+        if let Some(window) = pace.wait_limit() {
+            limit = limit.min(window);
+        }
+        let waiting = Instant::now();
+        let next = tokio::time::timeout(limit, body.frame()).await;
+        let waited = waiting.elapsed();
+        let data = match next {
+            Err(_) => None,
             Ok(None) => break Ok(()),
             Ok(Some(Err(e))) => {
                 break Err(DeliveryError::InvalidRequest(format!(
                     "the body could not be read ({e}); nothing was stored"
                 )));
             }
-            Ok(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    // A closed queue means the writer stopped; its error is reported below.
-                    if tx.send(data).await.is_err() {
-                        break Ok(());
-                    }
-                }
+            Ok(Some(Ok(frame))) => frame.into_data().ok().filter(|d| !d.is_empty()),
+        };
+        if let Err(e) = pace.record(waited, data.as_ref().map_or(0, |d| d.len() as u64)) {
+            break Err(e);
+        }
+        let Some(data) = data else {
+            idle += waited;
+            if idle >= IDLE_TIMEOUT {
+                break Err(DeliveryError::InvalidRequest(format!(
+                    "no data received for {} s; nothing was stored",
+                    IDLE_TIMEOUT.as_secs()
+                )));
             }
+            continue;
+        };
+        idle = Duration::ZERO;
+        // A closed queue means the writer stopped; its error is reported below.
+        if tx.send(data).await.is_err() {
+            break Ok(());
         }
     };
     drop(tx);
@@ -210,37 +235,48 @@ async fn receive(
     Ok((StatusCode::CREATED, record))
 }
 
-/// `Repr-Digest: sha-256=:<base64>:` (RFC 9530 section 3; other algorithms may be listed too).
+/// `Repr-Digest: sha-256=:<base64>:` (RFC 9530 section 3; other algorithms may be listed too, in one
+/// header or several). A second `sha-256` value is refused as ambiguous, even an equal one: which one
+/// the body is checked against must not depend on the parser.
 fn repr_digest(headers: &HeaderMap) -> Result<[u8; 32], DeliveryError> {
     let missing = || {
         DeliveryError::InvalidRequest(
             "Repr-Digest: sha-256=:<base64 of the file's SHA-256>: is required (RFC 9530)".into(),
         )
     };
-    let value = headers
-        .get("repr-digest")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(missing)?;
-    for member in value.split(',') {
+    let mut values = Vec::new();
+    for value in headers.get_all("repr-digest") {
+        values.push(value.to_str().map_err(|_| {
+            DeliveryError::InvalidRequest("Repr-Digest must be ASCII (RFC 9530)".into())
+        })?);
+    }
+    let mut found = None;
+    for member in values.iter().flat_map(|v| v.split(',')) {
         let Some((algorithm, digest)) = member.trim().split_once('=') else {
             continue;
         };
         if !algorithm.trim().eq_ignore_ascii_case("sha-256") {
             continue;
         }
-        let digest = digest.trim();
+        if found.is_some() {
+            return Err(DeliveryError::InvalidRequest(
+                "Repr-Digest has more than one sha-256 value, which is ambiguous: send exactly one"
+                    .into(),
+            ));
+        }
         let bytes = digest
+            .trim()
             .strip_prefix(':')
             .and_then(|d| d.strip_suffix(':'))
             .and_then(ids_crypto::b64::std_decode)
             .and_then(|b| <[u8; 32]>::try_from(b).ok());
-        return bytes.ok_or_else(|| {
+        found = Some(bytes.ok_or_else(|| {
             DeliveryError::InvalidRequest(
                 "Repr-Digest sha-256 must be 32 bytes in base64 between colons, e.g. sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:".into(),
             )
-        });
+        })?);
     }
-    Err(missing())
+    found.ok_or_else(missing)
 }
 
 fn now_rfc3339() -> String {
@@ -251,7 +287,11 @@ fn now_rfc3339() -> String {
 
 fn record_response(status: StatusCode, record: &Record) -> Response {
     let mut response = (status, axum::Json(record)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/api/deliveries/{}", record.id)) {
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "/api/deliveries/{}?client={}",
+        record.id,
+        query_encode(&record.client_id)
+    )) {
         response.headers_mut().insert(header::LOCATION, v);
     }
     response
@@ -260,6 +300,7 @@ fn record_response(status: StatusCode, record: &Record) -> Response {
 async fn find(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
+    Query(query): Query<ClientQuery>,
     certificate: ClientCert,
     headers: HeaderMap,
 ) -> Response {
@@ -270,7 +311,9 @@ async fn find(
         if deliveries.authorize(&caller, Action::Read, &[]).is_err() {
             authorize(&deliveries, &caller, Action::Deliver, &[])?;
         }
-        Ok::<_, ApiError>(blocking(move || deliveries.find(&caller, &id)).await?)
+        Ok::<_, ApiError>(
+            blocking(move || deliveries.find(&caller, &id, query.client.as_deref())).await?,
+        )
     }
     .await;
     match result {
@@ -299,6 +342,7 @@ async fn list(
 async fn content(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
+    Query(query): Query<ClientQuery>,
     certificate: ClientCert,
     headers: HeaderMap,
 ) -> Response {
@@ -306,7 +350,13 @@ async fn content(
         let (deliveries, caller, _) = caller(&state, &headers, &certificate)?;
         authorize(&deliveries, &caller, Action::Read, &[])?;
         let id = DeliveryId::parse(&id)?;
-        Ok::<_, ApiError>(blocking(move || deliveries.open(&id)).await?)
+        Ok::<_, ApiError>(
+            blocking(move || {
+                let record = deliveries.find(&caller, &id, query.client.as_deref())?;
+                deliveries.open(&DeliveryKey::new(&record.client_id, &id))
+            })
+            .await?,
+        )
     }
     .await;
     let (record, mut decryptor) = match result {
@@ -347,13 +397,28 @@ async fn content(
     if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{}:", ids_crypto::b64::std(&digest))) {
         h.insert("repr-digest", v);
     }
+    // Never a hidden or disguised name, even for a record stored before names were checked.
+    let (name, _) = export_name(&record.name, &record.id);
     if let Ok(v) = HeaderValue::from_str(&format!(
         "attachment; filename*=UTF-8''{}",
-        percent_encode(&record.name)
+        percent_encode(&name)
     )) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     response
+}
+
+/// A URL query value: RFC 3986 unreserved characters kept, everything else percent-encoded.
+fn query_encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// RFC 8187 value characters: attr-char kept, everything else percent-encoded.

@@ -98,6 +98,7 @@ impl IntoResponse for ApiError {
                     }
                     DeliveryError::Forbidden(_) => (StatusCode::FORBIDDEN, "access_denied"),
                     DeliveryError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+                    DeliveryError::Ambiguous { .. } => (StatusCode::CONFLICT, "delivery_ambiguous"),
                     DeliveryError::LengthRequired => {
                         (StatusCode::LENGTH_REQUIRED, "invalid_request")
                     }
@@ -112,6 +113,12 @@ impl IntoResponse for ApiError {
                     }
                     DeliveryError::Busy(_) => {
                         (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+                    }
+                    DeliveryError::ClientBusy { .. } => {
+                        (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads")
+                    }
+                    DeliveryError::TooSlow { .. } => {
+                        (StatusCode::REQUEST_TIMEOUT, "upload_too_slow")
                     }
                     DeliveryError::Internal(_) => {
                         (StatusCode::INTERNAL_SERVER_ERROR, "server_error")
@@ -157,7 +164,11 @@ impl IntoResponse for ApiError {
                     }),
                 );
             }
-            ApiError::Delivery(DeliveryError::InProgress(_) | DeliveryError::Busy(_)) => {
+            ApiError::Delivery(
+                DeliveryError::InProgress(_)
+                | DeliveryError::Busy(_)
+                | DeliveryError::ClientBusy { .. },
+            ) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             ApiError::Delivery(DeliveryError::StorageFull(_)) => {

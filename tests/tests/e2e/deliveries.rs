@@ -199,11 +199,29 @@ fn terminate(child: &mut Child) -> i32 {
     panic!("the agent did not stop within 15 s of SIGTERM");
 }
 
-fn partials(dir: &Path) -> usize {
-    files_in(dir)
-        .iter()
+/// Every file under `dir`, sub-folders (each client's deliveries) included, sorted.
+fn files_deep(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for f in files_in(dir) {
+        if f.is_dir() {
+            found.extend(files_deep(&f));
+        } else {
+            found.push(f);
+        }
+    }
+    found
+}
+
+/// Every `.partial` file in the store, sub-folders included.
+fn partials_deep(dir: &Path) -> Vec<PathBuf> {
+    files_deep(dir)
+        .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(".partial"))
-        .count()
+        .collect()
+}
+
+fn partials(dir: &Path) -> usize {
+    partials_deep(dir).len()
 }
 
 #[test]
@@ -239,7 +257,7 @@ fn an_agent_delivers_its_encrypted_files_and_the_server_keeps_them_encrypted() {
     assert_eq!(files_in(&work.join("sent")).len(), sizes.len());
 
     // No plaintext anywhere in the server's data folder.
-    let stored = files_in(&pair.store());
+    let stored = files_deep(&pair.store());
     assert_eq!(stored.len(), 2 * sizes.len(), "{stored:?}");
     for f in &stored {
         let bytes = std::fs::read(f).expect("read");
@@ -489,7 +507,7 @@ async fn get(server: &crate::support::Server, path: &str, token: &str) -> reqwes
 }
 
 fn no_partial_and_count(store: &Path, committed: usize) {
-    let files = files_in(store);
+    let files = files_deep(store);
     assert!(
         !files
             .iter()
@@ -778,5 +796,776 @@ async fn a_token_the_server_refused_is_replaced_in_the_agent_cache() {
     let cached = agent.token().await.expect("token");
     assert_eq!(cached.access_token.expose(), renewed.access_token.expose());
     assert_eq!(agent.token_requests(), 2);
+    server.stop().await;
+}
+
+// ---- Issue 14: hostile clients ----
+
+/// The default XML plus `Other`, a second client allowed to deliver (secret `secret`).
+fn xml_with_other() -> String {
+    crate::support::default_xml().replace(
+        "</ConfigurationFile>",
+        "  <OpenIdClient Identifier=\"Other\" HashedSecret=\"K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=\" Profile=\"Administrator\" />\n</ConfigurationFile>",
+    )
+}
+
+/// `PUT /api/deliveries/{id}?name=NAME` of `body` with its SHA-256, as `token`'s client.
+async fn put_named(
+    server: &crate::support::Server,
+    token: &str,
+    id: &str,
+    name: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let mut url = reqwest::Url::parse(&server.url(&format!("/api/deliveries/{id}"))).expect("url");
+    url.query_pairs_mut().append_pair("name", name);
+    server
+        .client
+        .put(url)
+        .bearer_auth(token)
+        .header("repr-digest", sha256_header(&body))
+        .body(body)
+        .send()
+        .await
+        .expect("PUT")
+}
+
+/// A request body of `len` bytes sent one byte every `every` (the first at once): a client that
+/// trickles its upload to hold a slot.
+struct Trickle {
+    left: u64,
+    every: Duration,
+    next: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Trickle {
+    fn body(len: u64, every: Duration) -> reqwest::Body {
+        reqwest::Body::wrap(Trickle {
+            left: len,
+            every,
+            next: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        })
+    }
+}
+
+impl http_body::Body for Trickle {
+    type Data = &'static [u8];
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<&'static [u8]>, std::io::Error>>> {
+        use std::future::Future as _;
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        if self.next.as_mut().poll(cx).is_pending() {
+            return std::task::Poll::Pending;
+        }
+        let at = tokio::time::Instant::now() + self.every;
+        self.next.as_mut().reset(at);
+        self.left -= 1;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(&b"x"[..]))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
+}
+
+/// Starts a trickled delivery of `len` bytes as `token`'s client on `client`; the task ends with the
+/// answer's status and body (or the connection error).
+fn trickled_put(
+    server: &crate::support::Server,
+    client: &reqwest::Client,
+    token: &str,
+    id: &str,
+    len: u64,
+    every: Duration,
+) -> tokio::task::JoinHandle<Result<(u16, Value), String>> {
+    let request = client
+        .put(server.url(&format!("/api/deliveries/{id}?name=slow.bin")))
+        .bearer_auth(token)
+        .header("repr-digest", sha256_header(&vec![b'x'; len as usize]))
+        .body(Trickle::body(len, every));
+    tokio::spawn(async move {
+        let r = request.send().await.map_err(|e| format!("{e:?}"))?;
+        let status = r.status().as_u16();
+        let v = r.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, v))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_client_holding_slow_uploads_cannot_block_another_clients_delivery() {
+    // Four upload slots; Job opens eight uploads that send one byte every 5 s.
+    let d = delivery_server(json!({ "MaxConcurrentUploads": 4 }));
+    d.write_xml("clients.xml", &xml_with_other());
+    let server = d.start().await;
+    let store = d.path().join("data/deliveries");
+    let job = token(&server, "Job", JOB_SECRET).await;
+    let other = token(&server, "Other", "secret").await;
+    let slow_connection = crate::support::https_client(&d.path().join("ca.crt"));
+    let slow: Vec<_> = (0..8)
+        .map(|i| {
+            trickled_put(
+                &server,
+                &slow_connection,
+                &job,
+                &format!("slow-{i}"),
+                1000,
+                Duration::from_secs(5),
+            )
+        })
+        .collect();
+    // Each slow upload is either held by the server (its .partial exists) or answered.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let held = partials_deep(&store).len();
+        let answered = slow.iter().filter(|t| t.is_finished()).count();
+        if held + answered == 8 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after 10 s: {held} slow uploads held, {answered} answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Another client still delivers while Job's slow uploads are held.
+    let r = put_named(
+        &server,
+        &other,
+        "from-other",
+        "other.csv",
+        content(20_000, 1),
+    )
+    .await;
+    let status = r.status();
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(status, 201, "another client's delivery: {v}");
+    assert_eq!(v["client_id"], "Other");
+    // Job's uploads beyond its share were refused at once, naming the setting.
+    let held = partials_deep(&store).len();
+    assert!(held < 4, "Job holds {held} of the 4 slots");
+    let mut refused = 0;
+    for t in slow {
+        if t.is_finished() {
+            let (status, v) = t.await.expect("join").expect("answer");
+            assert_eq!(status, 429, "{v}");
+            assert!(
+                v["error_description"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("Deliveries:MaxConcurrentUploadsPerClient")),
+                "{v}"
+            );
+            refused += 1;
+        } else {
+            t.abort();
+        }
+    }
+    assert_eq!(refused + held, 8);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_upload_is_cut_and_what_it_left_is_removed() {
+    // One slot, a 1 MiB quota, and at least 1000 bytes per 1 s window.
+    let d = delivery_server(json!({
+        "MaxConcurrentUploads": 1, "QuotaMiB": 1,
+        "MinUploadBytesPerSecond": 1000, "MinUploadRateWindowSeconds": 1,
+    }));
+    let server = d.start().await;
+    let store = d.path().join("data/deliveries");
+    let job = token(&server, "Job", JOB_SECRET).await;
+    // 700 KiB announced (most of the quota), one byte every 100 ms.
+    let slow = trickled_put(
+        &server,
+        &server.client,
+        &job,
+        "slow",
+        700 * 1024,
+        Duration::from_millis(100),
+    );
+    let (status, v) = tokio::time::timeout(Duration::from_secs(20), slow)
+        .await
+        .expect("the slow upload was not cut within 20 s")
+        .expect("join")
+        .expect("an answer on the connection");
+    assert_eq!(status, 408, "{v}");
+    assert_eq!(v["error"], "upload_too_slow", "{v}");
+    let text = v["error_description"].as_str().expect("text");
+    assert!(
+        text.contains("Deliveries:MinUploadBytesPerSecond") && text.contains("nothing was stored"),
+        "{text}"
+    );
+    // Nothing left: no partial file, and the slot and the quota reservation are free again (a
+    // second 700 KiB delivery fits in the 1 MiB quota only if the first reservation was released).
+    assert!(partials_deep(&store).is_empty(), "{:?}", files_deep(&store));
+    let r = put_named(&server, &job, "fast", "fast.bin", content(700 * 1024, 2)).await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    // The same over HTTP/1.1 (above: HTTP/2).
+    let pem = std::fs::read(d.path().join("ca.crt")).expect("ca");
+    let http1 = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("pem")])
+        .http1_only()
+        .build()
+        .expect("client");
+    let slow = trickled_put(
+        &server,
+        &http1,
+        &job,
+        "slow-1",
+        200 * 1024,
+        Duration::from_millis(100),
+    );
+    let (status, v) = tokio::time::timeout(Duration::from_secs(20), slow)
+        .await
+        .expect("the slow HTTP/1.1 upload was not cut within 20 s")
+        .expect("join")
+        .expect("an answer on the connection");
+    assert_eq!(
+        (status, &v["error"]),
+        (408, &json!("upload_too_slow")),
+        "{v}"
+    );
+    assert!(partials_deep(&store).is_empty(), "{:?}", files_deep(&store));
+    server.stop().await;
+}
+
+#[test]
+fn the_per_client_share_of_upload_slots_cannot_exceed_the_slots() {
+    let mut d = delivery_server(json!({
+        "MaxConcurrentUploads": 4, "MaxConcurrentUploadsPerClient": 5,
+    }));
+    let errors = d.load_settings().expect_err("refused").join("\n");
+    assert!(
+        errors.contains("Deliveries:MaxConcurrentUploadsPerClient")
+            && errors.contains("Deliveries:MaxConcurrentUploads")
+            && errors.contains('4'),
+        "{errors}"
+    );
+    d.set("Deliveries.MaxConcurrentUploadsPerClient", json!(4));
+    let s = d.load_settings().expect("valid");
+    assert_eq!(s.deliveries.max_uploads_per_client, 4);
+    // Defaults: a quarter of the slots, at least one; Kestrel-like minimum rate.
+    d.set("Deliveries", json!({}));
+    let s = d.load_settings().expect("valid");
+    assert_eq!(s.deliveries.max_uploads, 32);
+    assert_eq!(s.deliveries.max_uploads_per_client, 8);
+    assert_eq!(s.deliveries.min_upload_rate.bytes_per_second, 240);
+    assert_eq!(s.deliveries.min_upload_rate.window, Duration::from_secs(10));
+    d.set("Deliveries", json!({ "MaxConcurrentUploads": 2 }));
+    assert_eq!(
+        d.load_settings()
+            .expect("valid")
+            .deliveries
+            .max_uploads_per_client,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_clients_deliver_under_the_same_id_and_both_deliveries_are_kept() {
+    let d = delivery_server(json!({ "ReadProfiles": ["Reader"] }));
+    d.write_xml("clients.xml", &xml_with_other());
+    let server = d.start().await;
+    let job = token(&server, "Job", JOB_SECRET).await;
+    let other = token(&server, "Other", "secret").await;
+    let reader = token(&server, "Legacy", "secret").await;
+    let (a, b) = (content(5000, 1), content(6000, 2));
+
+    let r = put_named(&server, &job, "same-id", "report.csv", a.clone()).await;
+    assert_eq!(r.status(), 201);
+    let job_record: Value = r.json().await.expect("json");
+    let r = put_named(&server, &other, "same-id", "report.csv", b.clone()).await;
+    let status = r.status();
+    let other_record: Value = r.json().await.expect("json");
+    assert_eq!(
+        status, 201,
+        "the same id from another client: {other_record}"
+    );
+    assert_eq!(other_record["client_id"], "Other");
+    assert_eq!(other_record["id"], "same-id");
+    // Each client's repeat is idempotent within its own namespace.
+    let r = put_named(&server, &job, "same-id", "report.csv", a.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.expect("json"), job_record);
+    let r = put_named(&server, &other, "same-id", "report.csv", b.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.expect("json"), other_record);
+    let r = put_named(&server, &job, "same-id", "report.csv", b.clone()).await;
+    assert_eq!(r.status(), 409);
+    // Each client finds its own (what the agent asks before sending).
+    for (t, record) in [(&job, &job_record), (&other, &other_record)] {
+        let r = get(&server, "/api/deliveries/same-id", t).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(&r.json::<Value>().await.expect("json"), record);
+    }
+    // A reader sees both; the bare id is ambiguous, `?client=` picks one.
+    let r = get(&server, "/api/deliveries", &reader).await;
+    let list: Value = r.json().await.expect("json");
+    assert_eq!(
+        list["deliveries"].as_array().expect("list").len(),
+        2,
+        "{list}"
+    );
+    let r = get(&server, "/api/deliveries/same-id", &reader).await;
+    assert_eq!(r.status(), 409);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"], "delivery_ambiguous", "{v}");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .is_some_and(|t| t.contains("Job") && t.contains("Other") && t.contains("client=")),
+        "{v}"
+    );
+    for (client, plain) in [("Job", &a), ("Other", &b)] {
+        let r = get(
+            &server,
+            &format!("/api/deliveries/same-id/content?client={client}"),
+            &reader,
+        )
+        .await;
+        assert_eq!(r.status(), 200, "{client}");
+        assert!(
+            r.bytes().await.expect("body").as_ref() == plain.as_slice(),
+            "{client}"
+        );
+    }
+    server.stop().await;
+
+    // Operator commands: both listed; export needs --client for a shared id and exports each.
+    let out = server_command(d.path(), &["deliveries", "list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let mut clients: Vec<&str> = listed["deliveries"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|r| r["client_id"].as_str().expect("client"))
+        .collect();
+    clients.sort();
+    assert_eq!(clients, ["Job", "Other"]);
+    let out = server_command(d.path(), &["deliveries", "export", "same-id", "--stdout"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("--client") && text.contains("Other"),
+        "{text}"
+    );
+    for (client, plain) in [("Job", &a), ("Other", &b)] {
+        let out = server_command(
+            d.path(),
+            &[
+                "deliveries",
+                "export",
+                "same-id",
+                "--client",
+                client,
+                "--stdout",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout == *plain, "{client}");
+    }
+    // Into one folder: the second `report.csv` never replaces the first; it is refused with a way out.
+    let dest = tempfile::tempdir().expect("tmp");
+    let dest_str = dest.path().to_str().expect("utf-8");
+    let export = |client: &str, to: &str| {
+        server_command(
+            d.path(),
+            &[
+                "deliveries",
+                "export",
+                "same-id",
+                "--client",
+                client,
+                "-o",
+                to,
+            ],
+        )
+    };
+    let out = export("Job", dest_str);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = export("Other", dest_str);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("already exists") && text.contains("-o"),
+        "{text}"
+    );
+    let other_file = dest.path().join("report-other.csv");
+    let out = export("Other", other_file.to_str().expect("utf-8"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read(dest.path().join("report.csv")).expect("read") == a);
+    assert!(std::fs::read(&other_file).expect("read") == b);
+}
+
+/// A server folder holding `tests/fixtures/deliveries-v1`: a store the server wrote before delivery
+/// ids were per client, with the `EncryptionCertificate` it was written for.
+fn legacy_store() -> Deployment {
+    let v1 = crate::support::fixtures().join("deliveries-v1");
+    let mut d = Deployment::new();
+    std::fs::copy(v1.join("encryption.pfx"), d.path().join("encryption.pfx")).expect("pfx");
+    let store = d.path().join("data/deliveries");
+    std::fs::create_dir_all(&store).expect("mkdir");
+    for f in files_in(&v1.join("deliveries")) {
+        std::fs::copy(&f, store.join(f.file_name().expect("name"))).expect("copy");
+    }
+    d.set(
+        "EncryptionCertificate",
+        json!({ "File": "encryption.pfx", "Password": PASSWORD }),
+    )
+    .set("Deliveries", json!({ "ReadProfiles": ["Reader"] }));
+    d.write();
+    d.write_xml("clients.xml", &xml_with_other());
+    d
+}
+
+/// What the fixture's deliveries hold (see tests/fixtures/deliveries-v1/README.md).
+const LEGACY: &[(&str, &str, usize, u8)] = &[
+    ("legacy-report", "report.csv", 5000, 1),
+    ("legacy-shared", "shared.csv", 3000, 2),
+    ("legacy-dotfile", ".bashrc", 100, 3),
+    ("legacy-rlo", "invoice\u{202E}txt.exe", 200, 4),
+    ("legacy-ls", "line\u{2028}break.txt", 300, 5),
+    ("legacy-bom", "\u{FEFF}notes.txt", 400, 6),
+    (
+        "push-02dea9f119ed151d5bd189adce734a02",
+        "pushed.csv",
+        2000,
+        7,
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_written_before_per_client_ids_is_listed_exported_and_repeats_stay_idempotent() {
+    let d = legacy_store();
+    let store = d.path().join("data/deliveries");
+    let ids = |records: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = records["deliveries"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}/{}",
+                    r["client_id"].as_str().expect("c"),
+                    r["id"].as_str().expect("id")
+                )
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    // Operator commands on the store as the old server left it.
+    let out = server_command(d.path(), &["deliveries", "list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(ids(&before).len(), LEGACY.len(), "{before}");
+    for (id, name, len, seed) in LEGACY {
+        let out = server_command(d.path(), &["deliveries", "export", id, "--stdout"]);
+        assert!(
+            out.status.success(),
+            "{id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout == content(*len, *seed), "{id} ({name:?})");
+    }
+
+    // The new server on the old store.
+    let server = d.start().await;
+    let job = token(&server, "Job", JOB_SECRET).await;
+    let other = token(&server, "Other", "secret").await;
+    let reader = token(&server, "Legacy", "secret").await;
+    // The same client repeating an old delivery: 200 with the old record; another file: 409.
+    let r = put_named(
+        &server,
+        &job,
+        "legacy-report",
+        "report.csv",
+        content(5000, 1),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let record: Value = r.json().await.expect("json");
+    let stored: Value = serde_json::from_slice(
+        &std::fs::read(
+            crate::support::fixtures().join("deliveries-v1/deliveries/legacy-report.json"),
+        )
+        .expect("record"),
+    )
+    .expect("json");
+    assert_eq!(record, stored);
+    let r = put_named(&server, &job, "legacy-report", "report.csv", content(10, 9)).await;
+    assert_eq!(r.status(), 409);
+    // The agent finds what it delivered before (GET /api/deliveries/{id}).
+    let r = get(&server, "/api/deliveries/legacy-shared", &job).await;
+    assert_eq!(r.status(), 200);
+    // Another client's id is its own, even one an old delivery used.
+    let r = get(&server, "/api/deliveries/legacy-shared", &other).await;
+    assert_eq!(r.status(), 404);
+    let r = put_named(
+        &server,
+        &other,
+        "legacy-shared",
+        "shared.csv",
+        content(3500, 8),
+    )
+    .await;
+    let status = r.status();
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(status, 201, "{v}");
+    let r = get(
+        &server,
+        "/api/deliveries/legacy-shared/content?client=Job",
+        &reader,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.expect("body").as_ref() == content(3000, 2).as_slice());
+    let r = get(&server, "/api/deliveries/legacy-report/content", &reader).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.expect("body").as_ref() == content(5000, 1).as_slice());
+
+    // `agent push` of a file it pushed before the upgrade: recognised, nothing sent again.
+    let mut a = AgentDeployment::new(&server.base);
+    a.set_agent(
+        "OpenId",
+        json!({ "AgentIdentifier": "Local", "OpenIdClients": { "Job": JOB_SECRET }, "DefaultOpenIdClient": "Job" }),
+    );
+    a.write();
+    let file = a.path().join("pushed.csv");
+    std::fs::write(&file, content(2000, 7)).expect("write");
+    let dir = a.path().to_path_buf();
+    let f = file.to_str().expect("utf-8").to_string();
+    let out = tokio::task::spawn_blocking(move || agent(&dir, &["push", &f]))
+        .await
+        .expect("join");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("already delivered")
+            && stdout.contains("push-02dea9f119ed151d5bd189adce734a02"),
+        "{stdout}"
+    );
+    server.stop().await;
+
+    // Everything is still there, plus Other's delivery; each exports to its own content.
+    let out = server_command(d.path(), &["deliveries", "list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let mut expected = ids(&before);
+    expected.push("Other/legacy-shared".into());
+    expected.sort();
+    assert_eq!(ids(&after), expected);
+    for (client, plain) in [("Job", content(3000, 2)), ("Other", content(3500, 8))] {
+        let out = server_command(
+            d.path(),
+            &[
+                "deliveries",
+                "export",
+                "legacy-shared",
+                "--client",
+                client,
+                "--stdout",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout == plain, "{client}");
+    }
+    assert!(partials_deep(&store).is_empty());
+}
+
+/// The characters a name must not have, for checks on exported names.
+fn disguising(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{AD}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn names_that_disguise_a_file_are_refused_at_upload_naming_the_character() {
+    let d = delivery_server(json!({}));
+    let server = d.start().await;
+    let store = d.path().join("data/deliveries");
+    let job = token(&server, "Job", JOB_SECRET).await;
+    for (i, (name, expected)) in [
+        (".bashrc", "`.`"),
+        (
+            "invoice\u{202E}txt.exe",
+            "U+202E RIGHT-TO-LEFT OVERRIDE at character 8",
+        ),
+        (
+            "isolate\u{2067}x.txt",
+            "U+2067 RIGHT-TO-LEFT ISOLATE at character 8",
+        ),
+        (
+            "line\u{2028}break.txt",
+            "U+2028 LINE SEPARATOR at character 5",
+        ),
+        ("para\u{2029}graph.txt", "U+2029 PARAGRAPH SEPARATOR"),
+        (
+            "\u{FEFF}notes.txt",
+            "U+FEFF ZERO WIDTH NO-BREAK SPACE (BYTE ORDER MARK) at character 1",
+        ),
+        ("zero\u{200B}width.txt", "U+200B ZERO WIDTH SPACE"),
+        ("soft\u{AD}hyphen.txt", "U+00AD SOFT HYPHEN"),
+        ("bell\u{7}.txt", "U+0007"),
+        ("next\u{85}line.txt", "U+0085"),
+        ("tag\u{E0041}.txt", "U+E0041"),
+        ("arabic\u{61C}mark.txt", "U+061C ARABIC LETTER MARK"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = put_named(&server, &job, &format!("bad-{i}"), name, content(100, 1)).await;
+        let status = r.status();
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(status, 400, "{name:?}: {v}");
+        assert_eq!(v["error"], "invalid_request", "{name:?}");
+        let text = v["error_description"].as_str().expect("text");
+        assert!(text.contains(expected), "{name:?}: {text}");
+    }
+    no_partial_and_count(&store, 0);
+    // Plain names, accented letters and spaces included, are still accepted.
+    for (i, name) in [
+        "rapport-été.csv",
+        "report 2026-11.csv",
+        "a.b.c",
+        "日本語.txt",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = put_named(&server, &job, &format!("good-{i}"), name, content(100, 1)).await;
+        assert_eq!(r.status(), 201, "{name}");
+    }
+    server.stop().await;
+}
+
+#[test]
+fn export_never_writes_a_hidden_or_control_character_file_name() {
+    // Records stored before names were checked (the old server's own store).
+    let d = legacy_store();
+    let dest = tempfile::tempdir().expect("tmp");
+    let dest_str = dest.path().to_str().expect("utf-8");
+    for (id, name, len, seed) in LEGACY {
+        let out = server_command(d.path(), &["deliveries", "export", id, "-o", dest_str]);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{id}: {text}");
+        if name.starts_with('.') || name.chars().any(disguising) {
+            assert!(text.contains("renamed"), "{id}: {text}");
+        }
+        let _ = (len, seed);
+    }
+    let mut written: Vec<String> = files_in(dest.path())
+        .iter()
+        .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    for name in &written {
+        assert!(
+            !name.starts_with('.') && !name.chars().any(disguising),
+            "{name:?} written"
+        );
+    }
+    assert_eq!(
+        written,
+        [
+            "_notes.txt",
+            "bashrc",
+            "invoice_txt.exe",
+            "line_break.txt",
+            "pushed.csv",
+            "report.csv",
+            "shared.csv"
+        ]
+    );
+    for (file, len, seed) in [
+        ("bashrc", 100, 3),
+        ("invoice_txt.exe", 200, 4),
+        ("_notes.txt", 400, 6),
+    ] {
+        assert!(
+            std::fs::read(dest.path().join(file)).expect("read") == content(len, seed),
+            "{file}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_sha256_values_in_repr_digest_are_refused_as_ambiguous() {
+    let d = delivery_server(json!({}));
+    let server = d.start().await;
+    let store = d.path().join("data/deliveries");
+    let job = token(&server, "Job", JOB_SECRET).await;
+    let body = content(1000, 1);
+    let right = sha256_header(&body);
+    let wrong = sha256_header(b"something else");
+    let send = |headers: Vec<String>| {
+        let mut request = server
+            .client
+            .put(server.url("/api/deliveries/two-digests?name=a.bin"))
+            .bearer_auth(&job)
+            .body(body.clone());
+        for h in headers {
+            request = request.header("repr-digest", h);
+        }
+        request.send()
+    };
+    for headers in [
+        vec![format!("{right}, {wrong}")],
+        vec![format!("{wrong}, {right}")],
+        vec![format!("{right}, {right}")],
+        vec![right.clone(), wrong.clone()],
+        vec![format!("sha-512=:AAAA:, {right}, SHA-256={wrong}")],
+    ] {
+        let r = send(headers.clone()).await.expect("PUT");
+        let status = r.status();
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(status, 400, "{headers:?}: {v}");
+        assert!(
+            v["error_description"]
+                .as_str()
+                .is_some_and(|t| t.contains("ambiguous")),
+            "{headers:?}: {v}"
+        );
+    }
+    no_partial_and_count(&store, 0);
+    // One sha-256 among other algorithms is fine.
+    let r = send(vec![format!("sha-512=:AAAA:, {right}")])
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), 201);
     server.stop().await;
 }
