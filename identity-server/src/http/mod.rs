@@ -70,8 +70,8 @@ pub struct AppState {
     /// The server's time source.
     pub clock: Arc<dyn crate::Clock>,
     pub tokens: TokenService,
-    /// Pre-rendered discovery document and JWKS.
-    pub discovery: String,
+    /// Pre-rendered discovery documents (OpenID Connect and RFC 8414) and JWKS.
+    pub discovery: crate::keys::Discovery,
     pub jwks: String,
     /// Verifies the bearer tokens presented to the server's API.
     pub bearer: crate::oauth::bearer::BearerVerifier,
@@ -85,7 +85,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/connect/token", post(token))
         .route("/connect/authorize", get(authorize))
         .route("/.well-known/openid-configuration", get(discovery))
-        .route("/.well-known/oauth-authorization-server", get(discovery))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(authorization_server_metadata),
+        )
         .route("/.well-known/openid-configuration/jwks", get(jwks))
         .route("/hc", get(health))
         .layer(DefaultBodyLimit::max(MAX_TOKEN_BODY))
@@ -246,7 +249,11 @@ async fn authorize() -> Response {
 }
 
 async fn discovery(State(state): State<Arc<AppState>>) -> Response {
-    json(state.discovery.clone())
+    json(state.discovery.openid_configuration.clone())
+}
+
+async fn authorization_server_metadata(State(state): State<Arc<AppState>>) -> Response {
+    json(state.discovery.oauth_authorization_server.clone())
 }
 
 async fn jwks(State(state): State<Arc<AppState>>) -> Response {
