@@ -202,7 +202,13 @@ impl MemoryReplayCache {
 
     /// Puts back an entry remembered before a restart, when it is still live at `now` and there is
     /// room (the shares were respected when it was first recorded). Whether it was put back.
-    pub(crate) fn restore(&self, key: [u8; 16], client_id: &str, expires_at: i64, now: i64) -> bool {
+    pub(crate) fn restore(
+        &self,
+        key: [u8; 16],
+        client_id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> bool {
         if expires_at.saturating_add(LEEWAY) < now {
             return false;
         }

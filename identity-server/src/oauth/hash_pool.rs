@@ -120,25 +120,33 @@ mod tests {
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(Mutex::new(HashSet::new()));
+        let reused = Arc::new(AtomicUsize::new(0));
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..24 {
-            let (authenticator, running, most, seen) =
-                (authenticator.clone(), running.clone(), most.clone(), seen.clone());
+            let (authenticator, running, most, seen, reused) = (
+                authenticator.clone(),
+                running.clone(),
+                most.clone(),
+                seen.clone(),
+                reused.clone(),
+            );
             tasks.spawn(async move {
                 authenticator
                     .run_hashing(move |memory| {
                         let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                         most.fetch_max(now, Ordering::SeqCst);
+                        if memory.bytes() > 0 {
+                            reused.fetch_add(1, Ordering::SeqCst);
+                        }
                         // What a verification does with its memory: grow it once, then reuse it.
                         let secret = ids_crypto::ClientSecret::new("x");
-                        let hash = ids_crypto::SecretHash::danger_weak_argon2id(&secret)
-                            .expect("hash");
+                        let hash =
+                            ids_crypto::SecretHash::danger_weak_argon2id(&secret).expect("hash");
                         assert!(hash.verify_in(&secret, memory));
                         std::thread::sleep(Duration::from_millis(20));
-                        seen.lock().expect("lock").insert((
-                            std::thread::current().id(),
-                            memory.bytes(),
-                        ));
+                        seen.lock()
+                            .expect("lock")
+                            .insert((std::thread::current().id(), memory.bytes()));
                         running.fetch_sub(1, Ordering::SeqCst);
                     })
                     .await
@@ -160,8 +168,13 @@ mod tests {
             "{} threads ran argon2",
             threads.len()
         );
-        // Each thread's memory was the 64 KiB of the weak parameters, every time.
-        assert!(seen.iter().all(|(_, bytes)| *bytes == 64 * 1024), "{seen:?}");
+        // Each thread's memory was the 64 KiB of the weak parameters, allocated by its first
+        // verification and reused by all the others.
+        assert!(
+            seen.iter().all(|(_, bytes)| *bytes == 64 * 1024),
+            "{seen:?}"
+        );
+        assert_eq!(reused.load(Ordering::SeqCst), 24 - threads.len());
     }
 
     #[tokio::test]

@@ -475,7 +475,10 @@ fn copy_live(
         }
         out.write_all(entry.line().as_bytes())?;
         kept.entries += 1;
-        kept.earliest = Some(kept.earliest.map_or(entry.expires_at, |e| e.min(entry.expires_at)));
+        kept.earliest = Some(
+            kept.earliest
+                .map_or(entry.expires_at, |e| e.min(entry.expires_at)),
+        );
     }
     Ok(kept)
 }
@@ -557,7 +560,8 @@ impl WriterState {
                 self.dirty = true;
                 self.appended += batch.len();
                 for e in batch {
-                    self.earliest = Some(self.earliest.map_or(e.expires_at, |x| x.min(e.expires_at)));
+                    self.earliest =
+                        Some(self.earliest.map_or(e.expires_at, |x| x.min(e.expires_at)));
                 }
                 if self.failed_writes > 0 {
                     tracing::info!(path = %self.path.display(), "replay cache journal writable again");
@@ -600,7 +604,9 @@ impl WriterState {
     fn maybe_compact(&mut self) {
         let grown = self.appended >= self.kept.max(self.limits.compact_after);
         let now = self.clock.now();
-        let expired = self.earliest.is_some_and(|e| e.saturating_add(LEEWAY) < now)
+        let expired = self
+            .earliest
+            .is_some_and(|e| e.saturating_add(LEEWAY) < now)
             && self.last_compaction.elapsed() >= self.limits.expiry_sweep;
         if grown || expired {
             self.compact(now);
@@ -650,7 +656,11 @@ mod tests {
         Arc::new(FixedClock(AtomicI64::new(now)))
     }
 
-    fn open(folder: &Path, clock: &Arc<FixedClock>, limits: Limits) -> (JournaledReplayCache, Opened) {
+    fn open(
+        folder: &Path,
+        clock: &Arc<FixedClock>,
+        limits: Limits,
+    ) -> (JournaledReplayCache, Opened) {
         JournaledReplayCache::open(
             folder,
             MemoryReplayCache::new(1000, 1000),
@@ -678,7 +688,11 @@ mod tests {
         assert_eq!(opened.unusable, None);
         assert!(cache.first_use("Job", "a", now + 60, now).expect("ok"));
         assert!(cache.first_use("Job", "b", now + 3600, now).expect("ok"));
-        assert!(cache.first_use("Other Client", "a", now + 60, now).expect("ok"));
+        assert!(
+            cache
+                .first_use("Other Client", "a", now + 60, now)
+                .expect("ok")
+        );
         cache.shutdown();
         drop(cache);
 
@@ -686,7 +700,10 @@ mod tests {
         c.0.store(now + 100, Ordering::SeqCst);
         let (cache, opened) = open(&folder, &c, Limits::default());
         assert_eq!((opened.loaded, opened.expired), (1, 2), "{opened:?}");
-        assert_eq!(cache.first_use("Job", "b", now + 3600, now + 100), Ok(false));
+        assert_eq!(
+            cache.first_use("Job", "b", now + 3600, now + 100),
+            Ok(false)
+        );
         assert_eq!(cache.first_use("Job", "a", now + 160, now + 100), Ok(true));
         cache.shutdown();
         // The start-up compaction dropped the expired entries.
@@ -694,8 +711,16 @@ mod tests {
         let mode = {
             use std::os::unix::fs::PermissionsExt as _;
             (
-                std::fs::metadata(&folder).expect("folder").permissions().mode() & 0o777,
-                std::fs::metadata(folder.join(JOURNAL)).expect("file").permissions().mode() & 0o777,
+                std::fs::metadata(&folder)
+                    .expect("folder")
+                    .permissions()
+                    .mode()
+                    & 0o777,
+                std::fs::metadata(folder.join(JOURNAL))
+                    .expect("file")
+                    .permissions()
+                    .mode()
+                    & 0o777,
             )
         };
         assert_eq!(mode, (0o700, 0o600));
@@ -732,7 +757,10 @@ mod tests {
             Ok(false),
             "the entries before and after the damage are back"
         );
-        assert_eq!(cache.memory.insert([2; 16], "Job", now + 100, now), Ok(false));
+        assert_eq!(
+            cache.memory.insert([2; 16], "Job", now + 100, now),
+            Ok(false)
+        );
         cache.shutdown();
         assert_eq!(lines(&folder.join(JOURNAL)).len(), 2);
     }
@@ -769,17 +797,27 @@ mod tests {
         };
         let (cache, _) = open(&folder, &c, limits);
         for i in 0..10 {
-            assert_eq!(cache.first_use("Job", &format!("short-{i}"), now + 1, now), Ok(true));
+            assert_eq!(
+                cache.first_use("Job", &format!("short-{i}"), now + 1, now),
+                Ok(true)
+            );
         }
         c.0.store(now + 100, Ordering::SeqCst);
         for i in 0..3 {
-            assert_eq!(cache.first_use("Job", &format!("long-{i}"), now + 1000, now + 100), Ok(true));
+            assert_eq!(
+                cache.first_use("Job", &format!("long-{i}"), now + 1000, now + 100),
+                Ok(true)
+            );
         }
         // The writer compacts on its own (the 10 short ones expired); bounded wait.
         let path = folder.join(JOURNAL);
         let deadline = Instant::now() + Duration::from_secs(10);
         while lines(&path).len() != 3 {
-            assert!(Instant::now() < deadline, "not compacted: {:?}", lines(&path));
+            assert!(
+                Instant::now() < deadline,
+                "not compacted: {:?}",
+                lines(&path)
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         cache.shutdown();

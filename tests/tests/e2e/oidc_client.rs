@@ -229,7 +229,10 @@ async fn authlib_discovers_the_server_through_both_documents() {
             .unwrap_or_else(|| panic!("Authlib got no token: {result}"));
         assert_eq!(verify_with_jwks(&server, token).await["client_id"], "Job");
         for (member, verdict) in result["checks"].as_object().expect("checks") {
-            assert_eq!(verdict, "ok", "Authlib's RFC 8414 check of {member}: {result}");
+            assert_eq!(
+                verdict, "ok",
+                "Authlib's RFC 8414 check of {member}: {result}"
+            );
         }
     }
     assert_eq!(results[1]["authorization_endpoint"], Value::Null);
