@@ -6,7 +6,7 @@
 //! 1. `identity-server quickstart` in a temporary folder on 127.0.0.1 (its own process), with
 //!    `IdentityServer__HashConcurrency` set to `--hash-concurrency`; its demo client has an argon2id
 //!    hash at the production parameters (m=19456 KiB, t=2, p=1).
-//! 2. Idle: VmRSS of the server once it answered a first (failed) request.
+//! 2. Idle: VmRSS of the server once started, before any request.
 //! 3. Flood: `--rate` token requests a second for `--seconds`, each with the demo client's id and a
 //!    wrong secret (so each costs an argon2id verification: failures are never cached), spread over
 //!    `--sources` loopback addresses 127.0.0.2, 127.0.0.3, ... (Linux routes all of 127.0.0.0/8 to the
@@ -107,13 +107,13 @@ pub fn run(flood: &Flood, dir: &Path, server_bin: &Path) -> anyhow::Result<()> {
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()?;
-        // Idle: after a first request (TLS, the router and the argon2 pool are warm).
+        // Idle: started, before any request.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let idle = rss(pid).context("cannot read the server's VmRSS")?;
         let first = attempt(&clients[0], &endpoint, 0).await;
         if first != Some(401) {
             bail!("a wrong secret got {first:?} instead of 401");
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let idle = rss(pid).context("cannot read the server's VmRSS")?;
         let argon2 = u64::from(flood.hash_concurrency) * ARGON2_M_KIB * 1024;
         println!(
             "reference: idle VmRSS {} + argon2 memory {} ({} x {} KiB) = {}",
