@@ -9,8 +9,8 @@
 
 use std::fmt;
 
-use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::PasswordHasher;
+use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -310,18 +310,18 @@ mod tests {
                 panic!("argon2id")
             };
             let reference = Argon2::default()
-                .verify_password(secret.expose().as_bytes(), &PasswordHash::new(phc).expect("phc"))
+                .verify_password(
+                    secret.expose().as_bytes(),
+                    &PasswordHash::new(phc).expect("phc"),
+                )
                 .is_ok();
             assert_eq!(reference, expected);
             assert_eq!(hash.verify_in(secret, &mut memory), expected);
         }
         // Grown once to the production memory cost (19 MiB), never beyond.
         assert_eq!(memory.bytes(), 19 * 1024 * 1024);
-        let tampered = SecretHash::Argon2id(
-            strong
-                .to_attribute()
-                .replace("$argon2id$", "$argon2i$"),
-        );
+        let tampered =
+            SecretHash::Argon2id(strong.to_attribute().replace("$argon2id$", "$argon2i$"));
         assert!(!tampered.verify_in(&right, &mut memory));
     }
 

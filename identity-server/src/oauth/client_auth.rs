@@ -107,7 +107,9 @@ impl Authenticator {
         // Computed now rather than on the first unknown client, on an async thread.
         dummy_hash();
         let pool = HashPool::new(config.hash_concurrency).map_err(|e| {
-            tracing::error!("cannot start the argon2 threads (IdentityServer:HashConcurrency): {e}");
+            tracing::error!(
+                "cannot start the argon2 threads (IdentityServer:HashConcurrency): {e}"
+            );
             OAuthError::ServerError
         })?;
         Ok(Authenticator {
