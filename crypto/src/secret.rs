@@ -9,9 +9,9 @@
 
 use std::fmt;
 
+use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine as _;
@@ -135,9 +135,18 @@ impl SecretHash {
         matches!(self, SecretHash::Argon2id(_))
     }
 
-    /// Checks `secret` against this hash. Digest comparisons are constant-time; argon2's own
-    /// verification compares in constant time too.
+    /// Checks `secret` against this hash. Digest comparisons are constant-time, the argon2 output's
+    /// too. argon2 works in memory allocated for this call: a server verifying many secrets uses
+    /// [`SecretHash::verify_in`] with memory it keeps.
     pub fn verify(&self, secret: &ClientSecret) -> bool {
+        self.verify_in(secret, &mut Argon2Memory::new())
+    }
+
+    /// [`SecretHash::verify`] with argon2 working in `memory`, which is grown to the hash's memory
+    /// cost (m KiB) the first time and reused afterwards, so that a thread verifying secrets one after
+    /// the other keeps one buffer instead of allocating and freeing m KiB per verification (with
+    /// glibc, large blocks freed by many threads stay resident in their arenas).
+    pub fn verify_in(&self, secret: &ClientSecret, memory: &mut Argon2Memory) -> bool {
         let bytes = secret.expose().as_bytes();
         match self {
             SecretHash::Sha256(expected) => {
@@ -148,10 +157,7 @@ impl SecretHash {
                 let d = digest::digest(&digest::SHA512, bytes);
                 d.as_ref().ct_eq(expected.as_slice()).into()
             }
-            SecretHash::Argon2id(phc) => match PasswordHash::new(phc) {
-                Ok(parsed) => Argon2::default().verify_password(bytes, &parsed).is_ok(),
-                Err(_) => false,
-            },
+            SecretHash::Argon2id(phc) => argon2_matches(phc, bytes, memory).unwrap_or(false),
         }
     }
 
@@ -193,9 +199,65 @@ impl SecretHash {
     }
 }
 
+/// The memory an argon2 verification works in (m KiB of 1 KiB blocks), kept between verifications by
+/// whoever owns it. Its contents after a verification are derived from the secret: it never leaves
+/// the thread that owns it and is overwritten by the next verification.
+#[derive(Default)]
+pub struct Argon2Memory(Vec<Block>);
+
+impl Argon2Memory {
+    /// Empty: grown on first use.
+    pub fn new() -> Self {
+        Argon2Memory(Vec::new())
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.0.len() * Block::SIZE
+    }
+
+    /// The first `count` blocks, growing the buffer when it is smaller.
+    fn blocks(&mut self, count: usize) -> &mut [Block] {
+        if self.0.len() < count {
+            self.0.resize(count, Block::new());
+        }
+        &mut self.0[..count]
+    }
+}
+
+impl fmt::Debug for Argon2Memory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Argon2Memory({} KiB)", self.bytes() / 1024)
+    }
+}
+
+/// Recomputes the argon2id output of `phc` for `secret` in `memory` and compares it in constant time
+/// (what `PasswordVerifier::verify_password` does, with the caller's memory). `None` when the PHC
+/// string cannot be used.
+fn argon2_matches(phc: &str, secret: &[u8], memory: &mut Argon2Memory) -> Option<bool> {
+    let parsed = PasswordHash::new(phc).ok()?;
+    if parsed.algorithm.as_str() != "argon2id" {
+        return None;
+    }
+    let (salt, expected) = (parsed.salt.as_ref()?, parsed.hash.as_ref()?);
+    let params = Params::try_from(&parsed).ok()?;
+    let version = match parsed.version {
+        Some(v) => Version::try_from(v).ok()?,
+        None => Version::default(),
+    };
+    let count = params.block_count();
+    let argon2 = Argon2::new(Algorithm::Argon2id, version, params);
+    let mut out = Zeroizing::new(vec![0u8; expected.len()]);
+    argon2
+        .hash_password_into_with_memory(secret, salt.as_ref(), &mut out, memory.blocks(count))
+        .ok()?;
+    Some(out.as_slice().ct_eq(expected.as_bytes()).into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::PasswordVerifier;
 
     #[test]
     fn legacy_vector() {
@@ -226,6 +288,41 @@ mod tests {
         let parsed = SecretHash::parse(&a.to_attribute()).expect("phc");
         assert!(parsed.verify(&s));
         assert!(!parsed.verify(&ClientSecret::new("px")));
+    }
+
+    /// The verification in caller-provided memory agrees with the argon2 crate's own, at the
+    /// production parameters, for the right secret, wrong ones and a smaller hash in the same memory.
+    #[test]
+    fn verification_in_reused_memory_matches_the_crates_own() {
+        let right = ClientSecret::new("right");
+        let wrong = ClientSecret::new("wrong");
+        let strong = SecretHash::argon2id(&right).expect("hash");
+        let weak = SecretHash::danger_weak_argon2id(&right).expect("hash");
+        let mut memory = Argon2Memory::new();
+        for (hash, secret, expected) in [
+            (&strong, &right, true),
+            (&strong, &wrong, false),
+            (&weak, &right, true),
+            (&weak, &wrong, false),
+            (&strong, &right, true),
+        ] {
+            let SecretHash::Argon2id(phc) = hash else {
+                panic!("argon2id")
+            };
+            let reference = Argon2::default()
+                .verify_password(
+                    secret.expose().as_bytes(),
+                    &PasswordHash::new(phc).expect("phc"),
+                )
+                .is_ok();
+            assert_eq!(reference, expected);
+            assert_eq!(hash.verify_in(secret, &mut memory), expected);
+        }
+        // Grown once to the production memory cost (19 MiB), never beyond.
+        assert_eq!(memory.bytes(), 19 * 1024 * 1024);
+        let tampered =
+            SecretHash::Argon2id(strong.to_attribute().replace("$argon2id$", "$argon2i$"));
+        assert!(!tampered.verify_in(&right, &mut memory));
     }
 
     #[test]

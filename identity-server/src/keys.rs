@@ -244,13 +244,28 @@ impl EncryptionKeys {
     }
 }
 
-/// OpenID Connect Discovery 1.0 / RFC 8414 metadata.
-pub fn discovery_document(
+/// The server's metadata, as two documents: OpenID Connect Discovery 1.0
+/// (`/.well-known/openid-configuration`) and RFC 8414 (`/.well-known/oauth-authorization-server`).
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    pub openid_configuration: String,
+    pub oauth_authorization_server: String,
+}
+
+/// The metadata documents. This server has no authorization endpoint (client credentials only;
+/// `/connect/authorize` only answers that interactive authorization is not supported):
+/// - RFC 8414 section 2 makes `authorization_endpoint` required only for servers that support a
+///   grant using it, so the RFC 8414 document omits it (Authlib's metadata validation and
+///   openid-client accept it without);
+/// - OpenID Connect Discovery 1.0 section 3 lists it as REQUIRED, and the Rust `openidconnect` crate
+///   (4.x) refuses a document without it (`CoreProviderMetadata::discover_async` fails with "missing
+///   field `authorization_endpoint`"), so the OpenID Connect document keeps advertising it.
+pub fn discovery_documents(
     issuer: &str,
     alg: Algorithm,
     scopes: &[String],
     mutual_tls: bool,
-) -> String {
+) -> Discovery {
     let mut methods = vec![
         "client_secret_basic",
         "client_secret_post",
@@ -259,10 +274,9 @@ pub fn discovery_document(
     if mutual_tls {
         methods.extend(["tls_client_auth", "self_signed_tls_client_auth"]);
     }
-    serde_json::json!({
+    let mut oauth = serde_json::json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/.well-known/openid-configuration/jwks"),
-        "authorization_endpoint": format!("{issuer}/connect/authorize"),
         "token_endpoint": format!("{issuer}/connect/token"),
         "scopes_supported": scopes,
         "claims_supported": ["iss", "sub", "client_id", "aud", "scope", "profile", "jti", "iat", "nbf", "exp"],
@@ -273,8 +287,13 @@ pub fn discovery_document(
         "token_endpoint_auth_methods_supported": methods,
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
         "tls_client_certificate_bound_access_tokens": mutual_tls,
-    })
-    .to_string()
+    });
+    let oauth_authorization_server = oauth.to_string();
+    oauth["authorization_endpoint"] = format!("{issuer}/connect/authorize").into();
+    Discovery {
+        openid_configuration: oauth.to_string(),
+        oauth_authorization_server,
+    }
 }
 
 /// rustls configuration from the TLS PFX (leaf + chain), with the aws-lc-rs provider set explicitly

@@ -284,6 +284,7 @@ pub async fn run_loaded(
             .map_err(|e| ServerError::Load(vec![e]))?,
     );
     let live_clients = state.tokens.clients.clone();
+    let replay = state.tokens.replay.clone();
     let live_keys = state.tokens.keys.clone();
     let guard = connection_guard(&settings);
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -350,6 +351,8 @@ pub async fn run_loaded(
         }
     }
     reloader.abort();
+    // Written out after the last request: a restart must not reopen the replay window.
+    let _ = tokio::task::spawn_blocking(move || replay.shutdown()).await;
     result
 }
 
@@ -554,7 +557,7 @@ fn app_state(
         }
     };
     let mutual_tls = settings.client_certificates == settings::ClientCertificates::Optional;
-    let discovery = keys::discovery_document(
+    let discovery = keys::discovery_documents(
         issuer,
         keys.signer.algorithm(),
         &settings.scopes,
@@ -588,6 +591,13 @@ fn app_state(
         assertion_audiences.push(format!("https://{a}/connect/token"));
     }
     assertion_audiences.dedup();
+    let (replay, opened) = oauth::replay_journal::JournaledReplayCache::open(
+        &settings.deliveries.data_folder.join("replay"),
+        oauth::client_keys::MemoryReplayCache::new(1_000_000, 100_000),
+        settings.clock.clone(),
+        oauth::replay_journal::Limits::default(),
+    );
+    opened.log();
     let authenticator = Authenticator::new(AuthConfig {
         cache_ttl: settings.secret_cache_ttl,
         cache_size: settings.secret_cache_size,
@@ -620,10 +630,9 @@ fn app_state(
             // 30 s, at most MaxClientAssertionLifetimeSeconds + 30 s: one client may authenticate
             // 100,000 / (lifetime + 30) times a second (~1,100/s with the agent's 60 s assertions,
             // ~27/s with 1-hour ones) and all clients together 10 times that; beyond, the client gets
-            // temporarily_unavailable, never a replay accepted.
-            replay: Arc::new(oauth::client_keys::MemoryReplayCache::new(
-                1_000_000, 100_000,
-            )),
+            // temporarily_unavailable, never a replay accepted. Kept across restarts in
+            // <Deliveries:DataFolder>/replay (oauth::replay_journal), which adds a bounded queue.
+            replay: Arc::new(replay),
             max_assertion_lifetime: settings.max_client_assertion_lifetime.as_secs() as i64,
             client_authorities,
             assertion_audiences,

@@ -105,7 +105,8 @@ pub struct Settings {
     /// Failed authentications per minute allowed per client and per source address before 429.
     pub failed_authentications_per_minute: u32,
     /// `IdentityServer:MaxClientAssertionLifetimeSeconds`: the longest `exp - now` of a `private_key_jwt`
-    /// assertion (default 3600, what Authlib and Okta-style clients sign by default).
+    /// assertion, exactly (default 3660: the hour Authlib and Okta-style clients sign for by default,
+    /// plus a minute for a client clock ahead of the server's).
     pub max_client_assertion_lifetime: Duration,
     /// The server's time source (the system clock; tests inject one).
     pub clock: Arc<dyn Clock>,

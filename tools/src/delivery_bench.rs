@@ -22,7 +22,8 @@ use anyhow::{Context as _, bail};
 
 use crate::files_bench::{mib, same_content, write_source};
 
-struct Killed(Child);
+/// A child process killed (and reaped) when dropped.
+pub(crate) struct Killed(pub(crate) Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -241,7 +242,7 @@ fn push(
 }
 
 /// Current resident set of `pid` (Linux), bytes.
-fn rss(pid: u32) -> Option<u64> {
+pub(crate) fn rss(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(PathBuf::from(format!("/proc/{pid}/status"))).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -249,8 +250,8 @@ fn rss(pid: u32) -> Option<u64> {
 }
 
 /// Reads the server's standard output up to `listening on https://...`, for at most 60 s (a reader
-/// thread drains the rest, so that the server never blocks on a full pipe).
-fn wait_for_listening(child: &mut Child) -> anyhow::Result<()> {
+/// thread drains the rest, so that the server never blocks on a full pipe); the URL it listens on.
+pub(crate) fn wait_for_listening(child: &mut Child) -> anyhow::Result<String> {
     use std::io::BufRead as _;
     let stdout = child.stdout.take().context("server output")?;
     let (tx, rx) = std::sync::mpsc::channel();
@@ -258,14 +259,14 @@ fn wait_for_listening(child: &mut Child) -> anyhow::Result<()> {
         let mut told = false;
         for line in std::io::BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if !told && line.starts_with("listening on https://") {
+            if !told && let Some(url) = line.strip_prefix("listening on ") {
                 told = true;
-                let _ = tx.send(());
+                let _ = tx.send(url.trim().to_string());
             }
         }
     });
     match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(()) => Ok(()),
+        Ok(url) => Ok(url),
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
             bail!("the server did not start within 60 s")
         }

@@ -21,11 +21,14 @@ use crate::{Certificate, Jwk, PublicKey, SigningKey, b64, jwk};
 
 /// `client_assertion_type` of a JWT client assertion (RFC 7523 section 2.2).
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// Default longest lifetime (`exp` minus now) the server accepts. Assertions are meant for one request,
-/// but mainstream client libraries sign them for an hour by default (Authlib's `PrivateKeyJWT`, Okta's
-/// SDKs): refusing those would make `private_key_jwt` fail with default client settings. The `jti`
-/// replay cache keeps each assertion until its `exp`, so a longer lifetime costs memory, not safety.
-pub const DEFAULT_MAX_ASSERTION_LIFETIME_SECS: i64 = 3600;
+/// Default longest lifetime (`exp` minus now, exactly: no leeway is added) the server accepts.
+/// Assertions are meant for one request, but mainstream client libraries sign them for an hour by
+/// default (Authlib's `PrivateKeyJWT`, Okta's SDKs): refusing those would make `private_key_jwt` fail
+/// with default client settings. The extra minute is for a client whose clock runs ahead of the
+/// server's: its one-hour assertion reaches up to an hour plus that difference past the server's now.
+/// The `jti` replay cache keeps each assertion until its `exp`, so a longer lifetime costs memory, not
+/// safety.
+pub const DEFAULT_MAX_ASSERTION_LIFETIME_SECS: i64 = 3660;
 /// Lifetime of the assertions the agent makes.
 pub const ASSERTION_LIFETIME_SECS: i64 = 60;
 /// Largest assertion accepted (an RSA-4096 key in the header makes ~2 KiB).
@@ -126,6 +129,17 @@ impl AssertionSigner {
     /// An assertion for `client_id`, addressed to `audience` (the token endpoint URL), valid from `now`
     /// for [`ASSERTION_LIFETIME_SECS`], with a random `jti`.
     pub fn sign(&self, client_id: &str, audience: &str, now: i64) -> Result<String, KeyError> {
+        self.sign_for(client_id, audience, now, ASSERTION_LIFETIME_SECS)
+    }
+
+    /// [`AssertionSigner::sign`] with another lifetime: `exp` = `now` + `lifetime_secs`.
+    pub fn sign_for(
+        &self,
+        client_id: &str,
+        audience: &str,
+        now: i64,
+        lifetime_secs: i64,
+    ) -> Result<String, KeyError> {
         let mut jti = [0u8; 18];
         SystemRandom::new()
             .fill(&mut jti)
@@ -137,7 +151,7 @@ impl AssertionSigner {
             "jti": b64::url(&jti),
             "iat": now,
             "nbf": now,
-            "exp": now + ASSERTION_LIFETIME_SECS,
+            "exp": now.saturating_add(lifetime_secs),
         });
         let mut token = self.header_prefix.clone();
         token.push_str(&b64::url(claims.to_string().as_bytes()));
@@ -290,8 +304,9 @@ impl UnverifiedAssertion {
 impl VerifiedAssertion {
     /// RFC 7523 section 3: `iss` and `sub` are the client id (any spelling in `client_ids`, e.g.
     /// `Job` and `Job@host:port`; the first is the one named in messages), `aud` names this server (any of
-    /// `audiences`: its token endpoint or its issuer), `exp` is in the future but at most
-    /// `max_lifetime` seconds away (plus `leeway`), `nbf`/`iat` are not in the future, `jti` is present.
+    /// `audiences`: its token endpoint or its issuer), `exp` is in the future (or at most `leeway`
+    /// seconds past) and at most `max_lifetime` seconds away, exactly (no leeway: the maximum is the
+    /// documented setting), `nbf`/`iat` are not in the future (by more than `leeway`), `jti` is present.
     pub fn check(
         &self,
         client_ids: &[String],
@@ -339,7 +354,7 @@ impl VerifiedAssertion {
         if now >= exp.saturating_add(leeway) {
             return Err(AssertionError::Expired { exp, now });
         }
-        if exp > now.saturating_add(max_lifetime.saturating_add(leeway)) {
+        if exp > now.saturating_add(max_lifetime) {
             return Err(AssertionError::TooLong {
                 exp,
                 now,
@@ -540,6 +555,18 @@ mod tests {
             )
             .expect("a 1-hour assertion is accepted by default");
         assert_eq!(claims.expires_at, 4600);
+        // ... also from a client whose clock runs up to a minute ahead of the server's.
+        assert!(
+            verified
+                .check(
+                    &["c".to_string()],
+                    &audiences(),
+                    1000 - 60,
+                    30,
+                    DEFAULT_MAX_ASSERTION_LIFETIME_SECS,
+                )
+                .is_ok()
+        );
         assert!(matches!(
             verified.check(&["c".to_string()], &audiences(), 1000 - 100, 30, 3600),
             Err(AssertionError::TooLong { max: 3600, .. })
@@ -560,6 +587,31 @@ mod tests {
                 .verify(&ec_public),
             Err(AssertionError::AlgorithmMismatch { .. })
         ));
+    }
+
+    /// Issue 14 point 10a: the longest accepted `exp` is now + max_lifetime exactly (it used to be
+    /// 30 s more: the clock leeway was added on top).
+    #[test]
+    fn the_longest_accepted_lifetime_is_the_setting_exactly() {
+        let (s, public, _) = signer(KeyKind::EcP256);
+        let check = |lifetime: i64| {
+            let token = s.sign_for("c", AUD, 1000, lifetime).unwrap();
+            UnverifiedAssertion::parse(&token)
+                .unwrap()
+                .verify(&public)
+                .unwrap()
+                .check(&["c".to_string()], &audiences(), 1000, 30, 300)
+        };
+        assert_eq!(check(300).unwrap().expires_at, 1300);
+        assert!(matches!(
+            check(301),
+            Err(AssertionError::TooLong {
+                exp: 1301,
+                now: 1000,
+                max: 300
+            })
+        ));
+        assert!(check(330).is_err());
     }
 
     #[test]

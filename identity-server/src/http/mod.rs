@@ -72,8 +72,8 @@ pub struct AppState {
     /// `Limits:TokenRequestTimeoutSeconds`: the time a client has to send a whole token request body.
     pub token_request_timeout: Duration,
     pub tokens: TokenService,
-    /// Pre-rendered discovery document and JWKS.
-    pub discovery: String,
+    /// Pre-rendered discovery documents (OpenID Connect and RFC 8414) and JWKS.
+    pub discovery: crate::keys::Discovery,
     pub jwks: String,
     /// Verifies the bearer tokens presented to the server's API.
     pub bearer: crate::oauth::bearer::BearerVerifier,
@@ -87,7 +87,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/connect/token", post(token))
         .route("/connect/authorize", get(authorize))
         .route("/.well-known/openid-configuration", get(discovery))
-        .route("/.well-known/oauth-authorization-server", get(discovery))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(authorization_server_metadata),
+        )
         .route("/.well-known/openid-configuration/jwks", get(jwks))
         .route("/hc", get(health))
         .layer(DefaultBodyLimit::max(MAX_TOKEN_BODY))
@@ -272,7 +275,11 @@ async fn authorize() -> Response {
 }
 
 async fn discovery(State(state): State<Arc<AppState>>) -> Response {
-    json(state.discovery.clone())
+    json(state.discovery.openid_configuration.clone())
+}
+
+async fn authorization_server_metadata(State(state): State<Arc<AppState>>) -> Response {
+    json(state.discovery.oauth_authorization_server.clone())
 }
 
 async fn jwks(State(state): State<Arc<AppState>>) -> Response {

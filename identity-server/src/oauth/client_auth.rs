@@ -4,8 +4,9 @@
 //! - successful verifications are cached, keyed by an HMAC of (client id, presented secret) under a
 //!   per-process random key, and bound to the fingerprint of the client's current `HashedSecret`;
 //! - failures are never cached;
-//! - argon2 runs on blocking threads behind a semaphore; when it stays full the client gets
-//!   `temporarily_unavailable` instead of an unbounded queue;
+//! - argon2 runs on a fixed pool of `HashConcurrency` threads that keep their argon2 memory
+//!   ([`super::hash_pool`]), behind a semaphore of as many permits; when it stays full for `hash_wait`
+//!   the client gets `temporarily_unavailable` instead of an unbounded queue;
 //! - failed authentications are rate limited per source address (IPv6 per /64), not per client: client
 //!   identifiers are not secret, so a per-client limit would let anyone lock a client out. The budget is
 //!   taken *before* a verification and given back on success, so parallel guesses cannot overrun it; it
@@ -22,10 +23,12 @@ use std::time::Duration;
 
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use ids_crypto::secret::Argon2Memory;
 use ids_crypto::{ClientSecret, SecretHash};
 use tokio::sync::Semaphore;
 
 use super::OAuthError;
+use super::hash_pool::HashPool;
 use crate::access_control::RegisteredClient;
 
 /// Why authentication failed, for the server log only (the client always sees `invalid_client`).
@@ -75,6 +78,8 @@ pub struct Authenticator {
     cache_key: hmac::Key,
     cache: Mutex<HashMap<[u8; 32], CacheEntry>>,
     semaphore: Arc<Semaphore>,
+    /// `hash_concurrency` threads; a job runs there only with a permit of `semaphore`.
+    pool: HashPool,
     failures: Mutex<HashMap<IpAddr, Bucket>>,
 }
 
@@ -101,8 +106,15 @@ impl Authenticator {
             .map_err(|_| OAuthError::ServerError)?;
         // Computed now rather than on the first unknown client, on an async thread.
         dummy_hash();
+        let pool = HashPool::new(config.hash_concurrency).map_err(|e| {
+            tracing::error!(
+                "cannot start the argon2 threads (IdentityServer:HashConcurrency): {e}"
+            );
+            OAuthError::ServerError
+        })?;
         Ok(Authenticator {
-            semaphore: Arc::new(Semaphore::new(config.hash_concurrency.max(1))),
+            semaphore: Arc::new(Semaphore::new(pool.threads())),
+            pool,
             config,
             cache_key: hmac::Key::new(hmac::HMAC_SHA256, &key),
             cache: Mutex::new(HashMap::new()),
@@ -161,11 +173,25 @@ impl Authenticator {
         }
     }
 
-    /// Verifies a secret; argon2 runs on a blocking thread behind the concurrency limit.
+    /// Verifies a secret; argon2 runs on the pool, behind the concurrency limit.
     async fn verify(&self, hash: &SecretHash, secret: &ClientSecret) -> Result<bool, OAuthError> {
         if !hash.is_slow() {
             return Ok(hash.verify(secret));
         }
+        let hash = hash.clone();
+        let secret = secret.clone();
+        self.run_hashing(move |memory| hash.verify_in(&secret, memory))
+            .await
+    }
+
+    /// Runs `job` on the argon2 pool once a permit is free (waiting at most `hash_wait`, else
+    /// `temporarily_unavailable`). The permit goes with the job and is released when the job ends,
+    /// even if the request is abandoned meanwhile: the pool never has more jobs than threads.
+    pub(crate) async fn run_hashing<R, F>(&self, job: F) -> Result<R, OAuthError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Argon2Memory) -> R + Send + 'static,
+    {
         let permit = tokio::time::timeout(
             self.config.hash_wait,
             self.semaphore.clone().acquire_owned(),
@@ -173,14 +199,13 @@ impl Authenticator {
         .await
         .map_err(|_| OAuthError::TemporarilyUnavailable)?
         .map_err(|_| OAuthError::ServerError)?;
-        let hash = hash.clone();
-        let secret = secret.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            hash.verify(&secret)
-        })
-        .await
-        .map_err(|_| OAuthError::ServerError)
+        self.pool
+            .run(move |memory| {
+                let _permit = permit;
+                job(memory)
+            })
+            .await
+            .map_err(|_| OAuthError::ServerError)
     }
 
     fn cache_key(&self, client_id: &str, secret: &ClientSecret) -> [u8; 32] {

@@ -80,6 +80,10 @@ pub trait ReplayCache: Send + Sync + std::fmt::Debug {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, KeyRejection>;
+
+    /// Called once when the server stops gracefully: writes out what is not durable yet. Nothing
+    /// to do for a cache that keeps nothing beyond the process.
+    fn shutdown(&self) {}
 }
 
 /// A bounded in-memory [`ReplayCache`]. Entries are only added after a signature verified, so only
@@ -115,7 +119,8 @@ impl ReplayState {
     }
 }
 
-fn replay_key(client_id: &str, jti: &str) -> [u8; 16] {
+/// The key an assertion is remembered by: SHA-256 of (client id, jti), truncated to 128 bits.
+pub(crate) fn replay_key(client_id: &str, jti: &str) -> [u8; 16] {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     ctx.update(&(client_id.len() as u64).to_be_bytes());
     ctx.update(client_id.as_bytes());
@@ -144,10 +149,22 @@ impl ReplayCache for MemoryReplayCache {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, KeyRejection> {
+        self.insert(replay_key(client_id, jti), client_id, expires_at, now)
+    }
+}
+
+impl MemoryReplayCache {
+    /// [`ReplayCache::first_use`] by key.
+    pub(crate) fn insert(
+        &self,
+        key: [u8; 16],
+        client_id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, KeyRejection> {
         let Ok(mut state) = self.state.lock() else {
             return Err(KeyRejection::ReplayCacheFull);
         };
-        let key = replay_key(client_id, jti);
         if state
             .seen
             .get(&key)
@@ -181,6 +198,43 @@ impl ReplayCache for MemoryReplayCache {
             *state.per_client.entry(client).or_default() += 1;
         }
         Ok(true)
+    }
+
+    /// Puts back an entry remembered before a restart, when it is still live at `now` and there is
+    /// room (the shares were respected when it was first recorded). Whether it was put back.
+    pub(crate) fn restore(
+        &self,
+        key: [u8; 16],
+        client_id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> bool {
+        if expires_at.saturating_add(LEEWAY) < now {
+            return false;
+        }
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        if state.seen.contains_key(&key) || state.seen.len() >= self.capacity {
+            return false;
+        }
+        let client: Arc<str> = match state.per_client.get_key_value(client_id) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(client_id),
+        };
+        state.seen.insert(key, (expires_at, client.clone()));
+        *state.per_client.entry(client).or_default() += 1;
+        true
+    }
+
+    /// Number of entries held (live or not yet purged).
+    pub fn len(&self) -> usize {
+        self.state.lock().map(|s| s.seen.len()).unwrap_or(0)
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

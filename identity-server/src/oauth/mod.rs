@@ -5,6 +5,8 @@ pub mod bearer;
 pub mod client_auth;
 pub mod client_keys;
 pub mod error;
+pub mod hash_pool;
+pub mod replay_journal;
 pub mod request;
 pub mod token;
 

@@ -258,6 +258,96 @@ async fn authorized_clients_folder_takes_effect_without_a_restart() {
     server.stop().await;
 }
 
+/// A deployment with the client `Poller2` registered by the thumbprint of a key `ids-keytool` made.
+fn poller2(d: &Deployment) -> AssertionSigner {
+    let (key, public) = agent_key(d.path(), "poller2");
+    let tp = thumbprint(d.path(), &public);
+    d.write_xml(
+        "clients.xml",
+        &xml_with(&format!(
+            r#"<OpenIdClient Identifier="Poller2" Thumbprints="{tp}" Profile="Administrator" />"#
+        )),
+    );
+    signer(&key)
+}
+
+/// Issue 14 point 5: an assertion refused as a replay used to be accepted again after a restart (the
+/// replay cache was in memory only). The deployment has no EncryptionCertificate, so deliveries are
+/// off: the journal (`data/replay`) does not depend on them.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_assertion_replayed_after_a_restart_is_refused() {
+    let d = Deployment::new();
+    let s = poller2(&d);
+    d.write();
+    let server = d.start().await;
+    let addr = server.addr.to_string();
+    let endpoint = server.url("/connect/token");
+    let assertion = s
+        .sign("Poller2", &endpoint, identity_server::unix_now())
+        .expect("sign");
+    assert_eq!(assertion_request(&server, &assertion).await.0, 200);
+    assert_eq!(
+        assertion_request(&server, &assertion).await.0,
+        401,
+        "a replay is refused"
+    );
+    server.stop().await;
+
+    let journal = d.path().join("data/replay/journal");
+    assert!(journal.is_file(), "no journal at {}", journal.display());
+    // A crash while the journal was being written leaves a torn last line: tolerated (and reported).
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&journal)
+            .expect("journal");
+        f.write_all(b"0123456789abcdef01").expect("append");
+    }
+
+    // Restarted on the same port, so with the same issuer and token endpoint (the assertion's aud).
+    let server = d.start_at(&addr).await;
+    assert_eq!(server.url("/connect/token"), endpoint);
+    let (status, body) = assertion_request(&server, &assertion).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "the assertion replayed after a restart is refused: {body}"
+    );
+    // Not for any other reason: a fresh assertion of the same key is accepted.
+    let fresh = s
+        .sign("Poller2", &endpoint, identity_server::unix_now())
+        .expect("sign");
+    assert_eq!(assertion_request(&server, &fresh).await.0, 200);
+    server.stop().await;
+}
+
+/// Issue 14 point 10a: with `MaxClientAssertionLifetimeSeconds` 300, exp = now + 300 is accepted and
+/// now + 301 refused (the server used to add its 30 s clock leeway, accepting up to now + 330).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_longest_accepted_assertion_lifetime_is_the_setting_exactly() {
+    let mut d = Deployment::new();
+    let s = poller2(&d);
+    d.set(
+        "IdentityServer.MaxClientAssertionLifetimeSeconds",
+        json!(300),
+    );
+    d.write();
+    // The server's clock, frozen: `now` below is the server's now, to the second.
+    let clock = crate::support::TestClock::new(identity_server::unix_now());
+    let server = d.start_with_clock(clock.clone()).await;
+    let endpoint = server.url("/connect/token");
+    let now = identity_server::Clock::now(&*clock);
+    for (lifetime, expected) in [(300, 200), (301, 401), (330, 401), (60, 200)] {
+        let assertion = s
+            .sign_for("Poller2", &endpoint, now, lifetime)
+            .expect("sign");
+        let (status, body) = assertion_request(&server, &assertion).await;
+        assert_eq!(status, expected, "exp = now + {lifetime}: {body}");
+    }
+    server.stop().await;
+}
+
 /// The private CA, server and client certificates, made with `ids-keytool` only.
 struct Pki {
     ca: PathBuf,

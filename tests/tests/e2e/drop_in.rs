@@ -744,6 +744,37 @@ fn ids_bench_deliver_runs_against_quickstart() {
     assert!(stdout.contains("identical to the source"), "{stdout}");
 }
 
+/// The benchmark of issue 14 point 9 runs (its figures are in docs/performance.md; no threshold here).
+#[test]
+fn ids_bench_argon2_flood_runs_against_quickstart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(
+        "ids-bench",
+        &[
+            "argon2-flood",
+            "--seconds",
+            "2",
+            "--rate",
+            "5",
+            "--sources",
+            "3",
+            "--dir",
+            &dir.path().display().to_string(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        code(&out),
+        0,
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("answers 401: 10") && stdout.contains("server VmRSS: peak"),
+        "{stdout}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_agent_gets_the_servers_certificate_from_its_pfx_with_ids_keytool() {
     use crate::support::{AgentDeployment, PASSWORD};

@@ -283,6 +283,23 @@ pub fn python_with(module: &str, test: &str) -> bool {
     ok
 }
 
+/// `tests/node` when `node` runs and `npm ci` installed `package` there (`tests/node/package.json`);
+/// when not, says the test is skipped and why.
+pub fn node_with(package: &str, test: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("node");
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if node && dir.join("node_modules").join(package).is_dir() {
+        return Some(dir);
+    }
+    eprintln!(
+        "SKIPPED {test}: node with the `{package}` package is not installed (cd tests/node && npm ci; .ci/run does it)"
+    );
+    None
+}
+
 /// Verifies `token` against the server's JWKS with jsonwebtoken (an independent implementation).
 pub async fn verify_with_jwks(server: &Server, token: &str) -> Value {
     let header = jsonwebtoken::decode_header(token).expect("header");

@@ -21,6 +21,10 @@
 //! `ids-bench idle [--idle-connections 2000]` opens idle TLS connections to the quickstart server and
 //! measures how soon they are closed and a normal client's token latency meanwhile, next to the same
 //! client without them (see `ids_tools::idle_bench`).
+//!
+//! `ids-bench argon2-flood` measures the server's resident memory under a flood of failed
+//! `client_secret` authentications from many loopback addresses, next to its idle memory plus the
+//! argon2 memory of `HashConcurrency` verifications (see `ids_tools::flood_bench`).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -100,6 +104,27 @@ enum Mode {
         #[arg(long, default_value_t = 10)]
         idle_seconds: u64,
     },
+    /// The server's resident memory (VmRSS, VmHWM) under a flood of failed client_secret
+    /// authentications (argon2id each) from many loopback addresses, next to its idle memory plus
+    /// HashConcurrency x the argon2 memory cost. Uses `--server` (default: next to this binary).
+    #[command(name = "argon2-flood")]
+    Argon2Flood {
+        /// Duration of the flood.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Failed authentications sent per second.
+        #[arg(long, default_value_t = 50)]
+        rate: u64,
+        /// Source addresses (127.0.0.2 and up), so that none exceeds the per-address failure budget.
+        #[arg(long, default_value_t = 120)]
+        sources: u32,
+        /// `IdentityServer:HashConcurrency` of the server.
+        #[arg(long, default_value_t = 2)]
+        hash_concurrency: u32,
+        /// Folder for the server's quickstart deployment (default: the system temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 struct Killed(Child);
@@ -137,6 +162,29 @@ fn main() -> anyhow::Result<()> {
                 .context("no parent folder")?
                 .to_path_buf();
             return ids_tools::idle_bench::run(*idle_connections, (*idle_seconds).max(1), &bin);
+        }
+        Some(Mode::Argon2Flood {
+            seconds,
+            rate,
+            sources,
+            hash_concurrency,
+            dir,
+        }) => {
+            let dir = dir.clone().unwrap_or_else(std::env::temp_dir);
+            let server_bin = match cli.server.clone() {
+                Some(p) => p,
+                None => std::env::current_exe()?
+                    .parent()
+                    .context("no parent folder")?
+                    .join("identity-server"),
+            };
+            let flood = ids_tools::flood_bench::Flood {
+                seconds: (*seconds).max(1),
+                rate: (*rate).max(1),
+                sources: *sources,
+                hash_concurrency: (*hash_concurrency).max(1),
+            };
+            return ids_tools::flood_bench::run(&flood, &dir, &server_bin);
         }
         None => {}
     }
