@@ -286,7 +286,10 @@ fn read_banner(stdout: std::process::ChildStdout) -> anyhow::Result<Quickstart> 
         for line in std::io::BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             if let Some(rest) = line.strip_prefix("listening on https://") {
-                port = rest.rsplit(':').next().and_then(|p| p.trim().parse::<u16>().ok());
+                port = rest
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.trim().parse::<u16>().ok());
             }
             if let (Some(port), Some(curl)) = (port, line.trim().strip_prefix("curl ")) {
                 let _ = tx.send((port, curl.to_string()));

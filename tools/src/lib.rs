@@ -10,6 +10,6 @@
 
 pub mod delivery_bench;
 pub mod files_bench;
-pub mod idle_bench;
 pub mod flood_bench;
+pub mod idle_bench;
 pub mod keytool;
