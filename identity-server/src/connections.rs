@@ -257,12 +257,27 @@ impl<T> Tracked<T> {
         self.idle_timer.as_mut().poll(cx).is_ready()
     }
 
-    fn write_stalled(&mut self, cx: &mut Context<'_>) -> bool {
+    /// What a write returned, or an error when the client has read nothing for the idle timeout.
+    fn written(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        if written.is_ready() {
+            self.write_timer = None;
+            return written;
+        }
         let timeout = self.idle_timeout;
         let timer = self
             .write_timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        timer.as_mut().poll(cx).is_ready()
+        if timer.as_mut().poll(cx).is_ready() {
+            Poll::Ready(Err(timed_out(
+                "the client read nothing for Limits:IdleTimeoutSeconds",
+            )))
+        } else {
+            Poll::Pending
+        }
     }
 }
 
@@ -294,21 +309,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Pending => {
-                if this.write_stalled(cx) {
-                    Poll::Ready(Err(timed_out(
-                        "the client read nothing for Limits:IdleTimeoutSeconds",
-                    )))
-                } else {
-                    Poll::Pending
-                }
-            }
-            ready => {
-                this.write_timer = None;
-                ready
-            }
-        }
+        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.written(cx, written)
     }
 
     fn poll_write_vectored(
@@ -317,21 +319,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Pending => {
-                if this.write_stalled(cx) {
-                    Poll::Ready(Err(timed_out(
-                        "the client read nothing for Limits:IdleTimeoutSeconds",
-                    )))
-                } else {
-                    Poll::Pending
-                }
-            }
-            ready => {
-                this.write_timer = None;
-                ready
-            }
-        }
+        let written = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.written(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
