@@ -51,6 +51,8 @@ use crate::Clock;
 pub const JOURNAL: &str = "journal";
 /// Entries waiting for the writer, at most (~48 bytes each).
 pub const QUEUE_CAPACITY: usize = 16_384;
+/// The writer's pause after a write, to gather entries into batches.
+const BATCH_PAUSE: Duration = Duration::from_millis(20);
 const HEADER: &str = "# ids replay journal v1: <128-bit replay key, hex> <exp, Unix seconds> <client id, base64url>\n";
 /// Longest wait for the writer to finish at shutdown.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
@@ -531,13 +533,20 @@ impl WriterState {
                     Err(_) => break,
                 }
             }
-            if !batch.is_empty() {
+            let wrote = !batch.is_empty();
+            if wrote {
                 self.write(&batch);
                 batch.clear();
             }
             if closing {
                 self.sync();
                 return;
+            }
+            if wrote {
+                // Let the next entries gather: one write per pause instead of one per token, and no
+                // wake-up of this thread on the request path while it sleeps (an entry waits at
+                // most this long before it reaches the kernel).
+                std::thread::sleep(BATCH_PAUSE);
             }
             if self.dirty && self.last_sync.elapsed() >= self.limits.sync_interval {
                 self.sync();
