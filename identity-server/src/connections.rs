@@ -1,7 +1,8 @@
 //! What a connection may hold, whoever opens it (`Limits` settings): a cap on open connections
 //! (over it, new ones are closed at once, never queued), an idle timeout for connections without a
-//! request in flight (HTTP/1.1 keep-alive, HTTP/2, and connections that never send a request), a
-//! bound on writes the client does not read, and the open-file limit raised at start-up.
+//! request in flight (HTTP/1.1 keep-alive, HTTP/2, and connections that never send a request) or
+//! whose responses make no progress (an HTTP/2 client granting no flow-control window), a bound on
+//! writes the client does not read, and the open-file limit raised at start-up.
 //!
 //! The TLS handshake timeout is the acceptor's (see `lib.rs`), the request-header timeout hyper's,
 //! and the token request body deadline the token handler's.
@@ -170,8 +171,13 @@ struct ConnState {
     /// When the last request ended (or the connection opened), in ms since `epoch`.
     idle_since_ms: AtomicU64,
     epoch: Instant,
-    /// The reader parked while requests were in flight: woken when the last one ends, to arm the
-    /// idle timer.
+    /// Requests whose response head is ready and whose body is being sent.
+    responding: AtomicUsize,
+    /// When a response last made progress (its head ready, or a body frame taken), in ms since
+    /// `epoch`.
+    progress_ms: AtomicU64,
+    /// The reader parked while requests were in flight: woken when the last one ends or a response
+    /// starts, to arm the idle timer.
     reader: futures_util::task::AtomicWaker,
 }
 
@@ -181,8 +187,41 @@ impl ConnState {
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
             epoch: Instant::now(),
+            responding: AtomicUsize::new(0),
+            progress_ms: AtomicU64::new(0),
             reader: futures_util::task::AtomicWaker::new(),
         }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn progress(&self) {
+        self.progress_ms.store(self.now_ms(), Ordering::Release);
+    }
+
+    fn responding(self: &Arc<Self>) -> Responding {
+        self.progress();
+        self.responding.fetch_add(1, Ordering::AcqRel);
+        self.reader.wake();
+        Responding(self.clone())
+    }
+
+    /// Since when the connection counts as idle: with no request in flight, since the last one
+    /// ended; with every request in flight answering, since a response last made progress (an
+    /// HTTP/2 client that grants no flow-control window stalls a response without blocking a
+    /// write); `None` while a request is still being handled.
+    fn idle_since_when(&self) -> Option<Instant> {
+        let in_flight = self.in_flight.load(Ordering::Acquire);
+        let ms = if in_flight == 0 {
+            self.idle_since_ms.load(Ordering::Acquire)
+        } else if self.responding.load(Ordering::Acquire) >= in_flight {
+            self.progress_ms.load(Ordering::Acquire)
+        } else {
+            return None;
+        };
+        Some(self.epoch + Duration::from_millis(ms))
     }
 
     fn idle_since(&self) -> Instant {
@@ -199,9 +238,19 @@ impl ConnState {
 #[derive(Debug)]
 pub struct InFlight(Arc<ConnState>);
 
+/// A response being sent, until its body is sent (or dropped).
+#[derive(Debug)]
+struct Responding(Arc<ConnState>);
+
+impl Drop for Responding {
+    fn drop(&mut self) {
+        self.0.responding.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let ms = u64::try_from(self.0.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let ms = self.0.now_ms();
         self.0.idle_since_ms.store(ms, Ordering::Release);
         if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.reader.wake();
@@ -244,10 +293,10 @@ impl<T> Tracked<T> {
     /// the task is woken when it will have been.
     fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
         self.state.reader.register(cx.waker());
-        if self.state.in_flight.load(Ordering::Acquire) > 0 {
+        let Some(since) = self.state.idle_since_when() else {
             return false;
-        }
-        let deadline = self.state.idle_since() + self.idle_timeout;
+        };
+        let deadline = since + self.idle_timeout;
         if Instant::now() >= deadline {
             return true;
         }
@@ -358,11 +407,13 @@ where
 
     fn call(&mut self, request: R) -> Self::Future {
         let in_flight = self.state.begin();
+        let state = self.state.clone();
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await?;
             Ok(response.map(|body| CountedBody {
                 inner: body,
+                responding: state.responding(),
                 _in_flight: in_flight,
             }))
         })
@@ -373,6 +424,8 @@ where
 #[derive(Debug)]
 pub struct CountedBody<B> {
     inner: B,
+    /// Dropped before `_in_flight` (field order), so that `responding <= in_flight` holds.
+    responding: Responding,
     _in_flight: InFlight,
 }
 
@@ -384,7 +437,12 @@ impl<B: http_body::Body + Unpin> http_body::Body for CountedBody<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &frame {
+            this.responding.0.progress();
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {

@@ -108,10 +108,7 @@ async fn token(
     body: Body,
 ) -> Response {
     let deadline = state.token_request_timeout;
-    let body = match tokio::time::timeout(deadline, read_token_body(body, version, &headers))
-        .await
-        .unwrap_or(Err(BodyError::TimedOut(deadline)))
-    {
+    let body = match read_token_body(body, version, &headers, deadline).await {
         Ok(b) => b,
         Err(e @ BodyError::TimedOut(_)) => {
             let mut response = ErrorResponse(
@@ -210,6 +207,7 @@ async fn read_token_body(
     mut body: Body,
     version: Version,
     headers: &HeaderMap,
+    deadline: Duration,
 ) -> Result<Bytes, BodyError> {
     use http_body_util::BodyExt as _;
 
@@ -228,19 +226,29 @@ async fn read_token_body(
     }
     let mut kept = bytes::BytesMut::new();
     let mut received: u64 = 0;
-    while received <= limit {
-        match body.frame().await {
-            None => return Ok(kept.freeze()),
-            Some(Err(e)) => return Err(BodyError::Unreadable(e.to_string())),
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    received += data.len() as u64;
-                    if received <= limit {
-                        kept.extend_from_slice(&data);
+    // The deadline bounds reading the body up to the limit; draining an over-limit body has its own.
+    let read = async {
+        while received <= limit {
+            match body.frame().await {
+                None => return Ok(Some(kept.split().freeze())),
+                Some(Err(e)) => return Err(BodyError::Unreadable(e.to_string())),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        received += data.len() as u64;
+                        if received <= limit {
+                            kept.extend_from_slice(&data);
+                        }
                     }
                 }
             }
         }
+        Ok(None)
+    };
+    match tokio::time::timeout(deadline, read).await {
+        Err(_) => return Err(BodyError::TimedOut(deadline)),
+        Ok(Err(e)) => return Err(e),
+        Ok(Ok(Some(complete))) => return Ok(complete),
+        Ok(Ok(None)) => {}
     }
     let drain = async {
         loop {

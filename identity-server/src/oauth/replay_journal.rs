@@ -629,8 +629,11 @@ impl WriterState {
             let mut fresh = AtomicFile::create(&self.path, true)?;
             fresh.write_all(HEADER.as_bytes())?;
             let kept = copy_live(File::open(&self.path)?, &mut fresh, now, None)?;
+            // The handle to append with is taken before the rename, so that it is the new journal's
+            // (opening the path afterwards could fail, leaving appends to the replaced file).
+            let file = fresh.file().try_clone()?;
             fresh.commit()?;
-            Ok((kept, append(&self.path)?))
+            Ok((kept, file))
         })();
         match result {
             Ok((kept, file)) => {

@@ -160,6 +160,41 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
     server.stop().await;
 }
 
+/// An HTTP/2 client that grants no flow-control window holds its responses (and the connection)
+/// without blocking any write: the connection is closed once no response has made progress for the
+/// idle timeout. Before: held forever, with its `Limits:MaxConnections` slot.
+#[tokio::test]
+async fn an_http2_client_granting_no_window_is_cut_after_the_idle_timeout() {
+    let d = deployment(json!({ "IdleTimeoutSeconds": 2 }));
+    let server = d.start().await;
+    let h2 = tls_connect(d.path(), server.addr, &[b"h2"])
+        .await
+        .expect("tls");
+    let (mut sender, connection) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_stream_window_size(0)
+            .handshake(hyper_util::rt::TokioIo::new(h2))
+            .await
+            .expect("h2 handshake");
+    let connection = tokio::spawn(connection);
+    let request = http::Request::get(format!(
+        "https://localhost:{}/.well-known/openid-configuration",
+        server.addr.port()
+    ))
+    .body(http_body_util::Empty::<bytes::Bytes>::new())
+    .expect("request");
+    let response = sender.send_request(request).await.expect("h2 request");
+    assert_eq!(response.status(), 200);
+    // The body never comes (no window): the response is kept, unread.
+    let closed = tokio::time::timeout(Duration::from_secs(2) + MARGIN, connection).await;
+    assert!(
+        closed.is_ok(),
+        "an HTTP/2 connection whose client grants no window stayed open"
+    );
+    drop(response);
+    server.stop().await;
+}
+
 /// A TCP connection that never starts TLS is closed after `Limits:TlsHandshakeTimeoutSeconds`.
 #[tokio::test]
 async fn a_connection_that_never_starts_tls_is_closed_after_the_handshake_timeout() {
