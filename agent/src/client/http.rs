@@ -37,6 +37,9 @@ impl Http {
             .connect_timeout(settings.http.connect_timeout)
             // A peer that vanished (host down, cable cut) is noticed during a long upload too.
             .tcp_keepalive(Duration::from_secs(30))
+            // The server closes an idle HTTP/1.1 connection after 10 s by default: do not keep one
+            // that long, so a request never goes out on a connection the server is closing.
+            .pool_idle_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("ids-agent/", env!("CARGO_PKG_VERSION")))
             .build()
