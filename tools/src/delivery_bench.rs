@@ -14,22 +14,14 @@
 //!
 //! Target (issue 5): the server's peak memory flat, independent of the file size.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
 use crate::files_bench::{mib, same_content, write_source};
-
-/// A child process killed (and reaped) when dropped.
-pub(crate) struct Killed(pub(crate) Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::{Killed, rss};
 
 /// Runs the benchmark with a file of `size_mib` MiB in `dir`, using the binaries in `bin`.
 pub fn run(size_mib: u64, dir: &Path, bin: &Path) -> anyhow::Result<()> {
@@ -239,14 +231,6 @@ fn push(
         bail!("agent push failed: {err}");
     }
     Ok((secs, server_peak, agent_peak))
-}
-
-/// Current resident set of `pid` (Linux), bytes.
-pub(crate) fn rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(PathBuf::from(format!("/proc/{pid}/status"))).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// Reads the server's standard output up to `listening on https://...`, for at most 60 s (a reader

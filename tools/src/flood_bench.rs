@@ -29,8 +29,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use crate::delivery_bench::{Killed, rss, wait_for_listening};
+use crate::delivery_bench::wait_for_listening;
 use crate::files_bench::mib;
+use crate::{Killed, proc_status_bytes, rss};
 
 /// argon2id memory cost of the hashes quickstart writes (argon2's default, OWASP), KiB.
 const ARGON2_M_KIB: u64 = 19_456;
@@ -173,7 +174,7 @@ pub fn run(flood: &Flood, dir: &Path, server_bin: &Path) -> anyhow::Result<()> {
             .join()
             .map_err(|_| anyhow::anyhow!("the sampler panicked"))?;
         let last = rss(pid);
-        let hwm = status_kib(pid, "VmHWM:").map(|k| k * 1024);
+        let hwm = proc_status_bytes(pid, "VmHWM:");
         let verified = statuses.get("401").copied().unwrap_or(0);
         println!(
             "flood: {total} requests in {elapsed:.1} s; answers {}; {:.1} verified failures/s",
@@ -225,11 +226,4 @@ async fn attempt(client: &reqwest::Client, endpoint: &str, n: u64) -> Option<u16
     let status = response.status().as_u16();
     let _ = response.bytes().await;
     Some(status)
-}
-
-/// A `kB` line of /proc/PID/status, in KiB.
-fn status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -11,7 +11,7 @@
 //!    server's peak resident memory.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -19,13 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use tokio::io::AsyncReadExt as _;
 
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::{Killed, percentiles, rss};
 
 /// What quickstart printed: where it listens and the demo client.
 struct Quickstart {
@@ -93,36 +87,33 @@ async fn measure(
         .pool_max_idle_per_host(0)
         .build()?;
 
+    let start_normal_client = |stop: Arc<AtomicBool>| {
+        tokio::spawn(normal_client(
+            keep_alive.clone(),
+            fresh.clone(),
+            qs.token_url.clone(),
+            qs.client_id.clone(),
+            qs.secret.clone(),
+            stop,
+        ))
+    };
+
     // 2. Reference.
     let stop = Arc::new(AtomicBool::new(false));
-    let reference = tokio::spawn(normal_client(
-        keep_alive.clone(),
-        fresh.clone(),
-        qs.token_url.clone(),
-        qs.client_id.clone(),
-        qs.secret.clone(),
-        stop.clone(),
-    ));
+    let reference = start_normal_client(stop.clone());
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);
     let (mut ref_kept, mut ref_new, ref_failed) = reference.await?;
-    let idle_rss = rss_kib(pid);
+    let idle_rss = rss(pid).unwrap_or(0);
     println!(
         "reference, no idle connection: keep-alive {}; new connection {}; {ref_failed} failed",
-        percentiles(&mut ref_kept),
-        percentiles(&mut ref_new),
+        tokens(&mut ref_kept),
+        tokens(&mut ref_new),
     );
 
     // 3. Idle connections, with the normal client running throughout.
     let stop = Arc::new(AtomicBool::new(false));
-    let during = tokio::spawn(normal_client(
-        keep_alive.clone(),
-        fresh.clone(),
-        qs.token_url.clone(),
-        qs.client_id.clone(),
-        qs.secret.clone(),
-        stop.clone(),
-    ));
+    let during = start_normal_client(stop.clone());
     let connector = connector(&ca_pem)?;
     let idle = Duration::from_secs(idle_seconds);
     let limit = idle + Duration::from_secs(30);
@@ -131,7 +122,7 @@ async fn measure(
         let (peak, stop) = (peak.clone(), stop.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                peak.fetch_max(rss(pid).unwrap_or(0), Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })
@@ -202,13 +193,13 @@ async fn measure(
     );
     println!(
         "normal client meanwhile: keep-alive {}; new connection {}; {failed} failed",
-        percentiles(&mut kept),
-        percentiles(&mut new)
+        tokens(&mut kept),
+        tokens(&mut new)
     );
     println!(
         "server resident memory: {} MiB before, peak {} MiB with the idle connections",
-        idle_rss / 1024,
-        peak.load(Ordering::Relaxed) / 1024
+        idle_rss / (1024 * 1024),
+        peak.load(Ordering::Relaxed) / (1024 * 1024)
     );
     Ok(())
 }
@@ -326,33 +317,7 @@ fn read_banner(stdout: std::process::ChildStdout) -> anyhow::Result<Quickstart> 
     })
 }
 
-/// VmRSS of `pid` in KiB (0 when unknown).
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn percentiles(samples: &mut [Duration]) -> String {
-    if samples.is_empty() {
-        return "n/a".into();
-    }
-    samples.sort();
-    let at = |p: f64| {
-        let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
-        samples[i].as_secs_f64() * 1000.0
-    };
-    format!(
-        "{} tokens, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        samples.len(),
-        at(0.5),
-        at(0.99),
-        at(1.0)
-    )
+/// How many tokens, and their latency.
+fn tokens(samples: &mut [Duration]) -> String {
+    format!("{} tokens, {}", samples.len(), percentiles(samples))
 }

@@ -236,40 +236,35 @@ fn record_path(folder: &Path, id: &DeliveryId) -> PathBuf {
 
 /// The files (not folders) of `folder`.
 fn files_of(folder: &Path) -> Result<Vec<PathBuf>, StoreError> {
-    let entries = std::fs::read_dir(folder).map_err(|e| StoreError::io(folder, "list", e))?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| StoreError::io(folder, "list", e))?;
-        let kind = entry
-            .file_type()
-            .map_err(|e| StoreError::io(&entry.path(), "look at", e))?;
-        if kind.is_file() {
-            files.push(entry.path());
-        }
-    }
-    Ok(files)
+    entries_of(folder, |kind, _| kind.is_file())
 }
 
 /// The client folders (`@...`) of the store.
 fn client_folders(folder: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut folders = entries_of(folder, |kind, name| {
+        kind.is_dir() && name.to_string_lossy().starts_with(CLIENT_PREFIX)
+    })?;
+    folders.sort();
+    Ok(folders)
+}
+
+/// The entries of `folder` whose type and name `keep` accepts.
+fn entries_of(
+    folder: &Path,
+    keep: impl Fn(std::fs::FileType, &std::ffi::OsStr) -> bool,
+) -> Result<Vec<PathBuf>, StoreError> {
     let entries = std::fs::read_dir(folder).map_err(|e| StoreError::io(folder, "list", e))?;
-    let mut folders = Vec::new();
+    let mut kept = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| StoreError::io(folder, "list", e))?;
         let kind = entry
             .file_type()
             .map_err(|e| StoreError::io(&entry.path(), "look at", e))?;
-        if kind.is_dir()
-            && entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(CLIENT_PREFIX)
-        {
-            folders.push(entry.path());
+        if keep(kind, &entry.file_name()) {
+            kept.push(entry.path());
         }
     }
-    folders.sort();
-    Ok(folders)
+    Ok(kept)
 }
 
 /// Counts the deliveries of one folder and, with `clean_up`, removes what interrupted deliveries

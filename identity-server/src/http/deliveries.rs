@@ -290,7 +290,7 @@ fn record_response(status: StatusCode, record: &Record) -> Response {
     if let Ok(v) = HeaderValue::from_str(&format!(
         "/api/deliveries/{}?client={}",
         record.id,
-        query_encode(&record.client_id)
+        percent_encode(&record.client_id, b"-._~")
     )) {
         response.headers_mut().insert(header::LOCATION, v);
     }
@@ -401,31 +401,20 @@ async fn content(
     let (name, _) = export_name(&record.name, &record.id);
     if let Ok(v) = HeaderValue::from_str(&format!(
         "attachment; filename*=UTF-8''{}",
-        percent_encode(&name)
+        percent_encode(&name, b"!#$&+-.^_`|~")
     )) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     response
 }
 
-/// A URL query value: RFC 3986 unreserved characters kept, everything else percent-encoded.
-fn query_encode(text: &str) -> String {
+/// `text` with ASCII letters, digits and the bytes of `keep` kept, everything else percent-encoded:
+/// `-._~` for a URL query value (RFC 3986 unreserved), `` !#$&+-.^_`|~ `` for an RFC 8187 value
+/// (attr-char).
+fn percent_encode(text: &str, keep: &[u8]) -> String {
     let mut out = String::new();
     for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// RFC 8187 value characters: attr-char kept, everything else percent-encoded.
-fn percent_encode(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));

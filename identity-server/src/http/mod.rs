@@ -110,28 +110,15 @@ async fn token(
     let deadline = state.token_request_timeout;
     let body = match read_token_body(body, version, &headers, deadline).await {
         Ok(b) => b,
-        Err(e @ BodyError::TimedOut(_)) => {
-            let mut response = ErrorResponse(
-                OAuthError::InvalidRequest(e.to_string()),
-                StatusCode::REQUEST_TIMEOUT,
-            )
-            .into_response();
-            if version < Version::HTTP_2 {
+        Err(e @ (BodyError::TimedOut(_) | BodyError::TooLarge { .. })) => {
+            let (status, unread) = match &e {
+                BodyError::TooLarge { drained } => (StatusCode::PAYLOAD_TOO_LARGE, !*drained),
+                _ => (StatusCode::REQUEST_TIMEOUT, true),
+            };
+            let mut response =
+                ErrorResponse(OAuthError::InvalidRequest(e.to_string()), status).into_response();
+            if unread && version < Version::HTTP_2 {
                 // The rest of the body may still come: this connection cannot carry another request.
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            return response;
-        }
-        Err(e @ BodyError::TooLarge { drained }) => {
-            let mut response = ErrorResponse(
-                OAuthError::InvalidRequest(e.to_string()),
-                StatusCode::PAYLOAD_TOO_LARGE,
-            )
-            .into_response();
-            if !drained && version < Version::HTTP_2 {
-                // The rest of the body is still coming: this connection cannot carry another request.
                 response
                     .headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));

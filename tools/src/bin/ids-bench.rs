@@ -28,7 +28,7 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -42,6 +42,7 @@ use ids_crypto::devcerts::{Ca, KeyKind, PfxProfile, to_pfx};
 use ids_crypto::{
     Certificate, ClientSecret, KeySet, SecretHash, SigningKey, TokenSigner, Validation, Verifier,
 };
+use ids_tools::{Killed, percentiles};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -125,14 +126,6 @@ enum Mode {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -537,24 +530,6 @@ async fn assertion_request(client: &reqwest::Client, url: &str, assertion: &str)
         Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
         _ => false,
     }
-}
-
-fn percentiles(samples: &mut [Duration]) -> String {
-    if samples.is_empty() {
-        return "n/a".into();
-    }
-    samples.sort();
-    let at = |p: f64| {
-        let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
-        samples[i].as_secs_f64() * 1000.0
-    };
-    format!(
-        "p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        at(0.5),
-        at(0.9),
-        at(0.99),
-        at(1.0)
-    )
 }
 
 fn write_deployment(
