@@ -64,9 +64,7 @@ impl AuthorizedKeys {
     /// be read is one problem and no keys.
     pub fn load(folder: &Path) -> (AuthorizedKeys, Vec<String>) {
         let read = FolderRead::read(folder);
-        let mut problems = read.folder_error.into_iter().collect::<Vec<_>>();
-        problems.extend(read.unreadable.iter().map(|u| u.message.clone()));
-        problems.extend(read.problems);
+        let problems = read.all_problems();
         (read.keys, problems)
     }
 }
@@ -114,6 +112,7 @@ impl FolderRead {
                 KEY_EXTENSIONS.join(", .")
             ));
         }
+        read.snapshot = Some(snapshot_of(&listing));
         read.unreadable = listing
             .unreadable
             .into_iter()
@@ -122,18 +121,7 @@ impl FolderRead {
                 path,
             })
             .collect();
-        let mut snapshot: Snapshot = read
-            .unreadable
-            .iter()
-            .map(|u| (u.path.clone(), 0, None))
-            .collect();
         for (client_id, path) in listing.files {
-            let meta = std::fs::metadata(&path).ok();
-            snapshot.push((
-                path.clone(),
-                meta.as_ref().map_or(0, |m| m.len()),
-                meta.and_then(|m| m.modified().ok()),
-            ));
             match keyfile::read_public(&path, None) {
                 Ok(found) if matches!(found.kind, KeyFileKind::PrivateKey | KeyFileKind::Pfx) => {
                     read.problems.push(format!(
@@ -163,9 +151,15 @@ impl FolderRead {
                 Err(e) => read.problems.push(format!("{e}; file ignored")),
             }
         }
-        snapshot.sort_by(|a, b| a.0.cmp(&b.0));
-        read.snapshot = Some(snapshot);
         read
+    }
+
+    /// Every problem of this reading, for the log: the folder's, the unreadable entries', the files'.
+    fn all_problems(&self) -> Vec<String> {
+        let mut problems: Vec<String> = self.folder_error.iter().cloned().collect();
+        problems.extend(self.unreadable.iter().map(|u| u.message.clone()));
+        problems.extend(self.problems.iter().cloned());
+        problems
     }
 
     /// Whether an I/O error kept part of the folder from being read.
@@ -319,20 +313,25 @@ type Snapshot = Vec<(PathBuf, u64, Option<SystemTime>)>;
 
 /// The folder's state without reading the files: `None` when it cannot be listed.
 fn snapshot(folder: &Path) -> Option<Snapshot> {
-    let listing = list(folder).ok()?;
+    list(folder).ok().map(|listing| snapshot_of(&listing))
+}
+
+/// The state of what `listing` lists: each key file's size and modification time, and the entries
+/// that could not be read (so that their becoming readable is a change).
+fn snapshot_of(listing: &Listing) -> Snapshot {
     let mut snapshot: Snapshot = listing
         .unreadable
-        .into_iter()
-        .map(|(path, _)| (path, 0, None))
+        .iter()
+        .map(|(path, _)| (path.clone(), 0, None))
         .collect();
-    snapshot.extend(listing.files.into_iter().map(|(_, path)| {
-        let meta = std::fs::metadata(&path).ok();
+    snapshot.extend(listing.files.iter().map(|(_, path)| {
+        let meta = std::fs::metadata(path).ok();
         let size = meta.as_ref().map_or(0, |m| m.len());
         let modified = meta.and_then(|m| m.modified().ok());
-        (path, size, modified)
+        (path.clone(), size, modified)
     }));
     snapshot.sort_by(|a, b| a.0.cmp(&b.0));
-    Some(snapshot)
+    snapshot
 }
 
 /// What a reload did.
@@ -375,9 +374,7 @@ impl LiveKeys {
             snapshot: read.snapshot.clone(),
             complete: !read.incomplete(),
         };
-        let mut problems = read.folder_error.clone().into_iter().collect::<Vec<_>>();
-        problems.extend(read.unreadable.iter().map(|u| u.message.clone()));
-        problems.extend(read.problems.iter().cloned());
+        let problems = read.all_problems();
         (
             LiveKeys {
                 folder,

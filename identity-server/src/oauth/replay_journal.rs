@@ -361,10 +361,8 @@ fn start(
             return Err(format!("cannot read or rewrite it: {e}"));
         }
     };
-    fresh
-        .commit()
+    let file = commit_for_appending(fresh)
         .map_err(|e| format!("cannot replace it with its live entries: {e}"))?;
-    let file = append(path).map_err(|e| format!("cannot open it for appending: {e}"))?;
     let (queue, messages) = std::sync::mpsc::sync_channel(QUEUE_CAPACITY);
     let (finished_tx, finished) = std::sync::mpsc::sync_channel::<()>(1);
     let mut state = WriterState {
@@ -399,8 +397,13 @@ fn start(
     })
 }
 
-fn append(path: &Path) -> std::io::Result<File> {
-    std::fs::OpenOptions::new().append(true).open(path)
+/// Puts a rewritten journal in place; the handle to append to it. The handle is taken before the
+/// rename, so that it is the new journal's: opening the path afterwards could fail (no file handle
+/// left), leaving appends to go to the replaced file.
+fn commit_for_appending(mut fresh: AtomicFile) -> std::io::Result<File> {
+    let file = fresh.file().try_clone()?;
+    fresh.commit()?;
+    Ok(file)
 }
 
 /// Removes what an interrupted compaction left (`.journal.*.partial`).
@@ -629,11 +632,7 @@ impl WriterState {
             let mut fresh = AtomicFile::create(&self.path, true)?;
             fresh.write_all(HEADER.as_bytes())?;
             let kept = copy_live(File::open(&self.path)?, &mut fresh, now, None)?;
-            // The handle to append with is taken before the rename, so that it is the new journal's
-            // (opening the path afterwards could fail, leaving appends to the replaced file).
-            let file = fresh.file().try_clone()?;
-            fresh.commit()?;
-            Ok((kept, file))
+            Ok((kept, commit_for_appending(fresh)?))
         })();
         match result {
             Ok((kept, file)) => {
