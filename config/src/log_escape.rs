@@ -34,13 +34,6 @@ pub fn is_escaped(c: char) -> bool {
         )
 }
 
-/// `text` with every [`is_escaped`] character escaped (`\n`, `\r`, `\t`, `\uXXXX`).
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    push_escaped(&mut out, text);
-    out
-}
-
 fn push_escaped(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
@@ -140,7 +133,7 @@ mod tests {
         );
         assert_eq!(out.lines().count(), 1);
         assert!(!out.chars().any(|c| is_escaped(c) && c != '\n'));
-        assert_eq!(escape("a\nb"), "a\\nb");
+        assert_eq!(escape_event(b"a\nb").as_ref(), b"a\\nb");
     }
 
     #[test]

@@ -386,8 +386,7 @@ fn describe(error: &reqwest::Error) -> String {
 /// At most 300 printable characters of a body, for messages (control characters, line separators and
 /// bidirectional overrides left out: the text is the server's).
 pub fn summarize(body: &str) -> String {
-    body.chars()
-        .filter(|c| !ids_config::log_escape::is_escaped(*c))
+    printable_chars(body)
         .take(300)
         .collect::<String>()
         .trim()
@@ -396,9 +395,12 @@ pub fn summarize(body: &str) -> String {
 
 /// `text` from the server without control characters, line separators and bidirectional overrides.
 pub fn printable(text: &str) -> String {
+    printable_chars(text).collect()
+}
+
+fn printable_chars(text: &str) -> impl Iterator<Item = char> + '_ {
     text.chars()
         .filter(|c| !ids_config::log_escape::is_escaped(*c))
-        .collect()
 }
 
 /// The most the agent reads of any answer of the server: discovery document, JWKS, token response,

@@ -15,7 +15,7 @@ pub mod folder;
 pub mod names;
 pub mod store;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -500,12 +500,8 @@ fn encrypted_size(plaintext: u64) -> u64 {
     plaintext + chunks * 20 + 64 * 1024
 }
 
-/// The deliveries being received, and how many each client has.
-#[derive(Debug, Default)]
-struct InFlightSet {
-    keys: HashSet<DeliveryKey>,
-    per_client: HashMap<String, usize>,
-}
+/// The deliveries being received (at most `Deliveries:MaxConcurrentUploads`).
+type InFlightSet = HashSet<DeliveryKey>;
 
 /// A delivery being received: its slot, released on drop.
 #[derive(Debug)]
@@ -525,22 +521,20 @@ impl InFlight {
         let mut uploads = set
             .lock()
             .map_err(|_| DeliveryError::Internal("delivery registry poisoned".into()))?;
-        if uploads.keys.contains(key) {
+        if uploads.contains(key) {
             return Err(DeliveryError::InProgress(key.id.as_str().to_string()));
         }
-        if uploads.per_client.get(&key.client).copied().unwrap_or(0)
-            >= policy.max_uploads_per_client
-        {
+        let of_client = uploads.iter().filter(|k| k.client == key.client);
+        if of_client.count() >= policy.max_uploads_per_client {
             return Err(DeliveryError::ClientBusy {
                 client: key.client.clone(),
                 max: policy.max_uploads_per_client,
             });
         }
-        if uploads.keys.len() >= policy.max_uploads {
-            return Err(DeliveryError::Busy(uploads.keys.len()));
+        if uploads.len() >= policy.max_uploads {
+            return Err(DeliveryError::Busy(uploads.len()));
         }
-        uploads.keys.insert(key.clone());
-        *uploads.per_client.entry(key.client.clone()).or_insert(0) += 1;
+        uploads.insert(key.clone());
         Ok(InFlight {
             set: set.clone(),
             key: key.clone(),
@@ -551,13 +545,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         if let Ok(mut uploads) = self.set.lock() {
-            uploads.keys.remove(&self.key);
-            if let Some(n) = uploads.per_client.get_mut(&self.key.client) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    uploads.per_client.remove(&self.key.client);
-                }
-            }
+            uploads.remove(&self.key);
         }
     }
 }
