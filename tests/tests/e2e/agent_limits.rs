@@ -117,61 +117,47 @@ fn serve(
             &discovery
         };
         let out = tls.get_mut();
-        match *answer {
+        let (status, framing, chunked) = match *answer {
             Answer::Json(ref doc) => {
-                write!(
-                    out,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{doc}",
-                    doc.len()
-                )?;
-                out.flush()?;
+                ok_json(out, doc)?;
+                continue;
             }
             Answer::Discovery => {
                 let doc = json!({
                     "issuer": issuer,
                     "token_endpoint": format!("{issuer}/connect/token"),
                     "jwks_uri": format!("{issuer}/.well-known/openid-configuration/jwks"),
-                })
-                .to_string();
-                write!(
-                    out,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{doc}",
-                    doc.len()
-                )?;
-                out.flush()?;
+                });
+                ok_json(out, &doc.to_string())?;
+                continue;
             }
             Answer::Token => {
-                let doc = r#"{"access_token":"e30.e30.AA","token_type":"Bearer","expires_in":60}"#;
-                write!(
+                ok_json(
                     out,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{doc}",
-                    doc.len()
+                    r#"{"access_token":"e30.e30.AA","token_type":"Bearer","expires_in":60}"#,
                 )?;
-                out.flush()?;
+                continue;
             }
-            Answer::HugeWithLength(status) => {
-                write!(
-                    out,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {HUGE}\r\n\r\n"
-                )?;
-                return stream_huge(out, false);
-            }
-            Answer::HugeChunked(status) => {
-                write!(
-                    out,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-                )?;
-                return stream_huge(out, true);
-            }
-            Answer::HugeUntilClose(status) => {
-                write!(
-                    out,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
-                )?;
-                return stream_huge(out, false);
-            }
-        }
+            Answer::HugeWithLength(status) => (status, format!("Content-Length: {HUGE}"), false),
+            Answer::HugeChunked(status) => (status, "Transfer-Encoding: chunked".into(), true),
+            Answer::HugeUntilClose(status) => (status, "Connection: close".into(), false),
+        };
+        write!(
+            out,
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
+        )?;
+        return stream_huge(out, chunked);
     }
+}
+
+/// A 200 answer with the JSON document `doc`.
+fn ok_json(out: &mut impl std::io::Write, doc: &str) -> std::io::Result<()> {
+    write!(
+        out,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{doc}",
+        doc.len()
+    )?;
+    out.flush()
 }
 
 /// `HUGE` bytes of `{"access_token":"aaaa...`, 64 KiB at a time, until sent or the client leaves.
