@@ -141,14 +141,10 @@ impl Pair {
 
     /// `identity-server deliveries list --json`.
     fn records(&self) -> Vec<Value> {
-        let out = server_command(self.server.path(), &["deliveries", "list", "--json"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-        v["deliveries"].as_array().cloned().unwrap_or_default()
+        listed(self.server.path())["deliveries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// `identity-server deliveries export ID --stdout`.
@@ -170,6 +166,17 @@ impl Drop for Pair {
     fn drop(&mut self) {
         self.kill_server();
     }
+}
+
+/// `identity-server deliveries list --json` on the deployment in `dir`, which must succeed.
+fn listed(dir: &Path) -> Value {
+    let out = server_command(dir, &["deliveries", "list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
 }
 
 fn server_command(dir: &Path, args: &[&str]) -> std::process::Output {
@@ -1138,13 +1145,7 @@ async fn two_clients_deliver_under_the_same_id_and_both_deliveries_are_kept() {
     server.stop().await;
 
     // Operator commands: both listed; export needs --client for a shared id and exports each.
-    let out = server_command(d.path(), &["deliveries", "list", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let listed: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let listed = listed(d.path());
     let mut clients: Vec<&str> = listed["deliveries"]
         .as_array()
         .expect("list")
@@ -1278,13 +1279,7 @@ async fn a_store_written_before_per_client_ids_is_listed_exported_and_repeats_st
         ids
     };
     // Operator commands on the store as the old server left it.
-    let out = server_command(d.path(), &["deliveries", "list", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let before: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let before = listed(d.path());
     assert_eq!(ids(&before).len(), LEGACY.len(), "{before}");
     for (id, name, len, seed) in LEGACY {
         let out = server_command(d.path(), &["deliveries", "export", id, "--stdout"]);
@@ -1375,13 +1370,7 @@ async fn a_store_written_before_per_client_ids_is_listed_exported_and_repeats_st
     server.stop().await;
 
     // Everything is still there, plus Other's delivery; each exports to its own content.
-    let out = server_command(d.path(), &["deliveries", "list", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let after: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let after = listed(d.path());
     let mut expected = ids(&before);
     expected.push("Other/legacy-shared".into());
     expected.sort();
