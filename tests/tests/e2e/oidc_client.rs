@@ -153,16 +153,8 @@ async fn openid_client_discovers_the_server_through_both_documents() {
         .output()
         .await
         .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let results: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
-    let results = results.as_array().expect("array");
-    assert_eq!(results.len(), 2, "{results:?}");
-    for result in results {
-        let token = result["access_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("openid-client got no token: {result}"));
-        assert_eq!(verify_with_jwks(&server, token).await["client_id"], "Job");
+    let results = tokens_through_both_documents(&server, &out, "openid-client").await;
+    for result in &results {
         assert_eq!(result["token_endpoint"], server.url("/connect/token"));
     }
     assert_eq!(results[1]["algorithm"], "oauth2");
@@ -218,16 +210,8 @@ async fn authlib_discovers_the_server_through_both_documents() {
         .output()
         .await
         .expect("run python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let results: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
-    let results = results.as_array().expect("array");
-    assert_eq!(results.len(), 2, "{results:?}");
-    for result in results {
-        let token = result["access_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("Authlib got no token: {result}"));
-        assert_eq!(verify_with_jwks(&server, token).await["client_id"], "Job");
+    let results = tokens_through_both_documents(&server, &out, "Authlib").await;
+    for result in &results {
         for (member, verdict) in result["checks"].as_object().expect("checks") {
             assert_eq!(
                 verdict, "ok",
@@ -237,4 +221,25 @@ async fn authlib_discovers_the_server_through_both_documents() {
     }
     assert_eq!(results[1]["authorization_endpoint"], Value::Null);
     server.stop().await;
+}
+
+/// The two results (one per discovery document) a client script printed as a JSON array, each with a
+/// token for `Job` that verifies against the server's JWKS.
+async fn tokens_through_both_documents(
+    server: &crate::support::Server,
+    out: &std::process::Output,
+    who: &str,
+) -> Vec<Value> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let results: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let results = results.as_array().expect("array").clone();
+    assert_eq!(results.len(), 2, "{results:?}");
+    for result in &results {
+        let token = result["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{who} got no token: {result}"));
+        assert_eq!(verify_with_jwks(server, token).await["client_id"], "Job");
+    }
+    results
 }
