@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ids_crypto::cert::{Validity, format_time};
+use ids_pki::cert::{Validity, format_time};
 
 use crate::settings::{ServerPinning, Settings, TlsTrust, TokenValidation};
 use crate::tls::known_servers;
@@ -91,7 +91,7 @@ pub async fn run(
                     p.origin,
                     p.certificate.subject(),
                     p.certificate.public_key().describe(),
-                    ids_crypto::jwk::thumbprint(p.certificate.public_key()),
+                    ids_pki::jwk::thumbprint(p.certificate.public_key()),
                     format_time(p.certificate.not_after())
                 ));
             }

@@ -4,7 +4,7 @@
 //! certificate is not trusted, it refuses the agent's credentials, it answers something unexpected,
 //! or the token it returned does not verify. [`AgentError::exit_code`] gives each its own exit code.
 
-use ids_crypto::VerifyError;
+use ids_jose::VerifyError;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AgentError {

@@ -16,7 +16,7 @@
 //! - [`delivery`]: sending files to the server (`agent push`) and the outbox service (`agent run`);
 //!   the HTTP side of it is [`client::deliveries`].
 //!
-//! The token verifier itself is [`ids_crypto::Verifier`], usable by any Rust service; this crate never
+//! The token verifier itself is [`ids_jose::Verifier`], usable by any Rust service; this crate never
 //! depends on the server or axum.
 
 pub mod check;
@@ -37,7 +37,7 @@ pub use client::discovery::Discovery;
 pub use client::tokens::{BearerToken, Token};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::AgentError;
-pub use ids_crypto::AccessToken;
+pub use ids_jose::AccessToken;
 pub use settings::Settings;
 
 use client::http::Http;
@@ -155,7 +155,7 @@ impl Agent {
                     Some(token) => {
                         tracing::warn!(
                             "cannot refresh the token of `{client_id}`, using the current one until it expires at {}: {error}",
-                            ids_crypto::cert::format_time(token.claims.expires_at)
+                            ids_pki::cert::format_time(token.claims.expires_at)
                         );
                         Ok(token)
                     }

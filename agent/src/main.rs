@@ -17,8 +17,8 @@ use agent::files::{FilesError, Vault, logs};
 use agent::{Agent, AgentError, Settings, SystemClock};
 use clap::{Parser, Subcommand};
 use ids_config::log_escape::EscapeControls;
-use ids_crypto::encrypted_file::Mode;
-use ids_crypto::pfx::{Pfx, public_certificate_from_file};
+use ids_pki::pfx::{Pfx, public_certificate_from_file};
+use ids_seal::encrypted_file::Mode;
 
 #[derive(Parser)]
 #[command(
@@ -333,7 +333,7 @@ fn session(dir: &Path) -> Result<Session, u8> {
             return Err(fail_files(&e));
         }
     };
-    let recipients: &[ids_crypto::Certificate] = if vault.encrypts() {
+    let recipients: &[ids_pki::Certificate] = if vault.encrypts() {
         vault.certificates()
     } else {
         &[]

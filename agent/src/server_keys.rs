@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use ids_crypto::{AccessToken, KeySet, Validation, Verifier};
+use ids_jose::{AccessToken, KeySet, Validation, Verifier};
 
 use crate::client::discovery::Discovery;
 use crate::client::http::{Http, read_body, summarize};

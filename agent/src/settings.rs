@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use ids_config::appsettings::{aliased, base_url, file_with_password, reject_windows_store, take};
 use ids_config::{Config, ConfigError, Schema, Setting, invalid};
-use ids_crypto::cert::{TrustedCertificate, Validity, format_time, trusted_certificates_from_file};
-use ids_crypto::pfx::{self, CertificateFile};
-use ids_crypto::{Certificate, ClientSecret};
+use ids_pki::Certificate;
+use ids_pki::cert::{TrustedCertificate, Validity, format_time, trusted_certificates_from_file};
+use ids_pki::pfx::{self, CertificateFile};
+use ids_proto::ClientSecret;
 
 /// The agent's settings files, in order (each followed by its `appsettings.encrypted*.json` counterpart).
 pub const LAYERS: &[(&str, bool)] = &[("appsettings", true), ("appsettings.agent", false)];
@@ -177,7 +178,7 @@ pub enum ClientAuth {
 #[derive(Clone)]
 pub struct ClientKey {
     /// Signs client assertions.
-    pub signer: std::sync::Arc<ids_crypto::AssertionSigner>,
+    pub signer: std::sync::Arc<ids_jose::AssertionSigner>,
     /// PKCS#8 DER of the key, for the TLS client identity.
     pub pkcs8: std::sync::Arc<zeroize::Zeroizing<Vec<u8>>>,
     /// The certificate (leaf first, then its chain) presented in TLS handshakes; none for a bare key.
@@ -351,7 +352,7 @@ impl Settings {
                 "IdentityServer:ClockSkewSeconds",
                 30,
                 0,
-                ids_crypto::jwt::MAX_LEEWAY_SECS,
+                ids_jose::MAX_LEEWAY_SECS,
             ),
         )
         .unwrap_or(30);
@@ -730,7 +731,7 @@ fn client_key(
         .filter(|s| !s.value.trim().is_empty())?;
     let path = config.resolve(setting.value.trim());
     let password = config.string("ClientCertificate:Password");
-    let file = match ids_crypto::keyfile::read_private(&path, password.as_deref()) {
+    let file = match ids_pki::keyfile::read_private(&path, password.as_deref()) {
         Ok(f) => f,
         Err(e) => {
             errors.push(invalid(setting, &e.to_string()));
@@ -743,7 +744,7 @@ fn client_key(
         .filter(|s| !s.value.trim().is_empty())
     {
         let cert_path = config.resolve(cert_setting.value.trim());
-        match ids_crypto::keyfile::read_public(&cert_path, None) {
+        match ids_pki::keyfile::read_public(&cert_path, None) {
             Ok(found) => match found.certificate {
                 Some(cert) if cert.public_key() == &file.public_key => {
                     certificates = vec![cert];
@@ -796,7 +797,7 @@ fn client_key(
         }
         certificates.extend(file.chain.iter().cloned());
     }
-    let key = match ids_crypto::SigningKey::from_pkcs8(&file.pkcs8) {
+    let key = match ids_pki::SigningKey::from_pkcs8(&file.pkcs8) {
         Ok(k) => k,
         Err(e) => {
             errors.push(invalid(setting, &format!("{}: {e}", path.display())));
@@ -804,8 +805,8 @@ fn client_key(
         }
     };
     let signer = match certificates.first() {
-        Some(cert) => ids_crypto::AssertionSigner::with_certificate(key, cert),
-        None => ids_crypto::AssertionSigner::new(key, &file.public_key),
+        Some(cert) => ids_jose::AssertionSigner::with_certificate(key, cert),
+        None => ids_jose::AssertionSigner::new(key, &file.public_key),
     };
     Some(ClientKey {
         thumbprint: signer.thumbprint().to_string(),

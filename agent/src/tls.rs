@@ -19,7 +19,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::settings::{ServerPinning, Settings, TlsTrust};
-use ids_crypto::cert::TrustedCertificate;
+use ids_pki::cert::TrustedCertificate;
 
 /// The aws-lc-rs provider, named explicitly: two providers in one process make rustls panic otherwise.
 pub fn provider() -> Arc<CryptoProvider> {
@@ -152,7 +152,7 @@ impl ServerCertVerifier for OnlyTrusted {
                 roots.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
             }
             None => {
-                let fingerprint = ids_crypto::b64::url(
+                let fingerprint = ids_pki::b64::url(
                     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, end_entity.as_ref())
                         .as_ref(),
                 );
@@ -282,7 +282,7 @@ fn host_of(name: &ServerName<'_>) -> String {
 /// upper-case hex for a certificate's SHA-1 or SHA-256 thumbprint in hex (separators and the invisible
 /// marks Windows' certificate dialog copies are dropped).
 pub fn normalize_thumbprint(value: &str) -> Result<String, String> {
-    ids_crypto::jwk::canonical_thumbprint(value).ok_or_else(|| {
+    ids_pki::jwk::canonical_thumbprint(value).ok_or_else(|| {
         "expected the RFC 7638 JWK thumbprint of the server's key or its certificate's x5t#S256 (43 base64url characters), or the certificate's SHA-1 (40 hex digits) or SHA-256 (64 hex digits) thumbprint".into()
     })
 }
@@ -335,12 +335,12 @@ impl Presented {
         let sha256 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
         let sha1 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
         Presented {
-            jwk: ids_crypto::Certificate::from_der("the server's certificate", der)
-                .map(|c| ids_crypto::jwk::thumbprint(c.public_key()))
+            jwk: ids_pki::Certificate::from_der("the server's certificate", der)
+                .map(|c| ids_pki::jwk::thumbprint(c.public_key()))
                 .map_err(|e| e.to_string()),
-            x5t_s256: ids_crypto::b64::url(sha256.as_ref()),
-            sha256_hex: ids_crypto::b64::hex_upper(sha256.as_ref()),
-            sha1_hex: ids_crypto::b64::hex_upper(sha1.as_ref()),
+            x5t_s256: ids_pki::b64::url(sha256.as_ref()),
+            sha256_hex: ids_pki::b64::hex_upper(sha256.as_ref()),
+            sha1_hex: ids_pki::b64::hex_upper(sha1.as_ref()),
         }
     }
 
@@ -411,7 +411,7 @@ impl PinningVerifier {
                 let pin = match pins.iter().find(|p| p.authority == authority) {
                     Some(pin) => pin.clone(),
                     None => {
-                        let first_seen = ids_crypto::cert::format_time(now);
+                        let first_seen = ids_pki::cert::format_time(now);
                         let pin = match known_servers::add(store, authority, jwk, &first_seen) {
                             Ok(pin) => {
                                 if pin.thumbprint == *jwk {
@@ -521,7 +521,7 @@ impl ServerCertVerifier for PinningVerifier {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use ids_crypto::devcerts::{Ca, KeyKind};
+    use ids_devpki::{Ca, KeyKind};
 
     /// Accepts every certificate: stands for the usual validation, which these tests do not exercise.
     #[derive(Debug)]
@@ -566,8 +566,8 @@ mod tests {
     }
 
     fn key_thumbprint(der: &[u8]) -> String {
-        ids_crypto::jwk::thumbprint(
-            ids_crypto::Certificate::from_der("test", der)
+        ids_pki::jwk::thumbprint(
+            ids_pki::Certificate::from_der("test", der)
                 .unwrap()
                 .public_key(),
         )
@@ -679,10 +679,9 @@ mod tests {
     fn strict_accepts_any_listed_form_and_names_all_values_otherwise() {
         let ca = Ca::new("pinning test CA", 2).unwrap();
         let der = server_cert(&ca);
-        let cert = ids_crypto::Certificate::from_der("test", &der).unwrap();
-        let sha256_hex = ids_crypto::b64::hex(
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der).as_ref(),
-        );
+        let cert = ids_pki::Certificate::from_der("test", &der).unwrap();
+        let sha256_hex =
+            ids_pki::b64::hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der).as_ref());
         let sha1_spaced = cert
             .sha1_hex()
             .to_lowercase()

@@ -22,8 +22,9 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use ids_crypto::encrypted_file::{AtomicFile, DecryptionKey, Mode, Recipient};
-use ids_crypto::pfx::Pfx;
+use ids_pki::pfx::Pfx;
+use ids_seal::atomic::AtomicFile;
+use ids_seal::encrypted_file::{DecryptionKey, Mode, Recipient};
 use zeroize::Zeroizing;
 
 use crate::{Config, ConfigError, Origin, Schema};
@@ -47,14 +48,14 @@ pub fn protect_value(recipient: &Recipient, key: &str, value: &str) -> Result<St
     let plain = Zeroizing::new(
         serde_json::json!({ "key": key.to_lowercase(), "value": value }).to_string(),
     );
-    let (_, sealed) = ids_crypto::encrypted_file::encrypt_stream(
+    let (_, sealed) = ids_seal::encrypted_file::encrypt_stream(
         &mut plain.as_bytes(),
         Vec::new(),
         std::slice::from_ref(recipient),
         |_| {},
     )
     .map_err(|e| e.to_string())?;
-    Ok(format!("{PREFIX}{}", ids_crypto::b64::std(&sealed)))
+    Ok(format!("{PREFIX}{}", ids_pki::b64::std(&sealed)))
 }
 
 /// Decrypts the protected `text` of the setting `key` with `keys`.
@@ -64,10 +65,10 @@ pub fn unprotect_value(
     text: &str,
 ) -> Result<Zeroizing<String>, String> {
     let body = text.trim().strip_prefix(PREFIX).unwrap_or_default();
-    let sealed = ids_crypto::b64::std_decode(body)
+    let sealed = ids_pki::b64::std_decode(body)
         .ok_or_else(|| format!("not a protected value: `{PREFIX}` must be followed by base64"))?;
     let mut plain = Zeroizing::new(Vec::new());
-    ids_crypto::encrypted_file::decrypt_stream(
+    ids_seal::encrypted_file::decrypt_stream(
         sealed.as_slice(),
         &mut *plain,
         keys,
@@ -629,7 +630,7 @@ fn recipient(protect: &Protect, config: &Config) -> Result<Recipient, ProtectErr
     let cert = match &protect.certificate {
         Some(path) => {
             let password = certificate_password(config);
-            ids_crypto::pfx::public_certificate_from_file(
+            ids_pki::pfx::public_certificate_from_file(
                 path,
                 &password,
                 "EncryptionCertificate:Password",
@@ -638,7 +639,7 @@ fn recipient(protect: &Protect, config: &Config) -> Result<Recipient, ProtectErr
         }
         None => {
             let (file, password) = certificate_setting(config).map_err(|e| input(e.to_string()))?;
-            ids_crypto::pfx::public_certificate_from_file(
+            ids_pki::pfx::public_certificate_from_file(
                 &file,
                 &password,
                 "EncryptionCertificate:Password",

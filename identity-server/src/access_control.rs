@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use aws_lc_rs::digest;
-use ids_crypto::SecretHash;
+use ids_secret::SecretHash;
 use ids_xml::{AccessControl, XmlError};
 
 /// A client allowed to ask for tokens.
@@ -39,11 +39,11 @@ pub struct ClientRules {
     pub client_cas: bool,
 }
 
-/// A registered thumbprint in canonical form ([`ids_crypto::jwk::canonical_thumbprint`]): base64url
+/// A registered thumbprint in canonical form ([`ids_pki::jwk::canonical_thumbprint`]): base64url
 /// SHA-256 (RFC 7638 key thumbprint or certificate `x5t#S256`), or upper-case SHA-1 hex. `None` for
 /// anything else, a SHA-256 in hex included (the server compares SHA-256 values in base64url).
 pub fn canonical_thumbprint(text: &str) -> Option<String> {
-    ids_crypto::jwk::canonical_thumbprint(text).filter(|t| t.len() != 64)
+    ids_pki::jwk::canonical_thumbprint(text).filter(|t| t.len() != 64)
 }
 
 /// The clients, profiles and agents read from the XML folder.

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use ids_crypto::keyfile::{self, KeyFileKind};
-use ids_crypto::{Certificate, PublicKey};
+use ids_pki::keyfile::{self, KeyFileKind};
+use ids_pki::{Certificate, PublicKey};
 
 /// One authorised key.
 #[derive(Clone, Debug)]
@@ -448,7 +448,7 @@ impl LiveKeys {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use ids_crypto::devcerts::{Ca, KeyKind};
+    use ids_devpki::{Ca, KeyKind};
 
     #[test]
     fn key_files_by_client_and_renamed_files_revoked() {
@@ -483,7 +483,7 @@ mod tests {
 #[allow(clippy::unwrap_used)]
 mod reload_tests {
     use super::*;
-    use ids_crypto::devcerts::{Ca, KeyKind};
+    use ids_devpki::{Ca, KeyKind};
     use std::os::unix::fs::symlink;
 
     fn pem(ca: &Ca, cn: &str) -> String {

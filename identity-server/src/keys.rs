@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use ids_crypto::cert::{Validity, format_time};
-use ids_crypto::encrypted_file::{DecryptionKey, Recipient};
-use ids_crypto::pfx;
-use ids_crypto::{Algorithm, Certificate, Jwk, Pfx, TokenSigner};
+use ids_jose::TokenSigner;
+use ids_pki::cert::{Validity, format_time};
+use ids_pki::pfx;
+use ids_pki::{Algorithm, Certificate, Jwk, Pfx};
+use ids_seal::encrypted_file::{DecryptionKey, Recipient};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::settings::{CertificateFile, Settings};
@@ -80,7 +81,7 @@ impl Keys {
         }
         let mut client_authorities = Vec::new();
         for path in &settings.client_certificate_authorities {
-            match ids_crypto::cert::trusted_certificates_from_file(path) {
+            match ids_pki::cert::trusted_certificates_from_file(path) {
                 Ok(found) if found.is_empty() => errors.push(format!(
                     "IdentityServer:ClientCertificateAuthorities ({}): no certificate in the file",
                     path.display()
@@ -227,7 +228,7 @@ impl EncryptionKeys {
                 ));
             }
         }
-        let unusable = |e: ids_crypto::encrypted_file::FileError| {
+        let unusable = |e: ids_seal::encrypted_file::FileError| {
             vec![format!(
                 "{} ({}): cannot encrypt deliveries with this certificate: {e}",
                 file.setting,

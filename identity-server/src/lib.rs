@@ -108,7 +108,7 @@ pub fn expiry_warnings(
     now: i64,
     days: u64,
 ) -> Vec<String> {
-    let mut certs: Vec<(String, &ids_crypto::Certificate)> = vec![
+    let mut certs: Vec<(String, &ids_pki::Certificate)> = vec![
         (
             "IdentityServer:X509KeyFilePath".into(),
             &loaded.keys.signing_certificate,
@@ -147,7 +147,7 @@ pub fn expiry_warnings(
 }
 
 /// One message per certificate of `certs` that expires within `days` of `now`.
-pub fn expiring(certs: &[(String, &ids_crypto::Certificate)], now: i64, days: u64) -> Vec<String> {
+pub fn expiring(certs: &[(String, &ids_pki::Certificate)], now: i64, days: u64) -> Vec<String> {
     let horizon = now.saturating_add(
         i64::try_from(days)
             .unwrap_or(i64::MAX)
@@ -159,7 +159,7 @@ pub fn expiring(certs: &[(String, &ids_crypto::Certificate)], now: i64, days: u6
         if cert.not_after() > horizon || !seen.insert((setting.clone(), cert.x5t_s256())) {
             continue;
         }
-        let when = ids_crypto::cert::format_time(cert.not_after());
+        let when = ids_pki::cert::format_time(cert.not_after());
         if cert.not_after() <= now {
             out.push(format!(
                 "{setting}: the certificate `{}` EXPIRED on {when}",
@@ -260,7 +260,7 @@ pub async fn run_loaded(
         alg = loaded.keys.signer.algorithm().as_str(),
         kid = loaded.keys.signer.kid(),
         subject = cert.subject(),
-        not_after = %ids_crypto::cert::format_time(cert.not_after()),
+        not_after = %ids_pki::cert::format_time(cert.not_after()),
         validation_keys = loaded.keys.validation.len(),
         "token signing key loaded"
     );

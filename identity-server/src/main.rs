@@ -351,7 +351,7 @@ fn check(dir: &Path, expiry_days: Option<u64>) -> Result<(), Failure> {
         cert.public_key().describe(),
         cert.subject(),
         loaded.keys.signer.kid(),
-        ids_crypto::cert::format_time(cert.not_after())
+        ids_pki::cert::format_time(cert.not_after())
     );
     for v in &loaded.keys.validation {
         let _ = writeln!(
@@ -359,7 +359,7 @@ fn check(dir: &Path, expiry_days: Option<u64>) -> Result<(), Failure> {
             "validation key: {} `{}` valid until {}",
             v.public_key().describe(),
             v.subject(),
-            ids_crypto::cert::format_time(v.not_after())
+            ids_pki::cert::format_time(v.not_after())
         );
     }
     let _ = writeln!(out, "TLS certificate: {}", settings.tls.path.display());
@@ -371,7 +371,7 @@ fn check(dir: &Path, expiry_days: Option<u64>) -> Result<(), Failure> {
                 "deliveries: stored in {} encrypted for `{}` (valid until {}); deliver: {}; read over HTTPS: {}; at most {} MiB each; {} uploads at once, {} per client, at least {} B/s over {} s",
                 d.data_folder.join("deliveries").display(),
                 e.certificate.subject(),
-                ids_crypto::cert::format_time(e.certificate.not_after()),
+                ids_pki::cert::format_time(e.certificate.not_after()),
                 d.deliver_profiles.join(", "),
                 if d.read_profiles.is_empty() {
                     "nobody".to_string()
@@ -468,13 +468,13 @@ fn check(dir: &Path, expiry_days: Option<u64>) -> Result<(), Failure> {
     for c in clients {
         let mut methods = Vec::new();
         match c.hash {
-            Some(ids_crypto::SecretHash::Argon2id(_)) => {
+            Some(ids_secret::SecretHash::Argon2id(_)) => {
                 methods.push("secret argon2id".to_string())
             }
-            Some(ids_crypto::SecretHash::Sha256(_)) => {
+            Some(ids_secret::SecretHash::Sha256(_)) => {
                 methods.push("secret legacy SHA-256".to_string())
             }
-            Some(ids_crypto::SecretHash::Sha512(_)) => {
+            Some(ids_secret::SecretHash::Sha512(_)) => {
                 methods.push("secret legacy SHA-512".to_string())
             }
             None => {}
@@ -494,8 +494,8 @@ fn check(dir: &Path, expiry_days: Option<u64>) -> Result<(), Failure> {
         }
         let kind = methods.join(", ");
         let expiry = match c.expires_at {
-            Some(t) if t <= now => format!(", EXPIRED {}", ids_crypto::cert::format_time(t)),
-            Some(t) => format!(", expires {}", ids_crypto::cert::format_time(t)),
+            Some(t) if t <= now => format!(", EXPIRED {}", ids_pki::cert::format_time(t)),
+            Some(t) => format!(", expires {}", ids_pki::cert::format_time(t)),
             None => String::new(),
         };
         let _ = writeln!(
@@ -621,15 +621,14 @@ fn deliveries(config_dir: &Path, command: DeliveriesCommand) -> Result<(), Failu
                 Some(path) => path,
                 None => named(Path::new("")),
             };
-            let mut file =
-                ids_crypto::encrypted_file::AtomicFile::create(&target, force).map_err(|e| {
-                    let hint = if e.kind() == std::io::ErrorKind::AlreadyExists {
-                        " (another delivery of that name? choose the file with -o FILE)"
-                    } else {
-                        ""
-                    };
-                    vec![format!("{}: cannot create: {e}{hint}", target.display())]
-                })?;
+            let mut file = ids_seal::atomic::AtomicFile::create(&target, force).map_err(|e| {
+                let hint = if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    " (another delivery of that name? choose the file with -o FILE)"
+                } else {
+                    ""
+                };
+                vec![format!("{}: cannot create: {e}{hint}", target.display())]
+            })?;
             service
                 .export(&key, &mut file)
                 .map_err(|e| vec![format!("{}: {e}", target.display())])?;

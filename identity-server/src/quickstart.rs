@@ -9,8 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ids_crypto::devcerts::{Ca, KeyKind, PfxProfile, to_pfx};
-use ids_crypto::{ClientSecret, SecretHash};
+use ids_devpki::{Ca, KeyKind, PfxProfile, to_pfx};
+use ids_proto::ClientSecret;
+use ids_secret::SecretHash;
 
 /// The demo client's identifier.
 pub const DEMO_CLIENT: &str = "Demo";
@@ -99,7 +100,7 @@ pub fn prepare(
     };
     std::fs::create_dir_all(dir.join("Conf")).map_err(io(&dir.join("Conf")))?;
     std::fs::create_dir_all(dir.join(AGENT_DIR)).map_err(io(&dir.join(AGENT_DIR)))?;
-    let generate = |e: ids_crypto::devcerts::DevCertError| QuickstartError::Generate(e.to_string());
+    let generate = |e: ids_devpki::DevCertError| QuickstartError::Generate(e.to_string());
     let ca = Ca::new("identity-server development CA", 825).map_err(generate)?;
     let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
     let listen_urls = parse_urls(url)?;
@@ -126,7 +127,7 @@ pub fn prepare(
         )
         .map_err(generate)?;
     let password =
-        ClientSecret::generate().map_err(|e| QuickstartError::Generate(e.to_string()))?;
+        ids_secret::generate_secret().map_err(|e| QuickstartError::Generate(e.to_string()))?;
     let ca_der = ca.cert.cert_der.as_slice();
     let tls_pfx = to_pfx(
         &tls,
@@ -160,7 +161,7 @@ pub fn prepare(
     )
     .map_err(generate)?;
     let agent_password =
-        ClientSecret::generate().map_err(|e| QuickstartError::Generate(e.to_string()))?;
+        ids_secret::generate_secret().map_err(|e| QuickstartError::Generate(e.to_string()))?;
     let agent_encryption = ca
         .issue_encryption("agent development file encryption", KeyKind::Rsa2048, 825)
         .map_err(generate)?;
@@ -172,7 +173,8 @@ pub fn prepare(
         PfxProfile::Modern,
     )
     .map_err(generate)?;
-    let secret = ClientSecret::generate().map_err(|e| QuickstartError::Generate(e.to_string()))?;
+    let secret =
+        ids_secret::generate_secret().map_err(|e| QuickstartError::Generate(e.to_string()))?;
     let hash =
         SecretHash::argon2id(&secret).map_err(|e| QuickstartError::Generate(e.to_string()))?;
     let settings = serde_json::json!({
@@ -303,7 +305,7 @@ pub enum AgentSync {
 pub fn sync_agent(
     dir: &Path,
     issuer: &str,
-    tls: &ids_crypto::Certificate,
+    tls: &ids_pki::Certificate,
 ) -> Result<AgentSync, QuickstartError> {
     let file = dir.join(AGENT_DIR).join("appsettings.json");
     let io = |source| QuickstartError::Io {
@@ -335,8 +337,8 @@ pub fn sync_agent(
     let host = host_of(issuer);
     let ip = host.parse::<std::net::IpAddr>().ok();
     let named = tls.subject_alt_names().iter().any(|n| match n {
-        ids_crypto::cert::SubjectAltName::Dns(d) => ip.is_none() && d.eq_ignore_ascii_case(host),
-        ids_crypto::cert::SubjectAltName::Ip(address) => ip == Some(*address),
+        ids_pki::cert::SubjectAltName::Dns(d) => ip.is_none() && d.eq_ignore_ascii_case(host),
+        ids_pki::cert::SubjectAltName::Ip(address) => ip == Some(*address),
         _ => false,
     });
     if !named {
@@ -355,7 +357,7 @@ pub fn sync_agent(
     value["ApplicationUri"] = serde_json::Value::String(issuer.to_string());
     let text = serde_json::to_string_pretty(&value)
         .map_err(|e| QuickstartError::Generate(e.to_string()))?;
-    let mut out = ids_crypto::encrypted_file::AtomicFile::create(&file, true).map_err(io)?;
+    let mut out = ids_seal::atomic::AtomicFile::create(&file, true).map_err(io)?;
     // The file keeps its mode (quickstart wrote it 0644: it holds no secret).
     let permissions = std::fs::metadata(&file).map_err(io)?.permissions();
     out.file().set_permissions(permissions).map_err(io)?;

@@ -8,8 +8,7 @@ use crate::{Clock, SystemClock};
 
 use ids_config::appsettings::{aliased, base_url, file_with_password, reject_windows_store, take};
 use ids_config::{Config, ConfigError, Origin, Schema, invalid};
-use ids_crypto::ClientSecret;
-pub use ids_crypto::pfx::CertificateFile;
+pub use ids_pki::pfx::CertificateFile;
 
 /// Every key the server reads. Sections owned by other software are accepted and ignored (`**`).
 pub const KEYS: &[&str] = &[
@@ -329,7 +328,7 @@ impl Settings {
         let signing = match signing_path {
             Some(s) => Some(CertificateFile {
                 path: config.resolve(s.value.trim()),
-                password: ClientSecret::new(
+                password: ids_proto::Password::new(
                     config
                         .string("IdentityServer:X509KeyFilePassword")
                         .unwrap_or_default(),
@@ -470,8 +469,7 @@ impl Settings {
         )
         .unwrap_or(30);
 
-        let default_lifetime =
-            ids_crypto::jwt::assertion::DEFAULT_MAX_ASSERTION_LIFETIME_SECS as u64;
+        let default_lifetime = ids_jose::assertion::DEFAULT_MAX_ASSERTION_LIFETIME_SECS as u64;
         let max_assertion_lifetime = take(
             &mut errors,
             config.u64_in(

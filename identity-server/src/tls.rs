@@ -16,8 +16,8 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use ids_crypto::Certificate;
-use ids_crypto::cert::SpkiParts;
+use ids_pki::Certificate;
+use ids_pki::cert::SpkiParts;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, SubjectPublicKeyInfoDer, UnixTime};
@@ -54,12 +54,12 @@ impl AnyClientCertificate {
     /// Logs the refusal of `der` (once per certificate and reason) and makes the TLS error.
     fn refuse(&self, der: &[u8], reason: &str, error: rustls::Error) -> rustls::Error {
         if self.refusals.first(&[der, reason.as_bytes()]) {
-            let (subject, issuer) = ids_crypto::cert::subject_and_issuer(der)
+            let (subject, issuer) = ids_pki::cert::subject_and_issuer(der)
                 .unwrap_or_else(|| ("(unreadable)".into(), "(unreadable)".into()));
             tracing::warn!(
                 subject = %loggable(&subject),
                 issuer = %loggable(&issuer),
-                x5t_s256 = %ids_crypto::cert::x5t_s256(der),
+                x5t_s256 = %ids_pki::cert::x5t_s256(der),
                 reason,
                 "client certificate refused in the TLS handshake (logged once per certificate)"
             );
@@ -465,7 +465,7 @@ mod tests {
     use super::test_certs::{key, name, v1};
     use super::*;
     use aws_lc_rs::rand::SystemRandom;
-    use ids_crypto::devcerts::{KeyKind, generate_key};
+    use ids_devpki::{KeyKind, generate_key};
 
     fn algorithms() -> WebPkiSupportedAlgorithms {
         rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms

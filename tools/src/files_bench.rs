@@ -16,10 +16,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use ids_crypto::devcerts::{Ca, KeyKind, PfxProfile, to_pfx};
-use ids_crypto::encrypted_file::format::read_up_to;
-use ids_crypto::encrypted_file::{DecryptionKey, Encryptor, Mode, Recipient, decrypt_stream};
-use ids_crypto::pfx::Pfx;
+use ids_devpki::{Ca, KeyKind, PfxProfile, to_pfx};
+use ids_pki::pfx::Pfx;
+use ids_seal::encrypted_file::format::read_up_to;
+use ids_seal::encrypted_file::{DecryptionKey, Encryptor, Mode, Recipient, decrypt_stream};
 
 /// Runs the benchmark with a file of `size_mib` MiB in `dir`; prints the figures.
 pub fn run(size_mib: u64, dir: &Path) -> anyhow::Result<()> {

@@ -130,7 +130,7 @@ pub async fn put(
     let mut url = url(base, announce.id)?;
     url.query_pairs_mut().append_pair("name", announce.name);
     let text = url.to_string();
-    let digest = format!("sha-256=:{}:", ids_crypto::b64::std(&announce.sha256));
+    let digest = format!("sha-256=:{}:", ids_pki::b64::std(&announce.sha256));
     let response = http
         .send_once(
             &text,

@@ -6,7 +6,7 @@ use super::discovery::Discovery;
 use super::http::{Http, printable, read_body, summarize};
 use crate::error::AgentError;
 use crate::settings::{ClientAuth, ClientCredentials, ClientKey};
-use ids_crypto::AccessToken;
+use ids_jose::AccessToken;
 
 /// A bearer token: the compact JWT. `Debug` never shows it.
 #[derive(Clone)]
@@ -120,10 +120,7 @@ pub(crate) async fn request(
                         .and_then(|s| s.sign(&client.client_id, url, now()).ok())
                         .unwrap_or_default();
                     form.push(("client_id", &client.client_id));
-                    form.push((
-                        "client_assertion_type",
-                        ids_crypto::jwt::assertion::ASSERTION_TYPE,
-                    ));
+                    form.push(("client_assertion_type", ids_jose::assertion::ASSERTION_TYPE));
                     form.push(("client_assertion", &assertion));
                     c.post(url).form(&form)
                 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use aws_lc_rs::digest;
 use bytes::Bytes;
-use ids_crypto::b64::hex;
+use ids_pki::b64::hex;
 
 use crate::Agent;
 use crate::client::deliveries::{self, Announce, DeliveryFailure, Receipt};
@@ -105,11 +105,10 @@ pub fn prepare(vault: &Vault, path: &Path, name: &str) -> Result<Prepared, Files
 /// A read error from the vault: a decryption failure keeps its kind (damaged, not for this key).
 fn read_error(path: &Path, encrypted: bool, e: std::io::Error) -> FilesError {
     let detail = e.to_string();
-    match e.into_inner().and_then(|inner| {
-        inner
-            .downcast::<ids_crypto::encrypted_file::FileError>()
-            .ok()
-    }) {
+    match e
+        .into_inner()
+        .and_then(|inner| inner.downcast::<ids_seal::encrypted_file::FileError>().ok())
+    {
         Some(format) => FilesError::format(path, *format),
         None if encrypted => FilesError::io(path, "cannot decrypt", std::io::Error::other(detail)),
         None => FilesError::io(path, "cannot read", std::io::Error::other(detail)),

@@ -309,7 +309,7 @@ fn claim(
         }
     }
     if claimed > 0 {
-        let _ = ids_crypto::encrypted_file::atomic::sync_folder(&folders.sending.join("x"));
+        let _ = ids_seal::atomic::sync_folder(&folders.sending.join("x"));
     }
     claimed
 }

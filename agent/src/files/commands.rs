@@ -5,9 +5,10 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use ids_crypto::cms;
-use ids_crypto::encrypted_file::format::{MAGIC, read_up_to};
-use ids_crypto::encrypted_file::{AtomicFile, Encryptor, FileError, Mode, decrypt_stream};
+use ids_seal::atomic::AtomicFile;
+use ids_seal::cms;
+use ids_seal::encrypted_file::format::{MAGIC, read_up_to};
+use ids_seal::encrypted_file::{Encryptor, FileError, Mode, decrypt_stream};
 
 use super::{FilesError, Vault};
 

@@ -16,8 +16,8 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use ids_crypto::Certificate;
-use ids_crypto::encrypted_file::{Encryptor, Recipient};
+use ids_pki::Certificate;
+use ids_seal::encrypted_file::{Encryptor, Recipient};
 
 use super::FilesError;
 use super::vault::create_private_folder;

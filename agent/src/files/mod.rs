@@ -2,14 +2,14 @@
 //! certificate when `EncryptionCertificate:EncryptFile` is true), its logs are written by [`logs`], and
 //! [`commands`] implements `agent encrypt` / `agent decrypt`.
 //!
-//! The format itself lives in `ids_crypto::encrypted_file` (and `ids_crypto::cms` for CMS interop).
+//! The format itself lives in `ids_seal::encrypted_file` (and `ids_seal::cms` for CMS interop).
 
 pub mod commands;
 pub mod logs;
 pub mod vault;
 
-use ids_crypto::cms::CmsError;
-use ids_crypto::encrypted_file::{FailureKind, FileError};
+use ids_seal::cms::CmsError;
+use ids_seal::encrypted_file::{FailureKind, FileError};
 
 pub use vault::{Vault, VaultWriter};
 

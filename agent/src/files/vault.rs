@@ -6,10 +6,11 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use ids_crypto::Certificate;
-use ids_crypto::encrypted_file::format::{MAGIC, read_up_to};
-use ids_crypto::encrypted_file::{AtomicFile, DecryptionKey, Decryptor, Encryptor, Recipient};
-use ids_crypto::pfx::{Pfx, check_validity, public_certificate_from_file};
+use ids_pki::Certificate;
+use ids_pki::pfx::{Pfx, check_validity, public_certificate_from_file};
+use ids_seal::atomic::AtomicFile;
+use ids_seal::encrypted_file::format::{MAGIC, read_up_to};
+use ids_seal::encrypted_file::{DecryptionKey, Decryptor, Encryptor, Recipient};
 
 use super::FilesError;
 use crate::Settings;
@@ -218,6 +219,6 @@ impl Write for VaultWriter {
 
 /// Creates `folder` (and parents) readable by the agent's user only.
 pub fn create_private_folder(folder: &Path) -> Result<(), FilesError> {
-    ids_crypto::encrypted_file::atomic::create_private_folder(folder)
+    ids_seal::atomic::create_private_folder(folder)
         .map_err(|e| FilesError::io(folder, "cannot create the folder", e))
 }

@@ -18,8 +18,8 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use ids_crypto::encrypted_file::AtomicFile;
-use ids_crypto::encrypted_file::atomic::create_private_folder;
+use ids_seal::atomic::AtomicFile;
+use ids_seal::atomic::create_private_folder;
 
 /// The file's name in the work folder.
 pub const FILE_NAME: &str = "known_servers";

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::digest;
-use ids_crypto::encrypted_file::AtomicFile;
+use ids_seal::atomic::AtomicFile;
 
 use super::store::{DeliveryStore, PendingContent, Record, StoreError};
 use super::{DeliveryId, DeliveryKey};
@@ -64,7 +64,7 @@ pub fn client_folder_name(client: &str) -> String {
     }
     let hash = digest::digest(&digest::SHA256, client.as_bytes());
     name.push('~');
-    name.push_str(&ids_crypto::b64::hex(&hash.as_ref()[..16]));
+    name.push_str(&ids_pki::b64::hex(&hash.as_ref()[..16]));
     name
 }
 
@@ -222,7 +222,7 @@ fn free_space(_folder: &Path) -> Option<u64> {
 }
 
 fn create_private_folder(folder: &Path) -> Result<(), StoreError> {
-    ids_crypto::encrypted_file::atomic::create_private_folder(folder)
+    ids_seal::atomic::create_private_folder(folder)
         .map_err(|e| StoreError::io(folder, "create the folder", e))
 }
 
@@ -366,7 +366,7 @@ impl DeliveryStore for FolderStore {
         if !folder.is_dir() {
             create_private_folder(&folder)?;
             // The new folder's entry is data of the store folder: make it durable too.
-            ids_crypto::encrypted_file::atomic::sync_folder(&folder)
+            ids_seal::atomic::sync_folder(&folder)
                 .map_err(|e| StoreError::io(&self.folder, "sync", e))?;
         }
         self.reserve(expected_bytes)?;

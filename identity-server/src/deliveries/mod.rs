@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lc_rs::digest;
-use ids_crypto::b64::hex;
-use ids_crypto::encrypted_file::{DecryptionKey, Decryptor, Encryptor, Recipient};
+use ids_pki::b64::hex;
+use ids_seal::encrypted_file::{DecryptionKey, Decryptor, Encryptor, Recipient};
 
 pub use names::{check_name, export_name};
 pub use store::{DeliveryStore, PendingContent, Record, StoreError};
@@ -496,7 +496,7 @@ impl Deliveries {
 
 /// Stored size of `plaintext` bytes, with room for the header and the chunk framing.
 fn encrypted_size(plaintext: u64) -> u64 {
-    let chunks = plaintext / u64::from(ids_crypto::encrypted_file::DEFAULT_CHUNK_SIZE) + 1;
+    let chunks = plaintext / u64::from(ids_seal::encrypted_file::DEFAULT_CHUNK_SIZE) + 1;
     plaintext + chunks * 20 + 64 * 1024
 }
 
@@ -617,7 +617,7 @@ impl Upload {
             });
         }
         let pending = encryptor.finish().map_err(|e| match e {
-            ids_crypto::encrypted_file::FileError::Write { source } => write_error(source),
+            ids_seal::encrypted_file::FileError::Write { source } => write_error(source),
             other => DeliveryError::Internal(other.to_string()),
         })?;
         let record = Record {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lc_rs::digest;
-use ids_crypto::devcerts::{Ca, KeyKind, PfxProfile, to_pfx};
-use ids_crypto::encrypted_file::{DecryptionKey, Recipient};
-use ids_crypto::pfx::Pfx;
+use ids_devpki::{Ca, KeyKind, PfxProfile, to_pfx};
+use ids_pki::pfx::Pfx;
+use ids_seal::encrypted_file::{DecryptionKey, Recipient};
 
 use super::folder::FolderStore;
 use super::*;

@@ -268,7 +268,7 @@ fn repr_digest(headers: &HeaderMap) -> Result<[u8; 32], DeliveryError> {
             .trim()
             .strip_prefix(':')
             .and_then(|d| d.strip_suffix(':'))
-            .and_then(ids_crypto::b64::std_decode)
+            .and_then(ids_pki::b64::std_decode)
             .and_then(|b| <[u8; 32]>::try_from(b).ok());
         found = Some(bytes.ok_or_else(|| {
             DeliveryError::InvalidRequest(
@@ -393,8 +393,8 @@ async fn content(
         HeaderValue::from_static("application/octet-stream"),
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(record.size));
-    let digest = ids_crypto::b64::hex_decode(&record.sha256).unwrap_or_default();
-    if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{}:", ids_crypto::b64::std(&digest))) {
+    let digest = ids_pki::b64::hex_decode(&record.sha256).unwrap_or_default();
+    if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{}:", ids_pki::b64::std(&digest))) {
         h.insert("repr-digest", v);
     }
     // Never a hidden or disguised name, even for a record stored before names were checked.

@@ -1,9 +1,10 @@
 //! Bearer tokens presented to the server's own API (RFC 6750): verified locally with the server's keys
-//! (the verifier the agents use, [`ids_crypto::Verifier`]), then matched to a client registered in
+//! (the verifier the agents use, [`ids_jose::Verifier`]), then matched to a client registered in
 //! the access-control XML in force, so that removing a client or changing its profile takes effect at
 //! once, whatever its tokens still say.
 
-use ids_crypto::{Certificate, KeySet, Validation, Verifier};
+use ids_jose::{KeySet, Validation, Verifier};
+use ids_pki::Certificate;
 
 use crate::access_control::Clients;
 

@@ -23,8 +23,9 @@ use std::time::Duration;
 
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use ids_crypto::secret::Argon2Memory;
-use ids_crypto::{ClientSecret, SecretHash};
+use ids_proto::ClientSecret;
+use ids_secret::Argon2Memory;
+use ids_secret::SecretHash;
 use tokio::sync::Semaphore;
 
 use super::OAuthError;

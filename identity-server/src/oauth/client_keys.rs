@@ -15,9 +15,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use ids_crypto::cert::{SubjectAltName, Validity, format_time};
-use ids_crypto::jwt::assertion::{AssertionError, UnverifiedAssertion};
-use ids_crypto::{Certificate, PublicKey, jwk};
+use ids_jose::assertion::{AssertionError, UnverifiedAssertion};
+use ids_pki::cert::{SubjectAltName, Validity, format_time};
+use ids_pki::{Certificate, PublicKey, jwk};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
@@ -336,7 +336,7 @@ impl PresentedCertificate {
 
     /// `x5t#S256` of the leaf: what a bound token's `cnf` carries.
     pub fn x5t_s256(&self) -> Option<String> {
-        self.leaf().map(ids_crypto::cert::x5t_s256)
+        self.leaf().map(ids_pki::cert::x5t_s256)
     }
 }
 
@@ -667,7 +667,7 @@ fn expected_names(client: &RegisteredClient) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use ids_crypto::devcerts::{Ca, KeyKind};
+    use ids_devpki::{Ca, KeyKind};
 
     fn client(id: &str) -> RegisteredClient {
         RegisteredClient {
@@ -686,12 +686,12 @@ mod tests {
     #[test]
     fn a_thumbprint_only_client_is_told_the_assertion_carries_no_key() {
         // What Authlib sends: no `kid`, no `jwk`/`x5c` header.
-        let b64 = |v: serde_json::Value| ids_crypto::b64::url(v.to_string().as_bytes());
+        let b64 = |v: serde_json::Value| ids_pki::b64::url(v.to_string().as_bytes());
         let token = format!(
             "{}.{}.{}",
             b64(serde_json::json!({"alg": "RS256", "typ": "JWT"})),
             b64(serde_json::json!({"iss": "Py", "sub": "Py", "jti": "x", "exp": 1})),
-            ids_crypto::b64::url(&[0u8; 256])
+            ids_pki::b64::url(&[0u8; 256])
         );
         let assertion = UnverifiedAssertion::parse(&token).expect("structure");
         let mut py = client("Py");
@@ -801,7 +801,7 @@ mod tests {
     #[test]
     fn v1_leaves_must_be_signed_directly_by_a_v3_ca_and_valid() {
         use crate::tls::test_certs::{name, v1};
-        use ids_crypto::devcerts::generate_key;
+        use ids_devpki::generate_key;
         let ca = Ca::new("client CA", 1).unwrap();
         let ca_cert = Certificate::from_der("ca", &ca.cert.cert_der).unwrap();
         let ca_name = ca_cert.subject_der().to_vec();

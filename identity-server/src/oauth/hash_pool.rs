@@ -15,7 +15,7 @@
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
-use ids_crypto::secret::Argon2Memory;
+use ids_secret::Argon2Memory;
 
 type Job = Box<dyn FnOnce(&mut Argon2Memory) + Send>;
 
@@ -139,9 +139,9 @@ mod tests {
                             reused.fetch_add(1, Ordering::SeqCst);
                         }
                         // What a verification does with its memory: grow it once, then reuse it.
-                        let secret = ids_crypto::ClientSecret::new("x");
+                        let secret = ids_proto::ClientSecret::new("x");
                         let hash =
-                            ids_crypto::SecretHash::danger_weak_argon2id(&secret).expect("hash");
+                            ids_secret::SecretHash::danger_weak_argon2id(&secret).expect("hash");
                         assert!(hash.verify_in(&secret, memory));
                         std::thread::sleep(Duration::from_millis(20));
                         seen.lock()

@@ -21,7 +21,7 @@ use crate::access_control::{LiveClients, RegisteredClient};
 use crate::authorized_clients::LiveKeys;
 use client_auth::{AuthOutcome, Authenticator};
 use client_keys::{ClientAuthorities, KeyRejection, PresentedCertificate, ReplayCache};
-use ids_crypto::jwt::assertion::UnverifiedAssertion;
+use ids_jose::assertion::UnverifiedAssertion;
 use request::AuthMethod;
 
 /// Everything the token endpoint needs; shared by all requests.

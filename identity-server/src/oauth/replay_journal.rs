@@ -42,7 +42,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ids_crypto::encrypted_file::AtomicFile;
+use ids_seal::atomic::AtomicFile;
 
 use super::client_keys::{KeyRejection, LEEWAY, MemoryReplayCache, ReplayCache, replay_key};
 use crate::Clock;
@@ -172,7 +172,7 @@ impl Entry {
         format!(
             "{key} {} {}\n",
             self.expires_at,
-            ids_crypto::b64::url(self.client.as_bytes())
+            ids_pki::b64::url(self.client.as_bytes())
         )
     }
 
@@ -194,7 +194,7 @@ impl Entry {
                 .ok_or("the key is not 32 hex digits")?;
         }
         let expires_at = exp.parse().map_err(|_| "exp is not a number")?;
-        let client = ids_crypto::b64::url_decode(client)
+        let client = ids_pki::b64::url_decode(client)
             .and_then(|c| String::from_utf8(c).ok())
             .filter(|c| !c.is_empty())
             .ok_or("the client id is not base64url of UTF-8")?;
@@ -339,7 +339,7 @@ fn start(
     limits: Limits,
     opened: &mut Opened,
 ) -> Result<Writer, String> {
-    ids_crypto::encrypted_file::atomic::create_private_folder(folder)
+    ids_seal::atomic::create_private_folder(folder)
         .map_err(|e| format!("cannot create the folder {}: {e}", folder.display()))?;
     remove_leftovers(folder);
     let now = clock.now();

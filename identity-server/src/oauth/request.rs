@@ -1,6 +1,6 @@
 //! Token request parsing: form parameters and client credentials (RFC 6749 sections 2.3.1, 3.2, 4.4).
 
-use ids_crypto::ClientSecret;
+use ids_proto::ClientSecret;
 
 use super::OAuthError;
 
@@ -78,10 +78,10 @@ pub fn parse(
     }
     let basic = authorization.map(parse_basic).transpose()?;
     if assertion.is_some() || assertion_type.is_some() {
-        if assertion_type.as_deref() != Some(ids_crypto::jwt::assertion::ASSERTION_TYPE) {
+        if assertion_type.as_deref() != Some(ids_jose::assertion::ASSERTION_TYPE) {
             return Err(OAuthError::InvalidRequest(format!(
                 "client_assertion_type must be `{}`",
-                ids_crypto::jwt::assertion::ASSERTION_TYPE
+                ids_jose::assertion::ASSERTION_TYPE
             )));
         }
         let Some(assertion) = assertion.filter(|a| !a.is_empty()) else {
@@ -211,7 +211,7 @@ fn parse_basic(header: &str) -> Result<(String, ClientSecret), OAuthError> {
             "unsupported Authorization scheme: use `Basic` for client_secret_basic".into(),
         ));
     }
-    let decoded = ids_crypto::b64::std_decode(value.trim()).ok_or_else(bad)?;
+    let decoded = ids_pki::b64::std_decode(value.trim()).ok_or_else(bad)?;
     let text = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = text.split_once(':').ok_or_else(bad)?;
     let id = percent_decode(id).ok_or_else(bad)?;
@@ -312,7 +312,7 @@ mod tests {
         assert_eq!(r.credentials.client_id, "Job");
         assert_eq!(secret(&r).as_deref(), Some("a+b c"));
         assert_eq!(r.credentials.method, AuthMethod::ClientSecretPost);
-        let header = format!("Basic {}", ids_crypto::b64::std(b"Job%3Ax:s%3Acret"));
+        let header = format!("Basic {}", ids_pki::b64::std(b"Job%3Ax:s%3Acret"));
         let r = parse(
             b"grant_type=client_credentials&scope=api+api",
             Some(&header),
@@ -412,7 +412,7 @@ mod robustness {
             let header = match next() % 4 {
                 0 => None,
                 1 => Some(format!("Basic {}", String::from_utf8_lossy(&body))),
-                2 => Some(format!("Basic {}", ids_crypto::b64::std(&body))),
+                2 => Some(format!("Basic {}", ids_pki::b64::std(&body))),
                 _ => Some(String::from_utf8_lossy(&body).into_owned()),
             };
             let _ = parse(&body, header.as_deref(), &["localhost:5001".to_string()]);

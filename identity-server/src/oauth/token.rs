@@ -1,7 +1,7 @@
 //! Access tokens (RFC 9068 JWT profile) signed with the server's certificate key.
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use ids_crypto::TokenSigner;
+use ids_jose::TokenSigner;
 use serde::{Deserialize, Serialize};
 
 use super::OAuthError;
@@ -71,7 +71,7 @@ impl TokenIssuer {
             aud: self.audience.clone(),
             scope: scope.clone(),
             profile: client.profile.clone(),
-            jti: ids_crypto::b64::url(&jti),
+            jti: ids_pki::b64::url(&jti),
             iat: now,
             nbf: now,
             exp: now + self.lifetime_secs as i64,

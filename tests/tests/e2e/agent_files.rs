@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use ids_crypto::devcerts::KeyKind;
+use ids_devpki::KeyKind;
 use serde_json::json;
 
 use crate::support::{
@@ -130,7 +130,7 @@ fn the_settings_certificate_is_the_default_and_exit_codes_tell_damage_from_anoth
         ],
     );
     assert_eq!(code(&out), 7, "{}", stderr(&out));
-    let rsa = ids_crypto::Certificate::from_file(&fixtures().join("signing-rsa.crt")).expect("crt");
+    let rsa = ids_pki::Certificate::from_file(&fixtures().join("signing-rsa.crt")).expect("crt");
     assert!(stderr(&out).contains(&rsa.x5t_s256()), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("different certificate"),

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ids_crypto::devcerts::{Ca, KeyKind};
+use ids_devpki::{Ca, KeyKind};
 use serde_json::json;
 
 use crate::support::{AgentDeployment, PASSWORD, binary, python_with};

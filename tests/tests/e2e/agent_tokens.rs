@@ -208,7 +208,7 @@ async fn token_signed_by_an_unpinned_key_is_refused() {
     assert!(
         matches!(
             &err,
-            AgentError::InvalidToken(ids_crypto::VerifyError::UnknownKey { .. })
+            AgentError::InvalidToken(ids_jose::VerifyError::UnknownKey { .. })
         ),
         "{err:?}"
     );
@@ -242,7 +242,7 @@ async fn signing_certificate_rotation() {
     let clock = Arc::new(ManualClock::starting_now());
     let jwks_agent = jwks_agent.agent_with_clock(clock.clone());
     let old_token = jwks_agent.token().await.expect("token from the old key");
-    assert_eq!(old_token.claims.algorithm, ids_crypto::Algorithm::RS256);
+    assert_eq!(old_token.claims.algorithm, ids_pki::Algorithm::RS256);
     assert_eq!(jwks_agent.jwks_fetches(), 1);
     server.stop().await;
 
@@ -262,7 +262,7 @@ async fn signing_certificate_rotation() {
         .fetch_token("Job", None)
         .await
         .expect("token from the new key");
-    assert_eq!(fresh.claims.algorithm, ids_crypto::Algorithm::ES256);
+    assert_eq!(fresh.claims.algorithm, ids_pki::Algorithm::ES256);
     assert_eq!(jwks_agent.jwks_fetches(), 2);
     jwks_agent
         .verify(old_token.access_token.expose())
@@ -275,7 +275,7 @@ async fn signing_certificate_rotation() {
     assert!(
         matches!(
             &err,
-            AgentError::InvalidToken(ids_crypto::VerifyError::UnknownKey { .. })
+            AgentError::InvalidToken(ids_jose::VerifyError::UnknownKey { .. })
         ),
         "{err:?}"
     );
@@ -286,7 +286,7 @@ async fn signing_certificate_rotation() {
     assert!(
         matches!(
             &err,
-            AgentError::InvalidToken(ids_crypto::VerifyError::UnknownKey { .. })
+            AgentError::InvalidToken(ids_jose::VerifyError::UnknownKey { .. })
         ),
         "{err:?}"
     );
@@ -457,12 +457,12 @@ fn http_response(status: &str, headers: &[&str], body: &str) -> String {
 
 /// A discovery document and a token signed with the `signing-rsa.pfx` fixture, issued by `issuer`.
 fn discovery_and_token(issuer: &str) -> (String, String) {
-    let pfx = ids_crypto::Pfx::from_file(
+    let pfx = ids_pki::Pfx::from_file(
         &crate::support::fixtures().join("signing-rsa.pfx"),
         crate::support::PASSWORD,
     )
     .expect("pfx");
-    let signer = ids_crypto::TokenSigner::new(pfx.key, &pfx.certificate);
+    let signer = ids_jose::TokenSigner::new(pfx.key, &pfx.certificate);
     let now = agent::clock::Clock::now(&agent::SystemClock);
     let token = signer
         .sign(&json!({
@@ -620,7 +620,7 @@ async fn failed_refresh_keeps_a_still_valid_token() {
 /// `Tls:TrustedCertificates` is trusted as it is.
 #[tokio::test]
 async fn self_signed_ca_certificate_can_be_pinned() {
-    use ids_crypto::devcerts::{Ca, PfxProfile, to_pfx};
+    use ids_devpki::{Ca, PfxProfile, to_pfx};
     let mut d = Deployment::new();
     let self_signed = Ca::new("localhost", 30).expect("self-signed");
     let pfx = to_pfx(

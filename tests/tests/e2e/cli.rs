@@ -3,7 +3,8 @@
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Child, Command, Stdio};
 
-use ids_crypto::{ClientSecret, SecretHash};
+use ids_proto::ClientSecret;
+use ids_secret::SecretHash;
 use serde_json::{Value, json};
 
 use crate::support::{Deployment, binary, https_client};
@@ -481,13 +482,13 @@ async fn an_unregistered_key_is_logged_with_its_thumbprint() {
         ),
     );
     let (mut server, port, client) = serve(&d);
-    let ca = ids_crypto::devcerts::Ca::new("test", 1).expect("ca");
+    let ca = ids_devpki::Ca::new("test", 1).expect("ca");
     let issued = ca
-        .issue_signing("rogue", ids_crypto::devcerts::KeyKind::EcP256, 1)
+        .issue_signing("rogue", ids_devpki::KeyKind::EcP256, 1)
         .expect("cert");
-    let cert = ids_crypto::Certificate::from_der("rogue", &issued.cert_der).expect("cert");
-    let signer = ids_crypto::AssertionSigner::new(
-        ids_crypto::SigningKey::from_pkcs8(&issued.key_pkcs8).expect("key"),
+    let cert = ids_pki::Certificate::from_der("rogue", &issued.cert_der).expect("cert");
+    let signer = ids_jose::AssertionSigner::new(
+        ids_pki::SigningKey::from_pkcs8(&issued.key_pkcs8).expect("key"),
         cert.public_key(),
     );
     let url = format!("https://localhost:{port}/connect/token");
@@ -498,10 +499,7 @@ async fn an_unregistered_key_is_logged_with_its_thumbprint() {
         .post(&url)
         .form(&[
             ("grant_type", "client_credentials"),
-            (
-                "client_assertion_type",
-                ids_crypto::jwt::assertion::ASSERTION_TYPE,
-            ),
+            ("client_assertion_type", ids_jose::assertion::ASSERTION_TYPE),
             ("client_assertion", &assertion),
         ])
         .send()

@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ids_crypto::jwt::assertion::ASSERTION_TYPE;
-use ids_crypto::{AssertionSigner, SigningKey};
+use ids_jose::AssertionSigner;
+use ids_jose::assertion::ASSERTION_TYPE;
+use ids_pki::SigningKey;
 use serde_json::{Value, json};
 
 use crate::keytool::{PFX_PASSWORD, keytool, openssl};
@@ -50,7 +51,7 @@ fn xml_with(clients: &str) -> String {
 
 fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("payload");
-    serde_json::from_slice(&ids_crypto::b64::url_decode(payload).expect("b64")).expect("json")
+    serde_json::from_slice(&ids_pki::b64::url_decode(payload).expect("b64")).expect("json")
 }
 
 async fn assertion_request(server: &Server, assertion: &str) -> (u16, Value) {
@@ -75,7 +76,7 @@ fn challenge(r: &reqwest::Response) -> String {
 }
 
 fn signer(key: &Path) -> AssertionSigner {
-    let file = ids_crypto::keyfile::read_private(key, None).expect("read key");
+    let file = ids_pki::keyfile::read_private(key, None).expect("read key");
     AssertionSigner::new(
         SigningKey::from_pkcs8(&file.pkcs8).expect("signing key"),
         &file.public_key,
@@ -164,7 +165,7 @@ async fn private_key_jwt_by_thumbprint_without_any_shared_secret() {
     let mut parts: Vec<String> = assertion.split('.').map(str::to_string).collect();
     let mut c = claims(&assertion);
     c["jti"] = json!("another");
-    parts[1] = ids_crypto::b64::url(c.to_string().as_bytes());
+    parts[1] = ids_pki::b64::url(c.to_string().as_bytes());
     assert_eq!(assertion_request(&server, &parts.join(".")).await.0, 401);
     // A secret is no substitute for a key the client was registered with.
     let r = server
@@ -479,7 +480,7 @@ async fn mutual_tls_on_a_private_ca_gives_certificate_bound_tokens() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let body: Value = serde_json::from_slice(&out.stdout).expect("json");
     let token = body["access_token"].as_str().expect("token").to_string();
-    let poller = ids_crypto::Certificate::from_file(&pki_dir.join("Poller.crt")).expect("crt");
+    let poller = ids_pki::Certificate::from_file(&pki_dir.join("Poller.crt")).expect("crt");
     assert_eq!(claims(&token)["sub"], "Poller");
     assert_eq!(
         claims(&token)["cnf"]["x5t#S256"],
@@ -557,7 +558,7 @@ async fn mutual_tls_on_a_private_ca_gives_certificate_bound_tokens() {
     let err = stderr(&out);
     assert_ne!(code(&out), 0, "{err}");
     assert!(err.contains("invalid_client"), "{err}");
-    let other = ids_crypto::Certificate::from_file(&pki_dir.join("Other.crt")).expect("crt");
+    let other = ids_pki::Certificate::from_file(&pki_dir.join("Other.crt")).expect("crt");
     assert!(err.contains(&other.x5t_s256()), "{err}");
     assert!(err.contains("urn:ids:client:Poller"), "{err}");
 
@@ -790,7 +791,7 @@ async fn seed_openssl_v1_client_certificate_gets_a_certificate_bound_token() {
     let ca = d.path().join("ca.crt");
     let (cert, key) = (seed.join("client.crt"), seed.join("client.key"));
 
-    let x5t = ids_crypto::Certificate::from_file(&cert)
+    let x5t = ids_pki::Certificate::from_file(&cert)
         .expect("v1 certificate")
         .x5t_s256();
     // TLS 1.3, again TLS 1.3 (one warning only), then TLS 1.2 (the handshake signature is checked
@@ -813,7 +814,7 @@ async fn seed_openssl_v1_client_certificate_gets_a_certificate_bound_token() {
     let (status, body) =
         curl_token(&ca, port, &reissued, &key, "poller-seed", &[]).expect("the handshake succeeds");
     assert_eq!(status, 200, "{body}");
-    let v3_x5t = ids_crypto::Certificate::from_file(&reissued)
+    let v3_x5t = ids_pki::Certificate::from_file(&reissued)
         .expect("v3 certificate")
         .x5t_s256();
     assert_eq!(

@@ -354,7 +354,7 @@ fn validation_keys_from_pfx_files_and_environment_lists() {
 
 #[test]
 fn project_made_pfx_files_load_and_not_yet_valid_ones_are_refused() {
-    use ids_crypto::devcerts::{Ca, KeyKind, PfxProfile, to_pfx};
+    use ids_devpki::{Ca, KeyKind, PfxProfile, to_pfx};
     let ca = Ca::new("e2e CA", 30).expect("ca");
     let now = time::OffsetDateTime::now_utc();
     let day = time::Duration::days(1);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use ids_crypto::devcerts::KeyKind;
+use ids_devpki::KeyKind;
 use serde_json::{Value, json};
 
 use crate::support::{
@@ -584,7 +584,7 @@ async fn refusals_have_their_status_and_leave_nothing_behind() {
     let mut forged = job.clone();
     let last = forged.pop().expect("char");
     forged.push(if last == 'A' { 'B' } else { 'A' });
-    let signer_file = ids_crypto::pfx::CertificateFile::new(
+    let signer_file = ids_pki::pfx::CertificateFile::new(
         d.path().join("signing-ec.pfx"),
         PASSWORD.to_string(),
         "test",
@@ -593,10 +593,10 @@ async fn refusals_have_their_status_and_leave_nothing_behind() {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let claims = json!({ "iss": server.base, "aud": server.base, "sub": "Job", "client_id": "Job",
         "scope": "api", "jti": "x", "iat": now, "nbf": now, "exp": now + 600 });
-    let foreign = ids_crypto::TokenSigner::new(other.key, &other.certificate)
+    let foreign = ids_jose::TokenSigner::new(other.key, &other.certificate)
         .sign(&claims)
         .expect("sign");
-    let real_file = ids_crypto::pfx::CertificateFile::new(
+    let real_file = ids_pki::pfx::CertificateFile::new(
         d.path().join("signing-rsa.pfx"),
         PASSWORD.to_string(),
         "test",
@@ -606,7 +606,7 @@ async fn refusals_have_their_status_and_leave_nothing_behind() {
     old["iat"] = json!(now - 7200);
     old["nbf"] = json!(now - 7200);
     old["exp"] = json!(now - 3600);
-    let expired = ids_crypto::TokenSigner::new(real.key, &real.certificate)
+    let expired = ids_jose::TokenSigner::new(real.key, &real.certificate)
         .sign(&old)
         .expect("sign");
     for (what, bad) in [

@@ -218,7 +218,7 @@ async fn authlib_private_key_jwt_with_default_settings_and_replay_59_minutes_lat
         .find_map(|p| p.strip_prefix("client_assertion="))
         .expect("client_assertion in the body");
     let claims: Value = serde_json::from_slice(
-        &ids_crypto::b64::url_decode(assertion.split('.').nth(1).expect("payload")).expect("b64"),
+        &ids_pki::b64::url_decode(assertion.split('.').nth(1).expect("payload")).expect("b64"),
     )
     .expect("claims");
     let lifetime = claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat");
@@ -229,10 +229,7 @@ async fn authlib_private_key_jwt_with_default_settings_and_replay_59_minutes_lat
     let replay = server
         .token_post(&[
             ("grant_type", "client_credentials"),
-            (
-                "client_assertion_type",
-                ids_crypto::jwt::assertion::ASSERTION_TYPE,
-            ),
+            ("client_assertion_type", ids_jose::assertion::ASSERTION_TYPE),
             ("client_assertion", assertion),
         ])
         .await;
@@ -240,9 +237,9 @@ async fn authlib_private_key_jwt_with_default_settings_and_replay_59_minutes_lat
 
     // The server did move to the test's clock: an assertion made "now" by that clock (59 minutes ahead
     // of the real one, so not yet valid for a server on the system clock) is accepted.
-    let file = ids_crypto::keyfile::read_private(&key, None).expect("client key");
-    let signer = ids_crypto::AssertionSigner::new(
-        ids_crypto::SigningKey::from_pkcs8(&file.pkcs8).expect("signing key"),
+    let file = ids_pki::keyfile::read_private(&key, None).expect("client key");
+    let signer = ids_jose::AssertionSigner::new(
+        ids_pki::SigningKey::from_pkcs8(&file.pkcs8).expect("signing key"),
         &file.public_key,
     );
     let fresh = signer
@@ -251,10 +248,7 @@ async fn authlib_private_key_jwt_with_default_settings_and_replay_59_minutes_lat
     let response = server
         .token_post(&[
             ("grant_type", "client_credentials"),
-            (
-                "client_assertion_type",
-                ids_crypto::jwt::assertion::ASSERTION_TYPE,
-            ),
+            ("client_assertion_type", ids_jose::assertion::ASSERTION_TYPE),
             ("client_assertion", &fresh),
         ])
         .await;
@@ -375,11 +369,7 @@ async fn protected_pfx_passwords_round_trip_and_never_show() {
     use crate::support::{PASSWORD, project_pfx};
     let mut d = Deployment::new();
     let dir = d.path().to_path_buf();
-    project_pfx(
-        &dir,
-        "server-encryption",
-        ids_crypto::devcerts::KeyKind::Rsa2048,
-    );
+    project_pfx(&dir, "server-encryption", ids_devpki::KeyKind::Rsa2048);
     // No password in clear JSON: the signing PFX password is protected, the TLS one read from a file,
     // the encryption certificate's from the environment (the bootstrap).
     d.set(
@@ -569,7 +559,7 @@ async fn a_protected_client_secret_round_trips_through_agent_protect() {
     let server = Deployment::new().start().await;
     let mut a = AgentDeployment::new(&server.base);
     let dir = a.path().to_path_buf();
-    project_pfx(&dir, "agent-files", ids_crypto::devcerts::KeyKind::Rsa2048);
+    project_pfx(&dir, "agent-files", ids_devpki::KeyKind::Rsa2048);
     a.set(
         "EncryptionCertificate",
         json!({ "File": "agent-files.pfx" }),

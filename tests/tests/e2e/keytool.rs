@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use ids_crypto::Pfx;
+use ids_pki::Pfx;
 
 use crate::support::{binary, code, fixtures, stderr};
 

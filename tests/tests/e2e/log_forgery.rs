@@ -2,9 +2,9 @@
 //! `client_id` in the body or the Basic header) reach the server's log with their control characters
 //! escaped, so none of them starts a line of its own or moves the terminal's cursor.
 
-use ids_crypto::devcerts::{Ca, KeyKind};
-use ids_crypto::jwt::assertion::ASSERTION_TYPE;
-use ids_crypto::{Certificate, SigningKey, b64};
+use ids_devpki::{Ca, KeyKind};
+use ids_jose::assertion::ASSERTION_TYPE;
+use ids_pki::{Certificate, SigningKey, b64};
 use serde_json::{Value, json};
 
 use crate::cli::serve;
@@ -33,7 +33,7 @@ async fn client_values_cannot_forge_log_lines() {
         .expect("client certificate");
     let cert = Certificate::from_der("Poller2.crt", &issued.cert_der).expect("certificate");
     let key = SigningKey::from_pkcs8(&issued.key_pkcs8).expect("key");
-    let thumbprint = ids_crypto::jwk::thumbprint(cert.public_key());
+    let thumbprint = ids_pki::jwk::thumbprint(cert.public_key());
     std::fs::create_dir(d.path().join("authorized")).expect("mkdir");
     std::fs::write(d.path().join("authorized/Poller2.pem"), &issued.cert_pem).expect("write");
     d.write_xml(

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use ids_crypto::devcerts::{Ca, Issued, KeyKind, PfxProfile, to_pfx};
+use ids_devpki::{Ca, Issued, KeyKind, PfxProfile, to_pfx};
 use serde_json::json;
 
 use crate::support::{AgentDeployment, Deployment, PASSWORD, code, fixtures, stderr};
@@ -28,8 +28,8 @@ fn stdout(out: &Output) -> String {
 
 /// The RFC 7638 thumbprint of a certificate's key.
 fn key_thumbprint(der: &[u8]) -> String {
-    let cert = ids_crypto::Certificate::from_der("test", der).expect("certificate");
-    ids_crypto::jwk::thumbprint(cert.public_key())
+    let cert = ids_pki::Certificate::from_der("test", der).expect("certificate");
+    ids_pki::jwk::thumbprint(cert.public_key())
 }
 
 /// Writes `issued` as `name` (a PFX with the CA in its chain) into the server's folder.
@@ -181,11 +181,11 @@ async fn first_pins_the_key_and_refuses_another_one_from_the_same_ca() {
 #[tokio::test(flavor = "multi_thread")]
 async fn strict_requires_a_listed_thumbprint() {
     let server = Deployment::new().start().await;
-    let tls = ids_crypto::Certificate::from_file(&fixtures().join("tls.crt")).expect("tls.crt");
-    let tls_tp = ids_crypto::jwk::thumbprint(tls.public_key());
-    let other = ids_crypto::Certificate::from_file(&fixtures().join("signing-rsa.crt"))
+    let tls = ids_pki::Certificate::from_file(&fixtures().join("tls.crt")).expect("tls.crt");
+    let tls_tp = ids_pki::jwk::thumbprint(tls.public_key());
+    let other = ids_pki::Certificate::from_file(&fixtures().join("signing-rsa.crt"))
         .expect("signing-rsa.crt");
-    let other_tp = ids_crypto::jwk::thumbprint(other.public_key());
+    let other_tp = ids_pki::jwk::thumbprint(other.public_key());
 
     let mut a = AgentDeployment::new(&server.base);
     a.set("Tls.ServerPinning", json!("Strict"));

@@ -8,9 +8,10 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ids_crypto::devcerts::{Ca, KeyKind};
-use ids_crypto::jwt::assertion::ASSERTION_TYPE;
-use ids_crypto::{AssertionSigner, Certificate, SigningKey};
+use ids_devpki::{Ca, KeyKind};
+use ids_jose::AssertionSigner;
+use ids_jose::assertion::ASSERTION_TYPE;
+use ids_pki::{Certificate, SigningKey};
 use serde_json::json;
 
 use crate::cli::Running;

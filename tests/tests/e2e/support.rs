@@ -8,9 +8,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use ids_crypto::devcerts::{Ca, KeyKind, PfxProfile, to_pfx};
+use ids_devpki::{Ca, KeyKind, PfxProfile, to_pfx};
 
-use ids_crypto::{ClientSecret, SecretHash};
+use ids_proto::ClientSecret;
+use ids_secret::SecretHash;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 

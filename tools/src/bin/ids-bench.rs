@@ -38,10 +38,10 @@ use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, VerificationAlgorithm,
 };
 use clap::{Parser, Subcommand};
-use ids_crypto::devcerts::{Ca, KeyKind, PfxProfile, to_pfx};
-use ids_crypto::{
-    Certificate, ClientSecret, KeySet, SecretHash, SigningKey, TokenSigner, Validation, Verifier,
-};
+use ids_devpki::{Ca, KeyKind, PfxProfile, to_pfx};
+use ids_jose::{KeySet, TokenSigner, Validation, Verifier};
+use ids_pki::{Certificate, SigningKey};
+use ids_secret::SecretHash;
 use ids_tools::{Killed, percentiles};
 
 #[derive(Parser, Debug)]
@@ -215,8 +215,8 @@ fn main() -> anyhow::Result<()> {
     let mut key_clients = Vec::new();
     for i in 0..cli.connections.max(1) {
         let issued = ca.issue_signing(&format!("KeyClient{i}"), KeyKind::EcP256, 365)?;
-        let cert = ids_crypto::Certificate::from_der("bench", &issued.cert_der)?;
-        let signer = ids_crypto::AssertionSigner::new(
+        let cert = ids_pki::Certificate::from_der("bench", &issued.cert_der)?;
+        let signer = ids_jose::AssertionSigner::new(
             SigningKey::from_pkcs8(&issued.key_pkcs8)?,
             cert.public_key(),
         );
@@ -392,8 +392,7 @@ fn bench_verify(duration: Duration) -> anyhow::Result<()> {
         let signer = TokenSigner::new(key, &cert);
         let token = signer.sign(&claims)?;
         let (signed, signature) = token.rsplit_once('.').context("token without signature")?;
-        let signature =
-            ids_crypto::b64::url_decode(signature).context("signature not base64url")?;
+        let signature = ids_pki::b64::url_decode(signature).context("signature not base64url")?;
         let verifier = Verifier::new(
             KeySet::from_certificates([(&cert, "bench certificate".to_string())])?,
             Validation {
@@ -518,10 +517,7 @@ async fn assertion_request(client: &reqwest::Client, url: &str, assertion: &str)
         .post(url)
         .form(&[
             ("grant_type", "client_credentials"),
-            (
-                "client_assertion_type",
-                ids_crypto::jwt::assertion::ASSERTION_TYPE,
-            ),
+            ("client_assertion_type", ids_jose::assertion::ASSERTION_TYPE),
             ("client_assertion", assertion),
         ])
         .send()
@@ -535,7 +531,7 @@ async fn assertion_request(client: &reqwest::Client, url: &str, assertion: &str)
 fn write_deployment(
     dir: &Path,
     ca: &Ca,
-    signing: &ids_crypto::devcerts::Issued,
+    signing: &ids_devpki::Issued,
     clients: usize,
     key_clients: &[(String, String)],
 ) -> anyhow::Result<Vec<String>> {
@@ -567,7 +563,7 @@ fn write_deployment(
     let mut xml = String::from("<ConfigurationFile>\n");
     let mut secrets = Vec::new();
     for i in 0..clients.max(1) {
-        let secret = ClientSecret::generate()?;
+        let secret = ids_secret::generate_secret()?;
         let hash = SecretHash::argon2id(&secret)?;
         xml.push_str(&format!(
             "  <OpenIdClient Identifier=\"Client{i}\" HashedSecret=\"{}\" />\n",

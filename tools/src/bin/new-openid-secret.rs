@@ -5,7 +5,8 @@ use std::io::{IsTerminal as _, Read as _};
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use ids_crypto::{ClientSecret, SecretHash};
+use ids_proto::ClientSecret;
+use ids_secret::SecretHash;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum HashAlgorithm {
@@ -49,7 +50,7 @@ fn main() -> ExitCode {
         let line = text.lines().next().unwrap_or_default().to_string();
         ClientSecret::new(line)
     } else {
-        match ClientSecret::generate() {
+        match ids_secret::generate_secret() {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e}");

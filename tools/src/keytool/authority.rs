@@ -3,12 +3,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ids_crypto::cert::format_time;
-use ids_crypto::devcerts::{
+use ids_devpki::{
     self, CLIENT_URN_PREFIX, Ca, LeafSpec, San, Usage, check_client_id, client_urn, is_dns_name,
 };
-use ids_crypto::keyfile::{self, KeyFileError};
-use ids_crypto::{Certificate, jwk};
+use ids_pki::cert::format_time;
+use ids_pki::keyfile::{self, KeyFileError};
+use ids_pki::{Certificate, jwk};
 
 use super::files::{self, Access};
 use super::{
@@ -190,7 +190,7 @@ pub fn client(args: &ClientArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 fn issue_files(
     loaded: &LoadedCa,
     spec: &LeafSpec,
-    kind: devcerts::KeyKind,
+    kind: ids_devpki::KeyKind,
     out_dir: &Path,
     stem: &str,
     pfx: &PfxOutput,
@@ -258,7 +258,7 @@ pub fn sign(args: &SignArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             "{csr_file}: cannot read the certificate request: {e}"
         ))
     })?;
-    let request = devcerts::parse_request(&csr_file, &bytes).map_err(cert_error)?;
+    let request = ids_devpki::parse_request(&csr_file, &bytes).map_err(cert_error)?;
     let usage = match args.usage {
         UsageArg::Server => Usage::Server,
         UsageArg::Client => Usage::Client,
@@ -294,7 +294,7 @@ pub fn sign(args: &SignArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 /// request left the name to its subject CN (`notes` say so).
 pub fn spec_from_request(
     file: &str,
-    request: &devcerts::CertificateRequest,
+    request: &ids_devpki::CertificateRequest,
     usage: Usage,
     days: i64,
 ) -> anyhow::Result<(LeafSpec, Vec<String>)> {

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use ids_crypto::encrypted_file::atomic::{AtomicFile, create_private_folder};
+use ids_seal::atomic::{AtomicFile, create_private_folder};
 use zeroize::Zeroizing;
 
 use super::bad;

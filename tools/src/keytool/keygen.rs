@@ -3,11 +3,11 @@
 
 use std::io::Write;
 
-use ids_crypto::cert::format_time;
-use ids_crypto::devcerts::{self, LeafSpec};
-use ids_crypto::encrypted_file::atomic::create_private_folder;
-use ids_crypto::keyfile;
-use ids_crypto::{Certificate, jwk};
+use ids_devpki::LeafSpec;
+use ids_pki::cert::format_time;
+use ids_pki::keyfile;
+use ids_pki::{Certificate, jwk};
+use ids_seal::atomic::create_private_folder;
 
 use super::files::{self, Access};
 use super::{KeygenArgs, Mode, bad, cert_error, key_error};
@@ -58,8 +58,8 @@ pub fn keygen(args: &KeygenArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     files::check_free(&[&key_path, &pub_path, &crt_path], args.force)?;
 
     let kind = args.key.kind();
-    let pkcs8 = devcerts::generate_key(kind).map_err(cert_error)?;
-    let issued = devcerts::self_signed(&pkcs8, &spec).map_err(cert_error)?;
+    let pkcs8 = ids_devpki::generate_key(kind).map_err(cert_error)?;
+    let issued = ids_devpki::self_signed(&pkcs8, &spec).map_err(cert_error)?;
     let crt_file = crt_path.display().to_string();
     let cert = Certificate::from_der(&crt_file, &issued.cert_der)?;
     let key_pem = keyfile::private_key_pem(&pkcs8, passphrase.as_ref().map(|p| p.as_str()))

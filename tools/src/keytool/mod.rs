@@ -26,8 +26,8 @@ use std::path::PathBuf;
 
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ids_crypto::devcerts::{DevCertError, KeyKind};
-use ids_crypto::keyfile::KeyFileError;
+use ids_devpki::{DevCertError, KeyKind};
+use ids_pki::keyfile::KeyFileError;
 
 /// Bad input from the operator: a missing or unreadable file, a wrong passphrase, a refused option
 /// combination. Exits with status 2.

@@ -3,10 +3,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ids_crypto::cert::trusted_certificates_from_file;
-use ids_crypto::devcerts::{Issued, PfxProfile, to_pfx};
-use ids_crypto::keyfile::{self, KeyFileError};
-use ids_crypto::{Certificate, Pfx};
+use ids_devpki::{Issued, PfxProfile, to_pfx};
+use ids_pki::cert::trusted_certificates_from_file;
+use ids_pki::keyfile::{self, KeyFileError};
+use ids_pki::{Certificate, Pfx};
 use zeroize::Zeroizing;
 
 use super::files::{self, Access};
@@ -162,7 +162,7 @@ pub fn export_certificate(args: &CertArgs, out: &mut dyn Write) -> anyhow::Resul
         let pfx = Pfx::from_file(&args.pfx, &password).map_err(|e| bad(e.to_string()))?;
         (pfx.certificate, pfx.chain)
     } else {
-        let leaf = ids_crypto::pfx::leaf_certificate_from_file(&args.pfx, &password)
+        let leaf = ids_pki::pfx::leaf_certificate_from_file(&args.pfx, &password)
             .map_err(|e| bad(e.to_string()))?;
         (leaf, Vec::new())
     };
@@ -185,7 +185,7 @@ pub fn export_certificate(args: &CertArgs, out: &mut dyn Write) -> anyhow::Resul
         } else {
             String::new()
         },
-        ids_crypto::cert::format_time(certificate.not_after())
+        ids_pki::cert::format_time(certificate.not_after())
     )?;
     Ok(())
 }

@@ -2,9 +2,9 @@
 
 use std::io::Write;
 
-use ids_crypto::devcerts::{self, LeafSpec};
-use ids_crypto::jwk;
-use ids_crypto::keyfile::{self, KeyFileError};
+use ids_devpki::LeafSpec;
+use ids_pki::jwk;
+use ids_pki::keyfile::{self, KeyFileError};
 
 use super::files::{self, Access};
 use super::{CsrArgs, bad, cert_error, key_error};
@@ -35,7 +35,7 @@ pub fn csr(args: &CsrArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let (pkcs8, key_note) = match (&args.key_out, &args.key) {
         (Some(key_out), _) => {
             let kind = args.key_options.kind();
-            let pkcs8 = devcerts::generate_key(kind).map_err(cert_error)?;
+            let pkcs8 = ids_devpki::generate_key(kind).map_err(cert_error)?;
             let pem = keyfile::private_key_pem(&pkcs8, passphrase.as_ref().map(|p| p.as_str()))
                 .map_err(key_error)?;
             new_key = Some((key_out, pem));
@@ -73,10 +73,10 @@ pub fn csr(args: &CsrArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         }
     };
     let pem =
-        devcerts::create_request(&pkcs8, &spec.common_name, &spec.sans).map_err(cert_error)?;
+        ids_devpki::create_request(&pkcs8, &spec.common_name, &spec.sans).map_err(cert_error)?;
     // Read back: the request we hand out verifies and names what was asked.
     let file = args.out.display().to_string();
-    let request = devcerts::parse_request(&file, pem.as_bytes()).map_err(cert_error)?;
+    let request = ids_devpki::parse_request(&file, pem.as_bytes()).map_err(cert_error)?;
     if let Some((key_out, key_pem)) = new_key {
         files::write(key_out, key_pem.as_bytes(), Access::Private, args.force)?;
     }

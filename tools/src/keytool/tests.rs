@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use clap::Parser as _;
-use ids_crypto::devcerts::{self, San, Usage};
+use ids_devpki::{San, Usage};
 
 use super::authority::spec_from_request;
 use super::*;
@@ -106,7 +106,7 @@ fn ca_server_client_and_refusals() {
         "{out}"
     );
     let password = std::fs::read_to_string(out_dir.join("Job.pfx.password")).unwrap();
-    let pfx = ids_crypto::Pfx::from_file(&out_dir.join("Job.pfx"), password.trim()).unwrap();
+    let pfx = ids_pki::Pfx::from_file(&out_dir.join("Job.pfx"), password.trim()).unwrap();
     assert_eq!(pfx.certificate.subject(), "CN=Job");
     assert_eq!(pfx.chain.len(), 1);
 
@@ -122,10 +122,10 @@ fn ca_server_client_and_refusals() {
 
 #[test]
 fn sign_checks_the_requested_names() {
-    let key = devcerts::generate_key(devcerts::KeyKind::EcP256).unwrap();
+    let key = ids_devpki::generate_key(ids_devpki::KeyKind::EcP256).unwrap();
     let request = |cn: &str, sans: &[San]| {
-        let pem = devcerts::create_request(&key, cn, sans).unwrap();
-        devcerts::parse_request("r.csr", pem.as_bytes()).unwrap()
+        let pem = ids_devpki::create_request(&key, cn, sans).unwrap();
+        ids_devpki::parse_request("r.csr", pem.as_bytes()).unwrap()
     };
     // A server request with only a CN (the gRPC recipe): the CN becomes the SAN.
     let (spec, notes) =

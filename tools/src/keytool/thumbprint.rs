@@ -12,7 +12,7 @@
 
 use std::io::Write;
 
-use ids_crypto::keyfile::{self, KeyFileError};
+use ids_pki::keyfile::{self, KeyFileError};
 
 use super::files;
 use super::{ThumbprintArgs, bad};

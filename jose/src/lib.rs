@@ -1,0 +1,46 @@
+//! JWT access tokens (RFC 9068): signing on the server, verification everywhere else.
+//!
+//! - [`sign`]: [`TokenSigner`], the server's hot path, with a pre-parsed key and a pre-encoded header.
+//! - [`keyset`]: [`KeySet`], the public keys a verifier trusts: pinned certificates or a JWKS document.
+//! - [`verify`]: [`Verifier`], the RFC 8725 checks every consumer of our tokens runs; usable by any Rust
+//!   service that wants to protect its own API with tokens from the identity server.
+//!
+//! Protecting an API with tokens from the identity server, offline, with its certificate pinned:
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use ids_jose::{KeySet, Validation, Verifier};
+//! use ids_pki::Certificate;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cert = Certificate::from_file(Path::new("server.crt"))?;
+//! let verifier = Verifier::new(
+//!     KeySet::from_certificates([(&cert, "server.crt".to_string())])?,
+//!     Validation {
+//!         issuer: "https://ids.example.com".into(),
+//!         audience: "https://ids.example.com".into(),
+//!         leeway_secs: 30,
+//!     },
+//! );
+//! # let (bearer, now) = ("", 0);
+//! match verifier.verify(bearer, now) {
+//!     Ok(token) if token.has_scope("api") => println!("client {:?}", token.client_id),
+//!     Ok(_) => println!("403: scope `api` missing"),
+//!     Err(reason) => println!("401: {reason}"), // e.g. "the token expired at ..."
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod assertion;
+pub mod keyset;
+pub mod sign;
+pub mod verify;
+
+#[cfg(test)]
+mod verify_tests;
+
+pub use assertion::{AssertionError, AssertionSigner, UnverifiedAssertion};
+pub use keyset::{KeySet, KeySetError, VerificationKey};
+pub use sign::TokenSigner;
+pub use verify::{AccessToken, MAX_LEEWAY_SECS, MAX_TOKEN_LEN, Validation, Verifier, VerifyError};

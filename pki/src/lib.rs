@@ -1,0 +1,23 @@
+//! Public-key infrastructure shared by the identity server, the agent and the tools.
+//!
+//! # Layout
+//! - [`cert`]: X.509 certificates (PEM, DER or PFX without key): public key, validity, thumbprints.
+//! - [`pfx`]: PKCS#12 (PFX) files with a private key, read with `p12-keystore`'s `Pkcs12Archive`.
+//! - [`keys`]: pre-parsed signing keys (RSA >= 2048 bits -> RS256, EC P-256 -> ES256).
+//! - [`keyfile`]: key files of any common format (PEM, DER, JWK, PFX) -> public/private key; PKCS#8 PEM out.
+//! - [`jwk`]: JSON Web Keys published in the JWKS and RFC 7638 thumbprints.
+//! - [`b64`]: the base64 alphabets used on the wire and in files.
+//!
+//! Every error names the file it is about and never includes a password or secret.
+
+pub mod b64;
+pub mod cert;
+pub mod jwk;
+pub mod keyfile;
+pub mod keys;
+pub mod pfx;
+
+pub use cert::{Certificate, PublicKey};
+pub use jwk::Jwk;
+pub use keys::{Algorithm, SigningKey};
+pub use pfx::{Pfx, PfxError};
