@@ -19,6 +19,7 @@ pub mod appsettings;
 pub mod log_escape;
 pub mod protected;
 
+use ids_runtime::suggest::distance;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -655,7 +656,7 @@ impl Schema {
             .iter()
             .filter_map(|p| p.split(':').next())
             .filter(|owned| owned.chars().count() >= 3)
-            .map(|owned| (levenshtein(&owned.to_lowercase(), &lower), owned))
+            .map(|owned| (distance(&owned.to_lowercase(), &lower), owned))
             .filter(|(d, _)| (1..=allowed).contains(d))
             .min_by_key(|(d, _)| *d)
             .map(|(_, owned)| owned.to_string())
@@ -694,7 +695,7 @@ impl Schema {
                     })
                     .collect();
                 let filled = filled.join(":");
-                (levenshtein(&filled.to_lowercase(), &lower), filled)
+                (distance(&filled.to_lowercase(), &lower), filled)
             })
             .filter(|(d, _)| *d <= 3)
             .min_by_key(|(d, _)| *d)
@@ -714,21 +715,6 @@ fn matches(pattern: &str, path: &str) -> bool {
             _ => return false,
         }
     }
-}
-
-/// Edit distance (insertions, deletions, substitutions), for "did you mean" hints.
-pub fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

@@ -35,14 +35,12 @@
 //! - `locate`: byte offset to 1-based line and character column, incremental so a whole file
 //!   costs one scan (`\n`, `\r\n` and a lone `\r` each end a line).
 //! - `date`: the accepted `ExpirationDate` formats.
-//! - `suggest`: a small Levenshtein distance for "did you mean" hints.
 
 mod access;
 mod date;
 mod locate;
 mod model;
 mod parse;
-mod suggest;
 
 pub use access::AccessControl;
 pub use model::{Agent, Document, OpenIdClient, Profile};

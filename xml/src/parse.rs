@@ -10,8 +10,8 @@ use quick_xml::{Reader, XmlVersion};
 use crate::date::parse_expiration;
 use crate::locate::Locator;
 use crate::model::{Agent, Document, OpenIdClient, Profile};
-use crate::suggest::closest;
 use crate::{Position, XmlError};
+use ids_runtime::suggest::closest;
 
 /// Parses one file's text. `file` is the name used in errors/positions. A leading UTF-8 BOM is
 /// skipped.
@@ -372,7 +372,7 @@ impl Parser<'_> {
             );
         }
         for key in unknown {
-            let hint = match closest(&key, kind.suggestions()) {
+            let hint = match closest(&key, kind.suggestions(), 2) {
                 Some(name) => format!("; did you mean `{name}`?"),
                 None => String::new(),
             };

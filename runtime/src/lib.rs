@@ -1,0 +1,26 @@
+//! Plumbing both apps share, written once: time, retries, shutdown, TLS set-up and "did you mean".
+//!
+//! # Layout
+//! - [`clock`]: [`Clock`](clock::Clock), the time source domain code is handed (DESIGN.md 7.6).
+//! - [`retry`]: [`RetryPolicy`](retry::RetryPolicy): how many attempts, exponential backoff with jitter,
+//!   `Retry-After` capped; used by token requests, `agent push` and the outbox.
+//! - [`suggest`]: the one "did you mean" helper (Levenshtein from `strsim`) for settings and XML.
+//! - [`shutdown`] (feature `tokio`): SIGTERM or Ctrl-C.
+//! - [`tls`] (feature `tls`): the rustls provider built once, and the handshake-signature checks every
+//!   certificate verifier delegates to.
+//! - [`url`]: the `host:port` authority of a URL.
+//!
+//! The crate has no knowledge of OAuth, settings or files; its default features pull tokio and rustls,
+//! and the parsers (`ids-config`, `ids-xml`) use it with `default-features = false`.
+
+pub mod clock;
+pub mod retry;
+#[cfg(feature = "tokio")]
+pub mod shutdown;
+pub mod suggest;
+#[cfg(feature = "tls")]
+pub mod tls;
+pub mod url;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use retry::RetryPolicy;

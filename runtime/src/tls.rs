@@ -1,0 +1,148 @@
+//! rustls set-up written once: the crypto provider (aws-lc-rs, built once and installed as the process
+//! default so that a second provider in the tree cannot make rustls panic) and the pieces every
+//! certificate verifier repeats: handshake-signature checks and errors in our own words.
+
+use std::sync::{Arc, OnceLock};
+
+use rustls::DigitallySignedStruct;
+use rustls::SignatureScheme;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
+
+/// The process's crypto provider: aws-lc-rs, built on first use.
+pub fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            // Also the default for libraries that build their own configuration (reqwest); a
+            // provider installed before (a test harness) is kept.
+            let _ = CryptoProvider::install_default(provider.as_ref().clone());
+            provider
+        })
+        .clone()
+}
+
+/// Checks a TLS 1.2 handshake signature with the provider's algorithms.
+pub fn verify_tls12_signature(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    rustls::crypto::verify_tls12_signature(
+        message,
+        cert,
+        dss,
+        &provider().signature_verification_algorithms,
+    )
+}
+
+/// Checks a TLS 1.3 handshake signature with the provider's algorithms.
+pub fn verify_tls13_signature(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    rustls::crypto::verify_tls13_signature(
+        message,
+        cert,
+        dss,
+        &provider().signature_verification_algorithms,
+    )
+}
+
+/// The signature schemes the provider verifies.
+pub fn supported_verify_schemes() -> Vec<SignatureScheme> {
+    provider()
+        .signature_verification_algorithms
+        .supported_schemes()
+}
+
+/// A certificate refused for a reason in our own words, which reaches the operator through the
+/// connection error (`invalid peer certificate: <reason>`).
+pub fn refused(reason: impl Into<String>) -> rustls::Error {
+    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+        Arc::new(Reason(reason.into())),
+    )))
+}
+
+#[derive(Debug)]
+struct Reason(String);
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Reason {}
+
+/// Writes, inside an `impl ServerCertVerifier` or `impl ClientCertVerifier`, the handshake-signature
+/// methods: delegated to the verifier `self.$inner` when given, else checked with the provider's
+/// algorithms ([`verify_tls12_signature`], [`verify_tls13_signature`], [`supported_verify_schemes`]).
+#[macro_export]
+macro_rules! handshake_signatures {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &::rustls::pki_types::CertificateDer<'_>,
+            dss: &::rustls::DigitallySignedStruct,
+        ) -> Result<::rustls::client::danger::HandshakeSignatureValid, ::rustls::Error> {
+            $crate::tls::verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &::rustls::pki_types::CertificateDer<'_>,
+            dss: &::rustls::DigitallySignedStruct,
+        ) -> Result<::rustls::client::danger::HandshakeSignatureValid, ::rustls::Error> {
+            $crate::tls::verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<::rustls::SignatureScheme> {
+            $crate::tls::supported_verify_schemes()
+        }
+    };
+    ($inner:ident) => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &::rustls::pki_types::CertificateDer<'_>,
+            dss: &::rustls::DigitallySignedStruct,
+        ) -> Result<::rustls::client::danger::HandshakeSignatureValid, ::rustls::Error> {
+            self.$inner.verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &::rustls::pki_types::CertificateDer<'_>,
+            dss: &::rustls::DigitallySignedStruct,
+        ) -> Result<::rustls::client::danger::HandshakeSignatureValid, ::rustls::Error> {
+            self.$inner.verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<::rustls::SignatureScheme> {
+            self.$inner.supported_verify_schemes()
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_provider_and_reasons_in_our_words() {
+        assert!(Arc::ptr_eq(&provider(), &provider()));
+        assert!(!supported_verify_schemes().is_empty());
+        let e = refused("the certificate is not pinned");
+        let rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) = e else {
+            panic!("not an invalid-certificate error: {e:?}");
+        };
+        assert_eq!(other.0.to_string(), "the certificate is not pinned");
+    }
+}
