@@ -34,6 +34,18 @@ macro_rules! secret_type {
         }
 
         impl Eq for $name {}
+
+        impl $crate::__private::Serialize for $name {
+            fn serialize<S: $crate::__private::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> $crate::__private::Deserialize<'de> for $name {
+            fn deserialize<D: $crate::__private::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                String::deserialize(d).map($name::new)
+            }
+        }
     };
 }
 
@@ -53,6 +65,7 @@ secret_type!(
 );
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -47,6 +47,7 @@ impl Clock for ManualClock {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -132,6 +132,7 @@ macro_rules! handshake_signatures {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
