@@ -17,7 +17,8 @@
 //!   `deliveries/folder.rs` keeps it on disk (`<Deliveries:DataFolder>/deliveries/`).
 //! - Start-up and running: [`startup`] (load certificates and the XML, warn, build the shared state),
 //!   [`serve`] (listen, connection limits, graceful shutdown), [`reload`] (re-read the XML and the
-//!   authorized-clients folder while serving).
+//!   authorized-clients folder while serving), [`check`] (the `check` command's report), [`exit`] (the
+//!   binary's exit codes, from [`Error`]).
 //! - Configuration: [`settings`] (`appsettings.json` keys -> validated [`Settings`]),
 //!   [`access_control`] (the XML folder -> registered clients), [`authorized_clients`] (the folder of
 //!   client public keys), [`tls`] (TLS client certificates as the handshake accepts them),
@@ -26,9 +27,12 @@
 
 pub mod access_control;
 pub mod authorized_clients;
+pub mod check;
 pub mod clock;
 pub mod connections;
 pub mod deliveries;
+pub mod error;
+pub mod exit;
 pub mod http;
 pub mod keys;
 pub mod oauth;
@@ -43,9 +47,14 @@ use std::future::Future;
 use std::net::TcpListener;
 
 pub use clock::{Clock, SystemClock, unix_now};
-pub use serve::{ServerError, issuer, run_loaded, run_on};
+pub use error::Error;
+pub use exit::ExitStatus;
+pub use serve::{Bound, ServerError, issuer, run_loaded, run_on};
 pub use settings::Settings;
-pub use startup::{Loaded, client_rules, expiring, expiry_warnings, load, open_deliveries};
+pub use startup::{
+    DataFolderError, Loaded, ReadBack, client_rules, expiring, expiry_warnings, load,
+    open_deliveries,
+};
 
 /// Runs the server on `listener` until `shutdown` completes.
 ///

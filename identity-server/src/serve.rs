@@ -3,12 +3,13 @@
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::settings::{self, Settings};
 use crate::startup::{self, Loaded, load};
-use crate::{connections, http, reload, unix_now};
+use crate::{Error, connections, http, reload, unix_now};
 
 /// Errors that stop the server.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,74 @@ pub fn issuer(settings: &Settings, bound: SocketAddr) -> String {
         Some(url) => url.public_base(bound.port()),
         None => format!("https://localhost:{}", bound.port()),
     }
+}
+
+/// A server ready to run, as the binary starts it: its settings and files loaded, then its sockets
+/// bound (in that order, so that configuration errors come first and alone).
+#[derive(Debug)]
+pub struct Bound {
+    pub settings: Settings,
+    pub loaded: Loaded,
+    pub listeners: Vec<TcpListener>,
+    /// Each listener's address and whether it serves HTTPS, in `Urls` order: what the binary prints.
+    pub addresses: Vec<(SocketAddr, bool)>,
+    /// The issuer (`iss`) the first address gives, or `ApplicationUri`.
+    pub issuer: String,
+}
+
+impl Bound {
+    /// Loads the settings of `dir` (with `urls` overriding `Urls`) and the files they name, then binds
+    /// every listen URL. The first may come bound already (`first`: quickstart binds before it writes
+    /// its files, so that a busy port does not cost the secret it generates).
+    pub fn load_and_bind(
+        dir: &Path,
+        urls: Option<&str>,
+        first: Option<TcpListener>,
+    ) -> Result<Bound, Error> {
+        let settings = Settings::load(dir, urls).map_err(Error::Settings)?;
+        let loaded = load(&settings, unix_now()).map_err(Error::Load)?;
+        let mut listeners: Vec<TcpListener> = first.into_iter().collect();
+        for url in settings.urls.iter().skip(listeners.len()) {
+            listeners.push(bind(&url.bind_address())?);
+        }
+        let addresses = listeners
+            .iter()
+            .zip(&settings.urls)
+            .map(|(l, url)| Ok((l.local_addr().map_err(Error::Socket)?, url.https)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let (first, _) = addresses.first().ok_or(Error::NoListenUrl)?;
+        let issuer = issuer(&settings, *first);
+        Ok(Bound {
+            settings,
+            loaded,
+            listeners,
+            addresses,
+            issuer,
+        })
+    }
+
+    /// Serves on a new multi-threaded runtime until `shutdown` completes.
+    pub fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
+        runtime.block_on(run_loaded(
+            self.settings,
+            self.loaded,
+            self.listeners,
+            shutdown,
+        ))?;
+        Ok(())
+    }
+}
+
+/// Binds `address` (`host:port` of a listen URL).
+pub fn bind(address: &str) -> Result<TcpListener, Error> {
+    TcpListener::bind(address).map_err(|source| Error::Listen {
+        address: address.to_string(),
+        source,
+    })
 }
 
 /// Runs the server on several listeners (one per `Urls` entry, in order; a listener without its own URL

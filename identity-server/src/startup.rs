@@ -4,6 +4,7 @@
 //! that an operator fixes them in one pass.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use crate::keys::{self, Keys};
 use crate::oauth::client_auth::{AuthConfig, Authenticator};
 use crate::oauth::{self, TokenIssuer, TokenService};
 use crate::settings::{self, Settings};
-use crate::{authorized_clients, deliveries, http, unix_now};
+use crate::{Error, authorized_clients, deliveries, http, unix_now};
 
 /// Everything loaded from disk, validated before the server accepts a connection.
 #[derive(Debug)]
@@ -356,17 +357,54 @@ pub(crate) fn app_state(
     })
 }
 
+/// What operator commands need to read stored deliveries back: the settings, the encryption key,
+/// and warnings about it (an expired certificate still decrypts: only its key is needed).
+#[derive(Debug)]
+pub struct ReadBack {
+    pub settings: Settings,
+    pub encryption: keys::EncryptionKeys,
+    pub warnings: Vec<String>,
+}
+
+impl ReadBack {
+    /// Loads the settings of `dir` and the `EncryptionCertificate` key.
+    pub fn load(dir: &Path) -> Result<ReadBack, Error> {
+        let settings = Settings::load(dir, None).map_err(Error::Settings)?;
+        let mut warnings = Vec::new();
+        let encryption = keys::EncryptionKeys::load(&settings, unix_now(), &mut warnings, false)
+            .map_err(Error::Load)?
+            .map_err(|_| Error::NoEncryptionCertificate {
+                settings_file: dir.join("appsettings.json"),
+            })?;
+        Ok(ReadBack {
+            settings,
+            encryption,
+            warnings,
+        })
+    }
+
+    /// The deliveries service over the stored files (no clean-up: a running server may be receiving).
+    pub fn open(self) -> Result<deliveries::Deliveries, Error> {
+        let (service, _) = open_deliveries(&self.settings, self.encryption, false)?;
+        Ok(service)
+    }
+}
+
+/// The delivery folder (`Deliveries:DataFolder`) cannot be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("Deliveries:DataFolder: {0}")]
+pub struct DataFolderError(#[from] pub deliveries::store::StoreError);
+
 /// Opens the delivery store and the service over it. `clean_up` (the server at start-up only)
 /// removes what interrupted deliveries left.
 pub fn open_deliveries(
     settings: &Settings,
     encryption: keys::EncryptionKeys,
     clean_up: bool,
-) -> Result<(deliveries::Deliveries, deliveries::folder::Opened), String> {
+) -> Result<(deliveries::Deliveries, deliveries::folder::Opened), DataFolderError> {
     let d = &settings.deliveries;
     let (store, opened) =
-        deliveries::folder::FolderStore::open(&d.data_folder, d.quota, d.min_free, clean_up)
-            .map_err(|e| format!("Deliveries:DataFolder: {e}"))?;
+        deliveries::folder::FolderStore::open(&d.data_folder, d.quota, d.min_free, clean_up)?;
     let service = deliveries::Deliveries::new(
         Arc::new(store),
         encryption.recipient,
