@@ -32,6 +32,9 @@ pub enum QuickstartError {
         "{0}: already exists and would be overwritten; remove it or choose another --config-dir"
     )]
     Exists(String),
+    /// `--urls` does not parse (a usage error).
+    #[error("{0}")]
+    Urls(String),
     #[error("{file}: {source}")]
     Io {
         file: String,
@@ -64,11 +67,11 @@ pub fn parse_urls(urls: &str) -> Result<Vec<crate::settings::ListenUrl>, Quickst
         .filter(|u| !u.is_empty())
         .map(|u| {
             crate::settings::ListenUrl::parse(u)
-                .map_err(|m| QuickstartError::Generate(format!("--urls `{u}`: {m}")))
+                .map_err(|m| QuickstartError::Urls(format!("--urls `{u}`: {m}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     if parsed.is_empty() {
-        return Err(QuickstartError::Generate("--urls: no URL given".into()));
+        return Err(QuickstartError::Urls("--urls: no URL given".into()));
     }
     Ok(parsed)
 }

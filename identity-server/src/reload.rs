@@ -1,0 +1,81 @@
+//! Reloading while serving: the access-control XML and the authorized-clients folder are read again
+//! when their files change and on SIGHUP, so that an operator adds or removes a client without a
+//! restart. A new version that does not load is reported and the one in force stays.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{access_control, authorized_clients};
+
+/// Reloads the access-control XML when its files change (checked every `interval`; never when zero) and on
+/// SIGHUP. Invalid new files are reported and the clients in force stay as they are.
+pub(crate) async fn reload_access_control(
+    clients: Arc<access_control::LiveClients>,
+    keys: Arc<authorized_clients::LiveKeys>,
+    interval: Duration,
+) {
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut ticker = (!interval.is_zero()).then(|| {
+        let mut t = tokio::time::interval(interval);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    loop {
+        let tick = async {
+            match ticker.as_mut() {
+                Some(t) => {
+                    t.tick().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(unix)]
+        let hup = async {
+            match hangup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup = std::future::pending::<()>();
+        let force = tokio::select! {
+            _ = tick => false,
+            _ = hup => true,
+        };
+        let live_keys = keys.clone();
+        if let Ok(Some(r)) = tokio::task::spawn_blocking(move || live_keys.reload(force)).await {
+            for p in r.problems.iter().chain(&r.errors) {
+                tracing::error!("{p}");
+            }
+            if r.folder_unreadable {
+                tracing::error!(keys = r.keys, folder = ?keys.folder(), "authorized clients NOT reloaded: the keys in force stay until the folder can be read");
+            } else {
+                tracing::info!(keys = r.keys, kept = r.kept, folder = ?keys.folder(), "authorized clients reloaded");
+            }
+        }
+        let live = clients.clone();
+        let Ok(outcome) = tokio::task::spawn_blocking(move || live.reload(force)).await else {
+            continue;
+        };
+        match outcome {
+            access_control::Reload::Unchanged => {}
+            access_control::Reload::Reloaded { clients, warnings } => {
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
+                tracing::info!(clients, "access control reloaded");
+            }
+            access_control::Reload::Rejected(errors) => {
+                for e in errors {
+                    tracing::error!("{e}");
+                }
+                tracing::error!(
+                    "access control NOT reloaded: the clients in force stay as they were until the files can be read and are valid"
+                );
+            }
+        }
+    }
+}

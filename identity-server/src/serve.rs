@@ -1,0 +1,269 @@
+//! Listening: the sockets (HTTPS, or plain HTTP on an explicit danger switch), the connection cap
+//! and HTTP tuning every listener gets, and the run loop that stops gracefully on `shutdown`.
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::settings::{self, Settings};
+use crate::startup::{self, Loaded, load};
+use crate::{Error, connections, http, reload, unix_now};
+
+/// Errors that stop the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{}", .0.join("\n"))]
+    Load(Vec<String>),
+    #[error("cannot use the listening socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The issuer (`iss`) for a server bound at `bound`: `ApplicationUri` when set, else the listen URL with
+/// the actual port (wildcard hosts become `localhost`).
+pub fn issuer(settings: &Settings, bound: SocketAddr) -> String {
+    if let Some(uri) = &settings.application_uri {
+        return uri.clone();
+    }
+    match settings.urls.first() {
+        Some(url) => url.public_base(bound.port()),
+        None => format!("https://localhost:{}", bound.port()),
+    }
+}
+
+/// A server ready to run, as the binary starts it: its settings and files loaded, then its sockets
+/// bound (in that order, so that configuration errors come first and alone).
+#[derive(Debug)]
+pub struct Bound {
+    pub settings: Settings,
+    pub loaded: Loaded,
+    pub listeners: Vec<TcpListener>,
+    /// Each listener's address and whether it serves HTTPS, in `Urls` order: what the binary prints.
+    pub addresses: Vec<(SocketAddr, bool)>,
+    /// The issuer (`iss`) the first address gives, or `ApplicationUri`.
+    pub issuer: String,
+}
+
+impl Bound {
+    /// Loads the settings of `dir` (with `urls` overriding `Urls`) and the files they name, then binds
+    /// every listen URL. The first may come bound already (`first`: quickstart binds before it writes
+    /// its files, so that a busy port does not cost the secret it generates).
+    pub fn load_and_bind(
+        dir: &Path,
+        urls: Option<&str>,
+        first: Option<TcpListener>,
+    ) -> Result<Bound, Error> {
+        let settings = Settings::load(dir, urls).map_err(Error::Settings)?;
+        let loaded = load(&settings, unix_now()).map_err(Error::Load)?;
+        let mut listeners: Vec<TcpListener> = first.into_iter().collect();
+        for url in settings.urls.iter().skip(listeners.len()) {
+            listeners.push(bind(&url.bind_address())?);
+        }
+        let addresses = listeners
+            .iter()
+            .zip(&settings.urls)
+            .map(|(l, url)| Ok((l.local_addr().map_err(Error::Socket)?, url.https)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let (first, _) = addresses.first().ok_or(Error::NoListenUrl)?;
+        let issuer = issuer(&settings, *first);
+        Ok(Bound {
+            settings,
+            loaded,
+            listeners,
+            addresses,
+            issuer,
+        })
+    }
+
+    /// Serves on a new multi-threaded runtime until `shutdown` completes.
+    pub fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
+        runtime.block_on(run_loaded(
+            self.settings,
+            self.loaded,
+            self.listeners,
+            shutdown,
+        ))?;
+        Ok(())
+    }
+}
+
+/// Binds `address` (`host:port` of a listen URL).
+pub fn bind(address: &str) -> Result<TcpListener, Error> {
+    TcpListener::bind(address).map_err(|source| Error::Listen {
+        address: address.to_string(),
+        source,
+    })
+}
+
+/// Runs the server on several listeners (one per `Urls` entry, in order; a listener without its own URL
+/// uses the scheme of the first) until `shutdown` completes. The first listener names the issuer when
+/// `ApplicationUri` is not set.
+pub async fn run_on(
+    settings: Settings,
+    listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let loaded = load(&settings, unix_now()).map_err(ServerError::Load)?;
+    run_loaded(settings, loaded, listeners, shutdown).await
+}
+
+/// [`run_on`] with what [`load`] returned (the binary loads first, to report problems before it binds).
+pub async fn run_loaded(
+    settings: Settings,
+    loaded: Loaded,
+    listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let authorized_keys = startup::announce(&settings, &loaded);
+    let bound = listeners
+        .iter()
+        .map(TcpListener::local_addr)
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(first) = bound.first().copied() else {
+        return Err(ServerError::Load(vec!["no listening socket".into()]));
+    };
+    let issuer = issuer(&settings, first);
+    let tls = loaded.keys.tls.clone();
+    let state = Arc::new(
+        startup::app_state(&settings, loaded, authorized_keys, &issuer, &bound)
+            .map_err(|e| ServerError::Load(vec![e]))?,
+    );
+    let live_clients = state.tokens.clients.clone();
+    let replay = state.tokens.replay.clone();
+    let live_keys = state.tokens.keys.clone();
+    let guard = connection_guard(&settings);
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let mut handles = Vec::new();
+    let mut servers = tokio::task::JoinSet::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        listener.set_nonblocking(true)?;
+        let https = settings
+            .urls
+            .get(i)
+            .or(settings.urls.first())
+            .is_none_or(|u| u.https);
+        let handle = axum_server::Handle::new();
+        handles.push(handle.clone());
+        let app = app.clone();
+        let server =
+            axum_server::from_tcp(listener)?.accept_error_handler(connections::log_accept_error);
+        if https {
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
+                axum_server::tls_rustls::RustlsConfig::from_config(tls.clone()),
+            )
+            .handshake_timeout(settings.limits.tls_handshake_timeout)
+            .acceptor(guard.clone());
+            let mut server = server.acceptor(acceptor);
+            tune(server.http_builder(), &settings.limits);
+            servers.spawn(server.handle(handle).serve(app));
+        } else {
+            tracing::warn!(
+                address = %bound[i],
+                "DANGER: serving plain HTTP (IdentityServer:DangerAllowInsecureHttp); secrets and tokens cross the network in clear"
+            );
+            let mut server = server.acceptor(guard.clone());
+            tune(server.http_builder(), &settings.limits);
+            servers.spawn(server.handle(handle).serve(app));
+        }
+    }
+    // Started once nothing above can fail any more, so that no early error leaves it running.
+    let reloader = tokio::spawn(reload::reload_access_control(
+        live_clients,
+        live_keys,
+        settings.access_control_reload,
+    ));
+    tracing::info!(%issuer, addresses = ?bound, "identity server ready");
+    tokio::spawn(async move {
+        shutdown.await;
+        for handle in handles {
+            handle.graceful_shutdown(Some(Duration::from_secs(10)));
+        }
+    });
+    let mut result = Ok(());
+    while let Some(done) = servers.join_next().await {
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                if result.is_ok() {
+                    result = Err(ServerError::Io(e));
+                }
+            }
+            Err(e) => {
+                if result.is_ok() {
+                    result = Err(ServerError::Io(std::io::Error::other(e.to_string())));
+                }
+            }
+        }
+    }
+    reloader.abort();
+    // Written out after the last request: a restart must not reopen the replay window.
+    let _ = tokio::task::spawn_blocking(move || replay.shutdown()).await;
+    result
+}
+
+/// Raises the open-file limit and sizes the connection cap (`Limits:MaxConnections`, derived from the
+/// open-file limit when unset), logging both.
+fn connection_guard(settings: &Settings) -> connections::Guard {
+    match connections::raise_open_file_limit() {
+        Ok(Some((before, after))) => tracing::info!(
+            "open-file limit raised from {before} to {}",
+            after.map_or_else(|| "unlimited".to_string(), |n| n.to_string())
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("cannot raise the open-file limit to the hard limit: {e}"),
+    }
+    let open_files = connections::open_file_limit();
+    let limits = &settings.limits;
+    let max_connections = match limits.max_connections {
+        Some(n) => {
+            if let Some(files) = open_files
+                && n as u64 + connections::RESERVED_FILES > files
+            {
+                tracing::warn!(
+                    "Limits:MaxConnections {n} is more than the open-file limit ({files}) allows with {} files kept for the server: past about {} connections, new ones wait in the kernel's queue instead of being refused",
+                    connections::RESERVED_FILES,
+                    files.saturating_sub(connections::RESERVED_FILES),
+                );
+            }
+            n
+        }
+        None => connections::derived_max_connections(open_files),
+    };
+    tracing::info!(
+        max_connections,
+        open_files = open_files.map_or_else(|| "unlimited".to_string(), |n| n.to_string()),
+        idle_timeout_s = limits.idle_timeout.as_secs(),
+        tls_handshake_timeout_s = limits.tls_handshake_timeout.as_secs(),
+        request_headers_timeout_s = limits.request_headers_timeout.as_secs(),
+        token_request_timeout_s = limits.token_request_timeout.as_secs(),
+        "connection limits"
+    );
+    connections::Guard::new(max_connections, limits.idle_timeout)
+}
+
+/// HTTP settings of every listener.
+fn tune(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    limits: &settings::Limits,
+) {
+    // A client that opens a connection and sends headers slowly must not hold it forever.
+    builder
+        .http1()
+        .header_read_timeout(limits.request_headers_timeout);
+    // HTTP/2 flow control: with hyper's defaults a streamed delivery body crawls at ~45 MiB/s on
+    // loopback (the window is refilled too late). Larger windows let a delivery run at disk speed;
+    // what a stream may buffer is still bounded (the window), whatever the file size.
+    builder
+        .http2()
+        .initial_stream_window_size(DELIVERY_STREAM_WINDOW)
+        .initial_connection_window_size(2 * DELIVERY_STREAM_WINDOW)
+        .max_frame_size(64 * 1024);
+}
+
+/// HTTP/2 receive window per stream.
+const DELIVERY_STREAM_WINDOW: u32 = 4 * 1024 * 1024;

@@ -1,0 +1,428 @@
+//! Start-up: everything read from disk before the server accepts a connection (certificates, the
+//! access-control XML, the delivery store, the replay journal), the warnings about it (certificates
+//! about to expire), and the shared state the handlers serve from. Loading collects every problem so
+//! that an operator fixes them in one pass.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::access_control::{self, Clients};
+use crate::keys::{self, Keys};
+use crate::oauth::client_auth::{AuthConfig, Authenticator};
+use crate::oauth::{self, TokenIssuer, TokenService};
+use crate::settings::{self, Settings};
+use crate::{Error, authorized_clients, deliveries, http, unix_now};
+
+/// Everything loaded from disk, validated before the server accepts a connection.
+#[derive(Debug)]
+pub struct Loaded {
+    pub keys: Keys,
+    pub clients: Clients,
+    /// `EncryptionCertificate` (deliveries are stored encrypted for it), or why deliveries are off.
+    pub encryption: Result<keys::EncryptionKeys, String>,
+    /// Non-fatal findings (unknown XML attributes, expired certificate accepted on request...).
+    pub warnings: Vec<String>,
+}
+
+/// Loads certificates and the access-control XML, collecting every problem.
+pub fn load(settings: &Settings, now: i64) -> Result<Loaded, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let keys = match Keys::load(settings, now, &mut warnings) {
+        Ok(k) => Some(k),
+        Err(es) => {
+            errors.extend(es);
+            None
+        }
+    };
+    let encryption = match keys::EncryptionKeys::load(settings, now, &mut warnings, true) {
+        Ok(e) => e,
+        Err(es) => {
+            errors.extend(es);
+            Err(String::new())
+        }
+    };
+    let clients = match Clients::load(&settings.access_control_path, client_rules(settings)) {
+        Ok((c, w)) => {
+            warnings.extend(w);
+            Some(c)
+        }
+        Err(e) => {
+            errors.extend(e.0);
+            None
+        }
+    };
+    match (keys, clients) {
+        (Some(keys), Some(clients)) if errors.is_empty() => Ok(Loaded {
+            keys,
+            clients,
+            encryption,
+            warnings,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// Clients without `HashedSecret` or `Thumbprints` are valid when their keys or certificates can be
+/// registered elsewhere: the authorized-clients folder, or a client CA.
+pub fn client_rules(settings: &Settings) -> access_control::ClientRules {
+    access_control::ClientRules {
+        keys_elsewhere: settings.authorized_clients_path.is_some()
+            || !settings.client_certificate_authorities.is_empty(),
+        client_cas: !settings.client_certificate_authorities.is_empty()
+            && settings.client_certificates == settings::ClientCertificates::Optional,
+    }
+}
+
+/// Certificates that expire within `days` of `now` (or have expired), one message each: the signing,
+/// validation, TLS and encryption certificates, the client CAs and the certificates of the
+/// authorized-clients folder (`authorized`, as loaded).
+pub fn expiry_warnings(
+    settings: &Settings,
+    loaded: &Loaded,
+    authorized: &authorized_clients::AuthorizedKeys,
+    now: i64,
+    days: u64,
+) -> Vec<String> {
+    let mut certs: Vec<(String, &ids_pki::Certificate)> = vec![
+        (
+            "IdentityServer:X509KeyFilePath".into(),
+            &loaded.keys.signing_certificate,
+        ),
+        (
+            settings.tls.setting.to_string(),
+            &loaded.keys.tls_certificate,
+        ),
+    ];
+    certs.extend(
+        loaded
+            .keys
+            .validation
+            .iter()
+            .map(|c| ("IdentityServer:ValidationKeys".to_string(), c)),
+    );
+    certs.extend(
+        loaded
+            .keys
+            .client_authorities
+            .iter()
+            .map(|c| ("IdentityServer:ClientCertificateAuthorities".to_string(), c)),
+    );
+    if let Ok(e) = &loaded.encryption {
+        certs.push(("EncryptionCertificate:File".into(), &e.certificate));
+    }
+    certs.extend(authorized.by_client.values().flatten().filter_map(|k| {
+        k.certificate.as_ref().map(|c| {
+            (
+                format!("AccessControl:AuthorizedClientsPath ({})", k.file.display()),
+                c,
+            )
+        })
+    }));
+    expiring(&certs, now, days)
+}
+
+/// One message per certificate of `certs` that expires within `days` of `now`.
+pub fn expiring(certs: &[(String, &ids_pki::Certificate)], now: i64, days: u64) -> Vec<String> {
+    let horizon = now.saturating_add(
+        i64::try_from(days)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(86_400),
+    );
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (setting, cert) in certs {
+        if cert.not_after() > horizon || !seen.insert((setting.clone(), cert.x5t_s256())) {
+            continue;
+        }
+        let when = ids_pki::cert::format_time(cert.not_after());
+        if cert.not_after() <= now {
+            out.push(format!(
+                "{setting}: the certificate `{}` EXPIRED on {when}",
+                cert.subject()
+            ));
+        } else {
+            let left = (cert.not_after() - now) / 86_400;
+            out.push(format!(
+                "{setting}: the certificate `{}` expires on {when}, in {left} day(s); renew it before then",
+                cert.subject()
+            ));
+        }
+    }
+    out
+}
+
+/// Logs what was loaded (ignored sections, warnings, the signing key, the clients, certificates about
+/// to expire) and opens the authorized-clients folder, whose problems are logged too: a bad key file
+/// there refuses that key, not the server.
+pub(crate) fn announce(settings: &Settings, loaded: &Loaded) -> authorized_clients::LiveKeys {
+    if let Some(line) = ids_config::describe_ignored(&settings.ignored_sections, "server") {
+        tracing::info!("{line}");
+    }
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let authorized_keys = match &settings.authorized_clients_path {
+        None => authorized_clients::LiveKeys::empty(),
+        Some(folder) => {
+            let (live, problems) = authorized_clients::LiveKeys::open(folder.clone());
+            for p in problems {
+                tracing::error!("{p}");
+            }
+            let count: usize = live.current().by_client.values().map(Vec::len).sum();
+            tracing::info!(keys = count, folder = %folder.display(), "authorized clients loaded");
+            live
+        }
+    };
+    let authorized = authorized_keys.current();
+    for w in expiry_warnings(
+        settings,
+        loaded,
+        &authorized,
+        unix_now(),
+        settings.expiry_warning_days,
+    ) {
+        tracing::warn!("{w}");
+    }
+    let cert = &loaded.keys.signing_certificate;
+    tracing::info!(
+        alg = loaded.keys.signer.algorithm().as_str(),
+        kid = loaded.keys.signer.kid(),
+        subject = cert.subject(),
+        not_after = %ids_pki::cert::format_time(cert.not_after()),
+        validation_keys = loaded.keys.validation.len(),
+        "token signing key loaded"
+    );
+    tracing::info!(
+        clients = loaded.clients.by_id.len(),
+        files = loaded.clients.files.len(),
+        folder = %settings.access_control_path.display(),
+        "access control loaded"
+    );
+    authorized_keys
+}
+
+pub(crate) fn app_state(
+    settings: &Settings,
+    loaded: Loaded,
+    authorized_keys: authorized_clients::LiveKeys,
+    issuer: &str,
+    bound: &[SocketAddr],
+) -> Result<http::AppState, String> {
+    let Loaded {
+        keys,
+        clients,
+        encryption,
+        ..
+    } = loaded;
+    let audience = settings
+        .audience
+        .clone()
+        .unwrap_or_else(|| issuer.to_string());
+    let bearer = oauth::bearer::BearerVerifier::new(
+        &keys.signing_certificate,
+        &keys.validation,
+        issuer,
+        &audience,
+    )?;
+    let deliveries = match encryption {
+        Ok(encryption) => {
+            let subject = encryption.certificate.subject().to_string();
+            match open_deliveries(settings, encryption, true) {
+                Ok((service, opened)) => {
+                    for path in &opened.removed {
+                        tracing::info!(path = %path.display(), "removed what an interrupted delivery left");
+                    }
+                    if !settings.encrypt_file {
+                        tracing::warn!(
+                            "EncryptionCertificate:EncryptFile is false, but deliveries are always stored encrypted"
+                        );
+                    }
+                    let d = &settings.deliveries;
+                    tracing::info!(
+                        folder = %d.data_folder.join("deliveries").display(),
+                        deliveries = opened.deliveries,
+                        stored_mib = opened.stored_bytes / (1024 * 1024),
+                        encrypted_for = %subject,
+                        deliver_profiles = %d.deliver_profiles.join(","),
+                        read_profiles = %d.read_profiles.join(","),
+                        max_file_size_mib = d.max_size / (1024 * 1024),
+                        max_uploads = d.max_uploads,
+                        max_uploads_per_client = d.max_uploads_per_client,
+                        min_upload_bytes_per_second = d.min_upload_rate.bytes_per_second,
+                        min_upload_rate_window_seconds = d.min_upload_rate.window.as_secs(),
+                        "deliveries enabled"
+                    );
+                    Ok(Arc::new(service))
+                }
+                Err(e) => {
+                    // Tokens are still issued; deliveries answer 503 until this is fixed.
+                    tracing::error!("deliveries disabled: {e}");
+                    Err("it cannot use its delivery folder (see the server log)".to_string())
+                }
+            }
+        }
+        Err(reason) => {
+            tracing::info!("deliveries disabled: {reason}");
+            Err(reason)
+        }
+    };
+    let mutual_tls = settings.client_certificates == settings::ClientCertificates::Optional;
+    let discovery = keys::discovery_documents(
+        issuer,
+        keys.signer.algorithm(),
+        &settings.scopes,
+        mutual_tls,
+    );
+    let client_authorities = if keys.client_authorities.is_empty() {
+        None
+    } else {
+        Some(oauth::client_keys::ClientAuthorities::new(
+            &keys.client_authorities,
+        )?)
+    };
+    let jwks = keys.jwks_json();
+    // `client_id` may be suffixed with any spelling of this server's authority.
+    let mut authorities = vec![authority(issuer)];
+    for (i, addr) in bound.iter().enumerate() {
+        if let Some(url) = settings.urls.get(i) {
+            authorities.push(format!("{}:{}", url.host, addr.port()));
+        }
+        authorities.push(format!("localhost:{}", addr.port()));
+        authorities.push(addr.to_string());
+    }
+    authorities.sort();
+    authorities.dedup();
+    // A client assertion's `aud`: the token endpoint (as any authority spells it) or the issuer.
+    let mut assertion_audiences = vec![
+        issuer.trim_end_matches('/').to_string(),
+        format!("{}/connect/token", issuer.trim_end_matches('/')),
+    ];
+    for a in &authorities {
+        assertion_audiences.push(format!("https://{a}/connect/token"));
+    }
+    assertion_audiences.dedup();
+    let (replay, opened) = oauth::replay_journal::JournaledReplayCache::open(
+        &settings.deliveries.data_folder.join("replay"),
+        oauth::client_keys::MemoryReplayCache::new(1_000_000, 100_000),
+        settings.clock.clone(),
+        oauth::replay_journal::Limits::default(),
+    );
+    opened.log();
+    let authenticator = Authenticator::new(AuthConfig {
+        cache_ttl: settings.secret_cache_ttl,
+        cache_size: settings.secret_cache_size,
+        hash_concurrency: settings.hash_concurrency,
+        hash_wait: Duration::from_secs(5),
+        failures_per_minute: settings.failed_authentications_per_minute,
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(http::AppState {
+        clock: settings.clock.clone(),
+        token_request_timeout: settings.limits.token_request_timeout,
+        tokens: TokenService {
+            clients: Arc::new(access_control::LiveClients::new(
+                clients,
+                settings.access_control_path.clone(),
+                client_rules(settings),
+            )),
+            authenticator,
+            issuer: TokenIssuer {
+                signer: keys.signer,
+                issuer: issuer.to_string(),
+                audience,
+                lifetime_secs: settings.access_token_lifetime.as_secs(),
+            },
+            scopes: settings.scopes.clone(),
+            authorities,
+            keys: Arc::new(authorized_keys),
+            // The memory bound (docs/performance.md, "Replay cache"): at most 1,000,000 live
+            // assertions (~86 MiB: 2^21 buckets of 41 bytes), 100,000 of one client. An entry lives until its assertion's exp +
+            // 30 s, at most MaxClientAssertionLifetimeSeconds + 30 s: one client may authenticate
+            // 100,000 / (lifetime + 30) times a second (~1,100/s with the agent's 60 s assertions,
+            // ~27/s with 1-hour ones) and all clients together 10 times that; beyond, the client gets
+            // temporarily_unavailable, never a replay accepted. Kept across restarts in
+            // <Deliveries:DataFolder>/replay (oauth::replay_journal), which adds a bounded queue.
+            replay: Arc::new(replay),
+            max_assertion_lifetime: settings.max_client_assertion_lifetime.as_secs() as i64,
+            client_authorities,
+            assertion_audiences,
+        },
+        discovery,
+        jwks,
+        bearer,
+        deliveries,
+    })
+}
+
+/// What operator commands need to read stored deliveries back: the settings, the encryption key,
+/// and warnings about it (an expired certificate still decrypts: only its key is needed).
+#[derive(Debug)]
+pub struct ReadBack {
+    pub settings: Settings,
+    pub encryption: keys::EncryptionKeys,
+    pub warnings: Vec<String>,
+}
+
+impl ReadBack {
+    /// Loads the settings of `dir` and the `EncryptionCertificate` key.
+    pub fn load(dir: &Path) -> Result<ReadBack, Error> {
+        let settings = Settings::load(dir, None).map_err(Error::Settings)?;
+        let mut warnings = Vec::new();
+        let encryption = keys::EncryptionKeys::load(&settings, unix_now(), &mut warnings, false)
+            .map_err(Error::Load)?
+            .map_err(|_| Error::NoEncryptionCertificate {
+                settings_file: dir.join("appsettings.json"),
+            })?;
+        Ok(ReadBack {
+            settings,
+            encryption,
+            warnings,
+        })
+    }
+
+    /// The deliveries service over the stored files (no clean-up: a running server may be receiving).
+    pub fn open(self) -> Result<deliveries::Deliveries, Error> {
+        let (service, _) = open_deliveries(&self.settings, self.encryption, false)?;
+        Ok(service)
+    }
+}
+
+/// The delivery folder (`Deliveries:DataFolder`) cannot be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("Deliveries:DataFolder: {0}")]
+pub struct DataFolderError(#[from] pub deliveries::store::StoreError);
+
+/// Opens the delivery store and the service over it. `clean_up` (the server at start-up only)
+/// removes what interrupted deliveries left.
+pub fn open_deliveries(
+    settings: &Settings,
+    encryption: keys::EncryptionKeys,
+    clean_up: bool,
+) -> Result<(deliveries::Deliveries, deliveries::folder::Opened), DataFolderError> {
+    let d = &settings.deliveries;
+    let (store, opened) =
+        deliveries::folder::FolderStore::open(&d.data_folder, d.quota, d.min_free, clean_up)?;
+    let service = deliveries::Deliveries::new(
+        Arc::new(store),
+        encryption.recipient,
+        encryption.key,
+        deliveries::Policy {
+            deliver_profiles: d.deliver_profiles.clone(),
+            read_profiles: d.read_profiles.clone(),
+            max_size: d.max_size,
+            max_uploads: d.max_uploads,
+            max_uploads_per_client: d.max_uploads_per_client,
+            min_upload_rate: d.min_upload_rate,
+        },
+    );
+    Ok((service, opened))
+}
+
+/// `host[:port]` of a URL.
+fn authority(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}
