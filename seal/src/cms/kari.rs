@@ -185,7 +185,7 @@ fn originator_public_key(originator: Tlv<'_>) -> Result<&[u8], CmsError> {
 /// ECC-CMS-SharedInfo ::= SEQUENCE { keyInfo AlgorithmIdentifier, entityUInfo [0] EXPLICIT OCTET
 /// STRING OPTIONAL, suppPubInfo [2] EXPLICIT OCTET STRING } (RFC 5753 section 7.2), where keyInfo is
 /// the key wrap algorithm as encoded in the file and suppPubInfo the KEK length in bits.
-fn shared_info(key_info: &[u8], ukm: Option<&[u8]>, cipher: &AesBlockCipher) -> Vec<u8> {
+pub(super) fn shared_info(key_info: &[u8], ukm: Option<&[u8]>, cipher: &AesBlockCipher) -> Vec<u8> {
     let bits = u32::try_from(cipher.key_len() * 8).unwrap_or(u32::MAX);
     let explicit = |n, value: Vec<u8>| {
         Node::Constructed(tag::context_constructed(n), vec![Node::octet_string(value)])
@@ -237,11 +237,11 @@ fn aes_unwrap(
 /// A KeyAgreeRecipientInfo for an EC P-256 certificate whose public point is `recipient_point`:
 /// version 3, a fresh ephemeral originator key, dhSinglePass-stdDH-sha256kdf-scheme with
 /// id-aes256-wrap, no ukm, the recipient named by issuer and serial.
-pub(super) fn recipient_info<'a>(
-    me: &'a CertIdentity,
+pub(super) fn recipient_info(
+    me: &CertIdentity,
     recipient_point: &[u8],
     content_key: &[u8],
-) -> Result<Node<'a>, CmsError> {
+) -> Result<Vec<u8>, CmsError> {
     let failed = |_| CmsError::crypto("ECDH key agreement with the certificate's key failed");
     let ephemeral = agreement::PrivateKey::generate(&ECDH_P256).map_err(failed)?;
     let ephemeral_point = ephemeral.compute_public_key().map_err(failed)?;
@@ -257,9 +257,14 @@ pub(super) fn recipient_info<'a>(
     AesKek::new(cipher, &kek)
         .and_then(|kek| kek.wrap(content_key, &mut wrapped).map(|_| ()))
         .map_err(|_| CmsError::crypto("AES key wrap of the content key failed"))?;
+    Ok(key_agree_info(me, ephemeral_point.as_ref(), &wrapped))
+}
 
+/// The DER of a `[1] IMPLICIT` KeyAgreeRecipientInfo: the originator's ephemeral public point
+/// `ephemeral_point` (uncompressed) and `wrapped`, the content key wrapped for `me`.
+pub(super) fn key_agree_info(me: &CertIdentity, ephemeral_point: &[u8], wrapped: &[u8]) -> Vec<u8> {
     let mut public_key = vec![0u8];
-    public_key.extend_from_slice(ephemeral_point.as_ref());
+    public_key.extend_from_slice(ephemeral_point);
     let originator_key = Node::Constructed(
         tag::context_constructed(1),
         vec![
@@ -267,7 +272,7 @@ pub(super) fn recipient_info<'a>(
             Node::primitive(tag::BIT_STRING, public_key),
         ],
     );
-    Ok(Node::Constructed(
+    Node::Constructed(
         tag::context_constructed(1),
         vec![
             Node::small_uint(3),
@@ -281,7 +286,8 @@ pub(super) fn recipient_info<'a>(
                 Node::octet_string(wrapped),
             ])]),
         ],
-    ))
+    )
+    .to_der()
 }
 
 /// `id-aes256-wrap` with absent parameters (RFC 3565 section 2.3.2).

@@ -138,10 +138,7 @@ fn explicit_alg<'a>(field: Tlv<'a>, what: &str) -> Result<AlgId<'a>, CmsError> {
 
 /// A KeyTransRecipientInfo for an RSA certificate: version 0, issuerAndSerialNumber, RSAES-OAEP with
 /// SHA-256 and MGF1-SHA-256.
-pub(super) fn recipient_info<'a>(
-    me: &'a CertIdentity,
-    content_key: &[u8],
-) -> Result<Node<'a>, CmsError> {
+pub(super) fn recipient_info(me: &CertIdentity, content_key: &[u8]) -> Result<Vec<u8>, CmsError> {
     let failed = |_| CmsError::crypto("RSA-OAEP encryption of the content key failed");
     let public_key = PublicEncryptingKey::from_der(&me.spki)
         .map_err(|_| CmsError::crypto("the certificate's RSA public key is not usable"))?;
@@ -152,12 +149,18 @@ pub(super) fn recipient_info<'a>(
         .map_err(failed)?
         .len();
     encrypted.truncate(len);
-    Ok(Node::sequence(vec![
+    Ok(key_trans_info(me, &encrypted))
+}
+
+/// The DER of a KeyTransRecipientInfo carrying `encrypted_key` (the OAEP-encrypted content key).
+pub(super) fn key_trans_info(me: &CertIdentity, encrypted_key: &[u8]) -> Vec<u8> {
+    Node::sequence(vec![
         Node::small_uint(0),
         me.issuer_and_serial(),
         oaep_sha256_algorithm(),
-        Node::octet_string(encrypted),
-    ]))
+        Node::octet_string(encrypted_key),
+    ])
+    .to_der()
 }
 
 /// `id-RSAES-OAEP` with SHA-256 and MGF1-SHA-256 and the default (empty) label, written as OpenSSL

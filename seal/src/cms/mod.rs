@@ -41,6 +41,9 @@ mod write;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
+mod known_answers;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 use std::fmt;

@@ -524,6 +524,7 @@ fn cms_authenticated_attributes_are_checked() {
         ])]
     };
     let aad = Node::Constructed(tag::SET, attributes(oid::DATA)).to_der();
+    let recipient_info = ktri::recipient_info(&me, &content_key).unwrap();
     let mut ciphertext = plaintext.to_vec();
     let mac = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &content_key).unwrap())
         .seal_in_place_separate_tag(
@@ -539,10 +540,7 @@ fn cms_authenticated_attributes_are_checked() {
                 tag::context_constructed(0),
                 vec![Node::sequence(vec![
                     Node::small_uint(0),
-                    Node::Constructed(
-                        tag::SET,
-                        vec![ktri::recipient_info(&me, &content_key).unwrap()],
-                    ),
+                    Node::Constructed(tag::SET, vec![Node::Encoded(&recipient_info)]),
                     Node::sequence(vec![
                         Node::oid(oid::DATA),
                         content::aes256_gcm_algorithm(&nonce),

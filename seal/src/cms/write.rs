@@ -39,27 +39,7 @@ pub fn encrypt(recipients: &[Certificate], plaintext: &[u8]) -> Result<Vec<u8>, 
 
     // The plaintext is copied into the output where the ciphertext goes and encrypted there, so
     // only one copy of a large file is made. The mac is written last, after the ciphertext.
-    let placeholder_tag = [0u8; GCM_TAG_LEN];
-    let message = Node::sequence(vec![
-        Node::oid(oid::AUTH_ENVELOPED_DATA),
-        Node::Constructed(
-            tag::context_constructed(0),
-            vec![Node::sequence(vec![
-                Node::small_uint(0),
-                Node::Constructed(
-                    tag::SET,
-                    recipient_infos.iter().map(|ri| Node::Encoded(ri)).collect(),
-                ),
-                Node::sequence(vec![
-                    Node::oid(oid::DATA),
-                    aes256_gcm_algorithm(&nonce),
-                    Node::primitive(tag::context(0), plaintext),
-                ]),
-                Node::octet_string(&placeholder_tag[..]),
-            ])],
-        ),
-    ]);
-    let mut out = message.to_der();
+    let mut out = envelope(&recipient_infos, &nonce, plaintext, &[0u8; GCM_TAG_LEN]);
     // The mac OCTET STRING (2 header bytes + tag) ends the encoding; the content comes just before it.
     let tag_start = out.len() - GCM_TAG_LEN;
     let content_end = tag_start - 2;
@@ -75,6 +55,36 @@ pub fn encrypt(recipients: &[Certificate], plaintext: &[u8]) -> Result<Vec<u8>, 
     )?;
     out[tag_start..].copy_from_slice(&mac);
     Ok(out)
+}
+
+/// `ContentInfo { id-ct-authEnvelopedData, AuthEnvelopedData }` with `recipient_infos` (DER, already
+/// in SET OF order), AES-256-GCM with `nonce`, `content` as the encrypted content and `mac` as the tag.
+pub(super) fn envelope(
+    recipient_infos: &[Vec<u8>],
+    nonce: &[u8],
+    content: &[u8],
+    mac: &[u8],
+) -> Vec<u8> {
+    Node::sequence(vec![
+        Node::oid(oid::AUTH_ENVELOPED_DATA),
+        Node::Constructed(
+            tag::context_constructed(0),
+            vec![Node::sequence(vec![
+                Node::small_uint(0),
+                Node::Constructed(
+                    tag::SET,
+                    recipient_infos.iter().map(|ri| Node::Encoded(ri)).collect(),
+                ),
+                Node::sequence(vec![
+                    Node::oid(oid::DATA),
+                    aes256_gcm_algorithm(nonce),
+                    Node::primitive(tag::context(0), content),
+                ]),
+                Node::octet_string(mac),
+            ])],
+        ),
+    ])
+    .to_der()
 }
 
 /// One DER RecipientInfo per certificate, sorted as DER requires for a SET OF (X.690 section 11.6).
@@ -93,7 +103,7 @@ fn recipient_infos(
                     kari::recipient_info(me, &uncompressed_point(x, y), content_key)?
                 }
             };
-            Ok(info.to_der())
+            Ok(info)
         })
         .collect::<Result<Vec<_>, CmsError>>()?;
     infos.sort();
