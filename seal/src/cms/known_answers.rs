@@ -5,10 +5,9 @@
 use std::path::Path;
 
 use aws_lc_rs::digest;
-use aws_lc_rs::key_wrap;
 
+use super::encode;
 use super::recipient::CertIdentity;
-use super::{kari, ktri, write};
 use ids_pki::cert::Certificate;
 
 fn identity(name: &str) -> CertIdentity {
@@ -27,13 +26,13 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 fn key_trans() -> Vec<u8> {
-    ktri::key_trans_info(&identity("signing-rsa.crt"), &[0x11; 256])
+    encode::key_trans_info(&identity("signing-rsa.crt"), &[0x11; 256]).unwrap()
 }
 
 fn key_agree() -> Vec<u8> {
     let mut point = vec![4u8];
     point.extend_from_slice(&[0x22; 64]);
-    kari::key_agree_info(&identity("signing-ec.crt"), &point, &[0x33; 40])
+    encode::key_agree_info(&identity("signing-ec.crt"), &point, &[0x33; 40]).unwrap()
 }
 
 #[test]
@@ -66,11 +65,12 @@ fn key_agree_recipient_info() {
 
 #[test]
 fn ecc_cms_shared_info() {
+    // The content of `SEQUENCE { id-aes256-wrap }`.
     let key_info = [
-        0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2d,
+        0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2d,
     ];
-    let without = kari::shared_info(&key_info, None, &key_wrap::AES_256);
-    let with = kari::shared_info(&key_info, Some(&[0x66; 64]), &key_wrap::AES_128);
+    let without = encode::shared_info(&key_info, None, 256).unwrap();
+    let with = encode::shared_info(&key_info, Some(&[0x66; 64]), 128).unwrap();
     assert_eq!(
         hex(&without),
         "3015300b060960864801650304012da206040400000100"
@@ -105,7 +105,7 @@ fn auth_enveloped_data() {
             "bef2895ce6a7dc59be320084d48de2095cede283c2a8b1bb854800b10c00719b",
         ),
     ] {
-        let der = write::envelope(&infos, &[9; 12], &vec![0x44; len], &[0x55; 16]);
+        let der = encode::envelope(&infos, &[9; 12], &vec![0x44; len], None, &[0x55; 16]).unwrap();
         assert_eq!(
             (der.len(), sha256(&der).as_str()),
             (expected_len, expected),
