@@ -484,7 +484,7 @@ impl Ca {
                 "the CA private key does not belong to this certificate (their public keys differ)",
             ));
         }
-        let cert_pem = ids_pki::keyfile::pem("CERTIFICATE", cert_der);
+        let cert_pem = ids_pki::keyfile::certificate_pem(cert_der);
         let issuer = Issuer::from_ca_cert_der(&cert_der.to_vec().into(), key)?;
         Ok(Ca {
             issuer,
@@ -575,16 +575,17 @@ pub fn parse_request(file: &str, bytes: &[u8]) -> Result<CertificateRequest, Dev
         file: file.to_string(),
         detail,
     };
-    let der = if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-        let (_, pem) = x509_parser::pem::parse_x509_pem(bytes)
-            .map_err(|e| bad(format!("not a PEM certificate request ({e})")))?;
+    let der = if ids_pki::pem::is_pem(bytes) {
+        let pem = ids_pki::pem::first(bytes)
+            .map_err(|e| bad(format!("not a PEM certificate request ({e})")))?
+            .ok_or_else(|| bad("not a PEM certificate request (no PEM block)".into()))?;
         if !pem.label.ends_with("CERTIFICATE REQUEST") {
             return Err(bad(format!(
                 "PEM block is `{}`, expected `CERTIFICATE REQUEST`",
                 pem.label
             )));
         }
-        pem.contents
+        pem.der.to_vec()
     } else {
         bytes.to_vec()
     };

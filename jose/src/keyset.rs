@@ -133,7 +133,7 @@ impl VerificationKey {
     ) -> Result<Self, KeySetError> {
         let thumbprint = jwk::thumbprint(public);
         let (algorithm, parsed, signature_len) = match public {
-            PublicKey::Rsa { n, e } => {
+            PublicKey::Rsa { n, .. } => {
                 if public.bits() < 2048 {
                     return Err(KeySetError::Key {
                         origin: origin.to_string(),
@@ -143,7 +143,8 @@ impl VerificationKey {
                         ),
                     });
                 }
-                let der = rsa_public_key_der(n, e);
+                // DER `RSAPublicKey` (RFC 8017 A.1.1), what aws-lc-rs parses.
+                let der = ids_pki::keyfile::subject_public_key_bits(public);
                 (
                     Algorithm::RS256,
                     ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der),
@@ -280,52 +281,26 @@ impl KeySet {
     }
 }
 
-/// DER `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` (RFC 8017 A.1.1).
-fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
-    let mut body = der_unsigned_integer(n);
-    body.extend(der_unsigned_integer(e));
-    let mut out = vec![0x30];
-    push_der_len(&mut out, body.len());
-    out.extend(body);
-    out
-}
-
-fn der_unsigned_integer(bytes: &[u8]) -> Vec<u8> {
-    let bytes = strip_zeros(bytes);
-    let pad = bytes.first().is_none_or(|b| b & 0x80 != 0);
-    let len = bytes.len() + usize::from(pad);
-    let mut out = vec![0x02];
-    push_der_len(&mut out, len);
-    if pad {
-        out.push(0);
-    }
-    out.extend_from_slice(bytes);
-    out
-}
-
-fn push_der_len(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let used = strip_zeros(&bytes);
-        out.push(0x80 | used.len() as u8);
-        out.extend_from_slice(used);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn der_integers_are_minimal_and_positive() {
-        assert_eq!(der_unsigned_integer(&[1, 0, 1]), vec![2, 3, 1, 0, 1]);
-        assert_eq!(der_unsigned_integer(&[0, 0x80]), vec![2, 2, 0, 0x80]);
-        assert_eq!(der_unsigned_integer(&[]), vec![2, 1, 0]);
-        let mut long = Vec::new();
-        push_der_len(&mut long, 257);
-        assert_eq!(long, vec![0x82, 1, 1]);
+        let der = |n: &[u8], e: &[u8]| {
+            let key = PublicKey::Rsa {
+                n: n.to_vec(),
+                e: e.to_vec(),
+            };
+            ids_pki::keyfile::subject_public_key_bits(&key)
+        };
+        assert_eq!(
+            der(&[0, 0x80], &[1, 0, 1]),
+            vec![0x30, 9, 2, 2, 0, 0x80, 2, 3, 1, 0, 1]
+        );
+        assert_eq!(der(&[], &[1]), vec![0x30, 6, 2, 1, 0, 2, 1, 1]);
+        let long = der(&[0x7f; 257], &[3]);
+        assert_eq!(long[..8], [0x30, 0x82, 1, 8, 2, 0x82, 1, 1]);
     }
 
     #[test]

@@ -26,23 +26,17 @@ pub fn std_decode(text: &str) -> Option<Vec<u8>> {
 
 /// Lower-case hex without separators.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// Upper-case hex without separators.
 pub fn hex_upper(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
+    hex::encode_upper(bytes)
 }
 
 /// Decodes hex (either case); `None` for an odd length or a character that is not a hex digit.
 pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    // `from_str_radix` alone would also take a sign (`+1`).
-    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..text.len() / 2)
-        .map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
+    hex::decode(text).ok()
 }
 
 #[cfg(test)]

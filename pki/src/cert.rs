@@ -409,15 +409,15 @@ pub fn format_time(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
-/// Accepts one PEM certificate or raw DER.
+/// Accepts one PEM certificate (the first block of the file) or raw DER.
 fn pem_or_der(file: &str, bytes: &[u8]) -> Result<Vec<u8>, CertError> {
     if bytes.starts_with(b"-----") || bytes.iter().take(64).all(|b| b.is_ascii()) {
-        match x509_parser::pem::parse_x509_pem(bytes) {
-            Ok((_, pem)) if pem.label == "CERTIFICATE" => return Ok(pem.contents),
-            Ok((_, pem)) => {
+        match crate::pem::first(bytes) {
+            Ok(Some(block)) if block.label == "CERTIFICATE" => return Ok(block.der.to_vec()),
+            Ok(Some(block)) => {
                 return Err(CertError::Parse {
                     file: file.to_string(),
-                    detail: format!("PEM block is `{}`, expected `CERTIFICATE`", pem.label),
+                    detail: format!("PEM block is `{}`, expected `CERTIFICATE`", block.label),
                 });
             }
             Err(e) if bytes.starts_with(b"-----") => {
@@ -426,7 +426,7 @@ fn pem_or_der(file: &str, bytes: &[u8]) -> Result<Vec<u8>, CertError> {
                     detail: e.to_string(),
                 });
             }
-            Err(_) => {}
+            Ok(None) | Err(_) => {}
         }
     }
     Ok(bytes.to_vec())
@@ -458,13 +458,13 @@ pub fn trusted_certificates_from_file(path: &Path) -> Result<Vec<TrustedCertific
         detail,
     };
     let ders: Vec<Vec<u8>> = if bytes.iter().take(64).all(|b| b.is_ascii()) {
-        let mut ders = Vec::new();
-        for pem in x509_parser::pem::Pem::iter_from_buffer(&bytes) {
-            let pem = pem.map_err(|e| parse_error(e.to_string()))?;
-            if pem.label == "CERTIFICATE" {
-                ders.push(pem.contents);
-            }
-        }
+        let blocks = crate::pem::blocks(&bytes).map_err(|e| parse_error(e.to_string()))?;
+        let ders: Vec<Vec<u8>> = blocks
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|block| block.label == "CERTIFICATE")
+            .map(|block| block.der.to_vec())
+            .collect();
         if ders.is_empty() {
             return Err(parse_error("no `BEGIN CERTIFICATE` block".into()));
         }

@@ -6,7 +6,7 @@ use aws_lc_rs::cipher::{self, DecryptionContext, PaddedBlockDecryptingKey, Unbou
 use zeroize::Zeroizing;
 
 use super::CmsError;
-use super::der::{AlgId, Node, Tlv, malformed, tag};
+use super::ber::{AlgId, Tlv, malformed, tag};
 use super::oid;
 
 /// GCM nonce length written and the only one accepted (RFC 5084 section 3.2 recommends 12 octets;
@@ -189,16 +189,4 @@ pub(super) fn seal_aes256_gcm(
     tag.as_ref()
         .try_into()
         .map_err(|_| CmsError::crypto("AES-256-GCM produced a tag of unexpected length"))
-}
-
-/// `contentEncryptionAlgorithm` for AES-256-GCM with a 12-byte nonce and 16-byte tag, as OpenSSL
-/// writes it (the ICV length is written although it is not the DEFAULT).
-pub(super) fn aes256_gcm_algorithm(nonce: &[u8]) -> Node<'_> {
-    Node::sequence(vec![
-        Node::oid(oid::AES256_GCM),
-        Node::sequence(vec![
-            Node::octet_string(nonce),
-            Node::small_uint(GCM_TAG_LEN as u8),
-        ]),
-    ])
 }

@@ -8,9 +8,9 @@ use aws_lc_rs::digest;
 use aws_lc_rs::key_wrap::{self, AesBlockCipher, AesKek, BlockCipher, KeyWrap};
 use zeroize::Zeroizing;
 
-use super::der::{AlgId, Node, Tlv, malformed, tag};
+use super::ber::{AlgId, Reader, Tlv, malformed, tag};
 use super::recipient::{CertIdentity, Rid};
-use super::{CmsError, oid};
+use super::{CmsError, encode, oid};
 
 /// A parsed KeyAgreeRecipientInfo.
 #[derive(Debug)]
@@ -75,7 +75,7 @@ impl<'a> KeyAgree<'a> {
         )?;
         let cipher = wrap_cipher(wrap.oid)?;
         let ephemeral = originator_public_key(self.originator)?;
-        let info = shared_info(wrap.raw, self.ukm.as_deref(), cipher);
+        let info = shared_info(wrap.content, self.ukm.as_deref(), cipher)?;
         let kek = agreement::agree(
             key,
             UnparsedPublicKey::new(&ECDH_P256, ephemeral),
@@ -184,16 +184,14 @@ fn originator_public_key(originator: Tlv<'_>) -> Result<&[u8], CmsError> {
 
 /// ECC-CMS-SharedInfo ::= SEQUENCE { keyInfo AlgorithmIdentifier, entityUInfo [0] EXPLICIT OCTET
 /// STRING OPTIONAL, suppPubInfo [2] EXPLICIT OCTET STRING } (RFC 5753 section 7.2), where keyInfo is
-/// the key wrap algorithm as encoded in the file and suppPubInfo the KEK length in bits.
-fn shared_info(key_info: &[u8], ukm: Option<&[u8]>, cipher: &AesBlockCipher) -> Vec<u8> {
+/// the key wrap algorithm (given by its content octets) and suppPubInfo the KEK length in bits.
+fn shared_info(
+    key_info_content: &[u8],
+    ukm: Option<&[u8]>,
+    cipher: &AesBlockCipher,
+) -> Result<Vec<u8>, CmsError> {
     let bits = u32::try_from(cipher.key_len() * 8).unwrap_or(u32::MAX);
-    let explicit = |n, value: Vec<u8>| {
-        Node::Constructed(tag::context_constructed(n), vec![Node::octet_string(value)])
-    };
-    let mut fields = vec![Node::Encoded(key_info)];
-    fields.extend(ukm.map(|ukm| explicit(0, ukm.to_vec())));
-    fields.push(explicit(2, bits.to_be_bytes().to_vec()));
-    Node::sequence(fields).to_der()
+    encode::shared_info(key_info_content, ukm, bits)
 }
 
 /// ANSI X9.63 KDF (SEC 1 section 3.6.1): Hash(Z || counter || SharedInfo) for counter = 1, 2, ...
@@ -237,16 +235,20 @@ fn aes_unwrap(
 /// A KeyAgreeRecipientInfo for an EC P-256 certificate whose public point is `recipient_point`:
 /// version 3, a fresh ephemeral originator key, dhSinglePass-stdDH-sha256kdf-scheme with
 /// id-aes256-wrap, no ukm, the recipient named by issuer and serial.
-pub(super) fn recipient_info<'a>(
-    me: &'a CertIdentity,
+pub(super) fn recipient_info(
+    me: &CertIdentity,
     recipient_point: &[u8],
     content_key: &[u8],
-) -> Result<Node<'a>, CmsError> {
+) -> Result<Vec<u8>, CmsError> {
     let failed = |_| CmsError::crypto("ECDH key agreement with the certificate's key failed");
     let ephemeral = agreement::PrivateKey::generate(&ECDH_P256).map_err(failed)?;
     let ephemeral_point = ephemeral.compute_public_key().map_err(failed)?;
     let cipher = &key_wrap::AES_256;
-    let info = shared_info(&aes256_wrap_algorithm().to_der(), None, cipher);
+    let wrap_algorithm = encode::aes256_wrap_algorithm()?;
+    let wrap_content = Reader::new(&wrap_algorithm)
+        .expect(tag::SEQUENCE, "the key wrap algorithm")?
+        .content;
+    let info = shared_info(wrap_content, None, cipher)?;
     let kek = agreement::agree(
         &ephemeral,
         UnparsedPublicKey::new(&ECDH_P256, recipient_point),
@@ -257,34 +259,5 @@ pub(super) fn recipient_info<'a>(
     AesKek::new(cipher, &kek)
         .and_then(|kek| kek.wrap(content_key, &mut wrapped).map(|_| ()))
         .map_err(|_| CmsError::crypto("AES key wrap of the content key failed"))?;
-
-    let mut public_key = vec![0u8];
-    public_key.extend_from_slice(ephemeral_point.as_ref());
-    let originator_key = Node::Constructed(
-        tag::context_constructed(1),
-        vec![
-            Node::sequence(vec![Node::oid(oid::EC_PUBLIC_KEY)]),
-            Node::primitive(tag::BIT_STRING, public_key),
-        ],
-    );
-    Ok(Node::Constructed(
-        tag::context_constructed(1),
-        vec![
-            Node::small_uint(3),
-            Node::Constructed(tag::context_constructed(0), vec![originator_key]),
-            Node::sequence(vec![
-                Node::oid(oid::STD_DH_SHA256_KDF),
-                aes256_wrap_algorithm(),
-            ]),
-            Node::sequence(vec![Node::sequence(vec![
-                me.issuer_and_serial(),
-                Node::octet_string(wrapped),
-            ])]),
-        ],
-    ))
-}
-
-/// `id-aes256-wrap` with absent parameters (RFC 3565 section 2.3.2).
-fn aes256_wrap_algorithm() -> Node<'static> {
-    Node::sequence(vec![Node::oid(oid::AES256_WRAP)])
+    encode::key_agree_info(me, ephemeral_point.as_ref(), &wrapped)
 }

@@ -10,9 +10,9 @@ use aws_lc_rs::rsa::{
 };
 use zeroize::Zeroizing;
 
-use super::der::{AlgId, Node, Tlv, malformed, tag};
+use super::ber::{AlgId, Tlv, malformed, tag};
 use super::recipient::{CertIdentity, Rid};
-use super::{CmsError, oid};
+use super::{CmsError, encode, oid};
 
 /// A parsed KeyTransRecipientInfo.
 #[derive(Debug)]
@@ -138,10 +138,7 @@ fn explicit_alg<'a>(field: Tlv<'a>, what: &str) -> Result<AlgId<'a>, CmsError> {
 
 /// A KeyTransRecipientInfo for an RSA certificate: version 0, issuerAndSerialNumber, RSAES-OAEP with
 /// SHA-256 and MGF1-SHA-256.
-pub(super) fn recipient_info<'a>(
-    me: &'a CertIdentity,
-    content_key: &[u8],
-) -> Result<Node<'a>, CmsError> {
+pub(super) fn recipient_info(me: &CertIdentity, content_key: &[u8]) -> Result<Vec<u8>, CmsError> {
     let failed = |_| CmsError::crypto("RSA-OAEP encryption of the content key failed");
     let public_key = PublicEncryptingKey::from_der(&me.spki)
         .map_err(|_| CmsError::crypto("the certificate's RSA public key is not usable"))?;
@@ -152,26 +149,5 @@ pub(super) fn recipient_info<'a>(
         .map_err(failed)?
         .len();
     encrypted.truncate(len);
-    Ok(Node::sequence(vec![
-        Node::small_uint(0),
-        me.issuer_and_serial(),
-        oaep_sha256_algorithm(),
-        Node::octet_string(encrypted),
-    ]))
-}
-
-/// `id-RSAES-OAEP` with SHA-256 and MGF1-SHA-256 and the default (empty) label, written as OpenSSL
-/// writes it: hash AlgorithmIdentifiers without NULL parameters (RFC 5754 section 2).
-pub(super) fn oaep_sha256_algorithm() -> Node<'static> {
-    let sha256 = || Node::sequence(vec![Node::oid(oid::SHA256)]);
-    Node::sequence(vec![
-        Node::oid(oid::RSAES_OAEP),
-        Node::sequence(vec![
-            Node::Constructed(tag::context_constructed(0), vec![sha256()]),
-            Node::Constructed(
-                tag::context_constructed(1),
-                vec![Node::sequence(vec![Node::oid(oid::MGF1), sha256()])],
-            ),
-        ]),
-    ])
+    encode::key_trans_info(me, &encrypted)
 }

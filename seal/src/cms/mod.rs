@@ -30,8 +30,9 @@
 //! CMS mode is not streaming: the whole file is held in memory, so plaintexts are limited to
 //! [`MAX_CMS_PLAINTEXT`]. GCM's tag is checked before any plaintext is returned.
 
+mod ber;
 mod content;
-mod der;
+mod encode;
 mod kari;
 mod ktri;
 mod oid;
@@ -39,6 +40,9 @@ mod read;
 mod recipient;
 mod write;
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod known_answers;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
@@ -59,20 +63,20 @@ pub const MAX_CMS_PLAINTEXT: u64 = 1 << 30;
 /// RFC 5652 section 6.1) or id-ct-authEnvelopedData (1.2.840.113549.1.9.16.1.23, RFC 5083 section 2.1).
 /// Only the headers are looked at, so a prefix of a large file works.
 pub fn looks_like_cms(prefix: &[u8]) -> bool {
-    let Ok(outer) = der::parse_header(prefix) else {
+    let Ok(outer) = ber::parse_header(prefix) else {
         return false;
     };
-    if outer.tag != der::tag::SEQUENCE {
+    if outer.tag != ber::tag::SEQUENCE {
         return false;
     }
     let rest = &prefix[outer.header_len..];
-    let Ok(first) = der::parse_header(rest) else {
+    let Ok(first) = ber::parse_header(rest) else {
         return false;
     };
     let oid = rest
         .get(first.header_len..)
         .and_then(|r| first.len.and_then(|len| r.get(..len)));
-    first.tag == der::tag::OID
+    first.tag == ber::tag::OID
         && matches!(oid, Some(o) if o == oid::ENVELOPED_DATA || o == oid::AUTH_ENVELOPED_DATA)
 }
 

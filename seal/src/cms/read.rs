@@ -5,10 +5,10 @@ use std::borrow::Cow;
 
 use zeroize::Zeroizing;
 
+use super::ber::{AlgId, Reader, Tlv, malformed, tag};
 use super::content::{ContentCipher, GCM_TAG_LEN};
-use super::der::{AlgId, Node, Reader, Tlv, malformed, tag};
 use super::recipient::{CertIdentity, RecipientInfo, RecipientKey};
-use super::{CmsError, Decrypted, MAX_CMS_PLAINTEXT, RecipientId, oid};
+use super::{CmsError, Decrypted, MAX_CMS_PLAINTEXT, RecipientId, encode, oid};
 use ids_pki::cert::Certificate;
 
 /// The parts of an encrypted message that decryption needs.
@@ -130,12 +130,7 @@ impl<'a> Envelope<'a> {
         let Some(attrs) = self.auth_attrs else {
             return Ok(Vec::new());
         };
-        let mut reader = attrs.reader()?;
-        let mut children = Vec::new();
-        while let Some(attr) = reader.next()? {
-            children.push(Node::Encoded(attr.raw));
-        }
-        Ok(Node::Constructed(tag::SET, children).to_der())
+        encode::set(attrs.content)
     }
 }
 

@@ -8,7 +8,7 @@ use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 use zeroize::Zeroizing;
 
-use super::der::{Node, Tlv, hex, malformed, tag};
+use super::ber::{Tlv, hex, malformed, tag};
 use super::kari::KeyAgree;
 use super::ktri::KeyTrans;
 use super::{CmsError, RecipientId};
@@ -68,8 +68,9 @@ fn strip_zeros(bytes: &[u8]) -> &[u8] {
 /// What a certificate is known by in RecipientIdentifiers, and its public key for encryption.
 #[derive(Debug)]
 pub(super) struct CertIdentity {
-    issuer: Vec<u8>,
-    serial: Vec<u8>,
+    /// The issuer Name's DER and the serial number's INTEGER content octets, as in the certificate.
+    pub issuer: Vec<u8>,
+    pub serial: Vec<u8>,
     ski: Option<Vec<u8>>,
     /// SubjectPublicKeyInfo DER.
     pub spki: Vec<u8>,
@@ -92,14 +93,6 @@ impl CertIdentity {
             ski,
             spki: parsed.public_key().raw.to_vec(),
         })
-    }
-
-    /// IssuerAndSerialNumber for this certificate, the `rid` written for every recipient.
-    pub fn issuer_and_serial(&self) -> Node<'_> {
-        Node::sequence(vec![
-            Node::Encoded(&self.issuer),
-            Node::primitive(tag::INTEGER, self.serial.as_slice()),
-        ])
     }
 }
 

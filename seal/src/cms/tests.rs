@@ -7,7 +7,7 @@ use std::process::Command;
 use aws_lc_rs::rand;
 use tempfile::TempDir;
 
-use super::der::{Node, Reader, oid_to_string, tag};
+use super::ber::{Reader, oid_to_string, tag};
 use super::*;
 use ids_pki::cert::Certificate;
 
@@ -461,7 +461,7 @@ fn cms_reader_bounds_hostile_input() {
 fn cms_der_writer_lengths_round_trip() {
     for len in [0, 1, 127, 128, 255, 256, 65_535, 65_536, 1 << 20] {
         let content = vec![0xAB; len];
-        let der = Node::octet_string(content.as_slice()).to_der();
+        let der = der::Encode::to_der(&der::asn1::OctetStringRef::new(&content).unwrap()).unwrap();
         let tlv = Reader::new(&der).next().unwrap().unwrap();
         assert_eq!(
             (tlv.tag, tlv.content.len(), tlv.raw.len()),
@@ -498,8 +498,7 @@ fn cms_oid_constants_match_their_dotted_form() {
 fn cms_oaep_sha256_algorithm_matches_openssl() {
     let openssl_der = "303806092a864886f70d010107302ba00d300b0609608648016503040201\
                        a11a301806092a864886f70d010108300b0609608648016503040201";
-    let ours: String = ktri::oaep_sha256_algorithm()
-        .to_der()
+    let ours: String = encode::oaep_sha256_algorithm()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
@@ -517,13 +516,22 @@ fn cms_authenticated_attributes_are_checked() {
     let rsa = Party::rsa(&dir, "rsa");
     let me = recipient::CertIdentity::new(&rsa.cert).unwrap();
     let (content_key, nonce, plaintext) = ([7u8; 32], [9u8; 12], b"with attributes");
+    // Attribute ::= SEQUENCE { attrType OBJECT IDENTIFIER, attrValues SET OF ANY } (RFC 5652 5.3).
+    #[derive(der::Sequence)]
+    struct Attribute {
+        attr_type: const_oid::ObjectIdentifier,
+        attr_values: der::asn1::SetOfVec<const_oid::ObjectIdentifier>,
+    }
     let attributes = |content_type: &'static [u8]| {
-        vec![Node::sequence(vec![
-            Node::oid(CONTENT_TYPE),
-            Node::Constructed(tag::SET, vec![Node::oid(content_type)]),
-        ])]
+        let value = const_oid::ObjectIdentifier::from_bytes(content_type).unwrap();
+        der::Encode::to_der(&Attribute {
+            attr_type: const_oid::ObjectIdentifier::from_bytes(CONTENT_TYPE).unwrap(),
+            attr_values: der::asn1::SetOfVec::try_from(vec![value]).unwrap(),
+        })
+        .unwrap()
     };
-    let aad = Node::Constructed(tag::SET, attributes(oid::DATA)).to_der();
+    let aad = encode::set(&attributes(oid::DATA)).unwrap();
+    let recipient_info = ktri::recipient_info(&me, &content_key).unwrap();
     let mut ciphertext = plaintext.to_vec();
     let mac = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &content_key).unwrap())
         .seal_in_place_separate_tag(
@@ -533,27 +541,14 @@ fn cms_authenticated_attributes_are_checked() {
         )
         .unwrap();
     let message = |content_type| {
-        Node::sequence(vec![
-            Node::oid(oid::AUTH_ENVELOPED_DATA),
-            Node::Constructed(
-                tag::context_constructed(0),
-                vec![Node::sequence(vec![
-                    Node::small_uint(0),
-                    Node::Constructed(
-                        tag::SET,
-                        vec![ktri::recipient_info(&me, &content_key).unwrap()],
-                    ),
-                    Node::sequence(vec![
-                        Node::oid(oid::DATA),
-                        content::aes256_gcm_algorithm(&nonce),
-                        Node::primitive(tag::context(0), ciphertext.as_slice()),
-                    ]),
-                    Node::Constructed(tag::context_constructed(1), attributes(content_type)),
-                    Node::octet_string(mac.as_ref()),
-                ])],
-            ),
-        ])
-        .to_der()
+        encode::envelope(
+            std::slice::from_ref(&recipient_info),
+            &nonce,
+            &ciphertext,
+            Some(&[attributes(content_type)]),
+            mac.as_ref(),
+        )
+        .unwrap()
     };
     let good = message(oid::DATA);
     assert_eq!(*rsa.decrypt(&good).unwrap().plaintext, plaintext);

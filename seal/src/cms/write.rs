@@ -4,10 +4,9 @@
 use aws_lc_rs::rand;
 use zeroize::Zeroizing;
 
-use super::content::{GCM_NONCE_LEN, GCM_TAG_LEN, aes256_gcm_algorithm, seal_aes256_gcm};
-use super::der::{Node, tag};
+use super::content::{GCM_NONCE_LEN, GCM_TAG_LEN, seal_aes256_gcm};
 use super::recipient::{CertIdentity, uncompressed_point};
-use super::{CmsError, MAX_CMS_PLAINTEXT, kari, ktri, oid};
+use super::{CmsError, MAX_CMS_PLAINTEXT, encode, kari, ktri};
 use ids_pki::cert::{Certificate, PublicKey};
 
 /// Encrypts `plaintext` for every certificate in `recipients` (RSA or EC P-256); any one of their
@@ -39,35 +38,18 @@ pub fn encrypt(recipients: &[Certificate], plaintext: &[u8]) -> Result<Vec<u8>, 
 
     // The plaintext is copied into the output where the ciphertext goes and encrypted there, so
     // only one copy of a large file is made. The mac is written last, after the ciphertext.
-    let placeholder_tag = [0u8; GCM_TAG_LEN];
-    let message = Node::sequence(vec![
-        Node::oid(oid::AUTH_ENVELOPED_DATA),
-        Node::Constructed(
-            tag::context_constructed(0),
-            vec![Node::sequence(vec![
-                Node::small_uint(0),
-                Node::Constructed(
-                    tag::SET,
-                    recipient_infos.iter().map(|ri| Node::Encoded(ri)).collect(),
-                ),
-                Node::sequence(vec![
-                    Node::oid(oid::DATA),
-                    aes256_gcm_algorithm(&nonce),
-                    Node::primitive(tag::context(0), plaintext),
-                ]),
-                Node::octet_string(&placeholder_tag[..]),
-            ])],
-        ),
-    ]);
-    let mut out = message.to_der();
+    let mut out = encode::envelope(
+        &recipient_infos,
+        &nonce,
+        plaintext,
+        None,
+        &[0u8; GCM_TAG_LEN],
+    )?;
     // The mac OCTET STRING (2 header bytes + tag) ends the encoding; the content comes just before it.
     let tag_start = out.len() - GCM_TAG_LEN;
     let content_end = tag_start - 2;
     let content_start = content_end - plaintext.len();
-    debug_assert_eq!(
-        out[content_end..tag_start],
-        [tag::OCTET_STRING, GCM_TAG_LEN as u8]
-    );
+    debug_assert_eq!(out[content_end + 1], GCM_TAG_LEN as u8);
     let mac = seal_aes256_gcm(
         content_key.as_ref(),
         nonce,
@@ -93,7 +75,7 @@ fn recipient_infos(
                     kari::recipient_info(me, &uncompressed_point(x, y), content_key)?
                 }
             };
-            Ok(info.to_der())
+            Ok(info)
         })
         .collect::<Result<Vec<_>, CmsError>>()?;
     infos.sort();

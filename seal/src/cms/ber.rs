@@ -1,9 +1,18 @@
-//! A minimal ASN.1 TLV reader (DER and the BER subset OpenSSL writes) and DER writer (X.690).
+//! A minimal ASN.1 BER reader (X.690): the one hand-written ASN.1 codec of the workspace, kept for
+//! reading CMS files other programs wrote. Everything we write, CMS included, is encoded by RustCrypto
+//! `der` (see `encode.rs`).
 //!
-//! Written by hand so the CMS code needs no extra crate. The reader accepts what `openssl cms` emits:
-//! definite lengths, indefinite lengths (`-stream`, X.690 section 8.1.3.6) and constructed OCTET
-//! STRINGs (section 8.7.3). It never panics and never allocates more than the input size: every length
-//! is checked against the remaining input and nesting is bounded by [`MAX_DEPTH`].
+//! Why not `der` here too: `openssl cms -encrypt -stream` (and other CMS writers) produce BER, not DER:
+//! indefinite lengths (X.690 section 8.1.3.6) on the outer structures and the encrypted content
+//! split into a constructed OCTET STRING (section 8.7.3). `der` refuses both in its default (DER)
+//! mode; its optional `ber` mode (0.8) accepts indefinite lengths and indefinite-length constructed
+//! strings but still refuses constructed strings of definite length (RustCrypto/formats#779), which
+//! this reader joins. The reader also borrows primitive contents instead of copying them and reports
+//! errors in CMS terms.
+//!
+//! It accepts definite lengths, indefinite lengths and constructed OCTET STRINGs in either form. It
+//! never panics and never allocates more than the input size: every length is checked against the
+//! remaining input and nesting is bounded by [`MAX_DEPTH`].
 
 use std::borrow::Cow;
 
@@ -303,8 +312,8 @@ fn indefinite_content_len(body: &[u8], depth: usize) -> Result<usize, CmsError> 
 pub(super) struct AlgId<'a> {
     pub oid: &'a [u8],
     pub params: Option<Tlv<'a>>,
-    /// The whole encoding, for ECC-CMS-SharedInfo.
-    pub raw: &'a [u8],
+    /// The content octets of the SEQUENCE, for ECC-CMS-SharedInfo.
+    pub content: &'a [u8],
 }
 
 impl<'a> AlgId<'a> {
@@ -321,7 +330,7 @@ impl<'a> AlgId<'a> {
         Ok(AlgId {
             oid,
             params,
-            raw: tlv.raw,
+            content: tlv.content,
         })
     }
 
@@ -361,97 +370,3 @@ pub(super) fn oid_to_string(oid: &[u8]) -> String {
 }
 
 pub(super) use ids_pki::b64::hex_upper as hex;
-
-/// An element to be DER-encoded. Lengths are computed before writing, so the output is allocated once.
-#[derive(Debug)]
-pub(super) enum Node<'a> {
-    Primitive(u8, Cow<'a, [u8]>),
-    Constructed(u8, Vec<Node<'a>>),
-    /// An element that is already DER-encoded (an issuer Name, a fixed AlgorithmIdentifier).
-    Encoded(&'a [u8]),
-}
-
-impl<'a> Node<'a> {
-    pub fn primitive(tag: u8, content: impl Into<Cow<'a, [u8]>>) -> Self {
-        Node::Primitive(tag, content.into())
-    }
-
-    pub fn sequence(children: Vec<Node<'a>>) -> Self {
-        Node::Constructed(tag::SEQUENCE, children)
-    }
-
-    pub fn oid(oid: &'a [u8]) -> Self {
-        Node::primitive(tag::OID, oid)
-    }
-
-    pub fn octet_string(content: impl Into<Cow<'a, [u8]>>) -> Self {
-        Node::primitive(tag::OCTET_STRING, content)
-    }
-
-    /// A small non-negative INTEGER (versions, tag lengths): one content byte.
-    pub fn small_uint(value: u8) -> Self {
-        let content = if value < 0x80 {
-            vec![value]
-        } else {
-            vec![0, value]
-        };
-        Node::primitive(tag::INTEGER, content)
-    }
-
-    fn content_len(&self) -> usize {
-        match self {
-            Node::Primitive(_, content) => content.len(),
-            Node::Constructed(_, children) => children.iter().map(Node::encoded_len).sum(),
-            Node::Encoded(der) => der.len(),
-        }
-    }
-
-    pub fn encoded_len(&self) -> usize {
-        match self {
-            Node::Encoded(der) => der.len(),
-            _ => {
-                let len = self.content_len();
-                1 + length_octets(len).len() + len
-            }
-        }
-    }
-
-    pub fn write(&self, out: &mut Vec<u8>) {
-        match self {
-            Node::Primitive(tag, content) => {
-                write_header(*tag, content.len(), out);
-                out.extend_from_slice(content);
-            }
-            Node::Constructed(tag, children) => {
-                write_header(*tag, self.content_len(), out);
-                children.iter().for_each(|child| child.write(out));
-            }
-            Node::Encoded(der) => out.extend_from_slice(der),
-        }
-    }
-
-    pub fn to_der(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len());
-        self.write(&mut out);
-        out
-    }
-}
-
-fn write_header(tag: u8, len: usize, out: &mut Vec<u8>) {
-    out.push(tag);
-    out.extend_from_slice(&length_octets(len));
-}
-
-/// DER length octets: short form below 128, else the minimal long form (X.690 section 10.1).
-fn length_octets(len: usize) -> Vec<u8> {
-    if len < 0x80 {
-        return vec![len as u8];
-    }
-    let bytes = len.to_be_bytes();
-    let skip = bytes.iter().take_while(|&&b| b == 0).count();
-    let significant = &bytes[skip..];
-    let mut out = Vec::with_capacity(1 + significant.len());
-    out.push(0x80 | significant.len() as u8);
-    out.extend_from_slice(significant);
-    out
-}
