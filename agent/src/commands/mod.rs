@@ -53,6 +53,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The subcommands; their doc comments are the `--help` text, shown as written (`<WorkFolderPath>` is
+/// not HTML).
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Get an access token and print it (verified with the server's public key first).
