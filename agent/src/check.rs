@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use ids_pki::cert::{Validity, format_time};
 
+use crate::exit::ExitStatus;
 use crate::settings::{ServerPinning, Settings, TlsTrust, TokenValidation};
 use crate::tls::known_servers;
 use crate::{Agent, Clock};
@@ -20,11 +21,20 @@ pub enum Line {
     Error(String),
 }
 
-/// The report and the exit code it implies (0 when there is no error).
-#[derive(Debug, Default)]
+/// The report and the exit status it implies (success when there is no error).
+#[derive(Debug)]
 pub struct Report {
     pub lines: Vec<Line>,
-    pub exit_code: u8,
+    pub status: ExitStatus,
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Report {
+            lines: Vec::new(),
+            status: ExitStatus::Success,
+        }
+    }
 }
 
 impl Report {
@@ -37,11 +47,9 @@ impl Report {
     fn warn(&mut self, text: String) {
         self.lines.push(Line::Warning(text));
     }
-    fn fail(&mut self, text: String, code: u8) {
+    fn fail(&mut self, text: String, status: ExitStatus) {
         self.lines.push(Line::Error(text));
-        if self.exit_code == 0 {
-            self.exit_code = code;
-        }
+        self.status = self.status.or(status);
     }
 }
 
@@ -59,7 +67,7 @@ pub async fn run(
         Ok(loaded) => loaded,
         Err(errors) => {
             for e in errors {
-                report.fail(e.to_string(), 2);
+                report.fail(e.to_string(), ExitStatus::from(&e));
             }
             return report;
         }
@@ -187,10 +195,13 @@ pub async fn run(
                         format_time(pfx.certificate.not_before()),
                         format_time(pfx.certificate.not_after())
                     ),
-                    2,
+                    ExitStatus::Usage,
                 ),
             },
-            Err(e) => report.fail(format!("EncryptionCertificate:File: {e}"), 2),
+            Err(e) => report.fail(
+                format!("EncryptionCertificate:File: {e}"),
+                ExitStatus::Usage,
+            ),
         },
         None => {
             report.warn("no EncryptionCertificate: the agent's files will not be encrypted".into())
@@ -200,11 +211,11 @@ pub async fn run(
     let agent = match Agent::with_clock(loaded.settings.clone(), clock) {
         Ok(agent) => agent,
         Err(e) => {
-            report.fail(e.to_string(), e.exit_code());
+            report.fail(e.to_string(), ExitStatus::from(&e));
             return report;
         }
     };
-    if offline || report.exit_code != 0 {
+    if offline || report.status != ExitStatus::Success {
         return report;
     }
     match agent.discovery().await {
@@ -219,7 +230,7 @@ pub async fn run(
             }
         }
         Err(e) => {
-            report.fail(e.to_string(), e.exit_code());
+            report.fail(e.to_string(), ExitStatus::from(&e));
             return report;
         }
     }
@@ -232,7 +243,7 @@ pub async fn run(
                 t.claims.scopes.join(" "),
                 format_time(t.claims.expires_at)
             )),
-            Err(e) => report.fail(e.to_string(), e.exit_code()),
+            Err(e) => report.fail(e.to_string(), ExitStatus::from(&e)),
         }
     }
     report
@@ -341,7 +352,10 @@ fn pinning(report: &mut Report, s: &Settings) -> bool {
                     }
                 },
                 Err(e) => {
-                    report.fail(format!("Tls:ServerPinning is First: {e}"), 2);
+                    report.fail(
+                        format!("Tls:ServerPinning is First: {e}"),
+                        ExitStatus::Usage,
+                    );
                     true
                 }
             }

@@ -2,7 +2,7 @@
 //!
 //! Each variant is one of the situations the operator must tell apart: the server is down, its TLS
 //! certificate is not trusted, it refuses the agent's credentials, it answers something unexpected,
-//! or the token it returned does not verify. [`AgentError::exit_code`] gives each its own exit code.
+//! or the token it returned does not verify. [`crate::exit::ExitStatus`] gives each its own exit code.
 
 use ids_jose::VerifyError;
 
@@ -36,6 +36,8 @@ pub enum AgentError {
         /// The server's `error_description`.
         description: Option<String>,
         hint: String,
+        /// What the refusal means for the operator (and the exit code).
+        refusal: Refusal,
     },
     #[error(
         "the identity server at {url} answered HTTP {status} after {attempts} attempt(s){detail}"
@@ -54,27 +56,25 @@ pub enum AgentError {
     UnknownClient { client: String, known: String },
 }
 
-impl AgentError {
-    /// Process exit codes, documented in the README: 2 configuration, 3 unreachable or server error,
-    /// 4 TLS (trust or handshake), 5 credentials rejected, 6 invalid token or unexpected answer.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            AgentError::Setup(_) | AgentError::UnknownClient { .. } => 2,
-            AgentError::Unreachable { .. } | AgentError::ServerError { .. } => 3,
-            AgentError::TlsTrust { .. } | AgentError::TlsHandshake { .. } => 4,
-            AgentError::Rejected { error, .. } if is_credentials_error(error) => 5,
-            AgentError::Rejected { .. } => 6,
-            AgentError::Malformed { .. } | AgentError::InvalidToken(_) => 6,
-        }
-    }
+/// What a refused token request means: the credentials themselves, or something else in the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// These credentials are not accepted: an OAuth `invalid_client`, `unauthorized_client`,
+    /// `invalid_grant` or `access_denied` (RFC 6749 section 5.2), or a bare HTTP 401/403 from
+    /// something in front of the server.
+    Credentials,
+    /// Any other OAuth error (`invalid_scope`, `unsupported_grant_type`, ...).
+    Request,
 }
 
-/// OAuth errors that mean "these credentials are not accepted" (RFC 6749 section 5.2), and a bare
-/// HTTP 401/403 from something in front of the server.
-fn is_credentials_error(error: &str) -> bool {
-    matches!(
-        error,
-        "invalid_client" | "unauthorized_client" | "invalid_grant" | "access_denied"
-    ) || error.starts_with("HTTP 401")
-        || error.starts_with("HTTP 403")
+impl Refusal {
+    /// The refusal an OAuth `error` code means.
+    pub fn of_oauth_error(error: &str) -> Self {
+        match error {
+            "invalid_client" | "unauthorized_client" | "invalid_grant" | "access_denied" => {
+                Refusal::Credentials
+            }
+            _ => Refusal::Request,
+        }
+    }
 }

@@ -11,10 +11,15 @@
 //! - [`Agent`] (here): the facade: cached tokens, refreshed before expiry, one request in flight.
 //! - [`check`]: `agent check`, the configuration and connectivity report.
 //! - [`files`]: the agent's files: the [`files::vault`] every file it writes goes through (encrypted
-//!   with its certificate when `EncryptFile` is true), its encrypted [`files::logs`], and the
-//!   `encrypt` / `decrypt` [`files::commands`].
+//!   with its certificate when `EncryptFile` is true), its encrypted [`files::logs`], and
+//!   [`files::crypt`], one file encrypted or decrypted.
 //! - [`delivery`]: sending files to the server (`agent push`) and the outbox service (`agent run`);
 //!   the HTTP side of it is [`client::deliveries`].
+//! - [`commands`]: the `agent` command line, one module per subcommand; `main.rs` only dispatches.
+//! - [`exit`]: [`ExitStatus`], the exit codes, and the one mapping from errors to them.
+//! - Plumbing the commands use: [`logging`] (standard error and the log file), [`retry`]
+//!   ([`retry::RetryPolicy`]), [`shutdown`] (SIGTERM / Ctrl-C), [`progress`] (progress bars),
+//!   [`password`] (`--password-env` / `--password-file`).
 //!
 //! The token verifier itself is [`ids_jose::Verifier`], usable by any Rust service; this crate never
 //! depends on the server or axum.
@@ -22,11 +27,18 @@
 pub mod check;
 pub mod client;
 pub mod clock;
+pub mod commands;
 pub mod delivery;
 pub mod error;
+pub mod exit;
 pub mod files;
+pub mod logging;
+pub mod password;
+pub mod progress;
+pub mod retry;
 pub mod server_keys;
 pub mod settings;
+pub mod shutdown;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -37,6 +49,7 @@ pub use client::discovery::Discovery;
 pub use client::tokens::{BearerToken, Token};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::AgentError;
+pub use exit::ExitStatus;
 pub use ids_jose::AccessToken;
 pub use settings::Settings;
 

@@ -75,18 +75,6 @@ impl From<AgentError> for DeliveryFailure {
     }
 }
 
-impl DeliveryFailure {
-    /// Exit code of `agent push` (README): the agent's codes, and 10 for a refused delivery.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            DeliveryFailure::Temporary { .. } => 3,
-            DeliveryFailure::InvalidToken(_) => 6,
-            DeliveryFailure::Refused { .. } => 10,
-            DeliveryFailure::Agent(e) => e.exit_code(),
-        }
-    }
-}
-
 fn url(base: &str, id: &str) -> Result<reqwest::Url, DeliveryFailure> {
     reqwest::Url::parse(&format!("{base}/api/deliveries/{id}")).map_err(|e| {
         DeliveryFailure::Agent(AgentError::Setup(format!(

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 
 use crate::error::AgentError;
+use crate::retry::RetryPolicy;
 use crate::settings::{HttpPolicy, ServerPinning, Settings, TlsTrust};
 
 /// The agent's HTTP client.
@@ -18,6 +19,7 @@ use crate::settings::{HttpPolicy, ServerPinning, Settings, TlsTrust};
 pub struct Http {
     client: Client,
     policy: HttpPolicy,
+    retry: RetryPolicy,
     tls_hint: String,
     /// What to do when `Tls:ServerPinning` refuses the server.
     pin_hint: String,
@@ -62,6 +64,11 @@ impl Http {
         Ok(Http {
             client,
             policy: settings.http.clone(),
+            retry: RetryPolicy::new(
+                settings.http.retries,
+                settings.http.retry_delay,
+                settings.http.max_retry_delay,
+            ),
             tls_hint,
             pin_hint,
             sent: Arc::new(AtomicU64::new(0)),
@@ -75,7 +82,7 @@ impl Http {
         url: &str,
         build: impl Fn(&Client) -> RequestBuilder,
     ) -> Result<Response, AgentError> {
-        let attempts = self.policy.retries + 1;
+        let attempts = self.retry.attempts();
         let mut last_failure = Failure::Connection(String::new());
         for attempt in 1..=attempts {
             self.sent.fetch_add(1, Ordering::Relaxed);
@@ -90,7 +97,7 @@ impl Http {
                     match retry_after {
                         // A longer pause than the agent may wait: report it now rather than
                         // knocking again too early.
-                        Some(wait) if wait > self.policy.max_retry_delay => {
+                        Some(wait) if self.retry.too_long(wait) => {
                             return Err(status_error(url, status, attempt, &body, Some(wait)));
                         }
                         Some(wait) => {
@@ -99,7 +106,7 @@ impl Http {
                         }
                         None => {
                             last_failure = Failure::Status(status, body);
-                            self.backoff(attempt)
+                            self.retry.backoff(attempt)
                         }
                     }
                 }
@@ -134,11 +141,11 @@ impl Http {
                         None => {}
                     }
                     last_failure = Failure::Connection(describe(&e));
-                    self.backoff(attempt)
+                    self.retry.backoff(attempt)
                 }
             };
             if attempt < attempts {
-                let wait = wait.min(self.policy.max_retry_delay);
+                let wait = wait.min(self.retry.max_delay);
                 tracing::warn!(
                     "{url}: {}; retrying in {} ms (attempt {attempt} of {attempts})",
                     last_failure.describe(),
@@ -206,16 +213,11 @@ impl Http {
         self.sent.load(Ordering::Relaxed)
     }
 
-    /// Exponential backoff with "equal jitter": half the delay fixed, half random. Also used by callers
-    /// that retry on their own (`agent push`, whose body must be rebuilt for each attempt).
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .policy
-            .retry_delay
-            .saturating_mul(1u32 << (attempt - 1).min(16))
-            .min(self.policy.max_retry_delay);
-        let half = base / 2;
-        half + half.mul_f64(random_fraction())
+    /// Attempts and pauses (`Http:Retries`, `Http:RetryDelayMilliseconds`, `Http:MaxRetryDelaySeconds`),
+    /// also for callers that retry on their own (`agent push`, whose body must be rebuilt for each
+    /// attempt).
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
     }
 }
 
@@ -258,13 +260,6 @@ impl Failure {
             Failure::Connection(detail) => detail.clone(),
         }
     }
-}
-
-fn random_fraction() -> f64 {
-    let mut bytes = [0u8; 4];
-    // Jitter only: if the system RNG failed, no jitter is still a correct delay.
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX)
 }
 
 /// `Retry-After` in seconds or as an HTTP date (RFC 9110 section 10.2.3).

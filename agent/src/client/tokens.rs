@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::discovery::Discovery;
 use super::http::{Http, printable, read_body, summarize};
-use crate::error::AgentError;
+use crate::error::{AgentError, Refusal};
 use crate::settings::{ClientAuth, ClientCredentials, ClientKey};
 use ids_jose::AccessToken;
 
@@ -154,23 +154,35 @@ pub(crate) async fn request(
         return Ok(parsed);
     }
     match serde_json::from_slice::<ErrorResponse>(&body) {
-        Ok(e) => Err(AgentError::Rejected {
-            client: client.client_id.clone(),
-            status: status.as_u16(),
-            hint: hint(&e.error, client, key),
-            error: printable(&e.error),
-            description: e.error_description.map(|d| summarize(&d)),
-        }),
+        Ok(e) => {
+            let error = printable(&e.error);
+            Err(AgentError::Rejected {
+                client: client.client_id.clone(),
+                status: status.as_u16(),
+                hint: hint(&e.error, client, key),
+                refusal: Refusal::of_oauth_error(&error),
+                error,
+                description: e.error_description.map(|d| summarize(&d)),
+            })
+        }
         Err(_)
             if status == reqwest::StatusCode::UNAUTHORIZED
                 || status == reqwest::StatusCode::FORBIDDEN =>
         {
             // A proxy or a non-OAuth server in front: still a refusal, say so.
-            let error = www_authenticate_error.unwrap_or_else(|| format!("HTTP {status}"));
+            // The challenge's OAuth error when it gives one (RFC 6750 section 3), else the status.
+            let (error, refusal) = match www_authenticate_error {
+                Some(error) => {
+                    let refusal = Refusal::of_oauth_error(&error);
+                    (error, refusal)
+                }
+                None => (format!("HTTP {status}"), Refusal::Credentials),
+            };
             Err(AgentError::Rejected {
                 client: client.client_id.clone(),
                 status: status.as_u16(),
                 hint: hint(&error, client, key),
+                refusal,
                 error,
                 description: Some(summarize(&String::from_utf8_lossy(&body)))
                     .filter(|d| !d.is_empty()),

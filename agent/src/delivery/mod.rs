@@ -5,7 +5,7 @@
 //! # Layout
 //! - here: one delivery: [`prepare`] reads the file once for its size and SHA-256 (which also proves
 //!   it decrypts), [`deliver`] asks the server whether the id already arrived, then streams the file
-//!   again as the request body.
+//!   again as the request body; [`deliver_retrying`] retries it while the server is away (`agent push`).
 //! - [`outbox`]: `agent run`, the service that delivers what is dropped into the outbox folder.
 
 pub mod outbox;
@@ -58,15 +58,6 @@ pub enum DeliverError {
     File(#[from] FilesError),
     #[error("{0}")]
     Server(#[from] DeliveryFailure),
-}
-
-impl DeliverError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            DeliverError::File(e) => e.exit_code(),
-            DeliverError::Server(e) => e.exit_code(),
-        }
-    }
 }
 
 /// Reads `path` through the vault (decrypting it when it is encrypted) for its size and SHA-256; `name`
@@ -166,6 +157,37 @@ pub async fn deliver(
                     .renew_token(&settings.default_client)
                     .await
                     .map_err(|e| DeliverError::Server(e.into()))?;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// [`deliver`], retrying temporary failures (server away or busy, storage full) as `Http:Retries`
+/// says (`agent push`; the outbox retries without end on its own).
+pub async fn deliver_retrying(
+    agent: &Agent,
+    vault: &Arc<Vault>,
+    prepared: &Prepared,
+    id: &str,
+) -> Result<Delivered, DeliverError> {
+    let policy = agent.http().retry_policy();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match deliver(agent, vault, prepared, id).await {
+            Err(DeliverError::Server(DeliveryFailure::Temporary {
+                detail,
+                retry_after,
+            })) if policy.may_retry(attempt) => {
+                let pause = policy.pause(attempt, retry_after);
+                tracing::warn!(
+                    "{}: {detail}; retrying in {} ms (attempt {attempt} of {})",
+                    prepared.path.display(),
+                    pause.as_millis(),
+                    policy.attempts()
+                );
+                tokio::time::sleep(pause).await;
             }
             other => return other,
         }

@@ -3,10 +3,15 @@
 
 use std::sync::Arc;
 
-use agent::{AgentError, ManualClock};
+use agent::{AgentError, ExitStatus, ManualClock};
 use serde_json::json;
 
 use crate::support::{AgentDeployment, Deployment, verify_with_jwks};
+
+/// The process exit code `agent token` ends with for `err`.
+fn exit_code(err: &AgentError) -> u8 {
+    ExitStatus::from(err).code()
+}
 
 #[tokio::test]
 async fn token_obtained_verified_and_cached() {
@@ -100,7 +105,7 @@ async fn wrong_secret_is_a_credentials_error_without_retries() {
         }
         other => panic!("expected a credentials error, got {other:?}"),
     }
-    assert_eq!(err.exit_code(), 5);
+    assert_eq!(exit_code(&err), 5);
     let text = err.to_string();
     assert!(text.contains("HashedSecret"), "{text}");
     assert!(
@@ -128,7 +133,7 @@ async fn server_stopped_means_retries_then_unreachable() {
         }
         other => panic!("expected unreachable, got {other:?}"),
     }
-    assert_eq!(err.exit_code(), 3);
+    assert_eq!(exit_code(&err), 3);
     assert!(err.to_string().contains("after 3 attempt(s)"), "{err}");
     assert_eq!(agent.http_requests(), 1 + 3);
 }
@@ -148,7 +153,7 @@ async fn certificate_from_another_ca_is_a_tls_trust_error() {
         }
         other => panic!("expected a TLS trust error, got {other:?}"),
     }
-    assert_eq!(err.exit_code(), 4);
+    assert_eq!(exit_code(&err), 4);
     assert_eq!(agent.http_requests(), 1, "a trust failure is not retried");
 
     // The default (the system's CAs) does not know the test CA either, and says how to fix it.
@@ -212,7 +217,7 @@ async fn token_signed_by_an_unpinned_key_is_refused() {
         ),
         "{err:?}"
     );
-    assert_eq!(err.exit_code(), 6);
+    assert_eq!(exit_code(&err), 6);
     server.stop().await;
 }
 
@@ -359,7 +364,7 @@ async fn rate_limited_beyond_the_longest_wait_is_reported_at_once() {
         }
         other => panic!("expected a 429, got {other:?}"),
     }
-    assert_eq!(err.exit_code(), 3);
+    assert_eq!(exit_code(&err), 3);
     assert_eq!(agent.http_requests(), 2, "discovery + one token request");
     server.stop().await;
 }
@@ -553,7 +558,7 @@ async fn wrong_application_uri_is_a_malformed_answer() {
         }
         other => panic!("expected a malformed answer, got {other:?}"),
     }
-    assert_eq!(err.exit_code(), 6);
+    assert_eq!(exit_code(&err), 6);
     assert_eq!(agent.http_requests(), 1, "a 404 is not retried");
     server.stop().await;
 }
@@ -573,7 +578,7 @@ async fn plain_http_on_the_https_port_is_a_handshake_error() {
         }
         other => panic!("expected a TLS handshake error, got {other:?}"),
     }
-    assert_eq!(err.exit_code(), 4);
+    assert_eq!(exit_code(&err), 4);
     assert_eq!(scripted.count(), 1, "no retry");
 }
 

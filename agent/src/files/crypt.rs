@@ -1,5 +1,6 @@
-//! `agent encrypt` and `agent decrypt`: one file at a time, streamed (constant memory) in the agent's
-//! format, whole-file in CMS; output written atomically next to the input or into a chosen folder.
+//! Encrypting and decrypting one file (`agent encrypt`, `agent decrypt`): streamed (constant memory)
+//! in the agent's format, whole-file in CMS; output written atomically next to the input or into a
+//! chosen folder.
 
 use std::fs::File;
 use std::io::{Read, Write};
