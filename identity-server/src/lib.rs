@@ -33,7 +33,7 @@ use std::time::Duration;
 pub use settings::Settings;
 
 use access_control::Clients;
-use keys::Keys;
+use keys::ServerKeys as Keys;
 use oauth::client_auth::{AuthConfig, Authenticator};
 use oauth::{TokenIssuer, TokenService};
 
@@ -55,14 +55,14 @@ pub fn load(settings: &Settings, now: i64) -> Result<Loaded, Vec<String>> {
     let keys = match Keys::load(settings, now, &mut warnings) {
         Ok(k) => Some(k),
         Err(es) => {
-            errors.extend(es);
+            errors.extend(es.iter().map(ToString::to_string));
             None
         }
     };
     let encryption = match keys::EncryptionKeys::load(settings, now, &mut warnings, true) {
         Ok(e) => e,
-        Err(es) => {
-            errors.extend(es);
+        Err(e) => {
+            errors.push(e.to_string());
             Err(String::new())
         }
     };

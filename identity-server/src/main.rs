@@ -528,7 +528,7 @@ fn stored_deliveries(dir: &Path) -> Result<identity_server::deliveries::Deliveri
         &mut warnings,
         false,
     )
-    .map_err(Failure::config)?
+    .map_err(|e| Failure::config(vec![e.to_string()]))?
     .map_err(|_| {
         Failure::config(vec![format!(
             "{}: no EncryptionCertificate (File, Password): deliveries are stored encrypted for it, and read back with its key",
