@@ -27,7 +27,7 @@ pub enum KeyError {
     Certificate {
         setting: String,
         #[source]
-        source: ids_pki::pfx::PfxError,
+        source: Box<ids_pki::pfx::PfxError>,
     },
     /// The signing certificate is expired or not yet valid.
     #[error("{setting} ({}): {source}; renew it, or set IdentityServer:DangerAcceptExpiredCertificate to true to start anyway", .path.display())]
@@ -35,14 +35,14 @@ pub enum KeyError {
         setting: String,
         path: PathBuf,
         #[source]
-        source: ids_pki::pfx::PfxError,
+        source: Box<ids_pki::pfx::PfxError>,
     },
     #[error("IdentityServer:ValidationKeys: {reason}")]
     ValidationKey { reason: String },
     #[error("IdentityServer:ClientCertificateAuthorities: {source}")]
     Authority {
         #[source]
-        source: ids_pki::cert::CertError,
+        source: Box<ids_pki::cert::CertError>,
     },
     #[error("IdentityServer:ClientCertificateAuthorities ({}): no certificate in the file", .path.display())]
     NoAuthority { path: PathBuf },
@@ -72,7 +72,7 @@ pub enum KeyError {
         setting: String,
         path: PathBuf,
         #[source]
-        source: ids_seal::encrypted_file::FileError,
+        source: Box<ids_seal::encrypted_file::FileError>,
     },
 }
 
@@ -111,7 +111,7 @@ impl ServerKeys {
                         errors.push(KeyError::SigningValidity {
                             setting: settings.signing.setting.to_string(),
                             path: settings.signing.path.clone(),
-                            source: e,
+                            source: Box::new(e),
                         });
                     }
                 }
@@ -120,7 +120,7 @@ impl ServerKeys {
             Err(source) => {
                 errors.push(KeyError::Certificate {
                     setting: settings.signing.setting.to_string(),
-                    source,
+                    source: Box::new(source),
                 });
                 None
             }
@@ -179,11 +179,15 @@ impl ServerKeys {
                                 }
                                 client_authorities.push(cert);
                             }
-                            Err(source) => errors.push(KeyError::Authority { source }),
+                            Err(source) => errors.push(KeyError::Authority {
+                                source: Box::new(source),
+                            }),
                         }
                     }
                 }
-                Err(source) => errors.push(KeyError::Authority { source }),
+                Err(source) => errors.push(KeyError::Authority {
+                    source: Box::new(source),
+                }),
             }
         }
         let client_auth = match settings.client_certificates {
@@ -213,7 +217,7 @@ impl ServerKeys {
                     if let Err(source) = pfx.check_validity(now) {
                         errors.push(KeyError::Certificate {
                             setting: settings.tls.setting.to_string(),
-                            source,
+                            source: Box::new(source),
                         });
                     }
                     tls_config(&pfx, &settings.tls, client_auth)
@@ -224,7 +228,7 @@ impl ServerKeys {
                 Err(source) => {
                     errors.push(KeyError::Certificate {
                         setting: settings.tls.setting.to_string(),
-                        source,
+                        source: Box::new(source),
                     });
                     None
                 }
@@ -282,7 +286,7 @@ impl EncryptionKeys {
         };
         let pfx = file.open().map_err(|source| KeyError::Certificate {
             setting: file.setting.to_string(),
-            source,
+            source: Box::new(source),
         })?;
         if let (Err(e), true) = (pfx.check_validity(now), require_valid) {
             if settings.danger_accept_expired_certificate {
@@ -303,7 +307,7 @@ impl EncryptionKeys {
         let unusable = |source| KeyError::Encryption {
             setting: file.setting.to_string(),
             path: file.path.clone(),
-            source,
+            source: Box::new(source),
         };
         let recipient = Recipient::from_certificate(&pfx.certificate).map_err(unusable)?;
         let key = DecryptionKey::from_pfx(&pfx).map_err(unusable)?;
