@@ -14,21 +14,23 @@ pub fn take<T>(errors: &mut Vec<ConfigError>, result: Result<T, ConfigError>) ->
     }
 }
 
-/// Keys both apps read: the agent's or server's own `EncryptionCertificate`, and the Windows
-/// certificate-store keys they recognise in order to refuse them with a message.
-pub const CERTIFICATE_KEYS: &[&str] = &[
-    "IdentityServer:X509StoreLocation",
-    "IdentityServer:X509StoreName",
-    "IdentityServer:X509Thumbprint",
-    "IdentityServer:X509SubjectDistinguishedName",
-    "EncryptionCertificate:File",
-    "EncryptionCertificate:Password",
-    "EncryptionCertificate:EncryptFile",
-    "EncryptionCertificate:X509StoreLocation",
-    "EncryptionCertificate:X509StoreName",
-    "EncryptionCertificate:X509Thumbprint",
-    "EncryptionCertificate:X509SubjectDistinguishedName",
-];
+crate::keys! {
+    /// Keys both apps read: the agent's or server's own `EncryptionCertificate`, and the Windows
+    /// certificate-store keys they recognise in order to refuse them with a message
+    /// ([`reject_windows_store`]).
+    pub const CERTIFICATE_KEYS;
+    IDENTITY_STORE_LOCATION = text("IdentityServer:X509StoreLocation", "Windows certificate store: refused, use a file");
+    IDENTITY_STORE_NAME = text("IdentityServer:X509StoreName", "Windows certificate store: refused, use a file");
+    IDENTITY_THUMBPRINT = text("IdentityServer:X509Thumbprint", "Windows certificate store: refused, use a file");
+    IDENTITY_SUBJECT = text("IdentityServer:X509SubjectDistinguishedName", "Windows certificate store: refused, use a file");
+    ENCRYPTION_FILE = text("EncryptionCertificate:File", "the app's own certificate (PFX) that its files are encrypted for");
+    ENCRYPTION_PASSWORD = text("EncryptionCertificate:Password", "the password of EncryptionCertificate:File");
+    ENCRYPT_FILE = app_flag("EncryptionCertificate:EncryptFile", "whether files are encrypted (the default differs per app)");
+    ENCRYPTION_STORE_LOCATION = text("EncryptionCertificate:X509StoreLocation", "Windows certificate store: refused, use a file");
+    ENCRYPTION_STORE_NAME = text("EncryptionCertificate:X509StoreName", "Windows certificate store: refused, use a file");
+    ENCRYPTION_THUMBPRINT = text("EncryptionCertificate:X509Thumbprint", "Windows certificate store: refused, use a file");
+    ENCRYPTION_SUBJECT = text("EncryptionCertificate:X509SubjectDistinguishedName", "Windows certificate store: refused, use a file");
+}
 
 /// A certificate file setting (resolved against the configuration folder) with its password setting
 /// (empty when unset), e.g. `EncryptionCertificate:File` + `EncryptionCertificate:Password`.

@@ -7,6 +7,9 @@
 //! # Layout
 //! - [`Config`]: the flattened, merged key/value view (`Section:Key` paths, as .NET's
 //!   `IConfiguration` sees them, arrays as `Key:0`, `Key:1`).
+//! - [`Key`] ([`keys`]): one declaration per key (path, kind, default, range, meaning); an application's
+//!   table of them is both its [`Schema`] and what its settings code reads with [`Config::number`] and
+//!   [`Config::flag`], so the two cannot drift apart.
 //! - [`Schema`]: the keys an application knows; anything else is reported with a "did you mean".
 //! - [`ConfigError`]: one problem, naming the key and where it came from. Values of keys whose name contains
 //!   `password` or `secret`, and values that were protected, are never printed.
@@ -16,10 +19,15 @@
 //!   a client sends can forge a log line.
 
 pub mod appsettings;
+mod json;
+pub mod keys;
 pub mod log_escape;
 pub mod protected;
+mod schema;
 
-use ids_runtime::suggest::distance;
+pub use json::relax_json;
+pub use keys::{Key, Kind};
+pub use schema::Schema;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -163,6 +171,8 @@ pub struct Config {
     files: Vec<PathBuf>,
     /// Keyed by the lower-cased path.
     settings: BTreeMap<String, Setting>,
+    /// What the application looked up ([`Config::reads`]).
+    reads: keys::Reads,
 }
 
 /// `appsettings` -> `appsettings.encrypted`, `appsettings.agent` -> `appsettings.encrypted.agent` (the
@@ -436,6 +446,7 @@ impl Config {
 
     /// Every setting below the section `path` (case-insensitive), in key order.
     pub fn below(&self, path: &str) -> Vec<&Setting> {
+        self.reads.record(path);
         let prefix = format!("{}:", path.to_lowercase());
         self.settings
             .range(prefix.clone()..)
@@ -446,11 +457,13 @@ impl Config {
 
     /// The setting at `path` (case-insensitive), if any and not empty.
     pub fn get(&self, path: &str) -> Option<&Setting> {
+        self.reads.record(path);
         self.settings.get(&path.to_lowercase())
     }
 
     /// The first setting at or below `path` (in key order), to point at a whole section in messages.
     pub fn first_below(&self, path: &str) -> Option<&Setting> {
+        self.reads.record(path);
         let prefix = format!("{}:", path.to_lowercase());
         self.settings
             .iter()
@@ -512,6 +525,7 @@ impl Config {
     }
 
     fn list_elements(&self, path: &str) -> Vec<Setting> {
+        self.reads.record(path);
         let prefix = format!("{}:", path.to_lowercase());
         let mut items: Vec<(usize, &Setting)> = self
             .settings
@@ -541,68 +555,6 @@ impl Config {
     }
 }
 
-/// .NET's JSON configuration reader accepts `//` and `/* */` comments and trailing commas; serde_json does
-/// not. Blanks them out (keeping every newline, so error lines and columns stay right).
-pub fn relax_json(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = bytes.to_vec();
-    let mut i = 0;
-    let mut in_string = false;
-    // Index of the last comma outside strings not yet followed by a significant character.
-    let mut pending_comma: Option<usize> = None;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if in_string {
-            match b {
-                b'\\' => i += 1,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            i += 1;
-            continue;
-        }
-        match b {
-            b'"' => {
-                in_string = true;
-                pending_comma = None;
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    out[i] = b' ';
-                    i += 1;
-                }
-                continue;
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                let start = i;
-                i += 2;
-                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
-                    i += 1;
-                }
-                let end = (i + 2).min(bytes.len());
-                for byte in &mut out[start..end] {
-                    if *byte != b'\n' && *byte != b'\r' {
-                        *byte = b' ';
-                    }
-                }
-                i = end;
-                continue;
-            }
-            b',' => pending_comma = Some(i),
-            b'}' | b']' => {
-                if let Some(c) = pending_comma.take() {
-                    out[c] = b' ';
-                }
-            }
-            b' ' | b'\t' | b'\r' | b'\n' => {}
-            _ => pending_comma = None,
-        }
-        i += 1;
-    }
-    // Only ASCII bytes outside strings were replaced by spaces: the text is still UTF-8.
-    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
-}
-
 /// An error about a setting's value (the value is shown unless the key looks secret).
 pub fn invalid(setting: &Setting, message: &str) -> ConfigError {
     let shown = if setting.is_secret() {
@@ -614,106 +566,6 @@ pub fn invalid(setting: &Setting, message: &str) -> ConfigError {
         path: setting.path.clone(),
         origin: setting.origin.to_string(),
         message: format!("{message}{shown}"),
-    }
-}
-
-/// The keys an application understands. Patterns are `:`-separated; `*` matches one segment and a
-/// trailing `**` matches anything below (sections owned by other software, such as `Logging`).
-#[derive(Clone, Debug, Default)]
-pub struct Schema {
-    patterns: Vec<String>,
-}
-
-impl Schema {
-    pub fn new(patterns: &[&str]) -> Self {
-        Schema {
-            patterns: patterns.iter().map(|p| p.to_string()).collect(),
-        }
-    }
-
-    /// True when a pattern starts with `section` (case-insensitive).
-    pub fn has_section(&self, section: &str) -> bool {
-        self.patterns.iter().any(|p| {
-            p.split(':')
-                .next()
-                .is_some_and(|s| s.eq_ignore_ascii_case(section))
-        })
-    }
-
-    /// The owned top-level section `section` is a near miss of, case-insensitively: edit distance 1 or 2
-    /// for names of 5 characters or more (`IdentityServr` -> `IdentityServer`), 1 for shorter ones of 3
-    /// or 4 (`Url` -> `Urls`). Shorter names, and other software's sections (`Connections`, `License`,
-    /// `Cors`, `Jobs`...), are further away.
-    pub fn near_section(&self, section: &str) -> Option<String> {
-        let length = section.chars().count();
-        let allowed = match length {
-            0..=2 => return None,
-            3 | 4 => 1,
-            _ => 2,
-        };
-        let lower = section.to_lowercase();
-        self.patterns
-            .iter()
-            .filter_map(|p| p.split(':').next())
-            .filter(|owned| owned.chars().count() >= 3)
-            .map(|owned| (distance(&owned.to_lowercase(), &lower), owned))
-            .filter(|(d, _)| (1..=allowed).contains(d))
-            .min_by_key(|(d, _)| *d)
-            .map(|(_, owned)| owned.to_string())
-    }
-
-    /// True when `path` is one of the schema's literal keys (no `*`/`**` pattern involved).
-    pub fn knows_literally(&self, path: &str) -> bool {
-        self.patterns
-            .iter()
-            .any(|p| !p.contains('*') && p.eq_ignore_ascii_case(path))
-    }
-
-    pub fn knows(&self, path: &str) -> bool {
-        self.patterns.iter().any(|p| matches(p, path))
-            || protected::secret_file_target(path, self).is_some()
-    }
-
-    /// The closest known key to a mistyped one (edit distance on the whole path).
-    pub fn suggest(&self, path: &str) -> Option<String> {
-        let lower = path.to_lowercase();
-        let segments: Vec<&str> = path.split(':').collect();
-        self.patterns
-            .iter()
-            .filter(|p| !p.ends_with("**"))
-            .map(|p| {
-                // Fill wildcards with the user's own segments so `Kestrel:Endpoints:Https:Ulr` compares well.
-                let filled: Vec<&str> = p
-                    .split(':')
-                    .enumerate()
-                    .map(|(i, s)| {
-                        if s == "*" {
-                            segments.get(i).copied().unwrap_or("*")
-                        } else {
-                            s
-                        }
-                    })
-                    .collect();
-                let filled = filled.join(":");
-                (distance(&filled.to_lowercase(), &lower), filled)
-            })
-            .filter(|(d, _)| *d <= 3)
-            .min_by_key(|(d, _)| *d)
-            .map(|(_, p)| p)
-    }
-}
-
-fn matches(pattern: &str, path: &str) -> bool {
-    let mut pat = pattern.split(':');
-    let mut segs = path.split(':');
-    loop {
-        match (pat.next(), segs.next()) {
-            (Some("**"), _) => return true,
-            (Some("*"), Some(_)) => {}
-            (Some(p), Some(s)) if p.eq_ignore_ascii_case(s) => {}
-            (None, None) => return true,
-            _ => return false,
-        }
     }
 }
 

@@ -1,5 +1,11 @@
 //! The server's certificates: the token-signing key, the keys published for verification (JWKS), the
 //! discovery document and the TLS configuration.
+//!
+//! The third stage of the settings pipeline ([`crate::settings`]): [`ServerKeys::load`] and
+//! [`EncryptionKeys::load`] read the files the validated [`Settings`] name. Problems are [`KeyError`]s,
+//! rendered to text by the caller.
+
+use std::path::PathBuf;
 
 use std::sync::Arc;
 
@@ -12,9 +18,67 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::settings::{CertificateFile, Settings};
 
-/// Loaded key material.
+/// Why the server's key material could not be loaded. Messages name the setting and the file, never
+/// a password.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A certificate file could not be opened, or its certificate is not valid now.
+    #[error("{setting}: {source}")]
+    Certificate {
+        setting: String,
+        #[source]
+        source: Box<ids_pki::pfx::PfxError>,
+    },
+    /// The signing certificate is expired or not yet valid.
+    #[error("{setting} ({}): {source}; renew it, or set IdentityServer:DangerAcceptExpiredCertificate to true to start anyway", .path.display())]
+    SigningValidity {
+        setting: String,
+        path: PathBuf,
+        #[source]
+        source: Box<ids_pki::pfx::PfxError>,
+    },
+    #[error("IdentityServer:ValidationKeys: {reason}")]
+    ValidationKey { reason: String },
+    #[error("IdentityServer:ClientCertificateAuthorities: {source}")]
+    Authority {
+        #[source]
+        source: Box<ids_pki::cert::CertError>,
+    },
+    #[error("IdentityServer:ClientCertificateAuthorities ({}): no certificate in the file", .path.display())]
+    NoAuthority { path: PathBuf },
+    #[error("IdentityServer:ClientCertificateAuthorities ({}): `{subject}` is an X.509 v{version} certificate: it has no basicConstraints, so it cannot be a CA; make the CA with `ids-keytool ca` (or `openssl req -x509 -new`, which writes a v3 CA certificate)", .path.display())]
+    AuthorityNotV3 {
+        path: PathBuf,
+        subject: String,
+        version: u32,
+    },
+    #[error("IdentityServer:ClientCertificateAuthorities ({}): the CA `{subject}` expired on {}", .path.display(), format_time(*.not_after))]
+    AuthorityExpired {
+        path: PathBuf,
+        subject: String,
+        not_after: i64,
+    },
+    #[error("TLS: {0}")]
+    TlsProtocols(rustls::Error),
+    #[error("{setting} ({}): unusable for TLS: {source}", .path.display())]
+    TlsUnusable {
+        setting: String,
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("{setting} ({}): cannot encrypt deliveries with this certificate: {source}", .path.display())]
+    Encryption {
+        setting: String,
+        path: PathBuf,
+        #[source]
+        source: Box<ids_seal::encrypted_file::FileError>,
+    },
+}
+
+/// The server's loaded key material: the third stage of the settings pipeline.
 #[derive(Debug)]
-pub struct Keys {
+pub struct ServerKeys {
     pub signer: TokenSigner,
     pub signing_certificate: Certificate,
     /// `IdentityServer:ValidationKeys` certificates (published, never used to sign).
@@ -28,13 +92,13 @@ pub struct Keys {
     pub tls_certificate: Certificate,
 }
 
-impl Keys {
+impl ServerKeys {
     /// Loads the signing PFX and the validation certificates; every problem is reported.
     pub fn load(
         settings: &Settings,
         now: i64,
         warnings: &mut Vec<String>,
-    ) -> Result<Keys, Vec<String>> {
+    ) -> Result<ServerKeys, Vec<KeyError>> {
         let mut errors = Vec::new();
         let signing = match settings.signing.open() {
             Ok(pfx) => {
@@ -44,17 +108,20 @@ impl Keys {
                             "DANGER: {e}; accepted because IdentityServer:DangerAcceptExpiredCertificate is true"
                         ));
                     } else {
-                        errors.push(format!(
-                            "{} ({}): {e}; renew it, or set IdentityServer:DangerAcceptExpiredCertificate to true to start anyway",
-                            settings.signing.setting,
-                            settings.signing.path.display()
-                        ));
+                        errors.push(KeyError::SigningValidity {
+                            setting: settings.signing.setting.to_string(),
+                            path: settings.signing.path.clone(),
+                            source: Box::new(e),
+                        });
                     }
                 }
                 Some(pfx)
             }
-            Err(e) => {
-                errors.push(format!("{}: {e}", settings.signing.setting));
+            Err(source) => {
+                errors.push(KeyError::Certificate {
+                    setting: settings.signing.setting.to_string(),
+                    source: Box::new(source),
+                });
                 None
             }
         };
@@ -76,25 +143,25 @@ impl Keys {
                     }
                     validation.push(cert);
                 }
-                Err(e) => errors.push(format!("IdentityServer:ValidationKeys: {e}")),
+                Err(reason) => errors.push(KeyError::ValidationKey { reason }),
             }
         }
         let mut client_authorities = Vec::new();
         for path in &settings.client_certificate_authorities {
             match ids_pki::cert::trusted_certificates_from_file(path) {
-                Ok(found) if found.is_empty() => errors.push(format!(
-                    "IdentityServer:ClientCertificateAuthorities ({}): no certificate in the file",
-                    path.display()
-                )),
+                Ok(found) if found.is_empty() => {
+                    errors.push(KeyError::NoAuthority { path: path.clone() })
+                }
                 Ok(found) => {
                     for t in found {
                         match Certificate::from_der(&path.display().to_string(), &t.der) {
-                            Ok(cert) if cert.version() < 3 => errors.push(format!(
-                                "IdentityServer:ClientCertificateAuthorities ({}): `{}` is an X.509 v{} certificate: it has no basicConstraints, so it cannot be a CA; make the CA with `ids-keytool ca` (or `openssl req -x509 -new`, which writes a v3 CA certificate)",
-                                path.display(),
-                                cert.subject(),
-                                cert.version()
-                            )),
+                            Ok(cert) if cert.version() < 3 => {
+                                errors.push(KeyError::AuthorityNotV3 {
+                                    path: path.clone(),
+                                    subject: cert.subject().to_string(),
+                                    version: cert.version(),
+                                })
+                            }
                             Ok(cert) => {
                                 if !t.is_ca {
                                     warnings.push(format!(
@@ -104,21 +171,23 @@ impl Keys {
                                     ));
                                 }
                                 if cert.validity_at(now) == Validity::Expired {
-                                    errors.push(format!(
-                                        "IdentityServer:ClientCertificateAuthorities ({}): the CA `{}` expired on {}",
-                                        path.display(),
-                                        cert.subject(),
-                                        format_time(cert.not_after())
-                                    ));
+                                    errors.push(KeyError::AuthorityExpired {
+                                        path: path.clone(),
+                                        subject: cert.subject().to_string(),
+                                        not_after: cert.not_after(),
+                                    });
                                 }
                                 client_authorities.push(cert);
                             }
-                            Err(e) => errors
-                                .push(format!("IdentityServer:ClientCertificateAuthorities: {e}")),
+                            Err(source) => errors.push(KeyError::Authority {
+                                source: Box::new(source),
+                            }),
                         }
                     }
                 }
-                Err(e) => errors.push(format!("IdentityServer:ClientCertificateAuthorities: {e}")),
+                Err(source) => errors.push(KeyError::Authority {
+                    source: Box::new(source),
+                }),
             }
         }
         let client_auth = match settings.client_certificates {
@@ -145,22 +214,28 @@ impl Keys {
         } else {
             match settings.tls.open() {
                 Ok(pfx) => {
-                    if let Err(e) = pfx.check_validity(now) {
-                        errors.push(format!("{}: {e}", settings.tls.setting));
+                    if let Err(source) = pfx.check_validity(now) {
+                        errors.push(KeyError::Certificate {
+                            setting: settings.tls.setting.to_string(),
+                            source: Box::new(source),
+                        });
                     }
                     tls_config(&pfx, &settings.tls, client_auth)
                         .map_err(|e| errors.push(e))
                         .ok()
                         .map(|c| (c, pfx.certificate.clone()))
                 }
-                Err(e) => {
-                    errors.push(format!("{}: {e}", settings.tls.setting));
+                Err(source) => {
+                    errors.push(KeyError::Certificate {
+                        setting: settings.tls.setting.to_string(),
+                        source: Box::new(source),
+                    });
                     None
                 }
             }
         };
         match (signing, tls) {
-            (Some(pfx), Some((tls, tls_certificate))) if errors.is_empty() => Ok(Keys {
+            (Some(pfx), Some((tls, tls_certificate))) if errors.is_empty() => Ok(ServerKeys {
                 tls_certificate,
                 signer: TokenSigner::new(pfx.key, &pfx.certificate),
                 signing_certificate: pfx.certificate,
@@ -203,15 +278,16 @@ impl EncryptionKeys {
         now: i64,
         warnings: &mut Vec<String>,
         require_valid: bool,
-    ) -> Result<Result<EncryptionKeys, String>, Vec<String>> {
+    ) -> Result<Result<EncryptionKeys, String>, KeyError> {
         let Some(file) = &settings.encryption_certificate else {
             return Ok(Err(
                 "it has no EncryptionCertificate (File, Password) to encrypt them for".into(),
             ));
         };
-        let pfx = file
-            .open()
-            .map_err(|e| vec![format!("{}: {e}", file.setting)])?;
+        let pfx = file.open().map_err(|source| KeyError::Certificate {
+            setting: file.setting.to_string(),
+            source: Box::new(source),
+        })?;
         if let (Err(e), true) = (pfx.check_validity(now), require_valid) {
             if settings.danger_accept_expired_certificate {
                 warnings.push(format!(
@@ -228,12 +304,10 @@ impl EncryptionKeys {
                 ));
             }
         }
-        let unusable = |e: ids_seal::encrypted_file::FileError| {
-            vec![format!(
-                "{} ({}): cannot encrypt deliveries with this certificate: {e}",
-                file.setting,
-                file.path.display()
-            )]
+        let unusable = |source| KeyError::Encryption {
+            setting: file.setting.to_string(),
+            path: file.path.clone(),
+            source: Box::new(source),
         };
         let recipient = Recipient::from_certificate(&pfx.certificate).map_err(unusable)?;
         let key = DecryptionKey::from_pfx(&pfx).map_err(unusable)?;
@@ -309,7 +383,7 @@ fn tls_config(
     pfx: &Pfx,
     file: &CertificateFile,
     client_auth: Option<&[Certificate]>,
-) -> Result<rustls::ServerConfig, String> {
+) -> Result<rustls::ServerConfig, KeyError> {
     let mut chain = vec![CertificateDer::from(pfx.certificate.der().to_vec())];
     chain.extend(
         pfx.chain
@@ -320,20 +394,21 @@ fn tls_config(
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?;
+        .map_err(KeyError::TlsProtocols)?;
     let builder = match client_auth {
         None => builder.with_no_client_auth(),
         Some(cas) => builder.with_client_cert_verifier(Arc::new(
             crate::tls::AnyClientCertificate::new(cas, provider.clone()),
         )),
     };
-    let mut config = builder.with_single_cert(chain, key).map_err(|e| {
-        format!(
-            "{} ({}): unusable for TLS: {e}",
-            file.setting,
-            file.path.display()
-        )
-    })?;
+    let mut config =
+        builder
+            .with_single_cert(chain, key)
+            .map_err(|source| KeyError::TlsUnusable {
+                setting: file.setting.to_string(),
+                path: file.path.clone(),
+                source,
+            })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }

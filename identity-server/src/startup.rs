@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::access_control::{self, Clients};
-use crate::keys::{self, Keys};
+use crate::keys::{self, ServerKeys as Keys};
 use crate::oauth::client_auth::{AuthConfig, Authenticator};
 use crate::oauth::{self, TokenIssuer, TokenService};
 use crate::settings::{self, Settings};
@@ -33,14 +33,14 @@ pub fn load(settings: &Settings, now: i64) -> Result<Loaded, Vec<String>> {
     let keys = match Keys::load(settings, now, &mut warnings) {
         Ok(k) => Some(k),
         Err(es) => {
-            errors.extend(es);
+            errors.extend(es.iter().map(ToString::to_string));
             None
         }
     };
     let encryption = match keys::EncryptionKeys::load(settings, now, &mut warnings, true) {
         Ok(e) => e,
-        Err(es) => {
-            errors.extend(es);
+        Err(e) => {
+            errors.push(e.to_string());
             Err(String::new())
         }
     };
@@ -372,7 +372,7 @@ impl ReadBack {
         let settings = Settings::load(dir, None).map_err(Error::Settings)?;
         let mut warnings = Vec::new();
         let encryption = keys::EncryptionKeys::load(&settings, unix_now(), &mut warnings, false)
-            .map_err(Error::Load)?
+            .map_err(|e| Error::Load(vec![e.to_string()]))?
             .map_err(|_| Error::NoEncryptionCertificate {
                 settings_file: dir.join("appsettings.json"),
             })?;

@@ -207,7 +207,10 @@ fn deployment() -> (Deployment, AssertionSigner) {
     d.set("AccessControl.AuthorizedClientsPath", json!("authorized"))
         .set("AccessControl.ReloadIntervalSeconds", json!(0));
     // A connection cap below the open-file limit would stop the exhaustion this test needs.
-    if identity_server::settings::KEYS.contains(&"Limits:MaxConnections") {
+    if identity_server::settings::KEYS
+        .iter()
+        .any(|k| k.path == "Limits:MaxConnections")
+    {
         d.set("Limits.MaxConnections", json!(100_000));
     }
     (d, signer)

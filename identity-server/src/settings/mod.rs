@@ -1,4 +1,23 @@
 //! Server settings: `appsettings.json` keys (DESIGN.md section 4) -> a validated [`Settings`].
+//!
+//! One pipeline, three stages (DESIGN.md section 7 item 5):
+//! 1. raw layered input: [`ids_config::Config`] (files, environment, `--urls`, each value with its origin);
+//! 2. validated plain data: [`Settings`], built by [`Settings::from_config`] without reading any other
+//!    file and without key material (certificate files are paths and passwords);
+//! 3. loaded keys: [`crate::keys::ServerKeys`] (signing, validation, TLS) and
+//!    [`crate::keys::EncryptionKeys`], read from disk by `identity_server::load`.
+//!
+//! # Layout
+//! - [`schema`]: every key, declared once (path, default, range, meaning); the schema is built from it.
+//! - [`listen`]: listen URLs.
+//! - here: [`Settings`] and its sections, and [`Settings::for_test`] for unit tests.
+
+mod listen;
+pub mod schema;
+
+pub use listen::{ListenUrl, ListenUrlError};
+use schema::{self as key, MIB};
+pub use schema::{KEYS, schema};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -6,71 +25,13 @@ use std::time::Duration;
 
 use crate::{Clock, SystemClock};
 
-use ids_config::appsettings::{aliased, base_url, file_with_password, reject_windows_store, take};
-use ids_config::{Config, ConfigError, Origin, Schema, invalid};
+use ids_config::appsettings::{
+    ENCRYPT_FILE, ENCRYPTION_FILE, ENCRYPTION_PASSWORD, aliased, base_url, file_with_password,
+    reject_windows_store, take,
+};
+use ids_config::keys::{flag, number};
+use ids_config::{Config, ConfigError, Key, Origin, invalid};
 pub use ids_pki::pfx::CertificateFile;
-
-/// Every key the server reads. Sections owned by other software are accepted and ignored (`**`).
-pub const KEYS: &[&str] = &[
-    "Urls",
-    "ApplicationUri",
-    "AllowedHosts",
-    "Logging:**",
-    "Serilog:**",
-    "IdentityServer:X509KeyFilePath",
-    "IdentityServer:X509File",
-    "IdentityServer:X509KeyFilePassword",
-    "IdentityServer:ValidationKeys",
-    "IdentityServer:ValidationKeys:*",
-    "IdentityServer:AccessTokenLifetime",
-    "IdentityServer:Audience",
-    "IdentityServer:Scopes",
-    "IdentityServer:Scopes:*",
-    "IdentityServer:DangerAcceptExpiredCertificate",
-    "IdentityServer:DangerAllowInsecureHttp",
-    "IdentityServer:SecretCacheSeconds",
-    "IdentityServer:SecretCacheSize",
-    "IdentityServer:HashConcurrency",
-    "IdentityServer:FailedAuthenticationsPerMinute",
-    "IdentityServer:MaxClientAssertionLifetimeSeconds",
-    "Kestrel:Certificates:Default:Path",
-    "Kestrel:Certificates:Default:Password",
-    "Kestrel:Certificates:Default:Subject",
-    "Kestrel:Certificates:Default:Store",
-    "Kestrel:Certificates:Default:Location",
-    "Kestrel:Certificates:Default:AllowInvalid",
-    "Kestrel:Endpoints:**",
-    "AccessControl:ConfigurationPath",
-    "AccessControl:ReloadIntervalSeconds",
-    "AccessControl:AuthorizedClientsPath",
-    "IdentityServer:ClientCertificates",
-    "IdentityServer:ClientCertificateAuthorities",
-    "IdentityServer:ClientCertificateAuthorities:*",
-    "IdentityServer:ExpiryWarningDays",
-    "ASPNETCORE_URLS",
-    "Deliveries:DataFolder",
-    "Deliveries:MaxFileSizeMiB",
-    "Deliveries:DeliverProfiles",
-    "Deliveries:DeliverProfiles:*",
-    "Deliveries:ReadProfiles",
-    "Deliveries:ReadProfiles:*",
-    "Deliveries:QuotaMiB",
-    "Deliveries:MinFreeSpaceMiB",
-    "Deliveries:MaxConcurrentUploads",
-    "Limits:MaxConnections",
-    "Limits:IdleTimeoutSeconds",
-    "Limits:TlsHandshakeTimeoutSeconds",
-    "Limits:RequestHeadersTimeoutSeconds",
-    "Limits:TokenRequestTimeoutSeconds",
-    "Deliveries:MaxConcurrentUploadsPerClient",
-    "Deliveries:MinUploadBytesPerSecond",
-    "Deliveries:MinUploadRateWindowSeconds",
-];
-
-/// The server's schema.
-pub fn schema() -> Schema {
-    Schema::new(&[KEYS, ids_config::appsettings::CERTIFICATE_KEYS].concat())
-}
 
 /// Validated server settings: no `Option` where a default exists.
 #[derive(Clone, Debug)]
@@ -189,75 +150,6 @@ pub struct Limits {
 /// (`Administrator`) and a dedicated one (`Agent`).
 pub const DEFAULT_DELIVER_PROFILES: &[&str] = &["Administrator", "Agent"];
 
-const MIB: u64 = 1024 * 1024;
-
-/// A listen URL.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListenUrl {
-    pub https: bool,
-    pub host: String,
-    pub port: u16,
-}
-
-impl ListenUrl {
-    /// The base URL clients use for this listen URL on `port`: wildcard hosts become `localhost`.
-    pub fn public_base(&self, port: u16) -> String {
-        let host = match self.host.as_str() {
-            "*" | "+" | "0.0.0.0" | "::" => "localhost".to_string(),
-            h if h.contains(':') => format!("[{h}]"),
-            h => h.to_string(),
-        };
-        let scheme = if self.https { "https" } else { "http" };
-        format!("{scheme}://{host}:{port}")
-    }
-
-    /// Parses `https://host:port` (also `http://` for the insecure development switch, `*`/`+` hosts).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim().trim_end_matches('/');
-        let (https, rest) = if let Some(r) = text.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = text.strip_prefix("http://") {
-            (false, r)
-        } else {
-            return Err("expected a URL like https://localhost:5001".into());
-        };
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if !h.is_empty() && !p.contains(']') => (
-                h,
-                p.parse::<u16>()
-                    .map_err(|_| format!("port `{p}` is not a number from 0 to 65535"))?,
-            ),
-            _ => (rest, if https { 443 } else { 80 }),
-        };
-        if host.is_empty() || host.contains('/') {
-            return Err("expected a URL like https://localhost:5001 (no path)".into());
-        }
-        Ok(ListenUrl {
-            https,
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-            port,
-        })
-    }
-
-    /// The socket address to bind: `localhost` -> 127.0.0.1, `*`/`+`/`0.0.0.0` -> all interfaces.
-    pub fn bind_address(&self) -> String {
-        let host = match self.host.as_str() {
-            "localhost" => "127.0.0.1",
-            "*" | "+" => "0.0.0.0",
-            h => h,
-        };
-        if host.contains(':') {
-            format!("[{host}]:{}", self.port)
-        } else {
-            format!("{host}:{}", self.port)
-        }
-    }
-}
-
-/// Keeps the value, or records the error.
 impl Settings {
     /// Loads `appsettings.json` layers from `dir` with the process environment, then applies `--urls`.
     pub fn load(dir: &Path, urls: Option<&str>) -> Result<Settings, Vec<ConfigError>> {
@@ -283,6 +175,24 @@ impl Settings {
         Self::from_config(&config)
     }
 
+    /// Valid settings for unit tests, read from no file: every default, with the signing (and TLS)
+    /// certificate `signing.pfx` in a configuration folder that need not exist. Nothing is opened
+    /// until the keys are loaded ([`crate::keys::ServerKeys::load`]).
+    pub fn for_test() -> Settings {
+        let dir = std::env::temp_dir().join("identity-server-for-test");
+        let mut config = Config::empty(&dir);
+        config.set(
+            key::SIGNING_FILE.path.into(),
+            "signing.pfx".into(),
+            Origin::Default,
+        );
+        match Self::from_config(&config) {
+            Ok(settings) => settings,
+            // The defaults are valid: `tests::for_test_is_valid_defaults` shows it.
+            Err(errors) => unreachable!("Settings::for_test: {errors:?}"),
+        }
+    }
+
     /// Validates a merged configuration, reporting every problem.
     pub fn from_config(config: &Config) -> Result<Settings, Vec<ConfigError>> {
         let schema = schema();
@@ -298,8 +208,8 @@ impl Settings {
             "EncryptionCertificate",
             "EncryptionCertificate:File and EncryptionCertificate:Password",
         ));
-        for key in ["Subject", "Store", "Location"] {
-            if let Some(s) = config.get(&format!("Kestrel:Certificates:Default:{key}")) {
+        for store_key in [key::TLS_SUBJECT, key::TLS_STORE, key::TLS_LOCATION] {
+            if let Some(s) = config.get(store_key.path) {
                 errors.push(ConfigError::Invalid {
                     path: s.path.clone(),
                     origin: s.origin.to_string(),
@@ -309,8 +219,8 @@ impl Settings {
         }
 
         if let Some(s) = config
-            .get("Kestrel:Endpoints")
-            .or_else(|| config.first_below("Kestrel:Endpoints"))
+            .get(key::KESTREL_ENDPOINTS.path)
+            .or_else(|| config.first_below(key::KESTREL_ENDPOINTS.path))
         {
             errors.push(ConfigError::Invalid {
                 path: s.path.clone(),
@@ -321,8 +231,8 @@ impl Settings {
 
         let signing_path = aliased(
             config,
-            "IdentityServer:X509KeyFilePath",
-            "IdentityServer:X509File",
+            key::SIGNING_FILE.path,
+            key::SIGNING_FILE_ALIAS.path,
             &mut errors,
         );
         let signing = match signing_path {
@@ -330,7 +240,7 @@ impl Settings {
                 path: config.resolve(s.value.trim()),
                 password: ids_proto::Password::new(
                     config
-                        .string("IdentityServer:X509KeyFilePassword")
+                        .string(key::SIGNING_PASSWORD.path)
                         .unwrap_or_default(),
                 ),
                 setting: s.path.clone(),
@@ -343,33 +253,22 @@ impl Settings {
                 None
             }
         };
-        let tls = match file_with_password(
-            config,
-            "Kestrel:Certificates:Default:Path",
-            "Kestrel:Certificates:Default:Password",
-        ) {
-            Some((path, password)) => Some(CertificateFile::new(
-                path,
-                password,
-                "Kestrel:Certificates:Default:Path",
-            )),
+        let tls = match file_with_password(config, key::TLS_FILE.path, key::TLS_PASSWORD.path) {
+            Some((path, password)) => {
+                Some(CertificateFile::new(path, password, key::TLS_FILE.path))
+            }
             None => signing.clone(),
         };
-        let encryption_certificate = file_with_password(
-            config,
-            "EncryptionCertificate:File",
-            "EncryptionCertificate:Password",
-        )
-        .map(|(path, password)| CertificateFile::new(path, password, "EncryptionCertificate:File"));
-        let encrypt_file = take(
-            &mut errors,
-            config.bool("EncryptionCertificate:EncryptFile", true),
-        )
-        .unwrap_or(true);
+        let encryption_certificate =
+            file_with_password(config, ENCRYPTION_FILE.path, ENCRYPTION_PASSWORD.path)
+                .map(|(path, password)| CertificateFile::new(path, password, ENCRYPTION_FILE.path));
+        let encrypt_file = take(&mut errors, config.flag_or(&ENCRYPT_FILE, true)).unwrap_or(true);
         let deliveries = delivery_settings(config, &mut errors);
         let limits = limits(config, &mut errors);
 
-        let url_setting = config.get("Urls").or_else(|| config.get("ASPNETCORE_URLS"));
+        let url_setting = config
+            .get(key::URLS.path)
+            .or_else(|| config.get(key::ASPNETCORE_URLS.path));
         let urls: Vec<ListenUrl> = match url_setting {
             None => vec![ListenUrl {
                 https: true,
@@ -381,7 +280,12 @@ impl Settings {
                 .split(';')
                 .map(str::trim)
                 .filter(|u| !u.is_empty())
-                .filter_map(|u| take(&mut errors, ListenUrl::parse(u).map_err(|m| invalid(s, &m))))
+                .filter_map(|u| {
+                    take(
+                        &mut errors,
+                        ListenUrl::parse(u).map_err(|m| invalid(s, &m.to_string())),
+                    )
+                })
                 .collect(),
         };
         if let (true, Some(s)) = (urls.is_empty(), url_setting) {
@@ -390,11 +294,7 @@ impl Settings {
                 "expected at least one listen URL, e.g. https://localhost:5001",
             ));
         }
-        let insecure = take(
-            &mut errors,
-            config.bool("IdentityServer:DangerAllowInsecureHttp", false),
-        )
-        .unwrap_or(false);
+        let insecure = flag(config, &key::DANGER_INSECURE_HTTP, &mut errors);
         if let Some(s) = url_setting.filter(|_| !insecure && urls.iter().any(|u| !u.https)) {
             errors.push(invalid(
                 s,
@@ -402,17 +302,13 @@ impl Settings {
             ));
         }
 
-        let application_uri = match config.get("ApplicationUri") {
+        let application_uri = match config.get(key::APPLICATION_URI.path) {
             Some(s) if !s.value.trim().is_empty() => take(&mut errors, base_url(s, insecure)),
             _ => None,
         };
-        let lifetime = take(
-            &mut errors,
-            config.u64_in("IdentityServer:AccessTokenLifetime", 3600, 1, 86_400 * 7),
-        )
-        .unwrap_or(3600);
+        let lifetime = number(config, &key::ACCESS_TOKEN_LIFETIME, &mut errors);
         let scopes: Vec<String> = {
-            let list = config.list("IdentityServer:Scopes");
+            let list = config.list(key::SCOPES.path);
             if list.is_empty() {
                 vec!["api".to_string()]
             } else {
@@ -430,61 +326,24 @@ impl Settings {
             }
         };
         let access_control_path = config
-            .path("AccessControl:ConfigurationPath")
+            .path(key::ACCESS_CONTROL_PATH.path)
             .unwrap_or_else(|| config.dir().join("Conf"));
-        let reload = take(
-            &mut errors,
-            config.u64_in("AccessControl:ReloadIntervalSeconds", 5, 0, 86_400),
-        )
-        .unwrap_or(5);
-        let danger_expired = take(
-            &mut errors,
-            config.bool("IdentityServer:DangerAcceptExpiredCertificate", false),
-        )
-        .unwrap_or(false);
-        let cache_ttl = take(
-            &mut errors,
-            config.u64_in("IdentityServer:SecretCacheSeconds", 3600, 0, 86_400),
-        )
-        .unwrap_or(3600);
-        let cache_size = take(
-            &mut errors,
-            config.u64_in("IdentityServer:SecretCacheSize", 10_000, 0, 10_000_000),
-        )
-        .unwrap_or(10_000);
+        let reload = number(config, &key::ACCESS_CONTROL_RELOAD, &mut errors);
+        let danger_expired = flag(config, &key::DANGER_ACCEPT_EXPIRED, &mut errors);
+        let cache_ttl = number(config, &key::SECRET_CACHE_SECONDS, &mut errors);
+        let cache_size = number(config, &key::SECRET_CACHE_SIZE, &mut errors);
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
-        let concurrency = take(
-            &mut errors,
-            config.u64_in("IdentityServer:HashConcurrency", cpus, 1, 1024),
-        )
-        .unwrap_or(cpus);
-        let failed = take(
-            &mut errors,
-            config.u64_in(
-                "IdentityServer:FailedAuthenticationsPerMinute",
-                30,
-                1,
-                1_000_000,
-            ),
-        )
-        .unwrap_or(30);
+        let concurrency =
+            take(&mut errors, config.number_or(&key::HASH_CONCURRENCY, cpus)).unwrap_or(cpus);
+        let failed = number(config, &key::FAILED_AUTHENTICATIONS_PER_MINUTE, &mut errors);
 
-        let default_lifetime = ids_jose::assertion::DEFAULT_MAX_ASSERTION_LIFETIME_SECS as u64;
-        let max_assertion_lifetime = take(
-            &mut errors,
-            config.u64_in(
-                "IdentityServer:MaxClientAssertionLifetimeSeconds",
-                default_lifetime,
-                1,
-                86_400,
-            ),
-        )
-        .unwrap_or(default_lifetime);
+        let max_assertion_lifetime =
+            number(config, &key::MAX_CLIENT_ASSERTION_LIFETIME, &mut errors);
 
         let authorized_clients_path = config
-            .path("AccessControl:AuthorizedClientsPath")
+            .path(key::AUTHORIZED_CLIENTS_PATH.path)
             .filter(|p| !p.as_os_str().is_empty());
-        let client_certificates = match config.get("IdentityServer:ClientCertificates") {
+        let client_certificates = match config.get(key::CLIENT_CERTIFICATES.path) {
             None => ClientCertificates::Optional,
             Some(s) => match s.value.trim().to_ascii_lowercase().as_str() {
                 "" | "optional" => ClientCertificates::Optional,
@@ -499,24 +358,20 @@ impl Settings {
             },
         };
         let client_certificate_authorities: Vec<PathBuf> = config
-            .list("IdentityServer:ClientCertificateAuthorities")
+            .list(key::CLIENT_CERTIFICATE_AUTHORITIES.path)
             .iter()
             .map(|s| config.resolve(s.value.trim()))
             .collect();
         if client_certificates == ClientCertificates::Off
             && !client_certificate_authorities.is_empty()
-            && let Some(s) = config.get("IdentityServer:ClientCertificates")
+            && let Some(s) = config.get(key::CLIENT_CERTIFICATES.path)
         {
             errors.push(invalid(
                     s,
                     "is Off, but IdentityServer:ClientCertificateAuthorities is set: tls_client_auth needs client certificates (set Optional, or remove the authorities)",
                 ));
         }
-        let expiry_warning_days = take(
-            &mut errors,
-            config.u64_in("IdentityServer:ExpiryWarningDays", 30, 0, 3650),
-        )
-        .unwrap_or(30);
+        let expiry_warning_days = number(config, &key::EXPIRY_WARNING_DAYS, &mut errors);
 
         let (Some(signing), Some(tls)) = (signing, tls) else {
             return Err(errors);
@@ -528,14 +383,14 @@ impl Settings {
             config_dir: config.dir().to_path_buf(),
             signing,
             validation_keys: config
-                .list("IdentityServer:ValidationKeys")
+                .list(key::VALIDATION_KEYS.path)
                 .iter()
                 .map(|s| config.resolve(s.value.trim()))
                 .collect(),
             tls,
             urls,
             application_uri,
-            audience: config.string("IdentityServer:Audience"),
+            audience: config.string(key::AUDIENCE.path),
             scopes,
             access_token_lifetime: Duration::from_secs(lifetime),
             access_control_path,
@@ -561,20 +416,14 @@ impl Settings {
 }
 
 fn limits(config: &Config, errors: &mut Vec<ConfigError>) -> Limits {
-    let mut seconds = |key: &str, default: u64, max: u64| {
-        Duration::from_secs(take(errors, config.u64_in(key, default, 1, max)).unwrap_or(default))
-    };
-    let idle_timeout = seconds("Limits:IdleTimeoutSeconds", 60, 86_400);
-    let tls_handshake_timeout = seconds("Limits:TlsHandshakeTimeoutSeconds", 10, 300);
-    let request_headers_timeout = seconds("Limits:RequestHeadersTimeoutSeconds", 10, 300);
-    let token_request_timeout = seconds("Limits:TokenRequestTimeoutSeconds", 10, 300);
-    let max_connections = config.get("Limits:MaxConnections").and_then(|_| {
-        take(
-            errors,
-            config.u64_in("Limits:MaxConnections", 0, 1, 10_000_000),
-        )
-        .map(|n| n as usize)
-    });
+    let mut seconds = |key: &Key| Duration::from_secs(number(config, key, errors));
+    let idle_timeout = seconds(&key::IDLE_TIMEOUT);
+    let tls_handshake_timeout = seconds(&key::TLS_HANDSHAKE_TIMEOUT);
+    let request_headers_timeout = seconds(&key::REQUEST_HEADERS_TIMEOUT);
+    let token_request_timeout = seconds(&key::TOKEN_REQUEST_TIMEOUT);
+    let max_connections = config
+        .get(key::MAX_CONNECTIONS.path)
+        .and_then(|_| take(errors, config.number_or(&key::MAX_CONNECTIONS, 0)).map(|n| n as usize));
     Limits {
         max_connections,
         idle_timeout,
@@ -602,39 +451,21 @@ fn delivery_settings(config: &Config, errors: &mut Vec<ConfigError>) -> Delivery
             })
             .collect()
     };
-    let max_mib = take(
-        errors,
-        config.u64_in("Deliveries:MaxFileSizeMiB", 4096, 1, 16 * 1024 * 1024),
-    )
-    .unwrap_or(4096);
-    let quota_mib = take(
-        errors,
-        config.u64_in("Deliveries:QuotaMiB", 0, 0, u64::MAX / MIB),
-    )
-    .unwrap_or(0);
-    let min_free_mib = take(
-        errors,
-        config.u64_in("Deliveries:MinFreeSpaceMiB", 256, 0, u64::MAX / MIB),
-    )
-    .unwrap_or(256);
-    let max_uploads = take(
-        errors,
-        config.u64_in("Deliveries:MaxConcurrentUploads", 32, 1, 4096),
-    )
-    .unwrap_or(32) as usize;
+    let max_mib = number(config, &key::MAX_FILE_SIZE_MIB, errors);
+    let quota_mib = number(config, &key::QUOTA_MIB, errors);
+    let min_free_mib = number(config, &key::MIN_FREE_SPACE_MIB, errors);
+    let max_uploads = number(config, &key::MAX_CONCURRENT_UPLOADS, errors) as usize;
     let per_client_default = (max_uploads / 4).max(1);
     let max_uploads_per_client = take(
         errors,
-        config.u64_in(
-            "Deliveries:MaxConcurrentUploadsPerClient",
+        config.number_or(
+            &key::MAX_CONCURRENT_UPLOADS_PER_CLIENT,
             per_client_default as u64,
-            1,
-            4096,
         ),
     )
     .map_or(per_client_default, |n| n as usize);
     if max_uploads_per_client > max_uploads
-        && let Some(s) = config.get("Deliveries:MaxConcurrentUploadsPerClient")
+        && let Some(s) = config.get(key::MAX_CONCURRENT_UPLOADS_PER_CLIENT.path)
     {
         errors.push(invalid(
             s,
@@ -643,21 +474,8 @@ fn delivery_settings(config: &Config, errors: &mut Vec<ConfigError>) -> Delivery
             ),
         ));
     }
-    let min_rate = take(
-        errors,
-        config.u64_in(
-            "Deliveries:MinUploadBytesPerSecond",
-            240,
-            0,
-            1024 * 1024 * 1024,
-        ),
-    )
-    .unwrap_or(240);
-    let rate_window = take(
-        errors,
-        config.u64_in("Deliveries:MinUploadRateWindowSeconds", 10, 1, 300),
-    )
-    .unwrap_or(10);
+    let min_rate = number(config, &key::MIN_UPLOAD_BYTES_PER_SECOND, errors);
+    let rate_window = number(config, &key::MIN_UPLOAD_RATE_WINDOW, errors);
     DeliverySettings {
         max_uploads,
         max_uploads_per_client: max_uploads_per_client.min(max_uploads),
@@ -666,16 +484,48 @@ fn delivery_settings(config: &Config, errors: &mut Vec<ConfigError>) -> Delivery
             window: Duration::from_secs(rate_window),
         },
         data_folder: config
-            .path("Deliveries:DataFolder")
+            .path(key::DATA_FOLDER.path)
             .unwrap_or_else(|| config.dir().join("data")),
         max_size: max_mib * MIB,
-        deliver_profiles: profiles(
-            "Deliveries:DeliverProfiles",
-            DEFAULT_DELIVER_PROFILES,
-            errors,
-        ),
-        read_profiles: profiles("Deliveries:ReadProfiles", &[], errors),
+        deliver_profiles: profiles(key::DELIVER_PROFILES.path, DEFAULT_DELIVER_PROFILES, errors),
+        read_profiles: profiles(key::READ_PROFILES.path, &[], errors),
         quota: (quota_mib > 0).then_some(quota_mib * MIB),
         min_free: min_free_mib * MIB,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn for_test_is_valid_defaults() {
+        let s = Settings::for_test();
+        assert_eq!(s.access_token_lifetime, Duration::from_secs(3600));
+        assert_eq!(
+            s.urls,
+            vec![ListenUrl::parse("https://localhost:5001").expect("url")]
+        );
+        assert_eq!(s.tls.path, s.signing.path);
+        assert_eq!(s.deliveries.max_uploads_per_client, 8);
+        assert_eq!(s.limits.max_connections, None);
+        assert!(s.ignored_sections.is_empty());
+    }
+
+    #[test]
+    fn listen_url_errors_are_typed() {
+        assert_eq!(
+            ListenUrl::parse("localhost:5001"),
+            Err(ListenUrlError::NotAUrl)
+        );
+        assert_eq!(
+            ListenUrl::parse("https://h:99999"),
+            Err(ListenUrlError::Port("99999".into()))
+        );
+        assert_eq!(
+            ListenUrl::parse("https://h:1/x"),
+            Err(ListenUrlError::Port("1/x".into()))
+        );
+        assert_eq!(ListenUrl::parse("https:///x"), Err(ListenUrlError::Path));
     }
 }

@@ -1,0 +1,138 @@
+//! Every key the server knows, declared once: the schema `check_unknown` checks against is built from
+//! this table, and the settings code reads through the same constants, so the two cannot drift apart
+//! (the unit test below shows that each key is read, save the documented exceptions).
+//!
+//! The order is the schema's: when two known keys are equally close to a misspelt one, the first is
+//! suggested.
+
+use ids_config::{Key, Schema};
+
+/// One mebibyte: the `...MiB` settings are stored in bytes.
+pub const MIB: u64 = 1024 * 1024;
+
+ids_config::keys! {
+    /// Every key the server reads, in schema order. Sections owned by other software are accepted and
+    /// ignored (`Section` keys).
+    pub const KEYS;
+    URLS = text("Urls", "listen URLs, `;`-separated (https://host:port; port 0 picks a free port)");
+    APPLICATION_URI = text("ApplicationUri", "the issuer: the server's public base URL");
+    ALLOWED_HOSTS = text("AllowedHosts", "ASP.NET host filtering: accepted, not used");
+    LOGGING = section("Logging", ".NET logging: accepted, not used");
+    SERILOG = section("Serilog", "Serilog: accepted, not used");
+    SIGNING_FILE = text("IdentityServer:X509KeyFilePath", "the PFX whose private key signs tokens");
+    SIGNING_FILE_ALIAS = text("IdentityServer:X509File", "alias of IdentityServer:X509KeyFilePath");
+    SIGNING_PASSWORD = text("IdentityServer:X509KeyFilePassword", "the password of the signing PFX");
+    VALIDATION_KEYS = list("IdentityServer:ValidationKeys", "extra certificates published in the JWKS (key rotation)");
+    ACCESS_TOKEN_LIFETIME = number("IdentityServer:AccessTokenLifetime", 3600, 1..=86_400 * 7, "lifetime of access tokens, in seconds");
+    AUDIENCE = text("IdentityServer:Audience", "the `aud` claim; the issuer when unset");
+    SCOPES = list("IdentityServer:Scopes", "scopes a client may request (default `api`)");
+    DANGER_ACCEPT_EXPIRED = flag("IdentityServer:DangerAcceptExpiredCertificate", false, "start with an expired signing or encryption certificate");
+    DANGER_INSECURE_HTTP = flag("IdentityServer:DangerAllowInsecureHttp", false, "allow http:// listen URLs (local development only)");
+    SECRET_CACHE_SECONDS = number("IdentityServer:SecretCacheSeconds", 3600, 0..=86_400, "how long a verified client secret is remembered");
+    SECRET_CACHE_SIZE = number("IdentityServer:SecretCacheSize", 10_000, 0..=10_000_000, "how many verified client secrets are remembered");
+    HASH_CONCURRENCY = computed_number("IdentityServer:HashConcurrency", 1..=1024, "argon2 verifications at once (default: the CPU count)");
+    FAILED_AUTHENTICATIONS_PER_MINUTE = number("IdentityServer:FailedAuthenticationsPerMinute", 30, 1..=1_000_000, "failed authentications per client and address before 429");
+    MAX_CLIENT_ASSERTION_LIFETIME = number("IdentityServer:MaxClientAssertionLifetimeSeconds", ids_jose::assertion::DEFAULT_MAX_ASSERTION_LIFETIME_SECS as u64, 1..=86_400, "the longest `exp - now` of a private_key_jwt assertion");
+    TLS_FILE = text("Kestrel:Certificates:Default:Path", "the TLS PFX; the signing PFX when unset");
+    TLS_PASSWORD = text("Kestrel:Certificates:Default:Password", "the password of the TLS PFX");
+    TLS_SUBJECT = text("Kestrel:Certificates:Default:Subject", "Windows certificate store: refused, use Path");
+    TLS_STORE = text("Kestrel:Certificates:Default:Store", "Windows certificate store: refused, use Path");
+    TLS_LOCATION = text("Kestrel:Certificates:Default:Location", "Windows certificate store: refused, use Path");
+    TLS_ALLOW_INVALID = text("Kestrel:Certificates:Default:AllowInvalid", "Kestrel's switch: accepted, not used");
+    KESTREL_ENDPOINTS = section("Kestrel:Endpoints", "Kestrel endpoints: refused, use Urls");
+    ACCESS_CONTROL_PATH = text("AccessControl:ConfigurationPath", "folder of access-control XML files (default `Conf`)");
+    ACCESS_CONTROL_RELOAD = number("AccessControl:ReloadIntervalSeconds", 5, 0..=86_400, "how often the XML folder is checked (0: on SIGHUP only)");
+    AUTHORIZED_CLIENTS_PATH = text("AccessControl:AuthorizedClientsPath", "folder of client public keys, certificates or JWKs");
+    CLIENT_CERTIFICATES = text("IdentityServer:ClientCertificates", "`Optional` (ask TLS clients for a certificate) or `Off`");
+    CLIENT_CERTIFICATE_AUTHORITIES = list("IdentityServer:ClientCertificateAuthorities", "CA certificates for tls_client_auth");
+    EXPIRY_WARNING_DAYS = number("IdentityServer:ExpiryWarningDays", 30, 0..=3650, "warn about certificates expiring sooner than this");
+    ASPNETCORE_URLS = text("ASPNETCORE_URLS", "listen URLs when Urls is unset");
+    DATA_FOLDER = text("Deliveries:DataFolder", "where deliveries are stored (default `data`)");
+    MAX_FILE_SIZE_MIB = number("Deliveries:MaxFileSizeMiB", 4096, 1..=16 * 1024 * 1024, "the largest delivery, in MiB");
+    DELIVER_PROFILES = list("Deliveries:DeliverProfiles", "profiles that may deliver (default Administrator, Agent)");
+    READ_PROFILES = list("Deliveries:ReadProfiles", "profiles that may read deliveries over HTTP (default none)");
+    QUOTA_MIB = number("Deliveries:QuotaMiB", 0, 0..=u64::MAX / MIB, "all deliveries together, in MiB (0: no quota)");
+    MIN_FREE_SPACE_MIB = number("Deliveries:MinFreeSpaceMiB", 256, 0..=u64::MAX / MIB, "free space kept on the data folder's disk, in MiB");
+    MAX_CONCURRENT_UPLOADS = number("Deliveries:MaxConcurrentUploads", 32, 1..=4096, "uploads at once, all clients together");
+    MAX_CONNECTIONS = computed_number("Limits:MaxConnections", 1..=10_000_000, "connections open at once (default: from the open-file limit)");
+    IDLE_TIMEOUT = number("Limits:IdleTimeoutSeconds", 60, 1..=86_400, "a connection without a request in flight is closed after this");
+    TLS_HANDSHAKE_TIMEOUT = number("Limits:TlsHandshakeTimeoutSeconds", 10, 1..=300, "the time a TLS handshake may take");
+    REQUEST_HEADERS_TIMEOUT = number("Limits:RequestHeadersTimeoutSeconds", 10, 1..=300, "the time to send a request's headers");
+    TOKEN_REQUEST_TIMEOUT = number("Limits:TokenRequestTimeoutSeconds", 10, 1..=300, "the time to send a whole token request (then 408)");
+    MAX_CONCURRENT_UPLOADS_PER_CLIENT = computed_number("Deliveries:MaxConcurrentUploadsPerClient", 1..=4096, "uploads at once per client (default a quarter of the total)");
+    MIN_UPLOAD_BYTES_PER_SECOND = number("Deliveries:MinUploadBytesPerSecond", 240, 0..=1024 * 1024 * 1024, "slower uploads are cut off (0: none)");
+    MIN_UPLOAD_RATE_WINDOW = number("Deliveries:MinUploadRateWindowSeconds", 10, 1..=300, "the window the upload rate is measured over");
+}
+
+/// Keys the server accepts and does not read: they belong to the ASP.NET host an `appsettings.json`
+/// may have been written for.
+pub const NOT_READ: &[Key] = &[ALLOWED_HOSTS, LOGGING, SERILOG, TLS_ALLOW_INVALID];
+
+/// The server's schema: [`KEYS`] and the certificate keys both apps share.
+pub fn schema() -> Schema {
+    Schema::from_keys(&[KEYS, ids_config::appsettings::CERTIFICATE_KEYS])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ids_config::keys::was_read;
+    use ids_config::{Config, Origin};
+    use std::path::Path;
+
+    /// The schema is exactly the declarations, in the order of the key list the server had before
+    /// the declarations (so "did you mean" picks the same key among equally close ones).
+    #[test]
+    fn every_declared_key_is_in_the_schema() {
+        let schema = schema();
+        for key in KEYS.iter().chain(ids_config::appsettings::CERTIFICATE_KEYS) {
+            for pattern in key.patterns() {
+                let example = pattern.replace("**", "X").replace('*', "x");
+                assert!(schema.knows(&example), "{}", key.path);
+            }
+        }
+    }
+
+    /// Every declared key is read by `Settings::from_config` (on a configuration that takes each
+    /// branch), save the documented exceptions: no key is accepted and forgotten.
+    #[test]
+    fn every_declared_key_is_read() {
+        let mut reads = std::collections::BTreeSet::new();
+        // Valid files (the whole success path), then the branches taken only for some values.
+        let files = [
+            ("IdentityServer:X509KeyFilePath", "signing.pfx"),
+            ("Kestrel:Certificates:Default:Path", "tls.pfx"),
+            ("EncryptionCertificate:File", "encryption.pfx"),
+        ];
+        let branches = [
+            ("IdentityServer:ClientCertificates", "Off"),
+            ("IdentityServer:ClientCertificateAuthorities", "ca.crt"),
+            ("Limits:MaxConnections", "10"),
+            ("Deliveries:MaxConcurrentUploadsPerClient", "100"),
+        ];
+        for values in [&files[..], &branches[..]] {
+            let mut config = Config::empty(Path::new("/nonexistent"));
+            for (key, value) in values {
+                config.set(key.to_string(), value.to_string(), Origin::Default);
+            }
+            let _ = super::super::Settings::from_config(&config);
+            reads.extend(config.reads());
+        }
+        let unread: Vec<&str> = KEYS
+            .iter()
+            .chain(ids_config::appsettings::CERTIFICATE_KEYS)
+            .filter(|k| !NOT_READ.contains(k) && !was_read(k, &reads))
+            .map(|k| k.path)
+            .collect();
+        assert!(unread.is_empty(), "declared and never read: {unread:?}");
+        let read_anyway: Vec<&str> = NOT_READ
+            .iter()
+            .filter(|k| was_read(k, &reads))
+            .map(|k| k.path)
+            .collect();
+        assert!(
+            read_anyway.is_empty(),
+            "read, yet listed as not read: {read_anyway:?}"
+        );
+    }
+}
