@@ -4,10 +4,14 @@
 //! `ASPNETCORE_ENVIRONMENT`, else `DOTNET_ENVIRONMENT`, default `Production`), environment variables with
 //! `__` (or `:`) as the section separator, then command-line overrides. Keys are case-insensitive.
 //!
+//! Who uses it: both apps (`identity-server`, `agent`) read their settings through it. Why a crate of its
+//! own: existing deployments keep their `appsettings.json` files, so both apps must layer them exactly as
+//! .NET does, with one list of known keys each and the same protected-settings rules.
+//!
 //! # Layout
 //! - [`Config`]: the flattened, merged key/value view (`Section:Key` paths, as .NET's
 //!   `IConfiguration` sees them, arrays as `Key:0`, `Key:1`).
-//! - [`Key`] ([`keys`]): one declaration per key (path, kind, default, range, meaning); an application's
+//! - [`Key`] ([`keys`](mod@keys)): one declaration per key (path, kind, default, range, meaning); an application's
 //!   table of them is both its [`Schema`] and what its settings code reads with [`Config::number`] and
 //!   [`Config::flag`], so the two cannot drift apart.
 //! - [`Schema`]: the keys an application knows; anything else is reported with a "did you mean".
