@@ -19,6 +19,8 @@
 //!   `password` or `secret`, and values that were protected, are never printed.
 //! - [`protected`]: encrypted settings files (`appsettings.encrypted.json`), `...File` settings and
 //!   systemd credentials, so that secrets need not sit in clear JSON.
+//! - [`password`]: `--X-env VAR` / `--X-file FILE` password sources of the commands (never the command
+//!   line itself).
 //! - [`log_escape`]: the log writer of both apps, which escapes control characters so that no value
 //!   a client sends can forge a log line.
 
@@ -26,6 +28,7 @@ pub mod appsettings;
 mod json;
 pub mod keys;
 pub mod log_escape;
+pub mod password;
 pub mod protected;
 mod schema;
 
