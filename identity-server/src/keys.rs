@@ -143,7 +143,9 @@ impl ServerKeys {
                     }
                     validation.push(cert);
                 }
-                Err(reason) => errors.push(KeyError::ValidationKey { reason }),
+                Err(e) => errors.push(KeyError::ValidationKey {
+                    reason: e.to_string(),
+                }),
             }
         }
         let mut client_authorities = Vec::new();

@@ -1,9 +1,17 @@
 //! JWT access tokens (RFC 9068): signing on the server, verification everywhere else.
 //!
+//! Who uses it: the identity server signs tokens and verifies client assertions; the agent verifies the
+//! tokens it receives and signs its own assertions; `ids-bench` signs for its measurements. Why a crate
+//! of its own: it is the crate any Rust service adds to verify our tokens, so it carries JOSE and
+//! nothing of the server (no argon2, no rcgen, no HTTP).
+//!
+//! # Layout
 //! - [`sign`]: [`TokenSigner`], the server's hot path, with a pre-parsed key and a pre-encoded header.
 //! - [`keyset`]: [`KeySet`], the public keys a verifier trusts: pinned certificates or a JWKS document.
 //! - [`verify`]: [`Verifier`], the RFC 8725 checks every consumer of our tokens runs; usable by any Rust
 //!   service that wants to protect its own API with tokens from the identity server.
+//! - [`assertion`]: client assertions (RFC 7523 `private_key_jwt`): [`AssertionSigner`] for clients,
+//!   [`UnverifiedAssertion`] for the server, which finds the client's key before it verifies.
 //!
 //! Protecting an API with tokens from the identity server, offline, with its certificate pinned:
 //!

@@ -1,5 +1,12 @@
 //! Public-key infrastructure shared by the identity server, the agent and the tools.
 //!
+//! Who uses it: the server (its signing and TLS PFX, validation keys, client certificates and
+//! `authorized_clients` key files), the agent (the server's pinned certificate, its own PFX), `ids-jose`
+//! and `ids-seal` (the keys they sign, verify and encrypt with), `ids-config` (the certificate that
+//! protects settings) and the tools. Why a crate of its own: every one of them reads certificates and
+//! keys, and none of them should build what only some need (JWT, argon2, rcgen): this is the one
+//! place a certificate or key file is parsed, with one ASN.1 and one PEM stack.
+//!
 //! # Layout
 //! - [`cert`]: X.509 certificates (PEM, DER or PFX without key): public key, validity, thumbprints.
 //! - [`pfx`]: PKCS#12 (PFX) files with a private key, read with `p12-keystore`'s `Pkcs12Archive`.

@@ -40,17 +40,21 @@ pub enum PfxError {
     Key { file: String, source: KeyError },
     #[error(transparent)]
     Cert(#[from] CertError),
-    #[error("{file}: certificate `{subject}` expired on {not_after}")]
+    /// The certificate's `notAfter` (Unix seconds) is before `time`, the instant it was checked at.
+    #[error("{file}: certificate `{subject}` expired on {}", format_time(*not_after))]
     Expired {
         file: String,
         subject: String,
-        not_after: String,
+        time: i64,
+        not_after: i64,
     },
-    #[error("{file}: certificate `{subject}` is not valid before {not_before}")]
+    /// The certificate's `notBefore` (Unix seconds) is after `time`, the instant it was checked at.
+    #[error("{file}: certificate `{subject}` is not valid before {}", format_time(*not_before))]
     NotYetValid {
         file: String,
         subject: String,
-        not_before: String,
+        time: i64,
+        not_before: i64,
     },
 }
 
@@ -151,12 +155,14 @@ pub fn check_validity(file: &str, cert: &Certificate, now: i64) -> Result<(), Pf
         Validity::Expired => Err(PfxError::Expired {
             file: file.to_string(),
             subject: cert.subject().to_string(),
-            not_after: format_time(cert.not_after()),
+            time: now,
+            not_after: cert.not_after(),
         }),
         Validity::NotYetValid => Err(PfxError::NotYetValid {
             file: file.to_string(),
             subject: cert.subject().to_string(),
-            not_before: format_time(cert.not_before()),
+            time: now,
+            not_before: cert.not_before(),
         }),
     }
 }
@@ -213,13 +219,28 @@ impl CertificateFile {
     }
 }
 
+/// Why [`public_certificate_from_file`] found no certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum PublicCertificateError {
+    /// Not a PFX by name, and not a PEM/DER certificate (nor a PFX under another name).
+    #[error(transparent)]
+    Cert(#[from] CertError),
+    /// A PFX that opened neither without a password nor with the one of `password_setting`.
+    #[error("{without} (tried without a password); with {password_setting}: {with}")]
+    Pfx {
+        without: Box<PfxError>,
+        with: Box<PfxError>,
+        password_setting: String,
+    },
+}
+
 /// A public certificate for verification: PEM/DER, or a PFX (with or without a private key) opened with
 /// an empty password, then with `password` (named by `password_setting` in the message).
 pub fn public_certificate_from_file(
     path: &Path,
     password: &str,
     password_setting: &str,
-) -> Result<Certificate, String> {
+) -> Result<Certificate, PublicCertificateError> {
     if !looks_like_pfx(path) {
         match Certificate::from_file(path) {
             Ok(cert) => return Ok(cert),
@@ -228,17 +249,21 @@ pub fn public_certificate_from_file(
                 if leaf_certificate_from_file(path, "").is_err()
                     && leaf_certificate_from_file(path, password).is_err()
                 {
-                    return Err(e.to_string());
+                    return Err(e.into());
                 }
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
     }
     match leaf_certificate_from_file(path, "") {
         Ok(cert) => Ok(cert),
-        Err(without) => leaf_certificate_from_file(path, password).map_err(|with| {
-            format!("{without} (tried without a password); with {password_setting}: {with}")
-        }),
+        Err(without) => {
+            leaf_certificate_from_file(path, password).map_err(|with| PublicCertificateError::Pfx {
+                without: Box::new(without),
+                with: Box::new(with),
+                password_setting: password_setting.to_string(),
+            })
+        }
     }
 }
 

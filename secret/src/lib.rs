@@ -6,6 +6,15 @@
 //! - argon2id PHC strings (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`), the default for new hashes.
 //!
 //! A PHC string always starts with `$`, which is not in the base64 alphabet, so the two never overlap.
+//!
+//! Who uses it: the identity server (verifying client secrets) and `new-openid-secret` (hashing them).
+//! Why a crate of its own: argon2 is needed only there; the agent sends plain secrets and must not build
+//! it.
+//!
+//! # Layout
+//! One module: [`generate_secret`] (new random secrets), [`SecretHash`] (a stored `HashedSecret`,
+//! parsed, hashed and verified in constant time), [`Argon2Memory`] (the working memory one verification
+//! reuses) and [`HashError`].
 
 use std::fmt;
 

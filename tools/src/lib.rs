@@ -1,4 +1,8 @@
-//! Small command-line tools over the project's libraries:
+//! Small command-line tools over the project's libraries. The binaries in `src/bin/` are thin: the
+//! work is in this library, where unit tests reach it. Nothing else depends on this crate: it may use
+//! every library (rcgen through `ids-devpki`, argon2 through `ids-secret`) without the apps paying for it.
+//!
+//! # Layout
 //! - `new-openid-secret`: hashes a client secret for the `HashedSecret` XML attribute.
 //! - `ids-bench`: measures raw signing speed and token throughput of a running server.
 //!   `ids-bench files` measures file encryption against a plain copy ([`files_bench`]);

@@ -1,5 +1,9 @@
 //! Access-control XML configuration of Usercube / Identity Manager, as a typed model.
 //!
+//! Who uses it: the identity server, which knows its OAuth clients from these files (and the tests).
+//! Why a crate of its own: it reads another product's files, so it has no I/O and no server types, and
+//! it can be fuzzed alone.
+//!
 //! A configuration folder holds many `*.xml` files (root element usually
 //! `<ConfigurationFile xmlns="urn:schemas-usercube-com:configuration">`) with many kinds of
 //! elements. Only three are collected, at any depth and whatever their namespace prefix:

@@ -171,7 +171,7 @@ pub(super) fn token_validation(
                     origin,
                 });
             }
-            Err(e) => errors.push(invalid(setting, &e)),
+            Err(e) => errors.push(invalid(setting, &e.to_string())),
         }
     };
     load(main, true);

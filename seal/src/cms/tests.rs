@@ -498,10 +498,7 @@ fn cms_oid_constants_match_their_dotted_form() {
 fn cms_oaep_sha256_algorithm_matches_openssl() {
     let openssl_der = "303806092a864886f70d010107302ba00d300b0609608648016503040201\
                        a11a301806092a864886f70d010108300b0609608648016503040201";
-    let ours: String = encode::oaep_sha256_algorithm()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let ours = ids_pki::b64::hex(&encode::oaep_sha256_algorithm());
     assert_eq!(ours, openssl_der);
 }
 

@@ -7,7 +7,7 @@
 //! stops at the last authentic chunk of a file cut short (an agent log written until a crash).
 //!
 //! # Layout
-//! - [`format`]: header layout, limits, parsing and serialising.
+//! - [`format`](mod@format): header layout, limits, parsing and serialising.
 //! - [`recipient`]: who can read a file: RSA-OAEP-SHA256 or ECDH-ES P-256 key wrapping, by certificate.
 //! - [`encrypt`]: [`Encryptor`], a `Write` that seals chunks; [`encrypt_stream`] for a whole reader.
 //! - [`decrypt`]: [`Decryptor`], chunk by chunk; [`decrypt_stream`] with strict and recover modes.

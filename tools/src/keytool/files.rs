@@ -5,6 +5,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use ids_config::password::{PasswordError, PasswordSource};
 use ids_seal::atomic::{AtomicFile, create_private_folder};
 use zeroize::Zeroizing;
 
@@ -20,31 +21,17 @@ pub fn secret(
     file: Option<&Path>,
     flag: &str,
 ) -> anyhow::Result<Option<Zeroizing<String>>> {
-    let value = if let Some(var) = env {
-        match std::env::var(var) {
-            Ok(value) => Zeroizing::new(value),
-            Err(std::env::VarError::NotPresent) => {
-                return Err(bad(format!(
-                    "--{flag}-env {var}: the environment variable `{var}` is not set"
-                )));
-            }
-            Err(std::env::VarError::NotUnicode(_)) => {
-                return Err(bad(format!(
-                    "--{flag}-env {var}: the environment variable `{var}` is not valid UTF-8"
-                )));
-            }
+    let source = PasswordSource::from_args(env.map(str::to_string), file.map(Path::to_path_buf));
+    let value = match source.read() {
+        Ok(_) if source == PasswordSource::None => return Ok(None),
+        Ok(value) => value,
+        Err(e @ (PasswordError::EnvNotSet { .. } | PasswordError::EnvNotUnicode { .. })) => {
+            return Err(bad(format!(
+                "--{flag}-env {}: {e}",
+                env.unwrap_or_default()
+            )));
         }
-    } else if let Some(path) = file {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            bad(format!(
-                "--{flag}-file {}: cannot read the file: {e}",
-                path.display()
-            ))
-        })?);
-        let first = text.lines().next().unwrap_or_default();
-        Zeroizing::new(first.to_string())
-    } else {
-        return Ok(None);
+        Err(e @ PasswordError::File { .. }) => return Err(bad(format!("--{flag}-file {e}"))),
     };
     if value.is_empty() {
         let source = match (env, file) {
