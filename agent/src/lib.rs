@@ -17,16 +17,15 @@
 //!   the HTTP side of it is [`client::deliveries`].
 //! - [`commands`]: the `agent` command line, one module per subcommand; `main.rs` only dispatches.
 //! - [`exit`]: [`ExitStatus`], the exit codes, and the one mapping from errors to them.
-//! - Plumbing the commands use: [`logging`] (standard error and the log file), [`retry`]
-//!   ([`retry::RetryPolicy`]), [`shutdown`] (SIGTERM / Ctrl-C), [`progress`] (progress bars),
-//!   [`password`] (`--password-env` / `--password-file`).
+//! - Plumbing the commands use: [`logging`] (standard error and the log file), [`progress`] (progress
+//!   bars), [`password`] (`--password-env` / `--password-file`). The clock, the retry policy, the
+//!   shutdown signal and the rustls provider are `ids_runtime`'s, shared with the server.
 //!
 //! The token verifier itself is [`ids_jose::Verifier`], usable by any Rust service; this crate never
 //! depends on the server or axum.
 
 pub mod check;
 pub mod client;
-pub mod clock;
 pub mod commands;
 pub mod delivery;
 pub mod error;
@@ -35,10 +34,8 @@ pub mod files;
 pub mod logging;
 pub mod password;
 pub mod progress;
-pub mod retry;
 pub mod server_keys;
 pub mod settings;
-pub mod shutdown;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -47,10 +44,10 @@ use std::sync::{Arc, Mutex};
 
 pub use client::discovery::Discovery;
 pub use client::tokens::{BearerToken, Token};
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::AgentError;
 pub use exit::ExitStatus;
 pub use ids_jose::AccessToken;
+pub use ids_runtime::clock::{self, Clock, ManualClock, SystemClock};
 pub use settings::Settings;
 
 use client::http::Http;
@@ -209,7 +206,7 @@ impl Agent {
         let mut slots = self
             .slots
             .lock()
-            .map_err(|_| AgentError::Setup("token cache poisoned".into()))?;
+            .map_err(|_| error::SetupError::TokenCachePoisoned)?;
         Ok(slots.entry(client_id.to_string()).or_default().clone())
     }
 

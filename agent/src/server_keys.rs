@@ -8,7 +8,7 @@ use ids_jose::{AccessToken, KeySet, Validation, Verifier};
 
 use crate::client::discovery::Discovery;
 use crate::client::http::{Http, read_body, summarize};
-use crate::error::AgentError;
+use crate::error::{AgentError, SetupError};
 use crate::settings::{Settings, TokenValidation};
 
 #[derive(Debug)]
@@ -46,7 +46,7 @@ impl ServerKeys {
                 let keys = KeySet::from_certificates(
                     certs.iter().map(|p| (&p.certificate, p.origin.clone())),
                 )
-                .map_err(|e| AgentError::Setup(e.to_string()))?;
+                .map_err(|e| SetupError::PinnedKeys(std::sync::Arc::new(e)))?;
                 ServerKeys::Pinned(Verifier::new(keys, validation))
             }
             TokenValidation::Jwks { refresh_interval } => ServerKeys::Jwks(JwksKeys {
@@ -111,9 +111,10 @@ impl ServerKeys {
             Some(latest) if recent && !from_server => latest,
             None if recent && !from_server => {
                 // The last fetch failed moments ago: do not let every token knock again.
-                return Err(last_fetch.error.clone().unwrap_or_else(|| {
-                    AgentError::Setup("the server's JWKS is not available yet".into())
-                }));
+                return Err(last_fetch
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| AgentError::Setup(SetupError::JwksNotAvailable)));
             }
             _ => {
                 last_fetch.at = Some(now);

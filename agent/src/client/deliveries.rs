@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::http::{Http, printable, read_body, retry_after, summarize};
 use super::tokens::BearerToken;
-use crate::error::AgentError;
+use crate::error::{AgentError, SetupError};
 
 /// What the server recorded for a delivery.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,10 +76,11 @@ impl From<AgentError> for DeliveryFailure {
 }
 
 fn url(base: &str, id: &str) -> Result<reqwest::Url, DeliveryFailure> {
-    reqwest::Url::parse(&format!("{base}/api/deliveries/{id}")).map_err(|e| {
-        DeliveryFailure::Agent(AgentError::Setup(format!(
-            "ApplicationUri `{base}` does not make a delivery URL: {e}"
-        )))
+    reqwest::Url::parse(&format!("{base}{}", ids_proto::paths::delivery(id))).map_err(|source| {
+        DeliveryFailure::Agent(AgentError::Setup(SetupError::DeliveryUrl {
+            base: base.to_string(),
+            source: std::sync::Arc::new(source),
+        }))
     })
 }
 

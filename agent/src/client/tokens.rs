@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::discovery::Discovery;
 use super::http::{Http, printable, read_body, summarize};
-use crate::error::{AgentError, Refusal};
+use crate::error::{AgentError, Refusal, SetupError};
 use crate::settings::{ClientAuth, ClientCredentials, ClientKey};
 use ids_jose::AccessToken;
 
@@ -81,9 +81,7 @@ pub(crate) async fn request(
     let signer = match (&client.auth, key) {
         (ClientAuth::PrivateKeyJwt, Some(key)) => Some(key.signer.clone()),
         (ClientAuth::PrivateKeyJwt, None) => {
-            return Err(AgentError::Setup(
-                "private_key_jwt needs ClientCertificate:File".into(),
-            ));
+            return Err(SetupError::NoAssertionKey.into());
         }
         _ => None,
     };
@@ -91,7 +89,7 @@ pub(crate) async fn request(
         // Surfaces a signing failure once, before any request.
         signer
             .sign(&client.client_id, url, now())
-            .map_err(|e| AgentError::Setup(format!("cannot sign the client assertion: {e}")))?;
+            .map_err(|e| SetupError::Assertion(std::sync::Arc::new(e)))?;
     }
     let response = http
         .send(url, |c| {

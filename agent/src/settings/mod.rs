@@ -394,7 +394,7 @@ fn server_pinning(
     for s in &listed {
         match crate::tls::normalize_thumbprint(&s.value) {
             Ok(t) => thumbprints.push(t),
-            Err(e) => errors.push(invalid(s, &e)),
+            Err(e) => errors.push(invalid(s, &e.to_string())),
         }
     }
     ServerPinning::Strict { thumbprints }
