@@ -235,7 +235,7 @@ pub async fn run(
         }
     }
     for c in &agent.settings().clients {
-        match agent.fetch_token(&c.client_id, None).await {
+        match agent.fetch_token(c.client_id.as_str(), None).await {
             Ok(t) => report.ok(format!(
                 "client `{}`: token obtained and verified (kid {}, scope `{}`, expires {})",
                 c.client_id,

@@ -33,7 +33,7 @@ pub enum AgentError {
         description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
     )]
     Rejected {
-        client: String,
+        client: ids_proto::ClientId,
         status: u16,
         /// The OAuth `error` code (RFC 6749 section 5.2).
         error: String,

@@ -43,10 +43,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use client::discovery::Discovery;
-pub use client::tokens::{BearerToken, Token};
+pub use client::tokens::Token;
 pub use error::AgentError;
 pub use exit::ExitStatus;
 pub use ids_jose::AccessToken;
+pub use ids_proto::BearerToken;
 pub use ids_runtime::clock::{self, Clock, ManualClock, SystemClock};
 pub use settings::Settings;
 
@@ -125,7 +126,8 @@ impl Agent {
 
     /// A verified token for the default client, from the cache while it is fresh.
     pub async fn token(&self) -> Result<Arc<Token>, AgentError> {
-        self.token_for(&self.settings.default_client.clone()).await
+        self.token_for(self.settings.default_client.clone().as_str())
+            .await
     }
 
     /// A verified token for `client_id`, from the cache while it is fresh.
@@ -252,7 +254,7 @@ impl Agent {
         };
         let access_token = response
             .access_token
-            .filter(|t| !t.is_empty())
+            .filter(|t| !t.expose().is_empty())
             .ok_or_else(|| malformed("the token response has no access_token"))?;
         let token_type = response.token_type.unwrap_or_default();
         if !token_type.eq_ignore_ascii_case("bearer") {
@@ -263,13 +265,19 @@ impl Agent {
         let now = self.now();
         let claims = self
             .keys
-            .verify(&self.http, || self.discovery(), &access_token, now, true)
+            .verify(
+                &self.http,
+                || self.discovery(),
+                access_token.expose(),
+                now,
+                true,
+            )
             .await?;
         let expires_in =
             client::tokens::expires_in(response.expires_in.as_ref(), claims.expires_at, now);
         Ok(Token {
             client_id: client.client_id.clone(),
-            access_token: BearerToken::from_response(access_token),
+            access_token,
             refresh_at: client::tokens::refresh_at(now, expires_in, claims.expires_at),
             claims,
             token_type,

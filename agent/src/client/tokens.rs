@@ -1,6 +1,7 @@
 //! The client-credentials grant (RFC 6749 section 4.4) and the response the agent accepts.
 
-use serde::Deserialize;
+use ids_proto::oauth::{ErrorBody, TokenResponse};
+use ids_proto::{BearerToken, ClientId};
 
 use super::discovery::Discovery;
 use super::http::{Http, printable, read_body, summarize};
@@ -8,30 +9,10 @@ use crate::error::{AgentError, Refusal, SetupError};
 use crate::settings::{ClientAuth, ClientCredentials, ClientKey};
 use ids_jose::AccessToken;
 
-/// A bearer token: the compact JWT. `Debug` never shows it.
-#[derive(Clone)]
-pub struct BearerToken(String);
-
-impl BearerToken {
-    pub(crate) fn from_response(token: String) -> Self {
-        BearerToken(token)
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for BearerToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BearerToken(<redacted>)")
-    }
-}
-
 /// A token the agent obtained and verified.
 #[derive(Debug, Clone)]
 pub struct Token {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub access_token: BearerToken,
     /// The verified claims.
     pub claims: AccessToken,
@@ -50,21 +31,6 @@ impl Token {
     pub fn is_fresh(&self, now: i64) -> bool {
         now < self.refresh_at
     }
-}
-
-/// The token response fields (RFC 6749 section 5.1).
-#[derive(Deserialize)]
-pub(crate) struct TokenResponse {
-    pub access_token: Option<String>,
-    pub token_type: Option<String>,
-    pub expires_in: Option<serde_json::Value>,
-    pub scope: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ErrorResponse {
-    error: String,
-    error_description: Option<String>,
 }
 
 /// Sends the request; returns the parsed response or the classified error.
@@ -88,7 +54,7 @@ pub(crate) async fn request(
     if let Some(signer) = &signer {
         // Surfaces a signing failure once, before any request.
         signer
-            .sign(&client.client_id, url, now())
+            .sign(client.client_id.as_str(), url, now())
             .map_err(|e| SetupError::Assertion(std::sync::Arc::new(e)))?;
     }
     let response = http
@@ -99,7 +65,7 @@ pub(crate) async fn request(
             }
             match &client.auth {
                 ClientAuth::Secret(secret) if post => {
-                    form.push(("client_id", &client.client_id));
+                    form.push(("client_id", client.client_id.as_str()));
                     form.push(("client_secret", secret.expose()));
                     c.post(url).form(&form)
                 }
@@ -107,7 +73,7 @@ pub(crate) async fn request(
                 ClientAuth::Secret(secret) => c
                     .post(url)
                     .basic_auth(
-                        form_urlencode(&client.client_id),
+                        form_urlencode(client.client_id.as_str()),
                         Some(form_urlencode(secret.expose())),
                     )
                     .form(&form),
@@ -115,15 +81,15 @@ pub(crate) async fn request(
                     // A new assertion (new jti) for every attempt: the server refuses a replay.
                     let assertion = signer
                         .as_ref()
-                        .and_then(|s| s.sign(&client.client_id, url, now()).ok())
+                        .and_then(|s| s.sign(client.client_id.as_str(), url, now()).ok())
                         .unwrap_or_default();
-                    form.push(("client_id", &client.client_id));
+                    form.push(("client_id", client.client_id.as_str()));
                     form.push(("client_assertion_type", ids_jose::assertion::ASSERTION_TYPE));
                     form.push(("client_assertion", &assertion));
                     c.post(url).form(&form)
                 }
                 ClientAuth::TlsClientAuth => {
-                    form.push(("client_id", &client.client_id));
+                    form.push(("client_id", client.client_id.as_str()));
                     c.post(url).form(&form)
                 }
             }
@@ -151,21 +117,24 @@ pub(crate) async fn request(
             })?;
         return Ok(parsed);
     }
-    match serde_json::from_slice::<ErrorResponse>(&body) {
-        Ok(e) => {
-            let error = printable(&e.error);
+    // An OAuth error body has an `error` (RFC 6749 section 5.2); without one it is not an OAuth error.
+    let oauth_error = serde_json::from_slice::<ErrorBody>(&body)
+        .ok()
+        .and_then(|e| Some((e.error?, e.error_description)));
+    match oauth_error {
+        Some((code, description)) => {
+            let error = printable(&code);
             Err(AgentError::Rejected {
                 client: client.client_id.clone(),
                 status: status.as_u16(),
-                hint: hint(&e.error, client, key),
+                hint: hint(&code, client, key),
                 refusal: Refusal::of_oauth_error(&error),
                 error,
-                description: e.error_description.map(|d| summarize(&d)),
+                description: description.map(|d| summarize(&d)),
             })
         }
-        Err(_)
-            if status == reqwest::StatusCode::UNAUTHORIZED
-                || status == reqwest::StatusCode::FORBIDDEN =>
+        None if status == reqwest::StatusCode::UNAUTHORIZED
+            || status == reqwest::StatusCode::FORBIDDEN =>
         {
             // A proxy or a non-OAuth server in front: still a refusal, say so.
             // The challenge's OAuth error when it gives one (RFC 6750 section 3), else the status.
@@ -186,7 +155,7 @@ pub(crate) async fn request(
                     .filter(|d| !d.is_empty()),
             })
         }
-        Err(_) => Err(AgentError::Malformed {
+        None => Err(AgentError::Malformed {
             url: url.to_string(),
             detail: format!(
                 "HTTP {status} without an OAuth error: {}",
@@ -234,19 +203,10 @@ fn hint(error: &str, client: &ClientCredentials, key: Option<&ClientKey>) -> Str
     }
 }
 
-/// `application/x-www-form-urlencoded` encoding of one value.
+/// `application/x-www-form-urlencoded` encoding of one value (WHATWG URL: `*-._` and alphanumerics
+/// kept, space as `+`, everything else `%XX`).
 fn form_urlencode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(b as char);
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 /// When to stop using a token: a quarter of its lifetime before it expires, at most 60 s before.

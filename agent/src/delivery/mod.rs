@@ -154,7 +154,7 @@ pub async fn deliver(
                 tracing::warn!("the server refused the access token ({reason}); getting a new one");
                 renewed = true;
                 token = agent
-                    .renew_token(&settings.default_client)
+                    .renew_token(settings.default_client.as_str())
                     .await
                     .map_err(|e| DeliverError::Server(e.into()))?;
             }
@@ -235,7 +235,7 @@ async fn attempt(
 fn check_receipt(receipt: &Receipt, prepared: &Prepared) -> Result<(), DeliveryFailure> {
     if receipt.size != prepared.size || receipt.sha256 != hex(&prepared.sha256) {
         return Err(DeliveryFailure::Refused {
-            id: receipt.id.clone(),
+            id: receipt.id.to_string(),
             status: 409,
             error: "delivery_conflict".into(),
             description: format!(

@@ -22,6 +22,7 @@ use ids_config::appsettings::{
 use ids_config::keys::{flag, number};
 use ids_config::{Config, ConfigError, Key, invalid};
 use ids_pki::pfx::CertificateFile;
+use ids_proto::ClientId;
 
 mod keys;
 mod openid;
@@ -85,7 +86,7 @@ pub struct Settings {
     pub clients: Vec<ClientCredentials>,
     /// `ClientCertificate`: the agent's key for `private_key_jwt` and mutual TLS.
     pub client_key: Option<ClientKey>,
-    pub default_client: String,
+    pub default_client: ClientId,
     /// The agent's own certificate for its files (used by the file-encryption feature).
     pub encryption_certificate: Option<CertificateFile>,
     pub encrypt_files: bool,
@@ -171,7 +172,7 @@ impl Settings {
 
     /// The credentials of `client_id`, or of the default client.
     pub fn client(&self, client_id: Option<&str>) -> Option<&ClientCredentials> {
-        let id = client_id.unwrap_or(&self.default_client);
+        let id = client_id.unwrap_or(self.default_client.as_str());
         self.clients.iter().find(|c| c.client_id == id)
     }
 

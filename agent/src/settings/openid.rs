@@ -3,7 +3,7 @@
 //! proves itself (`OpenId:ClientAuthentication` with `ClientCertificate`).
 
 use ids_config::{Config, ConfigError, Setting, invalid};
-use ids_proto::ClientSecret;
+use ids_proto::{ClientId, ClientSecret};
 
 use super::keys::{ClientKey, read_secret_file};
 use super::schema as key;
@@ -11,7 +11,7 @@ use super::schema as key;
 /// One OpenID client the agent can authenticate as.
 #[derive(Debug, Clone)]
 pub struct ClientCredentials {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub auth: ClientAuth,
     /// Where the secret or key came from (a setting or a file), never the secret itself.
     pub source: String,
@@ -51,7 +51,7 @@ pub(super) fn openid(
     client_key: Option<&ClientKey>,
     errors: &mut Vec<ConfigError>,
     warnings: &mut Vec<String>,
-) -> (Vec<ClientCredentials>, Option<String>, Option<String>) {
+) -> (Vec<ClientCredentials>, Option<ClientId>, Option<String>) {
     let [clients_settings, default, identifier] =
         UNWRAPPED.map(|key| placed(config, key, errors, warnings));
     let mut clients: Vec<ClientCredentials> = Vec::new();
@@ -99,9 +99,12 @@ pub(super) fn openid(
         }
     }
     for c in &clients {
-        if c.client_id.len() > 256 || c.client_id.chars().any(char::is_control) {
+        if c.client_id.as_str().len() > 256 || c.client_id.as_str().chars().any(char::is_control) {
             errors.push(ConfigError::Invalid {
-                path: format!("OpenId:OpenIdClients:{}", c.client_id.escape_debug()),
+                path: format!(
+                    "OpenId:OpenIdClients:{}",
+                    c.client_id.as_str().escape_debug()
+                ),
                 origin: c.source.clone(),
                 message: "a client id is at most 256 printable characters".into(),
             });
@@ -138,7 +141,7 @@ pub(super) fn openid(
         let default_id = default.as_ref().map(|d| d.value.trim().to_string());
         let has_secret = default_id
             .as_ref()
-            .is_some_and(|d| clients.iter().any(|c| &c.client_id == d));
+            .is_some_and(|d| clients.iter().any(|c| c.client_id == d.as_str()));
         (client_key.is_some() && default_id.is_some() && !has_secret)
             .then_some(ClientAuth::PrivateKeyJwt)
     });
@@ -168,9 +171,9 @@ pub(super) fn openid(
                     key.file.display(),
                     origin.map_or(String::new(), |o| format!(", {} (in {})", o.path, o.origin))
                 );
-                clients.retain(|c| c.client_id != id);
+                clients.retain(|c| c.client_id != id.as_str());
                 clients.push(ClientCredentials {
-                    client_id: id,
+                    client_id: ClientId::from(id),
                     auth,
                     source,
                 });
@@ -198,7 +201,7 @@ pub(super) fn openid(
             None
         }
         (Some(d), _) if clients.iter().any(|c| c.client_id == d.value.trim()) => {
-            Some(d.value.trim().to_string())
+            Some(ClientId::from(d.value.trim()))
         }
         (Some(d), _) => {
             errors.push(invalid(
@@ -263,15 +266,15 @@ fn placed(
 }
 
 /// The client id of `OpenId:OpenIdClients:<id>` (or the unwrapped `OpenIdClients:<id>`), as written.
-fn client_id_of(setting: &Setting) -> Option<String> {
+fn client_id_of(setting: &Setting) -> Option<ClientId> {
     let mut parts = setting.path.splitn(3, ':');
     let first = parts.next()?;
     let (second, third) = (parts.next()?, parts.next());
     match third {
         Some(id) if first.eq_ignore_ascii_case("OpenId") && !id.contains(':') => {
-            Some(id.to_string())
+            Some(ClientId::from(id))
         }
-        None if !first.eq_ignore_ascii_case("OpenId") => Some(second.to_string()),
+        None if !first.eq_ignore_ascii_case("OpenId") => Some(ClientId::from(second)),
         _ => None,
     }
 }
