@@ -100,6 +100,10 @@ pub enum SetupError {
     },
     #[error("token cache poisoned")]
     TokenCachePoisoned,
+    /// The keys handed to the agent are not those of its settings: no secret for a client that
+    /// authenticates with one.
+    #[error("no secret was read for client `{client}`")]
+    NoSecret { client: ids_proto::ClientId },
     #[error("private_key_jwt needs ClientCertificate:File")]
     NoAssertionKey,
     #[error("cannot sign the client assertion: {0}")]

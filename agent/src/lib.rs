@@ -2,7 +2,8 @@
 //! one with the server's public key before using it.
 //!
 //! # Layout
-//! - [`settings`]: `appsettings.json` + `appsettings.agent.json` -> validated [`Settings`].
+//! - [`settings`]: `appsettings.json` + `appsettings.agent.json` -> validated [`Settings`] (plain
+//!   data: where the keys are) and [`AgentKeys`] (what the files held).
 //! - [`tls`]: what the agent trusts for HTTPS (system store, or only the configured CAs/certificates),
 //!   server pinning (`Tls:ServerPinning`), and the client certificate it presents.
 //! - [`client`]: talking to the server: [`client::http`] (timeouts, retries, error classes),
@@ -49,7 +50,7 @@ pub use exit::ExitStatus;
 pub use ids_jose::AccessToken;
 pub use ids_proto::BearerToken;
 pub use ids_runtime::clock::{self, Clock, ManualClock, SystemClock};
-pub use settings::Settings;
+pub use settings::{AgentKeys, Settings};
 
 use client::http::Http;
 use server_keys::ServerKeys;
@@ -73,25 +74,32 @@ struct SlotState {
 #[derive(Debug)]
 pub struct Agent {
     settings: Settings,
+    keys: AgentKeys,
     http: Http,
     clock: Arc<dyn Clock>,
     discovery: tokio::sync::OnceCell<Arc<Discovery>>,
-    keys: ServerKeys,
+    server_keys: ServerKeys,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     token_requests: AtomicU64,
 }
 
 impl Agent {
-    pub fn new(settings: Settings) -> Result<Self, AgentError> {
-        Self::with_clock(settings, Arc::new(SystemClock))
+    /// An agent for `settings` with the keys they name ([`settings::Loaded`] has both).
+    pub fn new(settings: Settings, keys: AgentKeys) -> Result<Self, AgentError> {
+        Self::with_clock(settings, keys, Arc::new(SystemClock))
     }
 
     /// An agent reading time from `clock` (tests move it forward instead of sleeping).
-    pub fn with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, AgentError> {
+    pub fn with_clock(
+        settings: Settings,
+        keys: AgentKeys,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AgentError> {
         Ok(Agent {
-            http: Http::new(&settings)?,
-            keys: ServerKeys::new(&settings)?,
+            http: Http::new(&settings, &keys)?,
+            server_keys: ServerKeys::new(&settings, &keys)?,
             settings,
+            keys,
             clock,
             discovery: tokio::sync::OnceCell::new(),
             slots: Mutex::new(HashMap::new()),
@@ -101,6 +109,11 @@ impl Agent {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The keys the settings name.
+    pub fn keys(&self) -> &AgentKeys {
+        &self.keys
     }
 
     /// The HTTPS client (for the server's other APIs, e.g. deliveries).
@@ -243,7 +256,8 @@ impl Agent {
             &self.http,
             &discovery,
             client,
-            self.settings.client_key.as_ref(),
+            self.keys.secret(client),
+            self.keys.client_key.as_ref(),
             scope,
             &now,
         )
@@ -264,7 +278,7 @@ impl Agent {
         }
         let now = self.now();
         let claims = self
-            .keys
+            .server_keys
             .verify(
                 &self.http,
                 || self.discovery(),
@@ -294,7 +308,7 @@ impl Agent {
             .strip_prefix("Bearer ")
             .or_else(|| token.strip_prefix("bearer "))
             .unwrap_or(token);
-        self.keys
+        self.server_keys
             .verify(&self.http, || self.discovery(), token, self.now(), false)
             .await
     }
@@ -311,6 +325,6 @@ impl Agent {
 
     /// JWKS fetches so far (JWKS mode).
     pub fn jwks_fetches(&self) -> u64 {
-        self.keys.jwks_fetches()
+        self.server_keys.jwks_fetches()
     }
 }

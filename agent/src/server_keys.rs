@@ -9,7 +9,7 @@ use ids_jose::{AccessToken, KeySet, Validation, Verifier};
 use crate::client::discovery::Discovery;
 use crate::client::http::{Http, read_body, summarize};
 use crate::error::{AgentError, SetupError};
-use crate::settings::{Settings, TokenValidation};
+use crate::settings::{AgentKeys, Settings, TokenValidation};
 
 #[derive(Debug)]
 pub enum ServerKeys {
@@ -35,16 +35,18 @@ struct LastFetch {
 }
 
 impl ServerKeys {
-    pub fn new(settings: &Settings) -> Result<Self, AgentError> {
+    pub fn new(settings: &Settings, keys: &AgentKeys) -> Result<Self, AgentError> {
         let validation = Validation {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             leeway_secs: settings.clock_skew.as_secs(),
         };
         Ok(match &settings.token_validation {
-            TokenValidation::Pinned(certs) => {
+            TokenValidation::Pinned(_) => {
                 let keys = KeySet::from_certificates(
-                    certs.iter().map(|p| (&p.certificate, p.origin.clone())),
+                    keys.pinned
+                        .iter()
+                        .map(|p| (&p.certificate, p.origin.clone())),
                 )
                 .map_err(|e| SetupError::PinnedKeys(std::sync::Arc::new(e)))?;
                 ServerKeys::Pinned(Verifier::new(keys, validation))

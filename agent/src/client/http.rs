@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 
 use crate::error::{AgentError, SetupError};
-use crate::settings::{HttpPolicy, ServerPinning, Settings, TlsTrust};
+use crate::settings::{AgentKeys, HttpPolicy, ServerPinning, Settings, TlsTrust};
 use ids_runtime::RetryPolicy;
 
 /// The agent's HTTP client.
@@ -28,10 +28,15 @@ pub struct Http {
 }
 
 impl Http {
-    pub fn new(settings: &Settings) -> Result<Self, AgentError> {
+    pub fn new(settings: &Settings, keys: &AgentKeys) -> Result<Self, AgentError> {
         let pinning = crate::tls::Pinning::for_settings(settings);
-        let tls = crate::tls::client_config(&settings.tls, &pinning, settings.client_key.as_ref())
-            .map_err(SetupError::Tls)?;
+        let tls = crate::tls::client_config(
+            &settings.tls,
+            &keys.trusted,
+            &pinning,
+            keys.client_key.as_ref(),
+        )
+        .map_err(SetupError::Tls)?;
         let client = Client::builder()
             .tls_backend_preconfigured(tls)
             .https_only(!settings.allow_insecure_http)
@@ -48,9 +53,9 @@ impl Http {
             .map_err(|e| SetupError::HttpClient(Arc::new(e)))?;
         let tls_hint = match &settings.tls {
             TlsTrust::System => "the agent trusts the system's CA store; to trust a private CA or the server's own certificate, set Tls:TrustedCertificates to its file".to_string(),
-            TlsTrust::Only { files, .. } => format!(
+            TlsTrust::Only { files } => format!(
                 "the agent trusts only Tls:TrustedCertificates ({}): add the CA that issued the server's certificate, or the server's certificate itself",
-                files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+                files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>().join(", ")
             ),
         };
         let pin_hint = match &settings.server_pinning {

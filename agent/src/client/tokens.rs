@@ -1,7 +1,7 @@
 //! The client-credentials grant (RFC 6749 section 4.4) and the response the agent accepts.
 
 use ids_proto::oauth::{ErrorBody, TokenResponse};
-use ids_proto::{BearerToken, ClientId};
+use ids_proto::{BearerToken, ClientId, ClientSecret};
 
 use super::discovery::Discovery;
 use super::http::{Http, printable, read_body, summarize};
@@ -38,6 +38,7 @@ pub(crate) async fn request(
     http: &Http,
     discovery: &Discovery,
     client: &ClientCredentials,
+    secret: Option<&ClientSecret>,
     key: Option<&ClientKey>,
     scope: Option<&str>,
     now: &(dyn Fn() -> i64 + Sync),
@@ -51,6 +52,16 @@ pub(crate) async fn request(
         }
         _ => None,
     };
+    if matches!(
+        client.auth,
+        ClientAuth::Secret(_) | ClientAuth::SecretFile { .. }
+    ) && secret.is_none()
+    {
+        return Err(SetupError::NoSecret {
+            client: client.client_id.clone(),
+        }
+        .into());
+    }
     if let Some(signer) = &signer {
         // Surfaces a signing failure once, before any request.
         signer
@@ -63,21 +74,21 @@ pub(crate) async fn request(
             if let Some(scope) = scope {
                 form.push(("scope", scope));
             }
-            match &client.auth {
-                ClientAuth::Secret(secret) if post => {
+            match (&client.auth, secret) {
+                (ClientAuth::Secret(_) | ClientAuth::SecretFile { .. }, Some(secret)) if post => {
                     form.push(("client_id", client.client_id.as_str()));
                     form.push(("client_secret", secret.expose()));
                     c.post(url).form(&form)
                 }
                 // RFC 6749 section 2.3.1: both parts are form-urlencoded before Basic encoding.
-                ClientAuth::Secret(secret) => c
+                (ClientAuth::Secret(_) | ClientAuth::SecretFile { .. }, Some(secret)) => c
                     .post(url)
                     .basic_auth(
                         form_urlencode(client.client_id.as_str()),
                         Some(form_urlencode(secret.expose())),
                     )
                     .form(&form),
-                ClientAuth::PrivateKeyJwt => {
+                (ClientAuth::PrivateKeyJwt, _) => {
                     // A new assertion (new jti) for every attempt: the server refuses a replay.
                     let assertion = signer
                         .as_ref()
@@ -88,7 +99,8 @@ pub(crate) async fn request(
                     form.push(("client_assertion", &assertion));
                     c.post(url).form(&form)
                 }
-                ClientAuth::TlsClientAuth => {
+                // A secret client without its secret was refused before the request.
+                (ClientAuth::TlsClientAuth, _) | (_, None) => {
                     form.push(("client_id", client.client_id.as_str()));
                     c.post(url).form(&form)
                 }
@@ -172,7 +184,7 @@ fn hint(error: &str, client: &ClientCredentials, key: Option<&ClientKey>) -> Str
     let source = client.source.as_str();
     match error {
         "invalid_client" => match (&client.auth, key) {
-            (ClientAuth::Secret(_), _) | (_, None) => format!(
+            (ClientAuth::Secret(_) | ClientAuth::SecretFile { .. }, _) | (_, None) => format!(
                 "check the secret of `{client_id}` ({source}) against the HashedSecret of <OpenIdClient Identifier=\"{client_id}\"> on the server (and its ExpirationDate)"
             ),
             (ClientAuth::PrivateKeyJwt, Some(key)) => format!(

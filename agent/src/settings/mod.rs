@@ -7,8 +7,9 @@
 //!
 //! # Layout
 //! - [`schema`]: every key, declared once (path, default, range, meaning); the schema is built from it.
-//! - `keys`: what is read from the files the settings name (server certificates, trusted
-//!   certificates, the agent's key, client secret files), each with its own error.
+//! - `keys`: where the key material is (plain data in [`Settings`]) and [`AgentKeys`], what is read
+//!   from those files (server certificates, trusted certificates, the agent's key, client secret
+//!   files), each with its own error; [`AgentKeys::load`] reads them again for validated settings.
 //! - `openid`: clients, secrets, the default client and how the agent authenticates.
 //! - here: [`Settings`], [`Settings::from_config`] and [`Settings::for_test`].
 
@@ -28,7 +29,10 @@ mod keys;
 mod openid;
 pub mod schema;
 
-pub use keys::{ClientKey, PinnedCertificate, SecretFileError, TlsTrust, TokenValidation};
+pub use keys::{
+    AgentKeys, ClientKey, ClientKeyFiles, LoadedKeys, PinnedCertificate, SecretFileError,
+    ServerCertificateFiles, TlsTrust, TokenValidation, TrustedFile,
+};
 pub use openid::{ClientAuth, ClientCredentials};
 use schema as key;
 pub use schema::{KEYS, schema};
@@ -84,8 +88,9 @@ pub struct Settings {
     pub http: HttpPolicy,
     pub agent_identifier: Option<String>,
     pub clients: Vec<ClientCredentials>,
-    /// `ClientCertificate`: the agent's key for `private_key_jwt` and mutual TLS.
-    pub client_key: Option<ClientKey>,
+    /// `ClientCertificate`: where the agent's key for `private_key_jwt` and mutual TLS is (read into
+    /// [`AgentKeys::client_key`]).
+    pub client_key: Option<ClientKeyFiles>,
     pub default_client: ClientId,
     /// The agent's own certificate for its files (used by the file-encryption feature).
     pub encryption_certificate: Option<CertificateFile>,
@@ -125,10 +130,11 @@ pub struct DeliverySettings {
     pub shutdown_grace: Duration,
 }
 
-/// Settings plus what deserves a warning.
+/// Settings, the keys they name, and what deserves a warning.
 #[derive(Debug)]
 pub struct Loaded {
     pub settings: Settings,
+    pub keys: AgentKeys,
     pub warnings: Vec<String>,
 }
 
@@ -164,6 +170,7 @@ impl Settings {
             config.set(key.into(), value.into(), ids_config::Origin::Default);
         }
         match Self::from_config(&config, 0) {
+            // Jwks, no TLS list, no key, an inline secret: there are no keys to keep.
             Ok(loaded) => loaded.settings,
             // Jwks mode and an inline secret read no file: `tests::for_test_is_valid_defaults`.
             Err(errors) => unreachable!("Settings::for_test: {errors:?}"),
@@ -176,7 +183,13 @@ impl Settings {
         self.clients.iter().find(|c| c.client_id == id)
     }
 
-    /// Validates a merged configuration, reporting every problem.
+    /// Validates a merged configuration and reads the keys it names ([`AgentKeys`]), reporting every
+    /// problem in the order of the sections.
+    ///
+    /// The files are read during the pass, each where its section is validated, rather than by
+    /// [`AgentKeys::load`] after it: the errors would otherwise come in another order, and the
+    /// `OpenId` checks depend on what was read (a client whose secret file cannot be read does not
+    /// exist; the key makes `PrivateKeyJwt` implicit; `TlsClientAuth` needs a certificate in it).
     pub fn from_config(config: &Config, now: i64) -> Result<Loaded, Vec<ConfigError>> {
         let schema = schema();
         // Unknown keys are errors only inside the sections the agent owns; other software's sections
@@ -221,12 +234,27 @@ impl Settings {
             .unwrap_or_else(|| issuer.clone());
         let clock_skew = number(config, &key::CLOCK_SKEW, &mut errors);
 
-        let token_validation = keys::token_validation(config, now, &mut errors, &mut warnings);
-        let tls = keys::tls_trust(config, now, &mut errors, &mut warnings);
+        let mut loaded = AgentKeys::default();
+        let token_validation = keys::token_validation(config, &mut errors, &mut warnings);
+        if let Some(TokenValidation::Pinned(files)) = &token_validation {
+            loaded.pinned = keys::load_pinned(files, now, &mut errors, &mut warnings);
+        }
+        let tls = keys::tls_trust(config);
+        if let TlsTrust::Only { files } = &tls {
+            loaded.trusted = keys::load_trusted(files, now, &mut errors, &mut warnings);
+        }
         let http = http_policy(config, &mut errors);
-        let client_key = keys::client_key(config, now, &mut errors, &mut warnings);
-        let (clients, default_client, agent_identifier) =
-            openid::openid(config, client_key.as_ref(), &mut errors, &mut warnings);
+        let client_key = keys::client_key(config);
+        loaded.client_key = client_key
+            .as_ref()
+            .and_then(|files| keys::load_client_key(files, now, &mut errors, &mut warnings));
+        let (clients, default_client, agent_identifier) = openid::openid(
+            config,
+            loaded.client_key.as_ref(),
+            &mut loaded.secrets,
+            &mut errors,
+            &mut warnings,
+        );
 
         let encryption_certificate =
             file_with_password(config, ENCRYPTION_FILE.path, ENCRYPTION_PASSWORD.path)
@@ -294,6 +322,7 @@ impl Settings {
                 log_level,
                 delivery,
             },
+            keys: loaded,
             warnings,
         })
     }

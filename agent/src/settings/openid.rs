@@ -2,6 +2,8 @@
 //! `OpenId:OpenIdClientSecretFiles`), the default client, the agent identifier, and how the client
 //! proves itself (`OpenId:ClientAuthentication` with `ClientCertificate`).
 
+use std::path::PathBuf;
+
 use ids_config::{Config, ConfigError, Setting, invalid};
 use ids_proto::{ClientId, ClientSecret};
 
@@ -18,7 +20,8 @@ pub struct ClientCredentials {
 }
 
 impl ClientCredentials {
-    /// The client secret, when the client authenticates with one.
+    /// The client secret, when the client authenticates with one written in the settings (a secret
+    /// from a file is in [`AgentKeys::secret`](super::AgentKeys::secret)).
     pub fn secret(&self) -> Option<&ClientSecret> {
         match &self.auth {
             ClientAuth::Secret(s) => Some(s),
@@ -32,6 +35,9 @@ impl ClientCredentials {
 pub enum ClientAuth {
     /// `client_secret_basic` / `client_secret_post`.
     Secret(ClientSecret),
+    /// The same, with the secret in a file (`OpenId:OpenIdClientSecretFiles`), read into
+    /// [`AgentKeys`](super::AgentKeys).
+    SecretFile { setting: Setting, path: PathBuf },
     /// `private_key_jwt` (RFC 7523) with `ClientCertificate`.
     PrivateKeyJwt,
     /// `tls_client_auth` / `self_signed_tls_client_auth` (RFC 8705): the TLS client certificate of
@@ -46,9 +52,13 @@ const UNWRAPPED: [&str; 3] = [
     key::UNWRAPPED_AGENT_IDENTIFIER.path,
 ];
 
+///
+/// Secret files are read here, into `secrets`, and the key is the loaded one: which clients exist, and
+/// how they authenticate, depend on what the files held (see [`super::Settings::from_config`]).
 pub(super) fn openid(
     config: &Config,
     client_key: Option<&ClientKey>,
+    secrets: &mut Vec<(ClientId, ClientSecret)>,
     errors: &mut Vec<ConfigError>,
     warnings: &mut Vec<String>,
 ) -> (Vec<ClientCredentials>, Option<ClientId>, Option<String>) {
@@ -89,9 +99,13 @@ pub(super) fn openid(
         match read_secret_file(&path) {
             Ok((secret, warning)) => {
                 warnings.extend(warning);
+                secrets.push((id.clone(), secret));
                 clients.push(ClientCredentials {
                     client_id: id,
-                    auth: ClientAuth::Secret(secret),
+                    auth: ClientAuth::SecretFile {
+                        setting: s.clone(),
+                        path: path.clone(),
+                    },
                     source: format!("{} (file {})", s.path, path.display()),
                 });
             }

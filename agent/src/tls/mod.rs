@@ -47,7 +47,7 @@ pub enum TlsSetupError {
     Protocols(rustls::Error),
     /// `Tls:ServerPinning` is `First` and its file of pins cannot be read.
     #[error(transparent)]
-    Pins(PinRefused),
+    Pins(Box<PinRefused>),
     #[error(
         "ClientCertificate:File ({}): unusable as a TLS client certificate: {source}",
         file.display()
@@ -58,12 +58,14 @@ pub enum TlsSetupError {
     },
 }
 
-/// A rustls client configuration for `trust` and `pinning`, offering HTTP/2 and HTTP/1.1.
+/// A rustls client configuration for `trust` (with the `trusted` certificates read for it) and
+/// `pinning`, offering HTTP/2 and HTTP/1.1.
 ///
 /// With `identity` (the agent's `ClientCertificate` with a certificate), the agent presents it when the
 /// server asks: mutual TLS (RFC 8705), and tokens bound to it.
 pub fn client_config(
     trust: &TlsTrust,
+    trusted: &[ids_pki::cert::TrustedCertificate],
     pinning: &Pinning,
     identity: Option<&crate::settings::ClientKey>,
 ) -> Result<rustls::ClientConfig, TlsSetupError> {
@@ -73,9 +75,7 @@ pub fn client_config(
             rustls_platform_verifier::Verifier::new(provider.clone())
                 .map_err(TlsSetupError::SystemStore)?,
         ),
-        TlsTrust::Only { certificates, .. } => {
-            Arc::new(OnlyTrusted::new(certificates, provider.clone())?)
-        }
+        TlsTrust::Only { .. } => Arc::new(OnlyTrusted::new(trusted, provider.clone())?),
     };
     let verifier = pinning.wrap(verifier).map_err(TlsSetupError::Pins)?;
     let config = rustls::ClientConfig::builder_with_provider(provider)

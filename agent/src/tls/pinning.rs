@@ -44,7 +44,7 @@ impl Pinning {
     pub(super) fn wrap(
         &self,
         inner: Arc<dyn ServerCertVerifier>,
-    ) -> Result<Arc<dyn ServerCertVerifier>, PinRefused> {
+    ) -> Result<Arc<dyn ServerCertVerifier>, Box<PinRefused>> {
         let check = match &self.mode {
             ServerPinning::Always => return Ok(inner),
             ServerPinning::First { store } => Check::First {
@@ -159,8 +159,8 @@ fn place(store: &Path, line: usize) -> String {
 }
 
 /// The pins of `store`.
-fn load(store: &Path) -> Result<Vec<known_servers::Pin>, PinRefused> {
-    known_servers::load(store).map_err(|e| PinRefused::Store(Arc::new(e)))
+fn load(store: &Path) -> Result<Vec<known_servers::Pin>, Box<PinRefused>> {
+    known_servers::load(store).map_err(|e| Box::new(PinRefused::Store(Arc::new(e))))
 }
 
 /// The usual verifier, then the pin.
@@ -238,28 +238,32 @@ impl PinningVerifier {
     }
 
     /// Whether `presented`, from `authority` at `now` (Unix seconds), passes the pin.
-    fn check(&self, authority: &str, presented: &Presented, now: i64) -> Result<(), PinRefused> {
+    fn check(
+        &self,
+        authority: &str,
+        presented: &Presented,
+        now: i64,
+    ) -> Result<(), Box<PinRefused>> {
         match &self.check {
             Check::Strict(expected) => {
                 if expected.iter().any(|e| presented.matches(e)) {
                     return Ok(());
                 }
-                Err(PinRefused::NotListed {
+                Err(Box::new(PinRefused::NotListed {
                     authority: authority.to_string(),
                     presented: presented.describe(),
                     expected: expected.clone(),
                     has_jwk: presented.jwk.is_ok(),
-                })
+                }))
             }
             Check::First { store, pins } => {
-                let jwk = presented
-                    .jwk
-                    .as_ref()
-                    .map_err(|why| PinRefused::Unpinnable {
+                let jwk = presented.jwk.as_ref().map_err(|why| {
+                    Box::new(PinRefused::Unpinnable {
                         authority: authority.to_string(),
                         why: why.clone(),
                         x5t_s256: presented.x5t_s256.clone(),
-                    })?;
+                    })
+                })?;
                 let mut pins = pins.lock().unwrap_or_else(PoisonError::into_inner);
                 if pins
                     .iter()
@@ -302,14 +306,14 @@ impl PinningVerifier {
                 if pin.thumbprint == *jwk {
                     return Ok(());
                 }
-                Err(PinRefused::Changed {
+                Err(Box::new(PinRefused::Changed {
                     authority: authority.to_string(),
                     presented: jwk.clone(),
                     pinned: pin.thumbprint,
                     first_seen: pin.first_seen,
                     store: store.clone(),
                     line: pin.line,
-                })
+                }))
             }
         }
     }
@@ -336,7 +340,7 @@ impl ServerCertVerifier for PinningVerifier {
         let presented = Presented::of(end_entity.as_ref());
         match self.check(&authority, &presented, now.as_secs() as i64) {
             Ok(()) => Ok(verified),
-            Err(refused) => Err(ids_runtime::tls::refused_because(refused)),
+            Err(refused) => Err(ids_runtime::tls::refused_because(*refused)),
         }
     }
 
