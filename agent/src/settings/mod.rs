@@ -442,8 +442,67 @@ fn http_policy(config: &Config, errors: &mut Vec<ConfigError>) -> HttpPolicy {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Writes a CA certificate and a secret file in `dir`, and returns a configuration naming them.
+    fn with_files(dir: &Path) -> Config {
+        let ca = ids_devpki::Ca::new("keys test CA", 2).unwrap();
+        std::fs::write(dir.join("ca.crt"), &ca.cert.cert_pem).unwrap();
+        std::fs::write(dir.join("job.secret"), "from-a-file\n").unwrap();
+        naming_files(dir)
+    }
+
+    /// A configuration naming `ca.crt` and `job.secret` in `dir`.
+    fn naming_files(dir: &Path) -> Config {
+        let mut config = Config::empty(dir);
+        for (key, value) in [
+            (key::APPLICATION_URI.path, "https://ids.example.com"),
+            (key::TOKEN_VALIDATION.path, "Jwks"),
+            ("Tls:TrustedCertificates:0", "ca.crt"),
+            ("OpenId:OpenIdClientSecretFiles:Job", "job.secret"),
+        ] {
+            config.set(key.into(), value.into(), ids_config::Origin::Default);
+        }
+        config
+    }
+
+    #[test]
+    fn keys_are_read_once_in_the_pass_and_again_by_agent_keys_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = Settings::from_config(&with_files(dir.path()), 0).unwrap();
+        let TlsTrust::Only { files } = &loaded.settings.tls else {
+            panic!("{:?}", loaded.settings.tls);
+        };
+        assert_eq!(files.len(), 1);
+        let client = loaded.settings.client(None).unwrap();
+        assert!(
+            client.secret().is_none(),
+            "a file secret is not in the settings"
+        );
+        assert!(!format!("{:?}", loaded.settings).contains("from-a-file"));
+        assert_eq!(loaded.keys.trusted.len(), 1);
+        assert_eq!(
+            loaded.keys.secret(client).map(|s| s.expose()),
+            Some("from-a-file")
+        );
+
+        let again = AgentKeys::load(&loaded.settings, 0).unwrap();
+        assert_eq!(again.keys.trusted.len(), 1);
+        assert_eq!(again.keys.trusted[0].der, loaded.keys.trusted[0].der);
+        assert_eq!(
+            again.keys.secret(client).map(|s| s.expose()),
+            Some("from-a-file")
+        );
+
+        // A file gone since: the same error as the settings pass gives.
+        std::fs::remove_file(dir.path().join("job.secret")).unwrap();
+        let errors = AgentKeys::load(&loaded.settings, 0).unwrap_err();
+        let in_pass = Settings::from_config(&naming_files(dir.path()), 0).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].to_string(), in_pass[0].to_string());
+    }
 
     #[test]
     fn for_test_is_valid_defaults() {
