@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ids_pki::cert::{Validity, format_time};
 
 use crate::exit::ExitStatus;
-use crate::settings::{ServerPinning, Settings, TlsTrust, TokenValidation};
+use crate::settings::{AgentKeys, ServerPinning, Settings, TlsTrust, TokenValidation};
 use crate::tls::known_servers;
 use crate::{Agent, Clock};
 
@@ -73,6 +73,7 @@ pub async fn run(
         }
     };
     let s = &loaded.settings;
+    let k = &loaded.keys;
     report.ok(format!(
         "configuration read from {}",
         s.files
@@ -92,8 +93,8 @@ pub async fn run(
         s.application_uri, s.issuer, s.audience
     ));
     match &s.token_validation {
-        TokenValidation::Pinned(certs) => {
-            for p in certs {
+        TokenValidation::Pinned(_) => {
+            for p in &k.pinned {
                 report.ok(format!(
                     "tokens verified with {}: `{}`, {}, kid {}, valid until {}",
                     p.origin,
@@ -111,8 +112,8 @@ pub async fn run(
     }
     match &s.tls {
         TlsTrust::System => report.ok("HTTPS trusts the system's certificate authorities".into()),
-        TlsTrust::Only { certificates, .. } => {
-            for c in certificates {
+        TlsTrust::Only { .. } => {
+            for c in &k.trusted {
                 report.ok(format!(
                     "HTTPS trusts {} `{}` (valid until {})",
                     if c.is_ca {
@@ -133,8 +134,12 @@ pub async fn run(
         } else {
             ""
         };
-        let method = match (&c.auth, &s.client_key) {
-            (crate::settings::ClientAuth::Secret(_), _) => "secret".to_string(),
+        let method = match (&c.auth, &k.client_key) {
+            (
+                crate::settings::ClientAuth::Secret(_)
+                | crate::settings::ClientAuth::SecretFile { .. },
+                _,
+            ) => "secret".to_string(),
             (crate::settings::ClientAuth::PrivateKeyJwt, Some(k)) => format!(
                 "private_key_jwt with the key whose RFC 7638 thumbprint is {}",
                 k.thumbprint
@@ -151,7 +156,7 @@ pub async fn run(
             c.client_id, c.source
         ));
     }
-    if let Some(k) = &s.client_key {
+    if let Some(k) = &k.client_key {
         match k.certificates.first() {
             Some(cert) => report.ok(format!(
                 "client certificate {} `{}` (x5t#S256 {}) presented when the server asks, valid until {}; tokens obtained over such a connection are bound to it",
@@ -167,7 +172,7 @@ pub async fn run(
             )),
         }
     }
-    for w in expiring(s, now, expiry_days) {
+    for w in expiring(s, k, now, expiry_days) {
         report.warn(w);
     }
     if let Some(id) = &s.agent_identifier {
@@ -208,7 +213,7 @@ pub async fn run(
         }
     }
     // Building the agent loads the TLS trust and the verification keys, without any network.
-    let agent = match Agent::with_clock(loaded.settings.clone(), clock) {
+    let agent = match Agent::with_clock(loaded.settings.clone(), loaded.keys.clone(), clock) {
         Ok(agent) => agent,
         Err(e) => {
             report.fail(e.to_string(), ExitStatus::from(&e));
@@ -235,7 +240,7 @@ pub async fn run(
         }
     }
     for c in &agent.settings().clients {
-        match agent.fetch_token(&c.client_id, None).await {
+        match agent.fetch_token(c.client_id.as_str(), None).await {
             Ok(t) => report.ok(format!(
                 "client `{}`: token obtained and verified (kid {}, scope `{}`, expires {})",
                 c.client_id,
@@ -251,15 +256,15 @@ pub async fn run(
 
 /// Certificates the agent relies on that expire within `days`: the server certificates tokens are
 /// verified with, the certificates HTTPS trusts, the file-encryption and client certificates.
-fn expiring(s: &Settings, now: i64, days: u64) -> Vec<String> {
+fn expiring(s: &Settings, k: &AgentKeys, now: i64, days: u64) -> Vec<String> {
     let horizon = now.saturating_add(
         i64::try_from(days)
             .unwrap_or(i64::MAX)
             .saturating_mul(86_400),
     );
     let mut found: Vec<(String, String, i64)> = Vec::new();
-    if let TokenValidation::Pinned(certs) = &s.token_validation {
-        for p in certs {
+    if let TokenValidation::Pinned(_) = &s.token_validation {
+        for p in &k.pinned {
             found.push((
                 p.origin.clone(),
                 p.certificate.subject().to_string(),
@@ -267,8 +272,8 @@ fn expiring(s: &Settings, now: i64, days: u64) -> Vec<String> {
             ));
         }
     }
-    if let TlsTrust::Only { certificates, .. } = &s.tls {
-        for c in certificates {
+    if let TlsTrust::Only { .. } = &s.tls {
+        for c in &k.trusted {
             found.push((
                 "Tls:TrustedCertificates".into(),
                 c.subject.clone(),
@@ -285,7 +290,7 @@ fn expiring(s: &Settings, now: i64, days: u64) -> Vec<String> {
             pfx.certificate.not_after(),
         ));
     }
-    if let Some(k) = &s.client_key {
+    if let Some(k) = &k.client_key {
         for c in &k.certificates {
             found.push((
                 format!("ClientCertificate:File ({})", k.file.display()),

@@ -4,12 +4,16 @@
 //! certificate is not trusted, it refuses the agent's credentials, it answers something unexpected,
 //! or the token it returned does not verify. [`crate::exit::ExitStatus`] gives each its own exit code.
 
+use std::sync::Arc;
+
 use ids_jose::VerifyError;
+
+use crate::tls::TlsSetupError;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AgentError {
     #[error("the agent's configuration is not usable: {0}")]
-    Setup(String),
+    Setup(#[from] SetupError),
     #[error("cannot reach the identity server at {url} after {attempts} attempt(s): {detail}")]
     Unreachable {
         url: String,
@@ -29,7 +33,7 @@ pub enum AgentError {
         description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
     )]
     Rejected {
-        client: String,
+        client: ids_proto::ClientId,
         status: u16,
         /// The OAuth `error` code (RFC 6749 section 5.2).
         error: String,
@@ -77,4 +81,41 @@ impl Refusal {
             _ => Refusal::Request,
         }
     }
+}
+
+/// Why the agent cannot do what it was asked with its configuration (the settings were valid, but
+/// something built from them is not usable). Sources that are not `Clone` are shared: an
+/// [`AgentError`] is handed to every caller waiting for the same token.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+    #[error("cannot build the HTTPS client: {0}")]
+    HttpClient(Arc<reqwest::Error>),
+    /// reqwest refused to build a request (a URL it cannot send to).
+    #[error("cannot send a request to {url}: {source}")]
+    Request {
+        url: String,
+        source: Arc<reqwest::Error>,
+    },
+    #[error("token cache poisoned")]
+    TokenCachePoisoned,
+    /// The keys handed to the agent are not those of its settings: no secret for a client that
+    /// authenticates with one.
+    #[error("no secret was read for client `{client}`")]
+    NoSecret { client: ids_proto::ClientId },
+    #[error("private_key_jwt needs ClientCertificate:File")]
+    NoAssertionKey,
+    #[error("cannot sign the client assertion: {0}")]
+    Assertion(Arc<ids_pki::keys::KeyError>),
+    /// The pinned certificates of `IdentityServer` (token validation) make no key set.
+    #[error("{0}")]
+    PinnedKeys(Arc<ids_jose::KeySetError>),
+    #[error("the server's JWKS is not available yet")]
+    JwksNotAvailable,
+    #[error("ApplicationUri `{base}` does not make a delivery URL: {source}")]
+    DeliveryUrl {
+        base: String,
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
 }

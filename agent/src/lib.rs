@@ -2,7 +2,8 @@
 //! one with the server's public key before using it.
 //!
 //! # Layout
-//! - [`settings`]: `appsettings.json` + `appsettings.agent.json` -> validated [`Settings`].
+//! - [`settings`]: `appsettings.json` + `appsettings.agent.json` -> validated [`Settings`] (plain
+//!   data: where the keys are) and [`AgentKeys`] (what the files held).
 //! - [`tls`]: what the agent trusts for HTTPS (system store, or only the configured CAs/certificates),
 //!   server pinning (`Tls:ServerPinning`), and the client certificate it presents.
 //! - [`client`]: talking to the server: [`client::http`] (timeouts, retries, error classes),
@@ -17,16 +18,15 @@
 //!   the HTTP side of it is [`client::deliveries`].
 //! - [`commands`]: the `agent` command line, one module per subcommand; `main.rs` only dispatches.
 //! - [`exit`]: [`ExitStatus`], the exit codes, and the one mapping from errors to them.
-//! - Plumbing the commands use: [`logging`] (standard error and the log file), [`retry`]
-//!   ([`retry::RetryPolicy`]), [`shutdown`] (SIGTERM / Ctrl-C), [`progress`] (progress bars),
-//!   [`password`] (`--password-env` / `--password-file`).
+//! - Plumbing the commands use: [`logging`] (standard error and the log file), [`progress`] (progress
+//!   bars), [`password`] (`--password-env` / `--password-file`). The clock, the retry policy, the
+//!   shutdown signal and the rustls provider are `ids_runtime`'s, shared with the server.
 //!
 //! The token verifier itself is [`ids_jose::Verifier`], usable by any Rust service; this crate never
 //! depends on the server or axum.
 
 pub mod check;
 pub mod client;
-pub mod clock;
 pub mod commands;
 pub mod delivery;
 pub mod error;
@@ -35,10 +35,8 @@ pub mod files;
 pub mod logging;
 pub mod password;
 pub mod progress;
-pub mod retry;
 pub mod server_keys;
 pub mod settings;
-pub mod shutdown;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -46,12 +44,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use client::discovery::Discovery;
-pub use client::tokens::{BearerToken, Token};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use client::tokens::Token;
 pub use error::AgentError;
 pub use exit::ExitStatus;
 pub use ids_jose::AccessToken;
-pub use settings::Settings;
+pub use ids_proto::BearerToken;
+pub use ids_runtime::clock::{self, Clock, ManualClock, SystemClock};
+pub use settings::{AgentKeys, Settings};
 
 use client::http::Http;
 use server_keys::ServerKeys;
@@ -75,25 +74,32 @@ struct SlotState {
 #[derive(Debug)]
 pub struct Agent {
     settings: Settings,
+    keys: AgentKeys,
     http: Http,
     clock: Arc<dyn Clock>,
     discovery: tokio::sync::OnceCell<Arc<Discovery>>,
-    keys: ServerKeys,
+    server_keys: ServerKeys,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     token_requests: AtomicU64,
 }
 
 impl Agent {
-    pub fn new(settings: Settings) -> Result<Self, AgentError> {
-        Self::with_clock(settings, Arc::new(SystemClock))
+    /// An agent for `settings` with the keys they name ([`settings::Loaded`] has both).
+    pub fn new(settings: Settings, keys: AgentKeys) -> Result<Self, AgentError> {
+        Self::with_clock(settings, keys, Arc::new(SystemClock))
     }
 
     /// An agent reading time from `clock` (tests move it forward instead of sleeping).
-    pub fn with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, AgentError> {
+    pub fn with_clock(
+        settings: Settings,
+        keys: AgentKeys,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AgentError> {
         Ok(Agent {
-            http: Http::new(&settings)?,
-            keys: ServerKeys::new(&settings)?,
+            http: Http::new(&settings, &keys)?,
+            server_keys: ServerKeys::new(&settings, &keys)?,
             settings,
+            keys,
             clock,
             discovery: tokio::sync::OnceCell::new(),
             slots: Mutex::new(HashMap::new()),
@@ -103,6 +109,11 @@ impl Agent {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The keys the settings name.
+    pub fn keys(&self) -> &AgentKeys {
+        &self.keys
     }
 
     /// The HTTPS client (for the server's other APIs, e.g. deliveries).
@@ -128,7 +139,8 @@ impl Agent {
 
     /// A verified token for the default client, from the cache while it is fresh.
     pub async fn token(&self) -> Result<Arc<Token>, AgentError> {
-        self.token_for(&self.settings.default_client.clone()).await
+        self.token_for(self.settings.default_client.clone().as_str())
+            .await
     }
 
     /// A verified token for `client_id`, from the cache while it is fresh.
@@ -209,7 +221,7 @@ impl Agent {
         let mut slots = self
             .slots
             .lock()
-            .map_err(|_| AgentError::Setup("token cache poisoned".into()))?;
+            .map_err(|_| error::SetupError::TokenCachePoisoned)?;
         Ok(slots.entry(client_id.to_string()).or_default().clone())
     }
 
@@ -244,7 +256,8 @@ impl Agent {
             &self.http,
             &discovery,
             client,
-            self.settings.client_key.as_ref(),
+            self.keys.secret(client),
+            self.keys.client_key.as_ref(),
             scope,
             &now,
         )
@@ -255,7 +268,7 @@ impl Agent {
         };
         let access_token = response
             .access_token
-            .filter(|t| !t.is_empty())
+            .filter(|t| !t.expose().is_empty())
             .ok_or_else(|| malformed("the token response has no access_token"))?;
         let token_type = response.token_type.unwrap_or_default();
         if !token_type.eq_ignore_ascii_case("bearer") {
@@ -265,14 +278,20 @@ impl Agent {
         }
         let now = self.now();
         let claims = self
-            .keys
-            .verify(&self.http, || self.discovery(), &access_token, now, true)
+            .server_keys
+            .verify(
+                &self.http,
+                || self.discovery(),
+                access_token.expose(),
+                now,
+                true,
+            )
             .await?;
         let expires_in =
             client::tokens::expires_in(response.expires_in.as_ref(), claims.expires_at, now);
         Ok(Token {
             client_id: client.client_id.clone(),
-            access_token: BearerToken::from_response(access_token),
+            access_token,
             refresh_at: client::tokens::refresh_at(now, expires_in, claims.expires_at),
             claims,
             token_type,
@@ -289,7 +308,7 @@ impl Agent {
             .strip_prefix("Bearer ")
             .or_else(|| token.strip_prefix("bearer "))
             .unwrap_or(token);
-        self.keys
+        self.server_keys
             .verify(&self.http, || self.discovery(), token, self.now(), false)
             .await
     }
@@ -306,6 +325,6 @@ impl Agent {
 
     /// JWKS fetches so far (JWKS mode).
     pub fn jwks_fetches(&self) -> u64 {
-        self.keys.jwks_fetches()
+        self.server_keys.jwks_fetches()
     }
 }

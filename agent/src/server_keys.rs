@@ -8,8 +8,8 @@ use ids_jose::{AccessToken, KeySet, Validation, Verifier};
 
 use crate::client::discovery::Discovery;
 use crate::client::http::{Http, read_body, summarize};
-use crate::error::AgentError;
-use crate::settings::{Settings, TokenValidation};
+use crate::error::{AgentError, SetupError};
+use crate::settings::{AgentKeys, Settings, TokenValidation};
 
 #[derive(Debug)]
 pub enum ServerKeys {
@@ -35,18 +35,20 @@ struct LastFetch {
 }
 
 impl ServerKeys {
-    pub fn new(settings: &Settings) -> Result<Self, AgentError> {
+    pub fn new(settings: &Settings, keys: &AgentKeys) -> Result<Self, AgentError> {
         let validation = Validation {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             leeway_secs: settings.clock_skew.as_secs(),
         };
         Ok(match &settings.token_validation {
-            TokenValidation::Pinned(certs) => {
+            TokenValidation::Pinned(_) => {
                 let keys = KeySet::from_certificates(
-                    certs.iter().map(|p| (&p.certificate, p.origin.clone())),
+                    keys.pinned
+                        .iter()
+                        .map(|p| (&p.certificate, p.origin.clone())),
                 )
-                .map_err(|e| AgentError::Setup(e.to_string()))?;
+                .map_err(|e| SetupError::PinnedKeys(std::sync::Arc::new(e)))?;
                 ServerKeys::Pinned(Verifier::new(keys, validation))
             }
             TokenValidation::Jwks { refresh_interval } => ServerKeys::Jwks(JwksKeys {
@@ -111,9 +113,10 @@ impl ServerKeys {
             Some(latest) if recent && !from_server => latest,
             None if recent && !from_server => {
                 // The last fetch failed moments ago: do not let every token knock again.
-                return Err(last_fetch.error.clone().unwrap_or_else(|| {
-                    AgentError::Setup("the server's JWKS is not available yet".into())
-                }));
+                return Err(last_fetch
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| AgentError::Setup(SetupError::JwksNotAvailable)));
             }
             _ => {
                 last_fetch.at = Some(now);

@@ -22,12 +22,13 @@
 //! - [`password`]: `--X-env VAR` / `--X-file FILE` password sources of the commands (never the command
 //!   line itself).
 //! - [`log_escape`]: the log writer of both apps, which escapes control characters so that no value
-//!   a client sends can forge a log line.
+//!   a client sends can forge a log line (defined in `ids_runtime`, whose logging set-up uses it;
+//!   re-exported here so that its old path keeps working).
 
 pub mod appsettings;
 mod json;
 pub mod keys;
-pub mod log_escape;
+pub use ids_runtime::log_escape;
 pub mod password;
 pub mod protected;
 mod schema;

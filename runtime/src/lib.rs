@@ -4,6 +4,8 @@
 //! - [`clock`]: [`Clock`](clock::Clock), the time source domain code is handed (DESIGN.md 7.6).
 //! - [`retry`]: [`RetryPolicy`](retry::RetryPolicy): how many attempts, exponential backoff with jitter,
 //!   `Retry-After` capped; used by token requests, `agent push` and the outbox.
+//! - [`log_escape`]: the writer that escapes control characters in log events (no forged lines).
+//! - [`logging`] (feature `logging`): the log set-up of both apps: standard error, and a log file.
 //! - [`suggest`]: the one "did you mean" helper (Levenshtein from `strsim`) for settings and XML.
 //! - [`shutdown`] (feature `tokio`): SIGTERM or Ctrl-C.
 //! - [`tls`] (feature `tls`): the rustls provider built once, and the handshake-signature checks every
@@ -14,6 +16,9 @@
 //! and the parsers (`ids-config`, `ids-xml`) use it with `default-features = false`.
 
 pub mod clock;
+pub mod log_escape;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod retry;
 #[cfg(feature = "tokio")]
 pub mod shutdown;

@@ -49,9 +49,12 @@ impl RetryPolicy {
 
     /// The computed pause after failed attempt number `attempt` (1-based).
     pub fn backoff(&self, attempt: u32) -> Duration {
+        // 2^31 times the first delay: 68 years for 1 s, 24 days for 1 ms, beyond any cap
+        // (`Delivery:MaxRetryDelaySeconds` goes up to 86,400 s); the multiplication saturates.
+        let doublings = attempt.saturating_sub(1).min(31);
         let base = self
             .first_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .saturating_mul(1u32 << doublings)
             .min(self.max_delay);
         if self.jitter {
             let half = base / 2;
@@ -116,5 +119,34 @@ mod tests {
         let pauses: Vec<u64> = (1..=10).map(|a| p.backoff(a).as_secs()).collect();
         assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300]);
         assert_eq!(p.backoff(u32::MAX), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn doubling_reaches_a_cap_of_a_day() {
+        // The outbox: 1 s doubling up to Delivery:MaxRetryDelaySeconds, at most 86,400 s. It used to
+        // stop growing at 2^16 s (65,536 s).
+        let day = Duration::from_secs(86_400);
+        let p = RetryPolicy::forever(Duration::from_secs(1), day);
+        let pauses: Vec<u64> = (16..=19).map(|a| p.backoff(a).as_secs()).collect();
+        assert_eq!(pauses, [32_768, 65_536, 86_400, 86_400]);
+        for attempt in [31, 32, 33, 1_000, u32::MAX] {
+            assert_eq!(p.backoff(attempt), day);
+        }
+        // Tiny first delays reach a large cap as well, without overflow.
+        let p = RetryPolicy::forever(Duration::from_millis(1), day);
+        assert_eq!(p.backoff(40), day);
+        let p = RetryPolicy::forever(Duration::from_secs(u64::MAX / 4), Duration::MAX);
+        assert_eq!(p.backoff(100), Duration::MAX);
+        // The server's Retry-After replaces the computed pause, capped the same way.
+        let p = RetryPolicy::forever(Duration::from_secs(1), Duration::from_secs(300));
+        assert_eq!(
+            p.pause(9, Some(Duration::from_secs(5))),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            p.pause(9, Some(Duration::from_secs(900))),
+            Duration::from_secs(300)
+        );
+        assert_eq!(p.pause(9, None), Duration::from_secs(256));
     }
 }

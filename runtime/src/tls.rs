@@ -62,8 +62,14 @@ pub fn supported_verify_schemes() -> Vec<SignatureScheme> {
 /// A certificate refused for a reason in our own words, which reaches the operator through the
 /// connection error (`invalid peer certificate: <reason>`).
 pub fn refused(reason: impl Into<String>) -> rustls::Error {
+    refused_because(Reason(reason.into()))
+}
+
+/// A certificate refused for a typed reason, which the caller can find again in the connection error
+/// (`downcast_ref` on the [`rustls::OtherError`]) and whose `Display` reaches the operator.
+pub fn refused_because(reason: impl std::error::Error + Send + Sync + 'static) -> rustls::Error {
     rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
-        Arc::new(Reason(reason.into())),
+        Arc::new(reason),
     )))
 }
 

@@ -5,25 +5,13 @@
 
 use std::time::Duration;
 
+pub use ids_proto::deliveries::Receipt;
+use ids_proto::oauth::ErrorBody;
+use ids_proto::{BearerToken, headers};
 use reqwest::StatusCode;
-use serde::{Deserialize, Serialize};
 
 use super::http::{Http, printable, read_body, retry_after, summarize};
-use super::tokens::BearerToken;
-use crate::error::AgentError;
-
-/// What the server recorded for a delivery.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Receipt {
-    pub id: String,
-    pub name: String,
-    pub size: u64,
-    pub sha256: String,
-    pub client_id: String,
-    #[serde(default)]
-    pub agent: Option<String>,
-    pub received_at: String,
-}
+use crate::error::{AgentError, SetupError};
 
 /// What a delivery announces.
 #[derive(Clone, Debug)]
@@ -76,10 +64,11 @@ impl From<AgentError> for DeliveryFailure {
 }
 
 fn url(base: &str, id: &str) -> Result<reqwest::Url, DeliveryFailure> {
-    reqwest::Url::parse(&format!("{base}/api/deliveries/{id}")).map_err(|e| {
-        DeliveryFailure::Agent(AgentError::Setup(format!(
-            "ApplicationUri `{base}` does not make a delivery URL: {e}"
-        )))
+    reqwest::Url::parse(&format!("{base}{}", ids_proto::paths::delivery(id))).map_err(|source| {
+        DeliveryFailure::Agent(AgentError::Setup(SetupError::DeliveryUrl {
+            base: base.to_string(),
+            source: std::sync::Arc::new(source),
+        }))
     })
 }
 
@@ -116,9 +105,10 @@ pub async fn put(
     timeout: Duration,
 ) -> Result<(Receipt, bool), DeliveryFailure> {
     let mut url = url(base, announce.id)?;
-    url.query_pairs_mut().append_pair("name", announce.name);
+    url.query_pairs_mut()
+        .append_pair(headers::NAME, announce.name);
     let text = url.to_string();
-    let digest = format!("sha-256=:{}:", ids_pki::b64::std(&announce.sha256));
+    let digest = headers::repr_digest_sha256(&announce.sha256);
     let response = http
         .send_once(
             &text,
@@ -126,12 +116,12 @@ pub async fn put(
                 let mut request = c
                     .put(url)
                     .bearer_auth(token.expose())
-                    .header("repr-digest", digest)
+                    .header(headers::REPR_DIGEST, digest)
                     .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
                     .header(reqwest::header::CONTENT_LENGTH, announce.size)
                     .body(body);
                 if let Some(agent) = announce.agent {
-                    request = request.header("agent-identifier", agent);
+                    request = request.header(headers::AGENT_IDENTIFIER, agent);
                 }
                 request
             },
@@ -170,11 +160,6 @@ async fn receipt(
                 detail: format!("the delivery receipt is not the expected JSON: {e}"),
             })
         });
-    }
-    #[derive(Deserialize, Default)]
-    struct ErrorBody {
-        error: Option<String>,
-        error_description: Option<String>,
     }
     let parsed: ErrorBody = serde_json::from_str(&body).unwrap_or_default();
     let error = parsed

@@ -1,7 +1,8 @@
 //! OpenID Connect Discovery (OIDC Discovery 1.0 section 4; RFC 8414): where the token endpoint and the
 //! JWKS are, checked against the issuer the agent expects.
 
-use serde::Deserialize;
+use ids_proto::discovery::ProviderMetadata;
+use ids_proto::paths;
 
 use super::http::{Http, read_body, summarize};
 use crate::error::AgentError;
@@ -16,15 +17,6 @@ pub struct Discovery {
     pub jwks_uri: Option<String>,
     /// `token_endpoint_auth_methods_supported`; empty when not advertised.
     pub auth_methods: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct Document {
-    issuer: Option<String>,
-    token_endpoint: Option<String>,
-    jwks_uri: Option<String>,
-    #[serde(default)]
-    token_endpoint_auth_methods_supported: Vec<String>,
 }
 
 /// `scheme://host[:port]` of a URL, lower-cased, for same-origin checks.
@@ -44,8 +36,9 @@ fn origin(url: &str) -> String {
 impl Discovery {
     pub async fn fetch(http: &Http, settings: &Settings) -> Result<Discovery, AgentError> {
         let url = format!(
-            "{}/.well-known/openid-configuration",
-            settings.application_uri
+            "{}{}",
+            settings.application_uri,
+            paths::OPENID_CONFIGURATION
         );
         let response = http.send(&url, |c| c.get(&url)).await?;
         let status = response.status();
@@ -61,7 +54,7 @@ impl Discovery {
                 summarize(&String::from_utf8_lossy(&body))
             )));
         }
-        let doc: Document = serde_json::from_slice(&body).map_err(|e| {
+        let doc: ProviderMetadata = serde_json::from_slice(&body).map_err(|e| {
             malformed(format!(
                 "the discovery document is not the expected JSON: {e}"
             ))

@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 
-use crate::error::AgentError;
-use crate::retry::RetryPolicy;
-use crate::settings::{HttpPolicy, ServerPinning, Settings, TlsTrust};
+use crate::error::{AgentError, SetupError};
+use crate::settings::{AgentKeys, HttpPolicy, ServerPinning, Settings, TlsTrust};
+use ids_runtime::RetryPolicy;
 
 /// The agent's HTTP client.
 #[derive(Debug, Clone)]
@@ -28,10 +28,15 @@ pub struct Http {
 }
 
 impl Http {
-    pub fn new(settings: &Settings) -> Result<Self, AgentError> {
+    pub fn new(settings: &Settings, keys: &AgentKeys) -> Result<Self, AgentError> {
         let pinning = crate::tls::Pinning::for_settings(settings);
-        let tls = crate::tls::client_config(&settings.tls, &pinning, settings.client_key.as_ref())
-            .map_err(AgentError::Setup)?;
+        let tls = crate::tls::client_config(
+            &settings.tls,
+            &keys.trusted,
+            &pinning,
+            keys.client_key.as_ref(),
+        )
+        .map_err(SetupError::Tls)?;
         let client = Client::builder()
             .tls_backend_preconfigured(tls)
             .https_only(!settings.allow_insecure_http)
@@ -45,12 +50,12 @@ impl Http {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("ids-agent/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| AgentError::Setup(format!("cannot build the HTTPS client: {e}")))?;
+            .map_err(|e| SetupError::HttpClient(Arc::new(e)))?;
         let tls_hint = match &settings.tls {
             TlsTrust::System => "the agent trusts the system's CA store; to trust a private CA or the server's own certificate, set Tls:TrustedCertificates to its file".to_string(),
-            TlsTrust::Only { files, .. } => format!(
+            TlsTrust::Only { files } => format!(
                 "the agent trusts only Tls:TrustedCertificates ({}): add the CA that issued the server's certificate, or the server's certificate itself",
-                files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+                files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>().join(", ")
             ),
         };
         let pin_hint = match &settings.server_pinning {
@@ -111,11 +116,7 @@ impl Http {
                     }
                 }
                 Ok(response) => return Ok(response),
-                Err(e) if e.is_builder() => {
-                    return Err(AgentError::Setup(format!(
-                        "cannot send a request to {url}: {e}"
-                    )));
-                }
+                Err(e) if e.is_builder() => return Err(request_error(url, e)),
                 Err(e) => {
                     match tls_failure(&e) {
                         Some(TlsFailure::Untrusted(detail)) => {
@@ -176,9 +177,7 @@ impl Http {
         self.sent.fetch_add(1, Ordering::Relaxed);
         match build(&self.client).timeout(timeout).send().await {
             Ok(response) => Ok(response),
-            Err(e) if e.is_builder() => Err(AgentError::Setup(format!(
-                "cannot send a request to {url}: {e}"
-            ))),
+            Err(e) if e.is_builder() => Err(request_error(url, e)),
             Err(e) => Err(match tls_failure(&e) {
                 Some(TlsFailure::Untrusted(detail)) => AgentError::TlsTrust {
                     url: url.to_string(),
@@ -219,6 +218,15 @@ impl Http {
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
     }
+}
+
+/// A request reqwest refused to build.
+fn request_error(url: &str, source: reqwest::Error) -> AgentError {
+    SetupError::Request {
+        url: url.to_string(),
+        source: Arc::new(source),
+    }
+    .into()
 }
 
 /// The final error for a 5xx/429 answer.

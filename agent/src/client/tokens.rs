@@ -1,37 +1,18 @@
 //! The client-credentials grant (RFC 6749 section 4.4) and the response the agent accepts.
 
-use serde::Deserialize;
+use ids_proto::oauth::{ErrorBody, TokenResponse};
+use ids_proto::{BearerToken, ClientId, ClientSecret};
 
 use super::discovery::Discovery;
 use super::http::{Http, printable, read_body, summarize};
-use crate::error::{AgentError, Refusal};
+use crate::error::{AgentError, Refusal, SetupError};
 use crate::settings::{ClientAuth, ClientCredentials, ClientKey};
 use ids_jose::AccessToken;
-
-/// A bearer token: the compact JWT. `Debug` never shows it.
-#[derive(Clone)]
-pub struct BearerToken(String);
-
-impl BearerToken {
-    pub(crate) fn from_response(token: String) -> Self {
-        BearerToken(token)
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for BearerToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BearerToken(<redacted>)")
-    }
-}
 
 /// A token the agent obtained and verified.
 #[derive(Debug, Clone)]
 pub struct Token {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub access_token: BearerToken,
     /// The verified claims.
     pub claims: AccessToken,
@@ -52,26 +33,12 @@ impl Token {
     }
 }
 
-/// The token response fields (RFC 6749 section 5.1).
-#[derive(Deserialize)]
-pub(crate) struct TokenResponse {
-    pub access_token: Option<String>,
-    pub token_type: Option<String>,
-    pub expires_in: Option<serde_json::Value>,
-    pub scope: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ErrorResponse {
-    error: String,
-    error_description: Option<String>,
-}
-
 /// Sends the request; returns the parsed response or the classified error.
 pub(crate) async fn request(
     http: &Http,
     discovery: &Discovery,
     client: &ClientCredentials,
+    secret: Option<&ClientSecret>,
     key: Option<&ClientKey>,
     scope: Option<&str>,
     now: &(dyn Fn() -> i64 + Sync),
@@ -81,17 +48,25 @@ pub(crate) async fn request(
     let signer = match (&client.auth, key) {
         (ClientAuth::PrivateKeyJwt, Some(key)) => Some(key.signer.clone()),
         (ClientAuth::PrivateKeyJwt, None) => {
-            return Err(AgentError::Setup(
-                "private_key_jwt needs ClientCertificate:File".into(),
-            ));
+            return Err(SetupError::NoAssertionKey.into());
         }
         _ => None,
     };
+    if matches!(
+        client.auth,
+        ClientAuth::Secret(_) | ClientAuth::SecretFile { .. }
+    ) && secret.is_none()
+    {
+        return Err(SetupError::NoSecret {
+            client: client.client_id.clone(),
+        }
+        .into());
+    }
     if let Some(signer) = &signer {
         // Surfaces a signing failure once, before any request.
         signer
-            .sign(&client.client_id, url, now())
-            .map_err(|e| AgentError::Setup(format!("cannot sign the client assertion: {e}")))?;
+            .sign(client.client_id.as_str(), url, now())
+            .map_err(|e| SetupError::Assertion(std::sync::Arc::new(e)))?;
     }
     let response = http
         .send(url, |c| {
@@ -99,33 +74,34 @@ pub(crate) async fn request(
             if let Some(scope) = scope {
                 form.push(("scope", scope));
             }
-            match &client.auth {
-                ClientAuth::Secret(secret) if post => {
-                    form.push(("client_id", &client.client_id));
+            match (&client.auth, secret) {
+                (ClientAuth::Secret(_) | ClientAuth::SecretFile { .. }, Some(secret)) if post => {
+                    form.push(("client_id", client.client_id.as_str()));
                     form.push(("client_secret", secret.expose()));
                     c.post(url).form(&form)
                 }
                 // RFC 6749 section 2.3.1: both parts are form-urlencoded before Basic encoding.
-                ClientAuth::Secret(secret) => c
+                (ClientAuth::Secret(_) | ClientAuth::SecretFile { .. }, Some(secret)) => c
                     .post(url)
                     .basic_auth(
-                        form_urlencode(&client.client_id),
+                        form_urlencode(client.client_id.as_str()),
                         Some(form_urlencode(secret.expose())),
                     )
                     .form(&form),
-                ClientAuth::PrivateKeyJwt => {
+                (ClientAuth::PrivateKeyJwt, _) => {
                     // A new assertion (new jti) for every attempt: the server refuses a replay.
                     let assertion = signer
                         .as_ref()
-                        .and_then(|s| s.sign(&client.client_id, url, now()).ok())
+                        .and_then(|s| s.sign(client.client_id.as_str(), url, now()).ok())
                         .unwrap_or_default();
-                    form.push(("client_id", &client.client_id));
+                    form.push(("client_id", client.client_id.as_str()));
                     form.push(("client_assertion_type", ids_jose::assertion::ASSERTION_TYPE));
                     form.push(("client_assertion", &assertion));
                     c.post(url).form(&form)
                 }
-                ClientAuth::TlsClientAuth => {
-                    form.push(("client_id", &client.client_id));
+                // A secret client without its secret was refused before the request.
+                (ClientAuth::TlsClientAuth, _) | (_, None) => {
+                    form.push(("client_id", client.client_id.as_str()));
                     c.post(url).form(&form)
                 }
             }
@@ -153,21 +129,24 @@ pub(crate) async fn request(
             })?;
         return Ok(parsed);
     }
-    match serde_json::from_slice::<ErrorResponse>(&body) {
-        Ok(e) => {
-            let error = printable(&e.error);
+    // An OAuth error body has an `error` (RFC 6749 section 5.2); without one it is not an OAuth error.
+    let oauth_error = serde_json::from_slice::<ErrorBody>(&body)
+        .ok()
+        .and_then(|e| Some((e.error?, e.error_description)));
+    match oauth_error {
+        Some((code, description)) => {
+            let error = printable(&code);
             Err(AgentError::Rejected {
                 client: client.client_id.clone(),
                 status: status.as_u16(),
-                hint: hint(&e.error, client, key),
+                hint: hint(&code, client, key),
                 refusal: Refusal::of_oauth_error(&error),
                 error,
-                description: e.error_description.map(|d| summarize(&d)),
+                description: description.map(|d| summarize(&d)),
             })
         }
-        Err(_)
-            if status == reqwest::StatusCode::UNAUTHORIZED
-                || status == reqwest::StatusCode::FORBIDDEN =>
+        None if status == reqwest::StatusCode::UNAUTHORIZED
+            || status == reqwest::StatusCode::FORBIDDEN =>
         {
             // A proxy or a non-OAuth server in front: still a refusal, say so.
             // The challenge's OAuth error when it gives one (RFC 6750 section 3), else the status.
@@ -188,7 +167,7 @@ pub(crate) async fn request(
                     .filter(|d| !d.is_empty()),
             })
         }
-        Err(_) => Err(AgentError::Malformed {
+        None => Err(AgentError::Malformed {
             url: url.to_string(),
             detail: format!(
                 "HTTP {status} without an OAuth error: {}",
@@ -205,7 +184,7 @@ fn hint(error: &str, client: &ClientCredentials, key: Option<&ClientKey>) -> Str
     let source = client.source.as_str();
     match error {
         "invalid_client" => match (&client.auth, key) {
-            (ClientAuth::Secret(_), _) | (_, None) => format!(
+            (ClientAuth::Secret(_) | ClientAuth::SecretFile { .. }, _) | (_, None) => format!(
                 "check the secret of `{client_id}` ({source}) against the HashedSecret of <OpenIdClient Identifier=\"{client_id}\"> on the server (and its ExpirationDate)"
             ),
             (ClientAuth::PrivateKeyJwt, Some(key)) => format!(
@@ -236,19 +215,10 @@ fn hint(error: &str, client: &ClientCredentials, key: Option<&ClientKey>) -> Str
     }
 }
 
-/// `application/x-www-form-urlencoded` encoding of one value.
+/// `application/x-www-form-urlencoded` encoding of one value (WHATWG URL: `*-._` and alphanumerics
+/// kept, space as `+`, everything else `%XX`).
 fn form_urlencode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(b as char);
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 /// When to stop using a token: a quarter of its lifetime before it expires, at most 60 s before.

@@ -8,6 +8,7 @@ use ids_pki::pfx::public_certificate_from_file;
 use super::session::Session;
 use super::{Error, each_file, finish, output_folder};
 use crate::exit::ExitStatus;
+use crate::files::FilesSetup;
 use crate::files::crypt::{self, Format};
 use crate::files::{FilesError, Vault};
 use crate::logging;
@@ -50,8 +51,12 @@ pub fn exec(dir: &Path, args: Args) -> Result<ExitStatus, Error> {
 fn recipients(files: &[PathBuf]) -> Result<Vault, Error> {
     let mut certs = Vec::new();
     for path in files {
-        let cert = public_certificate_from_file(path, "", "a password")
-            .map_err(|e| FilesError::Setup(format!("--recipient: {e}")))?;
+        let cert = public_certificate_from_file(path, "", "a password").map_err(|detail| {
+            FilesError::Setup(FilesSetup::RecipientFile {
+                origin: "--recipient",
+                detail,
+            })
+        })?;
         certs.push(cert);
     }
     Ok(Vault::with(None, certs, true)?)

@@ -70,7 +70,7 @@ async fn push_one(
     let settings = &session.settings;
     let id = id.map(str::to_string).unwrap_or_else(|| {
         delivery::content_id(
-            &settings.default_client,
+            settings.default_client.as_str(),
             settings.agent_identifier.as_deref(),
             &prepared,
         )

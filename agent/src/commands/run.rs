@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::session::Session;
 use super::{Error, finish};
 use crate::exit::ExitStatus;
-use crate::shutdown;
+use ids_runtime::shutdown;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

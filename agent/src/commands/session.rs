@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use super::Error;
 use crate::files::{Vault, logs};
-use crate::{Agent, Clock as _, Settings, SystemClock, logging};
+use crate::{Agent, AgentKeys, Clock as _, Settings, SystemClock, logging};
 
 /// The settings, the vault and the log file. Keep it until the command ends: dropping it writes the
 /// log file's final chunk.
 #[derive(Debug)]
 pub struct Session {
     pub settings: Settings,
+    pub keys: AgentKeys,
     pub vault: Arc<Vault>,
     _log: Option<logs::LogGuard>,
 }
@@ -26,6 +27,7 @@ impl Session {
             Error::Settings(errors)
         })?;
         let settings = loaded.settings;
+        let keys = loaded.keys;
         let vault = Vault::from_settings(&settings, SystemClock.now()).map_err(|e| {
             logging::init_stderr();
             Error::Files(e)
@@ -64,6 +66,7 @@ impl Session {
         }
         Ok(Session {
             settings,
+            keys,
             vault: Arc::new(vault),
             _log: guard,
         })
@@ -71,6 +74,6 @@ impl Session {
 
     /// The agent built from the session's settings.
     pub fn agent(&self) -> Result<Agent, Error> {
-        Ok(Agent::new(self.settings.clone())?)
+        Ok(Agent::new(self.settings.clone(), self.keys.clone())?)
     }
 }

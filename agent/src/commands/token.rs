@@ -28,7 +28,7 @@ async fn token(session: &Session, args: Args) -> Result<ExitStatus, Error> {
     let agent = session.agent()?;
     let client = args
         .client
-        .unwrap_or_else(|| agent.settings().default_client.clone());
+        .unwrap_or_else(|| agent.settings().default_client.to_string());
     let token = agent.fetch_token(&client, args.scope.as_deref()).await?;
     tracing::info!(client = %client, expires_in = ?token.expires_in, "token obtained and verified");
     if args.json {

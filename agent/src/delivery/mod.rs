@@ -24,6 +24,7 @@ use ids_pki::b64::hex;
 use crate::Agent;
 use crate::client::deliveries::{self, Announce, DeliveryFailure, Receipt};
 use crate::files::FilesError;
+use crate::files::FilesSetup;
 use crate::files::vault::Vault;
 
 /// Plaintext read at a time, and pieces queued towards the connection.
@@ -109,8 +110,7 @@ fn read_error(path: &Path, encrypted: bool, e: std::io::Error) -> FilesError {
 /// A fresh random delivery id (128 bits, hex): one per file dropped into the outbox.
 pub fn new_id() -> Result<String, FilesError> {
     let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes)
-        .map_err(|_| FilesError::Setup("the system random generator failed".into()))?;
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| FilesSetup::Random)?;
     Ok(hex(&bytes))
 }
 
@@ -154,7 +154,7 @@ pub async fn deliver(
                 tracing::warn!("the server refused the access token ({reason}); getting a new one");
                 renewed = true;
                 token = agent
-                    .renew_token(&settings.default_client)
+                    .renew_token(settings.default_client.as_str())
                     .await
                     .map_err(|e| DeliverError::Server(e.into()))?;
             }
@@ -235,7 +235,7 @@ async fn attempt(
 fn check_receipt(receipt: &Receipt, prepared: &Prepared) -> Result<(), DeliveryFailure> {
     if receipt.size != prepared.size || receipt.sha256 != hex(&prepared.sha256) {
         return Err(DeliveryFailure::Refused {
-            id: receipt.id.clone(),
+            id: receipt.id.to_string(),
             status: 409,
             error: "delivery_conflict".into(),
             description: format!(

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use ids_runtime::RetryPolicy;
 use tokio::sync::watch;
 
 use super::{DeliverError, Prepared, deliver, new_id, prepare};
@@ -172,7 +173,10 @@ async fn process(
     if let Err(reason) = acceptable_name(&name) {
         return quarantine(folders, path, &reason);
     }
-    let mut delay = Duration::from_secs(1);
+    // 1 s, doubling up to Delivery:MaxRetryDelaySeconds, without jitter and without end; a server's
+    // Retry-After replaces the pause, capped the same way.
+    let policy = RetryPolicy::forever(Duration::from_secs(1), settings.max_retry_delay);
+    let mut attempt: u32 = 0;
     loop {
         // Read (again, on a retry: a file changed meanwhile is sent as it is now) for its SHA-256.
         let prepared = {
@@ -228,18 +232,16 @@ async fn process(
                 );
             }
             Err(DeliverError::Server(failure)) => {
-                let wait = match &failure {
-                    DeliveryFailure::Temporary {
-                        retry_after: Some(after),
-                        ..
-                    } => (*after).min(settings.max_retry_delay),
-                    _ => delay,
+                attempt = attempt.saturating_add(1);
+                let retry_after = match &failure {
+                    DeliveryFailure::Temporary { retry_after, .. } => *retry_after,
+                    _ => None,
                 };
+                let wait = policy.pause(attempt, retry_after);
                 tracing::warn!(id = %id, name = %name, "delivery failed, retrying in {} s: {failure}", wait.as_secs());
                 if sleep_or_stop(wait, stop).await {
                     return Processed::Stopped;
                 }
-                delay = (delay * 2).min(settings.max_retry_delay);
             }
         }
     }

@@ -12,6 +12,7 @@ use ids_seal::encrypted_file::format::{MAGIC, read_up_to};
 use ids_seal::encrypted_file::{Encryptor, FileError, Mode, decrypt_stream};
 
 use super::{FilesError, Vault};
+use crate::files::FilesSetup;
 
 /// Output format of `agent encrypt`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -83,9 +84,7 @@ fn beside(input: &Path, out_dir: Option<&Path>, name: std::ffi::OsString) -> Pat
 /// Refuses a vault with no certificate to encrypt for (no `EncryptionCertificate` and no `--recipient`).
 pub fn can_encrypt(vault: &Vault) -> Result<(), FilesError> {
     if vault.recipients().is_empty() {
-        return Err(FilesError::Setup(
-            "no certificate to encrypt for: configure EncryptionCertificate (File, Password) in the settings or give --recipient CERT".into(),
-        ));
+        return Err(FilesSetup::NoRecipient.into());
     }
     Ok(())
 }
@@ -165,9 +164,7 @@ pub fn decrypt_file(
         return Err(FilesError::format(input, FileError::NotEncrypted));
     }
     if vault.keys().is_empty() {
-        return Err(FilesError::Setup(
-            "no private key to decrypt with: configure EncryptionCertificate (File, Password) or give --key".into(),
-        ));
+        return Err(FilesSetup::NoKey.into());
     }
     let stream = std::io::Cursor::new(prefix.to_vec()).chain(source);
     let mut sink = Sink::open(target)?;
@@ -217,10 +214,7 @@ fn decrypt_cms(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Decrypted, FilesError> {
     let Some(pfx) = vault.own() else {
-        return Err(FilesError::Setup(
-            "CMS files need the private key of a PFX: configure EncryptionCertificate or give --key"
-                .into(),
-        ));
+        return Err(FilesSetup::NoPfxForCms.into());
     };
     // CMS overhead (recipients, parameters) is small; allow 1 MiB above the plaintext limit.
     let der = read_limited(&mut stream, input, cms::MAX_CMS_PLAINTEXT + (1 << 20))?;

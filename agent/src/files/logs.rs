@@ -21,6 +21,7 @@ use ids_seal::encrypted_file::{Encryptor, Recipient};
 
 use super::FilesError;
 use super::vault::create_private_folder;
+use crate::files::FilesSetup;
 
 const ROTATE_BYTES: u64 = 64 * 1024 * 1024;
 const BATCH_BYTES: usize = 64 * 1024;
@@ -114,7 +115,7 @@ pub fn start(
         .iter()
         .map(|c| {
             Recipient::from_certificate(c)
-                .map_err(|e| FilesError::Setup(format!("log file certificate: {e}")))
+                .map_err(|e| FilesError::Setup(FilesSetup::LogRecipient(e)))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut sink = Sink {

@@ -14,6 +14,7 @@ use ids_seal::encrypted_file::{DecryptionKey, Decryptor, Encryptor, Recipient};
 
 use super::FilesError;
 use crate::Settings;
+use crate::files::FilesSetup;
 
 /// The agent's certificates for its files: whom new files are encrypted for, and the private key that
 /// reads them back.
@@ -34,15 +35,16 @@ impl Vault {
     pub fn from_settings(settings: &Settings, now: i64) -> Result<Self, FilesError> {
         let own = match &settings.encryption_certificate {
             Some(file) => {
-                let pfx = file
-                    .open()
-                    .map_err(|e| FilesError::Setup(format!("{}: {e}", file.setting)))?;
+                let pfx = file.open().map_err(|source| FilesSetup::OwnCertificate {
+                    setting: file.setting.clone(),
+                    source,
+                })?;
                 if settings.encrypt_files {
-                    check_validity(&pfx.file, &pfx.certificate, now).map_err(|e| {
-                        FilesError::Setup(format!(
-                            "{}: {e}; files cannot be encrypted for it: renew the certificate",
-                            file.setting
-                        ))
+                    check_validity(&pfx.file, &pfx.certificate, now).map_err(|source| {
+                        FilesSetup::OwnCertificateValidity {
+                            setting: file.setting.clone(),
+                            source,
+                        }
                     })?;
                 }
                 Some(pfx)
@@ -51,8 +53,11 @@ impl Vault {
         };
         let mut additional = Vec::new();
         for path in &settings.additional_recipients {
-            let cert = public_certificate_from_file(path, "", "a password").map_err(|e| {
-                FilesError::Setup(format!("EncryptionCertificate:AdditionalRecipients: {e}"))
+            let cert = public_certificate_from_file(path, "", "a password").map_err(|detail| {
+                FilesSetup::RecipientFile {
+                    origin: "EncryptionCertificate:AdditionalRecipients",
+                    detail,
+                }
             })?;
             additional.push(cert);
         }
@@ -73,13 +78,15 @@ impl Vault {
         let recipients = certificates
             .iter()
             .map(|c| {
-                Recipient::from_certificate(c)
-                    .map_err(|e| FilesError::Setup(format!("certificate `{}`: {e}", c.subject())))
+                Recipient::from_certificate(c).map_err(|source| FilesSetup::Recipient {
+                    subject: c.subject().to_string(),
+                    source,
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let keys = match &own {
             Some(pfx) => {
-                vec![DecryptionKey::from_pfx(pfx).map_err(|e| FilesError::Setup(e.to_string()))?]
+                vec![DecryptionKey::from_pfx(pfx).map_err(FilesSetup::DecryptionKey)?]
             }
             None => Vec::new(),
         };
@@ -159,10 +166,10 @@ impl Vault {
             return Ok((Box::new(reader), false));
         }
         if self.keys.is_empty() {
-            return Err(FilesError::Setup(format!(
-                "{}: the file is encrypted and no EncryptionCertificate (File, Password) is configured to read it",
-                path.display()
-            )));
+            return Err(FilesSetup::NoKeyForFile {
+                file: path.to_path_buf(),
+            }
+            .into());
         }
         let decryptor =
             Decryptor::new(reader, &self.keys).map_err(|e| FilesError::format(path, e))?;

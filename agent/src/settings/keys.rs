@@ -1,6 +1,8 @@
 //! The agent's key material, read from the files the settings name: the server certificates tokens
 //! are verified with, the certificates HTTPS trusts, the agent's own key (`ClientCertificate`) and
-//! client secret files. Everything here opens a file; the rest of [`crate::settings`] only validates.
+//! client secret files. The settings hold where they are ([`TokenValidation`], [`TlsTrust`],
+//! [`ClientKeyFiles`], [`ClientAuth::SecretFile`](super::ClientAuth::SecretFile)); [`AgentKeys`] holds
+//! what was read. Everything that opens a file is here.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,19 +13,101 @@ use ids_config::{Config, ConfigError, Setting, invalid};
 use ids_pki::Certificate;
 use ids_pki::cert::{TrustedCertificate, Validity, format_time, trusted_certificates_from_file};
 use ids_pki::pfx;
-use ids_proto::ClientSecret;
+use ids_proto::{ClientId, ClientSecret, Password};
 
 use super::schema as key;
+use super::{ClientAuth, ClientCredentials, Settings};
+
+/// The key material the settings name, read from their files ([`AgentKeys::load`]).
+#[derive(Debug, Clone, Default)]
+pub struct AgentKeys {
+    /// The server certificates tokens are verified with (`TokenValidation` `Certificate`).
+    pub pinned: Vec<PinnedCertificate>,
+    /// The certificates of `Tls:TrustedCertificates`.
+    pub trusted: Vec<TrustedCertificate>,
+    /// `ClientCertificate`: the agent's key for `private_key_jwt` and mutual TLS.
+    pub client_key: Option<ClientKey>,
+    /// The secrets of `OpenId:OpenIdClientSecretFiles`.
+    pub secrets: Vec<(ClientId, ClientSecret)>,
+}
+
+/// Keys plus what deserves a warning.
+#[derive(Debug)]
+pub struct LoadedKeys {
+    pub keys: AgentKeys,
+    pub warnings: Vec<String>,
+}
+
+impl AgentKeys {
+    /// Reads the files `settings` name, checking certificates at `now` (Unix seconds): the same
+    /// errors and warnings, in the same order, as [`Settings::load`] gives for them.
+    pub fn load(settings: &Settings, now: i64) -> Result<LoadedKeys, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let mut keys = AgentKeys::default();
+        if let TokenValidation::Pinned(files) = &settings.token_validation {
+            keys.pinned = load_pinned(files, now, &mut errors, &mut warnings);
+        }
+        if let TlsTrust::Only { files } = &settings.tls {
+            keys.trusted = load_trusted(files, now, &mut errors, &mut warnings);
+        }
+        if let Some(files) = &settings.client_key {
+            keys.client_key = load_client_key(files, now, &mut errors, &mut warnings);
+        }
+        for c in &settings.clients {
+            if let ClientAuth::SecretFile { setting, path } = &c.auth {
+                match read_secret_file(path) {
+                    Ok((secret, warning)) => {
+                        warnings.extend(warning);
+                        keys.secrets.push((c.client_id.clone(), secret));
+                    }
+                    Err(e) => errors.push(invalid(setting, &e.to_string())),
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(LoadedKeys { keys, warnings })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The secret `client` authenticates with: from the settings, or read from its file.
+    pub fn secret<'a>(&'a self, client: &'a ClientCredentials) -> Option<&'a ClientSecret> {
+        match &client.auth {
+            ClientAuth::Secret(secret) => Some(secret),
+            ClientAuth::SecretFile { .. } => self
+                .secrets
+                .iter()
+                .find(|(id, _)| *id == client.client_id)
+                .map(|(_, secret)| secret),
+            ClientAuth::PrivateKeyJwt | ClientAuth::TlsClientAuth => None,
+        }
+    }
+}
 
 /// How the agent checks the signature of the tokens it receives.
 #[derive(Debug, Clone)]
 pub enum TokenValidation {
     /// Offline pinning: the server's certificate(s) from `IdentityServer:X509KeyFilePath` and
-    /// `IdentityServer:ValidationKeys`, loaded at start-up.
-    Pinned(Vec<PinnedCertificate>),
+    /// `IdentityServer:ValidationKeys`, loaded at start-up into [`AgentKeys::pinned`].
+    Pinned(ServerCertificateFiles),
     /// The JWKS the server publishes (`jwks_uri` of discovery), re-fetched when a token names an unknown
     /// `kid`, at most once per `refresh_interval`.
     Jwks { refresh_interval: Duration },
+}
+
+/// Where the server certificates tokens are verified with are.
+#[derive(Debug, Clone)]
+pub struct ServerCertificateFiles {
+    /// `IdentityServer:X509KeyFilePath` (which must be valid now), then `IdentityServer:ValidationKeys`.
+    pub files: Vec<Setting>,
+    /// Resolved paths, in the order of `files`.
+    pub paths: Vec<PathBuf>,
+    /// `IdentityServer:X509KeyFilePassword`, for a PFX.
+    pub password: Password,
+    /// `IdentityServer:DangerAcceptExpiredCertificate`.
+    pub danger_accept_expired: bool,
 }
 
 /// A server certificate the agent verifies tokens with.
@@ -39,11 +123,27 @@ pub struct PinnedCertificate {
 pub enum TlsTrust {
     /// The operating system's trust store.
     System,
-    /// Only these: CA certificates anchor chains; other certificates are pinned as they are.
-    Only {
-        certificates: Vec<TrustedCertificate>,
-        files: Vec<PathBuf>,
-    },
+    /// Only these ([`AgentKeys::trusted`]): CA certificates anchor chains; other certificates are
+    /// pinned as they are.
+    Only { files: Vec<TrustedFile> },
+}
+
+/// One `Tls:TrustedCertificates` entry.
+#[derive(Debug, Clone)]
+pub struct TrustedFile {
+    pub setting: Setting,
+    pub path: PathBuf,
+}
+
+/// Where `ClientCertificate` is: the key file, its password, and the certificate file when the key
+/// file has none.
+#[derive(Debug, Clone)]
+pub struct ClientKeyFiles {
+    pub setting: Setting,
+    pub path: PathBuf,
+    pub password: Option<Password>,
+    /// `ClientCertificate:CertificateFile` and its resolved path.
+    pub certificate: Option<(Setting, PathBuf)>,
 }
 
 /// `ClientCertificate`: the agent's own key (and certificate), for `private_key_jwt` and mutual TLS.
@@ -81,7 +181,6 @@ impl ClientKey {
 /// `IdentityServer:TokenValidation` (`Certificate` by default, or `Jwks`) and the pinned certificates.
 pub(super) fn token_validation(
     config: &Config,
-    now: i64,
     errors: &mut Vec<ConfigError>,
     warnings: &mut Vec<String>,
 ) -> Option<TokenValidation> {
@@ -129,13 +228,35 @@ pub(super) fn token_validation(
         });
         return None;
     };
+    let mut files = vec![main.clone()];
+    files.extend(config.list(key::VALIDATION_KEYS.path));
+    let paths = files
+        .iter()
+        .map(|s| config.resolve(s.value.trim()))
+        .collect();
+    Some(TokenValidation::Pinned(ServerCertificateFiles {
+        files,
+        paths,
+        password: Password::new(password),
+        danger_accept_expired: danger_expired,
+    }))
+}
+
+/// The certificates of `files`, checked at `now`.
+pub(super) fn load_pinned(
+    files: &ServerCertificateFiles,
+    now: i64,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
+) -> Vec<PinnedCertificate> {
+    let password = files.password.expose();
+    let danger_expired = files.danger_accept_expired;
     let mut pinned = Vec::new();
-    let mut load = |setting: &Setting, primary: bool| {
-        let path = config.resolve(setting.value.trim());
+    let mut load = |setting: &Setting, path: &Path, primary: bool| {
         let origin = format!("{} ({})", setting.path, path.display());
         match pfx::public_certificate_from_file(
-            &path,
-            &password,
+            path,
+            password,
             "IdentityServer:X509KeyFilePassword",
         ) {
             Ok(certificate) => {
@@ -160,7 +281,7 @@ pub(super) fn token_validation(
                         format_time(certificate.not_before())
                     )),
                 }
-                if pfx::looks_like_pfx(&path) && pfx::Pfx::from_file(&path, &password).is_ok() {
+                if pfx::looks_like_pfx(path) && pfx::Pfx::from_file(path, password).is_ok() {
                     warnings.push(format!(
                         "{origin} holds the server's PRIVATE key; the agent needs only the certificate: export it with `openssl pkcs12 -in {} -nokeys -out server.crt` and keep the PFX on the server",
                         path.display()
@@ -174,29 +295,38 @@ pub(super) fn token_validation(
             Err(e) => errors.push(invalid(setting, &e.to_string())),
         }
     };
-    load(main, true);
-    for s in config.list(key::VALIDATION_KEYS.path) {
-        load(&s, false);
+    for (index, (setting, path)) in files.files.iter().zip(&files.paths).enumerate() {
+        load(setting, path, index == 0);
     }
-    Some(TokenValidation::Pinned(pinned))
+    pinned
 }
 
 /// `Tls:TrustedCertificates`: CA or server certificates (PEM bundles or DER); the system store if unset.
-pub(super) fn tls_trust(
-    config: &Config,
-    now: i64,
-    errors: &mut Vec<ConfigError>,
-    warnings: &mut Vec<String>,
-) -> TlsTrust {
+pub(super) fn tls_trust(config: &Config) -> TlsTrust {
     let list = config.list(key::TRUSTED_CERTIFICATES.path);
     if list.is_empty() {
         return TlsTrust::System;
     }
+    let files = list
+        .into_iter()
+        .map(|setting| TrustedFile {
+            path: config.resolve(setting.value.trim()),
+            setting,
+        })
+        .collect();
+    TlsTrust::Only { files }
+}
+
+/// The certificates of `Tls:TrustedCertificates`, checked at `now`.
+pub(super) fn load_trusted(
+    files: &[TrustedFile],
+    now: i64,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
+) -> Vec<TrustedCertificate> {
     let mut certificates = Vec::new();
-    let mut files = Vec::new();
-    for s in list {
-        let path = config.resolve(s.value.trim());
-        match trusted_certificates_from_file(&path) {
+    for TrustedFile { setting: s, path } in files {
+        match trusted_certificates_from_file(path) {
             Ok(found) => {
                 for c in &found {
                     if c.not_after < now {
@@ -210,33 +340,46 @@ pub(super) fn tls_trust(
                     }
                 }
                 certificates.extend(found);
-                files.push(path);
             }
-            Err(e) => errors.push(invalid(&s, &e.to_string())),
+            Err(e) => errors.push(invalid(s, &e.to_string())),
         }
     }
-    TlsTrust::Only {
-        certificates,
-        files,
-    }
+    certificates
 }
 
 /// The `OpenId` section: clients and their secrets, the default client, the agent identifier.
 /// `ClientCertificate:File` (a PFX, or a PEM private key with or without its certificate),
 /// `ClientCertificate:Password` (the PFX password or the PEM passphrase) and
 /// `ClientCertificate:CertificateFile` (the certificate, when the key file has none).
-pub(super) fn client_key(
-    config: &Config,
+pub(super) fn client_key(config: &Config) -> Option<ClientKeyFiles> {
+    let setting = config
+        .get(key::CLIENT_KEY_FILE.path)
+        .filter(|s| !s.value.trim().is_empty())?;
+    let certificate = config
+        .get(key::CLIENT_KEY_CERTIFICATE.path)
+        .filter(|s| !s.value.trim().is_empty())
+        .map(|s| (s.clone(), config.resolve(s.value.trim())));
+    Some(ClientKeyFiles {
+        setting: setting.clone(),
+        path: config.resolve(setting.value.trim()),
+        password: config
+            .string(key::CLIENT_KEY_PASSWORD.path)
+            .map(Password::new),
+        certificate,
+    })
+}
+
+/// The agent's key (and certificate) from `files`, checked at `now`.
+pub(super) fn load_client_key(
+    files: &ClientKeyFiles,
     now: i64,
     errors: &mut Vec<ConfigError>,
     warnings: &mut Vec<String>,
 ) -> Option<ClientKey> {
-    let setting = config
-        .get(key::CLIENT_KEY_FILE.path)
-        .filter(|s| !s.value.trim().is_empty())?;
-    let path = config.resolve(setting.value.trim());
-    let password = config.string(key::CLIENT_KEY_PASSWORD.path);
-    let file = match ids_pki::keyfile::read_private(&path, password.as_deref()) {
+    let setting = &files.setting;
+    let path = files.path.clone();
+    let password = files.password.as_ref().map(Password::expose);
+    let file = match ids_pki::keyfile::read_private(&path, password) {
         Ok(f) => f,
         Err(e) => {
             errors.push(invalid(setting, &e.to_string()));
@@ -244,12 +387,8 @@ pub(super) fn client_key(
         }
     };
     let mut certificates: Vec<Certificate> = file.certificate.into_iter().collect();
-    if let Some(cert_setting) = config
-        .get(key::CLIENT_KEY_CERTIFICATE.path)
-        .filter(|s| !s.value.trim().is_empty())
-    {
-        let cert_path = config.resolve(cert_setting.value.trim());
-        match ids_pki::keyfile::read_public(&cert_path, None) {
+    if let Some((cert_setting, cert_path)) = &files.certificate {
+        match ids_pki::keyfile::read_public(cert_path, None) {
             Ok(found) => match found.certificate {
                 Some(cert) if cert.public_key() == &file.public_key => {
                     certificates = vec![cert];

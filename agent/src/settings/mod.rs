@@ -7,8 +7,9 @@
 //!
 //! # Layout
 //! - [`schema`]: every key, declared once (path, default, range, meaning); the schema is built from it.
-//! - `keys`: what is read from the files the settings name (server certificates, trusted
-//!   certificates, the agent's key, client secret files), each with its own error.
+//! - `keys`: where the key material is (plain data in [`Settings`]) and [`AgentKeys`], what is read
+//!   from those files (server certificates, trusted certificates, the agent's key, client secret
+//!   files), each with its own error; [`AgentKeys::load`] reads them again for validated settings.
 //! - `openid`: clients, secrets, the default client and how the agent authenticates.
 //! - here: [`Settings`], [`Settings::from_config`] and [`Settings::for_test`].
 
@@ -22,12 +23,16 @@ use ids_config::appsettings::{
 use ids_config::keys::{flag, number};
 use ids_config::{Config, ConfigError, Key, invalid};
 use ids_pki::pfx::CertificateFile;
+use ids_proto::ClientId;
 
 mod keys;
 mod openid;
 pub mod schema;
 
-pub use keys::{ClientKey, PinnedCertificate, SecretFileError, TlsTrust, TokenValidation};
+pub use keys::{
+    AgentKeys, ClientKey, ClientKeyFiles, LoadedKeys, PinnedCertificate, SecretFileError,
+    ServerCertificateFiles, TlsTrust, TokenValidation, TrustedFile,
+};
 pub use openid::{ClientAuth, ClientCredentials};
 use schema as key;
 pub use schema::{KEYS, schema};
@@ -83,9 +88,10 @@ pub struct Settings {
     pub http: HttpPolicy,
     pub agent_identifier: Option<String>,
     pub clients: Vec<ClientCredentials>,
-    /// `ClientCertificate`: the agent's key for `private_key_jwt` and mutual TLS.
-    pub client_key: Option<ClientKey>,
-    pub default_client: String,
+    /// `ClientCertificate`: where the agent's key for `private_key_jwt` and mutual TLS is (read into
+    /// [`AgentKeys::client_key`]).
+    pub client_key: Option<ClientKeyFiles>,
+    pub default_client: ClientId,
     /// The agent's own certificate for its files (used by the file-encryption feature).
     pub encryption_certificate: Option<CertificateFile>,
     pub encrypt_files: bool,
@@ -124,10 +130,11 @@ pub struct DeliverySettings {
     pub shutdown_grace: Duration,
 }
 
-/// Settings plus what deserves a warning.
+/// Settings, the keys they name, and what deserves a warning.
 #[derive(Debug)]
 pub struct Loaded {
     pub settings: Settings,
+    pub keys: AgentKeys,
     pub warnings: Vec<String>,
 }
 
@@ -163,6 +170,7 @@ impl Settings {
             config.set(key.into(), value.into(), ids_config::Origin::Default);
         }
         match Self::from_config(&config, 0) {
+            // Jwks, no TLS list, no key, an inline secret: there are no keys to keep.
             Ok(loaded) => loaded.settings,
             // Jwks mode and an inline secret read no file: `tests::for_test_is_valid_defaults`.
             Err(errors) => unreachable!("Settings::for_test: {errors:?}"),
@@ -171,11 +179,17 @@ impl Settings {
 
     /// The credentials of `client_id`, or of the default client.
     pub fn client(&self, client_id: Option<&str>) -> Option<&ClientCredentials> {
-        let id = client_id.unwrap_or(&self.default_client);
+        let id = client_id.unwrap_or(self.default_client.as_str());
         self.clients.iter().find(|c| c.client_id == id)
     }
 
-    /// Validates a merged configuration, reporting every problem.
+    /// Validates a merged configuration and reads the keys it names ([`AgentKeys`]), reporting every
+    /// problem in the order of the sections.
+    ///
+    /// The files are read during the pass, each where its section is validated, rather than by
+    /// [`AgentKeys::load`] after it: the errors would otherwise come in another order, and the
+    /// `OpenId` checks depend on what was read (a client whose secret file cannot be read does not
+    /// exist; the key makes `PrivateKeyJwt` implicit; `TlsClientAuth` needs a certificate in it).
     pub fn from_config(config: &Config, now: i64) -> Result<Loaded, Vec<ConfigError>> {
         let schema = schema();
         // Unknown keys are errors only inside the sections the agent owns; other software's sections
@@ -220,12 +234,27 @@ impl Settings {
             .unwrap_or_else(|| issuer.clone());
         let clock_skew = number(config, &key::CLOCK_SKEW, &mut errors);
 
-        let token_validation = keys::token_validation(config, now, &mut errors, &mut warnings);
-        let tls = keys::tls_trust(config, now, &mut errors, &mut warnings);
+        let mut loaded = AgentKeys::default();
+        let token_validation = keys::token_validation(config, &mut errors, &mut warnings);
+        if let Some(TokenValidation::Pinned(files)) = &token_validation {
+            loaded.pinned = keys::load_pinned(files, now, &mut errors, &mut warnings);
+        }
+        let tls = keys::tls_trust(config);
+        if let TlsTrust::Only { files } = &tls {
+            loaded.trusted = keys::load_trusted(files, now, &mut errors, &mut warnings);
+        }
         let http = http_policy(config, &mut errors);
-        let client_key = keys::client_key(config, now, &mut errors, &mut warnings);
-        let (clients, default_client, agent_identifier) =
-            openid::openid(config, client_key.as_ref(), &mut errors, &mut warnings);
+        let client_key = keys::client_key(config);
+        loaded.client_key = client_key
+            .as_ref()
+            .and_then(|files| keys::load_client_key(files, now, &mut errors, &mut warnings));
+        let (clients, default_client, agent_identifier) = openid::openid(
+            config,
+            loaded.client_key.as_ref(),
+            &mut loaded.secrets,
+            &mut errors,
+            &mut warnings,
+        );
 
         let encryption_certificate =
             file_with_password(config, ENCRYPTION_FILE.path, ENCRYPTION_PASSWORD.path)
@@ -293,6 +322,7 @@ impl Settings {
                 log_level,
                 delivery,
             },
+            keys: loaded,
             warnings,
         })
     }
@@ -394,7 +424,7 @@ fn server_pinning(
     for s in &listed {
         match crate::tls::normalize_thumbprint(&s.value) {
             Ok(t) => thumbprints.push(t),
-            Err(e) => errors.push(invalid(s, &e)),
+            Err(e) => errors.push(invalid(s, &e.to_string())),
         }
     }
     ServerPinning::Strict { thumbprints }
@@ -412,8 +442,67 @@ fn http_policy(config: &Config, errors: &mut Vec<ConfigError>) -> HttpPolicy {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Writes a CA certificate and a secret file in `dir`, and returns a configuration naming them.
+    fn with_files(dir: &Path) -> Config {
+        let ca = ids_devpki::Ca::new("keys test CA", 2).unwrap();
+        std::fs::write(dir.join("ca.crt"), &ca.cert.cert_pem).unwrap();
+        std::fs::write(dir.join("job.secret"), "from-a-file\n").unwrap();
+        naming_files(dir)
+    }
+
+    /// A configuration naming `ca.crt` and `job.secret` in `dir`.
+    fn naming_files(dir: &Path) -> Config {
+        let mut config = Config::empty(dir);
+        for (key, value) in [
+            (key::APPLICATION_URI.path, "https://ids.example.com"),
+            (key::TOKEN_VALIDATION.path, "Jwks"),
+            ("Tls:TrustedCertificates:0", "ca.crt"),
+            ("OpenId:OpenIdClientSecretFiles:Job", "job.secret"),
+        ] {
+            config.set(key.into(), value.into(), ids_config::Origin::Default);
+        }
+        config
+    }
+
+    #[test]
+    fn keys_are_read_once_in_the_pass_and_again_by_agent_keys_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = Settings::from_config(&with_files(dir.path()), 0).unwrap();
+        let TlsTrust::Only { files } = &loaded.settings.tls else {
+            panic!("{:?}", loaded.settings.tls);
+        };
+        assert_eq!(files.len(), 1);
+        let client = loaded.settings.client(None).unwrap();
+        assert!(
+            client.secret().is_none(),
+            "a file secret is not in the settings"
+        );
+        assert!(!format!("{:?}", loaded.settings).contains("from-a-file"));
+        assert_eq!(loaded.keys.trusted.len(), 1);
+        assert_eq!(
+            loaded.keys.secret(client).map(|s| s.expose()),
+            Some("from-a-file")
+        );
+
+        let again = AgentKeys::load(&loaded.settings, 0).unwrap();
+        assert_eq!(again.keys.trusted.len(), 1);
+        assert_eq!(again.keys.trusted[0].der, loaded.keys.trusted[0].der);
+        assert_eq!(
+            again.keys.secret(client).map(|s| s.expose()),
+            Some("from-a-file")
+        );
+
+        // A file gone since: the same error as the settings pass gives.
+        std::fs::remove_file(dir.path().join("job.secret")).unwrap();
+        let errors = AgentKeys::load(&loaded.settings, 0).unwrap_err();
+        let in_pass = Settings::from_config(&naming_files(dir.path()), 0).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].to_string(), in_pass[0].to_string());
+    }
 
     #[test]
     fn for_test_is_valid_defaults() {

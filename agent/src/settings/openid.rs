@@ -2,8 +2,10 @@
 //! `OpenId:OpenIdClientSecretFiles`), the default client, the agent identifier, and how the client
 //! proves itself (`OpenId:ClientAuthentication` with `ClientCertificate`).
 
+use std::path::PathBuf;
+
 use ids_config::{Config, ConfigError, Setting, invalid};
-use ids_proto::ClientSecret;
+use ids_proto::{ClientId, ClientSecret};
 
 use super::keys::{ClientKey, read_secret_file};
 use super::schema as key;
@@ -11,14 +13,15 @@ use super::schema as key;
 /// One OpenID client the agent can authenticate as.
 #[derive(Debug, Clone)]
 pub struct ClientCredentials {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub auth: ClientAuth,
     /// Where the secret or key came from (a setting or a file), never the secret itself.
     pub source: String,
 }
 
 impl ClientCredentials {
-    /// The client secret, when the client authenticates with one.
+    /// The client secret, when the client authenticates with one written in the settings (a secret
+    /// from a file is in [`AgentKeys::secret`](super::AgentKeys::secret)).
     pub fn secret(&self) -> Option<&ClientSecret> {
         match &self.auth {
             ClientAuth::Secret(s) => Some(s),
@@ -32,6 +35,9 @@ impl ClientCredentials {
 pub enum ClientAuth {
     /// `client_secret_basic` / `client_secret_post`.
     Secret(ClientSecret),
+    /// The same, with the secret in a file (`OpenId:OpenIdClientSecretFiles`), read into
+    /// [`AgentKeys`](super::AgentKeys).
+    SecretFile { setting: Setting, path: PathBuf },
     /// `private_key_jwt` (RFC 7523) with `ClientCertificate`.
     PrivateKeyJwt,
     /// `tls_client_auth` / `self_signed_tls_client_auth` (RFC 8705): the TLS client certificate of
@@ -46,12 +52,16 @@ const UNWRAPPED: [&str; 3] = [
     key::UNWRAPPED_AGENT_IDENTIFIER.path,
 ];
 
+///
+/// Secret files are read here, into `secrets`, and the key is the loaded one: which clients exist, and
+/// how they authenticate, depend on what the files held (see [`super::Settings::from_config`]).
 pub(super) fn openid(
     config: &Config,
     client_key: Option<&ClientKey>,
+    secrets: &mut Vec<(ClientId, ClientSecret)>,
     errors: &mut Vec<ConfigError>,
     warnings: &mut Vec<String>,
-) -> (Vec<ClientCredentials>, Option<String>, Option<String>) {
+) -> (Vec<ClientCredentials>, Option<ClientId>, Option<String>) {
     let [clients_settings, default, identifier] =
         UNWRAPPED.map(|key| placed(config, key, errors, warnings));
     let mut clients: Vec<ClientCredentials> = Vec::new();
@@ -89,9 +99,13 @@ pub(super) fn openid(
         match read_secret_file(&path) {
             Ok((secret, warning)) => {
                 warnings.extend(warning);
+                secrets.push((id.clone(), secret));
                 clients.push(ClientCredentials {
                     client_id: id,
-                    auth: ClientAuth::Secret(secret),
+                    auth: ClientAuth::SecretFile {
+                        setting: s.clone(),
+                        path: path.clone(),
+                    },
                     source: format!("{} (file {})", s.path, path.display()),
                 });
             }
@@ -99,9 +113,12 @@ pub(super) fn openid(
         }
     }
     for c in &clients {
-        if c.client_id.len() > 256 || c.client_id.chars().any(char::is_control) {
+        if c.client_id.as_str().len() > 256 || c.client_id.as_str().chars().any(char::is_control) {
             errors.push(ConfigError::Invalid {
-                path: format!("OpenId:OpenIdClients:{}", c.client_id.escape_debug()),
+                path: format!(
+                    "OpenId:OpenIdClients:{}",
+                    c.client_id.as_str().escape_debug()
+                ),
                 origin: c.source.clone(),
                 message: "a client id is at most 256 printable characters".into(),
             });
@@ -138,7 +155,7 @@ pub(super) fn openid(
         let default_id = default.as_ref().map(|d| d.value.trim().to_string());
         let has_secret = default_id
             .as_ref()
-            .is_some_and(|d| clients.iter().any(|c| &c.client_id == d));
+            .is_some_and(|d| clients.iter().any(|c| c.client_id == d.as_str()));
         (client_key.is_some() && default_id.is_some() && !has_secret)
             .then_some(ClientAuth::PrivateKeyJwt)
     });
@@ -168,9 +185,9 @@ pub(super) fn openid(
                     key.file.display(),
                     origin.map_or(String::new(), |o| format!(", {} (in {})", o.path, o.origin))
                 );
-                clients.retain(|c| c.client_id != id);
+                clients.retain(|c| c.client_id != id.as_str());
                 clients.push(ClientCredentials {
-                    client_id: id,
+                    client_id: ClientId::from(id),
                     auth,
                     source,
                 });
@@ -198,7 +215,7 @@ pub(super) fn openid(
             None
         }
         (Some(d), _) if clients.iter().any(|c| c.client_id == d.value.trim()) => {
-            Some(d.value.trim().to_string())
+            Some(ClientId::from(d.value.trim()))
         }
         (Some(d), _) => {
             errors.push(invalid(
@@ -263,15 +280,15 @@ fn placed(
 }
 
 /// The client id of `OpenId:OpenIdClients:<id>` (or the unwrapped `OpenIdClients:<id>`), as written.
-fn client_id_of(setting: &Setting) -> Option<String> {
+fn client_id_of(setting: &Setting) -> Option<ClientId> {
     let mut parts = setting.path.splitn(3, ':');
     let first = parts.next()?;
     let (second, third) = (parts.next()?, parts.next());
     match third {
         Some(id) if first.eq_ignore_ascii_case("OpenId") && !id.contains(':') => {
-            Some(id.to_string())
+            Some(ClientId::from(id))
         }
-        None if !first.eq_ignore_ascii_case("OpenId") => Some(second.to_string()),
+        None if !first.eq_ignore_ascii_case("OpenId") => Some(ClientId::from(second)),
         _ => None,
     }
 }

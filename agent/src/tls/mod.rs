@@ -9,7 +9,8 @@
 //! ([`known_servers`]), `Strict` requires one of `Tls:ServerThumbprints`.
 //!
 //! # Layout
-//! - here: the rustls [`provider`] and the [`client_config`] the agent's HTTPS client uses.
+//! - here: the [`client_config`] the agent's HTTPS client uses (on `ids_runtime::tls::provider`, the
+//!   one rustls provider of the process), and [`TlsSetupError`], why it cannot be built.
 //! - `only_trusted`: the verifier of `Tls:TrustedCertificates` (configured CAs and certificates only).
 //! - `pinning`: [`Pinning`], the `Tls:ServerPinning` check after the usual validation, and the
 //!   `host:port` [`authority`] pins are recorded under.
@@ -19,44 +20,67 @@ pub mod known_servers;
 mod only_trusted;
 mod pinning;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use ids_runtime::tls::provider;
 use rustls::client::danger::ServerCertVerifier;
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
 
 use crate::settings::TlsTrust;
 use only_trusted::OnlyTrusted;
-pub use pinning::{PinRefused, Pinning, authority, normalize_thumbprint};
+pub use pinning::{InvalidThumbprint, PinRefused, Pinning, authority, normalize_thumbprint};
 
-/// The aws-lc-rs provider, named explicitly: two providers in one process make rustls panic otherwise.
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+/// Why the agent's TLS client configuration cannot be built.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("cannot load the system's trusted certificates: {0}")]
+    SystemStore(rustls::Error),
+    #[error("CA certificate `{subject}`: {source}")]
+    CaCertificate {
+        subject: String,
+        source: rustls::Error,
+    },
+    #[error("{0}")]
+    Verifier(rustls::client::VerifierBuilderError),
+    #[error("{0}")]
+    Protocols(rustls::Error),
+    /// `Tls:ServerPinning` is `First` and its file of pins cannot be read.
+    #[error(transparent)]
+    Pins(Box<PinRefused>),
+    #[error(
+        "ClientCertificate:File ({}): unusable as a TLS client certificate: {source}",
+        file.display()
+    )]
+    ClientCertificate {
+        file: PathBuf,
+        source: rustls::Error,
+    },
 }
 
-/// A rustls client configuration for `trust` and `pinning`, offering HTTP/2 and HTTP/1.1.
+/// A rustls client configuration for `trust` (with the `trusted` certificates read for it) and
+/// `pinning`, offering HTTP/2 and HTTP/1.1.
 ///
 /// With `identity` (the agent's `ClientCertificate` with a certificate), the agent presents it when the
 /// server asks: mutual TLS (RFC 8705), and tokens bound to it.
 pub fn client_config(
     trust: &TlsTrust,
+    trusted: &[ids_pki::cert::TrustedCertificate],
     pinning: &Pinning,
     identity: Option<&crate::settings::ClientKey>,
-) -> Result<rustls::ClientConfig, String> {
+) -> Result<rustls::ClientConfig, TlsSetupError> {
     let provider = provider();
     let verifier: Arc<dyn ServerCertVerifier> = match trust {
         TlsTrust::System => Arc::new(
             rustls_platform_verifier::Verifier::new(provider.clone())
-                .map_err(|e| format!("cannot load the system's trusted certificates: {e}"))?,
+                .map_err(TlsSetupError::SystemStore)?,
         ),
-        TlsTrust::Only { certificates, .. } => {
-            Arc::new(OnlyTrusted::new(certificates, provider.clone())?)
-        }
+        TlsTrust::Only { .. } => Arc::new(OnlyTrusted::new(trusted, provider.clone())?),
     };
-    let verifier = pinning.wrap(verifier)?;
+    let verifier = pinning.wrap(verifier).map_err(TlsSetupError::Pins)?;
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(TlsSetupError::Protocols)?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let mut config = match identity.filter(|k| !k.certificates.is_empty()) {
@@ -70,12 +94,12 @@ pub fn client_config(
             let private = rustls::pki_types::PrivateKeyDer::Pkcs8(
                 rustls::pki_types::PrivatePkcs8KeyDer::from(key.pkcs8.to_vec()),
             );
-            config.with_client_auth_cert(chain, private).map_err(|e| {
-                format!(
-                    "ClientCertificate:File ({}): unusable as a TLS client certificate: {e}",
-                    key.file.display()
-                )
-            })?
+            config
+                .with_client_auth_cert(chain, private)
+                .map_err(|source| TlsSetupError::ClientCertificate {
+                    file: key.file.clone(),
+                    source,
+                })?
         }
     };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

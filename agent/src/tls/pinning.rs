@@ -2,11 +2,11 @@
 //! the key each server presents the first time ([`known_servers`]), `Strict` requires one of
 //! `Tls:ServerThumbprints`; a refusal names the presented and the expected values, and what to do.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
 use super::known_servers;
 use crate::settings::{ServerPinning, Settings};
@@ -44,14 +44,11 @@ impl Pinning {
     pub(super) fn wrap(
         &self,
         inner: Arc<dyn ServerCertVerifier>,
-    ) -> Result<Arc<dyn ServerCertVerifier>, String> {
+    ) -> Result<Arc<dyn ServerCertVerifier>, Box<PinRefused>> {
         let check = match &self.mode {
             ServerPinning::Always => return Ok(inner),
             ServerPinning::First { store } => Check::First {
-                pins: Mutex::new(
-                    known_servers::load(store)
-                        .map_err(|e| format!("Tls:ServerPinning is First: {e}"))?,
-                ),
+                pins: Mutex::new(load(store)?),
                 store: store.clone(),
             },
             ServerPinning::Strict { thumbprints } => Check::Strict(thumbprints.clone()),
@@ -92,24 +89,79 @@ fn host_of(name: &ServerName<'_>) -> String {
 /// SHA-256 value in base64 (the RFC 7638 JWK thumbprint of the key, or the certificate's x5t#S256),
 /// upper-case hex for a certificate's SHA-1 or SHA-256 thumbprint in hex (separators and the invisible
 /// marks Windows' certificate dialog copies are dropped).
-pub fn normalize_thumbprint(value: &str) -> Result<String, String> {
-    ids_pki::jwk::canonical_thumbprint(value).ok_or_else(|| {
-        "expected the RFC 7638 JWK thumbprint of the server's key or its certificate's x5t#S256 (43 base64url characters), or the certificate's SHA-1 (40 hex digits) or SHA-256 (64 hex digits) thumbprint".into()
-    })
+pub fn normalize_thumbprint(value: &str) -> Result<String, InvalidThumbprint> {
+    ids_pki::jwk::canonical_thumbprint(value).ok_or(InvalidThumbprint)
 }
 
-/// A server refused by `Tls:ServerPinning` (its certificate passed the usual validation): the
-/// message names the presented and the expected values, and what to do.
-#[derive(Debug)]
-pub struct PinRefused(pub String);
+/// A `Tls:ServerThumbprints` value that is no thumbprint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "expected the RFC 7638 JWK thumbprint of the server's key or its certificate's x5t#S256 (43 base64url characters), or the certificate's SHA-1 (40 hex digits) or SHA-256 (64 hex digits) thumbprint"
+)]
+pub struct InvalidThumbprint;
 
-impl std::fmt::Display for PinRefused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+/// A server refused by `Tls:ServerPinning` (its certificate passed the usual validation), or pins
+/// that cannot be read: the message names the presented and the expected values, and what to do.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PinRefused {
+    /// `Strict`: the server's key and certificate match none of `Tls:ServerThumbprints`.
+    #[error(
+        "the server {authority} presented a certificate with {presented}, which is none of Tls:ServerThumbprints ({}); if the server's key or certificate was changed on purpose, put its {} in Tls:ServerThumbprints",
+        expected.join(", "),
+        if *has_jwk { "key thumbprint" } else { "x5t#S256" }
+    )]
+    NotListed {
+        authority: String,
+        /// `key thumbprint J (x5t#S256 X, SHA-1 S)`.
+        presented: String,
+        expected: Vec<String>,
+        /// Whether the presented key has an RFC 7638 thumbprint (what to put in the list).
+        has_jwk: bool,
+    },
+    /// `First`: the server's key has no RFC 7638 thumbprint.
+    #[error(
+        "the server {authority} presented a certificate whose key cannot be pinned ({why}; x5t#S256 {x5t_s256}); Tls:ServerPinning First pins RSA and EC P-256 keys: use Strict with that x5t#S256 in Tls:ServerThumbprints, or Always"
+    )]
+    Unpinnable {
+        authority: String,
+        why: String,
+        x5t_s256: String,
+    },
+    /// `First`: the server presents another key than the one pinned.
+    #[error(
+        "the server {authority} presented a certificate with key thumbprint {presented}, but the agent pinned {pinned} on {first_seen} ({}); if the server's key was changed on purpose, delete that line (or run `agent trust --forget {authority}`)",
+        place(store, *line)
+    )]
+    Changed {
+        authority: String,
+        presented: String,
+        pinned: String,
+        first_seen: String,
+        store: PathBuf,
+        /// The pin's line in `store`; 0 when it was pinned for this run only.
+        line: usize,
+    },
+    /// `First`: the file of pins cannot be read or is malformed.
+    #[error("Tls:ServerPinning is First: {0}")]
+    Store(Arc<known_servers::StoreError>),
+}
+
+/// Where a pin was recorded, for [`PinRefused::Changed`].
+fn place(store: &Path, line: usize) -> String {
+    if line == 0 {
+        format!(
+            "earlier in this run; {} could not be written",
+            store.display()
+        )
+    } else {
+        format!("{} line {line}", store.display())
     }
 }
 
-impl std::error::Error for PinRefused {}
+/// The pins of `store`.
+fn load(store: &Path) -> Result<Vec<known_servers::Pin>, Box<PinRefused>> {
+    known_servers::load(store).map_err(|e| Box::new(PinRefused::Store(Arc::new(e))))
+}
 
 /// The usual verifier, then the pin.
 #[derive(Debug)]
@@ -186,29 +238,31 @@ impl PinningVerifier {
     }
 
     /// Whether `presented`, from `authority` at `now` (Unix seconds), passes the pin.
-    fn check(&self, authority: &str, presented: &Presented, now: i64) -> Result<(), String> {
+    fn check(
+        &self,
+        authority: &str,
+        presented: &Presented,
+        now: i64,
+    ) -> Result<(), Box<PinRefused>> {
         match &self.check {
             Check::Strict(expected) => {
                 if expected.iter().any(|e| presented.matches(e)) {
                     return Ok(());
                 }
-                let what = if presented.jwk.is_ok() {
-                    "key thumbprint"
-                } else {
-                    "x5t#S256"
-                };
-                Err(format!(
-                    "the server {authority} presented a certificate with {}, which is none of Tls:ServerThumbprints ({}); if the server's key or certificate was changed on purpose, put its {what} in Tls:ServerThumbprints",
-                    presented.describe(),
-                    expected.join(", ")
-                ))
+                Err(Box::new(PinRefused::NotListed {
+                    authority: authority.to_string(),
+                    presented: presented.describe(),
+                    expected: expected.clone(),
+                    has_jwk: presented.jwk.is_ok(),
+                }))
             }
             Check::First { store, pins } => {
                 let jwk = presented.jwk.as_ref().map_err(|why| {
-                    format!(
-                        "the server {authority} presented a certificate whose key cannot be pinned ({why}; x5t#S256 {}); Tls:ServerPinning First pins RSA and EC P-256 keys: use Strict with that x5t#S256 in Tls:ServerThumbprints, or Always",
-                        presented.x5t_s256
-                    )
+                    Box::new(PinRefused::Unpinnable {
+                        authority: authority.to_string(),
+                        why: why.clone(),
+                        x5t_s256: presented.x5t_s256.clone(),
+                    })
                 })?;
                 let mut pins = pins.lock().unwrap_or_else(PoisonError::into_inner);
                 if pins
@@ -217,8 +271,7 @@ impl PinningVerifier {
                 {
                     return Ok(());
                 }
-                *pins = known_servers::load(store)
-                    .map_err(|e| format!("Tls:ServerPinning is First: {e}"))?;
+                *pins = load(store)?;
                 let pin = match pins.iter().find(|p| p.authority == authority) {
                     Some(pin) => pin.clone(),
                     None => {
@@ -253,18 +306,14 @@ impl PinningVerifier {
                 if pin.thumbprint == *jwk {
                     return Ok(());
                 }
-                let place = if pin.line == 0 {
-                    format!(
-                        "earlier in this run; {} could not be written",
-                        store.display()
-                    )
-                } else {
-                    format!("{} line {}", store.display(), pin.line)
-                };
-                Err(format!(
-                    "the server {authority} presented a certificate with key thumbprint {jwk}, but the agent pinned {} on {} ({place}); if the server's key was changed on purpose, delete that line (or run `agent trust --forget {authority}`)",
-                    pin.thumbprint, pin.first_seen
-                ))
+                Err(Box::new(PinRefused::Changed {
+                    authority: authority.to_string(),
+                    presented: jwk.clone(),
+                    pinned: pin.thumbprint,
+                    first_seen: pin.first_seen,
+                    store: store.clone(),
+                    line: pin.line,
+                }))
             }
         }
     }
@@ -291,33 +340,11 @@ impl ServerCertVerifier for PinningVerifier {
         let presented = Presented::of(end_entity.as_ref());
         match self.check(&authority, &presented, now.as_secs() as i64) {
             Ok(()) => Ok(verified),
-            Err(message) => Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-                rustls::OtherError(Arc::new(PinRefused(message))),
-            ))),
+            Err(refused) => Err(ids_runtime::tls::refused_because(*refused)),
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    ids_runtime::handshake_signatures!(inner);
 
     fn requires_raw_public_keys(&self) -> bool {
         self.inner.requires_raw_public_keys()

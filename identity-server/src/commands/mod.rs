@@ -7,16 +7,11 @@ pub mod protect;
 pub mod quickstart;
 pub mod serve;
 
-/// Logs to standard error, filtered by `RUST_LOG` (default `info`).
+/// Logs to standard error in the full format, filtered by `RUST_LOG` (default `info`); control
+/// characters escaped, no colours (`ids_runtime::logging`).
 pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        // Control characters in an event are escaped (a client's value cannot forge a line), so
-        // colour codes would be too: no ANSI colours.
-        .with_writer(|| ids_config::log_escape::EscapeControls::new(std::io::stderr()))
-        .with_ansi(false)
-        .init();
+    ids_runtime::logging::init_stderr(ids_runtime::logging::Stderr {
+        format: ids_runtime::logging::StderrFormat::Full,
+        default_filter: "info",
+    });
 }

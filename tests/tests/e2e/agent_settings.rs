@@ -68,7 +68,7 @@ fn secret_from_file() {
         loaded
             .settings
             .client(None)
-            .and_then(|c| c.secret())
+            .and_then(|c| loaded.keys.secret(c))
             .map(|s| s.expose()),
         Some(JOB_SECRET),
         "the final line break is not part of the secret"

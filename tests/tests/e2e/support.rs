@@ -422,7 +422,7 @@ impl AgentDeployment {
 
     pub fn agent_with_clock(&self, clock: std::sync::Arc<dyn agent::Clock>) -> agent::Agent {
         let loaded = self.load_with(&[]).expect("valid agent settings");
-        agent::Agent::with_clock(loaded.settings, clock).expect("agent")
+        agent::Agent::with_clock(loaded.settings, loaded.keys, clock).expect("agent")
     }
 
     pub fn agent(&self) -> agent::Agent {

@@ -3,8 +3,11 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::tls::{OnlyTrusted, provider};
+use crate::tls::OnlyTrusted;
 use ids_devpki::{Ca, KeyKind};
+use ids_runtime::tls::provider;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
 /// Accepts every certificate: stands for the usual validation, which these tests do not exercise.
 #[derive(Debug)]
@@ -149,7 +152,8 @@ fn first_refuses_a_malformed_store_at_start() {
         &["https://localhost:8443"],
     )
     .wrap(Arc::new(AcceptAll))
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(err.starts_with("Tls:ServerPinning is First: "), "{err}");
     assert!(
         err.contains(&format!("{} line 1", store.display())),
@@ -242,7 +246,7 @@ fn thumbprints_are_normalized_or_refused() {
         "A90B1C2D3E4F5061728394A5B6C7D8E9F001122",
         "not a thumbprint at all, not one at all!!",
     ] {
-        let err = normalize_thumbprint(bad).unwrap_err();
+        let err = normalize_thumbprint(bad).unwrap_err().to_string();
         assert!(err.contains("RFC 7638 JWK thumbprint"), "{err}");
     }
 }
