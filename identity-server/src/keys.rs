@@ -371,8 +371,9 @@ pub fn discovery_documents(
     }
 }
 
-/// rustls configuration from the TLS PFX (leaf + chain), with the aws-lc-rs provider set explicitly
-/// (two providers in the dependency tree would make rustls' default selection panic).
+/// rustls configuration from the TLS PFX (leaf + chain), with the process's aws-lc-rs provider
+/// ([`ids_runtime::tls::provider`]) set explicitly (two providers in the dependency tree would make
+/// rustls' default selection panic).
 ///
 /// With `client_auth`, the handshake asks for a client certificate (never requires one) and names
 /// those CAs as hints; any readable certificate whose key the client proves is accepted at this layer
@@ -391,15 +392,14 @@ fn tls_config(
             .map(|der| CertificateDer::from(der.clone())),
     );
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pfx.key_pkcs8.to_vec()));
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+    let builder = rustls::ServerConfig::builder_with_provider(ids_runtime::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(KeyError::TlsProtocols)?;
     let builder = match client_auth {
         None => builder.with_no_client_auth(),
-        Some(cas) => builder.with_client_cert_verifier(Arc::new(
-            crate::tls::AnyClientCertificate::new(cas, provider.clone()),
-        )),
+        Some(cas) => {
+            builder.with_client_cert_verifier(Arc::new(crate::tls::AnyClientCertificate::new(cas)))
+        }
     };
     let mut config =
         builder

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use crate::settings::{self, Settings};
 use crate::startup::{self, Loaded, load};
-use crate::{Error, connections, http, reload, unix_now};
+use ids_runtime::{Clock as _, SystemClock};
+
+use crate::{Error, connections, http, reload};
 
 /// Errors that stop the server.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +57,7 @@ impl Bound {
         first: Option<TcpListener>,
     ) -> Result<Bound, Error> {
         let settings = Settings::load(dir, urls).map_err(Error::Settings)?;
-        let loaded = load(&settings, unix_now()).map_err(Error::Load)?;
+        let loaded = load(&settings, SystemClock.now()).map_err(Error::Load)?;
         let mut listeners: Vec<TcpListener> = first.into_iter().collect();
         for url in settings.urls.iter().skip(listeners.len()) {
             listeners.push(bind(&url.bind_address())?);
@@ -108,7 +110,7 @@ pub async fn run_on(
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let loaded = load(&settings, unix_now()).map_err(ServerError::Load)?;
+    let loaded = load(&settings, SystemClock.now()).map_err(ServerError::Load)?;
     run_loaded(settings, loaded, listeners, shutdown).await
 }
 

@@ -13,7 +13,9 @@ use crate::keys::{self, ServerKeys as Keys};
 use crate::oauth::client_auth::{AuthConfig, Authenticator};
 use crate::oauth::{self, TokenIssuer, TokenService};
 use crate::settings::{self, Settings};
-use crate::{Error, authorized_clients, deliveries, http, unix_now};
+use ids_runtime::{Clock as _, SystemClock};
+
+use crate::{Error, authorized_clients, deliveries, http};
 
 /// Everything loaded from disk, validated before the server accepts a connection.
 #[derive(Debug)]
@@ -181,7 +183,7 @@ pub(crate) fn announce(settings: &Settings, loaded: &Loaded) -> authorized_clien
         settings,
         loaded,
         &authorized,
-        unix_now(),
+        SystemClock.now(),
         settings.expiry_warning_days,
     ) {
         tracing::warn!("{w}");
@@ -285,7 +287,7 @@ pub(crate) fn app_state(
     };
     let jwks = keys.jwks_json();
     // `client_id` may be suffixed with any spelling of this server's authority.
-    let mut authorities = vec![authority(issuer)];
+    let mut authorities = vec![ids_runtime::url::authority(issuer).to_string()];
     for (i, addr) in bound.iter().enumerate() {
         if let Some(url) = settings.urls.get(i) {
             authorities.push(format!("{}:{}", url.host, addr.port()));
@@ -371,11 +373,12 @@ impl ReadBack {
     pub fn load(dir: &Path) -> Result<ReadBack, Error> {
         let settings = Settings::load(dir, None).map_err(Error::Settings)?;
         let mut warnings = Vec::new();
-        let encryption = keys::EncryptionKeys::load(&settings, unix_now(), &mut warnings, false)
-            .map_err(|e| Error::Load(vec![e.to_string()]))?
-            .map_err(|_| Error::NoEncryptionCertificate {
-                settings_file: dir.join("appsettings.json"),
-            })?;
+        let encryption =
+            keys::EncryptionKeys::load(&settings, SystemClock.now(), &mut warnings, false)
+                .map_err(|e| Error::Load(vec![e.to_string()]))?
+                .map_err(|_| Error::NoEncryptionCertificate {
+                    settings_file: dir.join("appsettings.json"),
+                })?;
         Ok(ReadBack {
             settings,
             encryption,
@@ -419,10 +422,4 @@ pub fn open_deliveries(
         },
     );
     Ok((service, opened))
-}
-
-/// `host[:port]` of a URL.
-fn authority(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.split('/').next().unwrap_or(rest).to_string()
 }

@@ -68,7 +68,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct AppState {
     /// The server's time source.
-    pub clock: Arc<dyn crate::Clock>,
+    pub clock: Arc<dyn ids_runtime::Clock>,
     /// `Limits:TokenRequestTimeoutSeconds`: the time a client has to send a whole token request body.
     pub token_request_timeout: Duration,
     pub tokens: TokenService,

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Clock, SystemClock};
+use ids_runtime::{Clock, SystemClock};
 
 use ids_config::appsettings::{
     ENCRYPT_FILE, ENCRYPTION_FILE, ENCRYPTION_PASSWORD, aliased, base_url, file_with_password,

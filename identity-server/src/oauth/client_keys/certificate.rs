@@ -57,7 +57,7 @@ impl ClientAuthorities {
     /// A webpki verifier over `cas` (client-auth usage, validity, chain). An X.509 v1 certificate
     /// cannot be a CA (it has no basicConstraints), and is refused.
     pub fn new(cas: &[Certificate]) -> Result<Self, String> {
-        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let provider = ids_runtime::tls::provider();
         let mut roots = rustls::RootCertStore::empty();
         for ca in cas {
             if ca.version() < 3 {
@@ -72,12 +72,10 @@ impl ClientAuthorities {
                 .map_err(|e| format!("CA certificate `{}`: {e}", ca.subject()))?;
         }
         let algorithms = provider.signature_verification_algorithms;
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            Arc::new(provider),
-        )
-        .build()
-        .map_err(|e| e.to_string())?;
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| e.to_string())?;
         Ok(ClientAuthorities {
             verifier,
             cas: cas.into(),

@@ -14,8 +14,8 @@ use ids_seal::atomic::AtomicFile;
 
 use super::file::{Compacted, Entry, HEADER, commit_for_appending, copy_live, remove_leftovers};
 use super::{Limits, Opened, QUEUE_CAPACITY};
-use crate::Clock;
 use crate::oauth::client_keys::{LEEWAY, MemoryReplayCache};
+use ids_runtime::Clock;
 
 /// The writer's pause after a write, to gather entries into batches.
 const BATCH_PAUSE: Duration = Duration::from_millis(20);
