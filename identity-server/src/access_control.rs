@@ -12,7 +12,7 @@ use ids_xml::{AccessControl, XmlError};
 /// A client allowed to ask for tokens.
 #[derive(Clone, Debug)]
 pub struct RegisteredClient {
-    pub identifier: String,
+    pub identifier: ids_proto::ClientId,
     /// `HashedSecret`; `None` for a client that authenticates with a key or certificate only.
     pub hash: Option<SecretHash>,
     /// SHA-256 of the `HashedSecret` text: cached verifications are only valid for this value.
@@ -187,7 +187,7 @@ impl Clients {
             by_id.insert(
                 c.identifier.clone(),
                 RegisteredClient {
-                    identifier: c.identifier.clone(),
+                    identifier: c.identifier.clone().into(),
                     hash,
                     hash_fingerprint: fingerprint,
                     profile: c.profile.clone(),

@@ -8,7 +8,7 @@ use ids_config::ConfigError;
 use ids_config::protected::ProtectError;
 
 use crate::ServerError;
-use crate::deliveries::{DeliveryError, ExportError};
+use crate::deliveries::{DeliveryError, ExportError, InvalidDeliveryId};
 use crate::quickstart::QuickstartError;
 use crate::startup::DataFolderError;
 
@@ -63,7 +63,7 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     /// `deliveries export`: the id given on the command line is not a delivery id.
     #[error("{0}")]
-    DeliveryId(DeliveryError),
+    DeliveryId(InvalidDeliveryId),
     /// `deliveries export`: no such delivery (of that client, when given).
     #[error("delivery `{id}`{}: {source}", .client.as_ref().map(|c| format!(" of client `{c}`")).unwrap_or_default())]
     NotFound {

@@ -86,7 +86,7 @@ fn stored(dir: &Path) -> Vec<String> {
 }
 
 fn key(client: &str, id: &str) -> DeliveryKey {
-    DeliveryKey::new(client, &DeliveryId::parse(id).unwrap())
+    DeliveryKey::new(&client.into(), &DeliveryId::parse(id).unwrap())
 }
 
 fn data(len: usize) -> Vec<u8> {

@@ -27,7 +27,7 @@ pub enum BearerError {
 /// The authenticated client behind a token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenClient {
-    pub client_id: String,
+    pub client_id: ids_proto::ClientId,
     /// The client's profile in the XML in force.
     pub profile: Option<String>,
 }
@@ -104,7 +104,7 @@ impl BearerVerifier {
             )));
         }
         Ok(TokenClient {
-            client_id,
+            client_id: client_id.into(),
             profile: client.profile.clone(),
         })
     }

@@ -253,7 +253,7 @@ pub fn authenticate_certificate(
         )));
     }
     if let Issued::V1 { ca } = &issued {
-        authorities.warn_v1(&cert, ca, &client.identifier);
+        authorities.warn_v1(&cert, ca, client.identifier.as_str());
     }
     Ok(())
 }
