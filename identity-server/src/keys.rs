@@ -18,6 +18,7 @@ use ids_proto::paths;
 use ids_seal::encrypted_file::{DecryptionKey, Recipient};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+use crate::deliveries::DeliveriesOff;
 use crate::settings::{CertificateFile, Settings};
 
 /// Why the server's key material could not be loaded. Messages name the setting and the file, never
@@ -273,18 +274,16 @@ pub struct EncryptionKeys {
 impl EncryptionKeys {
     /// Loads `EncryptionCertificate` (File, Password). An unreadable file or a wrong password is an
     /// error (the configuration is wrong); a certificate that is not configured, or expired when
-    /// `require_valid` (encrypting for it), only turns deliveries off: the inner `Err` says why, in
-    /// words fit for clients, and the details go to `warnings`.
+    /// `require_valid` (encrypting for it), only turns deliveries off: the inner `Err` says why (its
+    /// text is fit for clients), and the details go to `warnings`.
     pub fn load(
         settings: &Settings,
         now: i64,
         warnings: &mut Vec<String>,
         require_valid: bool,
-    ) -> Result<Result<EncryptionKeys, String>, KeyError> {
+    ) -> Result<Result<EncryptionKeys, DeliveriesOff>, KeyError> {
         let Some(file) = &settings.encryption_certificate else {
-            return Ok(Err(
-                "it has no EncryptionCertificate (File, Password) to encrypt them for".into(),
-            ));
+            return Ok(Err(DeliveriesOff::NoEncryptionCertificate));
         };
         let pfx = file.open().map_err(|source| KeyError::Certificate {
             setting: file.setting.to_string(),
@@ -301,9 +300,7 @@ impl EncryptionKeys {
                     file.setting,
                     file.path.display()
                 ));
-                return Ok(Err(
-                    "its EncryptionCertificate is expired or not yet valid".into()
-                ));
+                return Ok(Err(DeliveriesOff::EncryptionCertificateNotValid));
             }
         }
         let unusable = |source| KeyError::Encryption {

@@ -50,8 +50,8 @@ pub use exit::ExitStatus;
 pub use serve::{Bound, ServerError, issuer, run_loaded, run_on};
 pub use settings::Settings;
 pub use startup::{
-    DataFolderError, Loaded, ReadBack, client_rules, expiring, expiry_warnings, load,
-    open_deliveries,
+    DataFolderError, LoadError, LoadErrors, Loaded, ReadBack, client_rules, expiring,
+    expiry_warnings, load, open_deliveries,
 };
 
 /// Runs the server on `listener` until `shutdown` completes.

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::access_control::{self, Clients};
-use crate::keys::{self, ServerKeys as Keys};
+use crate::deliveries::DeliveriesOff;
+use crate::keys::{self, KeyError, ServerKeys as Keys};
 use crate::oauth::client_auth::{AuthConfig, Authenticator};
 use crate::oauth::{self, TokenIssuer, TokenService};
 use crate::settings::{self, Settings};
@@ -23,27 +24,68 @@ pub struct Loaded {
     pub keys: Keys,
     pub clients: Clients,
     /// `EncryptionCertificate` (deliveries are stored encrypted for it), or why deliveries are off.
-    pub encryption: Result<keys::EncryptionKeys, String>,
+    pub encryption: Result<keys::EncryptionKeys, DeliveriesOff>,
     /// Non-fatal findings (unknown XML attributes, expired certificate accepted on request...).
     pub warnings: Vec<String>,
 }
 
+/// One problem that keeps the server from starting, with its data; [`LoadErrors`] renders each as one
+/// line (what `check` and `serve` print after `error:`).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A certificate or key file named by the settings.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// One problem of the access-control XML folder, as [`access_control`] words it (file:line:column).
+    #[error("{0}")]
+    AccessControl(String),
+    /// Verifying the server's own tokens with its certificates.
+    #[error(transparent)]
+    TokenKeys(#[from] ids_jose::KeySetError),
+    /// The client CAs cannot make a verifier.
+    #[error(transparent)]
+    ClientAuthorities(#[from] oauth::client_keys::ClientAuthoritiesError),
+    /// The client authenticator cannot start (no random key).
+    #[error("{0}")]
+    Authenticator(#[source] oauth::OAuthError),
+    #[error("no listening socket")]
+    NoListener,
+}
+
+/// Every problem found while loading (an operator fixes them in one pass): displayed one per line.
+#[derive(Debug, Default, thiserror::Error)]
+#[error("{}", self.problems().join("\n"))]
+pub struct LoadErrors(pub Vec<LoadError>);
+
+impl LoadErrors {
+    /// One message per problem.
+    pub fn problems(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
+}
+
+impl<E: Into<LoadError>> From<E> for LoadErrors {
+    fn from(e: E) -> Self {
+        LoadErrors(vec![e.into()])
+    }
+}
+
 /// Loads certificates and the access-control XML, collecting every problem.
-pub fn load(settings: &Settings, now: i64) -> Result<Loaded, Vec<String>> {
+pub fn load(settings: &Settings, now: i64) -> Result<Loaded, LoadErrors> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let keys = match Keys::load(settings, now, &mut warnings) {
         Ok(k) => Some(k),
         Err(es) => {
-            errors.extend(es.iter().map(ToString::to_string));
+            errors.extend(es.into_iter().map(LoadError::Key));
             None
         }
     };
     let encryption = match keys::EncryptionKeys::load(settings, now, &mut warnings, true) {
-        Ok(e) => e,
+        Ok(e) => Some(e),
         Err(e) => {
-            errors.push(e.to_string());
-            Err(String::new())
+            errors.push(LoadError::Key(e));
+            None
         }
     };
     let clients = match Clients::load(&settings.access_control_path, client_rules(settings)) {
@@ -52,18 +94,18 @@ pub fn load(settings: &Settings, now: i64) -> Result<Loaded, Vec<String>> {
             Some(c)
         }
         Err(e) => {
-            errors.extend(e.0);
+            errors.extend(e.0.into_iter().map(LoadError::AccessControl));
             None
         }
     };
-    match (keys, clients) {
-        (Some(keys), Some(clients)) if errors.is_empty() => Ok(Loaded {
+    match (keys, clients, encryption) {
+        (Some(keys), Some(clients), Some(encryption)) if errors.is_empty() => Ok(Loaded {
             keys,
             clients,
             encryption,
             warnings,
         }),
-        _ => Err(errors),
+        _ => Err(LoadErrors(errors)),
     }
 }
 
@@ -212,7 +254,7 @@ pub(crate) fn app_state(
     authorized_keys: authorized_clients::LiveKeys,
     issuer: &str,
     bound: &[SocketAddr],
-) -> Result<http::AppState, String> {
+) -> Result<http::AppState, LoadError> {
     let Loaded {
         keys,
         clients,
@@ -262,7 +304,7 @@ pub(crate) fn app_state(
                 Err(e) => {
                     // Tokens are still issued; deliveries answer 503 until this is fixed.
                     tracing::error!("deliveries disabled: {e}");
-                    Err("it cannot use its delivery folder (see the server log)".to_string())
+                    Err(DeliveriesOff::FolderUnusable)
                 }
             }
         }
@@ -320,7 +362,7 @@ pub(crate) fn app_state(
         hash_wait: Duration::from_secs(5),
         failures_per_minute: settings.failed_authentications_per_minute,
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(LoadError::Authenticator)?;
     Ok(http::AppState {
         clock: settings.clock.clone(),
         token_request_timeout: settings.limits.token_request_timeout,
@@ -375,7 +417,7 @@ impl ReadBack {
         let mut warnings = Vec::new();
         let encryption =
             keys::EncryptionKeys::load(&settings, SystemClock.now(), &mut warnings, false)
-                .map_err(|e| Error::Load(vec![e.to_string()]))?
+                .map_err(|e| Error::Load(e.into()))?
                 .map_err(|_| Error::NoEncryptionCertificate {
                     settings_file: dir.join("appsettings.json"),
                 })?;

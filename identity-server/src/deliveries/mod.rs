@@ -167,6 +167,18 @@ impl From<InvalidDeliveryId> for DeliveryError {
     }
 }
 
+/// Why a server stores no deliveries. The text completes "this server stores no deliveries: " and
+/// is fit for clients; the details are in the server's log.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveriesOff {
+    #[error("it has no EncryptionCertificate (File, Password) to encrypt them for")]
+    NoEncryptionCertificate,
+    #[error("its EncryptionCertificate is expired or not yet valid")]
+    EncryptionCertificateNotValid,
+    #[error("it cannot use its delivery folder (see the server log)")]
+    FolderUnusable,
+}
+
 /// Why a delivery request failed. Mapped to HTTP in `crate::http::error`.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -203,7 +215,7 @@ pub enum DeliveryError {
     StorageFull(String),
     /// Deliveries are off; the reason is safe to show to clients (details are in the server's log).
     #[error("this server stores no deliveries: {0}")]
-    Disabled(String),
+    Disabled(DeliveriesOff),
     /// `Deliveries:MaxConcurrentUploads` uploads are under way.
     #[error("the server is receiving {0} deliveries already; retry shortly")]
     Busy(usize),

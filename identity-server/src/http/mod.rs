@@ -79,7 +79,7 @@ pub struct AppState {
     /// Verifies the bearer tokens presented to the server's API.
     pub bearer: crate::oauth::bearer::BearerVerifier,
     /// The deliveries service, or why deliveries are off (a reason safe to show to clients).
-    pub deliveries: Result<Arc<crate::deliveries::Deliveries>, String>,
+    pub deliveries: Result<Arc<crate::deliveries::Deliveries>, crate::deliveries::DeliveriesOff>,
 }
 
 /// The server's routes (RFC 8414 / OIDC Discovery paths as IdentityServer serves them), from the wire

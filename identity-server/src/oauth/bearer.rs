@@ -46,13 +46,13 @@ impl BearerVerifier {
         validation: &[Certificate],
         issuer: &str,
         audience: &str,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ids_jose::KeySetError> {
         let certs = std::iter::once((signing, "IdentityServer:X509KeyFilePath".to_string())).chain(
             validation
                 .iter()
                 .map(|c| (c, "IdentityServer:ValidationKeys".to_string())),
         );
-        let keys = KeySet::from_certificates(certs).map_err(|e| e.to_string())?;
+        let keys = KeySet::from_certificates(certs)?;
         Ok(BearerVerifier {
             verifier: Verifier::new(
                 keys,

@@ -925,7 +925,7 @@ fn v1_certificate_configured_as_client_ca_is_refused() {
     let errors = identity_server::load(&settings, crate::support::unix_now())
         .map(|_| ())
         .expect_err("a v1 CA is refused")
-        .join("\n");
+        .to_string();
     assert!(
         errors.contains("IdentityServer:ClientCertificateAuthorities")
             && errors.contains("v1-ca.pem")

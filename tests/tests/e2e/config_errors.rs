@@ -12,7 +12,7 @@ fn problems(d: &Deployment) -> String {
     };
     match identity_server::load(&settings, crate::support::unix_now()) {
         Ok(_) => String::new(),
-        Err(es) => es.join("\n"),
+        Err(es) => es.to_string(),
     }
 }
 
@@ -347,7 +347,8 @@ fn validation_keys_from_pfx_files_and_environment_lists() {
     let settings = identity_server::Settings::load_with(d.path(), &vars, None).expect("settings");
     let err = identity_server::load(&settings, crate::support::unix_now()).expect_err("weak key");
     assert!(
-        err.join("\n").contains("IdentityServer:ValidationKeys") && err.join("\n").contains("1024"),
+        err.to_string().contains("IdentityServer:ValidationKeys")
+            && err.to_string().contains("1024"),
         "{err:?}"
     );
 }

@@ -44,6 +44,20 @@ pub struct ClientAuthorities {
     v1_warnings: Arc<LogOnce>,
 }
 
+/// Why the client CAs cannot verify client certificates.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientAuthoritiesError {
+    #[error("CA certificate `{subject}` is an X.509 v{version} certificate, which cannot be a CA")]
+    NotV3 { subject: String, version: u32 },
+    #[error("CA certificate `{subject}`: {source}")]
+    Unusable {
+        subject: String,
+        source: rustls::Error,
+    },
+    #[error("{0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
 /// How a presented certificate was found to be issued by one of the CAs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Issued {
@@ -56,26 +70,27 @@ enum Issued {
 impl ClientAuthorities {
     /// A webpki verifier over `cas` (client-auth usage, validity, chain). An X.509 v1 certificate
     /// cannot be a CA (it has no basicConstraints), and is refused.
-    pub fn new(cas: &[Certificate]) -> Result<Self, String> {
+    pub fn new(cas: &[Certificate]) -> Result<Self, ClientAuthoritiesError> {
         let provider = ids_runtime::tls::provider();
         let mut roots = rustls::RootCertStore::empty();
         for ca in cas {
             if ca.version() < 3 {
-                return Err(format!(
-                    "CA certificate `{}` is an X.509 v{} certificate, which cannot be a CA",
-                    ca.subject(),
-                    ca.version()
-                ));
+                return Err(ClientAuthoritiesError::NotV3 {
+                    subject: ca.subject().to_string(),
+                    version: ca.version(),
+                });
             }
             roots
                 .add(CertificateDer::from(ca.der().to_vec()))
-                .map_err(|e| format!("CA certificate `{}`: {e}", ca.subject()))?;
+                .map_err(|source| ClientAuthoritiesError::Unusable {
+                    subject: ca.subject().to_string(),
+                    source,
+                })?;
         }
         let algorithms = provider.signature_verification_algorithms;
         let verifier =
             rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| e.to_string())?;
+                .build()?;
         Ok(ClientAuthorities {
             verifier,
             cas: cas.into(),
