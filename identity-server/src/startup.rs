@@ -36,9 +36,9 @@ pub enum LoadError {
     /// A certificate or key file named by the settings.
     #[error(transparent)]
     Key(#[from] KeyError),
-    /// One problem of the access-control XML folder, as [`access_control`] words it (file:line:column).
-    #[error("{0}")]
-    AccessControl(String),
+    /// One problem of the access-control XML folder.
+    #[error(transparent)]
+    AccessControl(#[from] access_control::AccessControlError),
     /// Verifying the server's own tokens with its certificates.
     #[error(transparent)]
     TokenKeys(#[from] ids_jose::KeySetError),
