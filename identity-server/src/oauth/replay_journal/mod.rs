@@ -160,7 +160,7 @@ impl JournaledReplayCache {
                 opened,
             ),
             Err(reason) => {
-                opened.unusable = Some(reason);
+                opened.unusable = Some(reason.to_string());
                 (
                     JournaledReplayCache {
                         memory,
