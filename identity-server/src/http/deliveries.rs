@@ -455,3 +455,46 @@ impl DeliveryError {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The query structs' field names are the wire contract's query names.
+    #[test]
+    fn query_fields_are_the_contract_names() {
+        let q: DeliverQuery = serde_urlencoded_like(names::NAME);
+        assert_eq!(q.name.as_deref(), Some("x"));
+        let q: ClientQuery = serde_urlencoded_like(names::CLIENT);
+        assert_eq!(q.client.as_deref(), Some("x"));
+    }
+
+    fn serde_urlencoded_like<T: serde::de::DeserializeOwned>(key: &str) -> T {
+        let uri: axum::http::Uri = format!("/?{key}=x").parse().expect("uri");
+        Query::<T>::try_from_uri(&uri).expect("query").0
+    }
+
+    /// The sets keep exactly the bytes the hand-written encoder kept.
+    #[test]
+    fn encode_sets_keep_what_they_kept() {
+        for (set, keep) in [
+            (QUERY_VALUE, &b"-._~"[..]),
+            (ATTR_CHAR, &b"!#$&+-.^_`|~"[..]),
+        ] {
+            for b in 0u8..=255 {
+                let text = String::from_utf8_lossy(&[b]).into_owned();
+                let before: String = text
+                    .bytes()
+                    .map(|b| {
+                        if b.is_ascii_alphanumeric() || keep.contains(&b) {
+                            (b as char).to_string()
+                        } else {
+                            format!("%{b:02X}")
+                        }
+                    })
+                    .collect();
+                assert_eq!(utf8_percent_encode(&text, set).to_string(), before);
+            }
+        }
+    }
+}
