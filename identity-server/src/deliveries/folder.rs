@@ -38,7 +38,7 @@ const RECORD_EXT: &str = "json";
 /// The first character of a client's folder (never that of a delivery id).
 const CLIENT_PREFIX: char = '@';
 /// Longest client folder name written in full; longer ones are cut and end with a hash.
-const MAX_CLIENT_FOLDER: usize = 160;
+pub const MAX_CLIENT_FOLDER: usize = 160;
 
 /// The folder name of `client`'s deliveries: `@` and the client id, every byte outside
 /// `A-Z a-z 0-9 - _ .` written `%XX`; past [`MAX_CLIENT_FOLDER`] bytes, cut, then `~` and 32 hex

@@ -8,8 +8,8 @@
 //!    [`crate::keys::EncryptionKeys`], read from disk by `identity_server::load`.
 //!
 //! # Layout
-//! - [`schema`]: every key, declared once (path, default, range, meaning); the schema is built from it.
-//! - [`listen`]: listen URLs.
+//! - `schema`: every key, declared once (path, default, range, meaning); the schema is built from it.
+//! - `listen`: listen URLs.
 //! - here: [`Settings`] and its sections, and [`Settings::for_test`] for unit tests.
 
 mod listen;
