@@ -342,10 +342,14 @@ pub(crate) fn app_state(
     // A client assertion's `aud`: the token endpoint (as any authority spells it) or the issuer.
     let mut assertion_audiences = vec![
         issuer.trim_end_matches('/').to_string(),
-        format!("{}/connect/token", issuer.trim_end_matches('/')),
+        format!(
+            "{}{}",
+            issuer.trim_end_matches('/'),
+            ids_proto::paths::TOKEN
+        ),
     ];
     for a in &authorities {
-        assertion_audiences.push(format!("https://{a}/connect/token"));
+        assertion_audiences.push(format!("https://{a}{}", ids_proto::paths::TOKEN));
     }
     assertion_audiences.dedup();
     let (replay, opened) = oauth::replay_journal::JournaledReplayCache::open(
