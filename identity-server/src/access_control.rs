@@ -12,7 +12,7 @@ use ids_xml::{AccessControl, XmlError};
 /// A client allowed to ask for tokens.
 #[derive(Clone, Debug)]
 pub struct RegisteredClient {
-    pub identifier: String,
+    pub identifier: ids_proto::ClientId,
     /// `HashedSecret`; `None` for a client that authenticates with a key or certificate only.
     pub hash: Option<SecretHash>,
     /// SHA-256 of the `HashedSecret` text: cached verifications are only valid for this value.
@@ -56,10 +56,64 @@ pub struct Clients {
     pub snapshot: Option<Snapshot>,
 }
 
-/// Problems found in the XML folder (every one of them).
+/// One problem of the XML folder. Positions are `file:line:column`.
 #[derive(Debug, thiserror::Error)]
-#[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
-pub struct AccessControlErrors(pub Vec<String>);
+pub enum AccessControlError {
+    #[error("{}: cannot read the access-control folder (AccessControl:ConfigurationPath): {source}", .folder.display())]
+    Folder {
+        folder: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: no *.xml file found; the OpenIdClient entries are read from there (AccessControl:ConfigurationPath)", .folder.display())]
+    NoXmlFile { folder: PathBuf },
+    #[error("{file}: cannot read: {source}")]
+    File {
+        file: String,
+        source: std::io::Error,
+    },
+    /// `valid_up_to`: the byte where the UTF-8 text stops.
+    #[error("{file}: not UTF-8 text (byte {valid_up_to}); save the file as UTF-8")]
+    NotUtf8 { file: String, valid_up_to: usize },
+    #[error(transparent)]
+    Xml(#[from] XmlError),
+    /// `value`: the first 80 characters of what `Thumbprints` lists.
+    #[error(
+        "{at}: OpenIdClient `{client}`: Thumbprints: `{value}` is not a thumbprint (expected the 43-character RFC 7638 key thumbprint or certificate x5t#S256 that `ids-keytool thumbprint` prints, or a 40-digit SHA-1 hex certificate thumbprint)"
+    )]
+    Thumbprint {
+        at: String,
+        client: String,
+        value: String,
+    },
+    /// `notes`: the element's unknown-attribute warnings, which probably explain it.
+    #[error("{at}: OpenIdClient `{client}`: HashedSecret is unusable: {source}{notes}")]
+    HashedSecret {
+        at: String,
+        client: String,
+        source: ids_secret::HashError,
+        notes: String,
+    },
+    #[error(
+        "{at}: OpenIdClient `{client}` has no HashedSecret and no Thumbprints: hash a secret with `new-openid-secret`, or register the client's key (Thumbprints=\"<what `ids-keytool thumbprint` prints>\", or its public key in AccessControl:AuthorizedClientsPath){notes}"
+    )]
+    NoCredentials {
+        at: String,
+        client: String,
+        notes: String,
+    },
+}
+
+/// Problems found in the XML folder (every one of them), one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", self.problems().join("\n"))]
+pub struct AccessControlErrors(pub Vec<AccessControlError>);
+
+impl AccessControlErrors {
+    /// One message per problem.
+    pub fn problems(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
+}
 
 impl Clients {
     /// Reads every `*.xml` under `folder` (sub-folders included, sorted by path).
@@ -78,19 +132,18 @@ impl Clients {
         // One walk of the folder: the snapshot (taken before reading, so a change made while reading
         // triggers the next reload) also lists the files, sorted.
         let before = snapshot(folder).map_err(|e| {
-            let errors = AccessControlErrors(vec![format!(
-                "{}: cannot read the access-control folder (AccessControl:ConfigurationPath): {e}",
-                folder.display()
-            )]);
+            let errors = AccessControlErrors(vec![AccessControlError::Folder {
+                folder: folder.to_path_buf(),
+                source: e,
+            }]);
             (errors, true)
         })?;
         let files: Vec<PathBuf> = before.iter().map(|(path, _, _)| path.clone()).collect();
         if files.is_empty() {
             return Err((
-                AccessControlErrors(vec![format!(
-                    "{}: no *.xml file found; the OpenIdClient entries are read from there (AccessControl:ConfigurationPath)",
-                    folder.display()
-                )]),
+                AccessControlErrors(vec![AccessControlError::NoXmlFile {
+                    folder: folder.to_path_buf(),
+                }]),
                 false,
             ));
         }
@@ -103,19 +156,22 @@ impl Clients {
             match std::fs::read(file) {
                 Err(e) => {
                     io_failed = true;
-                    errors.push(format!("{name}: cannot read: {e}"));
+                    errors.push(AccessControlError::File {
+                        file: name,
+                        source: e,
+                    });
                 }
                 Ok(bytes) => match String::from_utf8(bytes) {
-                    Err(e) => errors.push(format!(
-                        "{name}: not UTF-8 text (byte {}); save the file as UTF-8",
-                        e.utf8_error().valid_up_to()
-                    )),
+                    Err(e) => errors.push(AccessControlError::NotUtf8 {
+                        file: name,
+                        valid_up_to: e.utf8_error().valid_up_to(),
+                    }),
                     Ok(text) => match ids_xml::parse_document(&name, &text) {
                         Ok(doc) => {
                             warnings.extend(doc.warnings.iter().cloned());
                             documents.push(doc);
                         }
-                        Err(e) => errors.push(e.to_string()),
+                        Err(e) => errors.push(e.into()),
                     },
                 },
             }
@@ -131,11 +187,11 @@ impl Clients {
             for t in &c.thumbprints {
                 match canonical_thumbprint(t) {
                     Some(t) => thumbprints.push(t),
-                    None => errors.push(format!(
-                        "{at}: OpenIdClient `{}`: Thumbprints: `{}` is not a thumbprint (expected the 43-character RFC 7638 key thumbprint or certificate x5t#S256 that `ids-keytool thumbprint` prints, or a 40-digit SHA-1 hex certificate thumbprint)",
-                        c.identifier,
-                        t.chars().take(80).collect::<String>()
-                    )),
+                    None => errors.push(AccessControlError::Thumbprint {
+                        at: at.clone(),
+                        client: c.identifier.clone(),
+                        value: t.chars().take(80).collect(),
+                    }),
                 }
             }
             let hash = match c.hashed_secret.as_deref() {
@@ -143,11 +199,12 @@ impl Clients {
                 Some(text) => match SecretHash::parse(text) {
                     Ok(hash) => Some(hash),
                     Err(e) => {
-                        errors.push(format!(
-                            "{at}: OpenIdClient `{}`: HashedSecret is unusable: {e}{}",
-                            c.identifier,
-                            typo_notes(&warnings, &at, &c.identifier)
-                        ));
+                        errors.push(AccessControlError::HashedSecret {
+                            notes: typo_notes(&warnings, &at, &c.identifier),
+                            at,
+                            client: c.identifier.clone(),
+                            source: e,
+                        });
                         continue;
                     }
                 },
@@ -165,11 +222,11 @@ impl Clients {
                 && !has_tls_mapping
                 && !rules.keys_elsewhere
             {
-                errors.push(format!(
-                    "{at}: OpenIdClient `{}` has no HashedSecret and no Thumbprints: hash a secret with `new-openid-secret`, or register the client's key (Thumbprints=\"<what `ids-keytool thumbprint` prints>\", or its public key in AccessControl:AuthorizedClientsPath){}",
-                    c.identifier,
-                    typo_notes(&warnings, &at, &c.identifier)
-                ));
+                errors.push(AccessControlError::NoCredentials {
+                    notes: typo_notes(&warnings, &at, &c.identifier),
+                    at,
+                    client: c.identifier.clone(),
+                });
                 continue;
             }
             let mut fingerprint = [0u8; 32];
@@ -187,7 +244,7 @@ impl Clients {
             by_id.insert(
                 c.identifier.clone(),
                 RegisteredClient {
-                    identifier: c.identifier.clone(),
+                    identifier: c.identifier.clone().into(),
                     hash,
                     hash_fingerprint: fingerprint,
                     profile: c.profile.clone(),
@@ -202,7 +259,7 @@ impl Clients {
         let model = match AccessControl::build(documents) {
             Ok(model) => model,
             Err(es) => {
-                errors.extend(es.iter().map(XmlError::to_string));
+                errors.extend(es.into_iter().map(AccessControlError::Xml));
                 AccessControl::default()
             }
         };
@@ -275,7 +332,7 @@ pub enum Reload {
     },
     /// The new files are invalid, or could not be read (an I/O error): the previous clients stay in
     /// force.
-    Rejected(Vec<String>),
+    Rejected(AccessControlErrors),
 }
 
 impl LiveClients {
@@ -324,7 +381,7 @@ impl LiveClients {
                 if io_failed && let Ok(mut seen) = self.seen.write() {
                     *seen = None;
                 }
-                Reload::Rejected(e.0)
+                Reload::Rejected(e)
             }
         }
     }
@@ -372,7 +429,7 @@ mod tests {
         symlink(dir.path().join("nowhere"), &dangling).unwrap();
         match live.reload(false) {
             Reload::Rejected(errors) => {
-                let text = errors.join("\n");
+                let text = errors.to_string();
                 assert!(
                     text.contains(&dangling.display().to_string()) && text.contains("os error 2"),
                     "{text}"
@@ -389,7 +446,7 @@ mod tests {
         symlink(&sub, dir.path().join("c.xml")).unwrap();
         match live.reload(false) {
             Reload::Rejected(errors) => {
-                let text = errors.join("\n");
+                let text = errors.to_string();
                 assert!(
                     text.contains("c.xml: cannot read") && text.contains("os error 21"),
                     "{text}"

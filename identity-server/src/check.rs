@@ -210,7 +210,7 @@ fn clients(report: &mut Report, loaded: &Loaded, authorized: &AuthorizedKeys, no
             Some(SecretHash::Sha512(_)) => methods.push("secret legacy SHA-512".to_string()),
             None => {}
         }
-        let folder_keys = authorized.of(&c.identifier).len();
+        let folder_keys = authorized.of(c.identifier.as_str()).len();
         if !c.thumbprints.is_empty() || folder_keys > 0 {
             methods.push(format!(
                 "{} key(s)/certificate(s)",

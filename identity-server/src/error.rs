@@ -8,9 +8,9 @@ use ids_config::ConfigError;
 use ids_config::protected::ProtectError;
 
 use crate::ServerError;
-use crate::deliveries::{DeliveryError, ExportError};
+use crate::deliveries::{DeliveryError, ExportError, InvalidDeliveryId};
 use crate::quickstart::QuickstartError;
-use crate::startup::DataFolderError;
+use crate::startup::{DataFolderError, LoadErrors};
 
 /// A command's failure.
 #[derive(Debug, thiserror::Error)]
@@ -20,8 +20,8 @@ pub enum Error {
     #[error("{}", join(.0))]
     Settings(Vec<ConfigError>),
     /// Certificates or the access-control XML named by valid settings cannot be used: every problem.
-    #[error("{}", .0.join("\n"))]
-    Load(Vec<String>),
+    #[error("{0}")]
+    Load(LoadErrors),
     /// `protect`: bad input (a setting, the value, the configuration) or a file that cannot be written.
     #[error("{0}")]
     Protect(#[from] ProtectError),
@@ -63,7 +63,7 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     /// `deliveries export`: the id given on the command line is not a delivery id.
     #[error("{0}")]
-    DeliveryId(DeliveryError),
+    DeliveryId(InvalidDeliveryId),
     /// `deliveries export`: no such delivery (of that client, when given).
     #[error("delivery `{id}`{}: {source}", .client.as_ref().map(|c| format!(" of client `{c}`")).unwrap_or_default())]
     NotFound {
@@ -94,7 +94,7 @@ impl Error {
     pub fn problems(&self) -> Vec<String> {
         match self {
             Error::Settings(errors) => errors.iter().map(ToString::to_string).collect(),
-            Error::Load(errors) => errors.clone(),
+            Error::Load(errors) => errors.problems(),
             other => vec![other.to_string()],
         }
     }

@@ -103,7 +103,7 @@ mod tests {
     #[test]
     fn configuration_errors_are_usage_errors_and_io_is_a_failure() {
         assert_eq!(
-            ExitStatus::from(&Error::Load(vec!["x".into()])),
+            ExitStatus::from(&Error::Load(crate::startup::LoadError::NoListener.into())),
             ExitStatus::Usage
         );
         assert_eq!(

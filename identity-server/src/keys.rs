@@ -13,9 +13,12 @@ use ids_jose::TokenSigner;
 use ids_pki::cert::{Validity, format_time};
 use ids_pki::pfx;
 use ids_pki::{Algorithm, Certificate, Jwk, Pfx};
+use ids_proto::discovery::ProviderMetadata;
+use ids_proto::paths;
 use ids_seal::encrypted_file::{DecryptionKey, Recipient};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+use crate::deliveries::DeliveriesOff;
 use crate::settings::{CertificateFile, Settings};
 
 /// Why the server's key material could not be loaded. Messages name the setting and the file, never
@@ -273,18 +276,16 @@ pub struct EncryptionKeys {
 impl EncryptionKeys {
     /// Loads `EncryptionCertificate` (File, Password). An unreadable file or a wrong password is an
     /// error (the configuration is wrong); a certificate that is not configured, or expired when
-    /// `require_valid` (encrypting for it), only turns deliveries off: the inner `Err` says why, in
-    /// words fit for clients, and the details go to `warnings`.
+    /// `require_valid` (encrypting for it), only turns deliveries off: the inner `Err` says why (its
+    /// text is fit for clients), and the details go to `warnings`.
     pub fn load(
         settings: &Settings,
         now: i64,
         warnings: &mut Vec<String>,
         require_valid: bool,
-    ) -> Result<Result<EncryptionKeys, String>, KeyError> {
+    ) -> Result<Result<EncryptionKeys, DeliveriesOff>, KeyError> {
         let Some(file) = &settings.encryption_certificate else {
-            return Ok(Err(
-                "it has no EncryptionCertificate (File, Password) to encrypt them for".into(),
-            ));
+            return Ok(Err(DeliveriesOff::NoEncryptionCertificate));
         };
         let pfx = file.open().map_err(|source| KeyError::Certificate {
             setting: file.setting.to_string(),
@@ -301,9 +302,7 @@ impl EncryptionKeys {
                     file.setting,
                     file.path.display()
                 ));
-                return Ok(Err(
-                    "its EncryptionCertificate is expired or not yet valid".into()
-                ));
+                return Ok(Err(DeliveriesOff::EncryptionCertificateNotValid));
             }
         }
         let unusable = |source| KeyError::Encryption {
@@ -329,7 +328,8 @@ pub struct Discovery {
     pub oauth_authorization_server: String,
 }
 
-/// The metadata documents. This server has no authorization endpoint (client credentials only;
+/// The metadata documents ([`ProviderMetadata`], whose fields are in alphabetical order: the JSON
+/// keys come out sorted, as they always have). This server has no authorization endpoint (client credentials only;
 /// `/connect/authorize` only answers that interactive authorization is not supported):
 /// - RFC 8414 section 2 makes `authorization_endpoint` required only for servers that support a
 ///   grant using it, so the RFC 8414 document omits it (Authlib's metadata validation and
@@ -351,30 +351,50 @@ pub fn discovery_documents(
     if mutual_tls {
         methods.extend(["tls_client_auth", "self_signed_tls_client_auth"]);
     }
-    let mut oauth = serde_json::json!({
-        "issuer": issuer,
-        "jwks_uri": format!("{issuer}/.well-known/openid-configuration/jwks"),
-        "token_endpoint": format!("{issuer}/connect/token"),
-        "scopes_supported": scopes,
-        "claims_supported": ["iss", "sub", "client_id", "aud", "scope", "profile", "jti", "iat", "nbf", "exp"],
-        "grant_types_supported": ["client_credentials"],
-        "response_types_supported": [],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [alg.as_str()],
-        "token_endpoint_auth_methods_supported": methods,
-        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
-        "tls_client_certificate_bound_access_tokens": mutual_tls,
-    });
-    let oauth_authorization_server = oauth.to_string();
-    oauth["authorization_endpoint"] = format!("{issuer}/connect/authorize").into();
+    let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let mut metadata = ProviderMetadata {
+        authorization_endpoint: None,
+        claims_supported: strings(&[
+            "iss",
+            "sub",
+            "client_id",
+            "aud",
+            "scope",
+            "profile",
+            "jti",
+            "iat",
+            "nbf",
+            "exp",
+        ]),
+        grant_types_supported: strings(&["client_credentials"]),
+        id_token_signing_alg_values_supported: strings(&[alg.as_str()]),
+        issuer: Some(issuer.to_string()),
+        jwks_uri: Some(format!("{issuer}{}", paths::JWKS)),
+        response_types_supported: Vec::new(),
+        scopes_supported: scopes.to_vec(),
+        subject_types_supported: strings(&["public"]),
+        tls_client_certificate_bound_access_tokens: mutual_tls,
+        token_endpoint: Some(format!("{issuer}{}", paths::TOKEN)),
+        token_endpoint_auth_methods_supported: strings(&methods),
+        token_endpoint_auth_signing_alg_values_supported: strings(&["RS256", "ES256"]),
+    };
+    let oauth_authorization_server = to_json(&metadata);
+    metadata.authorization_endpoint = Some(format!("{issuer}{}", paths::AUTHORIZE));
     Discovery {
-        openid_configuration: oauth.to_string(),
+        openid_configuration: to_json(&metadata),
         oauth_authorization_server,
     }
 }
 
-/// rustls configuration from the TLS PFX (leaf + chain), with the aws-lc-rs provider set explicitly
-/// (two providers in the dependency tree would make rustls' default selection panic).
+/// A metadata document as JSON (its fields are strings, lists of strings and a boolean, which always
+/// serialize).
+fn to_json(metadata: &ProviderMetadata) -> String {
+    serde_json::to_string(metadata).unwrap_or_default()
+}
+
+/// rustls configuration from the TLS PFX (leaf + chain), with the process's aws-lc-rs provider
+/// ([`ids_runtime::tls::provider`]) set explicitly (two providers in the dependency tree would make
+/// rustls' default selection panic).
 ///
 /// With `client_auth`, the handshake asks for a client certificate (never requires one) and names
 /// those CAs as hints; any readable certificate whose key the client proves is accepted at this layer
@@ -393,15 +413,14 @@ fn tls_config(
             .map(|der| CertificateDer::from(der.clone())),
     );
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pfx.key_pkcs8.to_vec()));
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+    let builder = rustls::ServerConfig::builder_with_provider(ids_runtime::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(KeyError::TlsProtocols)?;
     let builder = match client_auth {
         None => builder.with_no_client_auth(),
-        Some(cas) => builder.with_client_cert_verifier(Arc::new(
-            crate::tls::AnyClientCertificate::new(cas, provider.clone()),
-        )),
+        Some(cas) => {
+            builder.with_client_cert_verifier(Arc::new(crate::tls::AnyClientCertificate::new(cas)))
+        }
     };
     let mut config =
         builder
@@ -413,4 +432,46 @@ fn tls_config(
             })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The documents as they were written before `ProviderMetadata` (a `serde_json::json!` map,
+    /// keys sorted): the same bytes.
+    #[test]
+    fn discovery_documents_keep_their_bytes() {
+        for mutual_tls in [false, true] {
+            let scopes = vec!["api".to_string(), "read".to_string()];
+            let issuer = "https://ids.example:5001";
+            let d = discovery_documents(issuer, Algorithm::ES256, &scopes, mutual_tls);
+            let mut methods = vec![
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt",
+            ];
+            if mutual_tls {
+                methods.extend(["tls_client_auth", "self_signed_tls_client_auth"]);
+            }
+            let mut before = serde_json::json!({
+                "issuer": issuer,
+                "jwks_uri": format!("{issuer}/.well-known/openid-configuration/jwks"),
+                "token_endpoint": format!("{issuer}/connect/token"),
+                "scopes_supported": scopes,
+                "claims_supported": ["iss", "sub", "client_id", "aud", "scope", "profile", "jti", "iat", "nbf", "exp"],
+                "grant_types_supported": ["client_credentials"],
+                "response_types_supported": [],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["ES256"],
+                "token_endpoint_auth_methods_supported": methods,
+                "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
+                "tls_client_certificate_bound_access_tokens": mutual_tls,
+            });
+            assert_eq!(d.oauth_authorization_server, before.to_string());
+            before["authorization_endpoint"] = format!("{issuer}/connect/authorize").into();
+            assert_eq!(d.openid_configuration, before.to_string());
+        }
+    }
 }

@@ -28,7 +28,6 @@
 pub mod access_control;
 pub mod authorized_clients;
 pub mod check;
-pub mod clock;
 pub mod connections;
 pub mod deliveries;
 pub mod error;
@@ -46,14 +45,13 @@ pub mod tls;
 use std::future::Future;
 use std::net::TcpListener;
 
-pub use clock::{Clock, SystemClock, unix_now};
 pub use error::Error;
 pub use exit::ExitStatus;
 pub use serve::{Bound, ServerError, issuer, run_loaded, run_on};
 pub use settings::Settings;
 pub use startup::{
-    DataFolderError, Loaded, ReadBack, client_rules, expiring, expiry_warnings, load,
-    open_deliveries,
+    DataFolderError, LoadError, LoadErrors, Loaded, ReadBack, client_rules, expiring,
+    expiry_warnings, load, open_deliveries,
 };
 
 /// Runs the server on `listener` until `shutdown` completes.

@@ -69,7 +69,7 @@ pub(crate) async fn reload_access_control(
                 tracing::info!(clients, "access control reloaded");
             }
             access_control::Reload::Rejected(errors) => {
-                for e in errors {
+                for e in errors.problems() {
                     tracing::error!("{e}");
                 }
                 tracing::error!(

@@ -8,14 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::settings::{self, Settings};
-use crate::startup::{self, Loaded, load};
-use crate::{Error, connections, http, reload, unix_now};
+use crate::startup::{self, LoadError, LoadErrors, Loaded, load};
+use ids_runtime::{Clock as _, SystemClock};
+
+use crate::{Error, connections, http, reload};
 
 /// Errors that stop the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("{}", .0.join("\n"))]
-    Load(Vec<String>),
+    #[error("{0}")]
+    Load(#[from] LoadErrors),
     #[error("cannot use the listening socket: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -55,7 +57,7 @@ impl Bound {
         first: Option<TcpListener>,
     ) -> Result<Bound, Error> {
         let settings = Settings::load(dir, urls).map_err(Error::Settings)?;
-        let loaded = load(&settings, unix_now()).map_err(Error::Load)?;
+        let loaded = load(&settings, SystemClock.now()).map_err(Error::Load)?;
         let mut listeners: Vec<TcpListener> = first.into_iter().collect();
         for url in settings.urls.iter().skip(listeners.len()) {
             listeners.push(bind(&url.bind_address())?);
@@ -108,7 +110,7 @@ pub async fn run_on(
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let loaded = load(&settings, unix_now()).map_err(ServerError::Load)?;
+    let loaded = load(&settings, SystemClock.now()).map_err(ServerError::Load)?;
     run_loaded(settings, loaded, listeners, shutdown).await
 }
 
@@ -125,13 +127,13 @@ pub async fn run_loaded(
         .map(TcpListener::local_addr)
         .collect::<Result<Vec<_>, _>>()?;
     let Some(first) = bound.first().copied() else {
-        return Err(ServerError::Load(vec!["no listening socket".into()]));
+        return Err(LoadErrors::from(LoadError::NoListener).into());
     };
     let issuer = issuer(&settings, first);
     let tls = loaded.keys.tls.clone();
     let state = Arc::new(
         startup::app_state(&settings, loaded, authorized_keys, &issuer, &bound)
-            .map_err(|e| ServerError::Load(vec![e]))?,
+            .map_err(LoadErrors::from)?,
     );
     let live_clients = state.tokens.clients.clone();
     let replay = state.tokens.replay.clone();

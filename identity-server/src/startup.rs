@@ -9,11 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::access_control::{self, Clients};
-use crate::keys::{self, ServerKeys as Keys};
+use crate::deliveries::DeliveriesOff;
+use crate::keys::{self, KeyError, ServerKeys as Keys};
 use crate::oauth::client_auth::{AuthConfig, Authenticator};
 use crate::oauth::{self, TokenIssuer, TokenService};
 use crate::settings::{self, Settings};
-use crate::{Error, authorized_clients, deliveries, http, unix_now};
+use ids_runtime::{Clock as _, SystemClock};
+
+use crate::{Error, authorized_clients, deliveries, http};
 
 /// Everything loaded from disk, validated before the server accepts a connection.
 #[derive(Debug)]
@@ -21,27 +24,68 @@ pub struct Loaded {
     pub keys: Keys,
     pub clients: Clients,
     /// `EncryptionCertificate` (deliveries are stored encrypted for it), or why deliveries are off.
-    pub encryption: Result<keys::EncryptionKeys, String>,
+    pub encryption: Result<keys::EncryptionKeys, DeliveriesOff>,
     /// Non-fatal findings (unknown XML attributes, expired certificate accepted on request...).
     pub warnings: Vec<String>,
 }
 
+/// One problem that keeps the server from starting, with its data; [`LoadErrors`] renders each as one
+/// line (what `check` and `serve` print after `error:`).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A certificate or key file named by the settings.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// One problem of the access-control XML folder.
+    #[error(transparent)]
+    AccessControl(#[from] access_control::AccessControlError),
+    /// Verifying the server's own tokens with its certificates.
+    #[error(transparent)]
+    TokenKeys(#[from] ids_jose::KeySetError),
+    /// The client CAs cannot make a verifier.
+    #[error(transparent)]
+    ClientAuthorities(#[from] oauth::client_keys::ClientAuthoritiesError),
+    /// The client authenticator cannot start (no random key).
+    #[error("{0}")]
+    Authenticator(#[source] oauth::OAuthError),
+    #[error("no listening socket")]
+    NoListener,
+}
+
+/// Every problem found while loading (an operator fixes them in one pass): displayed one per line.
+#[derive(Debug, Default, thiserror::Error)]
+#[error("{}", self.problems().join("\n"))]
+pub struct LoadErrors(pub Vec<LoadError>);
+
+impl LoadErrors {
+    /// One message per problem.
+    pub fn problems(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
+}
+
+impl<E: Into<LoadError>> From<E> for LoadErrors {
+    fn from(e: E) -> Self {
+        LoadErrors(vec![e.into()])
+    }
+}
+
 /// Loads certificates and the access-control XML, collecting every problem.
-pub fn load(settings: &Settings, now: i64) -> Result<Loaded, Vec<String>> {
+pub fn load(settings: &Settings, now: i64) -> Result<Loaded, LoadErrors> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let keys = match Keys::load(settings, now, &mut warnings) {
         Ok(k) => Some(k),
         Err(es) => {
-            errors.extend(es.iter().map(ToString::to_string));
+            errors.extend(es.into_iter().map(LoadError::Key));
             None
         }
     };
     let encryption = match keys::EncryptionKeys::load(settings, now, &mut warnings, true) {
-        Ok(e) => e,
+        Ok(e) => Some(e),
         Err(e) => {
-            errors.push(e.to_string());
-            Err(String::new())
+            errors.push(LoadError::Key(e));
+            None
         }
     };
     let clients = match Clients::load(&settings.access_control_path, client_rules(settings)) {
@@ -50,18 +94,18 @@ pub fn load(settings: &Settings, now: i64) -> Result<Loaded, Vec<String>> {
             Some(c)
         }
         Err(e) => {
-            errors.extend(e.0);
+            errors.extend(e.0.into_iter().map(LoadError::AccessControl));
             None
         }
     };
-    match (keys, clients) {
-        (Some(keys), Some(clients)) if errors.is_empty() => Ok(Loaded {
+    match (keys, clients, encryption) {
+        (Some(keys), Some(clients), Some(encryption)) if errors.is_empty() => Ok(Loaded {
             keys,
             clients,
             encryption,
             warnings,
         }),
-        _ => Err(errors),
+        _ => Err(LoadErrors(errors)),
     }
 }
 
@@ -181,7 +225,7 @@ pub(crate) fn announce(settings: &Settings, loaded: &Loaded) -> authorized_clien
         settings,
         loaded,
         &authorized,
-        unix_now(),
+        SystemClock.now(),
         settings.expiry_warning_days,
     ) {
         tracing::warn!("{w}");
@@ -210,7 +254,7 @@ pub(crate) fn app_state(
     authorized_keys: authorized_clients::LiveKeys,
     issuer: &str,
     bound: &[SocketAddr],
-) -> Result<http::AppState, String> {
+) -> Result<http::AppState, LoadError> {
     let Loaded {
         keys,
         clients,
@@ -260,7 +304,7 @@ pub(crate) fn app_state(
                 Err(e) => {
                     // Tokens are still issued; deliveries answer 503 until this is fixed.
                     tracing::error!("deliveries disabled: {e}");
-                    Err("it cannot use its delivery folder (see the server log)".to_string())
+                    Err(DeliveriesOff::FolderUnusable)
                 }
             }
         }
@@ -285,7 +329,7 @@ pub(crate) fn app_state(
     };
     let jwks = keys.jwks_json();
     // `client_id` may be suffixed with any spelling of this server's authority.
-    let mut authorities = vec![authority(issuer)];
+    let mut authorities = vec![ids_runtime::url::authority(issuer).to_string()];
     for (i, addr) in bound.iter().enumerate() {
         if let Some(url) = settings.urls.get(i) {
             authorities.push(format!("{}:{}", url.host, addr.port()));
@@ -298,10 +342,14 @@ pub(crate) fn app_state(
     // A client assertion's `aud`: the token endpoint (as any authority spells it) or the issuer.
     let mut assertion_audiences = vec![
         issuer.trim_end_matches('/').to_string(),
-        format!("{}/connect/token", issuer.trim_end_matches('/')),
+        format!(
+            "{}{}",
+            issuer.trim_end_matches('/'),
+            ids_proto::paths::TOKEN
+        ),
     ];
     for a in &authorities {
-        assertion_audiences.push(format!("https://{a}/connect/token"));
+        assertion_audiences.push(format!("https://{a}{}", ids_proto::paths::TOKEN));
     }
     assertion_audiences.dedup();
     let (replay, opened) = oauth::replay_journal::JournaledReplayCache::open(
@@ -318,7 +366,7 @@ pub(crate) fn app_state(
         hash_wait: Duration::from_secs(5),
         failures_per_minute: settings.failed_authentications_per_minute,
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(LoadError::Authenticator)?;
     Ok(http::AppState {
         clock: settings.clock.clone(),
         token_request_timeout: settings.limits.token_request_timeout,
@@ -371,11 +419,12 @@ impl ReadBack {
     pub fn load(dir: &Path) -> Result<ReadBack, Error> {
         let settings = Settings::load(dir, None).map_err(Error::Settings)?;
         let mut warnings = Vec::new();
-        let encryption = keys::EncryptionKeys::load(&settings, unix_now(), &mut warnings, false)
-            .map_err(|e| Error::Load(vec![e.to_string()]))?
-            .map_err(|_| Error::NoEncryptionCertificate {
-                settings_file: dir.join("appsettings.json"),
-            })?;
+        let encryption =
+            keys::EncryptionKeys::load(&settings, SystemClock.now(), &mut warnings, false)
+                .map_err(|e| Error::Load(e.into()))?
+                .map_err(|_| Error::NoEncryptionCertificate {
+                    settings_file: dir.join("appsettings.json"),
+                })?;
         Ok(ReadBack {
             settings,
             encryption,
@@ -419,10 +468,4 @@ pub fn open_deliveries(
         },
     );
     Ok((service, opened))
-}
-
-/// `host[:port]` of a URL.
-fn authority(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.split('/').next().unwrap_or(rest).to_string()
 }

@@ -14,12 +14,12 @@
 //! Every certificate refused here is logged once (subject, issuer, reason): see [`LogOnce`].
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use ids_pki::Certificate;
 use ids_pki::cert::SpkiParts;
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
@@ -31,19 +31,17 @@ const REMEMBERED_REFUSALS: usize = 4096;
 #[derive(Debug)]
 pub struct AnyClientCertificate {
     hints: Vec<DistinguishedName>,
-    provider: Arc<CryptoProvider>,
     refusals: LogOnce,
 }
 
 impl AnyClientCertificate {
-    pub fn new(cas: &[Certificate], provider: Arc<CryptoProvider>) -> Self {
+    pub fn new(cas: &[Certificate]) -> Self {
         let hints = cas
             .iter()
             .map(|ca| DistinguishedName::from(ca.subject_der().to_vec()))
             .collect();
         AnyClientCertificate {
             hints,
-            provider,
             refusals: LogOnce::new(
                 REMEMBERED_REFUSALS,
                 "client certificates refused in the TLS handshake",
@@ -75,13 +73,16 @@ impl AnyClientCertificate {
         dss: &DigitallySignedStruct,
         tls13: bool,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.provider.signature_verification_algorithms;
         let result = match Certificate::from_der("client certificate", cert.as_ref()) {
-            Ok(parsed) if parsed.version() < 3 => {
-                verify_v1_handshake_signature(&parsed, message, dss, algorithms, tls13)
-            }
-            _ if tls13 => rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms),
-            _ => rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms),
+            Ok(parsed) if parsed.version() < 3 => verify_v1_handshake_signature(
+                &parsed,
+                message,
+                dss,
+                &ids_runtime::tls::provider().signature_verification_algorithms,
+                tls13,
+            ),
+            _ if tls13 => ids_runtime::tls::verify_tls13_signature(message, cert, dss),
+            _ => ids_runtime::tls::verify_tls12_signature(message, cert, dss),
         };
         result.map_err(|e| {
             let reason = format!(
@@ -117,7 +118,11 @@ impl ClientCertVerifier for AnyClientCertificate {
             Ok(cert) => cert,
             Err(e) => {
                 let reason = e.to_string();
-                return Err(self.refuse(end_entity.as_ref(), &reason, other_error(&reason)));
+                return Err(self.refuse(
+                    end_entity.as_ref(),
+                    &reason,
+                    ids_runtime::tls::refused(reason.clone()),
+                ));
             }
         };
         if cert.version() < 3 && cert.is_self_issued() {
@@ -125,7 +130,11 @@ impl ClientCertVerifier for AnyClientCertificate {
                 "a self-signed X.509 v{} certificate is a CA certificate (OpenSSL's rule: no basicConstraints to say otherwise), not a client certificate; make a v3 one (`ids-keytool keygen`, `ids-keytool client`, or `openssl req -x509`)",
                 cert.version()
             );
-            return Err(self.refuse(end_entity.as_ref(), &reason, other_error(&reason)));
+            return Err(self.refuse(
+                end_entity.as_ref(),
+                &reason,
+                ids_runtime::tls::refused(reason.clone()),
+            ));
         }
         Ok(ClientCertVerified::assertion())
     }
@@ -149,9 +158,7 @@ impl ClientCertVerifier for AnyClientCertificate {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        ids_runtime::tls::supported_verify_schemes()
     }
 }
 
@@ -167,12 +174,6 @@ pub(crate) fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
-}
-
-fn other_error(reason: &str) -> rustls::Error {
-    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
-        Arc::new(std::io::Error::other(reason.to_string())),
-    )))
 }
 
 /// The handshake signature (TLS 1.3 CertificateVerify, or TLS 1.2) made with the key of `cert`, a v1
@@ -468,7 +469,7 @@ mod tests {
     use ids_devpki::{KeyKind, generate_key};
 
     fn algorithms() -> WebPkiSupportedAlgorithms {
-        rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms
+        ids_runtime::tls::provider().signature_verification_algorithms
     }
 
     #[test]
@@ -478,7 +479,7 @@ mod tests {
             generate_key(KeyKind::EcP256).unwrap(),
             generate_key(KeyKind::EcP256).unwrap(),
         );
-        let now = crate::unix_now();
+        let now = ids_runtime::Clock::now(&ids_runtime::SystemClock);
         let ca_der = v1(
             &name("CA"),
             &ca_key,
@@ -534,7 +535,7 @@ mod tests {
             generate_key(KeyKind::EcP256).unwrap(),
             generate_key(KeyKind::EcP256).unwrap(),
         );
-        let now = crate::unix_now();
+        let now = ids_runtime::Clock::now(&ids_runtime::SystemClock);
         let leaf = Certificate::from_der(
             "leaf",
             &v1(
@@ -595,9 +596,8 @@ mod tests {
             generate_key(KeyKind::EcP256).unwrap(),
             generate_key(KeyKind::EcP256).unwrap(),
         );
-        let now = crate::unix_now();
-        let verifier =
-            AnyClientCertificate::new(&[], Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+        let now = ids_runtime::Clock::now(&ids_runtime::SystemClock);
+        let verifier = AnyClientCertificate::new(&[]);
         let check = |der: Vec<u8>| {
             verifier
                 .verify_client_cert(&CertificateDer::from(der), &[], UnixTime::now())

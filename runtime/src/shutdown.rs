@@ -1,7 +1,8 @@
 //! The signal that stops a server or the agent's service: SIGTERM (service managers, containers) or
 //! Ctrl-C (a terminal).
 
-/// Waits for SIGTERM or Ctrl-C, then logs "stop requested".
+/// Waits for SIGTERM or Ctrl-C. Each app logs its own line afterwards ("stop requested" for the agent,
+/// "shutting down" for the server).
 pub async fn signal() {
     #[cfg(unix)]
     {
@@ -22,5 +23,4 @@ pub async fn signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-    tracing::info!("stop requested");
 }

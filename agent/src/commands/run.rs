@@ -29,7 +29,10 @@ async fn run(session: &Session, once: bool) -> Result<ExitStatus, Error> {
         session.vault.clone(),
         delivery,
         once,
-        shutdown::signal(),
+        async {
+            shutdown::signal().await;
+            tracing::info!("stop requested");
+        },
     )
     .await?;
     Ok(if once && summary.left > 0 {

@@ -16,7 +16,7 @@ pub struct Args {
 
 pub fn exec(config_dir: &Path, args: Args) -> Result<(), Error> {
     let vars: Vec<(String, String)> = std::env::vars().collect();
-    let now = identity_server::unix_now();
+    let now = ids_runtime::Clock::now(&ids_runtime::SystemClock);
     let report = identity_server::check::run(config_dir, &vars, args.expiry_days, now)?;
     let mut out = std::io::stdout();
     for f in &report.findings {

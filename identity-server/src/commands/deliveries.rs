@@ -125,7 +125,7 @@ fn export(
     }
     // The delivered name, made safe: never a hidden or disguised file name.
     let named = |folder: &Path| {
-        let (name, changed) = export_name(&record.name, &record.id);
+        let (name, changed) = export_name(&record.name, record.id.as_str());
         if let Some(changed) = changed {
             eprintln!(
                 "renamed: the delivered name `{}` is written as `{name}` ({changed})",

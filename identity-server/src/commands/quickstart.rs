@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use identity_server::{Bound, Error, quickstart};
 
-use super::serve::{print_listening, shutdown_signal};
+use super::serve::print_listening;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -42,7 +42,10 @@ pub fn exec(config_dir: Option<PathBuf>, args: Args) -> Result<(), Error> {
     let result = Bound::load_and_bind(&dir, urls, listener).and_then(|bound| {
         print_listening(&bound);
         banner(&q, &bound);
-        bound.serve(shutdown_signal())
+        bound.serve(async {
+            ids_runtime::shutdown::signal().await;
+            tracing::info!("shutting down");
+        })
     });
     if let (Err(_), Some(secret)) = (&result, &q.new_secret) {
         println!(

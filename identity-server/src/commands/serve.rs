@@ -1,5 +1,6 @@
 //! `identity-server serve`: loads and binds ([`Bound::load_and_bind`]), prints where it listens and
-//! the issuer, and serves until SIGINT or SIGTERM.
+//! the issuer, and serves until SIGINT or SIGTERM
+//! ([`ids_runtime::shutdown::signal`]).
 
 use std::io::Write as _;
 use std::path::Path;
@@ -16,7 +17,10 @@ pub struct Args {
 pub fn exec(config_dir: &Path, args: Args) -> Result<(), Error> {
     let bound = Bound::load_and_bind(config_dir, args.urls.as_deref(), None)?;
     print_listening(&bound);
-    bound.serve(shutdown_signal())
+    bound.serve(async {
+        ids_runtime::shutdown::signal().await;
+        tracing::info!("shutting down");
+    })
 }
 
 /// `listening on URL` for each socket, then `issuer URL`: what scripts and tests wait for.
@@ -28,28 +32,4 @@ pub fn print_listening(bound: &Bound) {
     }
     let _ = writeln!(out, "issuer {}", bound.issuer);
     let _ = out.flush();
-}
-
-/// Completes on Ctrl-C or SIGTERM (what systemd sends), then logs that the server stops.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("shutting down");
 }

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::digest;
 use ids_seal::atomic::AtomicFile;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::store::{DeliveryStore, PendingContent, Record, StoreError};
 use super::{DeliveryId, DeliveryKey};
@@ -37,36 +38,44 @@ const RECORD_EXT: &str = "json";
 /// The first character of a client's folder (never that of a delivery id).
 const CLIENT_PREFIX: char = '@';
 /// Longest client folder name written in full; longer ones are cut and end with a hash.
-const MAX_CLIENT_FOLDER: usize = 160;
+pub const MAX_CLIENT_FOLDER: usize = 160;
 
 /// The folder name of `client`'s deliveries: `@` and the client id, every byte outside
 /// `A-Z a-z 0-9 - _ .` written `%XX`; past [`MAX_CLIENT_FOLDER`] bytes, cut, then `~` and 32 hex
 /// digits of the id's SHA-256. Different ids give different names.
 pub fn client_folder_name(client: &str) -> String {
-    let mut pieces = Vec::with_capacity(client.len());
-    for b in client.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
-            pieces.push((b as char).to_string());
-        } else {
-            pieces.push(format!("%{b:02X}"));
-        }
-    }
+    let encoded: Vec<&str> = utf8_percent_encode(client, CLIENT_FOLDER_KEEPS).collect();
     let mut name = String::from(CLIENT_PREFIX);
-    if pieces.iter().map(String::len).sum::<usize>() < MAX_CLIENT_FOLDER {
-        name.extend(pieces);
+    if encoded.iter().map(|piece| piece.len()).sum::<usize>() < MAX_CLIENT_FOLDER {
+        name.extend(encoded);
         return name;
     }
-    for piece in pieces {
-        if name.len() + piece.len() > MAX_CLIENT_FOLDER - 40 {
+    // Cut at [`MAX_CLIENT_FOLDER`] - 40 bytes, never inside a `%XX` escape (each escape is a piece
+    // of its own; kept runs may be cut anywhere, they are ASCII).
+    let limit = MAX_CLIENT_FOLDER - 40;
+    for piece in encoded {
+        let room = limit.saturating_sub(name.len());
+        if piece.starts_with('%') {
+            if piece.len() > room {
+                break;
+            }
+            name.push_str(piece);
+        } else if piece.len() > room {
+            name.push_str(&piece[..room]);
             break;
+        } else {
+            name.push_str(piece);
         }
-        name.push_str(&piece);
     }
     let hash = digest::digest(&digest::SHA256, client.as_bytes());
     name.push('~');
     name.push_str(&ids_pki::b64::hex(&hash.as_ref()[..16]));
     name
 }
+
+/// What a client folder name keeps as it is: ASCII letters, digits and `-_.`; every other byte is
+/// written `%XX`.
+const CLIENT_FOLDER_KEEPS: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
 
 /// Deliveries kept in a folder.
 #[derive(Debug)]
@@ -142,7 +151,7 @@ impl FolderStore {
     /// The record of `key` and the path of its content: in its client's folder, or (a delivery
     /// stored before ids were per client) in the top folder when its record names this client.
     fn locate(&self, key: &DeliveryKey) -> Result<Option<(Record, PathBuf)>, StoreError> {
-        let folder = self.client_folder(&key.client);
+        let folder = self.client_folder(key.client.as_str());
         let path = record_path(&folder, &key.id);
         if let Some(record) = read_record(&path)? {
             if record.client_id != key.client || record.id != key.id.as_str() {
@@ -362,7 +371,7 @@ impl DeliveryStore for FolderStore {
         key: &DeliveryKey,
         expected_bytes: u64,
     ) -> Result<Box<dyn PendingContent>, StoreError> {
-        let folder = self.client_folder(&key.client);
+        let folder = self.client_folder(key.client.as_str());
         if !folder.is_dir() {
             create_private_folder(&folder)?;
             // The new folder's entry is data of the store folder: make it durable too.
@@ -393,7 +402,7 @@ impl DeliveryStore for FolderStore {
     fn open(&self, key: &DeliveryKey) -> Result<Box<dyn Read + Send>, StoreError> {
         let Some((_, path)) = self.locate(key)? else {
             return Err(StoreError::io(
-                &content_path(&self.client_folder(&key.client), &key.id),
+                &content_path(&self.client_folder(key.client.as_str()), &key.id),
                 "open",
                 std::io::ErrorKind::NotFound.into(),
             ));
@@ -449,10 +458,10 @@ impl PendingContent for FolderPending {
 
     fn commit(mut self: Box<Self>, record: &Record) -> Result<(), StoreError> {
         if self.record_path.exists() {
-            return Err(StoreError::AlreadyCommitted(record.id.clone()));
+            return Err(StoreError::AlreadyCommitted(record.id.to_string()));
         }
         let Some(content) = self.content.take() else {
-            return Err(StoreError::AlreadyCommitted(record.id.clone()));
+            return Err(StoreError::AlreadyCommitted(record.id.to_string()));
         };
         content
             .commit()
@@ -464,7 +473,7 @@ impl PendingContent for FolderPending {
         })?;
         let mut file = AtomicFile::create(&self.record_path, false).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
-                StoreError::AlreadyCommitted(record.id.clone())
+                StoreError::AlreadyCommitted(record.id.to_string())
             } else {
                 StoreError::io(&self.record_path, "create", e)
             }
@@ -473,7 +482,7 @@ impl PendingContent for FolderPending {
             .map_err(|e| StoreError::io(&self.record_path, "write", e))?;
         file.commit().map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
-                StoreError::AlreadyCommitted(record.id.clone())
+                StoreError::AlreadyCommitted(record.id.to_string())
             } else {
                 StoreError::io(&self.record_path, "store", e)
             }

@@ -24,55 +24,32 @@ use aws_lc_rs::digest;
 use ids_pki::b64::hex;
 use ids_seal::encrypted_file::{DecryptionKey, Decryptor, Encryptor, Recipient};
 
+pub use ids_proto::ids::InvalidDeliveryId;
+/// A delivery id: 1 to 128 characters from `A-Z a-z 0-9 - _ .`, not starting with `.`. Chosen by the
+/// agent; repeating it repeats the delivery (idempotency key). Safe to use in a file name. The wire
+/// contract's type, made by [`DeliveryId::parse`].
+pub use ids_proto::{ClientId, DeliveryId};
 pub use names::{check_name, export_name};
 pub use store::{DeliveryStore, PendingContent, Record, StoreError};
 
 /// Longest delivery id accepted.
-pub const MAX_ID_LEN: usize = 128;
+pub const MAX_ID_LEN: usize = ids_proto::ids::MAX_DELIVERY_ID_LEN;
 /// Longest file name accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
-
-/// A delivery id: 1 to 128 characters from `A-Z a-z 0-9 - _ .`, not starting with `.`. Chosen by the
-/// agent; repeating it repeats the delivery (idempotency key). Safe to use in a file name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct DeliveryId(String);
-
-impl DeliveryId {
-    pub fn parse(text: &str) -> Result<Self, DeliveryError> {
-        let ok = !text.is_empty()
-            && text.len() <= MAX_ID_LEN
-            && !text.starts_with('.')
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if ok {
-            Ok(DeliveryId(text.to_string()))
-        } else {
-            Err(DeliveryError::InvalidRequest(format!(
-                "the delivery id must be 1 to {MAX_ID_LEN} characters from A-Z a-z 0-9 - _ . and not start with `.` (got {} characters)",
-                text.chars().count()
-            )))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
 
 /// What names a delivery in the store: the client that delivered it and the id it chose. Ids belong
 /// to the client: the same id from two clients is two deliveries.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DeliveryKey {
     /// The authenticated client (token `sub`).
-    pub client: String,
+    pub client: ClientId,
     pub id: DeliveryId,
 }
 
 impl DeliveryKey {
-    pub fn new(client: &str, id: &DeliveryId) -> Self {
+    pub fn new(client: &ClientId, id: &DeliveryId) -> Self {
         DeliveryKey {
-            client: client.to_string(),
+            client: client.clone(),
             id: id.clone(),
         }
     }
@@ -140,7 +117,7 @@ impl UploadPace {
 /// Who is calling: established from a verified bearer token and the access-control XML in force.
 #[derive(Clone, Debug)]
 pub struct Caller {
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The client's `Profile` in the XML in force (not the one in the token, which may be stale).
     pub profile: Option<String>,
     /// The `Agent-Identifier` the caller sent.
@@ -183,6 +160,25 @@ impl Policy {
     }
 }
 
+/// A delivery id that breaks the rules is a bad request, in the words of [`InvalidDeliveryId`].
+impl From<InvalidDeliveryId> for DeliveryError {
+    fn from(e: InvalidDeliveryId) -> Self {
+        DeliveryError::InvalidRequest(e.to_string())
+    }
+}
+
+/// Why a server stores no deliveries. The text completes "this server stores no deliveries: " and
+/// is fit for clients; the details are in the server's log.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveriesOff {
+    #[error("it has no EncryptionCertificate (File, Password) to encrypt them for")]
+    NoEncryptionCertificate,
+    #[error("its EncryptionCertificate is expired or not yet valid")]
+    EncryptionCertificateNotValid,
+    #[error("it cannot use its delivery folder (see the server log)")]
+    FolderUnusable,
+}
+
 /// Why a delivery request failed. Mapped to HTTP in `crate::http::error`.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -219,7 +215,7 @@ pub enum DeliveryError {
     StorageFull(String),
     /// Deliveries are off; the reason is safe to show to clients (details are in the server's log).
     #[error("this server stores no deliveries: {0}")]
-    Disabled(String),
+    Disabled(DeliveriesOff),
     /// `Deliveries:MaxConcurrentUploads` uploads are under way.
     #[error("the server is receiving {0} deliveries already; retry shortly")]
     Busy(usize),
@@ -227,7 +223,7 @@ pub enum DeliveryError {
     #[error(
         "client `{client}` is sending {max} deliveries already, as many as one client may at once (Deliveries:MaxConcurrentUploadsPerClient); retry when one is done"
     )]
-    ClientBusy { client: String, max: usize },
+    ClientBusy { client: ClientId, max: usize },
     /// The body came slower than `Deliveries:MinUploadBytesPerSecond`: the upload was cut.
     #[error(
         "the body came too slowly: {received} bytes in {seconds} s, below the server's minimum of {min} bytes per second over {seconds} s (Deliveries:MinUploadBytesPerSecond); nothing was stored"
@@ -375,7 +371,7 @@ impl Deliveries {
     ) -> Result<Record, DeliveryError> {
         let reader = self.policy.allows(Action::Read, caller.profile.as_deref());
         match client {
-            Some(client) if client == caller.client_id || reader => self.find_any(id, Some(client)),
+            Some(client) if caller.client_id == client || reader => self.find_any(id, Some(client)),
             // Someone else's delivery: as good as absent for this caller.
             Some(_) => Err(DeliveryError::NotFound),
             None => match self.store.get(&DeliveryKey::new(&caller.client_id, id))? {
@@ -392,7 +388,7 @@ impl Deliveries {
         if let Some(client) = client {
             return self
                 .store
-                .get(&DeliveryKey::new(client, id))?
+                .get(&DeliveryKey::new(&ClientId::from(client), id))?
                 .ok_or(DeliveryError::NotFound);
         }
         let mut found = self.store.with_id(id)?;
@@ -401,7 +397,10 @@ impl Deliveries {
             1 => Ok(found.remove(0)),
             _ => Err(DeliveryError::Ambiguous {
                 id: id.as_str().to_string(),
-                clients: found.into_iter().map(|r| r.client_id).collect(),
+                clients: found
+                    .into_iter()
+                    .map(|r| r.client_id.into_string())
+                    .collect(),
             }),
         }
     }
@@ -621,7 +620,7 @@ impl Upload {
             other => DeliveryError::Internal(other.to_string()),
         })?;
         let record = Record {
-            id: incoming.id.as_str().to_string(),
+            id: incoming.id,
             name: incoming.name,
             size: incoming.size,
             sha256: hex(&incoming.sha256),

@@ -9,6 +9,13 @@ use super::{DeliveryError, MAX_NAME_LEN};
 /// Unicode general categories Cf (format), Zl (line separator) and Zp (paragraph separator), as of
 /// Unicode 16: invisible characters that change how the text around them is shown. Cc (control) is
 /// `char::is_control`.
+///
+/// Not the same set as `ids_config::log_escape::is_escaped`, on purpose: the log escapes only what can
+/// forge a line or reorder a terminal's text (controls, line and paragraph separators, bidirectional
+/// marks, embeddings, overrides and isolates, the byte-order mark), and leaves every other character of
+/// a logged value readable; a file name must also not hide anything (zero-width characters, soft
+/// hyphens, tags...), so this set is larger. The log's set is a subset of this one (a test checks it):
+/// an accepted name is never escaped in a log line.
 const FORMAT: &[(u32, u32)] = &[
     (0x00AD, 0x00AD),
     (0x0600, 0x0605),
@@ -154,5 +161,25 @@ pub fn export_name(name: &str, id: &str) -> (String, Option<String>) {
     } else {
         changes.dedup();
         (safe, Some(changes.join(", ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every character the log escapes is refused in a name (so accepted names log as they are); the
+    /// converse does not hold (see [`FORMAT`]).
+    #[test]
+    fn what_the_log_escapes_is_refused_in_names() {
+        let escaped: Vec<char> = (0..=0x10FFFF)
+            .filter_map(char::from_u32)
+            .filter(|&c| ids_config::log_escape::is_escaped(c))
+            .collect();
+        assert!(escaped.len() > 60, "{}", escaped.len());
+        for c in escaped {
+            assert!(is_disguising(c), "{}", describe(c));
+        }
+        assert!(is_disguising('\u{200b}') && !ids_config::log_escape::is_escaped('\u{200b}'));
     }
 }

@@ -7,15 +7,21 @@
 
 use std::io::{Read, Write};
 
+use ids_proto::ClientId;
+use ids_proto::deliveries::Receipt;
 use serde::{Deserialize, Serialize};
 
 use super::{DeliveryId, DeliveryKey};
 
 /// What is recorded about a completed delivery. Written once, when the delivery is committed.
+///
+/// The stored form: every field is required when read back (a record missing one is corrupt), where
+/// the wire contract's [`Receipt`], which the API answers with, lets a reader default the newer
+/// ones. Both write the same JSON (same fields, same order).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// The id the agent chose (idempotency key, in the namespace of `client_id`).
-    pub id: String,
+    pub id: DeliveryId,
     /// The file name the agent gave (never used as a path on the server).
     pub name: String,
     /// Plaintext size in bytes.
@@ -23,7 +29,7 @@ pub struct Record {
     /// SHA-256 of the plaintext, lowercase hex.
     pub sha256: String,
     /// The OAuth client (token `sub`) that delivered it.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The agent identifier the agent sent (`OpenId:AgentIdentifier`), if any.
     pub agent: Option<String>,
     /// The client's profile from the access-control XML at the time of delivery.
@@ -34,6 +40,23 @@ pub struct Record {
     pub stored_bytes: u64,
     /// SHA-256 thumbprint (x5t#S256, hex) of the certificate the content is encrypted for.
     pub encrypted_for: String,
+}
+
+impl From<Record> for Receipt {
+    fn from(r: Record) -> Receipt {
+        Receipt {
+            id: r.id,
+            name: r.name,
+            size: r.size,
+            sha256: r.sha256,
+            client_id: r.client_id,
+            agent: r.agent,
+            profile: r.profile,
+            received_at: r.received_at,
+            stored_bytes: r.stored_bytes,
+            encrypted_for: r.encrypted_for,
+        }
+    }
 }
 
 /// Why the store could not do what was asked.

@@ -86,7 +86,7 @@ fn stored(dir: &Path) -> Vec<String> {
 }
 
 fn key(client: &str, id: &str) -> DeliveryKey {
-    DeliveryKey::new(client, &DeliveryId::parse(id).unwrap())
+    DeliveryKey::new(&client.into(), &DeliveryId::parse(id).unwrap())
 }
 
 fn data(len: usize) -> Vec<u8> {
@@ -431,6 +431,63 @@ fn client_folder_names_are_safe_distinct_and_bounded() {
     assert!(na.contains('~'));
     // A short id never has `~` (it is escaped), so never the name of a long one.
     assert_eq!(client_folder_name("~"), "@%7E");
+}
+
+/// The folder names written before `percent-encoding` was used, byte for byte: existing folders keep
+/// being found.
+#[test]
+fn client_folder_names_are_those_written_before() {
+    use super::folder::client_folder_name;
+    fn before(client: &str) -> String {
+        let mut pieces = Vec::with_capacity(client.len());
+        for b in client.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+                pieces.push((b as char).to_string());
+            } else {
+                pieces.push(format!("%{b:02X}"));
+            }
+        }
+        let mut name = String::from('@');
+        if pieces.iter().map(String::len).sum::<usize>() < 160 {
+            name.extend(pieces);
+            return name;
+        }
+        for piece in pieces {
+            if name.len() + piece.len() > 160 - 40 {
+                break;
+            }
+            name.push_str(&piece);
+        }
+        let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, client.as_bytes());
+        name.push('~');
+        name.push_str(&ids_pki::b64::hex(&hash.as_ref()[..16]));
+        name
+    }
+    let parts = [
+        "a",
+        "Job",
+        "é",
+        " ",
+        "%",
+        "/",
+        "~",
+        "--",
+        "_.",
+        "€uro",
+        "\u{10348}",
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..3000 {
+        let mut client = String::new();
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let len = (state % 120) as usize;
+        for i in 0..len {
+            client.push_str(parts[((state >> (i % 50)) as usize + i) % parts.len()]);
+        }
+        assert_eq!(client_folder_name(&client), before(&client), "{client:?}");
+    }
 }
 
 #[test]

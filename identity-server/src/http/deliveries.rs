@@ -19,6 +19,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body_util::BodyExt;
+use ids_proto::deliveries::Receipt;
+use ids_proto::{headers as names, paths};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
 use super::error::ApiError;
@@ -37,17 +40,18 @@ const QUEUE: usize = 16;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/api/deliveries", get(list))
-        .route("/api/deliveries/{id}", get(find).put(deliver))
-        .route("/api/deliveries/{id}/content", get(content))
+        .route(paths::DELIVERIES, get(list))
+        .route(&paths::delivery("{id}"), get(find).put(deliver))
+        .route(&paths::delivery_content("{id}"), get(content))
 }
 
+/// The query of a delivery: `name` ([`ids_proto::headers::NAME`]).
 #[derive(Deserialize)]
 struct DeliverQuery {
     name: Option<String>,
 }
 
-/// Whose delivery a reader means (ids are per client).
+/// Whose delivery a reader means (ids are per client): `client` ([`ids_proto::headers::CLIENT`]).
 #[derive(Deserialize)]
 struct ClientQuery {
     client: Option<String>,
@@ -72,7 +76,7 @@ fn caller(
     )?;
     let deliveries = state.deliveries.clone().map_err(DeliveryError::Disabled)?;
     let agent = headers
-        .get("agent-identifier")
+        .get(names::AGENT_IDENTIFIER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
@@ -113,7 +117,7 @@ async fn deliver(
     body: Body,
 ) -> Response {
     match receive(&state, id, query, &headers, &certificate, body).await {
-        Ok((status, record)) => record_response(status, &record),
+        Ok((status, record)) => record_response(status, record),
         Err(e) => e.into_response(),
     }
 }
@@ -245,7 +249,7 @@ fn repr_digest(headers: &HeaderMap) -> Result<[u8; 32], DeliveryError> {
         )
     };
     let mut values = Vec::new();
-    for value in headers.get_all("repr-digest") {
+    for value in headers.get_all(names::REPR_DIGEST) {
         values.push(value.to_str().map_err(|_| {
             DeliveryError::InvalidRequest("Repr-Digest must be ASCII (RFC 9530)".into())
         })?);
@@ -285,13 +289,17 @@ fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-fn record_response(status: StatusCode, record: &Record) -> Response {
+/// The record as the wire contract's [`Receipt`], with `Location` naming it.
+fn record_response(status: StatusCode, record: Record) -> Response {
+    let record = Receipt::from(record);
+    let location = format!(
+        "{}?{}={}",
+        paths::delivery(record.id.as_str()),
+        names::CLIENT,
+        utf8_percent_encode(record.client_id.as_str(), QUERY_VALUE)
+    );
     let mut response = (status, axum::Json(record)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "/api/deliveries/{}?client={}",
-        record.id,
-        percent_encode(&record.client_id, b"-._~")
-    )) {
+    if let Ok(v) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, v);
     }
     response
@@ -317,7 +325,7 @@ async fn find(
     }
     .await;
     match result {
-        Ok(record) => record_response(StatusCode::OK, &record),
+        Ok(record) => record_response(StatusCode::OK, record),
         Err(e) => e.into_response(),
     }
 }
@@ -334,7 +342,10 @@ async fn list(
     }
     .await;
     match result {
-        Ok(records) => axum::Json(serde_json::json!({ "deliveries": records })).into_response(),
+        Ok(records) => {
+            let receipts: Vec<Receipt> = records.into_iter().map(Receipt::from).collect();
+            axum::Json(serde_json::json!({ "deliveries": receipts })).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -395,33 +406,40 @@ async fn content(
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(record.size));
     let digest = ids_pki::b64::hex_decode(&record.sha256).unwrap_or_default();
     if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{}:", ids_pki::b64::std(&digest))) {
-        h.insert("repr-digest", v);
+        h.insert(names::REPR_DIGEST, v);
     }
     // Never a hidden or disguised name, even for a record stored before names were checked.
-    let (name, _) = export_name(&record.name, &record.id);
+    let (name, _) = export_name(&record.name, record.id.as_str());
     if let Ok(v) = HeaderValue::from_str(&format!(
         "attachment; filename*=UTF-8''{}",
-        percent_encode(&name, b"!#$&+-.^_`|~")
+        utf8_percent_encode(&name, ATTR_CHAR)
     )) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     response
 }
 
-/// `text` with ASCII letters, digits and the bytes of `keep` kept, everything else percent-encoded:
-/// `-._~` for a URL query value (RFC 3986 unreserved), `` !#$&+-.^_`|~ `` for an RFC 8187 value
-/// (attr-char).
-fn percent_encode(text: &str, keep: &[u8]) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || keep.contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+/// A URL query value: ASCII letters, digits and `-._~` (RFC 3986 unreserved) kept, the rest `%XX`.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// An RFC 8187 value: ASCII letters, digits and `` !#$&+-.^_`|~ `` (attr-char) kept, the rest `%XX`.
+const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
 
 impl DeliveryError {
     /// Logs a failed delivery on the server's side (the client gets the mapped answer).
@@ -435,5 +453,48 @@ impl DeliveryError {
             }
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The query structs' field names are the wire contract's query names.
+    #[test]
+    fn query_fields_are_the_contract_names() {
+        let q: DeliverQuery = serde_urlencoded_like(names::NAME);
+        assert_eq!(q.name.as_deref(), Some("x"));
+        let q: ClientQuery = serde_urlencoded_like(names::CLIENT);
+        assert_eq!(q.client.as_deref(), Some("x"));
+    }
+
+    fn serde_urlencoded_like<T: serde::de::DeserializeOwned>(key: &str) -> T {
+        let uri: axum::http::Uri = format!("/?{key}=x").parse().expect("uri");
+        Query::<T>::try_from_uri(&uri).expect("query").0
+    }
+
+    /// The sets keep exactly the bytes the hand-written encoder kept.
+    #[test]
+    fn encode_sets_keep_what_they_kept() {
+        for (set, keep) in [
+            (QUERY_VALUE, &b"-._~"[..]),
+            (ATTR_CHAR, &b"!#$&+-.^_`|~"[..]),
+        ] {
+            for b in 0u8..=255 {
+                let text = String::from_utf8_lossy(&[b]).into_owned();
+                let before: String = text
+                    .bytes()
+                    .map(|b| {
+                        if b.is_ascii_alphanumeric() || keep.contains(&b) {
+                            (b as char).to_string()
+                        } else {
+                            format!("%{b:02X}")
+                        }
+                    })
+                    .collect();
+                assert_eq!(utf8_percent_encode(&text, set).to_string(), before);
+            }
+        }
     }
 }

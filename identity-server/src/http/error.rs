@@ -1,8 +1,10 @@
 //! The single place where domain errors become HTTP responses (RFC 6749 section 5.2).
-//! Every answer carries `Cache-Control: no-store`; bodies never include internal details.
+//! Every answer carries `Cache-Control: no-store`; bodies never include internal details. The body is
+//! the wire contract's [`ErrorBody`] (`{"error", "error_description"}`), which the agent reads.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use ids_proto::oauth::ErrorBody;
 
 use crate::deliveries::DeliveryError;
 use crate::oauth::OAuthError;
@@ -30,10 +32,10 @@ impl From<OAuthError> for ErrorResponse {
 impl IntoResponse for ErrorResponse {
     fn into_response(self) -> Response {
         let ErrorResponse(error, status) = self;
-        let body = serde_json::json!({
-            "error": error.code(),
-            "error_description": error.description(),
-        });
+        let body = ErrorBody {
+            error: Some(error.code().to_string()),
+            error_description: Some(error.description()),
+        };
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         no_store(headers);
@@ -81,6 +83,12 @@ impl From<BearerError> for ApiError {
 impl From<DeliveryError> for ApiError {
     fn from(e: DeliveryError) -> Self {
         ApiError::Delivery(e)
+    }
+}
+
+impl From<crate::deliveries::InvalidDeliveryId> for ApiError {
+    fn from(e: crate::deliveries::InvalidDeliveryId) -> Self {
+        ApiError::Delivery(e.into())
     }
 }
 
@@ -136,7 +144,10 @@ impl IntoResponse for ApiError {
                 (status, code, description)
             }
         };
-        let body = serde_json::json!({ "error": code, "error_description": description });
+        let body = ErrorBody {
+            error: Some(code.to_string()),
+            error_description: Some(description),
+        };
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         no_store(headers);

@@ -13,6 +13,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use ids_proto::paths;
 
 use crate::oauth::client_keys::PresentedCertificate;
 use crate::oauth::{OAuthError, TokenService};
@@ -68,7 +69,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct AppState {
     /// The server's time source.
-    pub clock: Arc<dyn crate::Clock>,
+    pub clock: Arc<dyn ids_runtime::Clock>,
     /// `Limits:TokenRequestTimeoutSeconds`: the time a client has to send a whole token request body.
     pub token_request_timeout: Duration,
     pub tokens: TokenService,
@@ -78,21 +79,22 @@ pub struct AppState {
     /// Verifies the bearer tokens presented to the server's API.
     pub bearer: crate::oauth::bearer::BearerVerifier,
     /// The deliveries service, or why deliveries are off (a reason safe to show to clients).
-    pub deliveries: Result<Arc<crate::deliveries::Deliveries>, String>,
+    pub deliveries: Result<Arc<crate::deliveries::Deliveries>, crate::deliveries::DeliveriesOff>,
 }
 
-/// The server's routes (RFC 8414 / OIDC Discovery paths as IdentityServer serves them).
+/// The server's routes (RFC 8414 / OIDC Discovery paths as IdentityServer serves them), from the wire
+/// contract ([`ids_proto::paths`]) the agent uses too.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/connect/token", post(token))
-        .route("/connect/authorize", get(authorize))
-        .route("/.well-known/openid-configuration", get(discovery))
+        .route(paths::TOKEN, post(token))
+        .route(paths::AUTHORIZE, get(authorize))
+        .route(paths::OPENID_CONFIGURATION, get(discovery))
         .route(
-            "/.well-known/oauth-authorization-server",
+            paths::OAUTH_AUTHORIZATION_SERVER,
             get(authorization_server_metadata),
         )
-        .route("/.well-known/openid-configuration/jwks", get(jwks))
-        .route("/hc", get(health))
+        .route(paths::JWKS, get(jwks))
+        .route(paths::HEALTH, get(health))
         .layer(DefaultBodyLimit::max(MAX_TOKEN_BODY))
         // Delivery bodies are streamed, never buffered: their limit is Deliveries:MaxFileSizeMiB.
         .merge(deliveries::routes())

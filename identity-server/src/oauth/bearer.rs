@@ -27,7 +27,7 @@ pub enum BearerError {
 /// The authenticated client behind a token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenClient {
-    pub client_id: String,
+    pub client_id: ids_proto::ClientId,
     /// The client's profile in the XML in force.
     pub profile: Option<String>,
 }
@@ -46,13 +46,13 @@ impl BearerVerifier {
         validation: &[Certificate],
         issuer: &str,
         audience: &str,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ids_jose::KeySetError> {
         let certs = std::iter::once((signing, "IdentityServer:X509KeyFilePath".to_string())).chain(
             validation
                 .iter()
                 .map(|c| (c, "IdentityServer:ValidationKeys".to_string())),
         );
-        let keys = KeySet::from_certificates(certs).map_err(|e| e.to_string())?;
+        let keys = KeySet::from_certificates(certs)?;
         Ok(BearerVerifier {
             verifier: Verifier::new(
                 keys,
@@ -104,7 +104,7 @@ impl BearerVerifier {
             )));
         }
         Ok(TokenClient {
-            client_id,
+            client_id: client_id.into(),
             profile: client.profile.clone(),
         })
     }

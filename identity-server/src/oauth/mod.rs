@@ -14,8 +14,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 pub use error::OAuthError;
+pub use ids_proto::oauth::TokenResponse;
 use request::printable;
-pub use token::{AccessTokenClaims, TokenIssuer, TokenResponse};
+pub use token::{AccessTokenClaims, TokenIssuer};
 
 use crate::access_control::{LiveClients, RegisteredClient};
 use crate::authorized_clients::LiveKeys;

@@ -222,46 +222,50 @@ fn parse_basic(header: &str) -> Result<(String, ClientSecret), OAuthError> {
     Ok((id, ClientSecret::new(secret)))
 }
 
-/// `application/x-www-form-urlencoded` pairs.
+/// `application/x-www-form-urlencoded` pairs (`form_urlencoded`), strictly: the body must be UTF-8,
+/// every `%` must start a `%XX` escape and the decoded values must be UTF-8 (`form_urlencoded` would
+/// keep a stray `%` and replace bad bytes with U+FFFD; a value so altered must not reach
+/// authentication).
 fn form_urlencoded_pairs(body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
-    let text = std::str::from_utf8(body)
+    std::str::from_utf8(body)
         .map_err(|_| OAuthError::InvalidRequest("the body is not UTF-8 form data".into()))?;
-    text.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            match (percent_decode(k), percent_decode(v)) {
-                (Some(k), Some(v)) => Ok((k, v)),
-                _ => Err(OAuthError::InvalidRequest(
-                    "malformed form encoding in the body".into(),
-                )),
-            }
-        })
-        .collect()
+    // The separators `&` and `=` are ASCII: the decoded body is UTF-8 exactly when every decoded
+    // name and value is.
+    if !escapes_well_formed(body)
+        || percent_encoding::percent_decode(body)
+            .decode_utf8()
+            .is_err()
+    {
+        return Err(OAuthError::InvalidRequest(
+            "malformed form encoding in the body".into(),
+        ));
+    }
+    Ok(form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect())
 }
 
-/// Form decoding: `+` is a space, `%XX` a byte; the result must be UTF-8.
+/// Form decoding of one component: `+` is a space, `%XX` a byte; `None` for a malformed escape or a
+/// result that is not UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                if !hex.iter().all(u8::is_ascii_hexdigit) {
-                    return None;
-                }
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
+    if !escapes_well_formed(text.as_bytes()) {
+        return None;
     }
-    String::from_utf8(out).ok()
+    let spaced = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
+}
+
+/// Whether every `%` of `bytes` is followed by two hex digits.
+fn escapes_well_formed(bytes: &[u8]) -> bool {
+    bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    })
 }
 
 /// RFC 6749 section 3.3: `scope-token = 1*NQCHAR`, printable ASCII without space, `"` and `\`.
@@ -372,6 +376,25 @@ mod tests {
             assert_eq!(got, Err(code), "{}", String::from_utf8_lossy(body));
         }
         assert_eq!(strip_authority("Job@other:1", &auth()), "Job@other:1");
+    }
+
+    #[test]
+    fn form_decoding_is_strict_and_keeps_what_is_sent() {
+        for bad in [
+            &b"client_id=%C3"[..],
+            b"client_id=a%2",
+            b"client_id=%e9t%e9",
+        ] {
+            let e = form_urlencoded_pairs(bad).expect_err("malformed");
+            assert_eq!(e.description(), "malformed form encoding in the body");
+        }
+        let e = form_urlencoded_pairs(b"client_id=\xff").expect_err("not UTF-8");
+        assert_eq!(e.description(), "the body is not UTF-8 form data");
+        let pairs = form_urlencoded_pairs("a=%C3%A9+\u{fffd}&&b&=c".as_bytes()).expect("decoded");
+        let expected = [("a", "\u{e9} \u{fffd}"), ("b", ""), ("", "c")];
+        assert_eq!(pairs, expected.map(|(k, v)| (k.to_string(), v.to_string())));
+        assert_eq!(percent_decode("a%2Bb+c").as_deref(), Some("a+b c"));
+        assert_eq!(percent_decode("%"), None);
     }
 }
 

@@ -2,6 +2,8 @@
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use ids_jose::TokenSigner;
+use ids_proto::oauth::TokenResponse;
+use ids_proto::{BearerToken, ClientId};
 use serde::{Deserialize, Serialize};
 
 use super::OAuthError;
@@ -11,8 +13,8 @@ use crate::access_control::RegisteredClient;
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AccessTokenClaims {
     pub iss: String,
-    pub sub: String,
-    pub client_id: String,
+    pub sub: ClientId,
+    pub client_id: ClientId,
     pub aud: String,
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -31,15 +33,6 @@ pub struct AccessTokenClaims {
 pub struct Confirmation {
     #[serde(rename = "x5t#S256")]
     pub x5t_s256: String,
-}
-
-/// The token endpoint's success body (RFC 6749 section 5.1).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct TokenResponse {
-    pub access_token: String,
-    pub token_type: &'static str,
-    pub expires_in: u64,
-    pub scope: String,
 }
 
 /// Signs access tokens.
@@ -81,11 +74,12 @@ impl TokenIssuer {
             .signer
             .sign(&claims)
             .map_err(|_| OAuthError::ServerError)?;
+        // The wire contract's body, every field set: the JSON is RFC 6749 section 5.1's, in this order.
         Ok(TokenResponse {
-            access_token,
-            token_type: "Bearer",
-            expires_in: self.lifetime_secs,
-            scope,
+            access_token: Some(BearerToken::new(access_token)),
+            token_type: Some("Bearer".into()),
+            expires_in: Some(self.lifetime_secs.into()),
+            scope: Some(scope),
         })
     }
 }

@@ -8,8 +8,8 @@
 //!    [`crate::keys::EncryptionKeys`], read from disk by `identity_server::load`.
 //!
 //! # Layout
-//! - [`schema`]: every key, declared once (path, default, range, meaning); the schema is built from it.
-//! - [`listen`]: listen URLs.
+//! - `schema`: every key, declared once (path, default, range, meaning); the schema is built from it.
+//! - `listen`: listen URLs.
 //! - here: [`Settings`] and its sections, and [`Settings::for_test`] for unit tests.
 
 mod listen;
@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Clock, SystemClock};
+use ids_runtime::{Clock, SystemClock};
 
 use ids_config::appsettings::{
     ENCRYPT_FILE, ENCRYPTION_FILE, ENCRYPTION_PASSWORD, aliased, base_url, file_with_password,

@@ -493,7 +493,7 @@ async fn an_unregistered_key_is_logged_with_its_thumbprint() {
     );
     let url = format!("https://localhost:{port}/connect/token");
     let assertion = signer
-        .sign("Poller2", &url, identity_server::unix_now())
+        .sign("Poller2", &url, crate::support::unix_now())
         .expect("sign");
     let r = client
         .post(&url)

@@ -127,7 +127,7 @@ async fn private_key_jwt_by_thumbprint_without_any_shared_secret() {
     );
 
     let endpoint = format!("{}/connect/token", server.base);
-    let now = identity_server::unix_now();
+    let now = crate::support::unix_now();
     let s = signer(&key);
 
     // A fresh assertion works; the same one again is a replay.
@@ -224,7 +224,7 @@ async fn authorized_clients_folder_takes_effect_without_a_restart() {
     let endpoint = format!("{}/connect/token", server.base);
     let s = signer(&key);
     let assertion = s
-        .sign("Hot", &endpoint, identity_server::unix_now())
+        .sign("Hot", &endpoint, crate::support::unix_now())
         .expect("sign");
     assert_eq!(assertion_request(&server, &assertion).await.0, 401);
 
@@ -232,7 +232,7 @@ async fn authorized_clients_folder_takes_effect_without_a_restart() {
     let start = std::time::Instant::now();
     loop {
         let a = s
-            .sign("Hot", &endpoint, identity_server::unix_now())
+            .sign("Hot", &endpoint, crate::support::unix_now())
             .expect("sign");
         if assertion_request(&server, &a).await.0 == 200 {
             break;
@@ -248,7 +248,7 @@ async fn authorized_clients_folder_takes_effect_without_a_restart() {
     let start = std::time::Instant::now();
     loop {
         let a = s
-            .sign("Hot", &endpoint, identity_server::unix_now())
+            .sign("Hot", &endpoint, crate::support::unix_now())
             .expect("sign");
         if assertion_request(&server, &a).await.0 == 401 {
             break;
@@ -284,7 +284,7 @@ async fn an_assertion_replayed_after_a_restart_is_refused() {
     let addr = server.addr.to_string();
     let endpoint = server.url("/connect/token");
     let assertion = s
-        .sign("Poller2", &endpoint, identity_server::unix_now())
+        .sign("Poller2", &endpoint, crate::support::unix_now())
         .expect("sign");
     assert_eq!(assertion_request(&server, &assertion).await.0, 200);
     assert_eq!(
@@ -317,7 +317,7 @@ async fn an_assertion_replayed_after_a_restart_is_refused() {
     );
     // Not for any other reason: a fresh assertion of the same key is accepted.
     let fresh = s
-        .sign("Poller2", &endpoint, identity_server::unix_now())
+        .sign("Poller2", &endpoint, crate::support::unix_now())
         .expect("sign");
     assert_eq!(assertion_request(&server, &fresh).await.0, 200);
     server.stop().await;
@@ -335,10 +335,10 @@ async fn the_longest_accepted_assertion_lifetime_is_the_setting_exactly() {
     );
     d.write();
     // The server's clock, frozen: `now` below is the server's now, to the second.
-    let clock = crate::support::TestClock::new(identity_server::unix_now());
+    let clock = crate::support::TestClock::new(crate::support::unix_now());
     let server = d.start_with_clock(clock.clone()).await;
     let endpoint = server.url("/connect/token");
-    let now = identity_server::Clock::now(&*clock);
+    let now = ids_runtime::Clock::now(&*clock);
     for (lifetime, expected) in [(300, 200), (301, 401), (330, 401), (60, 200)] {
         let assertion = s
             .sign_for("Poller2", &endpoint, now, lifetime)
@@ -922,10 +922,10 @@ fn v1_certificate_configured_as_client_ca_is_refused() {
         json!([dir.join("v1-ca.pem").display().to_string()]),
     );
     let settings = d.load_settings().expect("settings");
-    let errors = identity_server::load(&settings, identity_server::unix_now())
+    let errors = identity_server::load(&settings, crate::support::unix_now())
         .map(|_| ())
         .expect_err("a v1 CA is refused")
-        .join("\n");
+        .to_string();
     assert!(
         errors.contains("IdentityServer:ClientCertificateAuthorities")
             && errors.contains("v1-ca.pem")

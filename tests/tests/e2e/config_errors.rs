@@ -10,9 +10,9 @@ fn problems(d: &Deployment) -> String {
         Ok(s) => s,
         Err(es) => return es.join("\n"),
     };
-    match identity_server::load(&settings, identity_server::unix_now()) {
+    match identity_server::load(&settings, crate::support::unix_now()) {
         Ok(_) => String::new(),
-        Err(es) => es.join("\n"),
+        Err(es) => es.to_string(),
     }
 }
 
@@ -99,7 +99,7 @@ fn weak_keys_and_keyless_or_expired_certificates_are_refused() {
     d.write();
     let settings = d.load_settings().expect("settings");
     let loaded =
-        identity_server::load(&settings, identity_server::unix_now()).expect("accepted on request");
+        identity_server::load(&settings, crate::support::unix_now()).expect("accepted on request");
     assert!(
         loaded
             .warnings
@@ -332,7 +332,7 @@ fn validation_keys_from_pfx_files_and_environment_lists() {
         "cert-only.pfx; signing-ec.crt".to_string(),
     )];
     let settings = identity_server::Settings::load_with(d.path(), &vars, None).expect("settings");
-    let loaded = identity_server::load(&settings, identity_server::unix_now()).expect("load");
+    let loaded = identity_server::load(&settings, crate::support::unix_now()).expect("load");
     let subjects: Vec<&str> = loaded.keys.validation.iter().map(|c| c.subject()).collect();
     assert_eq!(subjects.len(), 2, "{subjects:?}");
     assert!(
@@ -345,9 +345,10 @@ fn validation_keys_from_pfx_files_and_environment_lists() {
         "rsa1024.pfx".to_string(),
     )];
     let settings = identity_server::Settings::load_with(d.path(), &vars, None).expect("settings");
-    let err = identity_server::load(&settings, identity_server::unix_now()).expect_err("weak key");
+    let err = identity_server::load(&settings, crate::support::unix_now()).expect_err("weak key");
     assert!(
-        err.join("\n").contains("IdentityServer:ValidationKeys") && err.join("\n").contains("1024"),
+        err.to_string().contains("IdentityServer:ValidationKeys")
+            && err.to_string().contains("1024"),
         "{err:?}"
     );
 }

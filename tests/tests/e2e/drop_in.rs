@@ -193,7 +193,7 @@ async fn authlib_private_key_jwt_with_default_settings_and_replay_59_minutes_lat
         json!("authorized_clients"),
     );
     d.write();
-    let clock = crate::support::TestClock::new(identity_server::unix_now());
+    let clock = crate::support::TestClock::new(crate::support::unix_now());
     let server = d.start_with_clock(clock.clone()).await;
     let endpoint = server.url("/connect/token");
 
@@ -243,7 +243,7 @@ async fn authlib_private_key_jwt_with_default_settings_and_replay_59_minutes_lat
         &file.public_key,
     );
     let fresh = signer
-        .sign("PyService", &endpoint, identity_server::Clock::now(&*clock))
+        .sign("PyService", &endpoint, ids_runtime::Clock::now(&*clock))
         .expect("sign");
     let response = server
         .token_post(&[

@@ -46,7 +46,7 @@ async fn client_values_cannot_forge_log_lines() {
     d.set("AccessControl.AuthorizedClientsPath", json!("authorized"));
     let (server, port, client) = serve(&d);
     let endpoint = format!("https://127.0.0.1:{port}/connect/token");
-    let now = identity_server::unix_now();
+    let now = crate::support::unix_now();
     let header = json!({ "alg": "ES256", "typ": "JWT", "kid": thumbprint });
     let claims = |jti: &str, iss: &str| {
         json!({

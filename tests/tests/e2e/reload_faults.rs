@@ -172,7 +172,7 @@ async fn assertion_status(
 ) -> u16 {
     let endpoint = format!("https://127.0.0.1:{port}/connect/token");
     let assertion = signer
-        .sign(client_id, &endpoint, identity_server::unix_now())
+        .sign(client_id, &endpoint, crate::support::unix_now())
         .expect("sign");
     client
         .post(&endpoint)

@@ -249,6 +249,11 @@ impl Server {
     }
 }
 
+/// The system time in Unix seconds.
+pub fn unix_now() -> i64 {
+    ids_runtime::Clock::now(&ids_runtime::SystemClock)
+}
+
 /// A clock the test moves (the server's `Settings::clock`).
 #[derive(Debug)]
 pub struct TestClock(std::sync::atomic::AtomicI64);
@@ -264,7 +269,7 @@ impl TestClock {
     }
 }
 
-impl identity_server::Clock for TestClock {
+impl ids_runtime::Clock for TestClock {
     fn now(&self) -> i64 {
         self.0.load(std::sync::atomic::Ordering::SeqCst)
     }

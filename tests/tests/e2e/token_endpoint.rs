@@ -423,7 +423,7 @@ async fn openssl_pfx_formats_sign_and_serve_tls() {
     );
     d.write();
     let settings = d.load_settings().expect("settings");
-    assert!(identity_server::load(&settings, identity_server::unix_now()).is_ok());
+    assert!(identity_server::load(&settings, crate::support::unix_now()).is_ok());
 }
 
 #[tokio::test]

@@ -35,13 +35,15 @@ pub fn authenticate_assertion(
 ) -> Result<(), KeyRejection> {
     let public = registered_key(&assertion, client, keys)?;
     let verified = assertion.verify(&public)?;
-    let mut names = vec![client.identifier.clone()];
+    let mut names = vec![client.identifier.to_string()];
     names.extend(spellings.iter().cloned());
     let claims = verified.check(&names, policy.audiences, now, LEEWAY, policy.max_lifetime)?;
-    if !policy
-        .replay
-        .first_use(&client.identifier, &claims.jti, claims.expires_at, now)?
-    {
+    if !policy.replay.first_use(
+        client.identifier.as_str(),
+        &claims.jti,
+        claims.expires_at,
+        now,
+    )? {
         return Err(AssertionError::Replayed(claims.jti).into());
     }
     Ok(())
@@ -71,7 +73,7 @@ pub(super) fn registered_key(
     }
     if keys.is_empty() && !client.thumbprints.is_empty() {
         return Err(KeyRejection::ThumbprintWithoutKey {
-            client: client.identifier.clone(),
+            client: client.identifier.to_string(),
             presented: assertion
                 .kid()
                 .map_or_else(|| "no kid".to_string(), |kid| format!("kid {kid}")),

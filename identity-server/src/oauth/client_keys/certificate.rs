@@ -44,6 +44,65 @@ pub struct ClientAuthorities {
     v1_warnings: Arc<LogOnce>,
 }
 
+/// Why the client CAs cannot verify client certificates.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientAuthoritiesError {
+    #[error("CA certificate `{subject}` is an X.509 v{version} certificate, which cannot be a CA")]
+    NotV3 { subject: String, version: u32 },
+    #[error("CA certificate `{subject}`: {source}")]
+    Unusable {
+        subject: String,
+        source: rustls::Error,
+    },
+    #[error("{0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+/// Why a presented certificate is not taken as issued by the client CAs; completes "its thumbprint is
+/// not registered and ...".
+#[derive(Debug, thiserror::Error)]
+enum NotIssued {
+    #[error("no certificate was presented")]
+    NoCertificate,
+    /// webpki refused the chain.
+    #[error("it is not issued by IdentityServer:ClientCertificateAuthorities ({0})")]
+    Chain(rustls::Error),
+    #[error(
+        "it is not issued by IdentityServer:ClientCertificateAuthorities (an X.509 v1 certificate whose issuer `{issuer}` is not the subject of any of them; intermediate CAs are not considered for v1 certificates)"
+    )]
+    V1UnknownIssuer { issuer: String },
+    #[error(
+        "it is an X.509 v1 certificate issued by the CA `{ca}`, but it expired on {}",
+        format_time(*.not_after)
+    )]
+    V1Expired { ca: String, not_after: i64 },
+    #[error(
+        "it is an X.509 v1 certificate issued by the CA `{ca}`, but it is not valid before {}",
+        format_time(*.not_before)
+    )]
+    V1NotYetValid { ca: String, not_before: i64 },
+    /// Each CA named as the issuer refused it.
+    #[error(
+        "it is not issued by IdentityServer:ClientCertificateAuthorities (an X.509 v1 certificate naming a configured CA as its issuer, but {})",
+        .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    V1Refused(Vec<V1Refusal>),
+}
+
+/// Why one CA named as a v1 certificate's issuer did not issue it.
+#[derive(Debug, thiserror::Error)]
+enum V1Refusal {
+    /// A v1 certificate has no basicConstraints: never a CA.
+    #[error("`{subject}` is not a v3 CA certificate (basicConstraints CA:TRUE)")]
+    NotCa { subject: String },
+    #[error(
+        "the CA `{subject}` has name constraints, which an X.509 v1 certificate (no SAN) cannot be checked against"
+    )]
+    NameConstraints { subject: String },
+    #[error(transparent)]
+    Signature(#[from] crate::tls::SignatureRefusal),
+}
+
 /// How a presented certificate was found to be issued by one of the CAs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Issued {
@@ -56,28 +115,27 @@ enum Issued {
 impl ClientAuthorities {
     /// A webpki verifier over `cas` (client-auth usage, validity, chain). An X.509 v1 certificate
     /// cannot be a CA (it has no basicConstraints), and is refused.
-    pub fn new(cas: &[Certificate]) -> Result<Self, String> {
-        let provider = rustls::crypto::aws_lc_rs::default_provider();
+    pub fn new(cas: &[Certificate]) -> Result<Self, ClientAuthoritiesError> {
+        let provider = ids_runtime::tls::provider();
         let mut roots = rustls::RootCertStore::empty();
         for ca in cas {
             if ca.version() < 3 {
-                return Err(format!(
-                    "CA certificate `{}` is an X.509 v{} certificate, which cannot be a CA",
-                    ca.subject(),
-                    ca.version()
-                ));
+                return Err(ClientAuthoritiesError::NotV3 {
+                    subject: ca.subject().to_string(),
+                    version: ca.version(),
+                });
             }
             roots
                 .add(CertificateDer::from(ca.der().to_vec()))
-                .map_err(|e| format!("CA certificate `{}`: {e}", ca.subject()))?;
+                .map_err(|source| ClientAuthoritiesError::Unusable {
+                    subject: ca.subject().to_string(),
+                    source,
+                })?;
         }
         let algorithms = provider.signature_verification_algorithms;
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            Arc::new(provider),
-        )
-        .build()
-        .map_err(|e| e.to_string())?;
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()?;
         Ok(ClientAuthorities {
             verifier,
             cas: cas.into(),
@@ -91,12 +149,12 @@ impl ClientAuthorities {
 
     /// Whether `leaf` (the first of `chain`) is issued by one of the CAs for client authentication, at
     /// `now`. The error completes "its thumbprint is not registered and ...".
-    fn verify(&self, leaf: &Certificate, chain: &[Vec<u8>], now: i64) -> Result<Issued, String> {
+    fn verify(&self, leaf: &Certificate, chain: &[Vec<u8>], now: i64) -> Result<Issued, NotIssued> {
         if leaf.version() < 3 {
             return self.verify_v1(leaf, now).map(|ca| Issued::V1 { ca });
         }
         let Some((leaf, rest)) = chain.split_first() else {
-            return Err("no certificate was presented".into());
+            return Err(NotIssued::NoCertificate);
         };
         let leaf = CertificateDer::from(leaf.as_slice());
         let intermediates: Vec<CertificateDer<'_>> = rest
@@ -109,9 +167,7 @@ impl ClientAuthorities {
         self.verifier
             .verify_client_cert(&leaf, &intermediates, now)
             .map(|_| Issued::Chain)
-            .map_err(|e| {
-                format!("it is not issued by IdentityServer:ClientCertificateAuthorities ({e})")
-            })
+            .map_err(NotIssued::Chain)
     }
 
     /// An X.509 v1 leaf (`openssl x509 -req` without an extension file), which webpki refuses: it must
@@ -120,53 +176,46 @@ impl ClientAuthorities {
     /// CA:TRUE` and without name constraints (a v1 certificate has no SAN to check them against), and
     /// the leaf must be valid at `now`. Intermediates are not considered: a v1 leaf has no authority
     /// key identifier to find them by, and the seed recipes issue from the root. Returns the CA's subject.
-    fn verify_v1(&self, leaf: &Certificate, now: i64) -> Result<String, String> {
+    fn verify_v1(&self, leaf: &Certificate, now: i64) -> Result<String, NotIssued> {
         let named: Vec<&Certificate> = self
             .cas
             .iter()
             .filter(|ca| ca.subject_der() == leaf.issuer_der())
             .collect();
         if named.is_empty() {
-            return Err(format!(
-                "it is not issued by IdentityServer:ClientCertificateAuthorities (an X.509 v1 certificate whose issuer `{}` is not the subject of any of them; intermediate CAs are not considered for v1 certificates)",
-                leaf.issuer()
-            ));
+            return Err(NotIssued::V1UnknownIssuer {
+                issuer: leaf.issuer().to_string(),
+            });
         }
         let mut refusals = Vec::new();
         for ca in named {
             // A v1 certificate has no basicConstraints: never a CA.
             if !ca.is_ca() {
-                refusals.push(format!(
-                    "`{}` is not a v3 CA certificate (basicConstraints CA:TRUE)",
-                    ca.subject()
-                ));
+                refusals.push(V1Refusal::NotCa {
+                    subject: ca.subject().to_string(),
+                });
             } else if ca.has_name_constraints() {
-                refusals.push(format!(
-                    "the CA `{}` has name constraints, which an X.509 v1 certificate (no SAN) cannot be checked against",
-                    ca.subject()
-                ));
+                refusals.push(V1Refusal::NameConstraints {
+                    subject: ca.subject().to_string(),
+                });
             } else if let Err(e) = crate::tls::verify_signed_by(leaf, ca, &self.algorithms) {
-                refusals.push(e.to_string());
+                refusals.push(e.into());
             } else {
+                let ca = ca.subject().to_string();
                 return match leaf.validity_at(now) {
-                    Validity::Valid => Ok(ca.subject().to_string()),
-                    Validity::Expired => Err(format!(
-                        "it is an X.509 v1 certificate issued by the CA `{}`, but it expired on {}",
-                        ca.subject(),
-                        format_time(leaf.not_after())
-                    )),
-                    Validity::NotYetValid => Err(format!(
-                        "it is an X.509 v1 certificate issued by the CA `{}`, but it is not valid before {}",
-                        ca.subject(),
-                        format_time(leaf.not_before())
-                    )),
+                    Validity::Valid => Ok(ca),
+                    Validity::Expired => Err(NotIssued::V1Expired {
+                        ca,
+                        not_after: leaf.not_after(),
+                    }),
+                    Validity::NotYetValid => Err(NotIssued::V1NotYetValid {
+                        ca,
+                        not_before: leaf.not_before(),
+                    }),
                 };
             }
         }
-        Err(format!(
-            "it is not issued by IdentityServer:ClientCertificateAuthorities (an X.509 v1 certificate naming a configured CA as its issuer, but {})",
-            refusals.join("; ")
-        ))
+        Err(NotIssued::V1Refused(refusals))
     }
 
     /// Logs, once per certificate, that an X.509 v1 certificate was accepted and how to replace it.
@@ -255,7 +304,7 @@ pub fn authenticate_certificate(
         )));
     }
     if let Issued::V1 { ca } = &issued {
-        authorities.warn_v1(&cert, ca, &client.identifier);
+        authorities.warn_v1(&cert, ca, client.identifier.as_str());
     }
     Ok(())
 }

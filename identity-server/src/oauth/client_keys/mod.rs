@@ -29,7 +29,8 @@ use ids_jose::assertion::AssertionError;
 
 pub use assertion::{AssertionPolicy, LEEWAY, authenticate_assertion};
 pub use certificate::{
-    CLIENT_URN_PREFIX, ClientAuthorities, PresentedCertificate, authenticate_certificate,
+    CLIENT_URN_PREFIX, ClientAuthorities, ClientAuthoritiesError, PresentedCertificate,
+    authenticate_certificate,
 };
 pub(crate) use replay::replay_key;
 pub use replay::{MemoryReplayCache, ReplayCache};

@@ -23,12 +23,9 @@ pub(super) struct Entry {
 
 impl Entry {
     pub(super) fn line(&self) -> String {
-        let mut key = String::with_capacity(32);
-        for b in self.key {
-            key.push_str(&format!("{b:02x}"));
-        }
         format!(
-            "{key} {} {}\n",
+            "{} {} {}\n",
+            ids_pki::b64::hex(&self.key),
             self.expires_at,
             ids_pki::b64::url(self.client.as_bytes())
         )
@@ -44,13 +41,9 @@ impl Entry {
         if key.len() != 32 {
             return Err("the key is not 32 hex digits");
         }
-        let mut bytes = [0u8; 16];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = key
-                .get(2 * i..2 * i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or("the key is not 32 hex digits")?;
-        }
+        let bytes: [u8; 16] = ids_pki::b64::hex_decode(key)
+            .and_then(|b| b.try_into().ok())
+            .ok_or("the key is not 32 hex digits")?;
         let expires_at = exp.parse().map_err(|_| "exp is not a number")?;
         let client = ids_pki::b64::url_decode(client)
             .and_then(|c| String::from_utf8(c).ok())

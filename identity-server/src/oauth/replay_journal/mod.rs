@@ -49,8 +49,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::client_keys::{KeyRejection, MemoryReplayCache, ReplayCache, replay_key};
-use crate::Clock;
 use file::Entry;
+use ids_runtime::Clock;
 use writer::{Writer, start};
 
 /// The journal's file name in its folder.
@@ -160,7 +160,7 @@ impl JournaledReplayCache {
                 opened,
             ),
             Err(reason) => {
-                opened.unusable = Some(reason);
+                opened.unusable = Some(reason.to_string());
                 (
                     JournaledReplayCache {
                         memory,

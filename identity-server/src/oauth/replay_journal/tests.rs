@@ -1,24 +1,17 @@
 //! Unit tests of the replay journal: reading back, torn lines, compaction, a full queue.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
+
+use ids_runtime::ManualClock;
 
 use super::file::HEADER;
 use super::*;
 
-#[derive(Debug)]
-struct FixedClock(AtomicI64);
-impl Clock for FixedClock {
-    fn now(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
+fn clock(now: i64) -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(now))
 }
 
-fn clock(now: i64) -> Arc<FixedClock> {
-    Arc::new(FixedClock(AtomicI64::new(now)))
-}
-
-fn open(folder: &Path, clock: &Arc<FixedClock>, limits: Limits) -> (JournaledReplayCache, Opened) {
+fn open(folder: &Path, clock: &Arc<ManualClock>, limits: Limits) -> (JournaledReplayCache, Opened) {
     JournaledReplayCache::open(
         folder,
         MemoryReplayCache::new(1000, 1000),
@@ -55,7 +48,7 @@ fn accepted_assertions_are_refused_after_a_restart_until_they_expire() {
     drop(cache);
 
     // Restarted 100 s later: `a` (exp + leeway passed) is gone, `b` is still refused.
-    c.0.store(now + 100, Ordering::SeqCst);
+    c.set(now + 100);
     let (cache, opened) = open(&folder, &c, Limits::default());
     assert_eq!((opened.loaded, opened.expired), (1, 2), "{opened:?}");
     assert_eq!(
@@ -160,7 +153,7 @@ fn the_writer_compacts_away_expired_entries() {
             Ok(true)
         );
     }
-    c.0.store(now + 100, Ordering::SeqCst);
+    c.set(now + 100);
     for i in 0..3 {
         assert_eq!(
             cache.first_use("Job", &format!("long-{i}"), now + 1000, now + 100),

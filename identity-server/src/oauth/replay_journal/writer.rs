@@ -14,8 +14,8 @@ use ids_seal::atomic::AtomicFile;
 
 use super::file::{Compacted, Entry, HEADER, commit_for_appending, copy_live, remove_leftovers};
 use super::{Limits, Opened, QUEUE_CAPACITY};
-use crate::Clock;
 use crate::oauth::client_keys::{LEEWAY, MemoryReplayCache};
+use ids_runtime::Clock;
 
 /// The writer's pause after a write, to gather entries into batches.
 const BATCH_PAUSE: Duration = Duration::from_millis(20);
@@ -91,6 +91,28 @@ impl Writer {
     }
 }
 
+/// Why the journal cannot be used (the cache then works in memory only).
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot create the folder {}: {source}", .folder.display())]
+    CreateFolder {
+        folder: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write in {}: {source}", .folder.display())]
+    Create {
+        folder: PathBuf,
+        source: std::io::Error,
+    },
+    /// Loaded or not, nothing overwrote the journal: it is there for the next start.
+    #[error("cannot read or rewrite it: {0}")]
+    Rewrite(std::io::Error),
+    #[error("cannot replace it with its live entries: {0}")]
+    Replace(std::io::Error),
+    #[error("cannot start its writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
 /// Creates the folder, loads the journal into `memory` while writing its live entries to a new
 /// journal, and starts the writer on it.
 pub(super) fn start(
@@ -100,13 +122,19 @@ pub(super) fn start(
     clock: Arc<dyn Clock>,
     limits: Limits,
     opened: &mut Opened,
-) -> Result<Writer, String> {
-    ids_seal::atomic::create_private_folder(folder)
-        .map_err(|e| format!("cannot create the folder {}: {e}", folder.display()))?;
+) -> Result<Writer, JournalError> {
+    ids_seal::atomic::create_private_folder(folder).map_err(|source| {
+        JournalError::CreateFolder {
+            folder: folder.to_path_buf(),
+            source,
+        }
+    })?;
     remove_leftovers(folder);
     let now = clock.now();
-    let mut fresh = AtomicFile::create(path, true)
-        .map_err(|e| format!("cannot write in {}: {e}", folder.display()))?;
+    let mut fresh = AtomicFile::create(path, true).map_err(|source| JournalError::Create {
+        folder: folder.to_path_buf(),
+        source,
+    })?;
     let written = (|| -> std::io::Result<Compacted> {
         fresh.write_all(HEADER.as_bytes())?;
         let kept = match File::open(path) {
@@ -116,15 +144,8 @@ pub(super) fn start(
         };
         Ok(kept)
     })();
-    let kept = match written {
-        Ok(kept) => kept,
-        Err(e) => {
-            // Loaded or not, nothing overwrote the journal: it is there for the next start.
-            return Err(format!("cannot read or rewrite it: {e}"));
-        }
-    };
-    let file = commit_for_appending(fresh)
-        .map_err(|e| format!("cannot replace it with its live entries: {e}"))?;
+    let kept = written.map_err(JournalError::Rewrite)?;
+    let file = commit_for_appending(fresh).map_err(JournalError::Replace)?;
     let (queue, messages) = std::sync::mpsc::sync_channel(QUEUE_CAPACITY);
     let (finished_tx, finished) = std::sync::mpsc::sync_channel::<()>(1);
     let mut state = WriterState {
@@ -148,7 +169,7 @@ pub(super) fn start(
             state.run(&messages);
             drop(finished_tx);
         })
-        .map_err(|e| format!("cannot start its writer thread: {e}"))?;
+        .map_err(JournalError::Thread)?;
     Ok(Writer {
         path: path.to_path_buf(),
         queue,
