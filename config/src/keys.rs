@@ -194,6 +194,67 @@ impl Schema {
     }
 }
 
+impl Schema {
+    /// The paths of those `keys` (some pattern of theirs, with `*` and `**` filled in) this schema does
+    /// not know: empty when a schema built from the declarations covers them all.
+    pub fn unknown_keys<'a>(&self, keys: impl IntoIterator<Item = &'a Key>) -> Vec<&'static str> {
+        keys.into_iter()
+            .filter(|key| {
+                key.patterns().iter().any(|pattern| {
+                    let example = pattern.replace("**", "X").replace('*', "x");
+                    !self.knows(&example)
+                })
+            })
+            .map(|key| key.path)
+            .collect()
+    }
+}
+
+impl Config {
+    /// A configuration rooted at a folder that does not exist, holding `values` (for the unit tests that
+    /// run an application's settings pass on chosen keys).
+    pub fn with_values(values: &[(&str, &str)]) -> Config {
+        let mut config = Config::empty(std::path::Path::new("/nonexistent"));
+        for (key, value) in values {
+            config.set(key.to_string(), value.to_string(), crate::Origin::Default);
+        }
+        config
+    }
+}
+
+/// Where an application's declarations and the code that reads them disagree: what its unit test
+/// asserts is empty ([`ReadAudit::default`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReadAudit {
+    /// Declared keys nobody read (and not listed as not read): accepted and forgotten.
+    pub unread: Vec<&'static str>,
+    /// Keys listed as not read that were read anyway.
+    pub read_anyway: Vec<&'static str>,
+}
+
+impl ReadAudit {
+    /// Compares the `declared` keys, those the application lists as accepted and `not_read`, with the
+    /// paths its settings pass looked up (`reads`, from [`Config::reads`]).
+    pub fn new<'a>(
+        declared: impl IntoIterator<Item = &'a Key>,
+        not_read: &[Key],
+        reads: &BTreeSet<String>,
+    ) -> ReadAudit {
+        ReadAudit {
+            unread: declared
+                .into_iter()
+                .filter(|k| !not_read.contains(k) && !was_read(k, reads))
+                .map(|k| k.path)
+                .collect(),
+            read_anyway: not_read
+                .iter()
+                .filter(|k| was_read(k, reads))
+                .map(|k| k.path)
+                .collect(),
+        }
+    }
+}
+
 /// The paths a [`Config`] was asked for (lower-cased), shared by its clones.
 #[derive(Clone, Default)]
 pub(crate) struct Reads(Arc<Mutex<BTreeSet<String>>>);
@@ -318,5 +379,13 @@ mod tests {
         assert!(was_read(&LIFETIME, &reads) && was_read(&ON, &reads));
         assert!(was_read(&FILES, &reads));
         assert!(!was_read(&CLIENTS, &reads));
+        assert_eq!(schema.unknown_keys(ALL), Vec::<&str>::new());
+        assert_eq!(
+            Schema::from_keys(&[&ALL[1..]]).unknown_keys(ALL),
+            ["A:Lifetime"]
+        );
+        let audit = ReadAudit::new(ALL, &[LOGGING, FILES], &reads);
+        assert_eq!(audit.unread, ["A:Clients"]);
+        assert_eq!(audit.read_anyway, ["A:Files"]);
     }
 }
