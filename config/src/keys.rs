@@ -55,15 +55,7 @@ impl Key {
         range: RangeInclusive<u64>,
         meaning: &'static str,
     ) -> Key {
-        Key {
-            path,
-            kind: Kind::Number {
-                default: Some(default),
-                min: *range.start(),
-                max: *range.end(),
-            },
-            meaning,
-        }
+        Key::number_with(path, Some(default), range, meaning)
     }
 
     /// A whole number in `range` whose default the application computes (read with
@@ -73,10 +65,19 @@ impl Key {
         range: RangeInclusive<u64>,
         meaning: &'static str,
     ) -> Key {
+        Key::number_with(path, None, range, meaning)
+    }
+
+    const fn number_with(
+        path: &'static str,
+        default: Option<u64>,
+        range: RangeInclusive<u64>,
+        meaning: &'static str,
+    ) -> Key {
         Key {
             path,
             kind: Kind::Number {
-                default: None,
+                default,
                 min: *range.start(),
                 max: *range.end(),
             },
