@@ -19,8 +19,9 @@
 //! - [`commands`]: the `agent` command line, one module per subcommand; `main.rs` only dispatches.
 //! - [`exit`]: [`ExitStatus`], the exit codes, and the one mapping from errors to them.
 //! - Plumbing the commands use: [`logging`] (standard error and the log file), [`progress`] (progress
-//!   bars), [`password`] (`--password-env` / `--password-file`). The clock, the retry policy, the
-//!   shutdown signal and the rustls provider are `ids_runtime`'s, shared with the server.
+//!   bars). `--password-env` / `--password-file` are read by `ids_config::password`, shared with
+//!   `ids-keytool`. The clock, the retry policy, the shutdown signal and the rustls provider are
+//!   `ids_runtime`'s, shared with the server.
 //!
 //! The token verifier itself is [`ids_jose::Verifier`], usable by any Rust service; this crate never
 //! depends on the server or axum.
@@ -33,7 +34,6 @@ pub mod error;
 pub mod exit;
 pub mod files;
 pub mod logging;
-pub mod password;
 pub mod progress;
 pub mod server_keys;
 pub mod settings;

@@ -32,6 +32,11 @@ crate::keys! {
     ENCRYPTION_SUBJECT = text("EncryptionCertificate:X509SubjectDistinguishedName", "Windows certificate store: refused, use a file");
 }
 
+/// An application's schema: its own `keys` and the [`CERTIFICATE_KEYS`] both apps share.
+pub fn schema(keys: &[crate::Key]) -> crate::Schema {
+    crate::Schema::from_keys(&[keys, CERTIFICATE_KEYS])
+}
+
 /// A certificate file setting (resolved against the configuration folder) with its password setting
 /// (empty when unset), e.g. `EncryptionCertificate:File` + `EncryptionCertificate:Password`.
 pub fn file_with_password(

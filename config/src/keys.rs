@@ -55,15 +55,7 @@ impl Key {
         range: RangeInclusive<u64>,
         meaning: &'static str,
     ) -> Key {
-        Key {
-            path,
-            kind: Kind::Number {
-                default: Some(default),
-                min: *range.start(),
-                max: *range.end(),
-            },
-            meaning,
-        }
+        Key::number_with(path, Some(default), range, meaning)
     }
 
     /// A whole number in `range` whose default the application computes (read with
@@ -73,10 +65,19 @@ impl Key {
         range: RangeInclusive<u64>,
         meaning: &'static str,
     ) -> Key {
+        Key::number_with(path, None, range, meaning)
+    }
+
+    const fn number_with(
+        path: &'static str,
+        default: Option<u64>,
+        range: RangeInclusive<u64>,
+        meaning: &'static str,
+    ) -> Key {
         Key {
             path,
             kind: Kind::Number {
-                default: None,
+                default,
                 min: *range.start(),
                 max: *range.end(),
             },
@@ -191,6 +192,67 @@ impl Schema {
             .collect();
         let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
         Schema::new(&refs)
+    }
+}
+
+impl Schema {
+    /// The paths of those `keys` (some pattern of theirs, with `*` and `**` filled in) this schema does
+    /// not know: empty when a schema built from the declarations covers them all.
+    pub fn unknown_keys<'a>(&self, keys: impl IntoIterator<Item = &'a Key>) -> Vec<&'static str> {
+        keys.into_iter()
+            .filter(|key| {
+                key.patterns().iter().any(|pattern| {
+                    let example = pattern.replace("**", "X").replace('*', "x");
+                    !self.knows(&example)
+                })
+            })
+            .map(|key| key.path)
+            .collect()
+    }
+}
+
+impl Config {
+    /// A configuration rooted at a folder that does not exist, holding `values` (for the unit tests that
+    /// run an application's settings pass on chosen keys).
+    pub fn with_values(values: &[(&str, &str)]) -> Config {
+        let mut config = Config::empty(std::path::Path::new("/nonexistent"));
+        for (key, value) in values {
+            config.set(key.to_string(), value.to_string(), crate::Origin::Default);
+        }
+        config
+    }
+}
+
+/// Where an application's declarations and the code that reads them disagree: what its unit test
+/// asserts is empty ([`ReadAudit::default`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReadAudit {
+    /// Declared keys nobody read (and not listed as not read): accepted and forgotten.
+    pub unread: Vec<&'static str>,
+    /// Keys listed as not read that were read anyway.
+    pub read_anyway: Vec<&'static str>,
+}
+
+impl ReadAudit {
+    /// Compares the `declared` keys, those the application lists as accepted and `not_read`, with the
+    /// paths its settings pass looked up (`reads`, from [`Config::reads`]).
+    pub fn new<'a>(
+        declared: impl IntoIterator<Item = &'a Key>,
+        not_read: &[Key],
+        reads: &BTreeSet<String>,
+    ) -> ReadAudit {
+        ReadAudit {
+            unread: declared
+                .into_iter()
+                .filter(|k| !not_read.contains(k) && !was_read(k, reads))
+                .map(|k| k.path)
+                .collect(),
+            read_anyway: not_read
+                .iter()
+                .filter(|k| was_read(k, reads))
+                .map(|k| k.path)
+                .collect(),
+        }
     }
 }
 
@@ -318,5 +380,13 @@ mod tests {
         assert!(was_read(&LIFETIME, &reads) && was_read(&ON, &reads));
         assert!(was_read(&FILES, &reads));
         assert!(!was_read(&CLIENTS, &reads));
+        assert_eq!(schema.unknown_keys(ALL), Vec::<&str>::new());
+        assert_eq!(
+            Schema::from_keys(&[&ALL[1..]]).unknown_keys(ALL),
+            ["A:Lifetime"]
+        );
+        let audit = ReadAudit::new(ALL, &[LOGGING, FILES], &reads);
+        assert_eq!(audit.unread, ["A:Clients"]);
+        assert_eq!(audit.read_anyway, ["A:Files"]);
     }
 }

@@ -37,16 +37,7 @@ impl Ca {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let cert = p.self_signed(&key)?;
-        let issued = Issued {
-            cert_der: cert.der().to_vec(),
-            cert_pem: cert.pem(),
-            key_pkcs8: Zeroizing::new(key.serialize_der()),
-        };
-        Ok(Ca {
-            issuer: Issuer::new(p, key),
-            cert: issued,
-        })
+        Ca::self_signed(p, key)
     }
 
     /// A TLS server certificate for `names` (DNS names or IP addresses in the SAN; never the CN alone).
@@ -127,11 +118,25 @@ impl Ca {
     fn sign(&self, p: CertificateParams, kind: KeyKind) -> Result<Issued, DevCertError> {
         let key = key(kind)?;
         let cert = p.signed_by(&key, &self.issuer)?;
-        Ok(Issued {
-            cert_der: cert.der().to_vec(),
-            cert_pem: cert.pem(),
-            key_pkcs8: Zeroizing::new(key.serialize_der()),
+        Ok(issued(&cert, &key))
+    }
+
+    /// The CA `p` describes, signed with its own `key`.
+    fn self_signed(p: CertificateParams, key: KeyPair) -> Result<Self, DevCertError> {
+        let cert = p.self_signed(&key)?;
+        Ok(Ca {
+            cert: issued(&cert, &key),
+            issuer: Issuer::new(p, key),
         })
+    }
+}
+
+/// What rcgen made, as the certificate (DER and PEM) and its PKCS#8 key.
+fn issued(cert: &rcgen::Certificate, key: &KeyPair) -> Issued {
+    Issued {
+        cert_der: cert.der().to_vec(),
+        cert_pem: cert.pem(),
+        key_pkcs8: Zeroizing::new(key.serialize_der()),
     }
 }
 
@@ -171,16 +176,7 @@ impl Ca {
         p.serial_number = Some(random_serial()?);
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let cert = p.self_signed(&key)?;
-        let issued = Issued {
-            cert_der: cert.der().to_vec(),
-            cert_pem: cert.pem(),
-            key_pkcs8: Zeroizing::new(key.serialize_der()),
-        };
-        Ok(Ca {
-            issuer: Issuer::new(p, key),
-            cert: issued,
-        })
+        Ca::self_signed(p, key)
     }
 
     /// An existing CA from its certificate (DER; `file` names it in errors) and PKCS#8 private key.

@@ -81,8 +81,7 @@ impl AnyClientCertificate {
                 &ids_runtime::tls::provider().signature_verification_algorithms,
                 tls13,
             ),
-            _ if tls13 => ids_runtime::tls::verify_tls13_signature(message, cert, dss),
-            _ => ids_runtime::tls::verify_tls12_signature(message, cert, dss),
+            _ => ids_runtime::tls::verify_signature(message, cert, dss, tls13),
         };
         result.map_err(|e| {
             let reason = format!(

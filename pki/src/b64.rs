@@ -14,6 +14,19 @@ pub fn url_decode(text: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text).ok()
 }
 
+/// `text` in the base64url alphabet without padding, as some tools write it in the standard one or
+/// padded: `+` and `/` become `-` and `_`, trailing `=` are dropped. Not decoded, not checked.
+pub fn url_alphabet(text: &str) -> String {
+    text.trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect()
+}
+
 /// Standard base64 with padding (X.509 `x5c` members, legacy hashes).
 pub fn std(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)

@@ -109,15 +109,7 @@ pub fn canonical_thumbprint(value: &str) -> Option<String> {
     if matches!(compact.len(), 40 | 64) && compact.chars().all(|c| c.is_ascii_hexdigit()) {
         return Some(compact.to_ascii_uppercase());
     }
-    let base64url: String = compact
-        .trim_end_matches('=')
-        .chars()
-        .map(|c| match c {
-            '+' => '-',
-            '/' => '_',
-            c => c,
-        })
-        .collect();
+    let base64url = crate::b64::url_alphabet(&compact);
     (base64url.len() == 43
         && base64url
             .chars()

@@ -173,6 +173,15 @@ pub fn check_validity(file: &str, cert: &Certificate, now: i64) -> Result<(), Pf
 pub fn leaf_certificate_from_file(path: &Path, password: &str) -> Result<Certificate, PfxError> {
     let (file, bytes) = read(path)?;
     let archive = open_archive(&file, &bytes, password)?;
+    leaf_certificate(&file, &archive)
+}
+
+/// The leaf certificate of an opened PFX (`file` names it in errors): the certificate that issued no
+/// other certificate in it, else the first.
+pub(crate) fn leaf_certificate(
+    file: &str,
+    archive: &Pkcs12Archive,
+) -> Result<Certificate, PfxError> {
     let bags = &archive.certs;
     let leaf = bags
         .iter()
@@ -182,8 +191,10 @@ pub fn leaf_certificate_from_file(path: &Path, password: &str) -> Result<Certifi
             })
         })
         .or(bags.first())
-        .ok_or(PfxError::NoCertificate { file: file.clone() })?;
-    Ok(Certificate::from_der(&file, leaf.cert.as_der())?)
+        .ok_or_else(|| PfxError::NoCertificate {
+            file: file.to_string(),
+        })?;
+    Ok(Certificate::from_der(file, leaf.cert.as_der())?)
 }
 
 /// True when `bytes` look like a PKCS#12 file rather than a PEM/DER certificate.

@@ -24,32 +24,20 @@ pub fn provider() -> Arc<CryptoProvider> {
         .clone()
 }
 
-/// Checks a TLS 1.2 handshake signature with the provider's algorithms.
-pub fn verify_tls12_signature(
+/// Checks a handshake signature, TLS 1.3's when `tls13` (else TLS 1.2's), with the provider's
+/// algorithms.
+pub fn verify_signature(
     message: &[u8],
     cert: &CertificateDer<'_>,
     dss: &DigitallySignedStruct,
+    tls13: bool,
 ) -> Result<HandshakeSignatureValid, rustls::Error> {
-    rustls::crypto::verify_tls12_signature(
-        message,
-        cert,
-        dss,
-        &provider().signature_verification_algorithms,
-    )
-}
-
-/// Checks a TLS 1.3 handshake signature with the provider's algorithms.
-pub fn verify_tls13_signature(
-    message: &[u8],
-    cert: &CertificateDer<'_>,
-    dss: &DigitallySignedStruct,
-) -> Result<HandshakeSignatureValid, rustls::Error> {
-    rustls::crypto::verify_tls13_signature(
-        message,
-        cert,
-        dss,
-        &provider().signature_verification_algorithms,
-    )
+    let algorithms = &provider().signature_verification_algorithms;
+    if tls13 {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+    } else {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+    }
 }
 
 /// The signature schemes the provider verifies.
@@ -86,54 +74,41 @@ impl std::error::Error for Reason {}
 
 /// Writes, inside an `impl ServerCertVerifier` or `impl ClientCertVerifier`, the handshake-signature
 /// methods: delegated to the verifier `self.$inner` when given, else checked with the provider's
-/// algorithms ([`verify_tls12_signature`], [`verify_tls13_signature`], [`supported_verify_schemes`]).
+/// algorithms ([`verify_signature`], [`supported_verify_schemes`]).
+///
+/// The two signature methods share one template (`@methods`); `@call` picks the inner verifier or
+/// the provider. `self` is handed down as a token so that the receiver and its uses come from the
+/// same expansion.
 #[macro_export]
 macro_rules! handshake_signatures {
-    () => {
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &::rustls::pki_types::CertificateDer<'_>,
-            dss: &::rustls::DigitallySignedStruct,
-        ) -> Result<::rustls::client::danger::HandshakeSignatureValid, ::rustls::Error> {
-            $crate::tls::verify_tls12_signature(message, cert, dss)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &::rustls::pki_types::CertificateDer<'_>,
-            dss: &::rustls::DigitallySignedStruct,
-        ) -> Result<::rustls::client::danger::HandshakeSignatureValid, ::rustls::Error> {
-            $crate::tls::verify_tls13_signature(message, cert, dss)
-        }
+    ($($inner:ident)?) => {
+        $crate::handshake_signatures!(@methods self [$($inner)?]
+            verify_tls12_signature = false, verify_tls13_signature = true);
 
         fn supported_verify_schemes(&self) -> Vec<::rustls::SignatureScheme> {
-            $crate::tls::supported_verify_schemes()
+            $crate::handshake_signatures!(@call self [$($inner)?] supported_verify_schemes())
         }
     };
-    ($inner:ident) => {
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &::rustls::pki_types::CertificateDer<'_>,
-            dss: &::rustls::DigitallySignedStruct,
-        ) -> Result<::rustls::client::danger::HandshakeSignatureValid, ::rustls::Error> {
-            self.$inner.verify_tls12_signature(message, cert, dss)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &::rustls::pki_types::CertificateDer<'_>,
-            dss: &::rustls::DigitallySignedStruct,
-        ) -> Result<::rustls::client::danger::HandshakeSignatureValid, ::rustls::Error> {
-            self.$inner.verify_tls13_signature(message, cert, dss)
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<::rustls::SignatureScheme> {
-            self.$inner.supported_verify_schemes()
-        }
+    (@methods $self:tt $inner:tt $($method:ident = $tls13:literal),+) => {
+        $(
+            fn $method(
+                &$self,
+                message: &[u8],
+                cert: &::rustls::pki_types::CertificateDer<'_>,
+                dss: &::rustls::DigitallySignedStruct,
+            ) -> Result<::rustls::client::danger::HandshakeSignatureValid, ::rustls::Error> {
+                $crate::handshake_signatures!(@call $self $inner $method(message, cert, dss; $tls13))
+            }
+        )+
+    };
+    (@call $self:tt [$inner:ident] $method:ident($($arg:ident),*$(; $tls13:literal)?)) => {
+        $self.$inner.$method($($arg),*)
+    };
+    (@call $self:tt [] supported_verify_schemes()) => {
+        $crate::tls::supported_verify_schemes()
+    };
+    (@call $self:tt [] $method:ident($($arg:ident),*; $tls13:literal)) => {
+        $crate::tls::verify_signature($($arg),*, $tls13)
     };
 }
 

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ids_config::password::{PasswordError, PasswordSource};
 use ids_pki::pfx::{Pfx, PfxError};
 use ids_seal::encrypted_file::Mode;
 
@@ -12,7 +13,6 @@ use crate::exit::ExitStatus;
 use crate::files::Vault;
 use crate::files::crypt::{self, Decrypted, Target};
 use crate::logging;
-use crate::password::{PasswordError, PasswordSource};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -50,10 +50,23 @@ pub struct Args {
 /// Why the `--key` PFX cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error(transparent)]
+    #[error("{}", password_message(.0))]
     Password(#[from] PasswordError),
     #[error("--key: {0}")]
     Pfx(#[from] PfxError),
+}
+
+/// The agent's own wording of [`PasswordError`], with its flag names (a variable that is not valid
+/// UTF-8 reads as not set, as it always has).
+fn password_message(e: &PasswordError) -> String {
+    match e {
+        PasswordError::EnvNotSet { var } | PasswordError::EnvNotUnicode { var } => {
+            format!("--password-env: the environment variable `{var}` is not set")
+        }
+        PasswordError::File { path, source } => {
+            format!("--password-file {}: {source}", path.display())
+        }
+    }
 }
 
 pub fn exec(dir: &Path, args: Args) -> Result<ExitStatus, Error> {
@@ -131,5 +144,24 @@ fn report(input: &Path, target: &Target, done: &Decrypted) -> ExitStatus {
                 ExitStatus::Success
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_errors_name_the_agent_flags() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = PasswordSource::File(dir.path().join("missing"));
+        let e = KeyError::from(missing.read().expect_err("missing"));
+        assert!(e.to_string().starts_with("--password-file "), "{e}");
+        let unset = PasswordSource::Env("AGENT_TEST_SURELY_UNSET".into());
+        let e = KeyError::from(unset.read().expect_err("unset"));
+        assert_eq!(
+            e.to_string(),
+            "--password-env: the environment variable `AGENT_TEST_SURELY_UNSET` is not set"
+        );
     }
 }

@@ -30,13 +30,13 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use ids_config::ConfigError;
+use ids_config::password::PasswordError;
 use ids_config::protected::{ProtectArgs, ProtectError};
 
 use crate::delivery::DeliverError;
 use crate::error::AgentError;
 use crate::exit::ExitStatus;
 use crate::files::FilesError;
-use crate::password::PasswordError;
 use crate::tls::known_servers::StoreError;
 
 #[derive(Debug, Parser)]

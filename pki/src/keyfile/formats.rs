@@ -347,19 +347,7 @@ fn pfx_leaf(file: &str, der: &[u8], password: &str) -> Result<Certificate, PfxEr
             detail: e.to_string(),
         }
     })?;
-    let bags = &archive.certs;
-    let leaf = bags
-        .iter()
-        .find(|b| {
-            !bags.iter().any(|other| {
-                other.cert.issuer() == b.cert.subject() && other.cert.subject() != b.cert.subject()
-            })
-        })
-        .or(bags.first())
-        .ok_or_else(|| PfxError::NoCertificate {
-            file: file.to_string(),
-        })?;
-    Ok(Certificate::from_der(file, leaf.cert.as_der())?)
+    crate::pfx::leaf_certificate(file, &archive)
 }
 
 pub(super) fn private_from_pfx(

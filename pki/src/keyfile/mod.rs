@@ -353,15 +353,5 @@ fn malformed(file: &str, what: &str, detail: impl std::fmt::Display) -> KeyFileE
 
 /// base64url, tolerating padding and the standard alphabet some tools write.
 fn b64_url_lenient(text: &str) -> Option<Vec<u8>> {
-    let cleaned: String = text
-        .trim()
-        .trim_end_matches('=')
-        .chars()
-        .map(|c| match c {
-            '+' => '-',
-            '/' => '_',
-            c => c,
-        })
-        .collect();
-    crate::b64::url_decode(&cleaned)
+    crate::b64::url_decode(&crate::b64::url_alphabet(text.trim()))
 }
