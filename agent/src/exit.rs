@@ -15,12 +15,12 @@ use ids_config::protected::ProtectError;
 use ids_seal::cms::CmsError;
 use ids_seal::encrypted_file::FailureKind;
 
-use crate::client::deliveries::DeliveryFailure;
+use crate::client::deliveries::UploadFailure;
 use crate::commands::Error;
-use crate::delivery::DeliverError;
+use crate::delivery::PushError;
 use crate::error::{AgentError, Refusal};
-use crate::files::FilesError;
-use crate::tls::known_servers::StoreError;
+use crate::files::VaultError;
+use crate::tls::known_servers::PinStoreError;
 
 /// How the agent's process ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,16 +137,16 @@ impl From<&AgentError> for ExitStatus {
     }
 }
 
-impl From<&FilesError> for ExitStatus {
-    fn from(error: &FilesError) -> Self {
+impl From<&VaultError> for ExitStatus {
+    fn from(error: &VaultError) -> Self {
         match error {
-            FilesError::Setup(_) => ExitStatus::Usage,
-            FilesError::Format { source, .. } => match source.kind() {
+            VaultError::Setup(_) => ExitStatus::Usage,
+            VaultError::Format { source, .. } => match source.kind() {
                 FailureKind::NotForThisKey => ExitStatus::NotForThisKey,
                 FailureKind::Damaged => ExitStatus::Damaged,
                 FailureKind::Unsupported | FailureKind::Io => ExitStatus::FileUnusable,
             },
-            FilesError::Cms { source, .. } => match source {
+            VaultError::Cms { source, .. } => match source {
                 CmsError::NotForThisKey { .. } => ExitStatus::NotForThisKey,
                 CmsError::Malformed { .. }
                 | CmsError::KeyUnwrap
@@ -154,27 +154,27 @@ impl From<&FilesError> for ExitStatus {
                 | CmsError::BadPadding => ExitStatus::Damaged,
                 _ => ExitStatus::FileUnusable,
             },
-            FilesError::Io { .. } => ExitStatus::FileUnusable,
+            VaultError::Io { .. } => ExitStatus::FileUnusable,
         }
     }
 }
 
-impl From<&DeliveryFailure> for ExitStatus {
-    fn from(failure: &DeliveryFailure) -> Self {
+impl From<&UploadFailure> for ExitStatus {
+    fn from(failure: &UploadFailure) -> Self {
         match failure {
-            DeliveryFailure::Temporary { .. } => ExitStatus::Unreachable,
-            DeliveryFailure::InvalidToken(_) => ExitStatus::InvalidAnswer,
-            DeliveryFailure::Refused { .. } => ExitStatus::DeliveryRefused,
-            DeliveryFailure::Agent(e) => e.into(),
+            UploadFailure::Temporary { .. } => ExitStatus::Unreachable,
+            UploadFailure::InvalidToken(_) => ExitStatus::InvalidAnswer,
+            UploadFailure::Refused { .. } => ExitStatus::DeliveryRefused,
+            UploadFailure::Agent(e) => e.into(),
         }
     }
 }
 
-impl From<&DeliverError> for ExitStatus {
-    fn from(error: &DeliverError) -> Self {
+impl From<&PushError> for ExitStatus {
+    fn from(error: &PushError) -> Self {
         match error {
-            DeliverError::File(e) => e.into(),
-            DeliverError::Server(e) => e.into(),
+            PushError::File(e) => e.into(),
+            PushError::Server(e) => e.into(),
         }
     }
 }
@@ -188,10 +188,10 @@ impl From<&ConfigError> for ExitStatus {
 
 /// The pins of `Tls:ServerPinning First`: a malformed line is the operator's to fix, a file that
 /// cannot be read or written is a file problem.
-impl From<&StoreError> for ExitStatus {
-    fn from(error: &StoreError) -> Self {
+impl From<&PinStoreError> for ExitStatus {
+    fn from(error: &PinStoreError) -> Self {
         match error {
-            StoreError::Malformed { .. } => ExitStatus::Usage,
+            PinStoreError::Malformed { .. } => ExitStatus::Usage,
             _ => ExitStatus::FileUnusable,
         }
     }

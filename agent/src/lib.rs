@@ -84,7 +84,7 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// An agent for `settings` with the keys they name ([`settings::Loaded`] has both).
+    /// An agent for `settings` with the keys they name ([`settings::LoadedSettings`] has both).
     pub fn new(settings: Settings, keys: AgentKeys) -> Result<Self, AgentError> {
         Self::with_clock(settings, keys, Arc::new(SystemClock))
     }

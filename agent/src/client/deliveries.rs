@@ -1,7 +1,7 @@
 //! The server's delivery API: `GET /api/deliveries/{id}` (has this id arrived?) and
 //! `PUT /api/deliveries/{id}?name=NAME` with the plaintext as a streamed body, its size as
 //! `Content-Length` and its SHA-256 as `Repr-Digest` (RFC 9530). Answers are sorted into what the
-//! caller does next: retry later, get a new token, or give the file up ([`DeliveryFailure`]).
+//! caller does next: retry later, get a new token, or give the file up ([`UploadFailure`]).
 
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ pub struct Announce<'a> {
 
 /// Why a delivery did not complete.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum DeliveryFailure {
+pub enum UploadFailure {
     /// Worth retrying later: the server is down or busy, its storage is full, the same id is being
     /// received on another connection.
     #[error("{detail}")]
@@ -49,23 +49,23 @@ pub enum DeliveryFailure {
     Agent(AgentError),
 }
 
-impl From<AgentError> for DeliveryFailure {
+impl From<AgentError> for UploadFailure {
     fn from(e: AgentError) -> Self {
         match e {
             AgentError::Unreachable { .. } | AgentError::ServerError { .. } => {
-                DeliveryFailure::Temporary {
+                UploadFailure::Temporary {
                     detail: e.to_string(),
                     retry_after: None,
                 }
             }
-            other => DeliveryFailure::Agent(other),
+            other => UploadFailure::Agent(other),
         }
     }
 }
 
-fn url(base: &str, id: &str) -> Result<reqwest::Url, DeliveryFailure> {
+fn url(base: &str, id: &str) -> Result<reqwest::Url, UploadFailure> {
     reqwest::Url::parse(&format!("{base}{}", ids_proto::paths::delivery(id))).map_err(|source| {
-        DeliveryFailure::Agent(AgentError::Setup(SetupError::DeliveryUrl {
+        UploadFailure::Agent(AgentError::Setup(SetupError::DeliveryUrl {
             base: base.to_string(),
             source: std::sync::Arc::new(source),
         }))
@@ -78,7 +78,7 @@ pub async fn status(
     base: &str,
     token: &BearerToken,
     id: &str,
-) -> Result<Option<Receipt>, DeliveryFailure> {
+) -> Result<Option<Receipt>, UploadFailure> {
     let url = url(base, id)?;
     let text = url.to_string();
     let response = http
@@ -103,7 +103,7 @@ pub async fn put(
     announce: &Announce<'_>,
     body: reqwest::Body,
     timeout: Duration,
-) -> Result<(Receipt, bool), DeliveryFailure> {
+) -> Result<(Receipt, bool), UploadFailure> {
     let mut url = url(base, announce.id)?;
     url.query_pairs_mut()
         .append_pair(headers::NAME, announce.name);
@@ -139,7 +139,7 @@ async fn receipt(
     id: &str,
     url: &str,
     response: reqwest::Response,
-) -> Result<Receipt, DeliveryFailure> {
+) -> Result<Receipt, UploadFailure> {
     let status = response.status();
     let retry_after = retry_after(&response);
     let www_authenticate = response
@@ -149,13 +149,13 @@ async fn receipt(
         .map(str::to_string);
     let body = match read_body(response, url, "answer").await {
         Ok(body) => String::from_utf8_lossy(&body).into_owned(),
-        Err(e) if status.is_success() => return Err(DeliveryFailure::Agent(e)),
+        Err(e) if status.is_success() => return Err(UploadFailure::Agent(e)),
         // Too large or broken: the status still says what to do; the message says why.
         Err(e) => e.to_string(),
     };
     if status.is_success() {
         return serde_json::from_str::<Receipt>(&body).map_err(|e| {
-            DeliveryFailure::Agent(AgentError::Malformed {
+            UploadFailure::Agent(AgentError::Malformed {
                 url: url.to_string(),
                 detail: format!("the delivery receipt is not the expected JSON: {e}"),
             })
@@ -169,23 +169,23 @@ async fn receipt(
         .error_description
         .map_or_else(|| summarize(&body), |d| printable(&d));
     Err(match status.as_u16() {
-        401 => DeliveryFailure::InvalidToken(if description.is_empty() {
+        401 => UploadFailure::InvalidToken(if description.is_empty() {
             www_authenticate.unwrap_or_default()
         } else {
             description
         }),
-        409 if error == "delivery_in_progress" => DeliveryFailure::Temporary {
+        409 if error == "delivery_in_progress" => UploadFailure::Temporary {
             detail: format!("{url}: {description}"),
             retry_after,
         },
-        408 | 429 | 500..=599 => DeliveryFailure::Temporary {
+        408 | 429 | 500..=599 => UploadFailure::Temporary {
             detail: format!(
                 "{url} answered HTTP {} ({error}): {description}",
                 status.as_u16()
             ),
             retry_after,
         },
-        code => DeliveryFailure::Refused {
+        code => UploadFailure::Refused {
             id: id.to_string(),
             status: code,
             error,

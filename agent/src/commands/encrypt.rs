@@ -10,7 +10,7 @@ use super::{Error, each_file, finish, output_folder};
 use crate::exit::ExitStatus;
 use crate::files::FilesSetup;
 use crate::files::crypt::{self, Format};
-use crate::files::{FilesError, Vault};
+use crate::files::{Vault, VaultError};
 use crate::logging;
 
 #[derive(Debug, clap::Args)]
@@ -52,7 +52,7 @@ fn recipients(files: &[PathBuf]) -> Result<Vault, Error> {
     let mut certs = Vec::new();
     for path in files {
         let cert = public_certificate_from_file(path, "", "a password").map_err(|detail| {
-            FilesError::Setup(FilesSetup::RecipientFile {
+            VaultError::Setup(FilesSetup::RecipientFile {
                 origin: "--recipient",
                 detail,
             })

@@ -33,11 +33,11 @@ use ids_config::ConfigError;
 use ids_config::password::PasswordError;
 use ids_config::protected::{ProtectArgs, ProtectError};
 
-use crate::delivery::DeliverError;
+use crate::delivery::PushError;
 use crate::error::AgentError;
 use crate::exit::ExitStatus;
-use crate::files::FilesError;
-use crate::tls::known_servers::StoreError;
+use crate::files::VaultError;
+use crate::tls::known_servers::PinStoreError;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -92,12 +92,12 @@ pub enum Error {
     #[error(transparent)]
     Agent(Box<AgentError>),
     #[error(transparent)]
-    Files(#[from] FilesError),
+    Files(#[from] VaultError),
     /// A file `agent push` did not deliver.
     #[error("{}: {source}", file.display())]
     Deliver {
         file: PathBuf,
-        source: Box<DeliverError>,
+        source: Box<PushError>,
     },
     /// The settings do not load: one error per problem found.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
@@ -107,7 +107,7 @@ pub enum Error {
     Key(#[from] decrypt::KeyError),
     /// The pins of `Tls:ServerPinning First`.
     #[error(transparent)]
-    Pins(#[from] StoreError),
+    Pins(#[from] PinStoreError),
     #[error(transparent)]
     Protect(#[from] ProtectError),
     #[error("{} does not pin {authority} (`agent trust` lists the pinned servers)", store.display())]
@@ -195,7 +195,7 @@ pub(crate) fn each_file(
 pub(crate) fn output_folder(dir: Option<&Path>) -> Result<(), Error> {
     match dir {
         Some(dir) => std::fs::create_dir_all(dir).map_err(|e| {
-            Error::Files(FilesError::Io {
+            Error::Files(VaultError::Io {
                 file: dir.display().to_string(),
                 what: "cannot create the output folder",
                 source: e,

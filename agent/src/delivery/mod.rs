@@ -22,9 +22,9 @@ use bytes::Bytes;
 use ids_pki::b64::hex;
 
 use crate::Agent;
-use crate::client::deliveries::{self, Announce, DeliveryFailure, Receipt};
-use crate::files::FilesError;
+use crate::client::deliveries::{self, Announce, Receipt, UploadFailure};
 use crate::files::FilesSetup;
+use crate::files::VaultError;
 use crate::files::vault::Vault;
 
 /// Plaintext read at a time, and pieces queued towards the connection.
@@ -53,17 +53,17 @@ pub struct Delivered {
 
 /// Why a file was not delivered.
 #[derive(Debug, thiserror::Error)]
-pub enum DeliverError {
+pub enum PushError {
     /// The file cannot be read or decrypted: it must not be sent.
     #[error("{0}")]
-    File(#[from] FilesError),
+    File(#[from] VaultError),
     #[error("{0}")]
-    Server(#[from] DeliveryFailure),
+    Server(#[from] UploadFailure),
 }
 
 /// Reads `path` through the vault (decrypting it when it is encrypted) for its size and SHA-256; `name`
 /// loses a `.enc` suffix when the file is encrypted. Blocking. A tampered, truncated or foreign file fails here, before anything is sent.
-pub fn prepare(vault: &Vault, path: &Path, name: &str) -> Result<Prepared, FilesError> {
+pub fn prepare(vault: &Vault, path: &Path, name: &str) -> Result<Prepared, VaultError> {
     let (mut reader, encrypted) = vault.open(path)?;
     let mut hasher = digest::Context::new(&digest::SHA256);
     let mut buf = vec![0u8; PIECE];
@@ -95,20 +95,20 @@ pub fn prepare(vault: &Vault, path: &Path, name: &str) -> Result<Prepared, Files
 }
 
 /// A read error from the vault: a decryption failure keeps its kind (damaged, not for this key).
-fn read_error(path: &Path, encrypted: bool, e: std::io::Error) -> FilesError {
+fn read_error(path: &Path, encrypted: bool, e: std::io::Error) -> VaultError {
     let detail = e.to_string();
     match e
         .into_inner()
         .and_then(|inner| inner.downcast::<ids_seal::encrypted_file::FileError>().ok())
     {
-        Some(format) => FilesError::format(path, *format),
-        None if encrypted => FilesError::io(path, "cannot decrypt", std::io::Error::other(detail)),
-        None => FilesError::io(path, "cannot read", std::io::Error::other(detail)),
+        Some(format) => VaultError::format(path, *format),
+        None if encrypted => VaultError::io(path, "cannot decrypt", std::io::Error::other(detail)),
+        None => VaultError::io(path, "cannot read", std::io::Error::other(detail)),
     }
 }
 
 /// A fresh random delivery id (128 bits, hex): one per file dropped into the outbox.
-pub fn new_id() -> Result<String, FilesError> {
+pub fn new_id() -> Result<String, VaultError> {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| FilesSetup::Random)?;
     Ok(hex(&bytes))
@@ -139,24 +139,24 @@ pub async fn deliver(
     vault: &Arc<Vault>,
     prepared: &Prepared,
     id: &str,
-) -> Result<Delivered, DeliverError> {
+) -> Result<Delivered, PushError> {
     let settings = agent.settings();
     let base = settings.application_uri.clone();
     let mut token = agent
         .token()
         .await
-        .map_err(|e| DeliverError::Server(e.into()))?;
+        .map_err(|e| PushError::Server(e.into()))?;
     let mut renewed = false;
     loop {
         let attempt = attempt(agent, vault, prepared, id, &base, &token.access_token).await;
         match attempt {
-            Err(DeliverError::Server(DeliveryFailure::InvalidToken(reason))) if !renewed => {
+            Err(PushError::Server(UploadFailure::InvalidToken(reason))) if !renewed => {
                 tracing::warn!("the server refused the access token ({reason}); getting a new one");
                 renewed = true;
                 token = agent
                     .renew_token(settings.default_client.as_str())
                     .await
-                    .map_err(|e| DeliverError::Server(e.into()))?;
+                    .map_err(|e| PushError::Server(e.into()))?;
             }
             other => return other,
         }
@@ -170,13 +170,13 @@ pub async fn deliver_retrying(
     vault: &Arc<Vault>,
     prepared: &Prepared,
     id: &str,
-) -> Result<Delivered, DeliverError> {
+) -> Result<Delivered, PushError> {
     let policy = agent.http().retry_policy();
     let mut attempt = 0;
     loop {
         attempt += 1;
         match deliver(agent, vault, prepared, id).await {
-            Err(DeliverError::Server(DeliveryFailure::Temporary {
+            Err(PushError::Server(UploadFailure::Temporary {
                 detail,
                 retry_after,
             })) if policy.may_retry(attempt) => {
@@ -201,7 +201,7 @@ async fn attempt(
     id: &str,
     base: &str,
     token: &crate::BearerToken,
-) -> Result<Delivered, DeliverError> {
+) -> Result<Delivered, PushError> {
     let http = agent.http();
     if let Some(receipt) = deliveries::status(http, base, token, id).await? {
         check_receipt(&receipt, prepared)?;
@@ -224,7 +224,7 @@ async fn attempt(
     let sent = deliveries::put(http, base, token, &announce, body, timeout).await;
     // A read failure while streaming (the file changed or is damaged) explains a broken request.
     if let Ok(Err(e)) = reader.await {
-        return Err(DeliverError::File(e));
+        return Err(PushError::File(e));
     }
     let (receipt, already) = sent?;
     check_receipt(&receipt, prepared)?;
@@ -232,9 +232,9 @@ async fn attempt(
 }
 
 /// The server must have recorded exactly what was announced.
-fn check_receipt(receipt: &Receipt, prepared: &Prepared) -> Result<(), DeliveryFailure> {
+fn check_receipt(receipt: &Receipt, prepared: &Prepared) -> Result<(), UploadFailure> {
     if receipt.size != prepared.size || receipt.sha256 != hex(&prepared.sha256) {
-        return Err(DeliveryFailure::Refused {
+        return Err(UploadFailure::Refused {
             id: receipt.id.to_string(),
             status: 409,
             error: "delivery_conflict".into(),
@@ -258,7 +258,7 @@ fn stream_body(
     size: u64,
 ) -> (
     reqwest::Body,
-    tokio::task::JoinHandle<Result<(), FilesError>>,
+    tokio::task::JoinHandle<Result<(), VaultError>>,
 ) {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
     let reader = tokio::task::spawn_blocking(move || {

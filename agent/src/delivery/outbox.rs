@@ -23,10 +23,10 @@ use std::time::{Duration, SystemTime};
 use ids_runtime::RetryPolicy;
 use tokio::sync::watch;
 
-use super::{DeliverError, Prepared, deliver, new_id, prepare};
+use super::{Prepared, PushError, deliver, new_id, prepare};
 use crate::Agent;
-use crate::client::deliveries::DeliveryFailure;
-use crate::files::FilesError;
+use crate::client::deliveries::UploadFailure;
+use crate::files::VaultError;
 use crate::files::vault::{Vault, create_private_folder};
 use crate::settings::DeliverySettings;
 
@@ -63,7 +63,7 @@ impl Folders {
         }
     }
 
-    fn create(&self) -> Result<(), FilesError> {
+    fn create(&self) -> Result<(), VaultError> {
         for folder in [&self.outbox, &self.sending, &self.sent, &self.quarantine] {
             create_private_folder(folder)?;
         }
@@ -80,7 +80,7 @@ pub async fn run(
     settings: DeliverySettings,
     once: bool,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<Summary, FilesError> {
+) -> Result<Summary, VaultError> {
     let folders = Folders::under(&agent.settings().work_folder);
     folders.create()?;
     let (stop_tx, stop) = watch::channel(false);
@@ -218,8 +218,8 @@ async fn process(
                 finish(settings, folders, path);
                 return Processed::Delivered;
             }
-            Err(DeliverError::File(e)) => return quarantine(folders, path, &not_sent(&e)),
-            Err(DeliverError::Server(DeliveryFailure::Refused {
+            Err(PushError::File(e)) => return quarantine(folders, path, &not_sent(&e)),
+            Err(PushError::Server(UploadFailure::Refused {
                 status,
                 error,
                 description,
@@ -231,10 +231,10 @@ async fn process(
                     &format!("the server refused it (HTTP {status} {error}): {description}"),
                 );
             }
-            Err(DeliverError::Server(failure)) => {
+            Err(PushError::Server(failure)) => {
                 attempt = attempt.saturating_add(1);
                 let retry_after = match &failure {
-                    DeliveryFailure::Temporary { retry_after, .. } => *retry_after,
+                    UploadFailure::Temporary { retry_after, .. } => *retry_after,
                     _ => None,
                 };
                 let wait = policy.pause(attempt, retry_after);
@@ -247,7 +247,7 @@ async fn process(
     }
 }
 
-fn not_sent(e: &FilesError) -> String {
+fn not_sent(e: &VaultError) -> String {
     e.to_string()
 }
 
@@ -317,9 +317,9 @@ fn claim(
 }
 
 /// Regular files of a folder that are not hidden or temporary, with their modification time.
-fn ready(folder: &Path) -> Result<Vec<(PathBuf, SystemTime)>, FilesError> {
+fn ready(folder: &Path) -> Result<Vec<(PathBuf, SystemTime)>, VaultError> {
     let entries =
-        std::fs::read_dir(folder).map_err(|e| FilesError::io(folder, "cannot list", e))?;
+        std::fs::read_dir(folder).map_err(|e| VaultError::io(folder, "cannot list", e))?;
     let mut files = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -348,7 +348,7 @@ fn waiting(outbox: &Path, unclaimable: &std::collections::HashSet<PathBuf>) -> u
 }
 
 /// Claimed files, oldest first.
-fn in_order(sending: &Path) -> Result<Vec<PathBuf>, FilesError> {
+fn in_order(sending: &Path) -> Result<Vec<PathBuf>, VaultError> {
     let mut files = ready(sending)?;
     files.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
     Ok(files.into_iter().map(|(p, _)| p).collect())

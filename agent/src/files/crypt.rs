@@ -11,7 +11,7 @@ use ids_seal::cms;
 use ids_seal::encrypted_file::format::{MAGIC, read_up_to};
 use ids_seal::encrypted_file::{Encryptor, FileError, Mode, decrypt_stream};
 
-use super::{FilesError, Vault};
+use super::{Vault, VaultError};
 use crate::files::FilesSetup;
 
 /// Output format of `agent encrypt`.
@@ -82,7 +82,7 @@ fn beside(input: &Path, out_dir: Option<&Path>, name: std::ffi::OsString) -> Pat
 }
 
 /// Refuses a vault with no certificate to encrypt for (no `EncryptionCertificate` and no `--recipient`).
-pub fn can_encrypt(vault: &Vault) -> Result<(), FilesError> {
+pub fn can_encrypt(vault: &Vault) -> Result<(), VaultError> {
     if vault.recipients().is_empty() {
         return Err(FilesSetup::NoRecipient.into());
     }
@@ -98,39 +98,39 @@ pub fn encrypt_file(
     format: Format,
     overwrite: bool,
     progress: &mut dyn FnMut(u64),
-) -> Result<u64, FilesError> {
+) -> Result<u64, VaultError> {
     can_encrypt(vault)?;
     let mut source =
-        File::open(input).map_err(|e| FilesError::io(input, "cannot open the file", e))?;
+        File::open(input).map_err(|e| VaultError::io(input, "cannot open the file", e))?;
     let mut out = AtomicFile::create(output, overwrite)
-        .map_err(|e| FilesError::io(output, "cannot create the output", e))?;
+        .map_err(|e| VaultError::io(output, "cannot create the output", e))?;
     let length = match format {
         Format::Native => {
             let mut encryptor = Encryptor::new(&mut out, vault.recipients())
-                .map_err(|e| FilesError::format(output, e))?;
+                .map_err(|e| VaultError::format(output, e))?;
             let length = encryptor
                 .copy_from(&mut source, progress)
                 .map_err(|e| located(input, output, e))?;
             encryptor
                 .finish()
-                .map_err(|e| FilesError::format(output, e))?;
+                .map_err(|e| VaultError::format(output, e))?;
             length
         }
         Format::Cms => {
             let plain = read_limited(&mut source, input, cms::MAX_CMS_PLAINTEXT)?;
             progress(plain.len() as u64);
             let der =
-                cms::encrypt(vault.certificates(), &plain).map_err(|source| FilesError::Cms {
+                cms::encrypt(vault.certificates(), &plain).map_err(|source| VaultError::Cms {
                     file: output.display().to_string(),
                     source,
                 })?;
             out.write_all(&der)
-                .map_err(|e| FilesError::io(output, "cannot write the output", e))?;
+                .map_err(|e| VaultError::io(output, "cannot write the output", e))?;
             plain.len() as u64
         }
     };
     out.commit()
-        .map_err(|e| FilesError::io(output, "cannot save the output", e))?;
+        .map_err(|e| VaultError::io(output, "cannot save the output", e))?;
     Ok(length)
 }
 
@@ -144,12 +144,12 @@ pub fn decrypt_file(
     target: &Target,
     mode: Mode,
     progress: &mut dyn FnMut(u64),
-) -> Result<Decrypted, FilesError> {
+) -> Result<Decrypted, VaultError> {
     let mut source =
-        File::open(input).map_err(|e| FilesError::io(input, "cannot open the file", e))?;
+        File::open(input).map_err(|e| VaultError::io(input, "cannot open the file", e))?;
     let mut prefix = [0u8; 64];
     let n = read_up_to(&mut source, &mut prefix)
-        .map_err(|e| FilesError::io(input, "cannot read the file", e))?;
+        .map_err(|e| VaultError::io(input, "cannot read the file", e))?;
     let prefix = &prefix[..n];
     let is_native = prefix.starts_with(MAGIC);
     // CMS as PEM or S/MIME text goes to the CMS reader, which says how to convert it to DER.
@@ -161,7 +161,7 @@ pub fn decrypt_file(
     .iter()
     .any(|start| prefix.starts_with(start));
     if !is_native && !cms_text && !cms::looks_like_cms(prefix) {
-        return Err(FilesError::format(input, FileError::NotEncrypted));
+        return Err(VaultError::format(input, FileError::NotEncrypted));
     }
     if vault.keys().is_empty() {
         return Err(FilesSetup::NoKey.into());
@@ -184,13 +184,13 @@ fn decrypt_native(
     sink: &mut Sink,
     mode: Mode,
     progress: &mut dyn FnMut(u64),
-) -> Result<Decrypted, FilesError> {
+) -> Result<Decrypted, VaultError> {
     let outcome =
         decrypt_stream(stream, sink, vault.keys(), mode, progress).map_err(|e| match e {
             FileError::Write { source } => {
-                FilesError::io(sink.path(), "cannot write the output", source)
+                VaultError::io(sink.path(), "cannot write the output", source)
             }
-            other => FilesError::format(input, other),
+            other => VaultError::format(input, other),
         })?;
     Ok(Decrypted {
         bytes: outcome.bytes,
@@ -212,7 +212,7 @@ fn decrypt_cms(
     mut stream: impl Read,
     sink: &mut Sink,
     progress: &mut dyn FnMut(u64),
-) -> Result<Decrypted, FilesError> {
+) -> Result<Decrypted, VaultError> {
     let Some(pfx) = vault.own() else {
         return Err(FilesSetup::NoPfxForCms.into());
     };
@@ -220,12 +220,12 @@ fn decrypt_cms(
     let der = read_limited(&mut stream, input, cms::MAX_CMS_PLAINTEXT + (1 << 20))?;
     progress(der.len() as u64);
     let decrypted =
-        cms::decrypt(&der, &pfx.certificate, &pfx.key_pkcs8).map_err(|source| FilesError::Cms {
+        cms::decrypt(&der, &pfx.certificate, &pfx.key_pkcs8).map_err(|source| VaultError::Cms {
             file: input.display().to_string(),
             source,
         })?;
     sink.write_all(&decrypted.plaintext)
-        .map_err(|e| FilesError::io(sink.path(), "cannot write the output", e))?;
+        .map_err(|e| VaultError::io(sink.path(), "cannot write the output", e))?;
     Ok(Decrypted {
         bytes: decrypted.plaintext.len() as u64,
         format: format!("CMS {}", decrypted.content_cipher),
@@ -235,11 +235,11 @@ fn decrypt_cms(
 }
 
 /// A read failure names the input, a write failure the output.
-fn located(input: &Path, output: &Path, e: FileError) -> FilesError {
+fn located(input: &Path, output: &Path, e: FileError) -> VaultError {
     match e {
-        FileError::Read { source } => FilesError::io(input, "cannot read the file", source),
-        FileError::Write { source } => FilesError::io(output, "cannot write the output", source),
-        other => FilesError::format(output, other),
+        FileError::Read { source } => VaultError::io(input, "cannot read the file", source),
+        FileError::Write { source } => VaultError::io(output, "cannot write the output", source),
+        other => VaultError::format(output, other),
     }
 }
 
@@ -250,11 +250,11 @@ enum Sink {
 }
 
 impl Sink {
-    fn open(target: &Target) -> Result<Self, FilesError> {
+    fn open(target: &Target) -> Result<Self, VaultError> {
         Ok(match target {
             Target::File { path, overwrite } => Sink::File(
                 AtomicFile::create(path, *overwrite)
-                    .map_err(|e| FilesError::io(path, "cannot create the output", e))?,
+                    .map_err(|e| VaultError::io(path, "cannot create the output", e))?,
                 path.clone(),
             ),
             Target::Stdout => Sink::Stdout(std::io::stdout().lock()),
@@ -268,14 +268,14 @@ impl Sink {
         }
     }
 
-    fn commit(self) -> Result<(), FilesError> {
+    fn commit(self) -> Result<(), VaultError> {
         match self {
             Sink::File(file, path) => file
                 .commit()
-                .map_err(|e| FilesError::io(&path, "cannot save the output", e)),
+                .map_err(|e| VaultError::io(&path, "cannot save the output", e)),
             Sink::Stdout(mut out) => out
                 .flush()
-                .map_err(|e| FilesError::io(Path::new("standard output"), "cannot write", e)),
+                .map_err(|e| VaultError::io(Path::new("standard output"), "cannot write", e)),
         }
     }
 }
@@ -297,14 +297,14 @@ impl Write for Sink {
 }
 
 /// Reads a whole file for CMS, refusing more than `limit` bytes.
-fn read_limited(source: &mut impl Read, file: &Path, limit: u64) -> Result<Vec<u8>, FilesError> {
+fn read_limited(source: &mut impl Read, file: &Path, limit: u64) -> Result<Vec<u8>, VaultError> {
     let mut data = Vec::new();
     source
         .take(limit + 1)
         .read_to_end(&mut data)
-        .map_err(|e| FilesError::io(file, "cannot read the file", e))?;
+        .map_err(|e| VaultError::io(file, "cannot read the file", e))?;
     if data.len() as u64 > limit {
-        return Err(FilesError::Cms {
+        return Err(VaultError::Cms {
             file: file.display().to_string(),
             source: cms::CmsError::TooLarge {
                 size: data.len() as u64,

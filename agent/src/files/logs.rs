@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 use ids_pki::Certificate;
 use ids_seal::encrypted_file::{Encryptor, Recipient};
 
-use super::FilesError;
+use super::VaultError;
 use super::vault::create_private_folder;
 use crate::files::FilesSetup;
 
@@ -108,14 +108,14 @@ pub fn start(
     folder: &Path,
     recipients: &[Certificate],
     retention_days: u64,
-) -> Result<(LogWriter, LogGuard), FilesError> {
+) -> Result<(LogWriter, LogGuard), VaultError> {
     create_private_folder(folder)?;
     let retention = Duration::from_secs(retention_days * 86_400);
     let recipients = recipients
         .iter()
         .map(|c| {
             Recipient::from_certificate(c)
-                .map_err(|e| FilesError::Setup(FilesSetup::LogRecipient(e)))
+                .map_err(|e| VaultError::Setup(FilesSetup::LogRecipient(e)))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut sink = Sink {
@@ -137,7 +137,7 @@ pub fn start(
     let worker = std::thread::Builder::new()
         .name("agent-log".into())
         .spawn(move || run(rx, sink))
-        .map_err(|e| FilesError::io(folder, "cannot start the log writer", e))?;
+        .map_err(|e| VaultError::io(folder, "cannot start the log writer", e))?;
     Ok((
         LogWriter { tx: tx.clone() },
         LogGuard {
@@ -248,7 +248,7 @@ impl Sink {
         }
     }
 
-    fn rotate(&mut self) -> Result<(), FilesError> {
+    fn rotate(&mut self) -> Result<(), VaultError> {
         self.finish();
         delete_old_logs(&self.folder, self.retention);
         let path = self.new_path();
@@ -257,7 +257,7 @@ impl Sink {
             Output::Plain(file)
         } else {
             Output::Encrypted(
-                Encryptor::new(file, &self.recipients).map_err(|e| FilesError::format(&path, e))?,
+                Encryptor::new(file, &self.recipients).map_err(|e| VaultError::format(&path, e))?,
             )
         };
         self.current = Some(Segment { path, out });
@@ -305,14 +305,14 @@ impl Sink {
     }
 }
 
-fn create_log_file(path: &Path) -> Result<File, FilesError> {
+fn create_log_file(path: &Path) -> Result<File, VaultError> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options
         .open(path)
-        .map_err(|e| FilesError::io(path, "cannot create the log file", e))
+        .map_err(|e| VaultError::io(path, "cannot create the log file", e))
 }
 
 fn today() -> u64 {

@@ -15,7 +15,7 @@ pub use vault::{Vault, VaultWriter};
 
 /// Why a file operation failed, with the file it is about.
 #[derive(Debug, thiserror::Error)]
-pub enum FilesError {
+pub enum VaultError {
     /// Settings or certificates (a usage error).
     #[error(transparent)]
     Setup(#[from] FilesSetup),
@@ -83,16 +83,16 @@ pub enum FilesSetup {
     Random,
 }
 
-impl FilesError {
+impl VaultError {
     pub(crate) fn format(file: &std::path::Path, source: FileError) -> Self {
-        FilesError::Format {
+        VaultError::Format {
             file: file.display().to_string(),
             source,
         }
     }
 
     pub(crate) fn io(file: &std::path::Path, what: &'static str, source: std::io::Error) -> Self {
-        FilesError::Io {
+        VaultError::Io {
             file: file.display().to_string(),
             what,
             source,

@@ -12,7 +12,7 @@ use ids_seal::atomic::AtomicFile;
 use ids_seal::encrypted_file::format::{MAGIC, read_up_to};
 use ids_seal::encrypted_file::{DecryptionKey, Decryptor, Encryptor, Recipient};
 
-use super::FilesError;
+use super::VaultError;
 use crate::Settings;
 use crate::files::FilesSetup;
 
@@ -32,7 +32,7 @@ impl Vault {
     /// The vault the settings describe. The agent's PFX is opened (wrong password, damaged file: a
     /// setup error naming `EncryptionCertificate:File`); an expired certificate is refused when files
     /// are to be encrypted for it, and accepted for reading old files.
-    pub fn from_settings(settings: &Settings, now: i64) -> Result<Self, FilesError> {
+    pub fn from_settings(settings: &Settings, now: i64) -> Result<Self, VaultError> {
         let own = match &settings.encryption_certificate {
             Some(file) => {
                 let pfx = file.open().map_err(|source| FilesSetup::OwnCertificate {
@@ -71,7 +71,7 @@ impl Vault {
         own: Option<Pfx>,
         additional: Vec<Certificate>,
         encrypt: bool,
-    ) -> Result<Self, FilesError> {
+    ) -> Result<Self, VaultError> {
         let mut certificates: Vec<Certificate> =
             own.iter().map(|p| p.certificate.clone()).collect();
         certificates.extend(additional);
@@ -126,15 +126,15 @@ impl Vault {
 
     /// Starts writing `path`: encrypted when the vault encrypts, visible only after
     /// [`VaultWriter::commit`].
-    pub fn create(&self, path: &Path, overwrite: bool) -> Result<VaultWriter, FilesError> {
+    pub fn create(&self, path: &Path, overwrite: bool) -> Result<VaultWriter, VaultError> {
         if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             create_private_folder(folder)?;
         }
         let file = AtomicFile::create(path, overwrite)
-            .map_err(|e| FilesError::io(path, "cannot create the file", e))?;
+            .map_err(|e| VaultError::io(path, "cannot create the file", e))?;
         let inner = if self.encrypts() {
             Inner::Encrypted(
-                Encryptor::new(file, &self.recipients).map_err(|e| FilesError::format(path, e))?,
+                Encryptor::new(file, &self.recipients).map_err(|e| VaultError::format(path, e))?,
             )
         } else {
             Inner::Plain(file)
@@ -148,18 +148,18 @@ impl Vault {
     /// A temporary file `name` in the agent's temp folder (`TempFolderPath`), written as [`create`].
     ///
     /// [`create`]: Vault::create
-    pub fn create_temp(&self, name: &str) -> Result<VaultWriter, FilesError> {
+    pub fn create_temp(&self, name: &str) -> Result<VaultWriter, VaultError> {
         self.create(&self.temp_folder.join(name), true)
     }
 
     /// Opens a file the agent wrote, decrypting it if it is encrypted; the flag says whether it was.
     /// Chunks are authenticated as they are read: a damaged file fails the read with the reason.
-    pub fn open(&self, path: &Path) -> Result<(Box<dyn Read + Send>, bool), FilesError> {
+    pub fn open(&self, path: &Path) -> Result<(Box<dyn Read + Send>, bool), VaultError> {
         let mut file =
-            File::open(path).map_err(|e| FilesError::io(path, "cannot open the file", e))?;
+            File::open(path).map_err(|e| VaultError::io(path, "cannot open the file", e))?;
         let mut magic = [0u8; 6];
         let n = read_up_to(&mut file, &mut magic)
-            .map_err(|e| FilesError::io(path, "cannot read the file", e))?;
+            .map_err(|e| VaultError::io(path, "cannot read the file", e))?;
         let prefix = std::io::Cursor::new(magic[..n].to_vec());
         let reader = prefix.chain(file);
         if &magic[..n] != MAGIC {
@@ -172,7 +172,7 @@ impl Vault {
             .into());
         }
         let decryptor =
-            Decryptor::new(reader, &self.keys).map_err(|e| FilesError::format(path, e))?;
+            Decryptor::new(reader, &self.keys).map_err(|e| VaultError::format(path, e))?;
         Ok((Box::new(decryptor), true))
     }
 }
@@ -192,15 +192,15 @@ enum Inner {
 
 impl VaultWriter {
     /// Finishes the file (final chunk), fsyncs it and renames it into place.
-    pub fn commit(self) -> Result<(), FilesError> {
+    pub fn commit(self) -> Result<(), VaultError> {
         let file = match self.inner {
             Inner::Plain(file) => file,
             Inner::Encrypted(enc) => enc
                 .finish()
-                .map_err(|e| FilesError::format(&self.path, e))?,
+                .map_err(|e| VaultError::format(&self.path, e))?,
         };
         file.commit()
-            .map_err(|e| FilesError::io(&self.path, "cannot save the file", e))
+            .map_err(|e| VaultError::io(&self.path, "cannot save the file", e))
     }
 
     pub fn path(&self) -> &Path {
@@ -225,7 +225,7 @@ impl Write for VaultWriter {
 }
 
 /// Creates `folder` (and parents) readable by the agent's user only.
-pub fn create_private_folder(folder: &Path) -> Result<(), FilesError> {
+pub fn create_private_folder(folder: &Path) -> Result<(), VaultError> {
     ids_seal::atomic::create_private_folder(folder)
-        .map_err(|e| FilesError::io(folder, "cannot create the folder", e))
+        .map_err(|e| VaultError::io(folder, "cannot create the folder", e))
 }

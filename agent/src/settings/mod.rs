@@ -132,7 +132,7 @@ pub struct DeliverySettings {
 
 /// Settings, the keys they name, and what deserves a warning.
 #[derive(Debug)]
-pub struct Loaded {
+pub struct LoadedSettings {
     pub settings: Settings,
     pub keys: AgentKeys,
     pub warnings: Vec<String>,
@@ -140,7 +140,7 @@ pub struct Loaded {
 
 impl Settings {
     /// Loads from `dir` with the process environment, checking certificates at `now` (Unix seconds).
-    pub fn load(dir: &Path, now: i64) -> Result<Loaded, Vec<ConfigError>> {
+    pub fn load(dir: &Path, now: i64) -> Result<LoadedSettings, Vec<ConfigError>> {
         let vars: Vec<(String, String)> = std::env::vars().collect();
         Self::load_with(dir, &vars, now)
     }
@@ -150,7 +150,7 @@ impl Settings {
         dir: &Path,
         vars: &[(String, String)],
         now: i64,
-    ) -> Result<Loaded, Vec<ConfigError>> {
+    ) -> Result<LoadedSettings, Vec<ConfigError>> {
         let schema = schema();
         let config = Config::load_layers(dir, LAYERS, vars, &schema)?;
         Self::from_config(&config, now)
@@ -190,7 +190,7 @@ impl Settings {
     /// [`AgentKeys::load`] after it: the errors would otherwise come in another order, and the
     /// `OpenId` checks depend on what was read (a client whose secret file cannot be read does not
     /// exist; the key makes `PrivateKeyJwt` implicit; `TlsClientAuth` needs a certificate in it).
-    pub fn from_config(config: &Config, now: i64) -> Result<Loaded, Vec<ConfigError>> {
+    pub fn from_config(config: &Config, now: i64) -> Result<LoadedSettings, Vec<ConfigError>> {
         let schema = schema();
         // Unknown keys are errors only inside the sections the agent owns; other software's sections
         // (the vendor's `Connections`, `License`...) are listed once as ignored (`ignored_sections`).
@@ -294,7 +294,7 @@ impl Settings {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Loaded {
+        Ok(LoadedSettings {
             settings: Settings {
                 config_dir: config.dir().to_path_buf(),
                 files: config.files().to_vec(),

@@ -50,7 +50,7 @@ pub struct Pin {
 
 /// A `known_servers` file that cannot be read, parsed or written.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum PinStoreError {
     #[error("cannot read {file}: {source}")]
     Read {
         file: String,
@@ -72,7 +72,7 @@ pub enum StoreError {
 }
 
 /// The pins in `text`, the content of `file` (named in errors).
-pub fn parse(text: &str, file: &Path) -> Result<Vec<Pin>, StoreError> {
+pub fn parse(text: &str, file: &Path) -> Result<Vec<Pin>, PinStoreError> {
     let mut pins: Vec<Pin> = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
@@ -80,7 +80,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Vec<Pin>, StoreError> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let bad = |message: String| StoreError::Malformed {
+        let bad = |message: String| PinStoreError::Malformed {
             file: file.display().to_string(),
             line,
             message,
@@ -123,7 +123,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Vec<Pin>, StoreError> {
 }
 
 /// The pins in `file`; none when it does not exist yet.
-pub fn load(file: &Path) -> Result<Vec<Pin>, StoreError> {
+pub fn load(file: &Path) -> Result<Vec<Pin>, PinStoreError> {
     parse(&read(file)?, file)
 }
 
@@ -134,7 +134,7 @@ pub fn add(
     authority: &str,
     thumbprint: &str,
     first_seen: &str,
-) -> Result<Pin, StoreError> {
+) -> Result<Pin, PinStoreError> {
     let mut text = read(file)?;
     if let Some(pin) = parse(&text, file)?
         .into_iter()
@@ -158,7 +158,7 @@ pub fn add(
 
 /// Removes the pin of `authority` (the other lines are kept as they are); returns it, or `None` when
 /// the file does not pin that authority.
-pub fn forget(file: &Path, authority: &str) -> Result<Option<Pin>, StoreError> {
+pub fn forget(file: &Path, authority: &str) -> Result<Option<Pin>, PinStoreError> {
     let text = read(file)?;
     let authority = authority.trim().to_ascii_lowercase();
     let Some(pin) = parse(&text, file)?
@@ -178,11 +178,11 @@ pub fn forget(file: &Path, authority: &str) -> Result<Option<Pin>, StoreError> {
 }
 
 /// The file's text; empty when it does not exist.
-fn read(file: &Path) -> Result<String, StoreError> {
+fn read(file: &Path) -> Result<String, PinStoreError> {
     match std::fs::read_to_string(file) {
         Ok(text) => Ok(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(source) => Err(StoreError::Read {
+        Err(source) => Err(PinStoreError::Read {
             file: file.display().to_string(),
             source,
         }),
@@ -190,8 +190,8 @@ fn read(file: &Path) -> Result<String, StoreError> {
 }
 
 /// Replaces `file` with `text` atomically, mode 0600, creating its folder (0700) if needed.
-fn write(file: &Path, text: &str) -> Result<(), StoreError> {
-    let error = |source| StoreError::Write {
+fn write(file: &Path, text: &str) -> Result<(), PinStoreError> {
+    let error = |source| PinStoreError::Write {
         file: file.display().to_string(),
         source,
     };

@@ -143,7 +143,7 @@ pub enum PinRefused {
     },
     /// `First`: the file of pins cannot be read or is malformed.
     #[error("Tls:ServerPinning is First: {0}")]
-    Store(Arc<known_servers::StoreError>),
+    Store(Arc<known_servers::PinStoreError>),
 }
 
 /// Where a pin was recorded, for [`PinRefused::Changed`].

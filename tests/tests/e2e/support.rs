@@ -411,7 +411,10 @@ impl AgentDeployment {
     }
 
     /// Writes the files and loads the settings with `vars` as the environment.
-    pub fn load_with(&self, vars: &[(&str, &str)]) -> Result<agent::settings::Loaded, Vec<String>> {
+    pub fn load_with(
+        &self,
+        vars: &[(&str, &str)],
+    ) -> Result<agent::settings::LoadedSettings, Vec<String>> {
         self.write();
         let vars: Vec<(String, String)> = vars
             .iter()
