@@ -3,16 +3,7 @@
 
 use crate::{Config, ConfigError, Setting, invalid};
 
-/// Keeps a validation result, or records its error and returns `None`, so that every problem is reported.
-pub fn take<T>(errors: &mut Vec<ConfigError>, result: Result<T, ConfigError>) -> Option<T> {
-    match result {
-        Ok(v) => Some(v),
-        Err(e) => {
-            errors.push(e);
-            None
-        }
-    }
-}
+pub use crate::keys::take;
 
 crate::keys! {
     /// Keys both apps read: the agent's or server's own `EncryptionCertificate`, and the Windows

@@ -317,7 +317,7 @@ impl Config {
 /// The number `key` declares, or its declared default with the error recorded in `errors` (so that
 /// every problem is reported, and the default is written once).
 pub fn number(config: &Config, key: &Key, errors: &mut Vec<ConfigError>) -> u64 {
-    crate::appsettings::take(errors, config.number(key)).unwrap_or(key.default_number())
+    take(errors, config.number(key)).unwrap_or(key.default_number())
 }
 
 /// The switch `key` declares, or its declared default with the error recorded in `errors`.
@@ -326,7 +326,7 @@ pub fn flag(config: &Config, key: &Key, errors: &mut Vec<ConfigError>) -> bool {
         Kind::Flag { default } => default.unwrap_or(false),
         _ => false,
     };
-    crate::appsettings::take(errors, config.bool(key.path, default)).unwrap_or(default)
+    take(errors, config.bool(key.path, default)).unwrap_or(default)
 }
 
 /// True when one of `reads` is covered by `key` (the key itself, or an element of a list or map).
@@ -338,6 +338,17 @@ pub fn was_read(key: &Key, reads: &BTreeSet<String>) -> bool {
                 r.strip_prefix(&path)
                     .is_some_and(|rest| rest.starts_with(':'))
             })
+}
+
+/// Keeps a validation result, or records its error and returns `None`, so that every problem is reported.
+pub fn take<T>(errors: &mut Vec<ConfigError>, result: Result<T, ConfigError>) -> Option<T> {
+    match result {
+        Ok(v) => Some(v),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    }
 }
 
 #[cfg(test)]

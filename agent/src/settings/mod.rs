@@ -37,6 +37,24 @@ pub use openid::{ClientAuth, ClientCredentials};
 use schema as key;
 pub use schema::{KEYS, schema};
 
+/// The file, in the work folder, where `Tls:ServerPinning` `First` keeps the keys it pinned.
+pub const KNOWN_SERVERS_FILE: &str = "known_servers";
+
+/// A `Tls:ServerThumbprints` value in the form it is compared in: base64url without padding for a
+/// SHA-256 value in base64 (the RFC 7638 JWK thumbprint of the key, or the certificate's x5t#S256),
+/// upper-case hex for a certificate's SHA-1 or SHA-256 thumbprint in hex (separators and the invisible
+/// marks Windows' certificate dialog copies are dropped).
+pub fn normalize_thumbprint(value: &str) -> Result<String, InvalidThumbprint> {
+    ids_pki::jwk::canonical_thumbprint(value).ok_or(InvalidThumbprint)
+}
+
+/// A `Tls:ServerThumbprints` value that is no thumbprint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "expected the RFC 7638 JWK thumbprint of the server's key or its certificate's x5t#S256 (43 base64url characters), or the certificate's SHA-1 (40 hex digits) or SHA-256 (64 hex digits) thumbprint"
+)]
+pub struct InvalidThumbprint;
+
 /// The agent's settings files, in order (each followed by its `appsettings.encrypted*.json` counterpart).
 pub const LAYERS: &[(&str, bool)] = &[("appsettings", true), ("appsettings.agent", false)];
 
@@ -50,7 +68,7 @@ pub enum ServerPinning {
     /// (`<work folder>/known_servers`) at the first connection and required afterwards.
     First { store: PathBuf },
     /// The key or the certificate must match one of `Tls:ServerThumbprints`, normalized by
-    /// [`crate::tls::normalize_thumbprint`].
+    /// [`normalize_thumbprint`].
     Strict { thumbprints: Vec<String> },
 }
 
@@ -383,7 +401,7 @@ fn server_pinning(
     {
         None | Some("" | "always") => ServerPinning::Always,
         Some("first") => ServerPinning::First {
-            store: crate::tls::known_servers::path(work_folder),
+            store: work_folder.join(KNOWN_SERVERS_FILE),
         },
         Some("strict") => ServerPinning::Strict {
             thumbprints: Vec::new(),
@@ -422,7 +440,7 @@ fn server_pinning(
     }
     let mut thumbprints = Vec::new();
     for s in &listed {
-        match crate::tls::normalize_thumbprint(&s.value) {
+        match normalize_thumbprint(&s.value) {
             Ok(t) => thumbprints.push(t),
             Err(e) => errors.push(invalid(s, &e.to_string())),
         }

@@ -22,7 +22,7 @@ use ids_seal::atomic::AtomicFile;
 use ids_seal::atomic::create_private_folder;
 
 /// The file's name in the work folder.
-pub const FILE_NAME: &str = "known_servers";
+pub use crate::settings::KNOWN_SERVERS_FILE as FILE_NAME;
 
 /// The only kind of value the file holds today (a second field keeps the format open).
 const KIND: &str = "jwk-thumbprint";

@@ -28,8 +28,9 @@ use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::CertificateDer;
 
 use crate::settings::TlsTrust;
+pub use crate::settings::{InvalidThumbprint, normalize_thumbprint};
 use only_trusted::OnlyTrusted;
-pub use pinning::{InvalidThumbprint, PinRefused, Pinning, authority, normalize_thumbprint};
+pub use pinning::{PinRefused, Pinning, authority};
 
 /// Why the agent's TLS client configuration cannot be built.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -85,21 +85,6 @@ fn host_of(name: &ServerName<'_>) -> String {
     }
 }
 
-/// A `Tls:ServerThumbprints` value in the form it is compared in: base64url without padding for a
-/// SHA-256 value in base64 (the RFC 7638 JWK thumbprint of the key, or the certificate's x5t#S256),
-/// upper-case hex for a certificate's SHA-1 or SHA-256 thumbprint in hex (separators and the invisible
-/// marks Windows' certificate dialog copies are dropped).
-pub fn normalize_thumbprint(value: &str) -> Result<String, InvalidThumbprint> {
-    ids_pki::jwk::canonical_thumbprint(value).ok_or(InvalidThumbprint)
-}
-
-/// A `Tls:ServerThumbprints` value that is no thumbprint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "expected the RFC 7638 JWK thumbprint of the server's key or its certificate's x5t#S256 (43 base64url characters), or the certificate's SHA-1 (40 hex digits) or SHA-256 (64 hex digits) thumbprint"
-)]
-pub struct InvalidThumbprint;
-
 /// A server refused by `Tls:ServerPinning` (its certificate passed the usual validation), or pins
 /// that cannot be read: the message names the presented and the expected values, and what to do.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::settings::normalize_thumbprint;
 use crate::tls::OnlyTrusted;
 use ids_devpki::{Ca, KeyKind};
 use ids_runtime::tls::provider;
