@@ -366,51 +366,75 @@ impl LogOnce {
 #[allow(clippy::unwrap_used)]
 pub(crate) mod test_certs {
     //! Hand-made X.509 v1 certificates (rcgen only writes v3): ECDSA P-256, laid out as `openssl x509
-    //! -req` writes them without an extension file (no version field, no extensions).
+    //! -req` writes them without an extension file (no version field, no extensions), encoded with
+    //! `der` (RFC 5280 section 4.1 structures, the v1 subset).
 
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
+    use der::asn1::{
+        AnyRef, BitStringRef, ObjectIdentifier, SetOfVec, UintRef, UtcTime, Utf8StringRef,
+    };
+    use der::{Decode as _, Encode as _, Sequence, ValueOrd};
 
-    /// One DER element.
-    pub fn tlv(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
-        let content = parts.concat();
-        let len = content.len();
-        let mut out = vec![tag];
-        if len < 0x80 {
-            out.push(len as u8);
-        } else if len < 0x100 {
-            out.extend([0x81, len as u8]);
-        } else {
-            out.extend([0x82, (len >> 8) as u8, len as u8]);
-        }
-        out.extend(content);
-        out
+    const COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+    const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+    const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+    const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+
+    #[derive(Sequence, ValueOrd)]
+    struct AttributeTypeAndValue<'a> {
+        kind: ObjectIdentifier,
+        value: Utf8StringRef<'a>,
+    }
+
+    #[derive(Sequence)]
+    struct Algorithm {
+        algorithm: ObjectIdentifier,
+        parameters: Option<ObjectIdentifier>,
+    }
+
+    #[derive(Sequence)]
+    struct Validity {
+        not_before: UtcTime,
+        not_after: UtcTime,
+    }
+
+    #[derive(Sequence)]
+    struct SubjectPublicKeyInfo<'a> {
+        algorithm: Algorithm,
+        subject_public_key: BitStringRef<'a>,
+    }
+
+    /// TBSCertificate without the `[0] version` field (v1) and without extensions.
+    #[derive(Sequence)]
+    struct TbsCertificateV1<'a> {
+        serial_number: UintRef<'a>,
+        signature: Algorithm,
+        issuer: AnyRef<'a>,
+        validity: Validity,
+        subject: AnyRef<'a>,
+        subject_public_key_info: SubjectPublicKeyInfo<'a>,
+    }
+
+    #[derive(Sequence)]
+    struct Certificate<'a> {
+        tbs_certificate: AnyRef<'a>,
+        signature_algorithm: Algorithm,
+        signature: BitStringRef<'a>,
     }
 
     /// `CN=<cn>` as a Name.
     pub fn name(cn: &str) -> Vec<u8> {
-        let attribute = tlv(
-            0x30,
-            &[
-                &[0x06, 0x03, 0x55, 0x04, 0x03],
-                &tlv(0x0c, &[cn.as_bytes()]),
-            ],
-        );
-        tlv(0x30, &[&tlv(0x31, &[&attribute])])
+        let attribute = AttributeTypeAndValue {
+            kind: COMMON_NAME,
+            value: Utf8StringRef::new(cn).unwrap(),
+        };
+        let rdn = SetOfVec::try_from(vec![attribute]).unwrap();
+        vec![rdn].to_der().unwrap()
     }
 
-    fn utc_time(unix: i64) -> Vec<u8> {
-        let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
-        let text = format!(
-            "{:02}{:02}{:02}{:02}{:02}{:02}Z",
-            t.year() % 100,
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        );
-        tlv(0x17, &[text.as_bytes()])
+    fn utc_time(unix: i64) -> UtcTime {
+        UtcTime::from_unix_duration(std::time::Duration::from_secs(unix as u64)).unwrap()
     }
 
     /// The key pair of a PKCS#8 P-256 key.
@@ -428,34 +452,38 @@ pub(crate) mod test_certs {
         not_before: i64,
         not_after: i64,
     ) -> Vec<u8> {
-        const EC_PUBLIC_KEY: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-        const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-        const ECDSA_SHA256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+        let signature_algorithm = || Algorithm {
+            algorithm: ECDSA_SHA256,
+            parameters: None,
+        };
         let point = key(subject_key).public_key().as_ref().to_vec();
-        let spki = tlv(
-            0x30,
-            &[
-                &tlv(0x30, &[EC_PUBLIC_KEY, P256]),
-                &tlv(0x03, &[&[0], &point]),
-            ],
-        );
-        let algorithm = tlv(0x30, &[ECDSA_SHA256]);
-        let tbs = tlv(
-            0x30,
-            &[
-                &tlv(0x02, &[&[0x01]]),
-                &algorithm,
-                issuer,
-                &tlv(0x30, &[&utc_time(not_before), &utc_time(not_after)]),
-                subject,
-                &spki,
-            ],
-        );
+        let tbs = TbsCertificateV1 {
+            serial_number: UintRef::new(&[0x01]).unwrap(),
+            signature: signature_algorithm(),
+            issuer: AnyRef::from_der(issuer).unwrap(),
+            validity: Validity {
+                not_before: utc_time(not_before),
+                not_after: utc_time(not_after),
+            },
+            subject: AnyRef::from_der(subject).unwrap(),
+            subject_public_key_info: SubjectPublicKeyInfo {
+                algorithm: Algorithm {
+                    algorithm: EC_PUBLIC_KEY,
+                    parameters: Some(P256),
+                },
+                subject_public_key: BitStringRef::from_bytes(&point).unwrap(),
+            },
+        }
+        .to_der()
+        .unwrap();
         let signature = key(issuer_key).sign(&SystemRandom::new(), &tbs).unwrap();
-        tlv(
-            0x30,
-            &[&tbs, &algorithm, &tlv(0x03, &[&[0], signature.as_ref()])],
-        )
+        Certificate {
+            tbs_certificate: AnyRef::from_der(&tbs).unwrap(),
+            signature_algorithm: signature_algorithm(),
+            signature: BitStringRef::from_bytes(signature.as_ref()).unwrap(),
+        }
+        .to_der()
+        .unwrap()
     }
 }
 
