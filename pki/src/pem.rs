@@ -38,6 +38,7 @@ impl std::fmt::Debug for Block {
 #[derive(Debug, thiserror::Error)]
 pub enum PemError {
     #[error("PEM text that is not UTF-8")]
+    /// Bytes that are not UTF-8 inside a block (outside the blocks they are ignored).
     NotUtf8,
     /// A `-----BEGIN` line without its `-----END` line.
     #[error("no `-----END {label}-----` line (truncated file?)")]
@@ -66,13 +67,16 @@ pub fn is_pem(bytes: &[u8]) -> bool {
 }
 
 /// Every PEM block of `bytes`, or `None` when there is no `-----BEGIN ` (DER or other input). Text
-/// before, between and after the blocks is ignored (RFC 7468 section 2).
+/// before, between and after the blocks is ignored (RFC 7468 section 2), whatever its encoding.
 pub fn blocks(bytes: &[u8]) -> Result<Option<Vec<Block>>, PemError> {
     if !is_pem(bytes) {
         return Ok(None);
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| PemError::NotUtf8)?;
-    let mut cursor = Cursor { text, pos: 0 };
+    let text = String::from_utf8_lossy(bytes);
+    let mut cursor = Cursor {
+        text: &text,
+        pos: 0,
+    };
     let mut blocks = Vec::new();
     while let Some(block) = cursor.next_block()? {
         blocks.push(block);
@@ -85,8 +89,12 @@ pub fn first(bytes: &[u8]) -> Result<Option<Block>, PemError> {
     if !is_pem(bytes) {
         return Ok(None);
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| PemError::NotUtf8)?;
-    Cursor { text, pos: 0 }.next_block()
+    let text = String::from_utf8_lossy(bytes);
+    Cursor {
+        text: &text,
+        pos: 0,
+    }
+    .next_block()
 }
 
 /// PEM of `der` under `label`: base64 lines of 64 characters, LF line endings, as OpenSSL writes.
@@ -173,6 +181,11 @@ fn decode(label: &str, block: &str) -> Result<Zeroizing<Vec<u8>>, PemError> {
         label: label.to_string(),
         source,
     };
+    // Text around the blocks may be in any encoding (tools write Latin-1 comments before a block);
+    // inside a block it cannot be.
+    if block.contains(char::REPLACEMENT_CHARACTER) {
+        return Err(PemError::NotUtf8);
+    }
     let mut lines = block.lines().map(str::trim);
     let begin = lines.next().unwrap_or_default();
     let mut body = Zeroizing::new(String::new());
@@ -269,5 +282,19 @@ mod tests {
         // Not base64 is still refused.
         let bad = format!("{}\n@@@@\n{}\n", lines[0], lines[lines.len() - 1]);
         assert!(matches!(first(bad.as_bytes()), Err(PemError::Body { .. })));
+    }
+
+    #[test]
+    fn text_around_blocks_may_be_any_encoding_but_not_inside_a_block() {
+        let pem = encode("CERTIFICATE", &[7; 40]).unwrap();
+        let mut latin1 = b"subject=CN = Soci\xe9t\xe9\n".to_vec();
+        latin1.extend_from_slice(pem.as_bytes());
+        latin1.extend_from_slice(b"trailing \xff\xfe\n");
+        assert_eq!(&first(&latin1).unwrap().unwrap().der[..], &[7; 40][..]);
+        assert_eq!(blocks(&latin1).unwrap().unwrap().len(), 1);
+        let mut inside = pem.as_bytes().to_vec();
+        let at = inside.iter().position(|&b| b == b'\n').unwrap() + 1;
+        inside.insert(at, 0xe9);
+        assert!(matches!(first(&inside), Err(PemError::NotUtf8)));
     }
 }

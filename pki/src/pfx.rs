@@ -59,7 +59,8 @@ pub enum PfxError {
 }
 
 /// A certificate with its private key and the rest of the chain found in the file.
-#[derive(Debug)]
+/// `Debug` leaves the private key out (its length only): a `{:?}` of anything holding a `Pfx` must not
+/// print key material.
 pub struct Pfx {
     pub file: String,
     pub certificate: Certificate,
@@ -69,6 +70,21 @@ pub struct Pfx {
     pub key: SigningKey,
     /// The private key as PKCS#8 DER, kept for TLS configuration; wiped on drop.
     pub key_pkcs8: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Pfx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pfx")
+            .field("file", &self.file)
+            .field("certificate", &self.certificate)
+            .field("chain_len", &self.chain.len())
+            .field("key", &self.key)
+            .field(
+                "key_pkcs8",
+                &format_args!("<redacted, {} bytes>", self.key_pkcs8.len()),
+            )
+            .finish()
+    }
 }
 
 impl Pfx {

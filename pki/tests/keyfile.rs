@@ -585,3 +585,15 @@ fn des3_encrypted_keys_from_the_seed_recipe_are_read() {
     assert_eq!(key.public_key, public.public_key);
     assert!(read_private(&dir.join("rootCA.key"), Some("wrong")).is_err());
 }
+
+#[test]
+fn pfx_debug_shows_no_key_material() {
+    let pfx = ids_pki::Pfx::from_file(&fixtures().join("signing-ec.pfx"), "test-password").unwrap();
+    let shown = format!("{pfx:?}");
+    assert!(shown.contains("<redacted,"), "{shown}");
+    let hex_key = ids_pki::b64::hex(&pfx.key_pkcs8);
+    let decimal_bytes = format!("{:?}", &pfx.key_pkcs8[..8]);
+    assert!(
+        !shown.contains(&hex_key) && !shown.contains(&decimal_bytes[1..decimal_bytes.len() - 1])
+    );
+}

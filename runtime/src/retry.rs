@@ -123,8 +123,8 @@ mod tests {
 
     #[test]
     fn doubling_reaches_a_cap_of_a_day() {
-        // The outbox: 1 s doubling up to Delivery:MaxRetryDelaySeconds, at most 86,400 s. It used to
-        // stop growing at 2^16 s (65,536 s).
+        // The outbox: 1 s doubling up to Delivery:MaxRetryDelaySeconds, at most 86,400 s (past
+        // 2^16 x the first delay, where the agent's HTTP backoff used to stop growing).
         let day = Duration::from_secs(86_400);
         let p = RetryPolicy::forever(Duration::from_secs(1), day);
         let pauses: Vec<u64> = (16..=19).map(|a| p.backoff(a).as_secs()).collect();
