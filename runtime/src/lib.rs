@@ -1,8 +1,8 @@
 //! Plumbing both apps share, written once: time, retries, shutdown, TLS set-up and "did you mean".
 //!
 //! # Layout
-//! - [`clock`]: [`Clock`](clock::Clock), the time source domain code is handed (DESIGN.md 7.6).
-//! - [`retry`]: [`RetryPolicy`](retry::RetryPolicy): how many attempts, exponential backoff with jitter,
+//! - [`clock`]: [`Clock`], the time source domain code is handed (DESIGN.md 7.6).
+//! - [`retry`]: [`RetryPolicy`]: how many attempts, exponential backoff with jitter,
 //!   `Retry-After` capped; used by token requests, `agent push` and the outbox.
 //! - [`log_escape`]: the writer that escapes control characters in log events (no forged lines).
 //! - [`logging`] (feature `logging`): the log set-up of both apps: standard error, and a log file.

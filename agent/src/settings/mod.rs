@@ -6,7 +6,7 @@
 //! ignores them; unknown keys inside the sections it owns are errors with a "did you mean".
 //!
 //! # Layout
-//! - [`schema`]: every key, declared once (path, default, range, meaning); the schema is built from it.
+//! - [`schema`](mod@schema): every key, declared once (path, default, range, meaning); the schema is built from it.
 //! - `keys`: where the key material is (plain data in [`Settings`]) and [`AgentKeys`], what is read
 //!   from those files (server certificates, trusted certificates, the agent's key, client secret
 //!   files), each with its own error; [`AgentKeys::load`] reads them again for validated settings.
