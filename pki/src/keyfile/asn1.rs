@@ -16,9 +16,8 @@ use pkcs8::{EncryptedPrivateKeyInfoRef, PrivateKeyInfoRef};
 use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 use x509_parser::prelude::{FromDer as _, X509Certificate, X509CertificationRequest};
 
-use super::private::rsa_public_key;
 use super::{KeyFileError, malformed, unsupported};
-use crate::cert::PublicKey;
+use crate::cert::{PublicKey, strip_zeros};
 
 /// rsaEncryption (RFC 8017 appendix A.1).
 pub(super) const RSA_ENCRYPTION: ObjectIdentifier =
@@ -286,4 +285,20 @@ pub(super) fn spki_der(key: &PublicKey, subject_public_key: &[u8]) -> der::Resul
         subject_public_key: BitStringRef::from_bytes(subject_public_key)?,
     }
     .to_der()
+}
+
+/// An RSA public key from its unsigned big-endian modulus and exponent; at least 2048 bits.
+pub(super) fn rsa_public_key(file: &str, n: &[u8], e: &[u8]) -> Result<PublicKey, KeyFileError> {
+    let key = PublicKey::Rsa {
+        n: strip_zeros(n).to_vec(),
+        e: strip_zeros(e).to_vec(),
+    };
+    let bits = key.bits();
+    if bits < 2048 {
+        return Err(KeyFileError::WeakRsa {
+            file: file.to_string(),
+            bits,
+        });
+    }
+    Ok(key)
 }

@@ -43,12 +43,12 @@ pub use write::{
     certificate_pem, private_key_pem, public_key_der, public_key_pem, subject_public_key_bits,
 };
 
+use asn1::rsa_public_key;
 use asn1::{DerKind, classify_der, public_key_from_csr, public_key_from_pkcs1};
 use formats::{
     looks_like_json, pem_blocks, private_from_der, private_from_pem, private_from_pfx,
     public_from_json, public_from_pem, public_from_pfx, read, unrecognized,
 };
-use private::rsa_public_key;
 
 /// PBKDF2-HMAC-SHA256 rounds for keys written with a passphrase. OWASP (2023) recommends 600,000;
 /// 100,000 keeps a key operation under a second on small machines and in unoptimised test builds, and

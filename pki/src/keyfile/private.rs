@@ -10,25 +10,11 @@ use const_oid::ObjectIdentifier;
 use pkcs8::{EncryptedPrivateKeyInfoRef, PrivateKeyInfoRef};
 use zeroize::Zeroizing;
 
-use super::asn1::{EC_PUBLIC_KEY, P256, RSA_ENCRYPTION, oid_name, rsa_private_bits, sec1_curve};
+use super::asn1::{
+    EC_PUBLIC_KEY, P256, RSA_ENCRYPTION, oid_name, rsa_private_bits, rsa_public_key, sec1_curve,
+};
 use super::{KeyFileError, malformed, unsupported};
-use crate::cert::{PublicKey, strip_zeros};
-
-/// An RSA public key from its unsigned big-endian modulus and exponent; at least 2048 bits.
-pub(super) fn rsa_public_key(file: &str, n: &[u8], e: &[u8]) -> Result<PublicKey, KeyFileError> {
-    let key = PublicKey::Rsa {
-        n: strip_zeros(n).to_vec(),
-        e: strip_zeros(e).to_vec(),
-    };
-    let bits = key.bits();
-    if bits < 2048 {
-        return Err(KeyFileError::WeakRsa {
-            file: file.to_string(),
-            bits,
-        });
-    }
-    Ok(key)
-}
+use crate::cert::PublicKey;
 
 /// The public key of an aws-lc RSA key pair.
 fn rsa_pair_public(file: &str, pair: &RsaKeyPair) -> Result<PublicKey, KeyFileError> {

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use super::format::Thumbprint;
+use super::thumbprint::Thumbprint;
 
 /// What an operator does about a failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use std::io::Read;
 use aws_lc_rs::digest;
 
 use super::error::FileError;
-use ids_pki::b64;
+pub use super::thumbprint::Thumbprint;
 
 pub const MAGIC: &[u8; 6] = b"IDSENC";
 pub const VERSION: u8 = 1;
@@ -39,30 +39,6 @@ pub const CHECKSUM_LEN: usize = 32;
 const PREAMBLE_LEN: usize = 11;
 const FIXED_LEN: usize = 23;
 const STANZA_FIXED_LEN: usize = 1 + 32 + 2;
-
-/// SHA-256 of a certificate's DER: how a header names a recipient (JOSE `x5t#S256`).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Thumbprint(pub [u8; 32]);
-
-impl Thumbprint {
-    pub fn of_der(der: &[u8]) -> Self {
-        let mut out = [0; 32];
-        out.copy_from_slice(digest::digest(&digest::SHA256, der).as_ref());
-        Thumbprint(out)
-    }
-}
-
-impl std::fmt::Display for Thumbprint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&b64::url(&self.0))
-    }
-}
-
-impl std::fmt::Debug for Thumbprint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Thumbprint({self})")
-    }
-}
 
 /// How the file key is wrapped for one recipient.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - [`format`](mod@format): header layout, limits, parsing and serialising.
+//! - [`thumbprint`]: how a header names a recipient (SHA-256 of its certificate).
 //! - [`recipient`]: who can read a file: RSA-OAEP-SHA256 or ECDH-ES P-256 key wrapping, by certificate.
 //! - [`encrypt`]: [`Encryptor`], a `Write` that seals chunks; [`encrypt_stream`] for a whole reader.
 //! - [`decrypt`]: [`Decryptor`], chunk by chunk; [`decrypt_stream`] with strict and recover modes.
@@ -17,6 +18,7 @@ pub mod encrypt;
 pub mod error;
 pub mod format;
 pub mod recipient;
+pub mod thumbprint;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
