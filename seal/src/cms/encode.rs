@@ -12,8 +12,8 @@ use spki::{AlgorithmIdentifier, AlgorithmIdentifierRef};
 
 use super::CmsError;
 use super::content::GCM_TAG_LEN;
+use super::identity::CertIdentity;
 use super::oid::id;
-use super::recipient::CertIdentity;
 
 /// `ContentInfo ::= SEQUENCE { contentType, content [0] EXPLICIT ANY }` (RFC 5652 section 3).
 #[derive(Sequence)]

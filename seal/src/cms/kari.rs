@@ -9,7 +9,7 @@ use aws_lc_rs::key_wrap::{self, AesBlockCipher, AesKek, BlockCipher, KeyWrap};
 use zeroize::Zeroizing;
 
 use super::ber::{AlgId, Reader, Tlv, malformed, tag};
-use super::recipient::{CertIdentity, Rid};
+use super::identity::{CertIdentity, Rid};
 use super::{CmsError, encode, oid};
 
 /// A parsed KeyAgreeRecipientInfo.

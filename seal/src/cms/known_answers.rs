@@ -7,7 +7,7 @@ use std::path::Path;
 use aws_lc_rs::digest;
 
 use super::encode;
-use super::recipient::CertIdentity;
+use super::identity::CertIdentity;
 use ids_pki::cert::Certificate;
 
 fn identity(name: &str) -> CertIdentity {

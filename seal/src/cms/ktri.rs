@@ -11,7 +11,7 @@ use aws_lc_rs::rsa::{
 use zeroize::Zeroizing;
 
 use super::ber::{AlgId, Tlv, malformed, tag};
-use super::recipient::{CertIdentity, Rid};
+use super::identity::{CertIdentity, Rid};
 use super::{CmsError, encode, oid};
 
 /// A parsed KeyTransRecipientInfo.

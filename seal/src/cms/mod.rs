@@ -33,6 +33,7 @@
 mod ber;
 mod content;
 mod encode;
+mod identity;
 mod kari;
 mod ktri;
 mod oid;

@@ -7,7 +7,8 @@ use zeroize::Zeroizing;
 
 use super::ber::{AlgId, Reader, Tlv, malformed, tag};
 use super::content::{ContentCipher, GCM_TAG_LEN};
-use super::recipient::{CertIdentity, RecipientInfo, RecipientKey};
+use super::identity::CertIdentity;
+use super::recipient::{RecipientInfo, RecipientKey};
 use super::{CmsError, Decrypted, MAX_CMS_PLAINTEXT, RecipientId, encode, oid};
 use ids_pki::cert::Certificate;
 

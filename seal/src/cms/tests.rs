@@ -511,7 +511,7 @@ fn cms_authenticated_attributes_are_checked() {
     const CONTENT_TYPE: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x03];
     let dir = tempfile::tempdir().unwrap();
     let rsa = Party::rsa(&dir, "rsa");
-    let me = recipient::CertIdentity::new(&rsa.cert).unwrap();
+    let me = identity::CertIdentity::new(&rsa.cert).unwrap();
     let (content_key, nonce, plaintext) = ([7u8; 32], [9u8; 12], b"with attributes");
     // Attribute ::= SEQUENCE { attrType OBJECT IDENTIFIER, attrValues SET OF ANY } (RFC 5652 5.3).
     #[derive(der::Sequence)]

@@ -5,7 +5,8 @@ use aws_lc_rs::rand;
 use zeroize::Zeroizing;
 
 use super::content::{GCM_NONCE_LEN, GCM_TAG_LEN, seal_aes256_gcm};
-use super::recipient::{CertIdentity, uncompressed_point};
+use super::identity::CertIdentity;
+use super::recipient::uncompressed_point;
 use super::{CmsError, MAX_CMS_PLAINTEXT, encode, kari, ktri};
 use ids_pki::cert::{Certificate, PublicKey};
 
