@@ -2,7 +2,7 @@
 //! Applications build theirs from their key declarations ([`crate::keys`]), so that the keys the
 //! schema accepts and the keys the code reads are one list.
 
-use ids_runtime::suggest::distance;
+use ids_runtime::suggest::closest;
 
 use crate::protected;
 
@@ -41,14 +41,13 @@ impl Schema {
             _ => 2,
         };
         let lower = section.to_lowercase();
-        self.patterns
+        // A near miss, not the section itself (distance 0).
+        let owned = self
+            .patterns
             .iter()
             .filter_map(|p| p.split(':').next())
-            .filter(|owned| owned.chars().count() >= 3)
-            .map(|owned| (distance(&owned.to_lowercase(), &lower), owned))
-            .filter(|(d, _)| (1..=allowed).contains(d))
-            .min_by_key(|(d, _)| *d)
-            .map(|(_, owned)| owned.to_string())
+            .filter(|owned| owned.chars().count() >= 3 && owned.to_lowercase() != lower);
+        closest(section, owned, allowed).map(str::to_string)
     }
 
     /// True when `path` is one of the schema's literal keys (no `*`/`**` pattern involved).
@@ -65,9 +64,9 @@ impl Schema {
 
     /// The closest known key to a mistyped one (edit distance on the whole path).
     pub fn suggest(&self, path: &str) -> Option<String> {
-        let lower = path.to_lowercase();
         let segments: Vec<&str> = path.split(':').collect();
-        self.patterns
+        let filled: Vec<String> = self
+            .patterns
             .iter()
             .filter(|p| !p.ends_with("**"))
             .map(|p| {
@@ -83,12 +82,10 @@ impl Schema {
                         }
                     })
                     .collect();
-                let filled = filled.join(":");
-                (distance(&filled.to_lowercase(), &lower), filled)
+                filled.join(":")
             })
-            .filter(|(d, _)| *d <= 3)
-            .min_by_key(|(d, _)| *d)
-            .map(|(_, p)| p)
+            .collect();
+        closest(path, filled.iter().map(String::as_str), 3).map(str::to_string)
     }
 }
 

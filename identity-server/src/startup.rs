@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::access_control::{self, Clients};
 use crate::deliveries::DeliveriesOff;
-use crate::keys::{self, KeyError, ServerKeys as Keys};
+use crate::keys::{self, KeyError, ServerKeys};
 use crate::oauth::client_auth::{AuthConfig, Authenticator};
 use crate::oauth::{self, TokenIssuer, TokenService};
 use crate::settings::{self, Settings};
@@ -21,7 +21,7 @@ use crate::{Error, authorized_clients, deliveries, http};
 /// Everything loaded from disk, validated before the server accepts a connection.
 #[derive(Debug)]
 pub struct Loaded {
-    pub keys: Keys,
+    pub keys: ServerKeys,
     pub clients: Clients,
     /// `EncryptionCertificate` (deliveries are stored encrypted for it), or why deliveries are off.
     pub encryption: Result<keys::EncryptionKeys, DeliveriesOff>,
@@ -74,7 +74,7 @@ impl<E: Into<LoadError>> From<E> for LoadErrors {
 pub fn load(settings: &Settings, now: i64) -> Result<Loaded, LoadErrors> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
-    let keys = match Keys::load(settings, now, &mut warnings) {
+    let keys = match ServerKeys::load(settings, now, &mut warnings) {
         Ok(k) => Some(k),
         Err(es) => {
             errors.extend(es.into_iter().map(LoadError::Key));
