@@ -83,16 +83,19 @@ pub struct Setting {
 }
 
 impl Setting {
-    /// True when the key's name says it holds a secret (`...Password`, `...Secret`), or its value was
+    /// True when the key's name says it holds a secret (`...Password`, `...Secret`, a connection
+    /// string), or its value was
     /// protected.
     pub fn is_secret(&self) -> bool {
         if self.protected {
             return true;
         }
         let lower = self.path.to_lowercase();
-        // `OpenId:OpenIdClients[:<client>]` holds the agent's plain client secrets.
+        // `OpenId:OpenIdClients[:<client>]` holds the agent's plain client secrets; a connection
+        // string (`Store:ConnectionString`, .NET's `ConnectionStrings`) may hold a password.
         lower.contains("password")
             || lower.contains("secret")
+            || lower.contains("connectionstring")
             || lower.split(':').any(|section| section == "openidclients")
     }
 }

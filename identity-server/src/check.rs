@@ -88,8 +88,10 @@ pub fn run(
             format_time(v.not_after())
         ));
     }
+    report.info(format!("JWKS kids: {}", jwks_kids(&loaded).join(", ")));
     report.info(format!("TLS certificate: {}", settings.tls.path.display()));
     deliveries(&mut report, &settings, &loaded);
+    store(&mut report, &settings, &loaded)?;
     for url in &settings.urls {
         let scheme = if url.https { "https" } else { "http" };
         report.info(format!("listen URL: {scheme}://{}:{}", url.host, url.port));
@@ -143,6 +145,74 @@ pub fn run(
         report.warn(w);
     }
     Ok(report)
+}
+
+/// The `kid`s the JWKS publishes, in its order: operators compare them across servers behind a load
+/// balancer (every server must publish the same keys, or a token signed by one fails on another's
+/// JWKS).
+fn jwks_kids(loaded: &Loaded) -> Vec<String> {
+    let jwks: serde_json::Value =
+        serde_json::from_str(&loaded.keys.jwks_json()).unwrap_or_default();
+    jwks["keys"]
+        .as_array()
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|k| k["kid"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Where the shared state lives; for PostgreSQL, connects and checks the schema. An unreachable or
+/// unusable database is an error (the server would start, but answer 503 for what needs it).
+fn store(report: &mut Report, settings: &Settings, loaded: &Loaded) -> Result<(), Error> {
+    let Some(store) = &loaded.store else {
+        report.info(format!(
+            "store: embedded (replay journal and deliveries in {}; one server)",
+            settings.deliveries.data_folder.display()
+        ));
+        return Ok(());
+    };
+    let pg = store.settings();
+    if !pg.ssl_mode.verifies() && pg.ssl_mode != crate::store::settings::SslMode::Disable {
+        let unix_only = pg
+            .config
+            .get_hosts()
+            .iter()
+            .all(|h| matches!(h, tokio_postgres::config::Host::Unix(_)));
+        if !unix_only && pg.ca_file.is_none() {
+            report.warn(format!(
+                "Store:ConnectionString: sslmode={} encrypts the link to PostgreSQL but does not authenticate the database server: use sslmode=verify-full with Store:CaFile",
+                pg.ssl_mode.as_str()
+            ));
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let status = runtime.block_on(store.status())?;
+    match status.check() {
+        Ok(()) => report.info(format!(
+            "store: PostgreSQL {} (sslmode={}, pool {}): schema version {} (this binary's)",
+            store.describe(),
+            pg.ssl_mode.as_str(),
+            pg.pool_size,
+            status.current
+        )),
+        Err(crate::store::postgres::PgError::SchemaOlder { found, latest })
+            if pg.apply_migrations =>
+        {
+            report.info(format!(
+                "store: PostgreSQL {} (sslmode={}, pool {}): schema version {found}; the server applies migrations up to {latest} when it starts",
+                store.describe(),
+                pg.ssl_mode.as_str(),
+                pg.pool_size,
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
 }
 
 /// Where deliveries go and who may send and read them, or why there are none.

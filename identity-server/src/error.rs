@@ -52,6 +52,18 @@ pub enum Error {
         .settings_file.display()
     )]
     NoEncryptionCertificate { settings_file: PathBuf },
+    /// The shared PostgreSQL store cannot be reached or used (`check`, `store`, `deliveries`).
+    #[error("{0}")]
+    Store(#[from] crate::store::postgres::PgError),
+    /// `store`: the command needs `Store:Provider PostgreSql`.
+    #[error(
+        "{}: Store:Provider is Embedded (the data folder): `store {command}` works on a PostgreSQL store; set Store:Provider to PostgreSql and Store:ConnectionString",
+        .settings_file.display()
+    )]
+    NotPostgres {
+        settings_file: PathBuf,
+        command: &'static str,
+    },
     /// `deliveries`: the delivery folder cannot be opened.
     #[error("{0}")]
     DataFolder(#[from] DataFolderError),

@@ -69,7 +69,8 @@ impl From<&Error> for ExitStatus {
             | Error::Protect(ProtectError::Input(_))
             | Error::Quickstart(QuickstartError::Exists(_) | QuickstartError::Urls(_))
             | Error::NoEncryptionCertificate { .. }
-            | Error::DeliveryId(_) => ExitStatus::Usage,
+            | Error::DeliveryId(_)
+            | Error::NotPostgres { .. } => ExitStatus::Usage,
             Error::Protect(ProtectError::Io(_))
             | Error::Quickstart(QuickstartError::Io { .. } | QuickstartError::Generate(_))
             | Error::Listen { .. }
@@ -78,6 +79,7 @@ impl From<&Error> for ExitStatus {
             | Error::Runtime(_)
             | Error::Server(_)
             | Error::DataFolder(_)
+            | Error::Store(_)
             | Error::List(_)
             | Error::Json(_)
             | Error::NotFound { .. }

@@ -40,6 +40,7 @@ pub mod reload;
 pub mod serve;
 pub mod settings;
 pub mod startup;
+pub mod store;
 pub mod tls;
 
 use std::future::Future;

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use identity_server::ExitStatus;
 
-use commands::{check, deliveries, protect, quickstart, serve};
+use commands::{check, deliveries, protect, quickstart, serve, store};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +41,8 @@ enum Command {
     Deliveries(deliveries::Args),
     /// Generate development certificates, settings and a demo client (never overwriting), then serve.
     Quickstart(quickstart::Args),
+    /// The shared PostgreSQL store (Store:Provider PostgreSql): schema status and migrations.
+    Store(store::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Protect(args) => protect::exec(&config_dir, args),
         Command::Deliveries(args) => deliveries::exec(&config_dir, args),
         Command::Quickstart(args) => quickstart::exec(given, args),
+        Command::Store(args) => store::exec(&config_dir, args),
     };
     match result {
         Ok(()) => ExitStatus::Success.into(),

@@ -131,6 +131,20 @@ pub async fn run_loaded(
     };
     let issuer = issuer(&settings, first);
     let tls = loaded.keys.tls.clone();
+    let store = loaded.store.clone();
+    if let Some(store) = &store {
+        // One attempt before serving: a schema newer than this binary stops the server here; an
+        // unreachable database does not (the monitor below keeps trying, requests get 503 meanwhile).
+        tracing::info!(
+            "store: PostgreSQL {} (sslmode={})",
+            store.describe(),
+            store.settings().ssl_mode.as_str()
+        );
+        if let Err(e @ crate::store::postgres::PgError::SchemaNewer { .. }) = store.prepare().await
+        {
+            return Err(LoadErrors::from(LoadError::Store(e)).into());
+        }
+    }
     let state = Arc::new(
         startup::app_state(&settings, loaded, authorized_keys, &issuer, &bound)
             .map_err(LoadErrors::from)?,
@@ -179,6 +193,16 @@ pub async fn run_loaded(
         live_keys,
         settings.access_control_reload,
     ));
+    let (stop_monitor, monitor_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(store) = store {
+        tokio::spawn(store.monitor(
+            crate::store::postgres::MAINTENANCE_INTERVAL,
+            crate::store::postgres::maintenance,
+            async move {
+                let _ = monitor_stopped.await;
+            },
+        ));
+    }
     tracing::info!(%issuer, addresses = ?bound, "identity server ready");
     tokio::spawn(async move {
         shutdown.await;
@@ -203,6 +227,7 @@ pub async fn run_loaded(
         }
     }
     reloader.abort();
+    let _ = stop_monitor.send(());
     // Written out after the last request: a restart must not reopen the replay window.
     let _ = tokio::task::spawn_blocking(move || replay.shutdown()).await;
     result

@@ -27,6 +27,8 @@ pub struct Loaded {
     pub encryption: Result<keys::EncryptionKeys, DeliveriesOff>,
     /// Non-fatal findings (unknown XML attributes, expired certificate accepted on request...).
     pub warnings: Vec<String>,
+    /// The shared PostgreSQL store (`Store:Provider PostgreSql`), not connected yet; `None`: embedded.
+    pub store: Option<Arc<crate::store::postgres::PgStore>>,
 }
 
 /// One problem that keeps the server from starting, with its data; [`LoadErrors`] renders each as one
@@ -50,6 +52,9 @@ pub enum LoadError {
     Authenticator(#[source] oauth::OAuthError),
     #[error("no listening socket")]
     NoListener,
+    /// The shared store cannot be set up (its CA file, TLS) or its schema is newer than this binary.
+    #[error("{0}")]
+    Store(#[from] crate::store::postgres::PgError),
 }
 
 /// Every problem found while loading (an operator fixes them in one pass): displayed one per line.
@@ -98,12 +103,23 @@ pub fn load(settings: &Settings, now: i64) -> Result<Loaded, LoadErrors> {
             None
         }
     };
+    let store = match settings.store.postgres() {
+        None => None,
+        Some(pg) => match crate::store::postgres::PgStore::new(pg) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                errors.push(LoadError::Store(e));
+                None
+            }
+        },
+    };
     match (keys, clients, encryption) {
         (Some(keys), Some(clients), Some(encryption)) if errors.is_empty() => Ok(Loaded {
             keys,
             clients,
             encryption,
             warnings,
+            store,
         }),
         _ => Err(LoadErrors(errors)),
     }
@@ -259,6 +275,7 @@ pub(crate) fn app_state(
         keys,
         clients,
         encryption,
+        store,
         ..
     } = loaded;
     let audience = settings
@@ -402,6 +419,7 @@ pub(crate) fn app_state(
         jwks,
         bearer,
         deliveries,
+        store,
     })
 }
 

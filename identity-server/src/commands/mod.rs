@@ -6,6 +6,7 @@ pub mod deliveries;
 pub mod protect;
 pub mod quickstart;
 pub mod serve;
+pub mod store;
 
 /// Logs to standard error in the full format, filtered by `RUST_LOG` (default `info`); control
 /// characters escaped, no colours (`ids_runtime::logging`).

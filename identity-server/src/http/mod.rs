@@ -80,6 +80,8 @@ pub struct AppState {
     pub bearer: crate::oauth::bearer::BearerVerifier,
     /// The deliveries service, or why deliveries are off (a reason safe to show to clients).
     pub deliveries: Result<Arc<crate::deliveries::Deliveries>, crate::deliveries::DeliveriesOff>,
+    /// The shared PostgreSQL store, when `Store:Provider` is `PostgreSql`.
+    pub store: Option<Arc<crate::store::postgres::PgStore>>,
 }
 
 /// The server's routes (RFC 8414 / OIDC Discovery paths as IdentityServer serves them), from the wire

@@ -90,6 +90,8 @@ pub struct Settings {
     /// Top-level sections of other software in the same files (`Connections`, `License`...), listed
     /// once at start-up and by `check` as not used by this server.
     pub ignored_sections: Vec<ids_config::IgnoredSection>,
+    /// The `Store` section: where the replay cache, failure budgets and deliveries are shared.
+    pub store: crate::store::StoreSettings,
 }
 
 /// Whether the server asks for TLS client certificates (RFC 8705).
@@ -172,7 +174,15 @@ impl Settings {
                 Origin::CommandLine("--urls".into()),
             );
         }
-        Self::from_config(&config)
+        let mut settings = Self::from_config(&config)?;
+        // libpq's PGPASSWORD, the last resort (a password in the settings comes first).
+        if let crate::store::StoreSettings::PostgreSql(pg) = &mut settings.store
+            && pg.config.get_password().is_none()
+            && let Some((_, password)) = vars.iter().find(|(k, _)| k == "PGPASSWORD")
+        {
+            pg.config.password(password.as_bytes());
+        }
+        Ok(settings)
     }
 
     /// Valid settings for unit tests, read from no file: every default, with the signing (and TLS)
@@ -372,6 +382,7 @@ impl Settings {
                 ));
         }
         let expiry_warning_days = number(config, &key::EXPIRY_WARNING_DAYS, &mut errors);
+        let store = crate::store::settings::store_settings(config, None, &mut errors);
 
         let (Some(signing), Some(tls)) = (signing, tls) else {
             return Err(errors);
@@ -411,6 +422,7 @@ impl Settings {
             client_certificate_authorities,
             expiry_warning_days,
             ignored_sections: config.ignored_sections(&schema),
+            store,
         })
     }
 }

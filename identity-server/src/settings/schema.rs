@@ -62,6 +62,15 @@ ids_config::keys! {
     MAX_CONCURRENT_UPLOADS_PER_CLIENT = computed_number("Deliveries:MaxConcurrentUploadsPerClient", 1..=4096, "uploads at once per client (default a quarter of the total)");
     MIN_UPLOAD_BYTES_PER_SECOND = number("Deliveries:MinUploadBytesPerSecond", 240, 0..=1024 * 1024 * 1024, "slower uploads are cut off (0: none)");
     MIN_UPLOAD_RATE_WINDOW = number("Deliveries:MinUploadRateWindowSeconds", 10, 1..=300, "the window the upload rate is measured over");
+    STORE_PROVIDER = text("Store:Provider", "`Embedded` (the data folder, one server; default) or `PostgreSql` (shared by several servers)");
+    STORE_CONNECTION_STRING = text("Store:ConnectionString", "the PostgreSQL database: libpq `key=value` string or postgresql:// URL");
+    STORE_PASSWORD_FILE = text("Store:PasswordFile", "a file whose first line is the PostgreSQL password");
+    STORE_PASSWORD = text("Store:Password", "the PostgreSQL password (meant for the environment: Store__Password)");
+    STORE_CA_FILE = text("Store:CaFile", "CA certificates the PostgreSQL server's certificate must chain to");
+    STORE_POOL_SIZE = number("Store:PoolSize", 16, 1..=1000, "PostgreSQL connections one server keeps at most");
+    STORE_CONNECT_TIMEOUT = number("Store:ConnectTimeoutSeconds", 5, 1..=300, "connecting to PostgreSQL, and waiting for a free connection");
+    STORE_STATEMENT_TIMEOUT = number("Store:StatementTimeoutSeconds", 30, 1..=3600, "the longest PostgreSQL statement");
+    STORE_APPLY_MIGRATIONS = flag("Store:ApplyMigrations", true, "apply the PostgreSQL schema at start-up (else: identity-server store migrate)");
 }
 
 /// Keys the server accepts and does not read: they belong to the ASP.NET host an `appsettings.json`
@@ -106,6 +115,13 @@ mod tests {
             ("IdentityServer:ClientCertificateAuthorities", "ca.crt"),
             ("Limits:MaxConnections", "10"),
             ("Deliveries:MaxConcurrentUploadsPerClient", "100"),
+            ("Store:Provider", "PostgreSql"),
+            (
+                "Store:ConnectionString",
+                "host=db user=u dbname=d sslrootcert=ca.pem",
+            ),
+            ("Store:PasswordFile", "pw"),
+            ("Store:Password", "p"),
         ];
         for values in [&files[..], &branches[..]] {
             let config = Config::with_values(values);

@@ -3,6 +3,7 @@
 //!
 //! One test binary (DESIGN.md section 7.7); modules by capability.
 
+mod pg;
 mod support;
 
 mod agent_cli;
@@ -21,4 +22,5 @@ mod log_forgery;
 mod oidc_client;
 mod pinning;
 mod reload_faults;
+mod store;
 mod token_endpoint;
