@@ -15,14 +15,14 @@ use crate::support::{
 };
 
 /// The RFC 7638 thumbprint `ids-keytool thumbprint --quiet` prints for `file`.
-fn thumbprint(dir: &Path, file: &Path) -> String {
+pub(crate) fn thumbprint(dir: &Path, file: &Path) -> String {
     keytool(dir, &["thumbprint", "--quiet", &file.display().to_string()])
         .trim()
         .to_string()
 }
 
 /// A new agent key made by `ids-keytool keygen --mode agent` in `dir/keys`.
-fn agent_key(dir: &Path, host: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn agent_key(dir: &Path, host: &str) -> (PathBuf, PathBuf) {
     let keys = dir.join("keys");
     keytool(
         dir,
@@ -42,7 +42,7 @@ fn agent_key(dir: &Path, host: &str) -> (PathBuf, PathBuf) {
     )
 }
 
-fn xml_with(clients: &str) -> String {
+pub(crate) fn xml_with(clients: &str) -> String {
     default_xml().replace(
         "</ConfigurationFile>",
         &format!("{clients}\n</ConfigurationFile>"),
@@ -75,7 +75,7 @@ fn challenge(r: &reqwest::Response) -> String {
         .to_string()
 }
 
-fn signer(key: &Path) -> AssertionSigner {
+pub(crate) fn signer(key: &Path) -> AssertionSigner {
     let file = ids_pki::keyfile::read_private(key, None).expect("read key");
     AssertionSigner::new(
         SigningKey::from_pkcs8(&file.pkcs8).expect("signing key"),

@@ -17,6 +17,7 @@ mod config_errors;
 mod connections;
 mod deliveries;
 mod drop_in;
+mod ha;
 mod keytool;
 mod log_forgery;
 mod oidc_client;
