@@ -465,6 +465,7 @@ pub fn open_deliveries(
             max_uploads: d.max_uploads,
             max_uploads_per_client: d.max_uploads_per_client,
             min_upload_rate: d.min_upload_rate,
+            digest_trailers: d.digest_trailers,
         },
     );
     Ok((service, opened))

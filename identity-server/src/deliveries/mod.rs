@@ -150,6 +150,8 @@ pub struct Policy {
     pub max_uploads_per_client: usize,
     /// `Deliveries:MinUploadBytesPerSecond` over `Deliveries:MinUploadRateWindowSeconds`.
     pub min_upload_rate: MinUploadRate,
+    /// `Deliveries:DigestTrailers`: agents are told they may send the SHA-256 after the body.
+    pub digest_trailers: bool,
 }
 
 impl Policy {
@@ -309,6 +311,12 @@ impl Deliveries {
     /// The slowest upload accepted.
     pub fn min_upload_rate(&self) -> MinUploadRate {
         self.policy.min_upload_rate
+    }
+
+    /// Whether agents are told to send the SHA-256 after the body (`Deliveries:DigestTrailers`). A
+    /// digest that comes after the body is accepted either way.
+    pub fn digest_trailers(&self) -> bool {
+        self.policy.digest_trailers
     }
 
     /// Refuses a caller whose profile may not do `action`, or an agent identifier the XML does not

@@ -38,6 +38,7 @@ fn service(dir: &Path, quota: Option<u64>) -> Deliveries {
                 bytes_per_second: 240,
                 window: Duration::from_secs(10),
             },
+            digest_trailers: true,
         },
     )
 }

@@ -33,8 +33,8 @@ use super::error::ApiError;
 use super::{AppState, ClientCert};
 use crate::access_control::Clients;
 use crate::deliveries::{
-    Action, Caller, Deliveries, DeliveryError, DeliveryId, DeliveryKey, Digests, Finished, Incoming,
-    Record, Started, UploadPace, check_name, export_name,
+    Action, Caller, Deliveries, DeliveryError, DeliveryId, DeliveryKey, Digests, Finished,
+    Incoming, Record, Started, UploadPace, check_name, export_name,
 };
 
 /// A delivery whose body sends nothing for this long is abandoned (nothing is stored), whatever
@@ -170,6 +170,7 @@ async fn receive(
         Started::Upload(upload) => upload,
     };
     let id = upload.id().clone();
+    let digest_after_body = upload.digest_follows();
     let finished = pipeline(&deliveries, upload, body)
         .await
         .map_err(|e| e.logged(&caller))?;
@@ -186,6 +187,7 @@ async fn receive(
         size = record.size,
         client_id = %record.client_id,
         agent = record.agent.as_deref().unwrap_or("-"),
+        digest_after_body,
         "delivery stored"
     );
     Ok((StatusCode::CREATED, record))
@@ -202,7 +204,11 @@ fn announced_digest(headers: &HeaderMap) -> Result<Option<[u8; 32]>, DeliveryErr
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|field| field.trim().eq_ignore_ascii_case(names::REPR_DIGEST_TRAILER));
+        .any(|field| {
+            field
+                .trim()
+                .eq_ignore_ascii_case(names::REPR_DIGEST_TRAILER)
+        });
     if trailer {
         Ok(None)
     } else {
@@ -430,11 +436,13 @@ async fn find(
         Err(e) => e.into_response(),
     };
     // What the agent asks before it sends: whatever the answer, this server reads the digest after
-    // the body, so the agent can send its file in one pass.
-    response.headers_mut().insert(
-        names::DELIVERY_TRAILERS,
-        HeaderValue::from_static(names::REPR_DIGEST_TRAILER),
-    );
+    // the body, so the agent can send its file in one pass (unless Deliveries:DigestTrailers is off).
+    if state.deliveries.as_ref().is_ok_and(|d| d.digest_trailers()) {
+        response.headers_mut().insert(
+            names::DELIVERY_TRAILERS,
+            HeaderValue::from_static(names::REPR_DIGEST_TRAILER),
+        );
+    }
     response
 }
 

@@ -39,7 +39,11 @@ pub fn layout<R: Read + Seek>(mut input: R) -> Result<Layout, FileError> {
     loop {
         let mut field = [0u8; LENGTH_LEN];
         if read_full(&mut input, &mut field)? < LENGTH_LEN {
-            return Err(damaged(chunk, offset, "the file ends before its final chunk"));
+            return Err(damaged(
+                chunk,
+                offset,
+                "the file ends before its final chunk",
+            ));
         }
         let field = u32::from_be_bytes(field);
         let len = u64::from(field & !FINAL_FLAG);

@@ -371,8 +371,18 @@ fn layout_gives_the_plaintext_length_and_refuses_a_file_cut_or_extended() {
     }
     // Another encryption of the same content: another header, another checksum.
     let plain = data(100);
-    let a = layout(std::io::Cursor::new(encrypt_with(&plain, &[ec().recipient()], 16))).unwrap();
-    let b = layout(std::io::Cursor::new(encrypt_with(&plain, &[ec().recipient()], 16))).unwrap();
+    let a = layout(std::io::Cursor::new(encrypt_with(
+        &plain,
+        &[ec().recipient()],
+        16,
+    )))
+    .unwrap();
+    let b = layout(std::io::Cursor::new(encrypt_with(
+        &plain,
+        &[ec().recipient()],
+        16,
+    )))
+    .unwrap();
     assert_eq!(a.plaintext_len, b.plaintext_len);
     assert_ne!(a.header_checksum, b.header_checksum);
     let (_, file, header_len) = small_file();
