@@ -5,8 +5,9 @@
 //! - here: [`Deliveries`], the rules: who may deliver or read ([`Policy`]), the delivery id
 //!   ([`DeliveryId`], the idempotency key, in a namespace of its own for each client: [`DeliveryKey`]),
 //!   one upload per key at a time and a share of the upload slots per client, the minimum pace of an
-//!   upload ([`UploadPace`]), and [`Upload`], which hashes the plaintext and encrypts it as it arrives,
-//!   checks size and SHA-256, and only then commits.
+//!   upload ([`UploadPace`]).
+//! - [`upload`]: [`Upload`], which hashes the plaintext and encrypts it as it arrives, checks size and
+//!   SHA-256 (announced before the body, or after it as a trailer), and only then commits.
 //! - [`names`]: which file names are accepted, and safe names for records stored before.
 //! - [`store`]: the [`DeliveryStore`] trait (keeps encrypted bytes and records).
 //! - [`folder`]: the embedded store, a folder on the server's disk.
