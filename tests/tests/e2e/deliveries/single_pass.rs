@@ -234,7 +234,8 @@ async fn a_digest_after_the_body_is_checked_before_commit_over_http1_and_http2()
                 .put(server.url("/api/deliveries/no-size?name=data.bin"))
                 .bearer_auth(&job)
                 .header("trailer", "Repr-Digest")
-                .body(body_with_trailers(&data, Some(digest_trailer(&digest))))
+                // A small body: refused before it is read, a large one could meet a closed connection.
+                .body(body_with_trailers(b"x", Some(digest_trailer(&digest))))
                 .send()
                 .await
                 .expect("PUT");
