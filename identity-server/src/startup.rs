@@ -314,6 +314,7 @@ pub(crate) fn app_state(
                         max_uploads_per_client = d.max_uploads_per_client,
                         min_upload_bytes_per_second = d.min_upload_rate.bytes_per_second,
                         min_upload_rate_window_seconds = d.min_upload_rate.window.as_secs(),
+                        digest_trailers = d.digest_trailers,
                         "deliveries enabled"
                     );
                     Ok(Arc::new(service))
@@ -483,6 +484,7 @@ pub fn open_deliveries(
             max_uploads: d.max_uploads,
             max_uploads_per_client: d.max_uploads_per_client,
             min_upload_rate: d.min_upload_rate,
+            digest_trailers: d.digest_trailers,
         },
     );
     Ok((service, opened))

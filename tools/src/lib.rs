@@ -45,6 +45,11 @@ pub fn rss(pid: u32) -> Option<u64> {
     proc_status_bytes(pid, "VmRSS:")
 }
 
+/// Peak resident set of `pid` so far (Linux `VmHWM`), bytes.
+pub fn peak_rss(pid: u32) -> Option<u64> {
+    proc_status_bytes(pid, "VmHWM:")
+}
+
 /// p50, p90, p99 and max of `samples` (sorted in place), in ms.
 pub fn percentiles(samples: &mut [Duration]) -> String {
     if samples.is_empty() {

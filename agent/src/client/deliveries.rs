@@ -1,6 +1,8 @@
-//! The server's delivery API: `GET /api/deliveries/{id}` (has this id arrived?) and
-//! `PUT /api/deliveries/{id}?name=NAME` with the plaintext as a streamed body, its size as
-//! `Content-Length` and its SHA-256 as `Repr-Digest` (RFC 9530). Answers are sorted into what the
+//! The server's delivery API: `GET /api/deliveries/{id}` (has this id arrived? does the server read
+//! the digest after the body?) and `PUT /api/deliveries/{id}?name=NAME` with the plaintext as a streamed
+//! body, its size as `Content-Length` and its SHA-256 as `Repr-Digest` (RFC 9530) before the body, or,
+//! when the server reads it after the body, its size as `Upload-Length` and the digest as a request
+//! trailer (one pass over the file). Answers are sorted into what the
 //! caller does next: retry later, get a new token, or give the file up ([`UploadFailure`]).
 
 use std::time::Duration;
@@ -19,8 +21,20 @@ pub struct Announce<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub size: u64,
-    pub sha256: [u8; 32],
+    /// The SHA-256, sent as a `Repr-Digest` header before the body; `None`: the body ends with it as a
+    /// request trailer (the server said it reads one: [`Status::digest_trailer`]).
+    pub sha256: Option<[u8; 32]>,
     pub agent: Option<&'a str>,
+}
+
+/// The server's answer to the check before a delivery.
+#[derive(Clone, Debug)]
+pub struct Status {
+    /// The record of the id, if it arrived already.
+    pub receipt: Option<Receipt>,
+    /// The server reads the `Repr-Digest` after the body (`Delivery-Trailers: repr-digest`), so the
+    /// file can be sent in one pass.
+    pub digest_trailer: bool,
 }
 
 /// Why a delivery did not complete.
@@ -72,13 +86,13 @@ fn url(base: &str, id: &str) -> Result<reqwest::Url, UploadFailure> {
     })
 }
 
-/// The server's record of delivery `id`, if it has one.
+/// The server's record of delivery `id`, if it has one, and whether it reads the digest after the body.
 pub async fn status(
     http: &Http,
     base: &str,
     token: &BearerToken,
     id: &str,
-) -> Result<Option<Receipt>, UploadFailure> {
+) -> Result<Status, UploadFailure> {
     let url = url(base, id)?;
     let text = url.to_string();
     let response = http
@@ -88,14 +102,33 @@ pub async fn status(
             http.timeout(),
         )
         .await?;
+    let digest_trailer = response
+        .headers()
+        .get_all(headers::DELIVERY_TRAILERS)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|field| {
+            field
+                .trim()
+                .eq_ignore_ascii_case(headers::REPR_DIGEST_TRAILER)
+        });
     if response.status() == StatusCode::NOT_FOUND {
-        return Ok(None);
+        return Ok(Status {
+            receipt: None,
+            digest_trailer,
+        });
     }
-    receipt(id, &text, response).await.map(Some)
+    let receipt = receipt(id, &text, response).await?;
+    Ok(Status {
+        receipt: Some(receipt),
+        digest_trailer,
+    })
 }
 
-/// Delivers `body` (exactly `announce.size` bytes) as delivery `announce.id`. Returns the receipt and
-/// whether the server already had it.
+/// Delivers `body` (exactly `announce.size` bytes, then the `Repr-Digest` trailer when
+/// `announce.sha256` is `None`) as delivery `announce.id`. Returns the receipt and whether the server
+/// already had it.
 pub async fn put(
     http: &Http,
     base: &str,
@@ -108,7 +141,6 @@ pub async fn put(
     url.query_pairs_mut()
         .append_pair(headers::NAME, announce.name);
     let text = url.to_string();
-    let digest = headers::repr_digest_sha256(&announce.sha256);
     let response = http
         .send_once(
             &text,
@@ -116,10 +148,17 @@ pub async fn put(
                 let mut request = c
                     .put(url)
                     .bearer_auth(token.expose())
-                    .header(headers::REPR_DIGEST, digest)
-                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                    .header(reqwest::header::CONTENT_LENGTH, announce.size)
-                    .body(body);
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
+                request = match &announce.sha256 {
+                    Some(sha256) => request
+                        .header(headers::REPR_DIGEST, headers::repr_digest_sha256(sha256))
+                        .header(reqwest::header::CONTENT_LENGTH, announce.size),
+                    // No length on the body: chunked over HTTP/1.1, which alone carries trailers.
+                    None => request
+                        .header(reqwest::header::TRAILER, headers::REPR_DIGEST_TRAILER)
+                        .header(headers::UPLOAD_LENGTH, announce.size),
+                };
+                request = request.body(body);
                 if let Some(agent) = announce.agent {
                     request = request.header(headers::AGENT_IDENTIFIER, agent);
                 }

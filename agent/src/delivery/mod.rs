@@ -2,24 +2,31 @@
 //! certificate) as a stream and sends the plaintext over HTTPS with its token; the server stores it
 //! encrypted with its own certificate. Plaintext never touches the agent's disk.
 //!
+//! One pass over the file: an encrypted file's size comes from its chunk framing ([`prepare`] opens
+//! its header with the agent's key but decrypts nothing), and its SHA-256 is computed as the body
+//! streams and sent after it, as a `Repr-Digest` request trailer, to a server that reads one (it says
+//! so in its answer to the check before sending). A server that does not, and plain files, get the
+//! digest before the body as before: the file is then read twice.
+//!
 //! # Layout
-//! - here: one delivery: [`prepare`] reads the file once for its size and SHA-256 (which also proves
-//!   it decrypts), [`deliver`] asks the server whether the id already arrived, then streams the file
-//!   again as the request body; [`deliver_retrying`] retries it while the server is away (`agent push`).
+//! - here: one delivery: [`prepare`] (size, and what identifies the file for [`content_id`]),
+//!   [`deliver`] asks the server whether the id already arrived, then streams the file as the request
+//!   body; [`deliver_retrying`] retries it while the server is away (`agent push`).
+//! - [`body`]: the request body, read and hashed on a blocking thread.
 //! - [`outbox`]: `agent run`, the service that delivers what is dropped into the outbox folder.
 
+mod body;
 pub mod outbox;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use aws_lc_rs::digest;
-use bytes::Bytes;
 use ids_pki::b64::hex;
+
+use body::{Ending, PIECE};
 
 use crate::Agent;
 use crate::client::deliveries::{self, Announce, Receipt, UploadFailure};
@@ -27,19 +34,22 @@ use crate::files::FilesSetup;
 use crate::files::VaultError;
 use crate::files::vault::Vault;
 
-/// Plaintext read at a time, and pieces queued towards the connection.
-const PIECE: usize = 64 * 1024;
-const QUEUE: usize = 8;
-
 /// A file ready to be delivered: what it decrypts to.
 #[derive(Clone, Debug)]
 pub struct Prepared {
     pub path: PathBuf,
     /// The name the server records.
     pub name: String,
+    /// The plaintext size.
     pub size: u64,
-    pub sha256: [u8; 32],
-    /// Whether the local file is encrypted (and was decrypted to be read).
+    /// The plaintext's SHA-256 when the file was read for it (a plain file); `None` for an encrypted
+    /// file, whose digest is computed as it is sent.
+    pub sha256: Option<[u8; 32]>,
+    /// What identifies this content for [`content_id`]: the plaintext's SHA-256 for a plain file; for
+    /// an encrypted file its header checksum, unique to that encryption (random file key and nonce)
+    /// and bound into every chunk.
+    pub fingerprint: [u8; 32],
+    /// Whether the local file is encrypted (and is decrypted to be read).
     pub encrypted: bool,
 }
 
@@ -61,9 +71,41 @@ pub enum PushError {
     Server(#[from] UploadFailure),
 }
 
-/// Reads `path` through the vault (decrypting it when it is encrypted) for its size and SHA-256; `name`
-/// loses a `.enc` suffix when the file is encrypted. Blocking. A tampered, truncated or foreign file fails here, before anything is sent.
+/// What `path` is: for an encrypted file, its size from the chunk framing and its header checksum,
+/// without decrypting it (the header is opened with the agent's key: a foreign file fails here); a plain
+/// file is read for its SHA-256. `name` loses a `.enc` suffix when the file is encrypted. Blocking.
+/// An encrypted file damaged further in fails as it is sent: the server then stores nothing.
 pub fn prepare(vault: &Vault, path: &Path, name: &str) -> Result<Prepared, VaultError> {
+    let (size, sha256, fingerprint, encrypted) = match vault.layout(path) {
+        Ok(Some(layout)) => (layout.plaintext_len, None, layout.header_checksum, true),
+        Ok(None) => {
+            let (size, sha256, encrypted) = read_digest(vault, path)?;
+            (size, Some(sha256), sha256, encrypted)
+        }
+        // The chunk framing is damaged: reading says precisely where.
+        Err(e) => {
+            read_digest(vault, path)?;
+            return Err(e);
+        }
+    };
+    // `report.csv.enc` was `report.csv` before the agent encrypted it: the server records that.
+    let name = match name.strip_suffix(".enc") {
+        Some(plain) if encrypted && !plain.is_empty() => plain,
+        _ => name,
+    };
+    Ok(Prepared {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        size,
+        sha256,
+        fingerprint,
+        encrypted,
+    })
+}
+
+/// Reads `path` through the vault (decrypting it when it is encrypted): its size, SHA-256 and whether
+/// it is encrypted. Blocking.
+pub fn read_digest(vault: &Vault, path: &Path) -> Result<(u64, [u8; 32], bool), VaultError> {
     let (mut reader, encrypted) = vault.open(path)?;
     let mut hasher = digest::Context::new(&digest::SHA256);
     let mut buf = vec![0u8; PIECE];
@@ -80,18 +122,7 @@ pub fn prepare(vault: &Vault, path: &Path, name: &str) -> Result<Prepared, Vault
     }
     let mut sha256 = [0u8; 32];
     sha256.copy_from_slice(hasher.finish().as_ref());
-    // `report.csv.enc` was `report.csv` before the agent encrypted it: the server records that.
-    let name = match name.strip_suffix(".enc") {
-        Some(plain) if encrypted && !plain.is_empty() => plain,
-        _ => name,
-    };
-    Ok(Prepared {
-        path: path.to_path_buf(),
-        name: name.to_string(),
-        size,
-        sha256,
-        encrypted,
-    })
+    Ok((size, sha256, encrypted))
 }
 
 /// A read error from the vault: a decryption failure keeps its kind (damaged, not for this key).
@@ -114,9 +145,11 @@ pub fn new_id() -> Result<String, VaultError> {
     Ok(hex(&bytes))
 }
 
-/// The id `agent push` gives a file: derived from the client, the agent, the name and the content, so
-/// that pushing the same file again (after a crash, or by mistake) is recognised by the server and
-/// stored once, and two clients pushing the same file do not collide.
+/// The id `agent push` gives a file: derived from the client, the agent, the name, the size and the
+/// content's fingerprint ([`Prepared::fingerprint`]: the header checksum of an encrypted file, so that
+/// no pass over the content is needed), so that pushing the same file again (after a crash, or by
+/// mistake) is recognised by the server and stored once, and two clients pushing the same file do not
+/// collide. An encrypted file encrypted again is another file (another header): it gets another id.
 pub fn content_id(client: &str, agent: Option<&str>, prepared: &Prepared) -> String {
     let mut ctx = digest::Context::new(&digest::SHA256);
     for part in [
@@ -124,7 +157,7 @@ pub fn content_id(client: &str, agent: Option<&str>, prepared: &Prepared) -> Str
         agent.unwrap_or("").as_bytes(),
         prepared.name.as_bytes(),
         &prepared.size.to_be_bytes(),
-        &prepared.sha256,
+        &prepared.fingerprint,
     ] {
         ctx.update(&(part.len() as u64).to_be_bytes());
         ctx.update(part);
@@ -203,37 +236,84 @@ async fn attempt(
     token: &crate::BearerToken,
 ) -> Result<Delivered, PushError> {
     let http = agent.http();
-    if let Some(receipt) = deliveries::status(http, base, token, id).await? {
-        check_receipt(&receipt, prepared)?;
+    let status = deliveries::status(http, base, token, id).await?;
+    if let Some(receipt) = status.receipt {
+        // Arrived already (a repeat): the file is read for its digest, to be sure it is this file.
+        let (size, sha256) = known_digest(vault, prepared).await?;
+        check_receipt(&receipt, size, &sha256)?;
         return Ok(Delivered {
             receipt,
             already: true,
         });
     }
-    let (body, reader) = stream_body(vault.clone(), prepared.path.clone(), prepared.size);
+    let (size, sha256) = match prepared.sha256 {
+        Some(sha256) => (prepared.size, Some(sha256)),
+        // One pass: the digest follows the body.
+        None if status.digest_trailer => (prepared.size, None),
+        // A server that needs the digest first: a pass for it, then one for the body.
+        None => {
+            let (size, sha256) = known_digest(vault, prepared).await?;
+            (size, Some(sha256))
+        }
+    };
+    let ending = if sha256.is_some() {
+        Ending::Length
+    } else {
+        Ending::DigestTrailer
+    };
+    let (body, reader) = body::stream(vault.clone(), prepared.path.clone(), size, ending);
     let announce = Announce {
         id,
         name: &prepared.name,
-        size: prepared.size,
-        sha256: prepared.sha256,
+        size,
+        sha256,
         agent: agent.settings().agent_identifier.as_deref(),
     };
     // The request's own timeout grows with the file: the configured one plus 1 s per 64 KiB (a link of
     // 512 kbit/s still completes); a peer that vanished is noticed sooner by TCP keep-alive.
-    let timeout = http.timeout() + Duration::from_secs(prepared.size / (64 * 1024));
+    let timeout = http.timeout() + Duration::from_secs(size / (64 * 1024));
     let sent = deliveries::put(http, base, token, &announce, body, timeout).await;
     // A read failure while streaming (the file changed or is damaged) explains a broken request.
-    if let Ok(Err(e)) = reader.await {
-        return Err(PushError::File(e));
-    }
+    let streamed = match reader.await {
+        Ok(Err(e)) => return Err(PushError::File(e)),
+        Ok(Ok(streamed)) => streamed,
+        Err(_) => None,
+    };
     let (receipt, already) = sent?;
-    check_receipt(&receipt, prepared)?;
+    let sha256 = match sha256.or(streamed) {
+        Some(sha256) => sha256,
+        // Answered before the whole body was sent (not expected once the digest follows the body).
+        None => known_digest(vault, prepared).await?.1,
+    };
+    check_receipt(&receipt, size, &sha256)?;
     Ok(Delivered { receipt, already })
 }
 
-/// The server must have recorded exactly what was announced.
-fn check_receipt(receipt: &Receipt, prepared: &Prepared) -> Result<(), UploadFailure> {
-    if receipt.size != prepared.size || receipt.sha256 != hex(&prepared.sha256) {
+/// The file's size and SHA-256: known from [`prepare`], or read now (on a blocking thread).
+async fn known_digest(
+    vault: &Arc<Vault>,
+    prepared: &Prepared,
+) -> Result<(u64, [u8; 32]), PushError> {
+    if let Some(sha256) = prepared.sha256 {
+        return Ok((prepared.size, sha256));
+    }
+    let (vault, path) = (vault.clone(), prepared.path.clone());
+    let read = tokio::task::spawn_blocking(move || read_digest(&vault, &path))
+        .await
+        .map_err(|e| {
+            PushError::File(VaultError::io(
+                &prepared.path,
+                "cannot read",
+                std::io::Error::other(e.to_string()),
+            ))
+        })?;
+    let (size, sha256, _) = read?;
+    Ok((size, sha256))
+}
+
+/// The server must have recorded exactly this file.
+fn check_receipt(receipt: &Receipt, size: u64, sha256: &[u8; 32]) -> Result<(), UploadFailure> {
+    if receipt.size != size || receipt.sha256 != hex(sha256) {
         return Err(UploadFailure::Refused {
             id: receipt.id.to_string(),
             status: 409,
@@ -242,96 +322,12 @@ fn check_receipt(receipt: &Receipt, prepared: &Prepared) -> Result<(), UploadFai
                 "the server holds {} bytes with SHA-256 {} under this id; this file is {} bytes with SHA-256 {}",
                 receipt.size,
                 receipt.sha256,
-                prepared.size,
-                hex(&prepared.sha256)
+                size,
+                hex(sha256)
             ),
         });
     }
     Ok(())
-}
-
-/// The file's plaintext as a request body of exactly `size` bytes, read (and decrypted) on a blocking
-/// thread; the handle reports a read failure.
-fn stream_body(
-    vault: Arc<Vault>,
-    path: PathBuf,
-    size: u64,
-) -> (
-    reqwest::Body,
-    tokio::task::JoinHandle<Result<(), VaultError>>,
-) {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
-    let reader = tokio::task::spawn_blocking(move || {
-        let (mut input, encrypted) = match vault.open(&path) {
-            Ok(opened) => opened,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-                return Err(e);
-            }
-        };
-        loop {
-            let mut buf = vec![0u8; PIECE];
-            match input.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => {
-                    buf.truncate(n);
-                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                        // The request ended (refused, or the connection failed): stop reading.
-                        return Ok(());
-                    }
-                }
-                Err(e) => {
-                    let error = read_error(&path, encrypted, e);
-                    let _ = tx.blocking_send(Err(std::io::Error::other(error.to_string())));
-                    return Err(error);
-                }
-            }
-        }
-    });
-    let body = ChannelBody {
-        rx,
-        remaining: size,
-    };
-    (reqwest::Body::wrap(body), reader)
-}
-
-/// A request body fed by a channel, announcing its exact length (sent as `Content-Length`).
-struct ChannelBody {
-    rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
-    remaining: u64,
-}
-
-impl http_body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(Ok(data))) => {
-                let len = data.len() as u64;
-                if len > self.remaining {
-                    return Poll::Ready(Some(Err(std::io::Error::other(
-                        "the file grew while it was being sent",
-                    ))));
-                }
-                self.remaining -= len;
-                Poll::Ready(Some(Ok(http_body::Frame::data(data))))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(None) if self.remaining > 0 => Poll::Ready(Some(Err(
-                std::io::Error::other("the file shrank while it was being sent"),
-            ))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.remaining)
-    }
 }
 
 #[cfg(test)]
@@ -340,13 +336,14 @@ mod tests {
     use super::*;
 
     fn prepared(name: &str, size: u64, first: u8) -> Prepared {
-        let mut sha256 = [7u8; 32];
-        sha256[0] = first;
+        let mut fingerprint = [7u8; 32];
+        fingerprint[0] = first;
         Prepared {
             path: PathBuf::from("/x"),
             name: name.into(),
             size,
-            sha256,
+            sha256: None,
+            fingerprint,
             encrypted: true,
         }
     }

@@ -10,7 +10,7 @@ use ids_pki::Certificate;
 use ids_pki::pfx::{Pfx, check_validity, public_certificate_from_file};
 use ids_seal::atomic::AtomicFile;
 use ids_seal::encrypted_file::format::{MAGIC, read_up_to};
-use ids_seal::encrypted_file::{DecryptionKey, Decryptor, Encryptor, Recipient};
+use ids_seal::encrypted_file::{DecryptionKey, Decryptor, Encryptor, Layout, Recipient, layout};
 
 use super::VaultError;
 use crate::Settings;
@@ -174,6 +174,24 @@ impl Vault {
         let decryptor =
             Decryptor::new(reader, &self.keys).map_err(|e| VaultError::format(path, e))?;
         Ok((Box::new(decryptor), true))
+    }
+}
+
+impl Vault {
+    /// For an encrypted file, its plaintext size and header checksum, read from the header and the
+    /// chunk framing without decrypting the content (`None` for a plain file). The header is opened
+    /// with the agent's key first: a file for another key, or a damaged header, fails here. The chunks
+    /// are not authenticated: a file damaged further in fails when it is read through [`Vault::open`].
+    pub fn layout(&self, path: &Path) -> Result<Option<Layout>, VaultError> {
+        let (reader, encrypted) = self.open(path)?;
+        drop(reader);
+        if !encrypted {
+            return Ok(None);
+        }
+        let file = File::open(path).map_err(|e| VaultError::io(path, "cannot open the file", e))?;
+        layout(std::io::BufReader::with_capacity(64, file))
+            .map(Some)
+            .map_err(|e| VaultError::format(path, e))
     }
 }
 

@@ -20,6 +20,10 @@
 //! folder). A crash before the record's rename leaves at most a `.partial` file or a content file
 //! without a record; both are removed when the store is opened, so a delivery is either complete or
 //! absent. Folders are created with mode 0700 and files with 0600.
+//!
+//! While a large delivery is being written, a thread of its own flushes it to the disk every
+//! [`SYNC_EVERY`] bytes ([`Syncer`]), so that the disk works while the body still arrives and the fsync
+//! of the commit only waits for the tail, rather than for the whole file after the last byte.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -34,6 +38,8 @@ use super::store::{DeliveryStore, PendingContent, Record, StoreError};
 use super::{DeliveryId, DeliveryKey};
 
 const CONTENT_EXT: &str = "idsenc";
+/// Bytes written between two background flushes of a delivery's content.
+const SYNC_EVERY: u64 = 32 * 1024 * 1024;
 const RECORD_EXT: &str = "json";
 /// The first character of a client's folder (never that of a delivery id).
 const CLIENT_PREFIX: char = '@';
@@ -389,6 +395,8 @@ impl DeliveryStore for FolderStore {
             used: self.used.clone(),
             content_in_place: false,
             committed: false,
+            unsynced: 0,
+            syncer: None,
         };
         // Overwriting is right here: a content file without a record is an interrupted delivery.
         // (On error, dropping `pending` releases the reservation.)
@@ -430,6 +438,45 @@ struct FolderPending {
     /// The content was renamed into place (the record may still fail).
     content_in_place: bool,
     committed: bool,
+    /// Bytes written since the last background flush was asked for.
+    unsynced: u64,
+    /// Started at the first [`SYNC_EVERY`] bytes.
+    syncer: Option<Syncer>,
+}
+
+/// Flushes a file being written to the disk on a thread of its own, one flush at a time: a request
+/// while one runs is dropped (the running one, or the next, covers its bytes). Memory: nothing.
+#[derive(Debug)]
+struct Syncer {
+    wake: std::sync::mpsc::SyncSender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Syncer {
+    fn start(file: &File) -> Option<Syncer> {
+        let file = file.try_clone().ok()?;
+        let (wake, asked) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("delivery-sync".into())
+            .spawn(move || {
+                while asked.recv().is_ok() {
+                    // A failure shows again, and counts, at the commit's own fsync.
+                    let _ = file.sync_data();
+                }
+            })
+            .ok()?;
+        Some(Syncer { wake, thread })
+    }
+
+    fn ask(&self) {
+        let _ = self.wake.try_send(());
+    }
+
+    /// Stops the thread once its flush under way is done.
+    fn stop(self) {
+        drop(self.wake);
+        let _ = self.thread.join();
+    }
 }
 
 impl Write for FolderPending {
@@ -440,6 +487,16 @@ impl Write for FolderPending {
             .ok_or_else(|| std::io::Error::other("the delivery was already committed"))?;
         let n = file.write(buf)?;
         self.written += n as u64;
+        self.unsynced += n as u64;
+        if self.unsynced >= SYNC_EVERY {
+            self.unsynced = 0;
+            if self.syncer.is_none() {
+                self.syncer = Syncer::start(file.file());
+            }
+            if let Some(syncer) = &self.syncer {
+                syncer.ask();
+            }
+        }
         Ok(n)
     }
 
@@ -463,6 +520,9 @@ impl PendingContent for FolderPending {
         let Some(content) = self.content.take() else {
             return Err(StoreError::AlreadyCommitted(record.id.to_string()));
         };
+        if let Some(syncer) = self.syncer.take() {
+            syncer.stop();
+        }
         content
             .commit()
             .map_err(|e| StoreError::io(&self.content_path, "store", e))?;
@@ -494,6 +554,10 @@ impl PendingContent for FolderPending {
 
 impl Drop for FolderPending {
     fn drop(&mut self) {
+        if let Some(syncer) = self.syncer.take() {
+            // Not joined: an abandoned upload need not wait for its last flush.
+            drop(syncer.wake);
+        }
         if let Ok(mut used) = self.used.lock() {
             used.reserved = used.reserved.saturating_sub(self.reserved);
             if self.committed {

@@ -5,8 +5,9 @@
 //! - here: [`Deliveries`], the rules: who may deliver or read ([`Policy`]), the delivery id
 //!   ([`DeliveryId`], the idempotency key, in a namespace of its own for each client: [`DeliveryKey`]),
 //!   one upload per key at a time and a share of the upload slots per client, the minimum pace of an
-//!   upload ([`UploadPace`]), and [`Upload`], which hashes the plaintext and encrypts it as it arrives,
-//!   checks size and SHA-256, and only then commits.
+//!   upload ([`UploadPace`]).
+//! - [`upload`]: [`Upload`], which hashes the plaintext and encrypts it as it arrives, checks size and
+//!   SHA-256 (announced before the body, or after it as a trailer), and only then commits.
 //! - [`names`]: which file names are accepted, and safe names for records stored before.
 //! - [`store`]: the [`DeliveryStore`] trait (keeps encrypted bytes and records).
 //! - [`folder`]: the embedded store, a folder on the server's disk.
@@ -14,6 +15,7 @@
 pub mod folder;
 pub mod names;
 pub mod store;
+mod upload;
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -31,6 +33,7 @@ pub use ids_proto::ids::InvalidDeliveryId;
 pub use ids_proto::{ClientId, DeliveryId};
 pub use names::{check_name, export_name};
 pub use store::{DeliveryStore, PendingContent, Record, StoreError};
+pub use upload::{Digests, Finished, Upload};
 
 /// Longest delivery id accepted.
 pub const MAX_ID_LEN: usize = ids_proto::ids::MAX_DELIVERY_ID_LEN;
@@ -148,6 +151,8 @@ pub struct Policy {
     pub max_uploads_per_client: usize,
     /// `Deliveries:MinUploadBytesPerSecond` over `Deliveries:MinUploadRateWindowSeconds`.
     pub min_upload_rate: MinUploadRate,
+    /// `Deliveries:DigestTrailers`: agents are told they may send the SHA-256 after the body.
+    pub digest_trailers: bool,
 }
 
 impl Policy {
@@ -263,7 +268,9 @@ pub struct Incoming {
     pub id: DeliveryId,
     pub name: String,
     pub size: u64,
-    pub sha256: [u8; 32],
+    /// The SHA-256 announced before the body (`Repr-Digest` header); `None` when it comes after the
+    /// body (a request trailer), given to [`Upload::finish_with`].
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// How a delivery request starts.
@@ -305,6 +312,12 @@ impl Deliveries {
     /// The slowest upload accepted.
     pub fn min_upload_rate(&self) -> MinUploadRate {
         self.policy.min_upload_rate
+    }
+
+    /// Whether agents are told to send the SHA-256 after the body (`Deliveries:DigestTrailers`). A
+    /// digest that comes after the body is accepted either way.
+    pub fn digest_trailers(&self) -> bool {
+        self.policy.digest_trailers
     }
 
     /// Refuses a caller whose profile may not do `action`, or an agent identifier the XML does not
@@ -465,31 +478,37 @@ impl Deliveries {
         let key = DeliveryKey::new(&caller.client_id, &incoming.id);
         let guard = InFlight::claim(&self.in_flight, &key, &self.policy)?;
         if let Some(existing) = self.store.get(&key)? {
-            let same = existing.size == incoming.size
-                && existing.sha256 == hex(&incoming.sha256)
-                && existing.name == incoming.name;
-            if same {
-                return Ok(Started::Duplicate(existing));
+            let same_file = existing.size == incoming.size && existing.name == incoming.name;
+            match incoming.sha256 {
+                Some(sha256) if same_file && existing.sha256 == hex(&sha256) => {
+                    return Ok(Started::Duplicate(existing));
+                }
+                // The digest comes after the body: read it to tell a repeat from another file.
+                None if same_file => {
+                    return Ok(Started::Upload(Box::new(Upload::verify(
+                        guard, existing, incoming,
+                    ))));
+                }
+                _ => {
+                    return Err(DeliveryError::Conflict(format!(
+                        "delivery id `{}` was already used for another file; a delivery id names exactly one file",
+                        incoming.id.as_str()
+                    )));
+                }
             }
-            return Err(DeliveryError::Conflict(format!(
-                "delivery id `{}` was already used for another file; a delivery id names exactly one file",
-                incoming.id.as_str()
-            )));
         }
         let pending = self.store.begin(&key, encrypted_size(incoming.size))?;
         let encryptor =
             Encryptor::new(pending, std::slice::from_ref(&self.recipient)).map_err(|e| {
                 DeliveryError::Internal(format!("cannot start the encrypted file: {e}"))
             })?;
-        Ok(Started::Upload(Box::new(Upload {
-            _guard: guard,
+        Ok(Started::Upload(Box::new(Upload::store(
+            guard,
             encryptor,
-            hasher: digest::Context::new(&digest::SHA256),
-            received: 0,
             incoming,
-            caller: caller.clone(),
-            encrypted_for: self.recipient.thumbprint().to_string(),
-        })))
+            caller.clone(),
+            self.recipient.thumbprint().to_string(),
+        ))))
     }
 }
 
@@ -504,7 +523,7 @@ type InFlightSet = HashSet<DeliveryKey>;
 
 /// A delivery being received: its slot, released on drop.
 #[derive(Debug)]
-struct InFlight {
+pub(crate) struct InFlight {
     set: Arc<Mutex<InFlightSet>>,
     key: DeliveryKey,
 }
@@ -546,101 +565,6 @@ impl Drop for InFlight {
         if let Ok(mut uploads) = self.set.lock() {
             uploads.remove(&self.key);
         }
-    }
-}
-
-/// A delivery being received: plaintext in, encrypted content out. Dropped before
-/// [`Upload::finish`], it leaves nothing behind.
-pub struct Upload {
-    _guard: InFlight,
-    encryptor: Encryptor<Box<dyn PendingContent>>,
-    hasher: digest::Context,
-    received: u64,
-    incoming: Incoming,
-    caller: Caller,
-    encrypted_for: String,
-}
-
-impl std::fmt::Debug for Upload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upload")
-            .field("id", &self.incoming.id)
-            .field("received", &self.received)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Upload {
-    /// The id being received.
-    pub fn id(&self) -> &DeliveryId {
-        &self.incoming.id
-    }
-
-    /// Takes the next piece of the body.
-    pub fn write(&mut self, data: &[u8]) -> Result<(), DeliveryError> {
-        let received = self.received + data.len() as u64;
-        if received > self.incoming.size {
-            return Err(DeliveryError::InvalidRequest(format!(
-                "the body is longer than the announced {} bytes; nothing was stored",
-                self.incoming.size
-            )));
-        }
-        self.hasher.update(data);
-        self.encryptor.write_all(data).map_err(write_error)?;
-        self.received = received;
-        Ok(())
-    }
-
-    /// Checks the size and the SHA-256, then commits; `received_at` is the RFC 3339 time recorded.
-    pub fn finish(self, received_at: String) -> Result<Record, DeliveryError> {
-        let Upload {
-            encryptor,
-            hasher,
-            received,
-            incoming,
-            caller,
-            encrypted_for,
-            _guard,
-        } = self;
-        if received != incoming.size {
-            return Err(DeliveryError::Incomplete {
-                received,
-                expected: incoming.size,
-            });
-        }
-        let actual = hasher.finish();
-        if actual.as_ref() != incoming.sha256 {
-            return Err(DeliveryError::DigestMismatch {
-                expected: hex(&incoming.sha256),
-                actual: hex(actual.as_ref()),
-            });
-        }
-        let pending = encryptor.finish().map_err(|e| match e {
-            ids_seal::encrypted_file::FileError::Write { source } => write_error(source),
-            other => DeliveryError::Internal(other.to_string()),
-        })?;
-        let record = Record {
-            id: incoming.id,
-            name: incoming.name,
-            size: incoming.size,
-            sha256: hex(&incoming.sha256),
-            client_id: caller.client_id,
-            agent: caller.agent,
-            profile: caller.profile,
-            received_at,
-            stored_bytes: pending.bytes_written(),
-            encrypted_for,
-        };
-        pending.commit(&record)?;
-        Ok(record)
-    }
-}
-
-fn write_error(e: std::io::Error) -> DeliveryError {
-    if e.kind() == std::io::ErrorKind::StorageFull {
-        DeliveryError::StorageFull(format!("the disk is full: {e}"))
-    } else {
-        DeliveryError::Internal(format!("cannot write the delivery: {e}"))
     }
 }
 

@@ -38,6 +38,7 @@ fn service(dir: &Path, quota: Option<u64>) -> Deliveries {
                 bytes_per_second: 240,
                 window: Duration::from_secs(10),
             },
+            digest_trailers: true,
         },
     )
 }
@@ -57,7 +58,7 @@ fn incoming(id: &str, data: &[u8]) -> Incoming {
         id: DeliveryId::parse(id).unwrap(),
         name: format!("{id}.csv"),
         size: data.len() as u64,
-        sha256,
+        sha256: Some(sha256),
     }
 }
 
@@ -148,7 +149,9 @@ fn a_delivery_is_committed_only_with_its_announced_size_and_digest() {
 
     // Another digest: refused at the end, nothing left.
     let mut wrong = incoming("wrong", &body);
-    wrong.sha256[0] ^= 1;
+    if let Some(d) = wrong.sha256.as_mut() {
+        d[0] ^= 1;
+    }
     let mut u = upload(&s, &job, wrong);
     u.write(&body).unwrap();
     assert!(matches!(
@@ -613,4 +616,100 @@ fn export_names_are_made_safe_and_say_what_changed() {
     assert_eq!(export_name("...", "d1").0, "delivery-d1");
     assert_eq!(export_name("a/b\\c", "d1").0, "a_b_c");
     assert_eq!(names::shown("a\u{202E}b\u{7}"), "a\\u{202E}b\\u{0007}");
+}
+
+fn trailer_form(id: &str, data: &[u8]) -> (Incoming, [u8; 32]) {
+    let mut inc = incoming(id, data);
+    let sha256 = inc.sha256.take().unwrap();
+    (inc, sha256)
+}
+
+#[test]
+fn a_digest_after_the_body_is_checked_before_commit_and_a_repeat_is_told_after_the_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path(), None);
+    let job = caller("Job", Some("Administrator"));
+    let body = data(150_000);
+
+    // Hashed by the caller on another thread (pipelined), digest as a trailer: stored.
+    let (inc, sha256) = trailer_form("t", &body);
+    let mut u = upload(&s, &job, inc);
+    assert!(u.digest_follows());
+    let mut hasher = u.detach_hasher().unwrap();
+    for piece in body.chunks(10_000) {
+        hasher.update(piece);
+        u.write(piece).unwrap();
+    }
+    let mut actual = [0u8; 32];
+    actual.copy_from_slice(hasher.finish().as_ref());
+    let digests = Digests {
+        actual: Some(actual),
+        trailer: Some(sha256),
+    };
+    let record = match u.finish_with(digests, "t1".into()).unwrap() {
+        Finished::Stored(r) => r,
+        Finished::Duplicate(r) => panic!("not a repeat: {r:?}"),
+    };
+    let mut out = Vec::new();
+    s.export(&key("Job", "t"), &mut out).unwrap();
+    assert!(out == body);
+
+    // The same id and file again, digest after the body: the first record, nothing stored.
+    let before = stored(dir.path());
+    let (inc, sha256) = trailer_form("t", &body);
+    let mut u = upload(&s, &job, inc);
+    u.write(&body).unwrap();
+    let trailer = Digests {
+        actual: None,
+        trailer: Some(sha256),
+    };
+    match u.finish_with(trailer, "t2".into()).unwrap() {
+        Finished::Duplicate(r) => assert_eq!(r, record),
+        Finished::Stored(r) => panic!("stored twice: {r:?}"),
+    }
+    // The same id, size and name but another content: a conflict, found after the body.
+    let mut other = body.clone();
+    other[0] ^= 1;
+    let (inc, sha256) = trailer_form("t", &other);
+    let mut u = upload(&s, &job, inc);
+    u.write(&other).unwrap();
+    let trailer = Digests {
+        actual: None,
+        trailer: Some(sha256),
+    };
+    assert!(matches!(
+        u.finish_with(trailer, "t3".into()),
+        Err(DeliveryError::Conflict(_))
+    ));
+    assert_eq!(stored(dir.path()), before);
+
+    // A wrong trailer, a missing one, or one on top of a header digest: nothing stored.
+    for (id, trailer, header) in [
+        ("wrong", Some([9u8; 32]), false),
+        ("missing", None, false),
+        ("both", Some([0u8; 32]), true),
+    ] {
+        let (mut inc, sha256) = trailer_form(id, &body);
+        let trailer = trailer.map(|t| if id == "both" { sha256 } else { t });
+        if header {
+            inc.sha256 = Some(sha256);
+        }
+        let mut u = upload(&s, &job, inc);
+        u.write(&body).unwrap();
+        let result = u.finish_with(
+            Digests {
+                actual: None,
+                trailer,
+            },
+            "t".into(),
+        );
+        match id {
+            "wrong" => assert!(matches!(result, Err(DeliveryError::DigestMismatch { .. }))),
+            _ => assert!(
+                matches!(result, Err(DeliveryError::InvalidRequest(_))),
+                "{id}"
+            ),
+        }
+    }
+    assert_eq!(stored(dir.path()), before);
 }

@@ -1,8 +1,13 @@
 //! The delivery API: thin handlers over [`crate::deliveries`].
 //!
 //! - `PUT /api/deliveries/{id}?name=NAME`: the file's plaintext as the body, with `Content-Length` (its
-//!   size) and `Repr-Digest: sha-256=:<base64>:` (RFC 9530). 201 with the record; 200 with the first
-//!   record when this client already delivered this id with the same file. Ids are per client.
+//!   size) and `Repr-Digest: sha-256=:<base64>:` (RFC 9530); or, so that the agent reads its file once,
+//!   `Trailer: Repr-Digest` with the digest as a request trailer after the body (and the size as
+//!   `Upload-Length` when the body has no length). 201 with the record; 200 with the first record when
+//!   this client already delivered this id with the same file. Ids are per client. The body is hashed,
+//!   and encrypted and written, on two threads at once.
+//! - every answer to `GET /api/deliveries/{id}` says `Delivery-Trailers: repr-digest` (the agent's
+//!   cue to send the digest after the body).
 //! - `GET /api/deliveries`: the records (readers).
 //! - `GET /api/deliveries/{id}[?client=CLIENT]`: one record (readers, or the client that delivered it).
 //! - `GET /api/deliveries/{id}/content[?client=CLIENT]`: the decrypted file (readers).
@@ -28,8 +33,8 @@ use super::error::ApiError;
 use super::{AppState, ClientCert};
 use crate::access_control::Clients;
 use crate::deliveries::{
-    Action, Caller, Deliveries, DeliveryError, DeliveryId, DeliveryKey, Incoming, Record, Started,
-    UploadPace, check_name, export_name,
+    Action, Caller, Deliveries, DeliveryError, DeliveryId, DeliveryKey, Digests, Finished,
+    Incoming, Record, Started, UploadPace, check_name, export_name,
 };
 
 /// A delivery whose body sends nothing for this long is abandoned (nothing is stored), whatever
@@ -145,12 +150,8 @@ async fn receive(
         )
     })?;
     check_name(&name)?;
-    let size = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .ok_or(DeliveryError::LengthRequired)?;
-    let sha256 = repr_digest(headers)?;
+    let sha256 = announced_digest(headers)?;
+    let size = announced_size(headers, sha256.is_none())?;
     let incoming = Incoming {
         id,
         name,
@@ -161,13 +162,114 @@ async fn receive(
         let (d, c) = (deliveries.clone(), caller.clone());
         blocking(move || d.start(&c, incoming)).await
     };
-    let mut upload = match started.map_err(|e| e.logged(&caller))? {
+    let upload = match started.map_err(|e| e.logged(&caller))? {
         Started::Duplicate(record) => {
             tracing::info!(id = %record.id, client_id = %caller.client_id, "delivery repeated: already stored, nothing new stored");
             return Ok((StatusCode::OK, record));
         }
         Started::Upload(upload) => upload,
     };
+    let id = upload.id().clone();
+    let digest_after_body = upload.digest_follows();
+    let finished = pipeline(&deliveries, upload, body)
+        .await
+        .map_err(|e| e.logged(&caller))?;
+    let record = match finished {
+        Finished::Duplicate(record) => {
+            tracing::info!(id = %record.id, client_id = %caller.client_id, "delivery repeated (digest after the body): already stored, nothing new stored");
+            return Ok((StatusCode::OK, record));
+        }
+        Finished::Stored(record) => record,
+    };
+    tracing::info!(
+        id = %id.as_str(),
+        name = %record.name,
+        size = record.size,
+        client_id = %record.client_id,
+        agent = record.agent.as_deref().unwrap_or("-"),
+        digest_after_body,
+        "delivery stored"
+    );
+    Ok((StatusCode::CREATED, record))
+}
+
+/// The SHA-256 announced before the body (`Repr-Digest`), or `None` when the request says it comes
+/// after the body (`Trailer: Repr-Digest`).
+fn announced_digest(headers: &HeaderMap) -> Result<Option<[u8; 32]>, DeliveryError> {
+    if headers.contains_key(names::REPR_DIGEST) {
+        return repr_digest(headers).map(Some);
+    }
+    let trailer = headers
+        .get_all(header::TRAILER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|field| {
+            field
+                .trim()
+                .eq_ignore_ascii_case(names::REPR_DIGEST_TRAILER)
+        });
+    if trailer {
+        Ok(None)
+    } else {
+        repr_digest(headers).map(Some)
+    }
+}
+
+/// The plaintext size: `Content-Length`, or, when the digest comes as a trailer and the body is sent
+/// without a length (chunked over HTTP/1.1), `Upload-Length`. Both present must agree.
+fn announced_size(headers: &HeaderMap, digest_follows: bool) -> Result<u64, DeliveryError> {
+    let number = |name: &str| -> Result<Option<u64>, DeliveryError> {
+        let Some(value) = headers.get(name) else {
+            return Ok(None);
+        };
+        value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                DeliveryError::InvalidRequest(format!("{name} must be a number of bytes"))
+            })
+    };
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let upload_length = if digest_follows {
+        number(names::UPLOAD_LENGTH)?
+    } else {
+        None
+    };
+    match (length, upload_length) {
+        (Some(a), Some(b)) if a != b => Err(DeliveryError::InvalidRequest(format!(
+            "Content-Length says {a} bytes and Upload-Length {b}: send one size"
+        ))),
+        (Some(size), _) | (None, Some(size)) => Ok(size),
+        (None, None) => Err(DeliveryError::LengthRequired),
+    }
+}
+
+/// Reads the body into `upload` on three threads working at once: this task (the connection: TLS,
+/// HTTP/2 frames, the pace), a hashing thread, and an encrypting-and-writing thread, with at most
+/// [`QUEUE`] pieces queued towards each. Reads the `Repr-Digest` trailer when the digest follows the
+/// body, then commits (or not) on the writing thread.
+async fn pipeline(
+    deliveries: &Deliveries,
+    mut upload: Box<crate::deliveries::Upload>,
+    mut body: Body,
+) -> Result<Finished, DeliveryError> {
+    let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
+    let hasher = upload.detach_hasher();
+    let hashing = tokio::task::spawn_blocking(move || {
+        let mut hasher = hasher?;
+        while let Some(data) = hash_rx.blocking_recv() {
+            hasher.update(&data);
+        }
+        let mut sha256 = [0u8; 32];
+        sha256.copy_from_slice(hasher.finish().as_ref());
+        Some(sha256)
+    });
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
     let writer = tokio::task::spawn_blocking(move || {
         while let Some(data) = rx.blocking_recv() {
@@ -175,11 +277,11 @@ async fn receive(
         }
         Ok::<_, DeliveryError>(upload)
     });
-    let mut body = body;
     // Only the time spent waiting for the client counts against its pace and the idle timeout, not
-    // the time the queue to the writer is full.
+    // the time the queues to the hasher and the writer are full.
     let mut pace = UploadPace::new(deliveries.min_upload_rate());
     let mut idle = Duration::ZERO;
+    let mut trailer = None;
     let read: Result<(), DeliveryError> = loop {
         let mut limit = IDLE_TIMEOUT.saturating_sub(idle);
         if let Some(window) = pace.wait_limit() {
@@ -196,7 +298,21 @@ async fn receive(
                     "the body could not be read ({e}); nothing was stored"
                 )));
             }
-            Ok(Some(Ok(frame))) => frame.into_data().ok().filter(|d| !d.is_empty()),
+            Ok(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => Some(data).filter(|d| !d.is_empty()),
+                Err(frame) => {
+                    // A trailer digest on top of a header one is refused as ambiguous at the end.
+                    if let Ok(fields) = frame.into_trailers()
+                        && fields.contains_key(names::REPR_DIGEST)
+                    {
+                        match repr_digest(&fields) {
+                            Ok(sha256) => trailer = Some(sha256),
+                            Err(e) => break Err(e),
+                        }
+                    }
+                    break Ok(());
+                }
+            },
         };
         if let Err(e) = pace.record(waited, data.as_ref().map_or(0, |d| d.len() as u64)) {
             break Err(e);
@@ -212,31 +328,22 @@ async fn receive(
             continue;
         };
         idle = Duration::ZERO;
-        // A closed queue means the writer stopped; its error is reported below.
-        if tx.send(data).await.is_err() {
+        // A closed queue means the writer (or the hasher) stopped; its error is reported below.
+        if hash_tx.send(data.clone()).await.is_err() || tx.send(data).await.is_err() {
             break Ok(());
         }
     };
-    drop(tx);
+    drop((tx, hash_tx));
     let upload = writer
         .await
-        .map_err(|e| DeliveryError::Internal(format!("worker failed: {e}")))?
-        .map_err(|e| e.logged(&caller))?;
-    // A broken body drops the upload here, which removes what was written.
-    read.map_err(|e| e.logged(&caller))?;
-    let id = upload.id().clone();
-    let record = blocking(move || upload.finish(now_rfc3339()))
+        .map_err(|e| DeliveryError::Internal(format!("worker failed: {e}")))??;
+    let actual = hashing
         .await
-        .map_err(|e| e.logged(&caller))?;
-    tracing::info!(
-        id = %id.as_str(),
-        name = %record.name,
-        size = record.size,
-        client_id = %record.client_id,
-        agent = record.agent.as_deref().unwrap_or("-"),
-        "delivery stored"
-    );
-    Ok((StatusCode::CREATED, record))
+        .map_err(|e| DeliveryError::Internal(format!("worker failed: {e}")))?;
+    // A broken body drops the upload here, which removes what was written.
+    read?;
+    let digests = Digests { actual, trailer };
+    blocking(move || upload.finish_with(digests, now_rfc3339())).await
 }
 
 /// `Repr-Digest: sha-256=:<base64>:` (RFC 9530 section 3; other algorithms may be listed too, in one
@@ -324,10 +431,19 @@ async fn find(
         )
     }
     .await;
-    match result {
+    let mut response = match result {
         Ok(record) => record_response(StatusCode::OK, record),
         Err(e) => e.into_response(),
+    };
+    // What the agent asks before it sends: whatever the answer, this server reads the digest after
+    // the body, so the agent can send its file in one pass (unless Deliveries:DigestTrailers is off).
+    if state.deliveries.as_ref().is_ok_and(|d| d.digest_trailers()) {
+        response.headers_mut().insert(
+            names::DELIVERY_TRAILERS,
+            HeaderValue::from_static(names::REPR_DIGEST_TRAILER),
+        );
     }
+    response
 }
 
 async fn list(

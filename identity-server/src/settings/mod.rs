@@ -127,6 +127,10 @@ pub struct DeliverySettings {
     /// `Deliveries:MinUploadBytesPerSecond` (default 240; 0: none) over
     /// `Deliveries:MinUploadRateWindowSeconds` (default 10).
     pub min_upload_rate: crate::deliveries::MinUploadRate,
+    /// `Deliveries:DigestTrailers` (default true): the server says, in its answers to
+    /// `GET /api/deliveries/{id}`, that it reads the SHA-256 after the body, so agents read their file
+    /// once. False behind a proxy that drops request trailers: agents then send the digest first.
+    pub digest_trailers: bool,
 }
 
 /// What a connection may hold (`Limits` section; see `connections`).
@@ -489,6 +493,7 @@ fn delivery_settings(config: &Config, errors: &mut Vec<ConfigError>) -> Delivery
     let min_rate = number(config, &key::MIN_UPLOAD_BYTES_PER_SECOND, errors);
     let rate_window = number(config, &key::MIN_UPLOAD_RATE_WINDOW, errors);
     DeliverySettings {
+        digest_trailers: flag(config, &key::DIGEST_TRAILERS, errors),
         max_uploads,
         max_uploads_per_client: max_uploads_per_client.min(max_uploads),
         min_upload_rate: crate::deliveries::MinUploadRate {

@@ -62,6 +62,7 @@ ids_config::keys! {
     MAX_CONCURRENT_UPLOADS_PER_CLIENT = computed_number("Deliveries:MaxConcurrentUploadsPerClient", 1..=4096, "uploads at once per client (default a quarter of the total)");
     MIN_UPLOAD_BYTES_PER_SECOND = number("Deliveries:MinUploadBytesPerSecond", 240, 0..=1024 * 1024 * 1024, "slower uploads are cut off (0: none)");
     MIN_UPLOAD_RATE_WINDOW = number("Deliveries:MinUploadRateWindowSeconds", 10, 1..=300, "the window the upload rate is measured over");
+    DIGEST_TRAILERS = flag("Deliveries:DigestTrailers", true, "tell agents to send the SHA-256 after the body (one pass over the file); false behind a proxy that drops request trailers");
     STORE_PROVIDER = text("Store:Provider", "`Embedded` (the data folder, one server; default) or `PostgreSql` (shared by several servers)");
     STORE_CONNECTION_STRING = text("Store:ConnectionString", "the PostgreSQL database: libpq `key=value` string or postgresql:// URL");
     STORE_PASSWORD_FILE = text("Store:PasswordFile", "a file whose first line is the PostgreSQL password");

@@ -11,12 +11,14 @@
 //! - [`thumbprint`]: how a header names a recipient (SHA-256 of its certificate).
 //! - [`recipient`]: who can read a file: RSA-OAEP-SHA256 or ECDH-ES P-256 key wrapping, by certificate.
 //! - [`encrypt`]: [`Encryptor`], a `Write` that seals chunks; [`encrypt_stream`] for a whole reader.
+//! - [`layout`](mod@layout): the plaintext length from the chunk framing, without decrypting.
 //! - [`decrypt`]: [`Decryptor`], chunk by chunk; [`decrypt_stream`] with strict and recover modes.
 //! - [`error`]: what went wrong, classified as "not for this key", "damaged" or I/O.
 pub mod decrypt;
 pub mod encrypt;
 pub mod error;
 pub mod format;
+pub mod layout;
 pub mod recipient;
 pub mod thumbprint;
 
@@ -28,4 +30,5 @@ pub use decrypt::{Decryptor, Mode, Outcome, decrypt_stream};
 pub use encrypt::{Encryptor, encrypt_stream};
 pub use error::{FailureKind, FileError};
 pub use format::{DEFAULT_CHUNK_SIZE, Header, Thumbprint, read_header};
+pub use layout::{Layout, layout};
 pub use recipient::{DecryptionKey, Recipient};

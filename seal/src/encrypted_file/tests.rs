@@ -358,3 +358,40 @@ fn atomic_files_appear_only_when_committed() {
     assert_eq!(std::fs::read(&target).unwrap(), b"replaced");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn layout_gives_the_plaintext_length_and_refuses_a_file_cut_or_extended() {
+    for len in [0usize, 1, 15, 16, 17, 64, 69, 1000] {
+        let plain = data(len);
+        let file = encrypt_with(&plain, &[ec().recipient()], 16);
+        let found = layout(std::io::Cursor::new(&file)).unwrap();
+        assert_eq!(found.plaintext_len, len as u64, "{len} bytes");
+        let header = read_header(&mut &file[..]).unwrap();
+        assert_eq!(&found.header_checksum[..], header.checksum());
+    }
+    // Another encryption of the same content: another header, another checksum.
+    let plain = data(100);
+    let a = layout(std::io::Cursor::new(encrypt_with(
+        &plain,
+        &[ec().recipient()],
+        16,
+    )))
+    .unwrap();
+    let b = layout(std::io::Cursor::new(encrypt_with(
+        &plain,
+        &[ec().recipient()],
+        16,
+    )))
+    .unwrap();
+    assert_eq!(a.plaintext_len, b.plaintext_len);
+    assert_ne!(a.header_checksum, b.header_checksum);
+    let (_, file, header_len) = small_file();
+    for cut in [header_len + 2, header_len + SMALL_CHUNK, file.len() - 1] {
+        let err = layout(std::io::Cursor::new(&file[..cut])).unwrap_err();
+        assert_eq!(err.kind(), FailureKind::Damaged, "cut at {cut}: {err}");
+    }
+    let mut longer = file.clone();
+    longer.push(0);
+    let err = layout(std::io::Cursor::new(&longer)).unwrap_err();
+    assert_eq!(err.kind(), FailureKind::Damaged, "{err}");
+}

@@ -14,6 +14,9 @@ use crate::support::{
     spawn_agent, stderr, wait_for,
 };
 
+/// Deliveries whose digest comes after the body (issue 16).
+mod single_pass;
+
 const MARKER: &[u8] = b"PLAINTEXT-MARKER-5d1c";
 
 /// `len` bytes that vary, with MARKER every 4 KiB (when there is room).
@@ -90,14 +93,24 @@ impl Pair {
         }
     }
 
+    /// The server's log (standard error of every `start_server`, appended).
+    fn server_log(&self) -> PathBuf {
+        self.server.path().join("server.log")
+    }
+
     /// Starts `identity-server serve` and waits for its health check.
     fn start_server(&mut self) {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.server_log())
+            .expect("server log");
         let child = Command::new(binary("identity-server"))
             .args(["serve", "--config-dir"])
             .arg(self.server.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("spawn server");
         self.process = Some(child);
