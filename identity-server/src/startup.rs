@@ -14,6 +14,7 @@ use crate::keys::{self, KeyError, ServerKeys};
 use crate::oauth::client_auth::{AuthConfig, Authenticator};
 use crate::oauth::{self, TokenIssuer, TokenService};
 use crate::settings::{self, Settings};
+use crate::store::postgres::deliveries::PgDeliveryStore;
 use ids_runtime::{Clock as _, SystemClock};
 
 use crate::{Error, authorized_clients, deliveries, http};
@@ -288,10 +289,28 @@ pub(crate) fn app_state(
         issuer,
         &audience,
     )?;
+    // With PostgreSQL, deliveries are kept in the database (the data folder is not used for them).
+    let shared = match (&store, tokio::runtime::Handle::try_current()) {
+        (Some(pg), Ok(handle)) => Some(PgDeliveryStore::for_server(
+            pg.clone(),
+            handle,
+            settings.deliveries.quota,
+        )),
+        _ => None,
+    };
     let deliveries = match encryption {
         Ok(encryption) => {
             let subject = encryption.certificate.subject().to_string();
-            match open_deliveries(settings, encryption, true) {
+            let kept_in = match &store {
+                Some(pg) => format!("PostgreSQL {}", pg.describe()),
+                None => settings
+                    .deliveries
+                    .data_folder
+                    .join("deliveries")
+                    .display()
+                    .to_string(),
+            };
+            match open_deliveries(settings, encryption, true, shared) {
                 Ok((service, opened)) => {
                     for path in &opened.removed {
                         tracing::info!(path = %path.display(), "removed what an interrupted delivery left");
@@ -303,7 +322,7 @@ pub(crate) fn app_state(
                     }
                     let d = &settings.deliveries;
                     tracing::info!(
-                        folder = %d.data_folder.join("deliveries").display(),
+                        store = %kept_in,
                         deliveries = opened.deliveries,
                         stored_mib = opened.stored_bytes / (1024 * 1024),
                         encrypted_for = %subject,
@@ -450,11 +469,29 @@ impl ReadBack {
         })
     }
 
-    /// The deliveries service over the stored files (no clean-up: a running server may be receiving).
+    /// The deliveries service over the stored files (no clean-up: a running server may be receiving),
+    /// in the data folder or in PostgreSQL, as the settings' `Store` section says.
     pub fn open(self) -> Result<deliveries::Deliveries, Error> {
-        let (service, _) = open_deliveries(&self.settings, self.encryption, false)?;
+        let shared = match self.settings.store.postgres() {
+            Some(pg) => Some(operator_store(pg)?),
+            None => None,
+        };
+        let (service, _) = open_deliveries(&self.settings, self.encryption, false, shared)?;
         Ok(service)
     }
+}
+
+/// The PostgreSQL deliveries of an operator command (`deliveries`, `store import`): its own runtime,
+/// connections that wait, and the schema checked first (so an old or new schema is said plainly).
+pub fn operator_store(pg: &crate::store::settings::PgSettings) -> Result<PgDeliveryStore, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let store = Arc::new(crate::store::postgres::PgStore::new(pg)?);
+    runtime.block_on(store.status())?.check()?;
+    Ok(PgDeliveryStore::for_operator(store, Arc::new(runtime)))
 }
 
 /// The delivery folder (`Deliveries:DataFolder`) cannot be opened.
@@ -462,18 +499,30 @@ impl ReadBack {
 #[error("Deliveries:DataFolder: {0}")]
 pub struct DataFolderError(#[from] pub deliveries::store::StoreError);
 
-/// Opens the delivery store and the service over it. `clean_up` (the server at start-up only)
-/// removes what interrupted deliveries left.
+/// Opens the delivery store and the service over it: `shared` (PostgreSQL), or the data folder, where
+/// `clean_up` (the server at start-up only) removes what interrupted deliveries left. (PostgreSQL's
+/// leftovers are swept by every server's maintenance instead.)
 pub fn open_deliveries(
     settings: &Settings,
     encryption: keys::EncryptionKeys,
     clean_up: bool,
+    shared: Option<PgDeliveryStore>,
 ) -> Result<(deliveries::Deliveries, deliveries::folder::Opened), DataFolderError> {
     let d = &settings.deliveries;
-    let (store, opened) =
-        deliveries::folder::FolderStore::open(&d.data_folder, d.quota, d.min_free, clean_up)?;
+    let (store, opened): (Arc<dyn deliveries::DeliveryStore>, _) = match shared {
+        Some(pg) => (Arc::new(pg), deliveries::folder::Opened::default()),
+        None => {
+            let (store, opened) = deliveries::folder::FolderStore::open(
+                &d.data_folder,
+                d.quota,
+                d.min_free,
+                clean_up,
+            )?;
+            (Arc::new(store), opened)
+        }
+    };
     let service = deliveries::Deliveries::new(
-        Arc::new(store),
+        store,
         encryption.recipient,
         encryption.key,
         deliveries::Policy {

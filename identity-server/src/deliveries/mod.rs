@@ -213,6 +213,9 @@ pub enum DeliveryError {
     /// The store has no room (the detail is logged, not sent).
     #[error("{0}")]
     StorageFull(String),
+    /// The shared store (PostgreSQL) is unreachable now; nothing was stored (the detail is logged).
+    #[error("{0}")]
+    Unavailable(String),
     /// Deliveries are off; the reason is safe to show to clients (details are in the server's log).
     #[error("this server stores no deliveries: {0}")]
     Disabled(DeliveriesOff),
@@ -242,7 +245,10 @@ impl From<StoreError> for DeliveryError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Full(detail) => DeliveryError::StorageFull(detail),
-            StoreError::AlreadyCommitted(id) => DeliveryError::InProgress(id),
+            StoreError::AlreadyCommitted(id) | StoreError::InProgress(id) => {
+                DeliveryError::InProgress(id)
+            }
+            StoreError::Unavailable(detail) => DeliveryError::Unavailable(detail),
             other => DeliveryError::Internal(other.to_string()),
         }
     }
@@ -637,6 +643,15 @@ impl Upload {
 }
 
 fn write_error(e: std::io::Error) -> DeliveryError {
+    // A store that is not a folder says why in the error it wraps (e.g. PostgreSQL unreachable).
+    if let Some(store) = e.get_ref().and_then(|s| s.downcast_ref::<StoreError>()) {
+        match store {
+            StoreError::Full(detail) => return DeliveryError::StorageFull(detail.clone()),
+            StoreError::Unavailable(detail) => return DeliveryError::Unavailable(detail.clone()),
+            StoreError::InProgress(id) => return DeliveryError::InProgress(id.clone()),
+            _ => {}
+        }
+    }
     if e.kind() == std::io::ErrorKind::StorageFull {
         DeliveryError::StorageFull(format!("the disk is full: {e}"))
     } else {
