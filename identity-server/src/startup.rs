@@ -473,7 +473,7 @@ impl ReadBack {
     /// in the data folder or in PostgreSQL, as the settings' `Store` section says.
     pub fn open(self) -> Result<deliveries::Deliveries, Error> {
         let shared = match self.settings.store.postgres() {
-            Some(pg) => Some(operator_store(pg)?),
+            Some(pg) => Some(operator_store(pg, false)?),
             None => None,
         };
         let (service, _) = open_deliveries(&self.settings, self.encryption, false, shared)?;
@@ -483,13 +483,21 @@ impl ReadBack {
 
 /// The PostgreSQL deliveries of an operator command (`deliveries`, `store import`): its own runtime,
 /// connections that wait, and the schema checked first (so an old or new schema is said plainly).
-pub fn operator_store(pg: &crate::store::settings::PgSettings) -> Result<PgDeliveryStore, Error> {
+/// With `migrate` (a command that writes, when `Store:ApplyMigrations` allows), the schema is brought
+/// up to date first, as a server starting would.
+pub fn operator_store(
+    pg: &crate::store::settings::PgSettings,
+    migrate: bool,
+) -> Result<PgDeliveryStore, Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
     let store = Arc::new(crate::store::postgres::PgStore::new(pg)?);
+    if migrate && pg.apply_migrations {
+        runtime.block_on(store.migrate())?;
+    }
     runtime.block_on(store.status())?.check()?;
     Ok(PgDeliveryStore::for_operator(store, Arc::new(runtime)))
 }

@@ -24,7 +24,8 @@ enum Command {
     Status,
     /// Copy the deliveries of an embedded store (a data folder, or its deliveries/ folder) into
     /// PostgreSQL, as they are stored (encrypted). Idempotent: what is already there is skipped; a
-    /// delivery id holding another file there is reported, never overwritten.
+    /// delivery id holding another file there is reported, never overwritten. Applies the schema
+    /// first unless Store:ApplyMigrations is false.
     Import {
         /// The data folder (Deliveries:DataFolder) or its deliveries/ sub-folder.
         #[arg(long, value_name = "DIR")]
@@ -115,7 +116,7 @@ fn import(
     } else {
         from_folder.to_path_buf()
     };
-    let store = identity_server::operator_store(pg)?;
+    let store = identity_server::operator_store(pg, true)?;
     let mut out = std::io::stdout();
     let report = import(&folder, &store, |done| {
         let line = match done {
