@@ -196,6 +196,24 @@ fn generate(seed: u8, len: u64, w: &mut dyn std::io::Write) {
     }
 }
 
+impl Generated {
+    /// All `len` bytes of `seed`.
+    fn whole(seed: u8, len: u64) -> Generated {
+        Generated::stopping(seed, len, len, false)
+    }
+
+    /// The first `stop_after` bytes, then a failure (`cut`) or a wait for ever.
+    fn stopping(seed: u8, len: u64, stop_after: u64, cut: bool) -> Generated {
+        Generated {
+            len,
+            sent: 0,
+            seed,
+            stop_after,
+            cut,
+        }
+    }
+}
+
 impl http_body::Body for Generated {
     type Data = bytes::Bytes;
     type Error = std::io::Error;
@@ -232,23 +250,15 @@ fn generated_put(
     base: &str,
     token: &str,
     id: &str,
-    seed: u8,
-    len: u64,
-    stop_after: u64,
-    cut: bool,
+    body: Generated,
 ) -> tokio::task::JoinHandle<Result<(u16, Value), String>> {
+    let (seed, len) = (body.seed, body.len);
     let digest = sha256_of(move |w| generate(seed, len, w));
     let request = client
         .put(format!("{base}/api/deliveries/{id}?name=big.bin"))
         .bearer_auth(token)
         .header("repr-digest", digest)
-        .body(reqwest::Body::wrap(Generated {
-            len,
-            sent: 0,
-            seed,
-            stop_after,
-            cut,
-        }));
+        .body(reqwest::Body::wrap(body));
     tokio::spawn(async move {
         let r = request.send().await.map_err(|e| format!("{e:?}"))?;
         let status = r.status().as_u16();
@@ -376,16 +386,22 @@ async fn a_cut_upload_or_a_dead_servers_upload_leaves_nothing_and_its_retry_succ
     let len = 4 * 1024 * 1024;
 
     // Cut after 2.5 MiB (chunks written): no record, the lease and the chunks are removed at once.
-    let r = generated_put(&b.client, &b.base, &job, "cut-1", 3, len, 2_621_440, true)
-        .await
-        .expect("join");
+    let r = generated_put(
+        &b.client,
+        &b.base,
+        &job,
+        "cut-1",
+        Generated::stopping(3, len, 2_621_440, true),
+    )
+    .await
+    .expect("join");
     assert!(r.as_ref().map_or(true, |(s, _)| *s >= 400), "{r:?}");
     wait_for("the cut upload's clean-up", || {
         count(&pg, "ids", "SELECT count(*) FROM ids_delivery_uploads") == 0
             && count(&pg, "ids", "SELECT count(*) FROM ids_delivery_chunks") == 0
     });
     assert_eq!(count(&pg, "ids", "SELECT count(*) FROM ids_deliveries"), 0);
-    let (status, _) = generated_put(&b.client, &b.base, &job, "cut-1", 3, len, len, false)
+    let (status, _) = generated_put(&b.client, &b.base, &job, "cut-1", Generated::whole(3, len))
         .await
         .expect("join")
         .expect("PUT");
@@ -400,10 +416,7 @@ async fn a_cut_upload_or_a_dead_servers_upload_leaves_nothing_and_its_retry_succ
         &base_a,
         &job_a,
         "dead-1",
-        4,
-        len,
-        3 * 1024 * 1024,
-        false,
+        Generated::stopping(4, len, 3 * 1024 * 1024, false),
     );
     wait_for("chunks of the held upload", || {
         count(
@@ -412,7 +425,7 @@ async fn a_cut_upload_or_a_dead_servers_upload_leaves_nothing_and_its_retry_succ
             "SELECT count(*) FROM ids_delivery_chunks c JOIN ids_delivery_uploads u USING (upload)",
         ) >= 2
     });
-    let (status, v) = generated_put(&b.client, &b.base, &job, "dead-1", 4, len, len, false)
+    let (status, v) = generated_put(&b.client, &b.base, &job, "dead-1", Generated::whole(4, len))
         .await
         .expect("join")
         .expect("PUT");
@@ -441,7 +454,7 @@ async fn a_cut_upload_or_a_dead_servers_upload_leaves_nothing_and_its_retry_succ
         "ids",
         "UPDATE ids_delivery_uploads SET expires_at = now() - interval '1 second'",
     );
-    let (status, _) = generated_put(&b.client, &b.base, &job, "dead-1", 4, len, len, false)
+    let (status, _) = generated_put(&b.client, &b.base, &job, "dead-1", Generated::whole(4, len))
         .await
         .expect("join")
         .expect("PUT");
@@ -777,7 +790,7 @@ async fn a_large_delivery_through_postgresql_keeps_the_servers_memory_flat() {
     let job = token_from(&client, &base, "Job", JOB_SECRET).await;
     let before = peak_rss_kib(process.id());
     let len: u64 = 200 * 1024 * 1024 + 17;
-    let (status, v) = generated_put(&client, &base, &job, "big-1", 9, len, len, false)
+    let (status, v) = generated_put(&client, &base, &job, "big-1", Generated::whole(9, len))
         .await
         .expect("join")
         .expect("PUT");
