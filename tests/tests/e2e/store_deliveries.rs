@@ -835,3 +835,112 @@ async fn a_large_delivery_through_postgresql_keeps_the_servers_memory_flat() {
         len / (1024 * 1024)
     );
 }
+
+/// The store's own calls (as the server's blocking threads make them), with leases short enough to
+/// watch: a refreshed lease outlives its expiry and keeps a second upload out; one that expired is
+/// taken over, and the upload that lost it cannot commit.
+#[test]
+fn a_refreshed_lease_keeps_its_upload_and_an_expired_one_is_taken_over() {
+    use std::io::{Read as _, Write as _};
+    use std::sync::Arc;
+
+    use identity_server::deliveries::{
+        ClientId, DeliveryId, DeliveryKey, DeliveryStore as _, Record, StoreError,
+    };
+    use identity_server::store::postgres::PgStore;
+    use identity_server::store::postgres::deliveries::{Lease, PgDeliveryStore};
+
+    let Some(pg) = TestPostgres::start("store_deliveries_lease") else {
+        return;
+    };
+    pg.create_database("ids");
+    let d = pg_server(&pg, "ids", None, json!({}));
+    let settings = d.load_settings().expect("settings");
+    let runtime = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime"),
+    );
+    let store =
+        Arc::new(PgStore::new(settings.store.postgres().expect("postgres")).expect("store"));
+    runtime.block_on(store.prepare()).expect("prepare");
+    let open = |lease: Lease| {
+        PgDeliveryStore::for_server(store.clone(), runtime.handle().clone(), None).with_lease(lease)
+    };
+    let refreshed = open(Lease {
+        heartbeat: Duration::from_millis(200),
+        expiry: Duration::from_millis(800),
+    });
+    let forgotten = open(Lease {
+        heartbeat: Duration::from_secs(3600),
+        expiry: Duration::from_millis(800),
+    });
+    let key =
+        |id: &str| DeliveryKey::new(&ClientId::from("Job"), &DeliveryId::parse(id).expect("id"));
+    let record = |id: &str, stored: usize| Record {
+        id: DeliveryId::parse(id).expect("id"),
+        name: "x.bin".into(),
+        size: 1,
+        sha256: "0".repeat(64),
+        client_id: ClientId::from("Job"),
+        agent: None,
+        profile: None,
+        received_at: "2026-12-03T00:00:00Z".into(),
+        stored_bytes: stored as u64,
+        encrypted_for: "test".into(),
+    };
+    let two_chunks = vec![7u8; 1024 * 1024 + 10];
+
+    // Refreshed: three expiries later it still holds the id, and commits.
+    let mut first = refreshed.begin(&key("lease-1"), 10).expect("begin");
+    first.write_all(&two_chunks).expect("write");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(matches!(
+        forgotten.begin(&key("lease-1"), 10),
+        Err(StoreError::InProgress(_))
+    ));
+    first
+        .commit(&record("lease-1", two_chunks.len()))
+        .expect("commit");
+    let mut stored = Vec::new();
+    refreshed
+        .open(&key("lease-1"))
+        .expect("open")
+        .read_to_end(&mut stored)
+        .expect("read");
+    assert!(stored == two_chunks);
+
+    // Not refreshed: expired, taken over by another upload; the first one cannot commit any more.
+    let mut lost = forgotten.begin(&key("lease-2"), 10).expect("begin");
+    lost.write_all(b"lost").expect("write");
+    std::thread::sleep(Duration::from_millis(1200));
+    let mut winner = refreshed.begin(&key("lease-2"), 10).expect("take over");
+    winner.write_all(b"winner").expect("write");
+    assert!(matches!(
+        lost.commit(&record("lease-2", 4)),
+        Err(StoreError::InProgress(_))
+    ));
+    winner.commit(&record("lease-2", 6)).expect("commit");
+    let mut stored = Vec::new();
+    refreshed
+        .open(&key("lease-2"))
+        .expect("open")
+        .read_to_end(&mut stored)
+        .expect("read");
+    assert_eq!(stored, b"winner");
+    // The same id again once committed: refused, whoever asks.
+    assert!(matches!(
+        refreshed.begin(&key("lease-2"), 10),
+        Err(StoreError::AlreadyCommitted(_))
+    ));
+    assert_eq!(
+        count(
+            &pg,
+            "ids",
+            "SELECT count(*) FROM ids_delivery_uploads WHERE id = 'lease-1'"
+        ),
+        0
+    );
+}

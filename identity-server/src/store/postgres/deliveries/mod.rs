@@ -56,6 +56,23 @@ pub const LEASE_HEARTBEAT: Duration = Duration::from_secs(30);
 /// How long a lease lives after its last refresh: three heartbeats.
 pub const LEASE_EXPIRY: Duration = Duration::from_secs(90);
 
+/// How an upload's lease is kept: refreshed every `heartbeat`, expiring `expiry` after the last
+/// refresh. [`Lease::default`] is [`LEASE_HEARTBEAT`] and [`LEASE_EXPIRY`]; tests shorten both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub heartbeat: Duration,
+    pub expiry: Duration,
+}
+
+impl Default for Lease {
+    fn default() -> Self {
+        Lease {
+            heartbeat: LEASE_HEARTBEAT,
+            expiry: LEASE_EXPIRY,
+        }
+    }
+}
+
 /// SQLSTATE `disk_full`.
 const DISK_FULL: &str = "53100";
 
@@ -68,6 +85,7 @@ pub struct PgDeliveryStore {
     db: Db,
     /// `Deliveries:QuotaMiB`, in bytes.
     quota: Option<u64>,
+    lease: Lease,
     /// Who holds a lease (shown to operators looking at `ids_delivery_uploads`).
     server: String,
 }
@@ -96,8 +114,16 @@ impl PgDeliveryStore {
                 _runtime: None,
             },
             quota,
+            lease: Lease::default(),
             server: server_name(),
         }
+    }
+
+    /// The same store with other lease durations (tests: a lease that outlives its expiry only by
+    /// being refreshed).
+    pub fn with_lease(mut self, lease: Lease) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// The store of an operator command (`deliveries list|export`, `store import`): owns `runtime`,
@@ -111,6 +137,7 @@ impl PgDeliveryStore {
                 _runtime: Some(runtime),
             },
             quota: None,
+            lease: Lease::default(),
             server: format!("{} (operator command)", server_name()),
         }
     }
@@ -271,6 +298,7 @@ impl DeliveryStore for PgDeliveryStore {
             key.clone(),
             expected_bytes,
             self.quota,
+            self.lease,
             &self.server,
         )?;
         Ok(Box::new(pending))

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{CHUNK_SIZE, Db, LEASE_EXPIRY, LEASE_HEARTBEAT, io_error, signed};
+use super::{CHUNK_SIZE, Db, Lease, io_error, signed};
 use crate::deliveries::DeliveryKey;
 use crate::deliveries::store::{PendingContent, Record, StoreError};
 
@@ -51,10 +51,11 @@ impl PgPending {
         key: DeliveryKey,
         expected_bytes: u64,
         quota: Option<u64>,
+        lease: Lease,
         server: &str,
     ) -> Result<PgPending, StoreError> {
         let reserved = signed(expected_bytes, "a delivery")?;
-        let expiry = LEASE_EXPIRY.as_secs_f64();
+        let expiry = lease.expiry.as_secs_f64();
         let (client, id) = (key.client.as_str().to_string(), key.id.as_str().to_string());
         let server = server.to_string();
         let d = db.clone();
@@ -125,7 +126,9 @@ impl PgPending {
             Ok(row.get(0))
         })?;
         let lost = Arc::new(AtomicBool::new(false));
-        let heartbeat = db.handle.spawn(heartbeat(db.clone(), upload, lost.clone()));
+        let heartbeat = db
+            .handle
+            .spawn(heartbeat(db.clone(), upload, lease, lost.clone()));
         let (queue, chunks) = mpsc::channel(QUEUE);
         let writer = db
             .handle
@@ -207,12 +210,12 @@ async fn writer(
     Ok(())
 }
 
-/// Refreshes the lease every [`LEASE_HEARTBEAT`]; stops (setting `lost`) when it is no longer this
+/// Refreshes the lease every `lease.heartbeat`; stops (setting `lost`) when it is no longer this
 /// upload's. Aborted when the upload ends.
-async fn heartbeat(db: Db, upload: i64, lost: Arc<AtomicBool>) {
-    let expiry = LEASE_EXPIRY.as_secs_f64();
+async fn heartbeat(db: Db, upload: i64, lease: Lease, lost: Arc<AtomicBool>) {
+    let expiry = lease.expiry.as_secs_f64();
     loop {
-        tokio::time::sleep(LEASE_HEARTBEAT).await;
+        tokio::time::sleep(lease.heartbeat).await;
         let Ok(conn) = db.conn().await else {
             // The store is down: the next beat tries again (the lease lasts three beats).
             continue;
