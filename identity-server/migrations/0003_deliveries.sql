@@ -35,6 +35,9 @@ CREATE TABLE ids_delivery_chunks (
 );
 -- Encrypted bytes do not compress: store them out of line without trying.
 ALTER TABLE ids_delivery_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+-- One entry per upload (its first chunk, always written first): what the sweeper scans for uploads
+-- that belong to no record and no lease, instead of every chunk.
+CREATE INDEX ids_delivery_chunks_first ON ids_delivery_chunks (upload) WHERE seq = 0;
 
 -- Uploads in progress: one lease per client and id, across every server. A live lease (expires_at in
 -- the future, refreshed while the upload runs) refuses a second upload of the same id; an expired one

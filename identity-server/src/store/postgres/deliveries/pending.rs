@@ -3,7 +3,8 @@
 //! The encrypting thread fills a [`CHUNK_SIZE`] buffer and hands each full one to a writer task on the
 //! runtime (a queue of [`QUEUE`] chunks), so encryption and the database work at the same time and
 //! memory stays at a few chunks per upload. A heartbeat task refreshes the lease while the upload is
-//! alive; if another upload took the lease over (this one's expired), the next chunk is refused.
+//! alive. A chunk is only written while the lease is this upload's: if another upload took it over
+//! (this one's expired) or the sweeper removed it, the next chunk and the commit are refused.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -197,15 +198,23 @@ async fn writer(
             return Err(StoreError::InProgress(key.id.as_str().to_string()));
         }
         let conn = db.conn().await?;
+        // Only while the lease is this upload's: after a takeover (or the sweeper removing an expired
+        // lease), nothing more is written under it.
         let stmt = conn
             .prepare_cached(
-                "INSERT INTO ids_delivery_chunks (upload, seq, data) VALUES ($1, $2, $3)",
+                "INSERT INTO ids_delivery_chunks (upload, seq, data)
+                 SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM ids_delivery_uploads WHERE upload = $1)",
             )
             .await
             .map_err(|e| db.fail("store delivery content", &e))?;
-        conn.execute(&stmt, &[&upload, &seq, &data])
+        let stored = conn
+            .execute(&stmt, &[&upload, &seq, &data])
             .await
             .map_err(|e| db.fail("store delivery content", &e))?;
+        if stored == 0 {
+            lost.store(true, Ordering::Release);
+            return Err(StoreError::InProgress(key.id.as_str().to_string()));
+        }
     }
     Ok(())
 }

@@ -27,9 +27,13 @@ pub async fn sweep(store: &PgStore) -> Result<Swept, PgError> {
         .map_err(|e| store.failed("remove expired delivery leases", &e))?;
     let chunks = conn
         .execute(
-            "DELETE FROM ids_delivery_chunks c
-             WHERE NOT EXISTS (SELECT 1 FROM ids_delivery_uploads u WHERE u.upload = c.upload)
-               AND NOT EXISTS (SELECT 1 FROM ids_deliveries d WHERE d.upload = c.upload)",
+            // An upload's chunks are written in order and removed together, so an upload with
+            // chunks has its first one: the partial index on it lists the uploads to look at.
+            "DELETE FROM ids_delivery_chunks WHERE upload IN (
+                SELECT c.upload FROM ids_delivery_chunks c
+                WHERE c.seq = 0
+                  AND NOT EXISTS (SELECT 1 FROM ids_delivery_uploads u WHERE u.upload = c.upload)
+                  AND NOT EXISTS (SELECT 1 FROM ids_deliveries d WHERE d.upload = c.upload))",
             &[],
         )
         .await
