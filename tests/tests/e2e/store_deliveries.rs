@@ -331,6 +331,30 @@ async fn a_delivery_through_one_server_is_found_and_exported_by_another_and_the_
     assert_eq!(v["error"], "delivery_conflict");
     assert_eq!(count(&pg, "ids", "SELECT count(*) FROM ids_deliveries"), 1);
 
+    // The same id sent to both servers at once: one record; the other answer is 200 with it, or
+    // 409 delivery_in_progress, and then 200 once retried.
+    let racing = content(2 * 1024 * 1024, 3);
+    let (ra, rb) = tokio::join!(
+        put(&a, &job_a, "race-1", racing.clone()),
+        put(&b, &job_b, "race-1", racing.clone())
+    );
+    let mut statuses = vec![ra.status().as_u16(), rb.status().as_u16()];
+    statuses.sort_unstable();
+    assert!(
+        statuses == [200, 201] || statuses == [201, 409],
+        "{statuses:?}"
+    );
+    let r = put(&b, &job_b, "race-1", racing.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        count(
+            &pg,
+            "ids",
+            "SELECT count(*) FROM ids_deliveries WHERE id = 'race-1'"
+        ),
+        1
+    );
+
     // The rows hold IDSENC, never the plaintext; and nothing went to the data folders.
     assert_eq!(
         count(&pg, "ids", "SELECT sum(chunks) FROM ids_deliveries"),
@@ -350,7 +374,7 @@ async fn a_delivery_through_one_server_is_found_and_exported_by_another_and_the_
     assert_eq!(
         pg.psql(
             "ids",
-            "SELECT encode(substr(data, 1, 6), 'escape') FROM ids_delivery_chunks WHERE seq = 0"
+            "SELECT string_agg(DISTINCT encode(substr(data, 1, 6), 'escape'), ',') FROM ids_delivery_chunks WHERE seq = 0"
         ),
         "IDSENC"
     );
@@ -675,7 +699,7 @@ fn server_command_in_fixture(legacy: &Path) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_quota_counts_every_servers_deliveries() {
+async fn the_quota_counts_every_servers_deliveries_and_a_full_database_disk_is_507() {
     let Some(pg) = TestPostgres::start("store_deliveries_quota") else {
         return;
     };
@@ -705,6 +729,26 @@ async fn the_quota_counts_every_servers_deliveries() {
     );
     // A small one still fits.
     assert_eq!(put(&b, &job_b, "q-3", content(1000, 3)).await.status(), 201);
+
+    // The database's disk full (SQLSTATE 53100, raised here by a trigger on the content rows): 507,
+    // nothing stored, and the same delivery goes through once there is room again.
+    pg.psql(
+        "ids",
+        "CREATE FUNCTION full_disk() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full'; END $$;
+         CREATE TRIGGER full_disk BEFORE INSERT ON ids_delivery_chunks FOR EACH ROW EXECUTE FUNCTION full_disk();",
+    );
+    let r = put(&a, &job_a, "q-4", content(2000, 4)).await;
+    assert_eq!(r.status(), 507);
+    assert_eq!(r.headers()["retry-after"], "60");
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"], "insufficient_storage", "{v}");
+    wait_for("the refused upload's clean-up", || {
+        count(&pg, "ids", "SELECT count(*) FROM ids_delivery_uploads") == 0
+    });
+    assert_eq!(count(&pg, "ids", "SELECT count(*) FROM ids_deliveries"), 2);
+    pg.psql("ids", "DROP TRIGGER full_disk ON ids_delivery_chunks");
+    assert_eq!(put(&a, &job_a, "q-4", content(2000, 4)).await.status(), 201);
     a.stop().await;
     b.stop().await;
 }
