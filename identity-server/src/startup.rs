@@ -321,10 +321,18 @@ pub(crate) fn app_state(
                         );
                     }
                     let d = &settings.deliveries;
+                    // The folder is counted when it is opened; the database is not asked here.
+                    let (count, stored_mib) = match &store {
+                        Some(_) => ("-".to_string(), "-".to_string()),
+                        None => (
+                            opened.deliveries.to_string(),
+                            (opened.stored_bytes / (1024 * 1024)).to_string(),
+                        ),
+                    };
                     tracing::info!(
                         store = %kept_in,
-                        deliveries = opened.deliveries,
-                        stored_mib = opened.stored_bytes / (1024 * 1024),
+                        deliveries = %count,
+                        stored_mib = %stored_mib,
                         encrypted_for = %subject,
                         deliver_profiles = %d.deliver_profiles.join(","),
                         read_profiles = %d.read_profiles.join(","),

@@ -840,6 +840,17 @@ async fn a_large_delivery_through_postgresql_keeps_the_servers_memory_flat() {
         .expect("PUT");
     assert_eq!(status, 201, "{v}");
     assert_eq!(v["size"], len);
+    // Kept in PostgreSQL, in 1 MiB rows; not in the data folder.
+    assert_eq!(
+        count(
+            &pg,
+            "ids",
+            "SELECT size FROM ids_deliveries WHERE id = 'big-1'"
+        ),
+        len as i64
+    );
+    assert!(count(&pg, "ids", "SELECT count(*) FROM ids_delivery_chunks") > 200);
+    assert!(!d.path().join("data/deliveries").exists());
     // Downloaded through the API (decrypted chunk by chunk), hashed as it comes.
     let reader = token_from(&client, &base, "Legacy", READER_SECRET).await;
     let mut r = client
