@@ -95,18 +95,17 @@ fn copy(source: &FolderStore, pg: &PgDeliveryStore, key: &DeliveryKey, record: R
     let copied = (|| {
         let mut content = source.open(key)?;
         let mut pending = pg.begin(key, record.stored_bytes)?;
-        std::io::copy(&mut content, &mut pending).map_err(|e| match e.into_inner() {
-            Some(inner) => match inner.downcast::<StoreError>() {
-                Ok(store) => *store,
-                Err(other) => StoreError::Corrupt {
+        std::io::copy(&mut content, &mut pending).map_err(|e| {
+            // The database's errors come wrapped in the writer's; the folder's are plain I/O.
+            let from_store = e.get_ref().is_some_and(|inner| inner.is::<StoreError>());
+            let detail = e.to_string();
+            match e.into_inner().map(|inner| inner.downcast::<StoreError>()) {
+                Some(Ok(store)) if from_store => *store,
+                _ => StoreError::Corrupt {
                     path: describe(key),
-                    detail: format!("cannot copy the content: {other}"),
+                    detail: format!("cannot copy the content: {detail}"),
                 },
-            },
-            None => StoreError::Corrupt {
-                path: describe(key),
-                detail: "cannot copy the content".into(),
-            },
+            }
         })?;
         if pending.bytes_written() != record.stored_bytes {
             return Err(StoreError::Corrupt {
