@@ -64,6 +64,17 @@ pub enum Error {
         settings_file: PathBuf,
         command: &'static str,
     },
+    /// `store import`: the folder (or the database) cannot be read.
+    #[error("store import from {}: {source}", .folder.display())]
+    Import {
+        folder: PathBuf,
+        source: crate::deliveries::StoreError,
+    },
+    /// `store import`: some deliveries were not copied (each is listed above the counts).
+    #[error(
+        "store import: {conflicts} deliveries conflict with what PostgreSQL holds and {failed} could not be copied (listed above); nothing was overwritten"
+    )]
+    ImportIncomplete { conflicts: usize, failed: usize },
     /// `deliveries`: the delivery folder cannot be opened.
     #[error("{0}")]
     DataFolder(#[from] DataFolderError),

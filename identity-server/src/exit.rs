@@ -85,7 +85,9 @@ impl From<&Error> for ExitStatus {
             | Error::NotFound { .. }
             | Error::Export { .. }
             | Error::Create { .. }
-            | Error::Write { .. } => ExitStatus::Failure,
+            | Error::Write { .. }
+            | Error::Import { .. }
+            | Error::ImportIncomplete { .. } => ExitStatus::Failure,
         }
     }
 }

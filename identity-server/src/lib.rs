@@ -52,7 +52,7 @@ pub use serve::{Bound, ServerError, issuer, run_loaded, run_on};
 pub use settings::Settings;
 pub use startup::{
     DataFolderError, LoadError, LoadErrors, Loaded, ReadBack, client_rules, expiring,
-    expiry_warnings, load, open_deliveries,
+    expiry_warnings, load, open_deliveries, operator_store,
 };
 
 /// Runs the server on `listener` until `shutdown` completes.

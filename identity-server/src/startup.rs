@@ -14,6 +14,7 @@ use crate::keys::{self, KeyError, ServerKeys};
 use crate::oauth::client_auth::{AuthConfig, Authenticator};
 use crate::oauth::{self, TokenIssuer, TokenService};
 use crate::settings::{self, Settings};
+use crate::store::postgres::deliveries::PgDeliveryStore;
 use ids_runtime::{Clock as _, SystemClock};
 
 use crate::{Error, authorized_clients, deliveries, http};
@@ -288,10 +289,28 @@ pub(crate) fn app_state(
         issuer,
         &audience,
     )?;
+    // With PostgreSQL, deliveries are kept in the database (the data folder is not used for them).
+    let shared = match (&store, tokio::runtime::Handle::try_current()) {
+        (Some(pg), Ok(handle)) => Some(PgDeliveryStore::for_server(
+            pg.clone(),
+            handle,
+            settings.deliveries.quota,
+        )),
+        _ => None,
+    };
     let deliveries = match encryption {
         Ok(encryption) => {
             let subject = encryption.certificate.subject().to_string();
-            match open_deliveries(settings, encryption, true) {
+            let kept_in = match &store {
+                Some(pg) => format!("PostgreSQL {}", pg.describe()),
+                None => settings
+                    .deliveries
+                    .data_folder
+                    .join("deliveries")
+                    .display()
+                    .to_string(),
+            };
+            match open_deliveries(settings, encryption, true, shared) {
                 Ok((service, opened)) => {
                     for path in &opened.removed {
                         tracing::info!(path = %path.display(), "removed what an interrupted delivery left");
@@ -302,10 +321,18 @@ pub(crate) fn app_state(
                         );
                     }
                     let d = &settings.deliveries;
+                    // The folder is counted when it is opened; the database is not asked here.
+                    let (count, stored_mib) = match &store {
+                        Some(_) => ("-".to_string(), "-".to_string()),
+                        None => (
+                            opened.deliveries.to_string(),
+                            (opened.stored_bytes / (1024 * 1024)).to_string(),
+                        ),
+                    };
                     tracing::info!(
-                        folder = %d.data_folder.join("deliveries").display(),
-                        deliveries = opened.deliveries,
-                        stored_mib = opened.stored_bytes / (1024 * 1024),
+                        store = %kept_in,
+                        deliveries = %count,
+                        stored_mib = %stored_mib,
                         encrypted_for = %subject,
                         deliver_profiles = %d.deliver_profiles.join(","),
                         read_profiles = %d.read_profiles.join(","),
@@ -451,11 +478,37 @@ impl ReadBack {
         })
     }
 
-    /// The deliveries service over the stored files (no clean-up: a running server may be receiving).
+    /// The deliveries service over the stored files (no clean-up: a running server may be receiving),
+    /// in the data folder or in PostgreSQL, as the settings' `Store` section says.
     pub fn open(self) -> Result<deliveries::Deliveries, Error> {
-        let (service, _) = open_deliveries(&self.settings, self.encryption, false)?;
+        let shared = match self.settings.store.postgres() {
+            Some(pg) => Some(operator_store(pg, false)?),
+            None => None,
+        };
+        let (service, _) = open_deliveries(&self.settings, self.encryption, false, shared)?;
         Ok(service)
     }
+}
+
+/// The PostgreSQL deliveries of an operator command (`deliveries`, `store import`): its own runtime,
+/// connections that wait, and the schema checked first (so an old or new schema is said plainly).
+/// With `migrate` (a command that writes, when `Store:ApplyMigrations` allows), the schema is brought
+/// up to date first, as a server starting would.
+pub fn operator_store(
+    pg: &crate::store::settings::PgSettings,
+    migrate: bool,
+) -> Result<PgDeliveryStore, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let store = Arc::new(crate::store::postgres::PgStore::new(pg)?);
+    if migrate && pg.apply_migrations {
+        runtime.block_on(store.migrate())?;
+    }
+    runtime.block_on(store.status())?.check()?;
+    Ok(PgDeliveryStore::for_operator(store, Arc::new(runtime)))
 }
 
 /// The delivery folder (`Deliveries:DataFolder`) cannot be opened.
@@ -463,18 +516,30 @@ impl ReadBack {
 #[error("Deliveries:DataFolder: {0}")]
 pub struct DataFolderError(#[from] pub deliveries::store::StoreError);
 
-/// Opens the delivery store and the service over it. `clean_up` (the server at start-up only)
-/// removes what interrupted deliveries left.
+/// Opens the delivery store and the service over it: `shared` (PostgreSQL), or the data folder, where
+/// `clean_up` (the server at start-up only) removes what interrupted deliveries left. (PostgreSQL's
+/// leftovers are swept by every server's maintenance instead.)
 pub fn open_deliveries(
     settings: &Settings,
     encryption: keys::EncryptionKeys,
     clean_up: bool,
+    shared: Option<PgDeliveryStore>,
 ) -> Result<(deliveries::Deliveries, deliveries::folder::Opened), DataFolderError> {
     let d = &settings.deliveries;
-    let (store, opened) =
-        deliveries::folder::FolderStore::open(&d.data_folder, d.quota, d.min_free, clean_up)?;
+    let (store, opened): (Arc<dyn deliveries::DeliveryStore>, _) = match shared {
+        Some(pg) => (Arc::new(pg), deliveries::folder::Opened::default()),
+        None => {
+            let (store, opened) = deliveries::folder::FolderStore::open(
+                &d.data_folder,
+                d.quota,
+                d.min_free,
+                clean_up,
+            )?;
+            (Arc::new(store), opened)
+        }
+    };
     let service = deliveries::Deliveries::new(
-        Arc::new(store),
+        store,
         encryption.recipient,
         encryption.key,
         deliveries::Policy {

@@ -1,5 +1,6 @@
 //! `identity-server deliveries list|export`: what agents delivered, read back from
-//! `Deliveries:DataFolder` with the EncryptionCertificate's key ([`ReadBack`]).
+//! `Deliveries:DataFolder` or, with `Store:Provider PostgreSql`, from the database, with the
+//! EncryptionCertificate's key ([`ReadBack`]).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Command {
-    /// List the deliveries in Deliveries:DataFolder, oldest first.
+    /// List the stored deliveries (Deliveries:DataFolder, or the PostgreSQL store), oldest first.
     List {
         /// One JSON document instead of a table.
         #[arg(long)]

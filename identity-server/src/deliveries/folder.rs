@@ -120,7 +120,18 @@ impl FolderStore {
         min_free: u64,
         clean_up: bool,
     ) -> Result<(FolderStore, Opened), StoreError> {
-        let folder = data_folder.join("deliveries");
+        Self::open_folder(&data_folder.join("deliveries"), quota, min_free, clean_up)
+    }
+
+    /// Opens the deliveries folder itself (`<data folder>/deliveries`, or a copy of it elsewhere:
+    /// `identity-server store import --from-folder`), as [`FolderStore::open`] does.
+    pub fn open_folder(
+        folder: &Path,
+        quota: Option<u64>,
+        min_free: u64,
+        clean_up: bool,
+    ) -> Result<(FolderStore, Opened), StoreError> {
+        let folder = folder.to_path_buf();
         if clean_up {
             create_private_folder(&folder)?;
         } else if !folder.is_dir() {

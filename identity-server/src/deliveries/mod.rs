@@ -218,6 +218,9 @@ pub enum DeliveryError {
     /// The store has no room (the detail is logged, not sent).
     #[error("{0}")]
     StorageFull(String),
+    /// The shared store (PostgreSQL) is unreachable now; nothing was stored (the detail is logged).
+    #[error("{0}")]
+    Unavailable(String),
     /// Deliveries are off; the reason is safe to show to clients (details are in the server's log).
     #[error("this server stores no deliveries: {0}")]
     Disabled(DeliveriesOff),
@@ -247,7 +250,10 @@ impl From<StoreError> for DeliveryError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Full(detail) => DeliveryError::StorageFull(detail),
-            StoreError::AlreadyCommitted(id) => DeliveryError::InProgress(id),
+            StoreError::AlreadyCommitted(id) | StoreError::InProgress(id) => {
+                DeliveryError::InProgress(id)
+            }
+            StoreError::Unavailable(detail) => DeliveryError::Unavailable(detail),
             other => DeliveryError::Internal(other.to_string()),
         }
     }

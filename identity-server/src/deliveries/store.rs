@@ -68,6 +68,19 @@ pub enum StoreError {
     /// A delivery with this key was committed meanwhile (by another request).
     #[error("delivery `{0}` was committed by another request")]
     AlreadyCommitted(String),
+    /// Another upload of this key holds it (a lease in a shared store): retry when it is done.
+    #[error("delivery `{0}` is being received by another upload")]
+    InProgress(String),
+    /// The shared store cannot be reached now (it is retried): nothing was stored.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The shared store refused a statement (`what` it was doing, the database's words).
+    #[error("{target}: cannot {what}: {detail}")]
+    Database {
+        target: String,
+        what: &'static str,
+        detail: String,
+    },
     /// A stored record cannot be read back.
     #[error("{path}: {detail}")]
     Corrupt { path: String, detail: String },

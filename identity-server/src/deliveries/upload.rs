@@ -16,7 +16,9 @@ use aws_lc_rs::digest;
 use ids_pki::b64::hex;
 use ids_seal::encrypted_file::Encryptor;
 
-use super::{Caller, DeliveryError, DeliveryId, InFlight, Incoming, PendingContent, Record};
+use super::{
+    Caller, DeliveryError, DeliveryId, InFlight, Incoming, PendingContent, Record, StoreError,
+};
 
 /// Where the body goes.
 enum Sink {
@@ -245,6 +247,15 @@ impl Upload {
 }
 
 fn write_error(e: std::io::Error) -> DeliveryError {
+    // A store that is not a folder says why in the error it wraps (e.g. PostgreSQL unreachable).
+    if let Some(store) = e.get_ref().and_then(|s| s.downcast_ref::<StoreError>()) {
+        match store {
+            StoreError::Full(detail) => return DeliveryError::StorageFull(detail.clone()),
+            StoreError::Unavailable(detail) => return DeliveryError::Unavailable(detail.clone()),
+            StoreError::InProgress(id) => return DeliveryError::InProgress(id.clone()),
+            _ => {}
+        }
+    }
     if e.kind() == std::io::ErrorKind::StorageFull {
         DeliveryError::StorageFull(format!("the disk is full: {e}"))
     } else {

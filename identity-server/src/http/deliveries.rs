@@ -564,6 +564,10 @@ impl DeliveryError {
             DeliveryError::Internal(detail) | DeliveryError::StorageFull(detail) => {
                 tracing::error!(client_id = %caller.client_id, "delivery failed: {detail}");
             }
+            // The store's unavailability is logged once per transition (store::postgres::health).
+            DeliveryError::Unavailable(detail) => {
+                tracing::debug!(client_id = %caller.client_id, "delivery refused: {detail}");
+            }
             other => {
                 tracing::warn!(client_id = %caller.client_id, agent = caller.agent.as_deref().unwrap_or("-"), "delivery refused: {other}");
             }

@@ -119,6 +119,9 @@ impl IntoResponse for ApiError {
                     DeliveryError::Disabled(_) => {
                         (StatusCode::SERVICE_UNAVAILABLE, "deliveries_disabled")
                     }
+                    DeliveryError::Unavailable(_) => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+                    }
                     DeliveryError::Busy(_) => {
                         (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
                     }
@@ -139,6 +142,10 @@ impl IntoResponse for ApiError {
                             .to_string()
                     }
                     DeliveryError::Internal(_) => "internal error; see the server log".to_string(),
+                    DeliveryError::Unavailable(_) => {
+                        "the delivery store is unavailable; nothing was stored, retry later"
+                            .to_string()
+                    }
                     other => other.to_string(),
                 };
                 (status, code, description)
@@ -184,6 +191,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Delivery(DeliveryError::StorageFull(_)) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            }
+            ApiError::Delivery(DeliveryError::Unavailable(_)) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
             }
             _ => {}
         }

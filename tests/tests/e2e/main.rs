@@ -24,4 +24,5 @@ mod oidc_client;
 mod pinning;
 mod reload_faults;
 mod store;
+mod store_deliveries;
 mod token_endpoint;

@@ -11,7 +11,9 @@
 //! - [`tls`]: rustls for `sslmode`, `Store:CaFile`.
 //! - [`migrations`]: the embedded, versioned schema and its advisory lock.
 //! - [`health`]: up/down, logged once per transition.
+//! - [`deliveries`]: deliveries (records, encrypted content in chunks, upload leases, the sweeper).
 
+pub mod deliveries;
 pub mod health;
 pub mod migrations;
 pub mod tls;
@@ -125,7 +127,12 @@ pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
 /// The store's periodic clean-up, run by one [`PgStore::monitor`] per server while the store is up:
 /// every server runs it (any may die); each statement is safe to run concurrently.
 pub async fn maintenance(store: Arc<PgStore>) {
-    let _ = store;
+    sweep_deliveries(&store).await;
+}
+
+/// The leftovers of dead uploads (expired leases, chunks of no record): [`deliveries::sweep`].
+async fn sweep_deliveries(store: &PgStore) {
+    deliveries::sweep_logged(store).await;
 }
 
 /// The shared store's connection pool and availability.
