@@ -276,3 +276,30 @@ async fn a_server_starts_without_its_database_and_recovers_when_it_returns() {
     );
     server.stop().await;
 }
+
+/// A pool whose connections are all in use answers "busy" (503 for that request) without declaring
+/// the database down for every request of the server (it used to count as unreachable).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saturated_pool_is_busy_not_down() {
+    let Some(pg) = TestPostgres::start("a_saturated_pool_is_busy_not_down") else {
+        return;
+    };
+    pg.create_database("ids");
+    let mut d = pg_deployment(&pg, "ids");
+    d.set("Store:PoolSize", json!(1))
+        .set("Store:ConnectTimeoutSeconds", json!(1));
+    let settings = d.load_settings().expect("settings");
+    let pg_settings = settings.store.postgres().expect("PostgreSql").clone();
+    let store = identity_server::store::postgres::PgStore::new(&pg_settings).expect("store");
+    store.prepare().await.expect("prepare");
+    let held = store.client().await.expect("the one connection");
+    let e = store.client().await.expect_err("no second connection");
+    assert!(
+        matches!(e, identity_server::store::postgres::PgError::Busy { .. }),
+        "{e}"
+    );
+    assert!(e.is_unavailable() && !e.is_down(), "{e}");
+    assert!(store.is_up(), "a busy pool took the store down");
+    drop(held);
+    assert!(store.client().await.is_ok());
+}

@@ -65,6 +65,16 @@ pub enum PgError {
     },
     #[error("cannot {what}: {detail}")]
     Query { what: &'static str, detail: String },
+    /// Every pooled connection is in use for longer than the wait allows: this request is answered
+    /// 503, but the database is not down (nothing is logged as an outage).
+    #[error(
+        "every one of the {pool_size} connections to PostgreSQL {target} stayed busy for {wait_secs} s (Store:PoolSize, Store:ConnectTimeoutSeconds)"
+    )]
+    Busy {
+        target: String,
+        pool_size: usize,
+        wait_secs: u64,
+    },
     /// The store is down (the monitor is retrying): the request is answered 503.
     #[error("the PostgreSQL store is unavailable (retrying): {0}")]
     Unavailable(String),
@@ -79,8 +89,15 @@ impl PgError {
         }
     }
 
-    /// Whether the error says the database cannot be reached (as opposed to a refused statement).
+    /// Whether the request cannot be served now and may be retried (503), as opposed to a refused
+    /// statement: the database cannot be reached, or the pool is saturated.
     pub fn is_unavailable(&self) -> bool {
+        self.is_down() || matches!(self, PgError::Busy { .. })
+    }
+
+    /// Whether the error says the database cannot be reached (the store goes down until the monitor
+    /// reconnects).
+    pub fn is_down(&self) -> bool {
         matches!(
             self,
             PgError::Unreachable { .. } | PgError::Unavailable(_) | PgError::Tls { .. }
@@ -213,7 +230,7 @@ impl PgStore {
             Ok(c) => Ok(c),
             Err(e) => {
                 let e = self.classify(e);
-                if e.is_unavailable() {
+                if e.is_down() {
                     self.health.set_down(&e.to_string());
                 }
                 Err(e)
@@ -313,7 +330,7 @@ impl PgStore {
                     }
                     .await;
                     match ping {
-                        Err(e) if e.is_unavailable() => {
+                        Err(e) if e.is_down() => {
                             self.schema_ready.store(false, Ordering::Release);
                             self.health.set_down(&e.to_string());
                         }
@@ -349,6 +366,12 @@ impl PgStore {
         let target = self.describe();
         match e {
             PoolError::Backend(e) => self.classify_connect(&e),
+            // The pool is full of connections in use: the database answers, this server is busy.
+            PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => PgError::Busy {
+                target,
+                pool_size: self.settings.pool_size,
+                wait_secs: self.settings.connect_timeout.as_secs(),
+            },
             PoolError::Timeout(_) => PgError::Unreachable {
                 target,
                 detail: format!(
