@@ -20,11 +20,18 @@ pub struct Migration {
 }
 
 /// Every migration, in order; versions are 1, 2, 3... without gaps.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "store identity",
-    sql: include_str!("../../../migrations/0001_store.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "store identity",
+        sql: include_str!("../../../migrations/0001_store.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "replay cache and failure budgets",
+        sql: include_str!("../../../migrations/0002_replay_and_budgets.sql"),
+    },
+];
 
 /// The schema version this binary writes and reads.
 pub fn latest() -> i32 {

@@ -11,9 +11,13 @@
 //! - [`tls`]: rustls for `sslmode`, `Store:CaFile`.
 //! - [`migrations`]: the embedded, versioned schema and its advisory lock.
 //! - [`health`]: up/down, logged once per transition.
+//! - [`replay`]: the shared `private_key_jwt` replay cache ([`PgReplayCache`]).
+//! - [`budgets`]: the shared failed-authentication budgets.
 
+pub mod budgets;
 pub mod health;
 pub mod migrations;
+pub mod replay;
 pub mod tls;
 
 use std::path::PathBuf;
@@ -26,6 +30,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use crate::store::settings::{PgSettings, SslMode};
 pub use health::Health;
 pub use migrations::SchemaStatus;
+pub use replay::PgReplayCache;
 
 /// What went wrong with the PostgreSQL store. Messages name the database (`user@host:port/db`, never
 /// the password) and what to do.
@@ -125,7 +130,19 @@ pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
 /// The store's periodic clean-up, run by one [`PgStore::monitor`] per server while the store is up:
 /// every server runs it (any may die); each statement is safe to run concurrently.
 pub async fn maintenance(store: Arc<PgStore>) {
-    let _ = store;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    match replay::delete_expired(&store, now).await {
+        Ok(n) if n > 0 => tracing::debug!("store: deleted {n} expired replay entries"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("store: maintenance: {e}"),
+    }
+    match budgets::forget_full(&store, now).await {
+        Ok(n) if n > 0 => tracing::debug!("store: forgot {n} refilled failure budgets"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("store: maintenance: {e}"),
+    }
 }
 
 /// The shared store's connection pool and availability.
