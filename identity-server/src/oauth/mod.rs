@@ -195,6 +195,11 @@ impl TokenService {
         )
         .await
         .map_err(|reason| {
+            if let KeyRejection::ReplayCacheUnavailable(why) = &reason {
+                // The outage is logged once by the store's health transitions, not per request.
+                tracing::debug!(client_id = %printable(&id), %peer, method = "private_key_jwt", "assertion refused, the shared store is unavailable: {why}");
+                return OAuthError::StoreUnavailable;
+            }
             tracing::warn!(
                 client_id = %printable(&id),
                 %peer,
@@ -205,7 +210,6 @@ impl TokenService {
             );
             match reason {
                 KeyRejection::ReplayCacheFull => OAuthError::TemporarilyUnavailable,
-                KeyRejection::ReplayCacheUnavailable(_) => OAuthError::StoreUnavailable,
                 _ => OAuthError::InvalidClient,
             }
         })?;

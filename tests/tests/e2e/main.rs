@@ -23,4 +23,5 @@ mod oidc_client;
 mod pinning;
 mod reload_faults;
 mod store;
+mod store_shared;
 mod token_endpoint;
