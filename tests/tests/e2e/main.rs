@@ -24,4 +24,5 @@ mod pinning;
 mod reload_faults;
 mod store;
 mod store_shared;
+mod store_tls;
 mod token_endpoint;

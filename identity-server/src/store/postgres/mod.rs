@@ -378,6 +378,19 @@ impl PgStore {
         let c = &self.settings.config;
         if let Some(db) = e.as_db_error() {
             return match db.code().code() {
+                // pg_hba.conf has no line for this connection (no password was even asked for).
+                "28000" if db.message().contains("pg_hba.conf") => PgError::Refused {
+                    target,
+                    detail: format!(
+                        "{} (SQLSTATE 28000): the database's pg_hba.conf accepts no connection like this one{}",
+                        db.message(),
+                        if self.settings.ssl_mode == SslMode::Disable {
+                            "; this one has no TLS (sslmode=disable): when pg_hba.conf has `hostssl` lines only, use sslmode=verify-full with Store:CaFile"
+                        } else {
+                            ""
+                        }
+                    ),
+                },
                 "28P01" | "28000" => PgError::AuthenticationFailed {
                     target,
                     user: c.get_user().unwrap_or("?").to_string(),

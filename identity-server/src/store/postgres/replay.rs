@@ -1,10 +1,16 @@
 //! The `private_key_jwt` replay cache in the shared store: a `jti` accepted by any server is refused by
 //! every server until its assertion's `exp` + [`LEEWAY`].
 //!
-//! One `INSERT ... ON CONFLICT` per accepted assertion: inserted (or replacing an expired row not yet
-//! deleted) means first use; a live row means a replay. The primary key makes two servers receiving the
-//! same assertion at once accept it once. While the store is down the assertion is refused (fail
-//! closed: 503, never a token without the check).
+//! `INSERT ... ON CONFLICT`: inserted (or replacing an expired row not yet deleted) means first use; a
+//! live row means a replay. The primary key makes two servers receiving the same assertion at once accept
+//! it once. While the store is down the assertion is refused (fail closed: 503, never a token without
+//! the check).
+//!
+//! Group commit: the assertions of concurrent requests are recorded by one writer task, in one
+//! multi-row statement per batch (`unnest` of arrays, `RETURNING` the keys that were new), so that
+//! under load a commit (and its WAL flush) is shared by every request waiting meanwhile instead of one
+//! per token; a request alone waits for one statement as before. Each request still gets its answer
+//! only after the commit: nothing is acknowledged before it is durable.
 //!
 //! Bounds: the in-memory [`MemoryReplayCache`] of this server is checked first and keeps its share per
 //! client (100,000 live assertions of one client, 1,000,000 in all, per server), so a client flooding
@@ -17,26 +23,62 @@
 
 use std::sync::Arc;
 
-use super::PgStore;
+use super::{PgError, PgStore};
 use crate::oauth::client_keys::{
     KeyRejection, LEEWAY, MemoryReplayCache, ReplayCache, ReplayFuture, replay_key,
 };
 
-const RECORD: &str = "INSERT INTO ids_replay AS r (key, client_id, refuse_until) VALUES ($1, $2, $3)
+/// Records a batch; returns the keys that were not live rows already (first uses).
+const RECORD: &str = "INSERT INTO ids_replay AS r (key, client_id, refuse_until)
+    SELECT * FROM unnest($1::bytea[], $2::text[], $3::int8[])
     ON CONFLICT (key) DO UPDATE SET client_id = EXCLUDED.client_id, refuse_until = EXCLUDED.refuse_until
-        WHERE r.refuse_until < $4";
+        WHERE r.refuse_until < $4
+    RETURNING key";
+
+/// At most this many assertions in one statement.
+const MAX_BATCH: usize = 256;
+
+/// An assertion waiting for the writer.
+struct Pending {
+    key: [u8; 16],
+    client_id: String,
+    refuse_until: i64,
+    now: i64,
+    /// First use, or why it could not be recorded.
+    reply: tokio::sync::oneshot::Sender<Result<bool, String>>,
+}
 
 /// The shared replay cache (see the module doc).
 #[derive(Debug)]
 pub struct PgReplayCache {
     store: Arc<PgStore>,
     local: MemoryReplayCache,
+    /// To the writer task (`None` outside a runtime: each request then writes its own row).
+    writer: Option<tokio::sync::mpsc::Sender<Pending>>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PgReplayCache {
-    /// `local` holds this server's shares (and answers replays to this server at once).
+    /// `local` holds this server's shares (and answers replays to this server at once). Starts the
+    /// writer task when called within a tokio runtime; it ends when the cache is dropped.
     pub fn new(store: Arc<PgStore>, local: MemoryReplayCache) -> Self {
-        PgReplayCache { store, local }
+        let writer = tokio::runtime::Handle::try_current().ok().map(|runtime| {
+            let (tx, rx) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
+            runtime.spawn(write_batches(store.clone(), rx));
+            tx
+        });
+        PgReplayCache {
+            store,
+            local,
+            writer,
+        }
     }
 
     async fn record(
@@ -46,26 +88,38 @@ impl PgReplayCache {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, KeyRejection> {
-        let unavailable = |e: super::PgError| KeyRejection::ReplayCacheUnavailable(e.to_string());
-        // First the connection: while the store is down nothing is recorded anywhere.
-        let client = self.store.client().await.map_err(unavailable)?;
+        // While the store is down nothing is recorded anywhere (not even this server's share).
+        if !self.store.is_up() {
+            return Err(KeyRejection::ReplayCacheUnavailable(
+                PgError::Unavailable(self.store.health().reason()).to_string(),
+            ));
+        }
         let key = replay_key(client_id, jti);
         if !self.local.insert(key, client_id, expires_at, now)? {
             return Ok(false);
         }
-        let statement = client
-            .prepare_cached(RECORD)
-            .await
-            .map_err(|e| unavailable(self.store.failed("prepare the replay statement", &e)))?;
         let refuse_until = expires_at.saturating_add(LEEWAY);
-        let recorded = client
-            .execute(
-                &statement,
-                &[&key.as_slice(), &client_id, &refuse_until, &now],
-            )
+        let Some(writer) = &self.writer else {
+            let batch = [(key, client_id, refuse_until)];
+            return insert(&self.store, &batch, now)
+                .await
+                .map(|recorded| recorded.contains(&key))
+                .map_err(|e| KeyRejection::ReplayCacheUnavailable(e.to_string()));
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let pending = Pending {
+            key,
+            client_id: client_id.to_string(),
+            refuse_until,
+            now,
+            reply,
+        };
+        let gone = || KeyRejection::ReplayCacheUnavailable("the replay writer stopped".into());
+        writer.send(pending).await.map_err(|_| gone())?;
+        answer
             .await
-            .map_err(|e| unavailable(self.store.failed("record an assertion's jti", &e)))?;
-        Ok(recorded == 1)
+            .map_err(|_| gone())?
+            .map_err(KeyRejection::ReplayCacheUnavailable)
     }
 }
 
@@ -81,8 +135,53 @@ impl ReplayCache for PgReplayCache {
     }
 }
 
+/// The writer task: whatever is waiting (up to [`MAX_BATCH`]) goes in one statement.
+async fn write_batches(store: Arc<PgStore>, mut rx: tokio::sync::mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // A row is live for a batch when it is for the earliest request in it (the stricter view).
+        let now = batch.iter().map(|p| p.now).min().unwrap_or(0);
+        let rows: Vec<([u8; 16], &str, i64)> = batch
+            .iter()
+            .map(|p| (p.key, p.client_id.as_str(), p.refuse_until))
+            .collect();
+        let result = insert(&store, &rows, now).await.map_err(|e| e.to_string());
+        for p in batch.drain(..) {
+            let answer = match &result {
+                Ok(recorded) => Ok(recorded.contains(&p.key)),
+                Err(e) => Err(e.clone()),
+            };
+            let _ = p.reply.send(answer);
+        }
+    }
+}
+
+/// Inserts `rows` (keys unique: this server's memory cache let each through once); the keys recorded.
+async fn insert(
+    store: &PgStore,
+    rows: &[([u8; 16], &str, i64)],
+    now: i64,
+) -> Result<std::collections::HashSet<[u8; 16]>, PgError> {
+    let client = store.client().await?;
+    let statement = client
+        .prepare_cached(RECORD)
+        .await
+        .map_err(|e| store.failed("prepare the replay statement", &e))?;
+    let keys: Vec<&[u8]> = rows.iter().map(|r| r.0.as_slice()).collect();
+    let clients: Vec<&str> = rows.iter().map(|r| r.1).collect();
+    let until: Vec<i64> = rows.iter().map(|r| r.2).collect();
+    let recorded = client
+        .query(&statement, &[&keys, &clients, &until, &now])
+        .await
+        .map_err(|e| store.failed("record assertions' jti", &e))?;
+    Ok(recorded
+        .iter()
+        .filter_map(|row| <[u8; 16]>::try_from(row.get::<_, &[u8]>(0)).ok())
+        .collect())
+}
+
 /// Deletes the rows no longer needed to refuse a replay, in batches (a short lock each).
-pub async fn delete_expired(store: &PgStore, now: i64) -> Result<u64, super::PgError> {
+pub async fn delete_expired(store: &PgStore, now: i64) -> Result<u64, PgError> {
     let client = store.client().await?;
     let mut total = 0;
     loop {
