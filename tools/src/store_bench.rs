@@ -61,7 +61,7 @@ fn find_bin() -> Option<PathBuf> {
 }
 
 impl Cluster {
-    fn start() -> anyhow::Result<Option<Cluster>> {
+    fn start(extra_conf: &[String]) -> anyhow::Result<Option<Cluster>> {
         let Some(bin) = find_bin() else {
             println!(
                 "SKIPPED ids-bench store: PostgreSQL server binaries (initdb, pg_ctl) not found; install Debian's `postgresql` package"
@@ -105,8 +105,9 @@ impl Cluster {
                 use std::io::Write as _;
                 write!(
                     f,
-                    "listen_addresses = ''\nunix_socket_directories = '{}'\nmax_connections = 100\n",
-                    cluster.dir.path().display()
+                    "listen_addresses = ''\nunix_socket_directories = '{}'\nmax_connections = 100\n{}\n",
+                    cluster.dir.path().display(),
+                    extra_conf.join("\n")
                 )
             })?;
         let log = cluster.dir.path().join("server.log").display().to_string();
@@ -179,8 +180,13 @@ fn check(out: Output, what: &str) -> anyhow::Result<()> {
 }
 
 /// Runs the comparison (see the module doc) with `server_bin`.
-pub fn run(server_bin: &Path, connections: usize, seconds: u64) -> anyhow::Result<()> {
-    let Some(cluster) = Cluster::start()? else {
+pub fn run(
+    server_bin: &Path,
+    connections: usize,
+    seconds: u64,
+    pg_conf: &[String],
+) -> anyhow::Result<()> {
+    let Some(cluster) = Cluster::start(pg_conf)? else {
         return Ok(());
     };
     let dir = tempfile::tempdir()?;

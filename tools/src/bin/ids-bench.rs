@@ -132,7 +132,12 @@ enum Mode {
     /// private_key_jwt tokens/s with Store:Provider Embedded next to PostgreSql (a throwaway cluster
     /// of the local PostgreSQL binaries; SKIPPED without them), in one run. Uses `--server`,
     /// `--connections` (clients) and `--seconds` (per round, 2 rounds each).
-    Store,
+    Store {
+        /// A line added to the cluster's postgresql.conf (repeatable), e.g. `synchronous_commit = off`
+        /// to see what the commits' WAL flushes cost.
+        #[arg(long)]
+        pg_conf: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -186,7 +191,7 @@ fn main() -> anyhow::Result<()> {
             };
             return ids_tools::flood_bench::run(&flood, &dir, &server_bin);
         }
-        Some(Mode::Store) => {
+        Some(Mode::Store { pg_conf }) => {
             let server_bin = match cli.server.clone() {
                 Some(p) => p,
                 None => std::env::current_exe()?
@@ -194,7 +199,12 @@ fn main() -> anyhow::Result<()> {
                     .context("no parent folder")?
                     .join("identity-server"),
             };
-            return ids_tools::store_bench::run(&server_bin, cli.connections, cli.seconds.max(1));
+            return ids_tools::store_bench::run(
+                &server_bin,
+                cli.connections,
+                cli.seconds.max(1),
+                pg_conf,
+            );
         }
         None => {}
     }

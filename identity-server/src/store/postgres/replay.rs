@@ -38,6 +38,10 @@ const RECORD: &str = "INSERT INTO ids_replay AS r (key, client_id, refuse_until)
 /// At most this many assertions in one statement.
 const MAX_BATCH: usize = 256;
 
+/// Writer tasks (each with its own connection while it writes): while one batch waits for its commit,
+/// the next one is already on its way, and PostgreSQL flushes their commits together.
+const WRITERS: usize = 3;
+
 /// An assertion waiting for the writer.
 struct Pending {
     key: [u8; 16],
@@ -71,7 +75,10 @@ impl PgReplayCache {
     pub fn new(store: Arc<PgStore>, local: MemoryReplayCache) -> Self {
         let writer = tokio::runtime::Handle::try_current().ok().map(|runtime| {
             let (tx, rx) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
-            runtime.spawn(write_batches(store.clone(), rx));
+            let rx = Arc::new(tokio::sync::Mutex::new(rx));
+            for _ in 0..WRITERS {
+                runtime.spawn(write_batches(store.clone(), rx.clone()));
+            }
             tx
         });
         PgReplayCache {
@@ -135,10 +142,17 @@ impl ReplayCache for PgReplayCache {
     }
 }
 
-/// The writer task: whatever is waiting (up to [`MAX_BATCH`]) goes in one statement.
-async fn write_batches(store: Arc<PgStore>, mut rx: tokio::sync::mpsc::Receiver<Pending>) {
+/// A writer task: whatever is waiting (up to [`MAX_BATCH`]) when it is free goes in one statement.
+async fn write_batches(
+    store: Arc<PgStore>,
+    rx: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Pending>>>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        let received = rx.lock().await.recv_many(&mut batch, MAX_BATCH).await;
+        if received == 0 {
+            return;
+        }
         // A row is live for a batch when it is for the earliest request in it (the stricter view).
         let now = batch.iter().map(|p| p.now).min().unwrap_or(0);
         let rows: Vec<([u8; 16], &str, i64)> = batch
@@ -180,21 +194,11 @@ async fn insert(
         .collect())
 }
 
-/// Deletes the rows no longer needed to refuse a replay, in batches (a short lock each).
+/// Deletes the rows no longer needed to refuse a replay (one scan; row locks only, inserts go on).
 pub async fn delete_expired(store: &PgStore, now: i64) -> Result<u64, PgError> {
     let client = store.client().await?;
-    let mut total = 0;
-    loop {
-        let n = client
-            .execute(
-                "DELETE FROM ids_replay WHERE key IN (SELECT key FROM ids_replay WHERE refuse_until < $1 LIMIT 10000)",
-                &[&now],
-            )
-            .await
-            .map_err(|e| store.failed("delete expired replay entries", &e))?;
-        total += n;
-        if n < 10_000 {
-            return Ok(total);
-        }
-    }
+    client
+        .execute("DELETE FROM ids_replay WHERE refuse_until < $1", &[&now])
+        .await
+        .map_err(|e| store.failed("delete expired replay entries", &e))
 }
