@@ -397,13 +397,33 @@ pub(crate) fn app_state(
         assertion_audiences.push(format!("https://{a}{}", ids_proto::paths::TOKEN));
     }
     assertion_audiences.dedup();
-    let (replay, opened) = oauth::replay_journal::JournaledReplayCache::open(
-        &settings.deliveries.data_folder.join("replay"),
-        oauth::client_keys::MemoryReplayCache::new(1_000_000, 100_000),
-        settings.clock.clone(),
-        oauth::replay_journal::Limits::default(),
-    );
-    opened.log();
+    // The memory bound (docs/performance.md, "Replay cache"): at most 1,000,000 live assertions
+    // (~86 MiB: 2^21 buckets of 41 bytes), 100,000 of one client. An entry lives until its assertion's
+    // exp + 30 s, at most MaxClientAssertionLifetimeSeconds + 30 s: one client may authenticate
+    // 100,000 / (lifetime + 30) times a second (~1,100/s with the agent's 60 s assertions, ~27/s with
+    // 1-hour ones) and all clients together 10 times that; beyond, the client gets
+    // temporarily_unavailable, never a replay accepted.
+    let memory = oauth::client_keys::MemoryReplayCache::new(1_000_000, 100_000);
+    let replay: Arc<dyn oauth::client_keys::ReplayCache> = match &store {
+        // Shared by every server through PostgreSQL; the memory cache keeps this server's shares
+        // (crate::store::postgres::replay). The data folder's journal is not used.
+        Some(store) => Arc::new(crate::store::postgres::PgReplayCache::new(
+            store.clone(),
+            memory,
+        )),
+        // Kept across restarts in <Deliveries:DataFolder>/replay (oauth::replay_journal), which adds
+        // a bounded queue.
+        None => {
+            let (replay, opened) = oauth::replay_journal::JournaledReplayCache::open(
+                &settings.deliveries.data_folder.join("replay"),
+                memory,
+                settings.clock.clone(),
+                oauth::replay_journal::Limits::default(),
+            );
+            opened.log();
+            Arc::new(replay)
+        }
+    };
     let authenticator = Authenticator::new(AuthConfig {
         cache_ttl: settings.secret_cache_ttl,
         cache_size: settings.secret_cache_size,
@@ -412,6 +432,10 @@ pub(crate) fn app_state(
         failures_per_minute: settings.failed_authentications_per_minute,
     })
     .map_err(LoadError::Authenticator)?;
+    let authenticator = match &store {
+        Some(store) => authenticator.with_shared_budget(store.clone()),
+        None => authenticator,
+    };
     Ok(http::AppState {
         clock: settings.clock.clone(),
         token_request_timeout: settings.limits.token_request_timeout,
@@ -431,14 +455,7 @@ pub(crate) fn app_state(
             scopes: settings.scopes.clone(),
             authorities,
             keys: Arc::new(authorized_keys),
-            // The memory bound (docs/performance.md, "Replay cache"): at most 1,000,000 live
-            // assertions (~86 MiB: 2^21 buckets of 41 bytes), 100,000 of one client. An entry lives until its assertion's exp +
-            // 30 s, at most MaxClientAssertionLifetimeSeconds + 30 s: one client may authenticate
-            // 100,000 / (lifetime + 30) times a second (~1,100/s with the agent's 60 s assertions,
-            // ~27/s with 1-hour ones) and all clients together 10 times that; beyond, the client gets
-            // temporarily_unavailable, never a replay accepted. Kept across restarts in
-            // <Deliveries:DataFolder>/replay (oauth::replay_journal), which adds a bounded queue.
-            replay: Arc::new(replay),
+            replay,
             max_assertion_lifetime: settings.max_client_assertion_lifetime.as_secs() as i64,
             client_authorities,
             assertion_audiences,

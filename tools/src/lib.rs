@@ -8,7 +8,8 @@
 //!   `ids-bench files` measures file encryption against a plain copy ([`files_bench`]);
 //!   `ids-bench deliver` measures agent-to-server delivery against encryption ([`delivery_bench`]);
 //!   `ids-bench idle` measures idle connections against a normal client ([`idle_bench`]);
-//!   `ids-bench argon2-flood` measures the server's memory under failed authentications ([`flood_bench`]).
+//!   `ids-bench argon2-flood` measures the server's memory under failed authentications ([`flood_bench`]);
+//!   `ids-bench store` measures private_key_jwt with the embedded store next to PostgreSQL ([`store_bench`]).
 //! - `ids-keytool`: a private CA, TLS server/client certificates, CSRs, PFX files, ssh-keygen-like key
 //!   pairs and JWK thumbprints ([`keytool`]).
 
@@ -17,6 +18,7 @@ pub mod files_bench;
 pub mod flood_bench;
 pub mod idle_bench;
 pub mod keytool;
+pub mod store_bench;
 
 use std::process::Child;
 use std::time::Duration;

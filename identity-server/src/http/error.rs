@@ -22,7 +22,9 @@ impl From<OAuthError> for ErrorResponse {
             | OAuthError::UnsupportedGrantType(_)
             | OAuthError::InvalidScope(_) => StatusCode::BAD_REQUEST,
             OAuthError::SlowDown { .. } => StatusCode::TOO_MANY_REQUESTS,
-            OAuthError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            OAuthError::TemporarilyUnavailable | OAuthError::StoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             OAuthError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ErrorResponse(e, status)
@@ -53,6 +55,12 @@ impl IntoResponse for ErrorResponse {
             }
             OAuthError::TemporarilyUnavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            OAuthError::StoreUnavailable => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(crate::oauth::error::STORE_RETRY_AFTER_SECS),
+                );
             }
             _ => {}
         }

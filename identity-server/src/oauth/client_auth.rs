@@ -7,12 +7,11 @@
 //! - argon2 runs on a fixed pool of `HashConcurrency` threads that keep their argon2 memory
 //!   ([`super::hash_pool`]), behind a semaphore of as many permits; when it stays full for `hash_wait`
 //!   the client gets `temporarily_unavailable` instead of an unbounded queue;
-//! - failed authentications are rate limited per source address (IPv6 per /64), not per client: client
-//!   identifiers are not secret, so a per-client limit would let anyone lock a client out. The budget is
-//!   taken *before* a verification and given back on success, so parallel guesses cannot overrun it; it
-//!   only gates uncached verifications, so an already-verified secret is accepted even from an address
-//!   that has run out. The table of budgets is bounded: when full it forgets the sources closest to a
-//!   full budget, so a flood of new addresses cannot reset an exhausted one (see `make_room`);
+//! - failed authentications are rate limited per source address (IPv6 per /64), not per client
+//!   ([`super::failure_budget`]: in this process, or shared by every server through PostgreSQL). The
+//!   budget is taken *before* a verification and given back on success, so parallel guesses cannot
+//!   overrun it; it only gates uncached verifications, so an already-verified secret is accepted even
+//!   from an address that has run out;
 //! - an unknown client id costs the same argon2 verification as a known one (against a fixed dummy hash),
 //!   so response times do not tell which clients exist.
 
@@ -29,6 +28,7 @@ use ids_secret::SecretHash;
 use tokio::sync::Semaphore;
 
 use super::OAuthError;
+use super::failure_budget::FailureBudget;
 use super::hash_pool::HashPool;
 use crate::access_control::RegisteredClient;
 
@@ -81,7 +81,8 @@ pub struct Authenticator {
     semaphore: Arc<Semaphore>,
     /// `hash_concurrency` threads; a job runs there only with a permit of `semaphore`.
     pool: HashPool,
-    failures: Mutex<HashMap<IpAddr, Bucket>>,
+    /// Failed authentications per source address.
+    pub(crate) budget: FailureBudget,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -116,11 +117,18 @@ impl Authenticator {
         Ok(Authenticator {
             semaphore: Arc::new(Semaphore::new(pool.threads())),
             pool,
+            budget: FailureBudget::new(config.failures_per_minute),
             config,
             cache_key: hmac::Key::new(hmac::HMAC_SHA256, &key),
             cache: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Keeps the failure budgets in the shared store (`Store:Provider PostgreSql`): one budget per
+    /// source address across every server.
+    pub fn with_shared_budget(mut self, store: Arc<crate::store::postgres::PgStore>) -> Self {
+        self.budget = FailureBudget::shared(self.config.failures_per_minute, store);
+        self
     }
 
     /// Authenticates `secret` for `client` (None when the identifier is unknown) at `now` (Unix seconds).
@@ -135,7 +143,7 @@ impl Authenticator {
         let Some(client) = client else {
             if let Some(secret) = secret {
                 // Same cost as a real verification; the result is irrelevant.
-                let attempt = self.take_budget(peer, now)?;
+                let attempt = self.budget.take(peer, now).await?;
                 let _ = self.verify(dummy_hash(), secret).await?;
                 attempt.spend();
             }
@@ -148,7 +156,7 @@ impl Authenticator {
             return Ok(AuthOutcome::Rejected(Rejection::NoSecret));
         };
         let Some(hash) = client.hash.as_ref() else {
-            let attempt = self.take_budget(peer, now)?;
+            let attempt = self.budget.take(peer, now).await?;
             let _ = self.verify(dummy_hash(), secret).await?;
             attempt.spend();
             return Ok(AuthOutcome::Rejected(Rejection::NoSecretRegistered));
@@ -157,7 +165,7 @@ impl Authenticator {
         if self.cached(&key, &client.hash_fingerprint, now) {
             return Ok(AuthOutcome::Authenticated { cached: true });
         }
-        let attempt = self.take_budget(peer, now)?;
+        let attempt = self.budget.take(peer, now).await?;
         let ok = self.verify(hash, secret).await?;
         if !hash.is_slow() {
             // A legacy digest answers in microseconds: pay an argon2 verification as unknown ids do, so
@@ -258,117 +266,6 @@ impl Authenticator {
     pub fn cache_len(&self) -> usize {
         self.cache.lock().map(|c| c.len()).unwrap_or(0)
     }
-
-    /// Takes one attempt from the source address's budget. The attempt is given back when the returned
-    /// guard is dropped unspent: on success, on an error before any verdict (busy, internal), and when the
-    /// request is abandoned (client gone, shutdown). Only [`Attempt::spend`] (a wrong secret) keeps it.
-    fn take_budget(&self, peer: IpAddr, now: i64) -> Result<Attempt<'_>, OAuthError> {
-        let Ok(mut failures) = self.failures.lock() else {
-            return Err(OAuthError::ServerError);
-        };
-        let rate = self.config.failures_per_minute;
-        let key = source(peer);
-        if !failures.contains_key(&key) && failures.len() >= MAX_TRACKED_SOURCES {
-            make_room(&mut failures, now, rate, MAX_TRACKED_SOURCES);
-        }
-        let bucket = failures.entry(key).or_insert(Bucket {
-            tokens: f64::from(rate),
-            at: now,
-        });
-        bucket.refill(now, rate);
-        if bucket.tokens < 1.0 {
-            let wait = ((1.0 - bucket.tokens) * 60.0 / f64::from(rate)).ceil() as u64;
-            return Err(OAuthError::SlowDown {
-                retry_after_secs: wait.max(1),
-            });
-        }
-        bucket.tokens -= 1.0;
-        Ok(Attempt {
-            authenticator: self,
-            peer,
-            spent: false,
-        })
-    }
-
-    fn refund_budget(&self, peer: IpAddr) {
-        let Ok(mut failures) = self.failures.lock() else {
-            return;
-        };
-        let rate = f64::from(self.config.failures_per_minute);
-        if let Some(bucket) = failures.get_mut(&source(peer)) {
-            bucket.tokens = (bucket.tokens + 1.0).min(rate);
-        }
-    }
-}
-
-/// One attempt taken from a source address's budget; given back on drop unless spent.
-struct Attempt<'a> {
-    authenticator: &'a Authenticator,
-    peer: IpAddr,
-    spent: bool,
-}
-
-impl Attempt<'_> {
-    /// The attempt failed authentication: it stays taken.
-    fn spend(mut self) {
-        self.spent = true;
-    }
-}
-
-impl Drop for Attempt<'_> {
-    fn drop(&mut self) {
-        if !self.spent {
-            self.authenticator.refund_budget(self.peer);
-        }
-    }
-}
-
-/// How many source addresses the failure budget tracks at most.
-const MAX_TRACKED_SOURCES: usize = 50_000;
-
-/// Makes room in the full table of failure budgets, for `max / 8` new sources at least: forgets the
-/// sources back to a full budget (as good as untracked), then, if that is not enough (a flood of
-/// distinct addresses), the sources closest to a full budget.
-///
-/// Forgetting a source gives it its full budget back, so the sources forgotten are those it gives the
-/// fewest attempts: an address that has exhausted its budget is forgotten last, after every address
-/// that failed less, instead of with everyone (the table used to be cleared) or because it stopped
-/// trying (least recently used would forget it first). Getting it forgotten takes 7/8 of the table's
-/// addresses with no more budget left than it has: exhausting them is no gain over using them.
-///
-/// Cost: one O(n) pass (retain, then a linear-time selection) frees at least `max / 8` slots, so a
-/// flood of new addresses costs amortised O(1) per address.
-fn make_room(failures: &mut HashMap<IpAddr, Bucket>, now: i64, rate: u32, max: usize) {
-    failures.retain(|_, b| {
-        b.refill(now, rate);
-        b.tokens < f64::from(rate)
-    });
-    let keep = max - max.div_ceil(8);
-    if failures.len() <= keep {
-        return;
-    }
-    let excess = failures.len() - keep;
-    // Every bucket was just refilled to `now`: the most tokens is the closest to a full budget.
-    let mut by_tokens: Vec<(f64, IpAddr)> = failures.iter().map(|(k, b)| (b.tokens, *k)).collect();
-    by_tokens.select_nth_unstable_by(excess - 1, |a, b| b.0.total_cmp(&a.0));
-    for (_, key) in &by_tokens[..excess] {
-        failures.remove(key);
-    }
-}
-
-/// The rate-limited unit: an IPv4 address, or an IPv6 /64 (one host usually holds a whole /64).
-fn source(peer: IpAddr) -> IpAddr {
-    match peer {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let mut segments = v6.segments();
-                segments[4..].fill(0);
-                IpAddr::V6(segments.into())
-            }
-        },
-    }
 }
 
 /// A fixed argon2id hash (production parameters) verified for unknown client ids.
@@ -378,21 +275,6 @@ fn dummy_hash() -> &'static SecretHash {
         SecretHash::argon2id(&ClientSecret::new("unknown-client"))
             .unwrap_or(SecretHash::Sha256([0; 32]))
     })
-}
-
-/// A token bucket of failed attempts: `rate` per minute, burst `rate`.
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    at: i64,
-}
-
-impl Bucket {
-    fn refill(&mut self, now: i64, rate: u32) {
-        let elapsed = (now - self.at).max(0) as f64;
-        self.tokens = (self.tokens + elapsed * f64::from(rate) / 60.0).min(f64::from(rate));
-        self.at = now;
-    }
 }
 
 #[cfg(test)]
@@ -625,16 +507,21 @@ mod tests {
                 Ok(AuthOutcome::Rejected(_))
             ));
         }
-        // MAX_TRACKED_SOURCES other addresses fail once each (the accounting of a wrong secret, without
+        // super::super::failure_budget::MAX_TRACKED_SOURCES other addresses fail once each (the accounting of a wrong secret, without
         // the argon2 verification): the table fills up and has to make room, more than once.
-        for i in 0..MAX_TRACKED_SOURCES as u32 {
+        for i in 0..super::super::failure_budget::MAX_TRACKED_SOURCES as u32 {
             let other = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-            a.take_budget(other, 0)
+            a.budget
+                .take(other, 0)
+                .await
                 .expect("a fresh address has a budget")
                 .spend();
         }
-        let tracked = a.failures.lock().expect("lock").len();
-        assert!(tracked <= MAX_TRACKED_SOURCES, "{tracked}");
+        let tracked = a.budget.tracked();
+        assert!(
+            tracked <= super::super::failure_budget::MAX_TRACKED_SOURCES,
+            "{tracked}"
+        );
         let r = check(&a, &c, "x", 0).await;
         assert!(
             matches!(
@@ -650,43 +537,5 @@ mod tests {
             check(&a, &c, "x", 30).await,
             Ok(AuthOutcome::Rejected(_))
         ));
-    }
-
-    #[test]
-    fn make_room_forgets_full_budgets_then_those_closest_to_full() {
-        let rate = 4;
-        let mut failures = HashMap::new();
-        for (i, tokens) in [4.0, 3.0, 0.0, 2.0, 3.0, 1.0, 3.0, 2.5]
-            .into_iter()
-            .enumerate()
-        {
-            let ip = IpAddr::V4(std::net::Ipv4Addr::from(i as u32));
-            failures.insert(ip, Bucket { tokens, at: 0 });
-        }
-        // max 8: room for one at least, taken from the full budget alone.
-        make_room(&mut failures, 0, rate, 8);
-        assert_eq!(failures.len(), 7);
-        // max 7: the full one is gone, so the one with the most tokens (3.0, three of them) goes.
-        make_room(&mut failures, 0, rate, 7);
-        assert_eq!(failures.len(), 6);
-        let mut left: Vec<f64> = failures.values().map(|b| b.tokens).collect();
-        left.sort_by(f64::total_cmp);
-        assert_eq!(left, [0.0, 1.0, 2.0, 2.5, 3.0, 3.0]);
-        // max 6 with 30 s gone by (2 tokens refilled): 3.0 and 2.5 and 2.0 are back to full.
-        make_room(&mut failures, 30, rate, 6);
-        let mut left: Vec<f64> = failures.values().map(|b| b.tokens).collect();
-        left.sort_by(f64::total_cmp);
-        assert_eq!(left, [2.0, 3.0]);
-    }
-
-    #[test]
-    fn ipv6_sources_are_grouped_by_64() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
-        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().expect("ip");
-        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
-        assert_eq!(source(a), source(b));
-        assert_ne!(source(a), source(c));
-        let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("ip");
-        assert_eq!(source(mapped), "192.0.2.1".parse::<IpAddr>().expect("ip"));
     }
 }

@@ -19,9 +19,16 @@ pub enum OAuthError {
     /// Secret verification capacity exhausted (argon2 concurrency limit).
     #[error("temporarily_unavailable")]
     TemporarilyUnavailable,
+    /// The shared store (PostgreSQL) is down: what needs it (a `private_key_jwt` replay check) is
+    /// refused until it returns, with `Retry-After`.
+    #[error("temporarily_unavailable: the shared store is unavailable")]
+    StoreUnavailable,
     #[error("server_error")]
     ServerError,
 }
+
+/// `Retry-After` while the shared store is down: the monitor retries within 1-10 s.
+pub const STORE_RETRY_AFTER_SECS: u64 = 5;
 
 impl OAuthError {
     /// The RFC 6749 `error` code.
@@ -33,7 +40,9 @@ impl OAuthError {
             OAuthError::InvalidScope(_) => "invalid_scope",
             // RFC 6749 section 5.2 has no code for "try later"; the HTTP status (429/503) and
             // `Retry-After` carry the meaning, the code stays one a token client knows.
-            OAuthError::SlowDown { .. } | OAuthError::TemporarilyUnavailable => "invalid_request",
+            OAuthError::SlowDown { .. }
+            | OAuthError::TemporarilyUnavailable
+            | OAuthError::StoreUnavailable => "invalid_request",
             OAuthError::ServerError => "server_error",
         }
     }
@@ -51,6 +60,9 @@ impl OAuthError {
             OAuthError::TemporarilyUnavailable => {
                 "the server is busy verifying secrets; retry shortly".into()
             }
+            OAuthError::StoreUnavailable => format!(
+                "the server cannot check assertions for replay right now (its shared store is unavailable); retry after {STORE_RETRY_AFTER_SECS} seconds"
+            ),
             OAuthError::ServerError => "internal error; see the server log".into(),
         }
     }

@@ -5,6 +5,7 @@ pub mod bearer;
 pub mod client_auth;
 pub mod client_keys;
 pub mod error;
+pub mod failure_budget;
 pub mod hash_pool;
 pub mod replay_journal;
 pub mod request;
@@ -84,7 +85,8 @@ impl TokenService {
                 }
             }
             AuthMethod::PrivateKeyJwt => {
-                self.authenticate_assertion(&request.credentials, &clients.by_id, peer, now)?
+                self.authenticate_assertion(&request.credentials, &clients.by_id, peer, now)
+                    .await?
             }
             AuthMethod::None => {
                 let id = &request.credentials.client_id;
@@ -147,7 +149,7 @@ impl TokenService {
     }
 
     /// `private_key_jwt`: the client is the body's `client_id`, else the assertion's `iss`.
-    fn authenticate_assertion<'c>(
+    async fn authenticate_assertion<'c>(
         &self,
         credentials: &request::Credentials,
         clients: &'c std::collections::HashMap<String, RegisteredClient>,
@@ -191,7 +193,13 @@ impl TokenService {
             },
             now,
         )
+        .await
         .map_err(|reason| {
+            if let KeyRejection::ReplayCacheUnavailable(why) = &reason {
+                // The outage is logged once by the store's health transitions, not per request.
+                tracing::debug!(client_id = %printable(&id), %peer, method = "private_key_jwt", "assertion refused, the shared store is unavailable: {why}");
+                return OAuthError::StoreUnavailable;
+            }
             tracing::warn!(
                 client_id = %printable(&id),
                 %peer,

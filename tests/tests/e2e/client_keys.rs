@@ -54,7 +54,7 @@ fn claims(token: &str) -> Value {
     serde_json::from_slice(&ids_pki::b64::url_decode(payload).expect("b64")).expect("json")
 }
 
-async fn assertion_request(server: &Server, assertion: &str) -> (u16, Value) {
+pub(crate) async fn assertion_request(server: &Server, assertion: &str) -> (u16, Value) {
     let r = server
         .token_post(&[
             ("grant_type", "client_credentials"),
@@ -260,7 +260,7 @@ async fn authorized_clients_folder_takes_effect_without_a_restart() {
 }
 
 /// A deployment with the client `Poller2` registered by the thumbprint of a key `ids-keytool` made.
-fn poller2(d: &Deployment) -> AssertionSigner {
+pub(crate) fn poller2(d: &Deployment) -> AssertionSigner {
     let (key, public) = agent_key(d.path(), "poller2");
     let tp = thumbprint(d.path(), &public);
     d.write_xml(

@@ -25,4 +25,6 @@ mod pinning;
 mod reload_faults;
 mod store;
 mod store_deliveries;
+mod store_shared;
+mod store_tls;
 mod token_endpoint;

@@ -196,6 +196,30 @@ impl TestPostgres {
             .expect("write postgresql.conf");
     }
 
+    /// The cluster's data folder (`postgresql.conf`, and where the tests put TLS files).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data
+    }
+
+    /// Gives `path` to the user the server runs as (`postgres` when the tests run as root), with mode
+    /// 0600: what PostgreSQL wants of its private key.
+    pub fn give(&self, path: &std::path::Path) {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        if self.as_postgres {
+            let out = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(path)
+                .output()
+                .expect("chown");
+            assert!(
+                out.status.success(),
+                "chown: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
     /// Replaces `pg_hba.conf` (takes effect at the next start).
     pub fn set_hba(&self, contents: &str) {
         std::fs::write(self.data.join("pg_hba.conf"), contents).expect("pg_hba.conf");

@@ -22,6 +22,9 @@
 //! measures how soon they are closed and a normal client's token latency meanwhile, next to the same
 //! client without them (see `ids_tools::idle_bench`).
 //!
+//! `ids-bench store` measures `private_key_jwt` tokens/s with the embedded store next to a throwaway
+//! PostgreSQL cluster (see `ids_tools::store_bench`).
+//!
 //! `ids-bench argon2-flood` measures the server's resident memory under a flood of failed
 //! `client_secret` authentications from many loopback addresses, next to its idle memory plus the
 //! argon2 memory of `HashConcurrency` verifications (see `ids_tools::flood_bench`).
@@ -126,6 +129,15 @@ enum Mode {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// private_key_jwt tokens/s with Store:Provider Embedded next to PostgreSql (a throwaway cluster
+    /// of the local PostgreSQL binaries; SKIPPED without them), in one run. Uses `--server`,
+    /// `--connections` (clients) and `--seconds` (per round, 2 rounds each).
+    Store {
+        /// A line added to the cluster's postgresql.conf (repeatable), e.g. `synchronous_commit = off`
+        /// to see what the commits' WAL flushes cost.
+        #[arg(long)]
+        pg_conf: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -178,6 +190,21 @@ fn main() -> anyhow::Result<()> {
                 hash_concurrency: (*hash_concurrency).max(1),
             };
             return ids_tools::flood_bench::run(&flood, &dir, &server_bin);
+        }
+        Some(Mode::Store { pg_conf }) => {
+            let server_bin = match cli.server.clone() {
+                Some(p) => p,
+                None => std::env::current_exe()?
+                    .parent()
+                    .context("no parent folder")?
+                    .join("identity-server"),
+            };
+            return ids_tools::store_bench::run(
+                &server_bin,
+                cli.connections,
+                cli.seconds.max(1),
+                pg_conf,
+            );
         }
         None => {}
     }

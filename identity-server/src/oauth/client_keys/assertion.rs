@@ -24,8 +24,9 @@ pub struct AssertionPolicy<'a> {
 
 /// Verifies a `private_key_jwt` assertion for `client` (`spellings`: other accepted forms of its id in
 /// `iss`/`sub`, such as `Job@host:port`). `keys` are the client's keys from the
-/// authorized-clients folder.
-pub fn authenticate_assertion(
+/// authorized-clients folder. The replay cache is consulted last, after the signature and claims
+/// verified: only a registered client's valid assertions cost a (possibly shared) replay entry.
+pub async fn authenticate_assertion(
     assertion: UnverifiedAssertion,
     client: &RegisteredClient,
     spellings: &[String],
@@ -38,12 +39,16 @@ pub fn authenticate_assertion(
     let mut names = vec![client.identifier.to_string()];
     names.extend(spellings.iter().cloned());
     let claims = verified.check(&names, policy.audiences, now, LEEWAY, policy.max_lifetime)?;
-    if !policy.replay.first_use(
-        client.identifier.as_str(),
-        &claims.jti,
-        claims.expires_at,
-        now,
-    )? {
+    if !policy
+        .replay
+        .first_use(
+            client.identifier.as_str(),
+            &claims.jti,
+            claims.expires_at,
+            now,
+        )
+        .await?
+    {
         return Err(AssertionError::Replayed(claims.jti).into());
     }
     Ok(())

@@ -33,7 +33,7 @@ pub use certificate::{
     authenticate_certificate,
 };
 pub(crate) use replay::replay_key;
-pub use replay::{MemoryReplayCache, ReplayCache};
+pub use replay::{MemoryReplayCache, ReplayCache, ReplayFuture};
 
 /// Why key or certificate authentication failed (server log only).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,4 +74,8 @@ pub enum KeyRejection {
         "too many assertions from this client within their lifetime (replay cache share full); retry later"
     )]
     ReplayCacheFull,
+    /// The shared replay cache (PostgreSQL) cannot be reached: the assertion is refused (fail closed),
+    /// the client is answered 503.
+    #[error("the shared replay cache is unavailable, the assertion is refused: {0}")]
+    ReplayCacheUnavailable(String),
 }

@@ -1,22 +1,29 @@
 //! The `jti` replay cache (RFC 7523 section 3, item 7): each assertion is accepted once.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use super::{KeyRejection, LEEWAY};
 
-/// section 3, item 7). In memory by default; a shared implementation lets several servers refuse a
-/// replay across them.
+/// What [`ReplayCache::first_use`] answers: boxed so that the trait stays object-safe while a shared
+/// implementation awaits its database (a request never blocks a runtime worker on it).
+pub type ReplayFuture<'a> = Pin<Box<dyn Future<Output = Result<bool, KeyRejection>> + Send + 'a>>;
+
+/// The `jti`s of accepted assertions, each refused as a replay until it expires (RFC 7523
+/// section 3, item 7). In memory by default; a shared implementation
+/// (`crate::store::postgres::PgReplayCache`) lets several servers refuse a replay across them.
 pub trait ReplayCache: Send + Sync + std::fmt::Debug {
     /// Records `(client_id, jti)` until `expires_at` (Unix seconds). `Ok(false)` when it was already
     /// recorded (a replay). An error refuses the assertion (fail closed).
-    fn first_use(
-        &self,
-        client_id: &str,
-        jti: &str,
+    fn first_use<'a>(
+        &'a self,
+        client_id: &'a str,
+        jti: &'a str,
         expires_at: i64,
         now: i64,
-    ) -> Result<bool, KeyRejection>;
+    ) -> ReplayFuture<'a>;
 
     /// Called once when the server stops gracefully: writes out what is not durable yet. Nothing
     /// to do for a cache that keeps nothing beyond the process.
@@ -79,7 +86,22 @@ impl MemoryReplayCache {
 }
 
 impl ReplayCache for MemoryReplayCache {
-    fn first_use(
+    fn first_use<'a>(
+        &'a self,
+        client_id: &'a str,
+        jti: &'a str,
+        expires_at: i64,
+        now: i64,
+    ) -> ReplayFuture<'a> {
+        Box::pin(std::future::ready(
+            self.first_use_now(client_id, jti, expires_at, now),
+        ))
+    }
+}
+
+impl MemoryReplayCache {
+    /// [`ReplayCache::first_use`], answered at once (nothing to wait for in memory).
+    pub fn first_use_now(
         &self,
         client_id: &str,
         jti: &str,
@@ -88,9 +110,7 @@ impl ReplayCache for MemoryReplayCache {
     ) -> Result<bool, KeyRejection> {
         self.insert(replay_key(client_id, jti), client_id, expires_at, now)
     }
-}
 
-impl MemoryReplayCache {
     /// [`ReplayCache::first_use`] by key.
     pub(crate) fn insert(
         &self,

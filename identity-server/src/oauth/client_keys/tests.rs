@@ -67,26 +67,30 @@ fn distinguished_names_parse_with_escapes() {
 #[test]
 fn replay_cache_refuses_a_second_use_until_expiry_and_stays_bounded() {
     let cache = MemoryReplayCache::new(2, 2);
-    assert!(cache.first_use("a", "1", 100, 50).unwrap());
-    assert!(!cache.first_use("a", "1", 100, 60).unwrap());
+    assert!(cache.first_use_now("a", "1", 100, 50).unwrap());
+    assert!(!cache.first_use_now("a", "1", 100, 60).unwrap());
     // Same jti for another client is another assertion.
-    assert!(cache.first_use("b", "1", 100, 60).unwrap());
+    assert!(cache.first_use_now("b", "1", 100, 60).unwrap());
     // Full of live entries: fail closed.
     assert_eq!(
-        cache.first_use("c", "1", 100, 60),
+        cache.first_use_now("c", "1", 100, 60),
         Err(KeyRejection::ReplayCacheFull)
     );
     // Once expired (plus leeway), entries make room.
-    assert!(cache.first_use("c", "1", 300, 100 + LEEWAY + 1).unwrap());
+    assert!(
+        cache
+            .first_use_now("c", "1", 300, 100 + LEEWAY + 1)
+            .unwrap()
+    );
     // One client's share cannot crowd out the others.
     let cache = MemoryReplayCache::new(10, 2);
-    assert!(cache.first_use("greedy", "1", 100, 50).unwrap());
-    assert!(cache.first_use("greedy", "2", 100, 50).unwrap());
+    assert!(cache.first_use_now("greedy", "1", 100, 50).unwrap());
+    assert!(cache.first_use_now("greedy", "2", 100, 50).unwrap());
     assert_eq!(
-        cache.first_use("greedy", "3", 100, 50),
+        cache.first_use_now("greedy", "3", 100, 50),
         Err(KeyRejection::ReplayCacheFull)
     );
-    assert!(cache.first_use("polite", "1", 100, 50).unwrap());
+    assert!(cache.first_use_now("polite", "1", 100, 50).unwrap());
 }
 
 #[test]

@@ -48,7 +48,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::client_keys::{KeyRejection, MemoryReplayCache, ReplayCache, replay_key};
+use super::client_keys::{KeyRejection, MemoryReplayCache, ReplayCache, ReplayFuture, replay_key};
 use file::Entry;
 use ids_runtime::Clock;
 use writer::{Writer, start};
@@ -179,7 +179,28 @@ impl JournaledReplayCache {
 }
 
 impl ReplayCache for JournaledReplayCache {
-    fn first_use(
+    fn first_use<'a>(
+        &'a self,
+        client_id: &'a str,
+        jti: &'a str,
+        expires_at: i64,
+        now: i64,
+    ) -> ReplayFuture<'a> {
+        Box::pin(std::future::ready(
+            self.first_use_now(client_id, jti, expires_at, now),
+        ))
+    }
+
+    fn shutdown(&self) {
+        if let Some(writer) = &self.writer {
+            writer.close();
+        }
+    }
+}
+
+impl JournaledReplayCache {
+    /// [`ReplayCache::first_use`], answered at once (the journal is written behind, by its queue).
+    pub fn first_use_now(
         &self,
         client_id: &str,
         jti: &str,
@@ -196,11 +217,5 @@ impl ReplayCache for JournaledReplayCache {
             });
         }
         Ok(first)
-    }
-
-    fn shutdown(&self) {
-        if let Some(writer) = &self.writer {
-            writer.close();
-        }
     }
 }

@@ -37,11 +37,15 @@ fn accepted_assertions_are_refused_after_a_restart_until_they_expire() {
     let c = clock(now);
     let (cache, opened) = open(&folder, &c, Limits::default());
     assert_eq!(opened.unusable, None);
-    assert!(cache.first_use("Job", "a", now + 60, now).expect("ok"));
-    assert!(cache.first_use("Job", "b", now + 3600, now).expect("ok"));
+    assert!(cache.first_use_now("Job", "a", now + 60, now).expect("ok"));
     assert!(
         cache
-            .first_use("Other Client", "a", now + 60, now)
+            .first_use_now("Job", "b", now + 3600, now)
+            .expect("ok")
+    );
+    assert!(
+        cache
+            .first_use_now("Other Client", "a", now + 60, now)
             .expect("ok")
     );
     cache.shutdown();
@@ -52,10 +56,13 @@ fn accepted_assertions_are_refused_after_a_restart_until_they_expire() {
     let (cache, opened) = open(&folder, &c, Limits::default());
     assert_eq!((opened.loaded, opened.expired), (1, 2), "{opened:?}");
     assert_eq!(
-        cache.first_use("Job", "b", now + 3600, now + 100),
+        cache.first_use_now("Job", "b", now + 3600, now + 100),
         Ok(false)
     );
-    assert_eq!(cache.first_use("Job", "a", now + 160, now + 100), Ok(true));
+    assert_eq!(
+        cache.first_use_now("Job", "a", now + 160, now + 100),
+        Ok(true)
+    );
     cache.shutdown();
     // The start-up compaction dropped the expired entries.
     assert_eq!(lines(&folder.join(JOURNAL)).len(), 2);
@@ -130,8 +137,8 @@ fn an_unusable_folder_leaves_a_working_cache_in_memory_and_says_why() {
         "{reason}"
     );
     assert!(!cache.is_journaled());
-    assert_eq!(cache.first_use("Job", "a", 200, 100), Ok(true));
-    assert_eq!(cache.first_use("Job", "a", 200, 100), Ok(false));
+    assert_eq!(cache.first_use_now("Job", "a", 200, 100), Ok(true));
+    assert_eq!(cache.first_use_now("Job", "a", 200, 100), Ok(false));
     cache.shutdown();
 }
 
@@ -149,14 +156,14 @@ fn the_writer_compacts_away_expired_entries() {
     let (cache, _) = open(&folder, &c, limits);
     for i in 0..10 {
         assert_eq!(
-            cache.first_use("Job", &format!("short-{i}"), now + 1, now),
+            cache.first_use_now("Job", &format!("short-{i}"), now + 1, now),
             Ok(true)
         );
     }
     c.set(now + 100);
     for i in 0..3 {
         assert_eq!(
-            cache.first_use("Job", &format!("long-{i}"), now + 1000, now + 100),
+            cache.first_use_now("Job", &format!("long-{i}"), now + 1000, now + 100),
             Ok(true)
         );
     }

@@ -26,9 +26,13 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "store identity",
         sql: include_str!("../../../migrations/0001_store.sql"),
     },
-    // Version 3 once the replay cache's version 2 is merged (numbered 2 on its own branch).
     Migration {
         version: 2,
+        name: "replay cache and failure budgets",
+        sql: include_str!("../../../migrations/0002_replay_and_budgets.sql"),
+    },
+    Migration {
+        version: 3,
         name: "deliveries",
         sql: include_str!("../../../migrations/0003_deliveries.sql"),
     },

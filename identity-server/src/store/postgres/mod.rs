@@ -12,10 +12,14 @@
 //! - [`migrations`]: the embedded, versioned schema and its advisory lock.
 //! - [`health`]: up/down, logged once per transition.
 //! - [`deliveries`]: deliveries (records, encrypted content in chunks, upload leases, the sweeper).
+//! - [`replay`]: the shared `private_key_jwt` replay cache ([`PgReplayCache`]).
+//! - [`budgets`]: the shared failed-authentication budgets.
 
+pub mod budgets;
 pub mod deliveries;
 pub mod health;
 pub mod migrations;
+pub mod replay;
 pub mod tls;
 
 use std::path::PathBuf;
@@ -28,6 +32,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use crate::store::settings::{PgSettings, SslMode};
 pub use health::Health;
 pub use migrations::SchemaStatus;
+pub use replay::PgReplayCache;
 
 /// What went wrong with the PostgreSQL store. Messages name the database (`user@host:port/db`, never
 /// the password) and what to do.
@@ -144,6 +149,19 @@ pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
 /// The store's periodic clean-up, run by one [`PgStore::monitor`] per server while the store is up:
 /// every server runs it (any may die); each statement is safe to run concurrently.
 pub async fn maintenance(store: Arc<PgStore>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    match replay::delete_expired(&store, now).await {
+        Ok(n) if n > 0 => tracing::debug!("store: deleted {n} expired replay entries"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("store: maintenance: {e}"),
+    }
+    match budgets::forget_full(&store, now).await {
+        Ok(n) if n > 0 => tracing::debug!("store: forgot {n} refilled failure budgets"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("store: maintenance: {e}"),
+    }
     sweep_deliveries(&store).await;
 }
 
@@ -391,6 +409,19 @@ impl PgStore {
         let c = &self.settings.config;
         if let Some(db) = e.as_db_error() {
             return match db.code().code() {
+                // pg_hba.conf has no line for this connection (no password was even asked for).
+                "28000" if db.message().contains("pg_hba.conf") => PgError::Refused {
+                    target,
+                    detail: format!(
+                        "{} (SQLSTATE 28000): the database's pg_hba.conf accepts no connection like this one{}",
+                        db.message(),
+                        if self.settings.ssl_mode == SslMode::Disable {
+                            "; this one has no TLS (sslmode=disable): when pg_hba.conf has `hostssl` lines only, use sslmode=verify-full with Store:CaFile"
+                        } else {
+                            ""
+                        }
+                    ),
+                },
                 "28P01" | "28000" => PgError::AuthenticationFailed {
                     target,
                     user: c.get_user().unwrap_or("?").to_string(),

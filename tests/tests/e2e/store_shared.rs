@@ -1,0 +1,208 @@
+//! What several servers share through PostgreSQL (issue 16): the `private_key_jwt` replay cache and the
+//! failed-authentication budget per source address, and how the servers behave while the database is
+//! away (private_key_jwt fails closed with 503 + `Retry-After`, secret clients keep getting tokens, the
+//! servers recover by themselves, the outage is logged once). Two servers run on one throwaway
+//! PostgreSQL cluster with one issuer (`ApplicationUri`), as behind a load balancer; without the
+//! PostgreSQL binaries each test prints SKIPPED.
+
+use std::time::{Duration, Instant};
+
+use ids_jose::AssertionSigner;
+use serde_json::json;
+
+use crate::client_keys::{assertion_request, poller2};
+use crate::pg::TestPostgres;
+use crate::support::{Deployment, JOB_SECRET, Server, unix_now};
+
+/// The issuer both servers share, as behind a load balancer: an assertion's `aud` is valid on either.
+const ISSUER: &str = "https://ids.example.test";
+
+fn token_endpoint() -> String {
+    format!("{ISSUER}/connect/token")
+}
+
+/// A deployment on database `db` of `pg` with the client `Poller2` (private_key_jwt) and `Job`
+/// (secret); returns it and the client's signer.
+fn shared_deployment(pg: &TestPostgres, db: &str) -> (Deployment, AssertionSigner) {
+    pg.create_database(db);
+    let mut d = Deployment::new();
+    d.set("ApplicationUri", json!(ISSUER));
+    d.set(
+        "Store",
+        json!({
+            "Provider": "PostgreSql",
+            "ConnectionString": pg.socket_connection_string(db),
+        }),
+    );
+    let signer = poller2(&d);
+    d.write();
+    (d, signer)
+}
+
+fn fresh(signer: &AssertionSigner) -> String {
+    signer
+        .sign("Poller2", &token_endpoint(), unix_now())
+        .expect("sign")
+}
+
+async fn secret_token(server: &Server, secret: &str) -> reqwest::Response {
+    server
+        .token_post(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "Job"),
+            ("client_secret", secret),
+        ])
+        .await
+}
+
+/// Waits until a fresh assertion gets a token from `server` again (the monitor reconnects by itself).
+async fn wait_for_recovery(server: &Server, signer: &AssertionSigner) {
+    let start = Instant::now();
+    loop {
+        let (status, body) = assertion_request(server, &fresh(signer)).await;
+        if status == 200 {
+            return;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "private_key_jwt did not recover within 40 s of PostgreSQL's return"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assertion_accepted_by_one_server_is_refused_by_the_other() {
+    let Some(pg) = TestPostgres::start("an_assertion_accepted_by_one_server") else {
+        return;
+    };
+    let (d, signer) = shared_deployment(&pg, "ids");
+    let a = d.start().await;
+    let b = d.start().await;
+    let assertion = fresh(&signer);
+    let (status, body) = assertion_request(&a, &assertion).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = assertion_request(&b, &assertion).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "the assertion replayed to the other server is refused: {body}"
+    );
+    // Not for another reason: a fresh assertion is accepted by B, then refused by A.
+    let other = fresh(&signer);
+    assert_eq!(assertion_request(&b, &other).await.0, 200);
+    assert_eq!(assertion_request(&a, &other).await.0, 401);
+    // Two rows, no jti in clear; the data folder's journal is not used.
+    assert_eq!(pg.psql("ids", "SELECT count(*) FROM ids_replay"), "2");
+    assert!(!d.path().join("data/replay/journal").exists());
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_authentications_spread_over_two_servers_share_one_budget() {
+    let Some(pg) = TestPostgres::start("failed_authentications_spread") else {
+        return;
+    };
+    let (mut d, _) = shared_deployment(&pg, "ids");
+    d.set("IdentityServer.FailedAuthenticationsPerMinute", json!(4));
+    d.write();
+    let a = d.start().await;
+    let b = d.start().await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let r = secret_token(server, "guess").await;
+        if r.status() == 429 {
+            assert!(r.headers().get("retry-after").is_some());
+        }
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(&statuses[..4], &[401; 4], "{statuses:?}");
+    assert!(
+        statuses[4..].iter().all(|s| *s == 429),
+        "4 failures a minute in total across both servers, not 4 each: {statuses:?}"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_away_fails_private_key_jwt_closed_and_the_servers_recover_by_themselves() {
+    let Some(pg) = TestPostgres::start("postgresql_away_fails_closed") else {
+        return;
+    };
+    let (d, signer) = shared_deployment(&pg, "ids");
+    let a = d.start().await;
+    let b = d.start().await;
+    assert_eq!(assertion_request(&a, &fresh(&signer)).await.0, 200);
+    pg.stop();
+    for server in [&a, &b] {
+        let r = server
+            .token_post(&[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", ids_jose::assertion::ASSERTION_TYPE),
+                ("client_assertion", &fresh(&signer)),
+            ])
+            .await;
+        assert_eq!(r.status(), 503, "private_key_jwt fails closed");
+        assert_eq!(
+            r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+            Some("5")
+        );
+        // A secret client still gets a token, verified for the first time on B (the failure budget
+        // falls back to the server's own).
+        let r = secret_token(server, JOB_SECRET).await;
+        assert_eq!(r.status(), 200);
+    }
+    pg.ctl_start();
+    wait_for_recovery(&a, &signer).await;
+    wait_for_recovery(&b, &signer).await;
+    a.stop().await;
+    b.stop().await;
+}
+
+/// The server binary's log while PostgreSQL goes away under requests and comes back: one line for the
+/// outage, one for the return, however many requests were refused meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outage_and_the_return_are_logged_once_each() {
+    let Some(pg) = TestPostgres::start("the_outage_is_logged_once") else {
+        return;
+    };
+    let (d, signer) = shared_deployment(&pg, "ids");
+    let (server, port, client) = crate::cli::serve(&d);
+    let post = |assertion: String| {
+        let client = client.clone();
+        async move {
+            client
+                .post(format!("https://127.0.0.1:{port}/connect/token"))
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_assertion_type", ids_jose::assertion::ASSERTION_TYPE),
+                    ("client_assertion", &assertion),
+                ])
+                .send()
+                .await
+                .expect("token request")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(post(fresh(&signer)).await, 200);
+    pg.stop();
+    for _ in 0..20 {
+        assert_eq!(post(fresh(&signer)).await, 503);
+    }
+    pg.ctl_start();
+    let start = Instant::now();
+    while post(fresh(&signer)).await != 200 {
+        assert!(start.elapsed() < Duration::from_secs(40), "no recovery");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let log = server.stop_and_log();
+    let down = log.matches("is unavailable").count();
+    let up = log.matches("is available again").count();
+    assert_eq!((down, up), (1, 1), "{log}");
+    assert!(!log.contains("replay cache is unavailable"), "{log}");
+}
