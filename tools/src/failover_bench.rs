@@ -161,9 +161,9 @@ pub fn run(opts: &Failover, dir: &Path, server_bin: &Path) -> anyhow::Result<()>
         for i in 0..SERVERS {
             cluster.start(i)?;
         }
-        for i in 0..SERVERS {
+        for (i, port) in ports.iter().enumerate() {
             let started = Instant::now();
-            while !hc(&direct, ports[i]).await {
+            while !hc(&direct, *port).await {
                 if started.elapsed() > Duration::from_secs(60) {
                     bail!(
                         "server {i} did not answer /hc within 60 s; see {}",
