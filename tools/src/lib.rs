@@ -9,11 +9,14 @@
 //!   `ids-bench deliver` measures agent-to-server delivery against encryption ([`delivery_bench`]);
 //!   `ids-bench idle` measures idle connections against a normal client ([`idle_bench`]);
 //!   `ids-bench argon2-flood` measures the server's memory under failed authentications ([`flood_bench`]);
-//!   `ids-bench store` measures private_key_jwt with the embedded store next to PostgreSQL ([`store_bench`]).
+//!   `ids-bench store` measures private_key_jwt with the embedded store next to PostgreSQL ([`store_bench`]);
+//!   `ids-bench failover` measures clients' fail-over when one of three servers behind HAProxy dies
+//!   ([`failover_bench`]).
 //! - `ids-keytool`: a private CA, TLS server/client certificates, CSRs, PFX files, ssh-keygen-like key
 //!   pairs and JWK thumbprints ([`keytool`]).
 
 pub mod delivery_bench;
+pub mod failover_bench;
 pub mod files_bench;
 pub mod flood_bench;
 pub mod idle_bench;

@@ -28,6 +28,10 @@
 //! `ids-bench argon2-flood` measures the server's resident memory under a flood of failed
 //! `client_secret` authentications from many loopback addresses, next to its idle memory plus the
 //! argon2 memory of `HashConcurrency` verifications (see `ids_tools::flood_bench`).
+//!
+//! `ids-bench failover` SIGKILLs each of three servers behind a real HAProxy in turn under token load:
+//! time to the clients' next token, their failed requests, and the restarted server's return to
+//! service (see `ids_tools::failover_bench`).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -138,6 +142,48 @@ enum Mode {
         #[arg(long)]
         pg_conf: Vec<String>,
     },
+    /// Three `identity-server serve` processes (`--server`, default next to this binary) behind a
+    /// real HAProxy under token load; each SIGKILLed and restarted in turn: time from the SIGKILL to
+    /// each client's next token, failed requests by kind, time until the restarted server gets
+    /// traffic again. Exits 0 with a message when `haproxy` is not installed.
+    Failover {
+        /// Concurrent client loops (token requests through HAProxy).
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
+        /// Pause of each client loop between two requests, ms.
+        #[arg(long, default_value_t = 10)]
+        interval_ms: u64,
+        /// Time observed after each SIGKILL, at least, s.
+        #[arg(long, default_value_t = 3)]
+        observe_seconds: u64,
+        /// HAProxy health-check interval (`inter`), ms.
+        #[arg(long, default_value_t = 300)]
+        check_inter_ms: u64,
+        /// Failed checks before HAProxy marks a server DOWN (`fall`).
+        #[arg(long, default_value_t = 1)]
+        fall: u32,
+        /// Successful checks before HAProxy marks a server UP again (`rise`).
+        #[arg(long, default_value_t = 1)]
+        rise: u32,
+        /// Put the three servers on this PostgreSQL (`Store:Provider PostgreSql`) instead of their
+        /// embedded stores. Give the password in `PGPASSWORD`, not here.
+        #[arg(long)]
+        store_connection_string: Option<String>,
+        /// Folder for the servers' folders (default: the system temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// `--server`, or `identity-server` next to this binary.
+fn server_bin(cli: &Cli) -> anyhow::Result<PathBuf> {
+    match cli.server.clone() {
+        Some(p) => Ok(p),
+        None => Ok(std::env::current_exe()?
+            .parent()
+            .context("no parent folder")?
+            .join("identity-server")),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -176,13 +222,7 @@ fn main() -> anyhow::Result<()> {
             dir,
         }) => {
             let dir = dir.clone().unwrap_or_else(std::env::temp_dir);
-            let server_bin = match cli.server.clone() {
-                Some(p) => p,
-                None => std::env::current_exe()?
-                    .parent()
-                    .context("no parent folder")?
-                    .join("identity-server"),
-            };
+            let server_bin = server_bin(&cli)?;
             let flood = ids_tools::flood_bench::Flood {
                 seconds: (*seconds).max(1),
                 rate: (*rate).max(1),
@@ -192,13 +232,7 @@ fn main() -> anyhow::Result<()> {
             return ids_tools::flood_bench::run(&flood, &dir, &server_bin);
         }
         Some(Mode::Store { pg_conf }) => {
-            let server_bin = match cli.server.clone() {
-                Some(p) => p,
-                None => std::env::current_exe()?
-                    .parent()
-                    .context("no parent folder")?
-                    .join("identity-server"),
-            };
+            let server_bin = server_bin(&cli)?;
             return ids_tools::store_bench::run(
                 &server_bin,
                 cli.connections,
@@ -206,15 +240,32 @@ fn main() -> anyhow::Result<()> {
                 pg_conf,
             );
         }
+        Some(Mode::Failover {
+            workers,
+            interval_ms,
+            observe_seconds,
+            check_inter_ms,
+            fall,
+            rise,
+            store_connection_string,
+            dir,
+        }) => {
+            let dir = dir.clone().unwrap_or_else(std::env::temp_dir);
+            let server_bin = server_bin(&cli)?;
+            let failover = ids_tools::failover_bench::Failover {
+                workers: (*workers).max(1),
+                interval: Duration::from_millis(*interval_ms),
+                observe: Duration::from_secs(*observe_seconds),
+                check_inter: Duration::from_millis((*check_inter_ms).max(1)),
+                fall: (*fall).max(1),
+                rise: (*rise).max(1),
+                store_connection_string: store_connection_string.clone(),
+            };
+            return ids_tools::failover_bench::run(&failover, &dir, &server_bin);
+        }
         None => {}
     }
-    let server_bin = match cli.server.clone() {
-        Some(p) => p,
-        None => std::env::current_exe()?
-            .parent()
-            .context("no parent folder")?
-            .join("identity-server"),
-    };
+    let server_bin = server_bin(&cli)?;
     if !server_bin.exists() {
         bail!(
             "{} not found: build it first (cargo build --release -p identity-server -p ids-tools)",
