@@ -15,8 +15,16 @@
 //!    sizes show whether memory grows with the file.
 //! 5. `identity-server deliveries export` of the delivery, compared byte for byte with the source.
 //!
+//! With `--postgresql` the server keeps its deliveries in a throwaway PostgreSQL cluster
+//! ([`crate::store_bench`]'s, `fsync` on) instead of its data folder (`Store:Provider PostgreSql`, given
+//! to the server and to the export through the environment); the cluster's own processes are not in the
+//! server's memory figure. A second reference is then measured on the same cluster: the rate at which
+//! PostgreSQL alone stores the same bytes as rows of 1 MiB (two connections, as the server writes them),
+//! with no agent and no server running beside it.
+//!
 //! Targets: the server's and the agent's peak memory flat, independent of the file size (issue 5);
-//! `agent push` at least 0.6x `agent encrypt` of a 1 GiB file (issue 16).
+//! `agent push` at least 0.6x `agent encrypt` of a 1 GiB file with the folder store, 0.4x with
+//! PostgreSQL (issue 16).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -25,10 +33,18 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::files_bench::{mib, same_content, write_source};
+use crate::store_bench::Cluster;
 use crate::{Killed, peak_rss};
 
-/// Runs the benchmark with a file of `size_mib` MiB in `dir`, using the binaries in `bin`.
-pub fn run(size_mib: u64, dir: &Path, bin: &Path) -> anyhow::Result<()> {
+/// Runs the benchmark with a file of `size_mib` MiB in `dir`, using the binaries in `bin`; the
+/// deliveries in a throwaway PostgreSQL cluster with these postgresql.conf lines when `postgresql` is
+/// given (SKIPPED without its binaries).
+pub fn run(
+    size_mib: u64,
+    dir: &Path,
+    bin: &Path,
+    postgresql: Option<&[String]>,
+) -> anyhow::Result<()> {
     let server_bin = bin.join("identity-server");
     let agent_bin = bin.join("agent");
     for b in [&server_bin, &agent_bin] {
@@ -39,11 +55,28 @@ pub fn run(size_mib: u64, dir: &Path, bin: &Path) -> anyhow::Result<()> {
             );
         }
     }
+    let cluster = if let Some(pg_conf) = postgresql {
+        match Cluster::start(pg_conf)? {
+            Some(c) => Some(c),
+            None => return Ok(()),
+        }
+    } else {
+        None
+    };
+    // The store settings, for the server and for the export.
+    let store_env: Vec<(&str, String)> = match &cluster {
+        Some(c) => vec![
+            ("Store__Provider", "PostgreSql".to_string()),
+            ("Store__ConnectionString", c.connection_string()),
+        ],
+        None => Vec::new(),
+    };
     let work = tempfile::tempdir_in(dir).context("temporary folder")?;
     let d = work.path();
     let qs = d.join("qs");
     let mut server = Killed(
         Command::new(&server_bin)
+            .envs(store_env.iter().map(|(k, v)| (k, v)))
             .arg("quickstart")
             .arg("--config-dir")
             .arg(&qs)
@@ -60,7 +93,15 @@ pub fn run(size_mib: u64, dir: &Path, bin: &Path) -> anyhow::Result<()> {
     wait_for_listening(&mut server.0)?;
     let agent_dir = qs.join("agent");
     let bytes = size_mib * 1024 * 1024;
-    println!("file: {size_mib} MiB in {} (page cache)", d.display());
+    println!(
+        "file: {size_mib} MiB in {} (page cache); deliveries stored in {}",
+        d.display(),
+        if cluster.is_some() {
+            "PostgreSQL (throwaway cluster, fsync on)"
+        } else {
+            "the server's data folder"
+        }
+    );
 
     let small = d.join("small.bin");
     write_source(&small, (bytes / 16).max(1024 * 1024))?;
@@ -129,8 +170,9 @@ pub fn run(size_mib: u64, dir: &Path, bin: &Path) -> anyhow::Result<()> {
         mib(agent_peak)
     );
     println!(
-        "push / encrypt: {:.2}x (target >= 0.6x); peak RSS server {} -> {}, agent {} -> {} (file / 16 -> file)",
+        "push / encrypt: {:.2}x (target >= {}x); peak RSS server {} -> {}, agent {} -> {} (file / 16 -> file)",
         encrypt / secs,
+        if cluster.is_some() { "0.4" } else { "0.6" },
         mib(small_server),
         mib(server_peak),
         mib(small_agent),
@@ -141,6 +183,7 @@ pub fn run(size_mib: u64, dir: &Path, bin: &Path) -> anyhow::Result<()> {
     let exported = d.join("exported.bin");
     let t = Instant::now();
     let out = Command::new(&server_bin)
+        .envs(store_env.iter().map(|(k, v)| (k, v)))
         .args(["deliveries", "export", "bench-large", "--config-dir"])
         .arg(&qs)
         .arg("-o")
@@ -160,6 +203,23 @@ pub fn run(size_mib: u64, dir: &Path, bin: &Path) -> anyhow::Result<()> {
         "identity-server deliveries export",
         size_mib as f64 / export
     );
+    if let Some(cluster) = &cluster {
+        drop(server);
+        sync();
+        let reference = pg_insert_rate(&cluster.connection_string(), size_mib)?;
+        println!(
+            "{:34} {:8.0} MiB/s  (PostgreSQL alone: {size_mib} rows of 1 MiB over 2 connections; push = {:.2}x)",
+            "reference: INSERT of 1 MiB rows",
+            reference,
+            size_mib as f64 / secs / reference
+        );
+        println!(
+            "PostgreSQL database: {} for {:.1} MiB delivered",
+            cluster.database_size()?,
+            (small_size + bytes) as f64 / 1048576.0
+        );
+        return Ok(());
+    }
     // Each client's deliveries are in a folder of their own (`@<client>/`).
     let mut stored = 0u64;
     for entry in std::fs::read_dir(qs.join("data/deliveries"))?.flatten() {
@@ -180,6 +240,55 @@ pub fn run(size_mib: u64, dir: &Path, bin: &Path) -> anyhow::Result<()> {
         (small_size + bytes) as f64 / 1048576.0
     );
     Ok(())
+}
+
+/// MiB/s at which PostgreSQL stores `size_mib` rows of 1 MiB of random bytes, inserted one per
+/// statement (autocommit) over two connections, into a scratch table shaped like the deliveries' chunks.
+fn pg_insert_rate(connection_string: &str, size_mib: u64) -> anyhow::Result<f64> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut chunk = vec![0u8; 1024 * 1024];
+        aws_lc_rs::rand::fill(&mut chunk).map_err(|_| anyhow::anyhow!("random bytes"))?;
+        let chunk = std::sync::Arc::new(chunk);
+        let mut clients = Vec::new();
+        for _ in 0..2 {
+            let (client, connection) =
+                tokio_postgres::connect(connection_string, tokio_postgres::NoTls).await?;
+            tokio::spawn(connection);
+            clients.push(std::sync::Arc::new(client));
+        }
+        clients[0]
+            .batch_execute(
+                "CREATE TABLE bench_reference (upload bigint, seq integer, data bytea NOT NULL, PRIMARY KEY (upload, seq));
+                 ALTER TABLE bench_reference ALTER COLUMN data SET STORAGE EXTERNAL;",
+            )
+            .await?;
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for (first, client) in clients.iter().cloned().enumerate() {
+            let chunk = chunk.clone();
+            tasks.push(tokio::spawn(async move {
+                let stmt = client
+                    .prepare("INSERT INTO bench_reference VALUES (1, $1, $2)")
+                    .await?;
+                for seq in (first as u64..size_mib).step_by(2) {
+                    let seq = i32::try_from(seq).unwrap_or(i32::MAX);
+                    let data: &[u8] = chunk.as_slice();
+                    client.execute(&stmt, &[&seq, &data]).await?;
+                }
+                Ok::<_, tokio_postgres::Error>(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        let rate = size_mib as f64 / t.elapsed().as_secs_f64();
+        clients[0].batch_execute("DROP TABLE bench_reference").await?;
+        Ok(rate)
+    })
 }
 
 /// Flushes dirty pages to disk (the `sync` command).

@@ -26,8 +26,8 @@ use ids_pki::SigningKey;
 
 use crate::Killed;
 
-/// A throwaway PostgreSQL cluster, stopped on drop.
-struct Cluster {
+/// A throwaway PostgreSQL cluster, stopped on drop (also used by `ids-bench deliver --postgresql`).
+pub(crate) struct Cluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     as_postgres: bool,
@@ -61,10 +61,12 @@ fn find_bin() -> Option<PathBuf> {
 }
 
 impl Cluster {
-    fn start(extra_conf: &[String]) -> anyhow::Result<Option<Cluster>> {
+    /// Starts one with `extra_conf` lines in its postgresql.conf; `None` (SKIPPED printed) without the
+    /// binaries.
+    pub(crate) fn start(extra_conf: &[String]) -> anyhow::Result<Option<Cluster>> {
         let Some(bin) = find_bin() else {
             println!(
-                "SKIPPED ids-bench store: PostgreSQL server binaries (initdb, pg_ctl) not found; install Debian's `postgresql` package"
+                "SKIPPED: PostgreSQL server binaries (initdb, pg_ctl) not found; install Debian's `postgresql` package"
             );
             return Ok(None);
         };
@@ -137,6 +139,26 @@ impl Cluster {
         Ok(Some(cluster))
     }
 
+    /// `pg_database_size` of the `ids` database, as PostgreSQL prints it.
+    pub(crate) fn database_size(&self) -> anyhow::Result<String> {
+        let out = self
+            .command("psql")
+            .args(["-X", "-A", "-t", "-h"])
+            .arg(self.dir.path())
+            .args([
+                "-U",
+                "postgres",
+                "-d",
+                "ids",
+                "-c",
+                "SELECT pg_size_pretty(pg_database_size('ids'))",
+            ])
+            .output()?;
+        let size = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        check(out, "psql")?;
+        Ok(size)
+    }
+
     fn data(&self) -> String {
         self.dir.path().join("data").display().to_string()
     }
@@ -154,7 +176,8 @@ impl Cluster {
         c
     }
 
-    fn connection_string(&self) -> String {
+    /// The `Store:ConnectionString` of its `ids` database (Unix socket, trust).
+    pub(crate) fn connection_string(&self) -> String {
         format!(
             "host={} user=postgres dbname=ids",
             self.dir.path().display()

@@ -101,6 +101,13 @@ enum Mode {
         /// Folder for the test files and the server's data (default: the system temporary folder).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Store the deliveries in a throwaway PostgreSQL cluster (`Store:Provider PostgreSql`; the
+        /// local PostgreSQL server binaries, SKIPPED without them) instead of the data folder.
+        #[arg(long)]
+        postgresql: bool,
+        /// With `--postgresql`: a line added to the cluster's postgresql.conf (repeatable).
+        #[arg(long)]
+        pg_conf: Vec<String>,
     },
     /// Idle TLS connections against the quickstart server (`identity-server` next to this binary):
     /// when the server closes them, and a normal client's token latency meanwhile.
@@ -196,13 +203,23 @@ fn main() -> anyhow::Result<()> {
             let dir = dir.clone().unwrap_or_else(std::env::temp_dir);
             return ids_tools::files_bench::run((*size_mib).max(1), &dir);
         }
-        Some(Mode::Deliver { size_mib, dir }) => {
+        Some(Mode::Deliver {
+            size_mib,
+            dir,
+            postgresql,
+            pg_conf,
+        }) => {
             let dir = dir.clone().unwrap_or_else(std::env::temp_dir);
             let bin = std::env::current_exe()?
                 .parent()
                 .context("no parent folder")?
                 .to_path_buf();
-            return ids_tools::delivery_bench::run((*size_mib).max(1), &dir, &bin);
+            return ids_tools::delivery_bench::run(
+                (*size_mib).max(1),
+                &dir,
+                &bin,
+                postgresql.then_some(pg_conf.as_slice()),
+            );
         }
         Some(Mode::Idle {
             idle_connections,

@@ -1,8 +1,8 @@
 //! An upload into PostgreSQL: its lease, its chunks written as they come, its commit.
 //!
 //! The encrypting thread fills a [`CHUNK_SIZE`] buffer and hands each full one to a writer task on the
-//! runtime (a queue of [`QUEUE`] chunks), so encryption and the database work at the same time and
-//! memory stays at a few chunks per upload. A heartbeat task refreshes the lease while the upload is
+//! runtime (a queue of [`QUEUE`] chunks; [`IN_FLIGHT`] stored at once), so encryption and the database work
+//! at the same time and memory stays at a few chunks per upload. A heartbeat task refreshes the lease while the upload is
 //! alive. A chunk is only written while the lease is this upload's: if another upload took it over
 //! (this one's expired) or the sweeper removed it, the next chunk and the commit are refused.
 
@@ -10,6 +10,8 @@ use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -19,6 +21,8 @@ use crate::deliveries::store::{PendingContent, Record, StoreError};
 
 /// Full chunks queued between the encrypting thread and the writer task.
 const QUEUE: usize = 2;
+/// Chunks the writer stores at once.
+const IN_FLIGHT: usize = 2;
 
 /// Content being written under a lease; dropped without commit, it removes its lease and chunks.
 pub(super) struct PgPending {
@@ -185,7 +189,10 @@ impl PgPending {
     }
 }
 
-/// Stores the chunks it receives, in order, until the queue closes; refuses when the lease was lost.
+/// Stores the chunks it receives until the queue closes, up to [`IN_FLIGHT`] at once (each on a
+/// connection of its own: the database works on one chunk while the next arrives, and its two
+/// processes use both cores); refuses when the lease was lost. After an error it waits for the chunks
+/// still in flight, so that none lands after the upload's clean-up.
 async fn writer(
     db: Db,
     key: DeliveryKey,
@@ -193,28 +200,61 @@ async fn writer(
     mut chunks: mpsc::Receiver<(i32, Vec<u8>)>,
     lost: Arc<AtomicBool>,
 ) -> Result<(), StoreError> {
-    while let Some((seq, data)) = chunks.recv().await {
-        if lost.load(Ordering::Acquire) {
-            return Err(StoreError::InProgress(key.id.as_str().to_string()));
+    let mut in_flight = FuturesUnordered::new();
+    let mut open = true;
+    let mut failed = None;
+    loop {
+        tokio::select! {
+            next = chunks.recv(), if open && failed.is_none() && in_flight.len() < IN_FLIGHT => {
+                match next {
+                    Some((seq, data)) => {
+                        in_flight.push(store_chunk(db.clone(), key.clone(), upload, seq, data, lost.clone()));
+                    }
+                    None => open = false,
+                }
+            }
+            Some(stored) = in_flight.next(), if !in_flight.is_empty() => {
+                if let Err(e) = stored {
+                    failed.get_or_insert(e);
+                }
+            }
+            else => break,
         }
-        let conn = db.conn().await?;
-        // Only while the lease is this upload's: after a takeover (or the sweeper removing an expired
-        // lease), nothing more is written under it.
-        let stmt = conn
-            .prepare_cached(
-                "INSERT INTO ids_delivery_chunks (upload, seq, data)
-                 SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM ids_delivery_uploads WHERE upload = $1)",
-            )
-            .await
-            .map_err(|e| db.fail("store delivery content", &e))?;
-        let stored = conn
-            .execute(&stmt, &[&upload, &seq, &data])
-            .await
-            .map_err(|e| db.fail("store delivery content", &e))?;
-        if stored == 0 {
-            lost.store(true, Ordering::Release);
-            return Err(StoreError::InProgress(key.id.as_str().to_string()));
-        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Stores one chunk, only while the lease is this upload's: after a takeover (or the sweeper removing
+/// an expired lease), nothing more is written under it.
+async fn store_chunk(
+    db: Db,
+    key: DeliveryKey,
+    upload: i64,
+    seq: i32,
+    data: Vec<u8>,
+    lost: Arc<AtomicBool>,
+) -> Result<(), StoreError> {
+    if lost.load(Ordering::Acquire) {
+        return Err(StoreError::InProgress(key.id.as_str().to_string()));
+    }
+    let conn = db.conn().await?;
+    let stmt = conn
+        .prepare_cached(
+            "INSERT INTO ids_delivery_chunks (upload, seq, data)
+             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM ids_delivery_uploads WHERE upload = $1)",
+        )
+        .await
+        .map_err(|e| db.fail("store delivery content", &e))?;
+    let stored = conn
+        .execute(&stmt, &[&upload, &seq, &data])
+        .await
+        .map_err(|e| db.fail("store delivery content", &e))?;
+    if stored == 0 {
+        lost.store(true, Ordering::Release);
+        return Err(StoreError::InProgress(key.id.as_str().to_string()));
     }
     Ok(())
 }
