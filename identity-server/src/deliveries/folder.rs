@@ -374,12 +374,7 @@ impl DeliveryStore for FolderStore {
         for folder in client_folders(&self.folder)? {
             records_in(&folder, &mut records)?;
         }
-        records.sort_by(|a, b| {
-            a.received_at
-                .cmp(&b.received_at)
-                .then_with(|| a.id.cmp(&b.id))
-                .then_with(|| a.client_id.cmp(&b.client_id))
-        });
+        Record::sort_for_listing(&mut records);
         Ok(records)
     }
 

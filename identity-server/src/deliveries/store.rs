@@ -42,6 +42,19 @@ pub struct Record {
     pub encrypted_for: String,
 }
 
+impl Record {
+    /// The order every store lists in: by receipt time, then id, then client (bytes, not a
+    /// database's collation), so that the folder and PostgreSQL list alike.
+    pub fn sort_for_listing(records: &mut [Record]) {
+        records.sort_by(|a, b| {
+            a.received_at
+                .cmp(&b.received_at)
+                .then_with(|| a.id.cmp(&b.id))
+                .then_with(|| a.client_id.cmp(&b.client_id))
+        });
+    }
+}
+
 impl From<Record> for Receipt {
     fn from(r: Record) -> Receipt {
         Receipt {

@@ -10,7 +10,7 @@ use ids_devpki::KeyKind;
 use serde_json::{Value, json};
 
 use crate::support::{
-    AgentDeployment, Deployment, JOB_SECRET, PASSWORD, agent, binary, code, project_pfx,
+    AgentDeployment, Deployment, JOB_SECRET, PASSWORD, agent, binary, code, free_port, project_pfx,
     spawn_agent, stderr, wait_for,
 };
 
@@ -42,14 +42,6 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     files.sort();
     files
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 /// A server folder (encryption certificate made by the project) and an agent folder for it.

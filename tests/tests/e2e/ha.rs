@@ -16,13 +16,6 @@ use crate::client_keys::{agent_key, signer, thumbprint, xml_with};
 use crate::pg::TestPostgres;
 use crate::support::*;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// A real HAProxy in TCP mode in front of `backends`, checking each with `GET /hc` over TLS.
 pub struct Haproxy {
     child: Child,

@@ -5,7 +5,6 @@
 //! prints why the test is skipped and returns `None`, so the suite still passes on a bare machine
 //! (`.ci/run` installs them: CI always runs these tests).
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -120,14 +119,7 @@ impl TestPostgres {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let port = if tcp {
-            TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .expect("a free port")
-        } else {
-            0
-        };
+        let port = if tcp { crate::support::free_port() } else { 0 };
         let pg = TestPostgres {
             _dir: dir,
             data,

@@ -13,7 +13,9 @@ use ids_devpki::KeyKind;
 use serde_json::{Value, json};
 
 use crate::pg::TestPostgres;
-use crate::support::{Deployment, JOB_SECRET, PASSWORD, Server, binary, project_pfx, wait_for};
+use crate::support::{
+    Deployment, JOB_SECRET, PASSWORD, Server, binary, free_port, project_pfx, wait_for,
+};
 
 const MARKER: &[u8] = b"PLAINTEXT-MARKER-7e2a";
 /// The secret of the `Legacy` client (profile `Reader`) of the default XML.
@@ -391,11 +393,7 @@ async fn a_cut_upload_or_a_dead_servers_upload_leaves_nothing_and_its_retry_succ
         return;
     };
     pg.create_database("ids");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = free_port();
     let mut da = pg_server(&pg, "ids", None, json!({ "MinUploadBytesPerSecond": 0 }));
     da.set("Urls", json!(format!("https://127.0.0.1:{port}")));
     da.write();
@@ -820,11 +818,7 @@ async fn a_large_delivery_through_postgresql_keeps_the_servers_memory_flat() {
         return;
     };
     pg.create_database("ids");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = free_port();
     let mut d = pg_server(&pg, "ids", None, json!({}));
     d.set("Urls", json!(format!("https://127.0.0.1:{port}")));
     d.write();

@@ -250,6 +250,14 @@ impl Server {
 }
 
 /// The system time in Unix seconds.
+/// A loopback port free now (for a server that must know its address before it starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 pub fn unix_now() -> i64 {
     ids_runtime::Clock::now(&ids_runtime::SystemClock)
 }

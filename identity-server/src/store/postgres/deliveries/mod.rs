@@ -278,13 +278,7 @@ impl DeliveryStore for PgDeliveryStore {
     fn list(&self) -> Result<Vec<Record>, StoreError> {
         let sql = format!("SELECT {RECORD_COLUMNS} FROM ids_deliveries");
         let mut records = self.records("list the deliveries", &sql, &[])?;
-        // The folder store's order (bytes, not the database's collation).
-        records.sort_by(|a, b| {
-            a.received_at
-                .cmp(&b.received_at)
-                .then_with(|| a.id.cmp(&b.id))
-                .then_with(|| a.client_id.cmp(&b.client_id))
-        });
+        Record::sort_for_listing(&mut records);
         Ok(records)
     }
 
