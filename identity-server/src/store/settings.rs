@@ -323,7 +323,10 @@ pub enum ConnectionStringError {
     SslMode(String),
     #[error("an unterminated quoted value (a `'` without its closing `'`)")]
     Unterminated,
-    #[error("`{0}` has no `=value`")]
+    /// A word without `=value`; which word is not said (it may be part of an unquoted password).
+    #[error(
+        "a word without `=value` {0}: write each setting as key=value and quote a value that contains spaces ('...')"
+    )]
     NoValue(String),
 }
 
@@ -337,16 +340,22 @@ pub fn split_tls_options(s: &str) -> Result<SplitConnection, ConnectionStringErr
     let mut root_cert = None;
     let mut kept: Vec<&str> = Vec::new();
     let mut rest = trimmed;
+    // Where a word without a value is: after the last key read (never the word itself).
+    let mut last_key: Option<&str> = None;
+    let no_value = |last_key: Option<&str>| {
+        ConnectionStringError::NoValue(match last_key {
+            Some(k) => format!("after the value of `{k}`"),
+            None => "at the start".to_string(),
+        })
+    };
     while !rest.is_empty() {
         let start = rest;
-        let eq = rest.find('=').ok_or_else(|| {
-            ConnectionStringError::NoValue(rest.split_whitespace().next().unwrap_or(rest).into())
-        })?;
+        let eq = rest.find('=').ok_or_else(|| no_value(last_key))?;
         let name = rest[..eq].trim();
         if name.contains(char::is_whitespace) {
-            let word = name.split_whitespace().next().unwrap_or(name);
-            return Err(ConnectionStringError::NoValue(word.into()));
+            return Err(no_value(last_key));
         }
+        last_key = Some(name);
         let after = rest[eq + 1..].trim_start();
         let (value, remaining) = read_value(after)?;
         let consumed = start.len() - remaining.len();
@@ -482,8 +491,17 @@ mod tests {
         );
         assert_eq!(
             split_tls_options("host db"),
-            Err(ConnectionStringError::NoValue("host".into()))
+            Err(ConnectionStringError::NoValue("at the start".into()))
         );
+        // An unquoted password with a space: the error never shows a word of it.
+        let e = split_tls_options("host=db password=my secret dbname=x")
+            .expect_err("a word without a value");
+        assert_eq!(
+            e,
+            ConnectionStringError::NoValue("after the value of `password`".into())
+        );
+        assert!(!e.to_string().contains("secret"), "{e}");
+        assert!(!e.to_string().contains("my"), "{e}");
     }
 
     #[test]

@@ -206,3 +206,50 @@ async fn the_outage_and_the_return_are_logged_once_each() {
     assert_eq!((down, up), (1, 1), "{log}");
     assert!(!log.contains("replay cache is unavailable"), "{log}");
 }
+
+/// Each server deletes expired replay entries with its own clock: one whose clock runs ahead must not
+/// delete an entry another server still needs (regression: a server 20 s ahead deleted the row 20 s
+/// before the assertion stopped being acceptable elsewhere, and the replay was accepted there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_clock_runs_ahead_does_not_reopen_a_replay_window() {
+    use identity_server::oauth::client_keys::{LEEWAY, MemoryReplayCache, ReplayCache};
+    use identity_server::store::postgres::{PgReplayCache, PgStore, replay};
+    use std::sync::Arc;
+
+    let Some(pg) = TestPostgres::start("store_shared_skew") else {
+        return;
+    };
+    let (d, _signer) = shared_deployment(&pg, "ids");
+    let settings = identity_server::Settings::load_with(d.path(), &[], None).expect("settings");
+    let pg_settings = settings.store.postgres().expect("PostgreSql store");
+    let store = Arc::new(PgStore::new(pg_settings).expect("store"));
+    store.prepare().await.expect("schema");
+    let now = unix_now();
+    let exp = now + 60;
+    // Server B accepts the assertion.
+    let b = PgReplayCache::new(store.clone(), MemoryReplayCache::new(1000, 100));
+    assert!(
+        b.first_use("Poller2", "jti-1", exp, now)
+            .await
+            .expect("first use")
+    );
+    // Later, server A (clock 20 s ahead) runs its clean-up when, by its clock, the entry is over.
+    let refuse_until = exp + LEEWAY;
+    replay::delete_expired(&store, refuse_until + 10)
+        .await
+        .expect("clean-up");
+    // By server C's clock (a fresh server, nothing in its memory) the assertion is still acceptable
+    // for 10 s: the replay must be refused.
+    let c = PgReplayCache::new(store.clone(), MemoryReplayCache::new(1000, 100));
+    assert!(
+        !c.first_use("Poller2", "jti-1", exp, refuse_until - 10)
+            .await
+            .expect("answer"),
+        "the replay was accepted after a clean-up by a clock running ahead"
+    );
+    // Well past every clock's window, the entry goes.
+    let removed = replay::delete_expired(&store, refuse_until + 3600)
+        .await
+        .expect("clean-up");
+    assert_eq!(removed, 1);
+}

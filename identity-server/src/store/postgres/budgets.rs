@@ -75,13 +75,14 @@ pub async fn refund(store: Arc<PgStore>, source: IpAddr, rate: u32) {
     }
 }
 
-/// Forgets the buckets untouched for two minutes (full again after one: as good as absent).
+/// Forgets the buckets untouched for two minutes (full again after one: as good as absent), plus
+/// [`super::CLOCK_SKEW_MARGIN`] for servers whose clocks differ.
 pub async fn forget_full(store: &PgStore, now: i64) -> Result<u64, PgError> {
     let client = store.client().await?;
     client
         .execute(
             "DELETE FROM ids_auth_budgets WHERE at < $1",
-            &[&(now - 120)],
+            &[&super::deletable_before(now - 120)],
         )
         .await
         .map_err(|e| store.failed("delete refilled failure budgets", &e))

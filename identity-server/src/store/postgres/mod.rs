@@ -80,6 +80,10 @@ pub enum PgError {
         pool_size: usize,
         wait_secs: u64,
     },
+    /// The database answers but takes no connection now (SQLSTATE 53300 too many connections, 57P03
+    /// cannot connect now: starting, shutting down, recovering): 503 for this request.
+    #[error("PostgreSQL {target} takes no connection now: {detail}")]
+    Overloaded { target: String, detail: String },
     /// The store is down (the monitor is retrying): the request is answered 503.
     #[error("the PostgreSQL store is unavailable (retrying): {0}")]
     Unavailable(String),
@@ -97,7 +101,7 @@ impl PgError {
     /// Whether the request cannot be served now and may be retried (503), as opposed to a refused
     /// statement: the database cannot be reached, or the pool is saturated.
     pub fn is_unavailable(&self) -> bool {
-        self.is_down() || matches!(self, PgError::Busy { .. })
+        self.is_down() || matches!(self, PgError::Busy { .. } | PgError::Overloaded { .. })
     }
 
     /// Whether the error says the database cannot be reached (the store goes down until the monitor
@@ -145,6 +149,18 @@ pub fn is_connection_error(e: &tokio_postgres::Error) -> bool {
 
 /// How often [`maintenance`] runs while the store is up.
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long after a row stops mattering (by the deleting server's clock) the clean-up deletes it:
+/// every server deletes with its own clock, so a server whose clock runs ahead must not remove a
+/// replay entry another server still needs to refuse an assertion. Clocks within 5 minutes of each
+/// other are safe; a row kept longer costs nothing but its bytes.
+pub const CLOCK_SKEW_MARGIN: i64 = 300;
+
+/// What the clean-up may delete: rows whose time of use ended before this, `now` being the deleting
+/// server's clock.
+pub fn deletable_before(now: i64) -> i64 {
+    now.saturating_sub(CLOCK_SKEW_MARGIN)
+}
 
 /// The store's periodic clean-up, run by one [`PgStore::monitor`] per server while the store is up:
 /// every server runs it (any may die); each statement is safe to run concurrently.
@@ -348,7 +364,10 @@ impl PgStore {
                     }
                     .await;
                     match ping {
-                        Err(e) if e.is_down() => {
+                        // A saturated pool is this server being busy, not the database down; any
+                        // other failure (unreachable, refused, overloaded, authentication) is an
+                        // outage until the database takes connections again.
+                        Err(e) if !matches!(e, PgError::Busy { .. }) => {
                             self.schema_ready.store(false, Ordering::Release);
                             self.health.set_down(&e.to_string());
                         }
@@ -429,6 +448,10 @@ impl PgStore {
                 "3D000" => PgError::DatabaseMissing {
                     target,
                     database: c.get_dbname().unwrap_or("?").to_string(),
+                },
+                "53300" | "57P03" => PgError::Overloaded {
+                    target,
+                    detail: describe(e),
                 },
                 _ => PgError::Refused {
                     target,

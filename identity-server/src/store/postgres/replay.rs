@@ -194,11 +194,15 @@ async fn insert(
         .collect())
 }
 
-/// Deletes the rows no longer needed to refuse a replay (one scan; row locks only, inserts go on).
+/// Deletes the rows no longer needed to refuse a replay (one scan; row locks only, inserts go on),
+/// [`super::CLOCK_SKEW_MARGIN`] after their time by this server's clock.
 pub async fn delete_expired(store: &PgStore, now: i64) -> Result<u64, PgError> {
     let client = store.client().await?;
     client
-        .execute("DELETE FROM ids_replay WHERE refuse_until < $1", &[&now])
+        .execute(
+            "DELETE FROM ids_replay WHERE refuse_until < $1",
+            &[&super::deletable_before(now)],
+        )
         .await
         .map_err(|e| store.failed("delete expired replay entries", &e))
 }
