@@ -253,3 +253,121 @@ async fn a_server_whose_clock_runs_ahead_does_not_reopen_a_replay_window() {
         .expect("clean-up");
     assert_eq!(removed, 1);
 }
+
+/// A TCP relay to PostgreSQL that can stop relaying without closing anything: what a database host
+/// that loses power or a network partition looks like from the server (no FIN, no RST).
+struct SilentRelay {
+    port: u16,
+    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SilentRelay {
+    async fn start(upstream: u16) -> SilentRelay {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let paused = std::sync::Arc::new(AtomicBool::new(false));
+        let p = paused.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                for (mut from, mut to) in [
+                    (
+                        Box::new(cr) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+                        Box::new(sw) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+                    ),
+                    (Box::new(sr) as _, Box::new(cw) as _),
+                ] {
+                    let p = p.clone();
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let Ok(n) = from.read(&mut buf).await else {
+                                return;
+                            };
+                            if n == 0 {
+                                return;
+                            }
+                            // While paused, hold what arrived: nothing goes on, nothing is closed.
+                            while p.load(Ordering::Acquire) {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                            }
+                            if to.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        SilentRelay { port, paused }
+    }
+
+    fn pause(&self, paused: bool) {
+        self.paused
+            .store(paused, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// A database that goes silent (no answer, no closed connection) is noticed within the statement
+/// timeout plus the connect timeout: private_key_jwt answers 503 instead of hanging (regression: the
+/// requests waited on the silent connection for as long as TCP kept it, ~15 minutes), and the server
+/// recovers by itself when the database answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_goes_silent_is_503_within_the_timeouts_and_recovers() {
+    let Some(pg) = TestPostgres::start_tcp("store_shared_silent") else {
+        return;
+    };
+    pg.create_database("ids");
+    let relay = SilentRelay::start(pg.port).await;
+    let mut d = Deployment::new();
+    d.set("ApplicationUri", json!(ISSUER));
+    d.set(
+        "Store",
+        json!({
+            "Provider": "PostgreSql",
+            "ConnectionString": format!(
+                "host=127.0.0.1 port={} user={} dbname=ids sslmode=disable",
+                relay.port, pg.user
+            ),
+            "StatementTimeoutSeconds": 2,
+            "ConnectTimeoutSeconds": 2,
+        }),
+    );
+    let signer = poller2(&d);
+    d.write();
+    let server = d.start().await;
+    assert_eq!(assertion_request(&server, &fresh(&signer)).await.0, 200);
+
+    relay.pause(true);
+    let started = Instant::now();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(15),
+        assertion_request(&server, &fresh(&signer)),
+    )
+    .await;
+    let (status, body) = answer.expect("private_key_jwt hung on a silent database");
+    assert_eq!(status, 503, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    // Marked down: the next ones are answered at once, and a secret client still gets its token.
+    let started = Instant::now();
+    assert_eq!(assertion_request(&server, &fresh(&signer)).await.0, 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(secret_token(&server, JOB_SECRET).await.status(), 200);
+
+    relay.pause(false);
+    wait_for_recovery(&server, &signer).await;
+    server.stop().await;
+}

@@ -35,6 +35,20 @@ pub async fn take(
     rate: u32,
     now: i64,
 ) -> Result<Option<u64>, PgError> {
+    store
+        .bounded(
+            "take from a failure budget",
+            take_now(store, source, rate, now),
+        )
+        .await
+}
+
+async fn take_now(
+    store: &PgStore,
+    source: IpAddr,
+    rate: u32,
+    now: i64,
+) -> Result<Option<u64>, PgError> {
     let client = store.client().await?;
     let rate_f = f64::from(rate);
     let statement = client
@@ -59,15 +73,16 @@ pub async fn take(
 
 /// Gives an attempt back to `source`'s budget (a success, or no verdict).
 pub async fn refund(store: Arc<PgStore>, source: IpAddr, rate: u32) {
-    let result = async {
-        let client = store.client().await?;
-        client
-            .execute(REFUND, &[&source, &f64::from(rate)])
-            .await
-            .map_err(|e| store.failed("give back a failure budget attempt", &e))?;
-        Ok::<(), PgError>(())
-    }
-    .await;
+    let result = store
+        .bounded("give back a failure budget attempt", async {
+            let client = store.client().await?;
+            client
+                .execute(REFUND, &[&source, &f64::from(rate)])
+                .await
+                .map_err(|e| store.failed("give back a failure budget attempt", &e))?;
+            Ok::<(), PgError>(())
+        })
+        .await;
     if let Err(e) = result
         && !e.is_unavailable()
     {

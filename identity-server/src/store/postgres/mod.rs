@@ -208,6 +208,22 @@ impl PgStore {
             _ => format!("-c statement_timeout={timeout_ms}"),
         };
         config.options(&options);
+        // A database that vanishes without closing its connections (power loss, a partition, a moved
+        // address) must be noticed in seconds, not after the system's TCP defaults (2 h of idle
+        // before keepalive probes, ~15 min of retransmissions): unless the connection string says
+        // otherwise, probe after 10 s of silence and give up on unacknowledged data after 15 s.
+        if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+            config.keepalives_idle(Duration::from_secs(10));
+        }
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_interval(Duration::from_secs(5));
+        }
+        if config.get_keepalives_retries().is_none() {
+            config.keepalives_retries(3);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(Duration::from_secs(15));
+        }
         let manager = Manager::from_config(
             config,
             tls::connector(settings)?,
@@ -252,6 +268,31 @@ impl PgStore {
     /// Whether the store is usable now (reachable, schema checked).
     pub fn is_up(&self) -> bool {
         self.health.is_up() && self.schema_ready.load(Ordering::Acquire)
+    }
+
+    /// Runs `work` (statements on the request path) for at most `Store:StatementTimeoutSeconds` +
+    /// `Store:ConnectTimeoutSeconds`: the database's own statement timeout cannot fire when the
+    /// database is gone without closing the connection. Past that, the store is marked down (the
+    /// monitor reconnects) and the caller gets [`PgError::Unavailable`] (503).
+    pub async fn bounded<T>(
+        &self,
+        what: &'static str,
+        work: impl std::future::Future<Output = Result<T, PgError>>,
+    ) -> Result<T, PgError> {
+        let limit = self.settings.statement_timeout + self.settings.connect_timeout;
+        match tokio::time::timeout(limit, work).await {
+            Ok(result) => result,
+            Err(_) => {
+                let reason = format!(
+                    "{what}: PostgreSQL {} did not answer within {} s",
+                    self.describe(),
+                    limit.as_secs()
+                );
+                self.schema_ready.store(false, Ordering::Release);
+                self.health.set_down(&reason);
+                Err(PgError::Unavailable(reason))
+            }
+        }
     }
 
     /// A connection from the pool, for request work. Fails at once with [`PgError::Unavailable`] while
@@ -354,15 +395,16 @@ impl PgStore {
             loop {
                 if self.is_up() {
                     delay = Duration::from_secs(1);
-                    let ping = async {
-                        let client = self.connect().await?;
-                        client
-                            .simple_query("SELECT 1")
-                            .await
-                            .map_err(|e| self.failed("check the connection", &e))?;
-                        Ok::<(), PgError>(())
-                    }
-                    .await;
+                    let ping = self
+                        .bounded("check the connection", async {
+                            let client = self.connect().await?;
+                            client
+                                .simple_query("SELECT 1")
+                                .await
+                                .map_err(|e| self.failed("check the connection", &e))?;
+                            Ok::<(), PgError>(())
+                        })
+                        .await;
                     match ping {
                         // A saturated pool is this server being busy, not the database down; any
                         // other failure (unreachable, refused, overloaded, authentication) is an

@@ -108,7 +108,12 @@ impl PgReplayCache {
         let refuse_until = expires_at.saturating_add(LEEWAY);
         let Some(writer) = &self.writer else {
             let batch = [(key, client_id, refuse_until)];
-            return insert(&self.store, &batch, now)
+            return self
+                .store
+                .bounded(
+                    "record an assertion's jti",
+                    insert(&self.store, &batch, now),
+                )
                 .await
                 .map(|recorded| recorded.contains(&key))
                 .map_err(|e| KeyRejection::ReplayCacheUnavailable(e.to_string()));
@@ -159,7 +164,10 @@ async fn write_batches(
             .iter()
             .map(|p| (p.key, p.client_id.as_str(), p.refuse_until))
             .collect();
-        let result = insert(&store, &rows, now).await.map_err(|e| e.to_string());
+        let result = store
+            .bounded("record assertions' jti", insert(&store, &rows, now))
+            .await
+            .map_err(|e| e.to_string());
         for p in batch.drain(..) {
             let answer = match &result {
                 Ok(recorded) => Ok(recorded.contains(&p.key)),

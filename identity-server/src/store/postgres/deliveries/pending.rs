@@ -191,8 +191,10 @@ impl PgPending {
 
 /// Stores the chunks it receives until the queue closes, up to [`IN_FLIGHT`] at once (each on a
 /// connection of its own: the database works on one chunk while the next arrives, and its two
-/// processes use both cores); refuses when the lease was lost. After an error it waits for the chunks
-/// still in flight, so that none lands after the upload's clean-up.
+/// processes use both cores); refuses when the lease was lost. Chunk 0 is stored alone before any
+/// other is sent, so that an upload with chunks always has its first one (what [`super::sweep`] looks
+/// for). After an error it sends nothing more and waits for the chunks still in flight, so that none
+/// lands after the upload's clean-up.
 async fn writer(
     db: Db,
     key: DeliveryKey,
@@ -203,9 +205,11 @@ async fn writer(
     let mut in_flight = FuturesUnordered::new();
     let mut open = true;
     let mut failed = None;
+    let mut first_stored = false;
     loop {
+        let limit = if first_stored { IN_FLIGHT } else { 1 };
         tokio::select! {
-            next = chunks.recv(), if open && failed.is_none() && in_flight.len() < IN_FLIGHT => {
+            next = chunks.recv(), if open && failed.is_none() && in_flight.len() < limit => {
                 match next {
                     Some((seq, data)) => {
                         in_flight.push(store_chunk(db.clone(), key.clone(), upload, seq, data, lost.clone()));
@@ -214,8 +218,11 @@ async fn writer(
                 }
             }
             Some(stored) = in_flight.next(), if !in_flight.is_empty() => {
-                if let Err(e) = stored {
-                    failed.get_or_insert(e);
+                match stored {
+                    Ok(_) => first_stored = true,
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
                 }
             }
             else => break,
@@ -228,7 +235,9 @@ async fn writer(
 }
 
 /// Stores one chunk, only while the lease is this upload's: after a takeover (or the sweeper removing
-/// an expired lease), nothing more is written under it.
+/// an expired lease), nothing more is written under it. The lease row is share-locked until the chunk
+/// is committed, so a takeover, a clean-up or the sweeper that removes the lease waits for it and then
+/// sees (and removes) the chunk: none is left behind by a race.
 async fn store_chunk(
     db: Db,
     key: DeliveryKey,
@@ -236,7 +245,7 @@ async fn store_chunk(
     seq: i32,
     data: Vec<u8>,
     lost: Arc<AtomicBool>,
-) -> Result<(), StoreError> {
+) -> Result<i32, StoreError> {
     if lost.load(Ordering::Acquire) {
         return Err(StoreError::InProgress(key.id.as_str().to_string()));
     }
@@ -244,7 +253,7 @@ async fn store_chunk(
     let stmt = conn
         .prepare_cached(
             "INSERT INTO ids_delivery_chunks (upload, seq, data)
-             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM ids_delivery_uploads WHERE upload = $1)",
+             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM ids_delivery_uploads WHERE upload = $1 FOR SHARE)",
         )
         .await
         .map_err(|e| db.fail("store delivery content", &e))?;
@@ -256,7 +265,7 @@ async fn store_chunk(
         lost.store(true, Ordering::Release);
         return Err(StoreError::InProgress(key.id.as_str().to_string()));
     }
-    Ok(())
+    Ok(seq)
 }
 
 /// Refreshes the lease every `lease.heartbeat`; stops (setting `lost`) when it is no longer this
@@ -377,6 +386,33 @@ impl PendingContent for PgPending {
     }
 }
 
+/// Removes an abandoned upload's lease and chunks in one transaction. The lease goes first: a commit
+/// of this upload still in progress holds its row, so the DELETE waits for it and then removes nothing;
+/// the chunks are removed only when the lease was, and never those of a record. Any error (a timeout
+/// while a commit hangs, the store gone) removes nothing.
+async fn abandon(
+    conn: &mut deadpool_postgres::Object,
+    upload: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let tx = conn.transaction().await?;
+    let released = tx
+        .execute(
+            "DELETE FROM ids_delivery_uploads WHERE upload = $1",
+            &[&upload],
+        )
+        .await?;
+    if released == 0 {
+        // Committed (its record names the chunks), taken over, or swept: not ours to remove.
+        return tx.rollback().await;
+    }
+    tx.execute(
+        "DELETE FROM ids_delivery_chunks WHERE upload = $1 AND NOT EXISTS (SELECT 1 FROM ids_deliveries WHERE upload = $1)",
+        &[&upload],
+    )
+    .await?;
+    tx.commit().await
+}
+
 impl Drop for PgPending {
     fn drop(&mut self) {
         self.heartbeat.abort();
@@ -393,18 +429,11 @@ impl Drop for PgPending {
             if let Some(writer) = writer {
                 let _ = writer.await;
             }
-            let Ok(conn) = db.conn().await else {
-                return; // the sweeper removes it once the lease has expired
+            // Whatever fails here, the sweeper removes it once the lease has expired.
+            let Ok(mut conn) = db.conn().await else {
+                return;
             };
-            let _ = conn
-                .execute("DELETE FROM ids_delivery_uploads WHERE upload = $1", &[&upload])
-                .await;
-            let _ = conn
-                .execute(
-                    "DELETE FROM ids_delivery_chunks WHERE upload = $1 AND NOT EXISTS (SELECT 1 FROM ids_deliveries WHERE upload = $1)",
-                    &[&upload],
-                )
-                .await;
+            let _ = abandon(&mut conn, upload).await;
         });
     }
 }
