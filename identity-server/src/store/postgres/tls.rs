@@ -1,7 +1,7 @@
 //! TLS to PostgreSQL on our rustls (aws-lc-rs), honouring libpq's `sslmode`:
 //! `verify-full` checks the chain to `Store:CaFile` and the host name, `verify-ca` the chain only,
 //! `prefer`/`require` check the chain when a CA file is given (as libpq does with a root certificate)
-//! and otherwise accept the server's certificate (libpq's behaviour; start-up warns that the link is
+//! and otherwise accept the server's certificate (libpq's behaviour; `check` warns that the link is
 //! encrypted but not authenticated). Handshake signatures are always verified.
 
 use std::path::Path;
