@@ -18,6 +18,15 @@ pub const NAME: &str = "name";
 /// Query parameter: whose delivery an administrator reads.
 pub const CLIENT: &str = "client";
 
+/// Whether the values of a comma-separated list header (RFC 9110 section 5.6.1: `Trailer`,
+/// [`DELIVERY_TRAILERS`]) name `field`, compared without regard to case.
+pub fn list_names<'a>(values: impl IntoIterator<Item = &'a str>, field: &str) -> bool {
+    values
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .any(|member| member.trim().eq_ignore_ascii_case(field))
+}
+
 /// The `Repr-Digest` value for a SHA-256 digest.
 pub fn repr_digest_sha256(digest: &[u8; 32]) -> String {
     use base64::Engine as _;
@@ -25,4 +34,21 @@ pub fn repr_digest_sha256(digest: &[u8; 32]) -> String {
         "sha-256=:{}:",
         base64::engine::general_purpose::STANDARD.encode(digest)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_members_are_found_in_any_value_and_case() {
+        assert!(list_names(["Repr-Digest"], REPR_DIGEST_TRAILER));
+        assert!(list_names(
+            ["x-a, repr-digest ", "x-b"],
+            REPR_DIGEST_TRAILER
+        ));
+        assert!(list_names(["x-a", "REPR-DIGEST"], REPR_DIGEST_TRAILER));
+        assert!(!list_names(["repr-digest-2, x"], REPR_DIGEST_TRAILER));
+        assert!(!list_names([], REPR_DIGEST_TRAILER));
+    }
 }

@@ -102,17 +102,14 @@ pub async fn status(
             http.timeout(),
         )
         .await?;
-    let digest_trailer = response
-        .headers()
-        .get_all(headers::DELIVERY_TRAILERS)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|field| {
-            field
-                .trim()
-                .eq_ignore_ascii_case(headers::REPR_DIGEST_TRAILER)
-        });
+    let digest_trailer = headers::list_names(
+        response
+            .headers()
+            .get_all(headers::DELIVERY_TRAILERS)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+        headers::REPR_DIGEST_TRAILER,
+    );
     if response.status() == StatusCode::NOT_FOUND {
         return Ok(Status {
             receipt: None,

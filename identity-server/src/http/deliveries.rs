@@ -199,16 +199,13 @@ fn announced_digest(headers: &HeaderMap) -> Result<Option<[u8; 32]>, DeliveryErr
     if headers.contains_key(names::REPR_DIGEST) {
         return repr_digest(headers).map(Some);
     }
-    let trailer = headers
-        .get_all(header::TRAILER)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|field| {
-            field
-                .trim()
-                .eq_ignore_ascii_case(names::REPR_DIGEST_TRAILER)
-        });
+    let trailer = names::list_names(
+        headers
+            .get_all(header::TRAILER)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+        names::REPR_DIGEST_TRAILER,
+    );
     if trailer {
         Ok(None)
     } else {
