@@ -10,8 +10,8 @@ use ids_devpki::KeyKind;
 use serde_json::{Value, json};
 
 use crate::support::{
-    AgentDeployment, Deployment, JOB_SECRET, PASSWORD, agent, binary, code, free_port, project_pfx,
-    spawn_agent, stderr, wait_for,
+    AgentDeployment, Deployment, JOB_SECRET, PASSWORD, agent, binary, code, free_port,
+    marked_content, project_pfx, sha256_header, spawn_agent, stderr, wait_for,
 };
 
 /// Deliveries whose digest comes after the body (issue 16).
@@ -19,17 +19,9 @@ mod single_pass;
 
 const MARKER: &[u8] = b"PLAINTEXT-MARKER-5d1c";
 
-/// `len` bytes that vary, with MARKER every 4 KiB (when there is room).
+/// `len` bytes that vary, with [`MARKER`] every 4 KiB (when there is room).
 fn content(len: usize, seed: u8) -> Vec<u8> {
-    let mut data: Vec<u8> = (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8)
-        .collect();
-    let mut at = 0;
-    while at + MARKER.len() <= len {
-        data[at..at + MARKER.len()].copy_from_slice(MARKER);
-        at += 4096;
-    }
-    data
+    marked_content(len, seed, MARKER)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -461,26 +453,6 @@ async fn token(server: &crate::support::Server, client: &str, secret: &str) -> S
     assert!(r.status().is_success(), "token for {client}");
     let v: Value = r.json().await.expect("json");
     v["access_token"].as_str().expect("token").to_string()
-}
-
-/// `Repr-Digest` of `data`, computed by the `openssl` binary (not by the code under test).
-fn sha256_header(data: &[u8]) -> String {
-    use std::io::Write as _;
-    let mut child = Command::new("openssl")
-        .args(["dgst", "-sha256", "-binary"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("openssl");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let owned = data.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&owned));
-    let out = child.wait_with_output().expect("openssl output");
-    writer.join().expect("join").expect("write");
-    format!(
-        "sha-256=:{}:",
-        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, out.stdout)
-    )
 }
 
 async fn put(

@@ -181,12 +181,6 @@ impl Drop for Cluster {
     }
 }
 
-fn content(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8)
-        .collect()
-}
-
 fn client(ca: &Path) -> reqwest::Client {
     https_client_builder(ca)
         .timeout(Duration::from_secs(10))
@@ -351,7 +345,7 @@ async fn three_servers_behind_haproxy_share_one_postgresql_and_survive_kills() {
     for (i, size) in sizes.iter().enumerate() {
         let agent = &agents[i % 2];
         let name = format!("file-{i:02}.bin");
-        let plain = content(*size, i as u8);
+        let plain = varied_bytes(*size, i as u8);
         drop_encrypted(agent.path(), &name, &plain);
         originals.insert(name, plain);
     }

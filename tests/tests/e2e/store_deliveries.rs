@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use crate::pg::TestPostgres;
 use crate::support::{
-    Deployment, JOB_SECRET, PASSWORD, Server, binary, free_port, project_pfx, wait_for,
+    Deployment, JOB_SECRET, PASSWORD, Server, binary, free_port, marked_content, project_pfx,
+    sha256_header, sha256_of, wait_for,
 };
 
 const MARKER: &[u8] = b"PLAINTEXT-MARKER-7e2a";
@@ -23,38 +24,7 @@ const READER_SECRET: &str = "secret";
 
 /// `len` bytes that vary with `seed`, with [`MARKER`] every 4 KiB (when there is room).
 fn content(len: usize, seed: u8) -> Vec<u8> {
-    let mut data: Vec<u8> = (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8)
-        .collect();
-    let mut at = 0;
-    while at + MARKER.len() <= len {
-        data[at..at + MARKER.len()].copy_from_slice(MARKER);
-        at += 4096;
-    }
-    data
-}
-
-/// `Repr-Digest` of the bytes `feed` writes, computed by the `openssl` binary (streamed).
-fn sha256_of(feed: impl FnOnce(&mut dyn std::io::Write) + Send + 'static) -> String {
-    let mut child = Command::new("openssl")
-        .args(["dgst", "-sha256", "-binary"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("openssl");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || feed(&mut stdin));
-    let out = child.wait_with_output().expect("openssl output");
-    writer.join().expect("join");
-    format!(
-        "sha-256=:{}:",
-        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, out.stdout)
-    )
-}
-
-fn sha256_header(data: &[u8]) -> String {
-    let owned = data.to_vec();
-    sha256_of(move |w| w.write_all(&owned).expect("write"))
+    marked_content(len, seed, MARKER)
 }
 
 /// A deployment on database `db` of `pg` with the delivery certificate of `pfx_from` (every server

@@ -250,6 +250,50 @@ impl Server {
 }
 
 /// The system time in Unix seconds.
+/// `len` bytes that vary with `seed` (a file's content that compresses poorly and differs per seed).
+pub fn varied_bytes(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8)
+        .collect()
+}
+
+/// [`varied_bytes`] with `marker` every 4 KiB (when there is room): a test greps stored data for it to
+/// prove that no plaintext was kept.
+pub fn marked_content(len: usize, seed: u8, marker: &[u8]) -> Vec<u8> {
+    let mut data = varied_bytes(len, seed);
+    let mut at = 0;
+    while at + marker.len() <= len {
+        data[at..at + marker.len()].copy_from_slice(marker);
+        at += 4096;
+    }
+    data
+}
+
+/// `Repr-Digest` of the bytes `feed` writes, computed by the `openssl` binary (streamed; not by the
+/// code under test).
+pub fn sha256_of(feed: impl FnOnce(&mut dyn std::io::Write) + Send + 'static) -> String {
+    let mut child = Command::new("openssl")
+        .args(["dgst", "-sha256", "-binary"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || feed(&mut stdin));
+    let out = child.wait_with_output().expect("openssl output");
+    writer.join().expect("join");
+    format!(
+        "sha-256=:{}:",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, out.stdout)
+    )
+}
+
+/// `Repr-Digest` of `data` ([`sha256_of`]).
+pub fn sha256_header(data: &[u8]) -> String {
+    let owned = data.to_vec();
+    sha256_of(move |w| w.write_all(&owned).expect("write"))
+}
+
 /// A loopback port free now (for a server that must know its address before it starts).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -103,7 +103,7 @@ async fn a_digest_after_the_body_is_checked_before_commit_over_http1_and_http2()
     let job = token(&server, "Job", JOB_SECRET).await;
     let ca = d.path().join("ca.crt");
     let data = content(1_234_567, 7);
-    let digest = super::sha256_header(&data);
+    let digest = crate::support::sha256_header(&data);
     let mut committed = 0;
 
     // The check before sending says the server reads the digest after the body.
@@ -160,13 +160,13 @@ async fn a_digest_after_the_body_is_checked_before_commit_over_http1_and_http2()
             &job,
             &id,
             &other,
-            Some(digest_trailer(&super::sha256_header(&other))),
+            Some(digest_trailer(&crate::support::sha256_header(&other))),
         )
         .await;
         assert_eq!(error_of(r).await, (409, "delivery_conflict".into()));
 
         // A wrong digest in the trailer: nothing stored.
-        let wrong = super::sha256_header(b"another file");
+        let wrong = crate::support::sha256_header(b"another file");
         let r = put_trailer(
             &c,
             &server.base,
