@@ -23,7 +23,11 @@ pub mod idle_bench;
 pub mod keytool;
 pub mod store_bench;
 
-use std::process::Child;
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context as _, bail};
 use std::time::Duration;
 
 /// A child process killed (and reaped) when dropped.
@@ -35,6 +39,66 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `identity-server serve` on a free loopback port with the deployment in `dir` (its log at `warn` on
+/// this process's standard error): the process, killed when dropped, and the port it printed.
+pub fn start_serve(server_bin: &Path, dir: &Path) -> anyhow::Result<(Killed, u16)> {
+    let mut child = Command::new(server_bin)
+        .args(["serve", "--urls", "https://127.0.0.1:0", "--config-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", server_bin.display()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let child = Killed(child);
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if let Some(rest) = line.strip_prefix("listening on https://")
+            && let Some(port) = rest.rsplit(':').next().and_then(|p| p.parse().ok())
+        {
+            return Ok((child, port));
+        }
+    }
+    bail!("the server did not print its address")
+}
+
+/// Where the PostgreSQL server binaries are (`initdb`, `pg_ctl`): `PG_BIN`, then Debian's newest
+/// `/usr/lib/postgresql/N/bin`, then `PATH`. Used by the benchmarks' and the e2e tests' throwaway
+/// clusters.
+pub fn postgres_bin() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let has_both = |d: &Path| d.join("initdb").is_file() && d.join("pg_ctl").is_file();
+    if let Ok(dir) = std::env::var("PG_BIN")
+        && Path::new(&dir).join("pg_ctl").is_file()
+    {
+        return Some(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            has_both(&bin).then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Some(bin);
+    }
+    std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).find(|d| has_both(d)))
+}
+
+/// Whether this process runs as root (`initdb` refuses root: run PostgreSQL's commands as `postgres`).
+pub fn runs_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// A `kB` line of `/proc/PID/status` (`VmRSS:`, `VmHWM:`...), in bytes (Linux).

@@ -12,19 +12,18 @@
 //! The rounds alternate (embedded, PostgreSQL, embedded, PostgreSQL) so that a change of load on the
 //! machine affects both alike; the figures are the means of the two rounds of each.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use ids_devpki::{Ca, KeyKind, PfxProfile, to_pfx};
 use ids_jose::AssertionSigner;
 use ids_pki::SigningKey;
 
-use crate::Killed;
+use crate::{postgres_bin, runs_as_root};
 
 /// A throwaway PostgreSQL cluster, stopped on drop (also used by `ids-bench deliver --postgresql`).
 pub(crate) struct Cluster {
@@ -33,47 +32,17 @@ pub(crate) struct Cluster {
     as_postgres: bool,
 }
 
-/// `initdb`'s folder: `PG_BIN`, then Debian's newest `/usr/lib/postgresql/N/bin`, then `PATH`.
-fn find_bin() -> Option<PathBuf> {
-    if let Ok(dir) = std::env::var("PG_BIN")
-        && Path::new(&dir).join("pg_ctl").is_file()
-    {
-        return Some(PathBuf::from(dir));
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let v = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let bin = e.path().join("bin");
-            (bin.join("initdb").is_file() && bin.join("pg_ctl").is_file()).then_some((v, bin))
-        })
-        .collect();
-    versions.sort();
-    if let Some((_, bin)) = versions.pop() {
-        return Some(bin);
-    }
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
-    })
-}
-
 impl Cluster {
     /// Starts one with `extra_conf` lines in its postgresql.conf; `None` (SKIPPED printed) without the
     /// binaries.
     pub(crate) fn start(extra_conf: &[String]) -> anyhow::Result<Option<Cluster>> {
-        let Some(bin) = find_bin() else {
+        let Some(bin) = postgres_bin() else {
             println!(
                 "SKIPPED: PostgreSQL server binaries (initdb, pg_ctl) not found; install Debian's `postgresql` package"
             );
             return Ok(None);
         };
-        let as_postgres = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        let as_postgres = runs_as_root();
         let dir = tempfile::Builder::new()
             .prefix("idsbpg")
             .tempdir_in("/tmp")?;
@@ -228,7 +197,7 @@ pub fn run(
             serde_json::json!({ "Provider": "Embedded" })
         };
         write_settings(dir.path(), &store)?;
-        let (server, port) = start_server(server_bin, dir.path())?;
+        let (server, port) = crate::start_serve(server_bin, dir.path())?;
         let rate = runtime.block_on(load(&ca_pem, port, &signers, seconds))?;
         drop(server);
         println!(
@@ -246,28 +215,6 @@ pub fn run(
         100.0 * postgres / embedded.max(1.0)
     );
     Ok(())
-}
-
-fn start_server(server_bin: &Path, dir: &Path) -> anyhow::Result<(Killed, u16)> {
-    let mut child = Command::new(server_bin)
-        .args(["serve", "--urls", "https://127.0.0.1:0", "--config-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("starting {}", server_bin.display()))?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let child = Killed(child);
-    for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        if let Some(rest) = line.strip_prefix("listening on https://")
-            && let Some(port) = rest.rsplit(':').next().and_then(|p| p.parse().ok())
-        {
-            return Ok((child, port));
-        }
-    }
-    bail!("the server did not print its address")
 }
 
 /// Fresh assertions from every client in parallel for `seconds`: tokens/s (every answer must be 200).

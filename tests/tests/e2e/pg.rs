@@ -23,45 +23,6 @@ pub struct TestPostgres {
     pub user: String,
 }
 
-/// Where the PostgreSQL server binaries are: `PG_BIN`, then Debian's versioned folders (newest first),
-/// then `PATH`.
-fn find_bin() -> Option<PathBuf> {
-    if let Ok(dir) = std::env::var("PG_BIN") {
-        let dir = PathBuf::from(dir);
-        if dir.join("pg_ctl").is_file() {
-            return Some(dir);
-        }
-    }
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin"))
-        .filter(|b| b.join("initdb").is_file() && b.join("pg_ctl").is_file())
-        .collect();
-    versions.sort_by_key(|p| {
-        p.parent()
-            .and_then(|v| v.file_name())
-            .and_then(|v| v.to_str())
-            .and_then(|v| v.parse::<u32>().ok())
-            .unwrap_or(0)
-    });
-    if let Some(bin) = versions.pop() {
-        return Some(bin);
-    }
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
-    })
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 impl TestPostgres {
     /// Starts a cluster listening on its Unix socket only, or prints `SKIPPED` (naming `test`) and
     /// returns `None` when PostgreSQL is not installed.
@@ -76,13 +37,13 @@ impl TestPostgres {
     }
 
     fn start_with(test: &str, tcp: bool) -> Option<TestPostgres> {
-        let Some(bin) = find_bin() else {
+        let Some(bin) = ids_tools::postgres_bin() else {
             eprintln!(
                 "SKIPPED {test}: PostgreSQL server binaries (initdb, pg_ctl) not found; install Debian's `postgresql` package (.ci/run does)"
             );
             return None;
         };
-        let as_postgres = is_root();
+        let as_postgres = ids_tools::runs_as_root();
         if as_postgres
             && !Command::new("runuser")
                 .arg("--help")

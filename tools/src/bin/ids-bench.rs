@@ -33,9 +33,7 @@
 //! time to the clients' next token, their failed requests, and the restarted server's return to
 //! service (see `ids_tools::failover_bench`).
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -49,7 +47,7 @@ use ids_devpki::{Ca, KeyKind, PfxProfile, to_pfx};
 use ids_jose::{KeySet, TokenSigner, Validation, Verifier};
 use ids_pki::{Certificate, SigningKey};
 use ids_secret::SecretHash;
-use ids_tools::{Killed, percentiles};
+use ids_tools::percentiles;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -322,25 +320,7 @@ fn main() -> anyhow::Result<()> {
         .map(|(id, s)| (id.clone(), s.thumbprint().to_string()))
         .collect();
     let secrets = write_deployment(dir.path(), &ca, &signing, cli.clients, &thumbprints)?;
-    let mut child = Command::new(&server_bin)
-        .args(["serve", "--urls", "https://127.0.0.1:0", "--config-dir"])
-        .arg(dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("starting {}", server_bin.display()))?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let child = Killed(child);
-    let mut port = None;
-    for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        if let Some(rest) = line.strip_prefix("listening on https://") {
-            port = rest.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
-            break;
-        }
-    }
-    let port = port.context("the server did not print its address")?;
+    let (child, port) = ids_tools::start_serve(&server_bin, dir.path())?;
     let url = format!("https://127.0.0.1:{port}/connect/token");
     let ca_cert = reqwest::Certificate::from_pem(ca.cert.cert_pem.as_bytes())?;
 
