@@ -57,8 +57,9 @@ struct Pending {
 pub struct PgReplayCache {
     store: Arc<PgStore>,
     local: MemoryReplayCache,
-    /// To the writer task (`None` outside a runtime: each request then writes its own row).
-    writer: Option<tokio::sync::mpsc::Sender<Pending>>,
+    /// To the writer tasks, started by the first assertion recorded (the cache is made while the
+    /// server loads, before its runtime exists).
+    writer: std::sync::OnceLock<tokio::sync::mpsc::Sender<Pending>>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -70,22 +71,31 @@ impl std::fmt::Debug for Pending {
 }
 
 impl PgReplayCache {
-    /// `local` holds this server's shares (and answers replays to this server at once). Starts the
-    /// writer task when called within a tokio runtime; it ends when the cache is dropped.
+    /// `local` holds this server's shares (and answers replays to this server at once). The writer
+    /// tasks start with the first assertion recorded and end when the cache is dropped.
     pub fn new(store: Arc<PgStore>, local: MemoryReplayCache) -> Self {
-        let writer = tokio::runtime::Handle::try_current().ok().map(|runtime| {
-            let (tx, rx) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
-            let rx = Arc::new(tokio::sync::Mutex::new(rx));
-            for _ in 0..WRITERS {
-                runtime.spawn(write_batches(store.clone(), rx.clone()));
-            }
-            tx
-        });
         PgReplayCache {
             store,
             local,
-            writer,
+            writer: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The writers' queue, their tasks started on this runtime the first time; `None` outside a tokio
+    /// runtime (each request then writes its own row).
+    fn writer(&self) -> Option<&tokio::sync::mpsc::Sender<Pending>> {
+        if let Some(writer) = self.writer.get() {
+            return Some(writer);
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        Some(self.writer.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
+            let rx = Arc::new(tokio::sync::Mutex::new(rx));
+            for _ in 0..WRITERS {
+                runtime.spawn(write_batches(self.store.clone(), rx.clone()));
+            }
+            tx
+        }))
     }
 
     async fn record(
@@ -106,7 +116,7 @@ impl PgReplayCache {
             return Ok(false);
         }
         let refuse_until = expires_at.saturating_add(LEEWAY);
-        let Some(writer) = &self.writer else {
+        let Some(writer) = self.writer() else {
             let batch = [(key, client_id, refuse_until)];
             return self
                 .store
