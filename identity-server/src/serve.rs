@@ -146,8 +146,15 @@ pub async fn run_loaded(
         }
     }
     let state = Arc::new(
-        startup::app_state(&settings, loaded, authorized_keys, &issuer, &bound)
-            .map_err(LoadErrors::from)?,
+        startup::app_state(
+            &settings,
+            loaded,
+            authorized_keys,
+            &issuer,
+            &bound,
+            tokio::runtime::Handle::current(),
+        )
+        .map_err(LoadErrors::from)?,
     );
     let live_clients = state.tokens.clients.clone();
     let replay = state.tokens.replay.clone();

@@ -271,6 +271,7 @@ pub(crate) fn app_state(
     authorized_keys: authorized_clients::LiveKeys,
     issuer: &str,
     bound: &[SocketAddr],
+    runtime: tokio::runtime::Handle,
 ) -> Result<http::AppState, LoadError> {
     let Loaded {
         keys,
@@ -290,14 +291,9 @@ pub(crate) fn app_state(
         &audience,
     )?;
     // With PostgreSQL, deliveries are kept in the database (the data folder is not used for them).
-    let shared = match (&store, tokio::runtime::Handle::try_current()) {
-        (Some(pg), Ok(handle)) => Some(PgDeliveryStore::for_server(
-            pg.clone(),
-            handle,
-            settings.deliveries.quota,
-        )),
-        _ => None,
-    };
+    let shared = store
+        .as_ref()
+        .map(|pg| PgDeliveryStore::for_server(pg.clone(), runtime, settings.deliveries.quota));
     let deliveries = match encryption {
         Ok(encryption) => {
             let subject = encryption.certificate.subject().to_string();
