@@ -24,7 +24,6 @@ pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
@@ -191,9 +190,9 @@ async fn sweep_deliveries(store: &PgStore) {
 pub struct PgStore {
     pool: Pool,
     settings: Arc<PgSettings>,
+    /// Up only after this server checked (and if allowed, applied) the schema: [`PgStore::prepare`] is
+    /// the only way up.
     health: Health,
-    /// Whether this server checked (and if allowed, applied) the schema since it started.
-    schema_ready: AtomicBool,
 }
 
 impl PgStore {
@@ -246,7 +245,6 @@ impl PgStore {
             pool,
             health: Health::new(settings.describe()),
             settings: Arc::new(settings.clone()),
-            schema_ready: AtomicBool::new(false),
         })
     }
 
@@ -267,7 +265,7 @@ impl PgStore {
 
     /// Whether the store is usable now (reachable, schema checked).
     pub fn is_up(&self) -> bool {
-        self.health.is_up() && self.schema_ready.load(Ordering::Acquire)
+        self.health.is_up()
     }
 
     /// Runs `work` (statements on the request path) for at most `Store:StatementTimeoutSeconds` +
@@ -288,7 +286,6 @@ impl PgStore {
                     self.describe(),
                     limit.as_secs()
                 );
-                self.schema_ready.store(false, Ordering::Release);
                 self.health.set_down(&reason);
                 Err(PgError::Unavailable(reason))
             }
@@ -366,11 +363,9 @@ impl PgStore {
         .await;
         match &result {
             Ok(()) => {
-                self.schema_ready.store(true, Ordering::Release);
                 self.health.set_up();
             }
             Err(e) => {
-                self.schema_ready.store(false, Ordering::Release);
                 self.health.set_down(&e.to_string());
             }
         }
@@ -410,7 +405,6 @@ impl PgStore {
                         // other failure (unreachable, refused, overloaded, authentication) is an
                         // outage until the database takes connections again.
                         Err(e) if !matches!(e, PgError::Busy { .. }) => {
-                            self.schema_ready.store(false, Ordering::Release);
                             self.health.set_down(&e.to_string());
                         }
                         _ => {
