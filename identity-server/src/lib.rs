@@ -41,6 +41,7 @@ pub mod serve;
 pub mod settings;
 pub mod startup;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 
 use std::future::Future;
@@ -48,7 +49,7 @@ use std::net::TcpListener;
 
 pub use error::Error;
 pub use exit::ExitStatus;
-pub use serve::{Bound, ServerError, issuer, run_loaded, run_on};
+pub use serve::{Bound, ServerError, issuer, run_bound, run_loaded, run_on};
 pub use settings::Settings;
 pub use startup::{
     DataFolderError, LoadError, LoadErrors, Loaded, ReadBack, client_rules, expiring,

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use identity_server::ExitStatus;
 
-use commands::{check, deliveries, protect, quickstart, serve, store};
+use commands::{check, deliveries, health, protect, quickstart, serve, store};
 
 #[derive(Parser)]
 #[command(
@@ -43,13 +43,20 @@ enum Command {
     Quickstart(quickstart::Args),
     /// The shared PostgreSQL store (Store:Provider PostgreSql): schema status and migrations.
     Store(store::Args),
+    /// Ask a running server whether it is ready (/health/ready): exit 0 when it is, 1 when not.
+    Health(health::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    commands::init_logging();
     let given = cli.config_dir;
     let config_dir = given.clone().unwrap_or_else(|| PathBuf::from("."));
+    commands::init_logging(match (&cli.command, &given) {
+        (Command::Quickstart(args), None) => args
+            .dir()
+            .unwrap_or(std::path::Path::new(quickstart::DEFAULT_DIR)),
+        _ => &config_dir,
+    });
     let result = match cli.command {
         Command::Serve(args) => serve::exec(&config_dir, args),
         Command::Check(args) => check::exec(&config_dir, args),
@@ -57,6 +64,7 @@ fn main() -> ExitCode {
         Command::Deliveries(args) => deliveries::exec(&config_dir, args),
         Command::Quickstart(args) => quickstart::exec(given, args),
         Command::Store(args) => store::exec(&config_dir, args),
+        Command::Health(args) => return health::exec(&config_dir, args),
     };
     match result {
         Ok(()) => ExitStatus::Success.into(),

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::telemetry::Telemetry;
 use crate::{access_control, authorized_clients};
+use ids_runtime::Clock;
 
 /// Reloads the access-control XML when its files change (checked every `interval`; never when zero) and on
 /// SIGHUP. Invalid new files are reported and the clients in force stay as they are.
@@ -13,6 +15,8 @@ pub(crate) async fn reload_access_control(
     clients: Arc<access_control::LiveClients>,
     keys: Arc<authorized_clients::LiveKeys>,
     interval: Duration,
+    telemetry: Telemetry,
+    clock: Arc<dyn Clock>,
 ) {
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -52,9 +56,19 @@ pub(crate) async fn reload_access_control(
             }
             if r.folder_unreadable {
                 tracing::error!(keys = r.keys, folder = ?keys.folder(), "authorized clients NOT reloaded: the keys in force stay until the folder can be read");
+                telemetry.configuration_reloaded(
+                    "authorized_clients",
+                    Err("the folder cannot be read: the keys in force stay"),
+                    clock.now(),
+                );
             } else {
                 tracing::info!(keys = r.keys, kept = r.kept, folder = ?keys.folder(), "authorized clients reloaded");
+                telemetry.configuration_reloaded("authorized_clients", Ok(r.keys), clock.now());
             }
+            telemetry.certificates(
+                crate::startup::AUTHORIZED_CLIENT_ROLE,
+                &crate::startup::authorized_certificates(&keys.current()),
+            );
         }
         let live = clients.clone();
         let Ok(outcome) = tokio::task::spawn_blocking(move || live.reload(force)).await else {
@@ -67,6 +81,7 @@ pub(crate) async fn reload_access_control(
                     tracing::warn!("{w}");
                 }
                 tracing::info!(clients, "access control reloaded");
+                telemetry.configuration_reloaded("access_control", Ok(clients), clock.now());
             }
             access_control::Reload::Rejected(errors) => {
                 for e in errors.problems() {
@@ -75,6 +90,13 @@ pub(crate) async fn reload_access_control(
                 tracing::error!(
                     "access control NOT reloaded: the clients in force stay as they were until the files can be read and are valid"
                 );
+                let first = errors
+                    .problems()
+                    .into_iter()
+                    .next()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
+                telemetry.configuration_reloaded("access_control", Err(&first), clock.now());
             }
         }
     }

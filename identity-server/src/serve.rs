@@ -11,6 +11,7 @@ use crate::settings::{self, Settings};
 use crate::startup::{self, LoadError, LoadErrors, Loaded, load};
 use ids_runtime::{Clock as _, SystemClock};
 
+use crate::telemetry::{AuditOutput, Auditor, ServerMetrics, Telemetry};
 use crate::{Error, connections, http, reload};
 
 /// Errors that stop the server.
@@ -45,6 +46,8 @@ pub struct Bound {
     pub addresses: Vec<(SocketAddr, bool)>,
     /// The issuer (`iss`) the first address gives, or `ApplicationUri`.
     pub issuer: String,
+    /// `Metrics:Urls` listeners, in order.
+    pub metrics: Vec<TcpListener>,
 }
 
 impl Bound {
@@ -69,12 +72,19 @@ impl Bound {
             .collect::<Result<Vec<_>, Error>>()?;
         let (first, _) = addresses.first().ok_or(Error::NoListenUrl)?;
         let issuer = issuer(&settings, *first);
+        let metrics = settings
+            .operations
+            .metrics
+            .iter()
+            .map(|a| bind(a))
+            .collect::<Result<Vec<_>, Error>>()?;
         Ok(Bound {
             settings,
             loaded,
             listeners,
             addresses,
             issuer,
+            metrics,
         })
     }
 
@@ -84,10 +94,11 @@ impl Bound {
             .enable_all()
             .build()
             .map_err(Error::Runtime)?;
-        runtime.block_on(run_loaded(
+        runtime.block_on(run_bound(
             self.settings,
             self.loaded,
             self.listeners,
+            Some(self.metrics),
             shutdown,
         ))?;
         Ok(())
@@ -115,10 +126,23 @@ pub async fn run_on(
 }
 
 /// [`run_on`] with what [`load`] returned (the binary loads first, to report problems before it binds).
+/// `Metrics:Urls` are bound here.
 pub async fn run_loaded(
     settings: Settings,
     loaded: Loaded,
     listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    run_bound(settings, loaded, listeners, None, shutdown).await
+}
+
+/// [`run_loaded`] with the `Metrics:Urls` listeners bound already (`Some`: the binary binds them
+/// with the others, to print their addresses).
+pub async fn run_bound(
+    settings: Settings,
+    loaded: Loaded,
+    listeners: Vec<TcpListener>,
+    metrics_listeners: Option<Vec<TcpListener>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let authorized_keys = startup::announce(&settings, &loaded);
@@ -145,6 +169,16 @@ pub async fn run_loaded(
             return Err(LoadErrors::from(LoadError::Store(e)).into());
         }
     }
+    let telemetry = start_telemetry(&settings)?;
+    let metrics_listeners = match metrics_listeners {
+        Some(l) => l,
+        None => settings
+            .operations
+            .metrics
+            .iter()
+            .map(|a| bind(a).map_err(|e| ServerError::Io(std::io::Error::other(e.to_string()))))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
     let state = Arc::new(
         startup::app_state(
             &settings,
@@ -153,6 +187,7 @@ pub async fn run_loaded(
             &issuer,
             &bound,
             tokio::runtime::Handle::current(),
+            telemetry.clone(),
         )
         .map_err(LoadErrors::from)?,
     );
@@ -199,7 +234,21 @@ pub async fn run_loaded(
         live_clients,
         live_keys,
         settings.access_control_reload,
+        telemetry.clone(),
+        settings.clock.clone(),
     ));
+    let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
+    if let Some(metrics) = &telemetry.metrics {
+        let render = scrape(metrics.clone(), replay.clone(), store.clone());
+        for listener in metrics_listeners {
+            let mut stopped = metrics_stopped.clone();
+            let address = listener.local_addr()?;
+            tracing::info!(%address, "metrics served at http://{address}/metrics");
+            tokio::spawn(ids_runtime::metrics::serve(listener, render.clone(), async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }));
+        }
+    }
     let (stop_monitor, monitor_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(store) = store {
         tokio::spawn(store.monitor(
@@ -211,6 +260,9 @@ pub async fn run_loaded(
         ));
     }
     tracing::info!(%issuer, addresses = ?bound, "identity server ready");
+    if let Err(e) = ids_runtime::notify::notify("READY=1") {
+        tracing::warn!("cannot tell systemd the server is ready (NOTIFY_SOCKET): {e}");
+    }
     tokio::spawn(async move {
         shutdown.await;
         for handle in handles {
@@ -233,11 +285,48 @@ pub async fn run_loaded(
             }
         }
     }
+    let _ = ids_runtime::notify::notify("STOPPING=1");
     reloader.abort();
     let _ = stop_monitor.send(());
+    let _ = stop_metrics.send(true);
     // Written out after the last request: a restart must not reopen the replay window.
     let _ = tokio::task::spawn_blocking(move || replay.shutdown()).await;
+    // The audit events of the last requests are written before the process exits.
+    let _ = tokio::task::spawn_blocking(move || telemetry.flush()).await;
     result
+}
+
+/// The metrics registry (when `Metrics:Urls` is set) and the audit writer (when `Audit` is set).
+fn start_telemetry(settings: &Settings) -> Result<Telemetry, ServerError> {
+    let metrics = (!settings.operations.metrics.is_empty()).then(|| Arc::new(ServerMetrics::new()));
+    let audit = match &settings.operations.audit {
+        None => None,
+        Some(output) => {
+            let auditor = Auditor::start(output, metrics.clone(), settings.clock.now())
+                .map_err(|e| LoadErrors::from(LoadError::Audit(e)))?;
+            match output {
+                AuditOutput::Folder { path, retention_days } => tracing::info!(folder = %path.display(), retention_days, "audit trail written"),
+                AuditOutput::Stdout => tracing::info!("audit trail written to standard output"),
+            }
+            Some(auditor)
+        }
+    };
+    Ok(Telemetry { metrics, audit })
+}
+
+/// What a scrape answers: the states read now (replay cache entries, store up), then every metric.
+fn scrape(
+    metrics: Arc<ServerMetrics>,
+    replay: Arc<dyn crate::oauth::client_keys::ReplayCache>,
+    store: Option<Arc<crate::store::postgres::PgStore>>,
+) -> ids_runtime::metrics::Render {
+    Arc::new(move || {
+        metrics.replay_entries.set(replay.entries() as i64);
+        metrics
+            .store_up
+            .set(i64::from(store.as_ref().is_none_or(|s| s.is_up())));
+        metrics.render()
+    })
 }
 
 /// Raises the open-file limit and sizes the connection cap (`Limits:MaxConnections`, derived from the

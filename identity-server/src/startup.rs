@@ -51,6 +51,9 @@ pub enum LoadError {
     /// The client authenticator cannot start (no random key).
     #[error("{0}")]
     Authenticator(#[source] oauth::OAuthError),
+    /// The audit trail cannot be written.
+    #[error(transparent)]
+    Audit(#[from] crate::telemetry::audit::AuditError),
     #[error("no listening socket")]
     NoListener,
     /// The shared store cannot be set up (its CA file, TLS) or its schema is newer than this binary.
@@ -185,6 +188,49 @@ pub fn expiry_warnings(
     expiring(&certs, now, days)
 }
 
+/// The `role` label of the authorized-clients folder's certificates.
+pub const AUTHORIZED_CLIENT_ROLE: &str = "authorized_client";
+
+/// `(subject, notAfter)` of the certificates in the authorized-clients folder.
+pub fn authorized_certificates(authorized: &authorized_clients::AuthorizedKeys) -> Vec<(String, i64)> {
+    let mut out: Vec<(String, i64)> = authorized
+        .by_client
+        .values()
+        .flatten()
+        .filter_map(|k| {
+            k.certificate
+                .as_ref()
+                .map(|c| (c.subject().to_string(), c.not_after()))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Every certificate the server holds, by `role` label (metrics): `(role, [(subject, notAfter)])`.
+pub fn certificate_roles(
+    loaded_keys: &keys::ServerKeys,
+    encryption: Option<&ids_pki::Certificate>,
+) -> Vec<(&'static str, Vec<(String, i64)>)> {
+    let of = |certs: &[&ids_pki::Certificate]| -> Vec<(String, i64)> {
+        certs
+            .iter()
+            .map(|c| (c.subject().to_string(), c.not_after()))
+            .collect()
+    };
+    vec![
+        ("signing", of(&[&loaded_keys.signing_certificate])),
+        ("validation", of(&loaded_keys.validation.iter().collect::<Vec<_>>())),
+        ("tls", of(&[&loaded_keys.tls_certificate])),
+        ("encryption", of(&encryption.into_iter().collect::<Vec<_>>())),
+        (
+            "client_ca",
+            of(&loaded_keys.client_authorities.iter().collect::<Vec<_>>()),
+        ),
+    ]
+}
+
 /// One message per certificate of `certs` that expires within `days` of `now`.
 pub fn expiring(certs: &[(String, &ids_pki::Certificate)], now: i64, days: u64) -> Vec<String> {
     let horizon = now.saturating_add(
@@ -272,7 +318,22 @@ pub(crate) fn app_state(
     issuer: &str,
     bound: &[SocketAddr],
     runtime: tokio::runtime::Handle,
+    telemetry: crate::telemetry::Telemetry,
 ) -> Result<http::AppState, LoadError> {
+    let encryption_certificate = loaded.encryption.as_ref().ok().map(|e| e.certificate.clone());
+    for (role, certificates) in certificate_roles(&loaded.keys, encryption_certificate.as_ref()) {
+        telemetry.certificates(role, &certificates);
+    }
+    telemetry.certificates(
+        AUTHORIZED_CLIENT_ROLE,
+        &authorized_certificates(&authorized_keys.current()),
+    );
+    if let Some(m) = &telemetry.metrics {
+        m.clients_loaded.set(loaded.clients.by_id.len() as i64);
+        m.last_reload_success.set(1);
+        m.last_reload_time.set(settings.clock.now());
+        m.store_up.set(1);
+    }
     let Loaded {
         keys,
         clients,
@@ -427,7 +488,8 @@ pub(crate) fn app_state(
         hash_wait: Duration::from_secs(5),
         failures_per_minute: settings.failed_authentications_per_minute,
     })
-    .map_err(LoadError::Authenticator)?;
+    .map_err(LoadError::Authenticator)?
+    .with_telemetry(telemetry.clone());
     let authenticator = match &store {
         Some(store) => authenticator.with_shared_budget(store.clone()),
         None => authenticator,
@@ -443,6 +505,8 @@ pub(crate) fn app_state(
             )),
             authenticator,
             issuer: TokenIssuer {
+                not_after: keys.signing_certificate.not_after(),
+                accept_expired: settings.danger_accept_expired_certificate,
                 signer: keys.signer,
                 issuer: issuer.to_string(),
                 audience,
@@ -455,7 +519,9 @@ pub(crate) fn app_state(
             max_assertion_lifetime: settings.max_client_assertion_lifetime.as_secs() as i64,
             client_authorities,
             assertion_audiences,
+            telemetry: telemetry.clone(),
         },
+        telemetry,
         discovery,
         jwks,
         bearer,

@@ -6,6 +6,9 @@
 //!   `Retry-After` capped; used by token requests, `agent push` and the outbox.
 //! - [`log_escape`]: the writer that escapes control characters in log events (no forged lines).
 //! - [`logging`] (feature `logging`): the log set-up of both apps: standard error, and a log file.
+//! - [`metrics`] (feature `metrics`): the `/metrics` listener (`Metrics:Urls`) and the metric
+//!   families both apps share (build information, certificate expiry).
+//! - [`notify`]: systemd readiness notifications (`Type=notify`).
 //! - [`suggest`]: the one "did you mean" helper (Levenshtein from `strsim`) for settings and XML.
 //! - [`shutdown`] (feature `tokio`): SIGTERM or Ctrl-C.
 //! - [`tls`] (feature `tls`): the rustls provider built once, and the handshake-signature checks every
@@ -19,6 +22,9 @@ pub mod clock;
 pub mod log_escape;
 #[cfg(feature = "logging")]
 pub mod logging;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+pub mod notify;
 pub mod retry;
 #[cfg(feature = "tokio")]
 pub mod shutdown;

@@ -24,6 +24,21 @@ pub enum StderrFormat {
     /// `warning: ...` / `error: ...` lines, the shape of the messages a command prints itself (the
     /// agent, whose log is a file).
     Terse,
+    /// One JSON object per line (`Logging:Format` `Json`): timestamp, level, target, fields, for
+    /// log collectors that parse lines.
+    Json,
+}
+
+impl StderrFormat {
+    /// `Logging:Format`: `Text` (the app's own format) or `Json`, case-insensitive; the message says
+    /// what was expected.
+    pub fn parse(value: &str, text: StderrFormat) -> Result<StderrFormat, String> {
+        match value.trim() {
+            v if v.eq_ignore_ascii_case("text") => Ok(text),
+            v if v.eq_ignore_ascii_case("json") => Ok(StderrFormat::Json),
+            v => Err(format!("`{v}` is not a log format: expected Text or Json")),
+        }
+    }
 }
 
 /// What standard error shows: its format, and the `EnvFilter` directive used when `RUST_LOG` is not
@@ -49,6 +64,13 @@ where
     let stderr: Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync> = match stderr.format {
         StderrFormat::Full => layer.with_filter(filter).boxed(),
         StderrFormat::Terse => layer.event_format(Terse).with_filter(filter).boxed(),
+        StderrFormat::Json => layer
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_filter(filter)
+            .boxed(),
     };
     let file = file.map(|writer| {
         tracing_subscriber::fmt::layer()

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 use identity_server::deliveries::names::shown;
 use identity_server::deliveries::{Deliveries, DeliveryId, DeliveryKey, export_name};
+use identity_server::deliveries::Record;
+use identity_server::telemetry::{AuditOutput, Auditor, Event};
 use identity_server::{Error, ReadBack};
+use ids_runtime::{Clock as _, SystemClock};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -58,11 +61,47 @@ pub fn exec(config_dir: &Path, args: Args) -> Result<(), Error> {
 
 /// The stored deliveries, after printing the warnings about the key that reads them.
 fn stored(config_dir: &Path) -> Result<Deliveries, Error> {
+    Ok(stored_with_audit(config_dir)?.0)
+}
+
+/// The stored deliveries, and the audit trail's output when `Audit` is set.
+fn stored_with_audit(config_dir: &Path) -> Result<(Deliveries, Option<AuditOutput>), Error> {
     let read_back = ReadBack::load(config_dir)?;
     for w in &read_back.warnings {
         eprintln!("warning: {w}");
     }
-    read_back.open()
+    let audit = read_back.settings.operations.audit.clone();
+    Ok((read_back.open()?, audit))
+}
+
+/// Records an export in the audit trail (`Audit`), as the server records reads.
+fn audit_export(output: Option<&AuditOutput>, record: &Record, destination: &str) {
+    let Some(output) = output else { return };
+    let now = SystemClock.now();
+    match Auditor::start(output, None, now) {
+        Ok(auditor) => {
+            auditor.record(
+                Event::DeliveryExported {
+                    operator: operator(),
+                    delivery: record.id.as_str().to_string(),
+                    owner: record.client_id.to_string(),
+                    destination: destination.to_string(),
+                },
+                now,
+            );
+            auditor.close();
+        }
+        Err(e) => eprintln!("warning: the export is not in the audit trail: {e}"),
+    }
+}
+
+/// Who runs the command: the user name (`SUDO_USER` first: the person behind sudo) and uid.
+fn operator() -> String {
+    let uid = rustix::process::getuid().as_raw();
+    match std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")) {
+        Ok(name) if !name.is_empty() => format!("{name} (uid {uid})"),
+        _ => format!("uid {uid}"),
+    }
 }
 
 fn list(config_dir: &Path, json: bool) -> Result<(), Error> {
@@ -104,7 +143,7 @@ fn export(
     stdout: bool,
     force: bool,
 ) -> Result<(), Error> {
-    let service = stored(config_dir)?;
+    let (service, audit) = stored_with_audit(config_dir)?;
     let id = DeliveryId::parse(id).map_err(Error::DeliveryId)?;
     let record = service
         .find_any(&id, client.as_deref())
@@ -122,6 +161,7 @@ fn export(
                 target: "standard output".into(),
                 source,
             })?;
+        audit_export(audit.as_ref(), &record, "standard output");
         return Ok(());
     }
     // The delivered name, made safe: never a hidden or disguised file name.
@@ -155,6 +195,7 @@ fn export(
         path: target.clone(),
         source,
     })?;
+    audit_export(audit.as_ref(), &record, &target.display().to_string());
     eprintln!(
         "exported delivery {} of client {} ({} bytes, SHA-256 {}) to {}",
         record.id,

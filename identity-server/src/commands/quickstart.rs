@@ -19,12 +19,22 @@ pub struct Args {
     urls: Option<String>,
 }
 
+/// The folder quickstart creates or reuses when none is given.
+pub const DEFAULT_DIR: &str = "ids-quickstart";
+
+impl Args {
+    /// `--dir` (the old spelling of `--config-dir`), when given.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_deref()
+    }
+}
+
 /// `config_dir`: `--config-dir` when given.
 pub fn exec(config_dir: Option<PathBuf>, args: Args) -> Result<(), Error> {
     let dir = args
         .dir
         .or(config_dir)
-        .unwrap_or_else(|| PathBuf::from("ids-quickstart"));
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
     let urls = args.urls.as_deref();
     let url = urls.unwrap_or("https://localhost:5001");
     let listen = quickstart::parse_urls(url)?;

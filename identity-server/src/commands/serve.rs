@@ -30,6 +30,11 @@ pub fn print_listening(bound: &Bound) {
         let scheme = if *https { "https" } else { "http" };
         let _ = writeln!(out, "listening on {scheme}://{address}");
     }
+    for listener in &bound.metrics {
+        if let Ok(address) = listener.local_addr() {
+            let _ = writeln!(out, "metrics on http://{address}/metrics");
+        }
+    }
     let _ = writeln!(out, "issuer {}", bound.issuer);
     let _ = out.flush();
 }

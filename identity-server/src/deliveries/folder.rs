@@ -346,6 +346,24 @@ fn read_record(path: &Path) -> Result<Option<Record>, StoreError> {
 }
 
 impl DeliveryStore for FolderStore {
+    fn check_ready(&self) -> Result<String, String> {
+        // Writable: a probe file is created and removed (permissions, read-only remounts).
+        let probe = self.folder.join(".ready-probe");
+        std::fs::write(&probe, b"")
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|e| format!("{}: cannot write: {e}", self.folder.display()))?;
+        match free_space(&self.folder) {
+            Some(free) if free < self.min_free => Err(format!(
+                "{}: {} free on the disk, less than the {} Deliveries:MinFreeSpaceMiB keeps free",
+                self.folder.display(),
+                mib(free),
+                mib(self.min_free)
+            )),
+            Some(free) => Ok(format!("{}: writable, {} free", self.folder.display(), mib(free))),
+            None => Ok(format!("{}: writable", self.folder.display())),
+        }
+    }
+
     fn get(&self, key: &DeliveryKey) -> Result<Option<Record>, StoreError> {
         Ok(self.locate(key)?.map(|(record, _)| record))
     }

@@ -425,6 +425,11 @@ impl Deliveries {
     }
 
     /// Every delivery (the caller must be allowed to read).
+    /// Whether a delivery could be stored now (`/health/ready`).
+    pub fn check_ready(&self) -> Result<String, String> {
+        self.store.check_ready()
+    }
+
     pub fn list(&self) -> Result<Vec<Record>, DeliveryError> {
         Ok(self.store.list()?)
     }

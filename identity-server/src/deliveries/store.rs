@@ -143,6 +143,13 @@ pub trait DeliveryStore: Send + Sync + std::fmt::Debug {
 
     /// The stored (encrypted) content of a committed delivery.
     fn open(&self, key: &DeliveryKey) -> Result<Box<dyn Read + Send>, StoreError>;
+
+    /// The readiness check (`/health/ready`): whether a delivery could be stored now, and what was
+    /// found (`Ok` detail or `Err` reason). A store whose health is watched elsewhere (PostgreSQL)
+    /// says so.
+    fn check_ready(&self) -> Result<String, String> {
+        Ok("kept in the shared store".into())
+    }
 }
 
 /// Content being written. Nothing of it is visible until [`PendingContent::commit`]; dropping it

@@ -14,12 +14,13 @@
 //!
 //! Every request carries `Authorization: Bearer <token>`; deliveries also `Agent-Identifier`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -30,6 +31,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
 use super::error::ApiError;
+use crate::oauth::request::printable;
+use crate::telemetry::Event;
 use super::{AppState, ClientCert};
 use crate::access_control::Clients;
 use crate::deliveries::{
@@ -115,15 +118,54 @@ async fn blocking<T: Send + 'static>(
 
 async fn deliver(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     Query(query): Query<DeliverQuery>,
     certificate: ClientCert,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match receive(&state, id, query, &headers, &certificate, body).await {
-        Ok((status, record)) => record_response(status, record),
-        Err(e) => e.into_response(),
+    let mut who: Option<String> = None;
+    let result = receive(&state, id.clone(), query, &headers, &certificate, body, &mut who).await;
+    let peer = peer.ip().to_string();
+    let now = state.clock.now();
+    match result {
+        Ok((status, record)) => {
+            let event = if status == StatusCode::CREATED {
+                Event::DeliveryStored {
+                    client: record.client_id.to_string(),
+                    agent: record.agent.clone(),
+                    delivery: record.id.as_str().to_string(),
+                    name: record.name.clone(),
+                    bytes: record.size,
+                    sha256: record.sha256.clone(),
+                    peer,
+                }
+            } else {
+                Event::DeliveryDuplicate {
+                    client: record.client_id.to_string(),
+                    delivery: record.id.as_str().to_string(),
+                    peer,
+                }
+            };
+            state.telemetry.delivery(event, now);
+            record_response(status, record)
+        }
+        Err(e) => {
+            let reason = e.detail();
+            let response = e.into_response();
+            state.telemetry.delivery(
+                Event::DeliveryRefused {
+                    client: who.unwrap_or_else(|| "-".into()),
+                    delivery: Some(printable(&id)),
+                    status: response.status().as_u16(),
+                    reason,
+                    peer,
+                },
+                now,
+            );
+            response
+        }
     }
 }
 
@@ -134,8 +176,10 @@ async fn receive(
     headers: &HeaderMap,
     certificate: &ClientCert,
     body: Body,
+    who: &mut Option<String>,
 ) -> Result<(StatusCode, Record), ApiError> {
     let (deliveries, caller, clients) = caller(state, headers, certificate)?;
+    *who = Some(caller.client_id.to_string());
     let agents: Vec<&str> = clients
         .model
         .agents
@@ -465,6 +509,7 @@ async fn list(
 
 async fn content(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     Query(query): Query<ClientQuery>,
     certificate: ClientCert,
@@ -474,19 +519,28 @@ async fn content(
         let (deliveries, caller, _) = caller(&state, &headers, &certificate)?;
         authorize(&deliveries, &caller, Action::Read, &[])?;
         let id = DeliveryId::parse(&id)?;
-        Ok::<_, ApiError>(
-            blocking(move || {
-                let record = deliveries.find(&caller, &id, query.client.as_deref())?;
-                deliveries.open(&DeliveryKey::new(&record.client_id, &id))
-            })
-            .await?,
-        )
+        let reader = caller.client_id.clone();
+        let opened = blocking(move || {
+            let record = deliveries.find(&caller, &id, query.client.as_deref())?;
+            deliveries.open(&DeliveryKey::new(&record.client_id, &id))
+        })
+        .await?;
+        Ok::<_, ApiError>((reader, opened))
     }
     .await;
-    let (record, mut decryptor) = match result {
+    let (reader, (record, mut decryptor)) = match result {
         Ok(opened) => opened,
         Err(e) => return e.into_response(),
     };
+    state.telemetry.delivery(
+        Event::DeliveryRead {
+            client: reader.to_string(),
+            delivery: record.id.as_str().to_string(),
+            owner: record.client_id.to_string(),
+            peer: peer.ip().to_string(),
+        },
+        state.clock.now(),
+    );
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE);
     let id = record.id.clone();
     tokio::task::spawn_blocking(move || {

@@ -100,6 +100,16 @@ impl From<crate::deliveries::InvalidDeliveryId> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The refusal as the server's side sees it (for the audit trail): the whole message.
+    pub fn detail(&self) -> String {
+        match self {
+            ApiError::Bearer(e) => e.to_string(),
+            ApiError::Delivery(e) => e.to_string(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, description) = match &self {

@@ -2,6 +2,7 @@
 
 pub mod deliveries;
 pub mod error;
+pub mod health;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -82,6 +83,8 @@ pub struct AppState {
     pub deliveries: Result<Arc<crate::deliveries::Deliveries>, crate::deliveries::DeliveriesOff>,
     /// The shared PostgreSQL store, when `Store:Provider` is `PostgreSql`.
     pub store: Option<Arc<crate::store::postgres::PgStore>>,
+    /// Metrics and audit trail.
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 /// The server's routes (RFC 8414 / OIDC Discovery paths as IdentityServer serves them), from the wire
@@ -97,10 +100,55 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(paths::JWKS, get(jwks))
         .route(paths::HEALTH, get(health))
+        .route(health::LIVE, get(health::live))
+        .route(health::READY, get(health::ready))
         .layer(DefaultBodyLimit::max(MAX_TOKEN_BODY))
         // Delivery bodies are streamed, never buffered: their limit is Deliveries:MaxFileSizeMiB.
         .merge(deliveries::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// Counts every request by route and status and times it (`ids_http_requests_total`,
+/// `ids_http_request_duration_seconds`): from the request's headers to the answer's headers.
+async fn observe(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state.telemetry.metrics.is_none() {
+        return next.run(request).await;
+    }
+    let route = route_label(request.uri().path());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    state
+        .telemetry
+        .request(route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// The `route` label of a path: the route's template, or `other` (bounded, whatever clients send).
+pub fn route_label(path: &str) -> &'static str {
+    const EXACT: [&str; 9] = [
+        paths::TOKEN,
+        paths::AUTHORIZE,
+        paths::OPENID_CONFIGURATION,
+        paths::OAUTH_AUTHORIZATION_SERVER,
+        paths::JWKS,
+        paths::HEALTH,
+        health::LIVE,
+        health::READY,
+        paths::DELIVERIES,
+    ];
+    if let Some(known) = EXACT.iter().find(|p| **p == path) {
+        return known;
+    }
+    match path.strip_prefix(paths::DELIVERIES).and_then(|r| r.strip_prefix('/')) {
+        Some(rest) if rest.ends_with("/content") => "/api/deliveries/{id}/content",
+        Some(rest) if !rest.is_empty() && !rest.contains('/') => "/api/deliveries/{id}",
+        _ => "other",
+    }
 }
 
 async fn token(

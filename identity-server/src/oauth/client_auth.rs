@@ -44,6 +44,17 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// A fixed label for metrics and the audit trail.
+    pub fn label(self) -> &'static str {
+        match self {
+            Rejection::UnknownClient => "unknown_client",
+            Rejection::NoSecret => "no_secret",
+            Rejection::WrongSecret => "wrong_secret",
+            Rejection::Expired => "client_expired",
+            Rejection::NoSecretRegistered => "no_secret_registered",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Rejection::UnknownClient => "unknown client",
@@ -83,6 +94,8 @@ pub struct Authenticator {
     pool: HashPool,
     /// Failed authentications per source address.
     pub(crate) budget: FailureBudget,
+    /// Cache hits and misses, argon2 slot waits.
+    telemetry: crate::telemetry::Telemetry,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -121,7 +134,14 @@ impl Authenticator {
             config,
             cache_key: hmac::Key::new(hmac::HMAC_SHA256, &key),
             cache: Mutex::new(HashMap::new()),
+            telemetry: crate::telemetry::Telemetry::off(),
         })
+    }
+
+    /// Reports cache lookups and argon2 waits to `telemetry`.
+    pub fn with_telemetry(mut self, telemetry: crate::telemetry::Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
     }
 
     /// Keeps the failure budgets in the shared store (`Store:Provider PostgreSql`): one budget per
@@ -162,7 +182,9 @@ impl Authenticator {
             return Ok(AuthOutcome::Rejected(Rejection::NoSecretRegistered));
         };
         let key = self.cache_key(client_id, secret);
-        if self.cached(&key, &client.hash_fingerprint, now) {
+        let hit = self.cached(&key, &client.hash_fingerprint, now);
+        self.telemetry.secret_cache(hit);
+        if hit {
             return Ok(AuthOutcome::Authenticated { cached: true });
         }
         let attempt = self.budget.take(peer, now).await?;
@@ -201,13 +223,16 @@ impl Authenticator {
         R: Send + 'static,
         F: FnOnce(&mut Argon2Memory) -> R + Send + 'static,
     {
+        let waiting = std::time::Instant::now();
         let permit = tokio::time::timeout(
             self.config.hash_wait,
             self.semaphore.clone().acquire_owned(),
         )
-        .await
-        .map_err(|_| OAuthError::TemporarilyUnavailable)?
-        .map_err(|_| OAuthError::ServerError)?;
+        .await;
+        self.telemetry.hash_wait(waiting.elapsed());
+        let permit = permit
+            .map_err(|_| OAuthError::TemporarilyUnavailable)?
+            .map_err(|_| OAuthError::ServerError)?;
         self.pool
             .run(move |memory| {
                 let _permit = permit;

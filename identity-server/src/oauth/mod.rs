@@ -46,6 +46,18 @@ pub struct TokenService {
     pub assertion_audiences: Vec<String>,
     /// `IdentityServer:MaxClientAssertionLifetimeSeconds`.
     pub max_assertion_lifetime: i64,
+    /// Metrics and audit trail.
+    pub telemetry: crate::telemetry::Telemetry,
+}
+
+/// The `method` label of a token request.
+fn method_label(method: AuthMethod) -> &'static str {
+    match method {
+        AuthMethod::ClientSecretBasic => "client_secret_basic",
+        AuthMethod::ClientSecretPost => "client_secret_post",
+        AuthMethod::PrivateKeyJwt => "private_key_jwt",
+        AuthMethod::None => "tls_client_auth",
+    }
 }
 
 impl TokenService {
@@ -73,6 +85,14 @@ impl TokenService {
                     (Ok(AuthOutcome::Authenticated { .. }), Some(client)) => client,
                     (Ok(AuthOutcome::Rejected(reason)), _) => {
                         tracing::warn!(client_id = %printable(id), %peer, method = "client_secret", reason = reason.as_str(), "client authentication failed");
+                        self.failed(
+                            id,
+                            request.credentials.method,
+                            reason.label(),
+                            reason.as_str(),
+                            peer,
+                            now,
+                        );
                         return Err(OAuthError::InvalidClient);
                     }
                     (Ok(AuthOutcome::Authenticated { .. }), None) => {
@@ -80,6 +100,16 @@ impl TokenService {
                     }
                     (Err(e), _) => {
                         tracing::warn!(client_id = %printable(id), %peer, error = %e, "client authentication refused");
+                        if let OAuthError::SlowDown { .. } = e {
+                            self.failed(
+                                id,
+                                request.credentials.method,
+                                "rate_limited",
+                                &e.to_string(),
+                                peer,
+                                now,
+                            );
+                        }
                         return Err(e);
                     }
                 }
@@ -103,6 +133,14 @@ impl TokenService {
                 };
                 if let Err(reason) = result {
                     tracing::warn!(client_id = %printable(id), %peer, method = "tls_client_auth", reason = %reason, "client authentication failed");
+                    self.failed(
+                        id,
+                        AuthMethod::None,
+                        reason.label(),
+                        &reason.to_string(),
+                        peer,
+                        now,
+                    );
                     return Err(OAuthError::InvalidClient);
                 }
                 client
@@ -121,9 +159,44 @@ impl TokenService {
             request.scopes
         };
         let bound_to = certificate.and_then(PresentedCertificate::x5t_s256);
-        let response = self.issuer.issue(client, &scopes, now, bound_to.clone())?;
+        let (response, issued) = self.issuer.issue(client, &scopes, now, bound_to.clone())?;
         tracing::debug!(client_id = %client.identifier, scope = %scopes.join(" "), method = ?request.credentials.method, bound_to = ?bound_to, "access token issued");
+        self.telemetry.token_issued(
+            &crate::telemetry::TokenIssued {
+                client: client.identifier.as_str(),
+                method: method_label(request.credentials.method),
+                scopes: &scopes,
+                jti: &issued.jti,
+                kid: &issued.kid,
+                peer,
+                cnf_x5t_s256: bound_to.as_deref(),
+                exp: issued.exp,
+            },
+            now,
+        );
         Ok(response)
+    }
+
+    /// Reports a failed client authentication (already logged) to the metrics and the audit trail.
+    fn failed(
+        &self,
+        client: &str,
+        method: AuthMethod,
+        reason: &'static str,
+        detail: &str,
+        peer: IpAddr,
+        now: i64,
+    ) {
+        self.telemetry.authentication_failed(
+            &crate::telemetry::AuthenticationFailed {
+                client: &printable(client),
+                method: method_label(method),
+                reason,
+                detail,
+                peer,
+            },
+            now,
+        );
     }
 
     /// The registered client `id`, or `invalid_client` (logged) when it is unknown or expired.
@@ -135,13 +208,27 @@ impl TokenService {
         peer: IpAddr,
         now: i64,
     ) -> Result<&'c RegisteredClient, OAuthError> {
+        let auth_method = if method == "private_key_jwt" {
+            AuthMethod::PrivateKeyJwt
+        } else {
+            AuthMethod::None
+        };
         match clients.get(id) {
             None => {
                 tracing::warn!(client_id = %printable(id), %peer, method, reason = "unknown client", "client authentication failed");
+                self.failed(id, auth_method, "unknown_client", "unknown client", peer, now);
                 Err(OAuthError::InvalidClient)
             }
             Some(c) if c.expires_at.is_some_and(|t| t <= now) => {
                 tracing::warn!(client_id = %printable(id), %peer, method, reason = "client expired (ExpirationDate)", "client authentication failed");
+                self.failed(
+                    id,
+                    auth_method,
+                    "client_expired",
+                    "client expired (ExpirationDate)",
+                    peer,
+                    now,
+                );
                 Err(OAuthError::InvalidClient)
             }
             Some(c) => Ok(c),
@@ -161,6 +248,14 @@ impl TokenService {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(client_id = %printable(&credentials.client_id), %peer, method = "private_key_jwt", reason = %e, "client authentication failed");
+                self.failed(
+                    &credentials.client_id,
+                    AuthMethod::PrivateKeyJwt,
+                    KeyRejection::Assertion(e.clone()).label(),
+                    &e.to_string(),
+                    peer,
+                    now,
+                );
                 return Err(OAuthError::InvalidClient);
             }
         };
@@ -207,6 +302,14 @@ impl TokenService {
                 presented_key = presented.as_deref().unwrap_or("(none)"),
                 reason = %reason,
                 "client authentication failed"
+            );
+            self.failed(
+                &id,
+                AuthMethod::PrivateKeyJwt,
+                reason.label(),
+                &reason.to_string(),
+                peer,
+                now,
             );
             match reason {
                 KeyRejection::ReplayCacheFull => OAuthError::TemporarilyUnavailable,

@@ -35,6 +35,15 @@ pub struct Confirmation {
     pub x5t_s256: String,
 }
 
+/// What the audit trail records of a token issued (never the token itself).
+#[derive(Debug)]
+pub struct Issued {
+    pub jti: String,
+    /// The signing key's `kid`.
+    pub kid: String,
+    pub exp: i64,
+}
+
 /// Signs access tokens.
 #[derive(Debug)]
 pub struct TokenIssuer {
@@ -42,6 +51,10 @@ pub struct TokenIssuer {
     pub issuer: String,
     pub audience: String,
     pub lifetime_secs: u64,
+    /// The signing certificate's `notAfter` (readiness).
+    pub not_after: i64,
+    /// `IdentityServer:DangerAcceptExpiredCertificate`.
+    pub accept_expired: bool,
 }
 
 impl TokenIssuer {
@@ -51,7 +64,7 @@ impl TokenIssuer {
         scopes: &[String],
         now: i64,
         bound_to: Option<String>,
-    ) -> Result<TokenResponse, OAuthError> {
+    ) -> Result<(TokenResponse, Issued), OAuthError> {
         let mut jti = [0u8; 16];
         SystemRandom::new()
             .fill(&mut jti)
@@ -74,12 +87,18 @@ impl TokenIssuer {
             .signer
             .sign(&claims)
             .map_err(|_| OAuthError::ServerError)?;
+        let issued = Issued {
+            jti: claims.jti,
+            kid: self.signer.kid().to_string(),
+            exp: claims.exp,
+        };
         // The wire contract's body, every field set: the JSON is RFC 6749 section 5.1's, in this order.
-        Ok(TokenResponse {
+        let response = TokenResponse {
             access_token: Some(BearerToken::new(access_token)),
             token_type: Some("Bearer".into()),
             expires_in: Some(self.lifetime_secs.into()),
             scope: Some(scope),
-        })
+        };
+        Ok((response, issued))
     }
 }

@@ -13,9 +13,11 @@
 //! - here: [`Settings`] and its sections, and [`Settings::for_test`] for unit tests.
 
 mod listen;
+pub mod operations;
 pub mod schema;
 
 pub use listen::{ListenUrl, ListenUrlError};
+pub use operations::{ForwardedSettings, Operations};
 use schema::{self as key, MIB};
 pub use schema::{KEYS, schema};
 
@@ -92,6 +94,9 @@ pub struct Settings {
     pub ignored_sections: Vec<ids_config::IgnoredSection>,
     /// The `Store` section: where the replay cache, failure budgets and deliveries are shared.
     pub store: crate::store::StoreSettings,
+    /// Metrics, audit trail, log format and reverse proxies (`Metrics`, `Audit`, `Logging:Format`,
+    /// `ForwardedHeaders`).
+    pub operations: Operations,
 }
 
 /// Whether the server asks for TLS client certificates (RFC 8705).
@@ -387,6 +392,7 @@ impl Settings {
         }
         let expiry_warning_days = number(config, &key::EXPIRY_WARNING_DAYS, &mut errors);
         let store = crate::store::settings::store_settings(config, None, &mut errors);
+        let operations = operations::operations(config, &mut errors);
 
         let (Some(signing), Some(tls)) = (signing, tls) else {
             return Err(errors);
@@ -427,6 +433,7 @@ impl Settings {
             expiry_warning_days,
             ignored_sections: config.ignored_sections(&schema),
             store,
+            operations,
         })
     }
 }

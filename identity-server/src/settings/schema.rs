@@ -17,6 +17,7 @@ ids_config::keys! {
     URLS = text("Urls", "listen URLs, `;`-separated (https://host:port; port 0 picks a free port)");
     APPLICATION_URI = text("ApplicationUri", "the issuer: the server's public base URL");
     ALLOWED_HOSTS = text("AllowedHosts", "ASP.NET host filtering: accepted, not used");
+    LOGGING_FORMAT = text("Logging:Format", "standard error's log format: `Text` (default) or `Json` (one object per line)");
     LOGGING = section("Logging", ".NET logging: accepted, not used");
     SERILOG = section("Serilog", "Serilog: accepted, not used");
     SIGNING_FILE = text("IdentityServer:X509KeyFilePath", "the PFX whose private key signs tokens");
@@ -71,12 +72,19 @@ ids_config::keys! {
     STORE_POOL_SIZE = number("Store:PoolSize", 16, 1..=1000, "PostgreSQL connections one server keeps at most");
     STORE_CONNECT_TIMEOUT = number("Store:ConnectTimeoutSeconds", 5, 1..=300, "connecting to PostgreSQL, and waiting for a free connection");
     STORE_STATEMENT_TIMEOUT = number("Store:StatementTimeoutSeconds", 30, 1..=3600, "the longest PostgreSQL statement");
+    METRICS_URLS = text("Metrics:Urls", "where Prometheus metrics are served: `;`-separated http://host:port (off when unset)");
+    AUDIT_PATH = text("Audit:Path", "folder of the audit trail (JSON lines, one file per day); off when unset");
+    AUDIT_OUTPUT = text("Audit:Output", "`File` (Audit:Path; default) or `Stdout`");
+    AUDIT_RETENTION_DAYS = number("Audit:RetentionDays", 365, 0..=36_500, "days audit files are kept (0: forever)");
+    FORWARDED_KNOWN_PROXIES = list("ForwardedHeaders:KnownProxies", "addresses of the reverse proxies whose Forwarded / X-Forwarded-For headers are believed");
+    FORWARDED_KNOWN_NETWORKS = list("ForwardedHeaders:KnownNetworks", "networks (CIDR) of the reverse proxies whose forwarding headers are believed");
+    FORWARDED_CLIENT_CERTIFICATE_HEADER = text("ForwardedHeaders:ClientCertificateHeader", "the header a known proxy puts the client certificate in (`Client-Cert`, RFC 9440, or nginx's `X-SSL-Client-Cert`)");
     STORE_APPLY_MIGRATIONS = flag("Store:ApplyMigrations", true, "apply the PostgreSQL schema at start-up (else: identity-server store migrate)");
 }
 
 /// Keys the server accepts and does not read: they belong to the ASP.NET host an `appsettings.json`
-/// may have been written for.
-pub const NOT_READ: &[Key] = &[ALLOWED_HOSTS, LOGGING, SERILOG, TLS_ALLOW_INVALID];
+/// may have been written for. (`Logging` is .NET's too, but `Logging:Format` in it is read.)
+pub const NOT_READ: &[Key] = &[ALLOWED_HOSTS, SERILOG, TLS_ALLOW_INVALID];
 
 /// The server's schema: [`KEYS`] and the certificate keys both apps share.
 pub fn schema() -> Schema {

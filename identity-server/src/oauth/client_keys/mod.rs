@@ -79,3 +79,27 @@ pub enum KeyRejection {
     #[error("the shared replay cache is unavailable, the assertion is refused: {0}")]
     ReplayCacheUnavailable(String),
 }
+
+impl KeyRejection {
+    /// A fixed label for metrics and the audit trail (the message is the detail).
+    pub fn label(&self) -> &'static str {
+        match self {
+            KeyRejection::UnregisteredKey { .. } => "unregistered_key",
+            KeyRejection::ThumbprintWithoutKey { .. } => "thumbprint_without_key",
+            KeyRejection::Assertion(AssertionError::Replayed(_)) => "replayed_assertion",
+            KeyRejection::Assertion(
+                AssertionError::Expired { .. }
+                | AssertionError::TooLong { .. }
+                | AssertionError::NotYetValid { .. },
+            ) => "assertion_out_of_validity",
+            KeyRejection::Assertion(AssertionError::BadSignature { .. }) => "bad_signature",
+            KeyRejection::Assertion(_) => "invalid_assertion",
+            KeyRejection::NoCredentials => "no_credentials",
+            KeyRejection::CertificateNotRegistered { .. } => "certificate_not_registered",
+            KeyRejection::BadCertificate(_) => "bad_certificate",
+            KeyRejection::CertificateOutOfValidity { .. } => "certificate_out_of_validity",
+            KeyRejection::ReplayCacheFull => "replay_cache_full",
+            KeyRejection::ReplayCacheUnavailable(_) => "store_unavailable",
+        }
+    }
+}

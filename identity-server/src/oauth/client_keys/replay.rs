@@ -28,6 +28,11 @@ pub trait ReplayCache: Send + Sync + std::fmt::Debug {
     /// Called once when the server stops gracefully: writes out what is not durable yet. Nothing
     /// to do for a cache that keeps nothing beyond the process.
     fn shutdown(&self) {}
+
+    /// `jti`s remembered by this server now (the `ids_replay_cache_entries` metric).
+    fn entries(&self) -> usize {
+        0
+    }
 }
 
 /// A bounded in-memory [`ReplayCache`]. Entries are only added after a signature verified, so only
@@ -86,6 +91,10 @@ impl MemoryReplayCache {
 }
 
 impl ReplayCache for MemoryReplayCache {
+    fn entries(&self) -> usize {
+        self.len()
+    }
+
     fn first_use<'a>(
         &'a self,
         client_id: &'a str,

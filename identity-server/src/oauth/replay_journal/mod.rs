@@ -179,6 +179,10 @@ impl JournaledReplayCache {
 }
 
 impl ReplayCache for JournaledReplayCache {
+    fn entries(&self) -> usize {
+        self.memory.len()
+    }
+
     fn first_use<'a>(
         &'a self,
         client_id: &'a str,

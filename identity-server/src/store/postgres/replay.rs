@@ -146,6 +146,10 @@ impl PgReplayCache {
 }
 
 impl ReplayCache for PgReplayCache {
+    fn entries(&self) -> usize {
+        self.local.len()
+    }
+
     fn first_use<'a>(
         &'a self,
         client_id: &'a str,

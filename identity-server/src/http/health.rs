@@ -1,0 +1,179 @@
+//! Health endpoints for load balancers, orchestrators and `identity-server health`:
+//! `GET /health/live` (the process answers) and `GET /health/ready` (it can do its work: each check
+//! listed, 503 when one fails). `/hc` (the vendor's path) is unchanged.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::AppState;
+
+/// Liveness: answered as long as the server serves requests.
+pub const LIVE: &str = "/health/live";
+/// Readiness: every check below passes.
+pub const READY: &str = "/health/ready";
+
+/// One readiness check.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    /// `ok`, `failed` or `disabled` (a feature that is off does not make the server unready).
+    pub status: &'static str,
+    pub detail: String,
+}
+
+/// The body of both endpoints.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// `live`, `ready` or `not_ready`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Check>,
+}
+
+pub async fn live() -> Response {
+    answer(
+        StatusCode::OK,
+        &Report {
+            status: "live",
+            checks: Vec::new(),
+        },
+    )
+}
+
+pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let now = state.clock.now();
+    let mut checks = Vec::new();
+
+    let signer = &state.tokens.issuer;
+    checks.push(if signer.not_after > now || signer.accept_expired {
+        Check {
+            name: "signing_key",
+            status: "ok",
+            detail: format!(
+                "kid {} ({}), valid until {}",
+                signer.signer.kid(),
+                signer.signer.algorithm().as_str(),
+                ids_pki::cert::format_time(signer.not_after)
+            ),
+        }
+    } else {
+        Check {
+            name: "signing_key",
+            status: "failed",
+            detail: format!(
+                "the signing certificate expired on {}",
+                ids_pki::cert::format_time(signer.not_after)
+            ),
+        }
+    });
+
+    let clients = state.tokens.clients.current();
+    let last_reload_failed = state
+        .telemetry
+        .metrics
+        .as_ref()
+        .is_some_and(|m| m.last_reload_success.get() == 0);
+    checks.push(Check {
+        name: "access_control",
+        status: "ok",
+        detail: format!(
+            "{} client(s) from {} file(s){}",
+            clients.by_id.len(),
+            clients.files.len(),
+            if last_reload_failed {
+                "; the last reload failed, these stay in force"
+            } else {
+                ""
+            }
+        ),
+    });
+
+    checks.push(match &state.store {
+        None => Check {
+            name: "store",
+            status: "ok",
+            detail: "embedded (the data folder)".into(),
+        },
+        Some(store) if store.is_up() => Check {
+            name: "store",
+            status: "ok",
+            detail: format!("PostgreSQL {}", store.describe()),
+        },
+        Some(store) => Check {
+            name: "store",
+            status: "failed",
+            detail: format!(
+                "PostgreSQL {}: {}",
+                store.describe(),
+                store.health().reason()
+            ),
+        },
+    });
+
+    checks.push(match &state.deliveries {
+        Err(off) => Check {
+            name: "delivery_storage",
+            status: "disabled",
+            detail: off.to_string(),
+        },
+        Ok(deliveries) => {
+            let deliveries = deliveries.clone();
+            match tokio::task::spawn_blocking(move || deliveries.check_ready()).await {
+                Ok(Ok(detail)) => Check {
+                    name: "delivery_storage",
+                    status: "ok",
+                    detail,
+                },
+                Ok(Err(detail)) => Check {
+                    name: "delivery_storage",
+                    status: "failed",
+                    detail,
+                },
+                Err(e) => Check {
+                    name: "delivery_storage",
+                    status: "failed",
+                    detail: format!("the check failed: {e}"),
+                },
+            }
+        }
+    });
+
+    if let Some(audit) = &state.telemetry.audit {
+        checks.push(if audit.is_running() {
+            Check {
+                name: "audit",
+                status: "ok",
+                detail: "writer running".into(),
+            }
+        } else {
+            Check {
+                name: "audit",
+                status: "failed",
+                detail: "the audit writer stopped".into(),
+            }
+        });
+    }
+
+    let ready = checks.iter().all(|c| c.status != "failed");
+    answer(
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        &Report {
+            status: if ready { "ready" } else { "not_ready" },
+            checks,
+        },
+    )
+}
+
+fn answer(status: StatusCode, report: &Report) -> Response {
+    let mut response = (status, axum::Json(report)).into_response();
+    super::error::no_store(response.headers_mut());
+    response
+}

@@ -1,0 +1,540 @@
+//! The audit trail (`Audit:Path` or `Audit:Output` `Stdout`): one JSON object per line per event,
+//! written by a thread of its own so that a slow or full disk never holds a request.
+//!
+//! Files are `<Audit:Path>/audit-YYYY-MM-DD.jsonl` (UTC days), mode 0600 in a 0700 folder, appended to
+//! (several processes may write to one folder: the server and `identity-server deliveries export`;
+//! each line is written by one `write` call on a file opened with `O_APPEND`), and removed after
+//! `Audit:RetentionDays`. Events never carry a secret, a password, a whole token or an assertion: the
+//! event types below have no field that could hold one.
+//!
+//! Requests hand events over a bounded queue and never wait: when the queue is full the event is
+//! dropped and counted (`ids_audit_events_dropped_total`), when a write fails (disk full,
+//! permissions) the events are counted (`ids_audit_write_errors_total`) and the failure logged, once
+//! per episode.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::metrics::{ServerMetrics, TypeLabel};
+
+/// Events queued at most: at ~3,000 tokens/s, several seconds of a stalled disk.
+const QUEUE: usize = 65_536;
+
+/// How often written lines are made durable (`fdatasync`) while events arrive.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// Where audit events go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditOutput {
+    /// Daily files in a folder, kept `retention_days` (0: forever).
+    Folder {
+        path: PathBuf,
+        retention_days: u32,
+    },
+    /// Standard output, one line per event (containers, journald).
+    Stdout,
+}
+
+/// An audit event, as written: `time` and `type` first, then the event's own fields.
+#[derive(Debug, Serialize)]
+pub struct Record {
+    /// Unix seconds (`time`, for the writer: which day's file).
+    #[serde(skip)]
+    pub at: i64,
+    /// RFC 3339, UTC, seconds.
+    pub time: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// The events. Field names are the file format (docs/monitoring/README.md).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    TokenIssued {
+        client: String,
+        method: &'static str,
+        scopes: Vec<String>,
+        jti: String,
+        kid: String,
+        peer: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cnf_x5t_s256: Option<String>,
+        exp: i64,
+    },
+    ClientAuthenticationFailed {
+        /// As the client sent it (control characters escaped by the JSON encoder).
+        client: String,
+        method: &'static str,
+        reason: &'static str,
+        /// The reason as the server logs it.
+        detail: String,
+        peer: String,
+    },
+    DeliveryStored {
+        client: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
+        delivery: String,
+        name: String,
+        bytes: u64,
+        sha256: String,
+        peer: String,
+    },
+    DeliveryDuplicate {
+        client: String,
+        delivery: String,
+        peer: String,
+    },
+    DeliveryRefused {
+        /// `-` when the caller was not authenticated.
+        client: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        delivery: Option<String>,
+        status: u16,
+        reason: String,
+        peer: String,
+    },
+    DeliveryRead {
+        client: String,
+        delivery: String,
+        owner: String,
+        peer: String,
+    },
+    DeliveryExported {
+        /// The operating-system user who ran `identity-server deliveries export`.
+        operator: String,
+        delivery: String,
+        owner: String,
+        destination: String,
+    },
+    ConfigurationReloaded {
+        /// `access_control` or `authorized_clients`.
+        what: &'static str,
+        result: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        clients: Option<usize>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    CertificateReloaded {
+        role: &'static str,
+        result: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        thumbprint: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+}
+
+impl Event {
+    /// The `type` value.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::TokenIssued { .. } => "token_issued",
+            Event::ClientAuthenticationFailed { .. } => "client_authentication_failed",
+            Event::DeliveryStored { .. } => "delivery_stored",
+            Event::DeliveryDuplicate { .. } => "delivery_duplicate",
+            Event::DeliveryRefused { .. } => "delivery_refused",
+            Event::DeliveryRead { .. } => "delivery_read",
+            Event::DeliveryExported { .. } => "delivery_exported",
+            Event::ConfigurationReloaded { .. } => "configuration_reloaded",
+            Event::CertificateReloaded { .. } => "certificate_reloaded",
+        }
+    }
+}
+
+enum Message {
+    Record(Record),
+    /// Write out and make durable what came before, then answer.
+    Flush(SyncSender<()>),
+}
+
+/// The handle requests send events through. Cloning is cheap; the writer stops when the last
+/// handle is closed or dropped.
+#[derive(Clone, Debug)]
+pub struct Auditor {
+    queue: SyncSender<MessageBox>,
+    metrics: Option<Arc<ServerMetrics>>,
+    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+/// [`Message`] with a `Debug` that shows nothing (it may be queued behind a `Debug` handle).
+struct MessageBox(Message);
+
+impl std::fmt::Debug for MessageBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MessageBox")
+    }
+}
+
+/// Why the audit trail cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("Audit:Path {}: cannot create the folder: {source}", .path.display())]
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("Audit:Path {}: cannot write there: {source}", .path.display())]
+    NotWritable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the audit writer: {0}")]
+    Thread(std::io::Error),
+}
+
+impl Auditor {
+    /// Starts the writer. For a folder, creates it (0700) and opens today's file once, so that a
+    /// folder the server cannot write to stops it at start-up rather than losing events later.
+    pub fn start(
+        output: &AuditOutput,
+        metrics: Option<Arc<ServerMetrics>>,
+        now: i64,
+    ) -> Result<Auditor, AuditError> {
+        let sink: Box<dyn Sink> = match output {
+            AuditOutput::Stdout => Box::new(StdoutSink),
+            AuditOutput::Folder {
+                path,
+                retention_days,
+            } => {
+                create_private_folder(path).map_err(|source| AuditError::Folder {
+                    path: path.clone(),
+                    source,
+                })?;
+                let mut files = DailyFiles::new(path.clone(), *retention_days);
+                files
+                    .file_for(now)
+                    .map_err(|source| AuditError::NotWritable {
+                        path: path.clone(),
+                        source,
+                    })?;
+                files.remove_old(now);
+                Box::new(files)
+            }
+        };
+        Self::with_sink(sink, metrics)
+    }
+
+    fn with_sink(sink: Box<dyn Sink>, metrics: Option<Arc<ServerMetrics>>) -> Result<Auditor, AuditError> {
+        let (queue, received) = std::sync::mpsc::sync_channel::<MessageBox>(QUEUE);
+        let writer_metrics = metrics.clone();
+        let thread = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || write_loop(received, sink, writer_metrics))
+            .map_err(AuditError::Thread)?;
+        Ok(Auditor {
+            queue,
+            metrics,
+            thread: Arc::new(std::sync::Mutex::new(Some(thread))),
+        })
+    }
+
+    /// Queues `event` at `now` (Unix seconds); never waits.
+    pub fn record(&self, event: Event, now: i64) {
+        let record = Record {
+            at: now,
+            time: rfc3339(now),
+            event,
+        };
+        match self.queue.try_send(MessageBox(Message::Record(record))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                if let Some(m) = &self.metrics {
+                    m.audit_dropped.inc();
+                }
+                tracing::warn!("audit event dropped: the audit writer cannot keep up");
+            }
+        }
+    }
+
+    /// Writes out and syncs every event queued so far (waits at most `timeout`).
+    pub fn flush(&self, timeout: Duration) {
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        if self
+            .queue
+            .send(MessageBox(Message::Flush(done)))
+            .is_ok()
+        {
+            let _ = wait.recv_timeout(timeout);
+        }
+    }
+
+    /// Flushes and stops the writer (other handles then drop their events, counted).
+    pub fn close(&self) {
+        self.flush(Duration::from_secs(10));
+    }
+
+    /// Whether the writer thread is still running (for the readiness check).
+    pub fn is_running(&self) -> bool {
+        self.thread
+            .lock()
+            .map(|t| t.as_ref().is_some_and(|h| !h.is_finished()))
+            .unwrap_or(false)
+    }
+}
+
+/// Where the writer puts lines.
+trait Sink: Send {
+    /// Appends `lines` (whole lines) for events of `now`.
+    fn write(&mut self, lines: &[u8], now: i64) -> std::io::Result<()>;
+    /// Makes what was written durable.
+    fn sync(&mut self) -> std::io::Result<()>;
+}
+
+struct StdoutSink;
+
+impl Sink for StdoutSink {
+    fn write(&mut self, lines: &[u8], _now: i64) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(lines)?;
+        out.flush()
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `audit-YYYY-MM-DD.jsonl` files in one folder.
+struct DailyFiles {
+    folder: PathBuf,
+    retention_days: u32,
+    open: Option<(i64, File)>,
+}
+
+impl DailyFiles {
+    fn new(folder: PathBuf, retention_days: u32) -> DailyFiles {
+        DailyFiles {
+            folder,
+            retention_days,
+            open: None,
+        }
+    }
+
+    fn file_for(&mut self, now: i64) -> std::io::Result<&mut File> {
+        let day = now.div_euclid(86_400);
+        if self.open.as_ref().is_none_or(|(d, _)| *d != day) {
+            if let Some((_, old)) = self.open.take() {
+                let _ = old.sync_data();
+            }
+            let path = self.folder.join(file_name(day));
+            let file = open_append(&path)?;
+            self.open = Some((day, file));
+            self.remove_old(now);
+        }
+        match &mut self.open {
+            Some((_, file)) => Ok(file),
+            None => Err(std::io::Error::other("no audit file open")),
+        }
+    }
+
+    /// Removes the files of days older than the retention.
+    fn remove_old(&self, now: i64) {
+        if self.retention_days == 0 {
+            return;
+        }
+        let oldest_kept = now.div_euclid(86_400) - i64::from(self.retention_days);
+        let Ok(entries) = std::fs::read_dir(&self.folder) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(day) = name.to_str().and_then(day_of) else {
+                continue;
+            };
+            if day < oldest_kept {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => tracing::info!(file = %entry.path().display(), "audit file removed (Audit:RetentionDays {})", self.retention_days),
+                    Err(e) => tracing::warn!(file = %entry.path().display(), "cannot remove an old audit file: {e}"),
+                }
+            }
+        }
+    }
+}
+
+impl Sink for DailyFiles {
+    fn write(&mut self, lines: &[u8], now: i64) -> std::io::Result<()> {
+        let file = self.file_for(now)?;
+        if let Err(e) = file.write_all(lines) {
+            // Reopen next time: the file may have been removed or the disk replaced.
+            self.open = None;
+            return Err(e);
+        }
+        Ok(())
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        match &self.open {
+            Some((_, file)) => file.sync_data(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `audit-2026-12-03.jsonl` for the day `day` (days since 1970-01-01).
+fn file_name(day: i64) -> String {
+    let date = time::OffsetDateTime::from_unix_timestamp(day * 86_400)
+        .map(|t| t.date())
+        .unwrap_or(time::Date::MIN);
+    format!(
+        "audit-{:04}-{:02}-{:02}.jsonl",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
+}
+
+/// The day of an audit file's name.
+fn day_of(name: &str) -> Option<i64> {
+    let date = name.strip_prefix("audit-")?.strip_suffix(".jsonl")?;
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(date, &format).ok()?;
+    Some(
+        date.with_hms(0, 0, 0)
+            .ok()?
+            .assume_utc()
+            .unix_timestamp()
+            .div_euclid(86_400),
+    )
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+fn create_private_folder(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
+/// `2026-12-03T09:30:40Z`.
+pub fn rfc3339(now: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(now)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| now.to_string())
+}
+
+fn write_loop(queue: Receiver<MessageBox>, mut sink: Box<dyn Sink>, metrics: Option<Arc<ServerMetrics>>) {
+    let mut failing = false;
+    let mut dirty = false;
+    let mut buffer: Vec<u8> = Vec::with_capacity(64 * 1024);
+    loop {
+        let first = match queue.recv_timeout(SYNC_EVERY) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let Some(first) = first else {
+            if dirty {
+                let _ = sink.sync();
+                dirty = false;
+            }
+            continue;
+        };
+        // Everything already queued goes out in one write.
+        let mut batch = vec![first];
+        while batch.len() < 4096 {
+            match queue.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        let mut flushes = Vec::new();
+        buffer.clear();
+        let mut kinds: Vec<&'static str> = Vec::new();
+        let mut last_time: i64 = 0;
+        for MessageBox(message) in batch {
+            match message {
+                Message::Record(record) => {
+                    let day_time = record.at;
+                    // Each event goes to its own day's file, also in a batch that spans midnight.
+                    if !buffer.is_empty()
+                        && day_time.div_euclid(86_400) != last_time.div_euclid(86_400)
+                    {
+                        write_out(&mut sink, &buffer, last_time, &kinds, &metrics, &mut failing);
+                        buffer.clear();
+                        kinds.clear();
+                    }
+                    last_time = day_time;
+                    if serde_json::to_writer(&mut buffer, &record).is_ok() {
+                        buffer.push(b'\n');
+                        kinds.push(record.event.kind());
+                    }
+                }
+                Message::Flush(done) => flushes.push(done),
+            }
+        }
+        if !buffer.is_empty() {
+            write_out(&mut sink, &buffer, last_time, &kinds, &metrics, &mut failing);
+            dirty = true;
+        }
+        if !flushes.is_empty() {
+            let _ = sink.sync();
+            dirty = false;
+            for done in flushes {
+                let _ = done.send(());
+            }
+        }
+    }
+    let _ = sink.sync();
+}
+
+fn write_out(
+    sink: &mut Box<dyn Sink>,
+    lines: &[u8],
+    now: i64,
+    kinds: &[&'static str],
+    metrics: &Option<Arc<ServerMetrics>>,
+    failing: &mut bool,
+) {
+    match sink.write(lines, now) {
+        Ok(()) => {
+            if *failing {
+                tracing::info!("audit trail: writing again");
+                *failing = false;
+            }
+            if let Some(m) = metrics {
+                for kind in kinds {
+                    m.audit_events.get_or_create(&TypeLabel { r#type: kind }).inc();
+                }
+            }
+        }
+        Err(e) => {
+            if let Some(m) = metrics {
+                m.audit_write_errors.inc_by(kinds.len() as u64);
+            }
+            if !*failing {
+                tracing::error!(
+                    "audit trail: cannot write {} event(s): {e}; events are lost until writing succeeds again (counted in ids_audit_write_errors_total)",
+                    kinds.len()
+                );
+                *failing = true;
+            }
+        }
+    }
+}
