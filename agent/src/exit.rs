@@ -213,7 +213,9 @@ impl From<&Error> for ExitStatus {
             Error::Agent(e) => e.as_ref().into(),
             Error::Files(e) => e.into(),
             Error::Deliver { source, .. } => source.as_ref().into(),
-            Error::Settings(_) | Error::Key(_) | Error::OneFileOnly => ExitStatus::Usage,
+            Error::Settings(_) | Error::Key(_) | Error::OneFileOnly | Error::Metrics { .. } => {
+                ExitStatus::Usage
+            }
             Error::Pins(e) => e.into(),
             Error::Protect(e) => e.into(),
             Error::NotPinned { .. } | Error::Stdin(_) => ExitStatus::Failure,

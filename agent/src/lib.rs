@@ -34,6 +34,7 @@ pub mod error;
 pub mod exit;
 pub mod files;
 pub mod logging;
+pub mod metrics;
 pub mod progress;
 pub mod server_keys;
 pub mod settings;
@@ -81,9 +82,22 @@ pub struct Agent {
     server_keys: ServerKeys,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     token_requests: AtomicU64,
+    /// `Metrics:Urls` of `agent run`: what it counts (None: metrics off).
+    metrics: Option<Arc<metrics::AgentMetrics>>,
 }
 
 impl Agent {
+    /// Counts deliveries and records token times in `metrics` (`agent run` with `Metrics:Urls`).
+    pub fn with_metrics(mut self, metrics: Arc<metrics::AgentMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The metrics, when on.
+    pub fn metrics(&self) -> Option<&metrics::AgentMetrics> {
+        self.metrics.as_deref()
+    }
+
     /// An agent for `settings` with the keys they name ([`settings::LoadedSettings`] has both).
     pub fn new(settings: Settings, keys: AgentKeys) -> Result<Self, AgentError> {
         Self::with_clock(settings, keys, Arc::new(SystemClock))
@@ -104,6 +118,7 @@ impl Agent {
             discovery: tokio::sync::OnceCell::new(),
             slots: Mutex::new(HashMap::new()),
             token_requests: AtomicU64::new(0),
+            metrics: None,
         })
     }
 
@@ -289,6 +304,9 @@ impl Agent {
             .await?;
         let expires_in =
             client::tokens::expires_in(response.expires_in.as_ref(), claims.expires_at, now);
+        if let Some(m) = &self.metrics {
+            m.last_token.set(now);
+        }
         Ok(Token {
             client_id: client.client_id.clone(),
             access_token,

@@ -12,13 +12,13 @@ const STDERR: Stderr<'static> = Stderr {
     default_filter: "warn",
 };
 
-/// Standard error, and `file`, when given, at `file_level` (an `EnvFilter` directive such as `info`).
-/// A second call does nothing.
-pub fn init<F>(file: Option<F>, file_level: &str)
+/// Standard error in `format` (`Logging:Format`: terse lines or JSON), and `file`, when given, at
+/// `file_level` (an `EnvFilter` directive such as `info`). A second call does nothing.
+pub fn init<F>(format: StderrFormat, file: Option<F>, file_level: &str)
 where
     F: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    ids_runtime::logging::init(STDERR, file, file_level);
+    ids_runtime::logging::init(Stderr { format, ..STDERR }, file, file_level);
 }
 
 /// Standard error only: for the commands that run without the settings or before they are loaded.

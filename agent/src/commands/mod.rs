@@ -116,6 +116,12 @@ pub enum Error {
     Stdin(std::io::Error),
     #[error("--id and --name apply to one file; push the files one by one")]
     OneFileOnly,
+    /// `Metrics:Urls`: the address cannot be listened on.
+    #[error("Metrics:Urls: cannot listen on {address}: {source}")]
+    Metrics {
+        address: String,
+        source: std::io::Error,
+    },
     /// The blocking task reading a file did not complete.
     #[error("{}: {source}", file.display())]
     Task {
@@ -151,7 +157,11 @@ pub fn finish(result: Result<ExitStatus, Error>) -> ExitStatus {
 fn report(error: &Error) {
     match error {
         // Through the log: also in the log file when the command has one.
-        Error::Agent(_) | Error::Files(_) | Error::Deliver { .. } | Error::Key(_) => {
+        Error::Agent(_)
+        | Error::Files(_)
+        | Error::Deliver { .. }
+        | Error::Key(_)
+        | Error::Metrics { .. } => {
             tracing::error!("{error}")
         }
         Error::Settings(errors) => {

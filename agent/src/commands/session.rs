@@ -48,7 +48,7 @@ impl Session {
                 (None, None)
             }
         };
-        logging::init(writer, &settings.log_level);
+        logging::init(settings.log_format, writer, &settings.log_level);
         if let Some(line) = ids_config::describe_ignored(&settings.ignored_sections, "agent") {
             tracing::info!("{line}");
         }

@@ -108,6 +108,10 @@ pub async fn run(
         }
         let claimed = claim(&folders, settings.settle, &mut unclaimable);
         let pending = in_order(&folders.sending)?;
+        if let Some(m) = agent.metrics() {
+            m.outbox_files
+                .set((pending.len() as u64 + waiting(&folders.outbox, &unclaimable)) as i64);
+        }
         if pending.is_empty() {
             if once && claimed == 0 && waiting(&folders.outbox, &unclaimable) == 0 {
                 break;
@@ -122,7 +126,22 @@ pub async fn run(
             if *stop.borrow() {
                 break;
             }
-            match process(&agent, &vault, &settings, &folders, &path, &stop).await {
+            let processed = process(&agent, &vault, &settings, &folders, &path, &stop).await;
+            if let Some(m) = agent.metrics() {
+                match processed {
+                    Processed::Delivered => {
+                        m.delivery("delivered");
+                        m.last_delivery.set(agent.now());
+                        m.outbox_files.dec();
+                    }
+                    Processed::Quarantined => {
+                        m.delivery("quarantined");
+                        m.outbox_files.dec();
+                    }
+                    Processed::Stopped => {}
+                }
+            }
+            match processed {
                 Processed::Delivered => summary.delivered += 1,
                 Processed::Quarantined => summary.quarantined += 1,
                 Processed::Stopped => break,
@@ -238,6 +257,9 @@ async fn process(
                     _ => None,
                 };
                 let wait = policy.pause(attempt, retry_after);
+                if let Some(m) = agent.metrics() {
+                    m.delivery("retried");
+                }
                 tracing::warn!(id = %id, name = %name, "delivery failed, retrying in {} s: {failure}", wait.as_secs());
                 if sleep_or_stop(wait, stop).await {
                     return Processed::Stopped;

@@ -129,6 +129,10 @@ pub struct Settings {
     pub log_level: String,
     /// The `Delivery` section (`agent run`).
     pub delivery: DeliverySettings,
+    /// `Metrics:Urls`: `host:port` addresses `agent run` serves `/metrics` on (none: off).
+    pub metrics: Vec<String>,
+    /// `Logging:Format`: standard error's format.
+    pub log_format: ids_runtime::logging::StderrFormat,
 }
 
 /// How `agent run` works its outbox.
@@ -296,6 +300,19 @@ impl Settings {
             .unwrap_or_else(|| work_folder.join("logs"));
         let log_retention_days = number(config, &key::LOG_RETENTION_DAYS, &mut errors);
         let log_level = log_level(config, &mut warnings);
+        let metrics = match config.get(key::METRICS_URLS.path) {
+            Some(s) if !s.value.trim().is_empty() => {
+                match ids_runtime::metrics::parse_urls(&s.value) {
+                    Ok(addresses) => addresses,
+                    Err(message) => {
+                        errors.push(invalid(s, &message));
+                        Vec::new()
+                    }
+                }
+            }
+            _ => Vec::new(),
+        };
+        let log_format = log_format(config, &mut errors);
         let server_pinning = server_pinning(config, &work_folder, &mut errors, &mut warnings);
         let delivery = delivery_settings(config, &mut errors);
         let additional_recipients = config
@@ -339,6 +356,8 @@ impl Settings {
                 log_retention_days,
                 log_level,
                 delivery,
+                metrics,
+                log_format,
             },
             keys: loaded,
             warnings,
@@ -359,6 +378,21 @@ fn delivery_settings(config: &Config, errors: &mut Vec<ConfigError>) -> Delivery
         settle,
         max_retry_delay,
         shutdown_grace,
+    }
+}
+
+/// `Logging:Format`: `Text` (the agent's terse lines) or `Json`.
+pub fn log_format(
+    config: &Config,
+    errors: &mut Vec<ConfigError>,
+) -> ids_runtime::logging::StderrFormat {
+    use ids_runtime::logging::StderrFormat;
+    match config.get(key::LOG_FORMAT.path) {
+        Some(s) => StderrFormat::parse(&s.value, StderrFormat::Terse).unwrap_or_else(|m| {
+            errors.push(invalid(s, &m));
+            StderrFormat::Terse
+        }),
+        None => StderrFormat::Terse,
     }
 }
 

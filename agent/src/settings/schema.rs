@@ -41,6 +41,7 @@ ids_config::keys! {
     POLL_INTERVAL = number("Delivery:PollIntervalSeconds", 2, 1..=3600, "how often the outbox is looked at");
     SETTLE = number("Delivery:SettleSeconds", 2, 0..=3600, "a file modified more recently is left for later");
     DELIVERY_MAX_RETRY_DELAY = number("Delivery:MaxRetryDelaySeconds", 300, 1..=86_400, "the longest wait between delivery attempts");
+    METRICS_URLS = text("Metrics:Urls", "where `agent run` serves Prometheus metrics: `;`-separated http://host:port (off when unset)");
     SHUTDOWN_GRACE = number("Delivery:ShutdownGraceSeconds", 10, 0..=3600, "how long a delivery under way may finish at stop");
     AGENT_IDENTIFIER = text("OpenId:AgentIdentifier", "this agent's name, sent with its deliveries");
     DEFAULT_CLIENT = text("OpenId:DefaultOpenIdClient", "the client used when none is named");
@@ -69,6 +70,7 @@ ids_config::keys! {
     /// those sections is ignored rather than refused.
     pub const FOREIGN;
     LOG_LEVEL = text("Logging:LogLevel:Default", ".NET's log level, for the agent's log files");
+    LOG_FORMAT = text("Logging:Format", "standard error's format: `Text` (default) or `Json` (one object per line)");
 }
 
 /// Keys the agent accepts and does not read: the server's, in a shared or copied appsettings.json.

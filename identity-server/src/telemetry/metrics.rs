@@ -63,6 +63,9 @@ pub struct TypeLabel {
     pub r#type: &'static str,
 }
 
+/// The certificate roles that reload while serving.
+pub const CERTIFICATE_ROLES: [&str; 5] = ["signing", "validation", "tls", "client_ca", "encryption"];
+
 fn latency() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
@@ -205,6 +208,16 @@ impl ServerMetrics {
             "Audit events dropped because the writer's queue was full (the writer cannot keep up)",
             audit_dropped.clone(),
         );
+        // Series that alerts watch exist from the start at 0, so that rate() and increase() see
+        // their first event.
+        for result in ["stored", "duplicate", "refused", "failed"] {
+            let _ = deliveries.get_or_create(&Outcome { result });
+        }
+        for role in CERTIFICATE_ROLES {
+            for result in ["reloaded", "failed"] {
+                let _ = certificate_reloads.get_or_create(&RoleResult { role, result });
+            }
+        }
         ServerMetrics {
             registry,
             tokens_issued,
