@@ -244,9 +244,13 @@ pub async fn run_bound(
             let mut stopped = metrics_stopped.clone();
             let address = listener.local_addr()?;
             tracing::info!(%address, "metrics served at http://{address}/metrics");
-            tokio::spawn(ids_runtime::metrics::serve(listener, render.clone(), async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            }));
+            tokio::spawn(ids_runtime::metrics::serve(
+                listener,
+                render.clone(),
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            ));
         }
     }
     let (stop_monitor, monitor_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -305,7 +309,12 @@ fn start_telemetry(settings: &Settings) -> Result<Telemetry, ServerError> {
             let auditor = Auditor::start(output, metrics.clone(), settings.clock.now())
                 .map_err(|e| LoadErrors::from(LoadError::Audit(e)))?;
             match output {
-                AuditOutput::Folder { path, retention_days } => tracing::info!(folder = %path.display(), retention_days, "audit trail written"),
+                AuditOutput::Folder {
+                    path,
+                    retention_days,
+                } => {
+                    tracing::info!(folder = %path.display(), retention_days, "audit trail written")
+                }
                 AuditOutput::Stdout => tracing::info!("audit trail written to standard output"),
             }
             Some(auditor)

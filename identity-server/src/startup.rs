@@ -192,7 +192,9 @@ pub fn expiry_warnings(
 pub const AUTHORIZED_CLIENT_ROLE: &str = "authorized_client";
 
 /// `(subject, notAfter)` of the certificates in the authorized-clients folder.
-pub fn authorized_certificates(authorized: &authorized_clients::AuthorizedKeys) -> Vec<(String, i64)> {
+pub fn authorized_certificates(
+    authorized: &authorized_clients::AuthorizedKeys,
+) -> Vec<(String, i64)> {
     let mut out: Vec<(String, i64)> = authorized
         .by_client
         .values()
@@ -221,9 +223,15 @@ pub fn certificate_roles(
     };
     vec![
         ("signing", of(&[&loaded_keys.signing_certificate])),
-        ("validation", of(&loaded_keys.validation.iter().collect::<Vec<_>>())),
+        (
+            "validation",
+            of(&loaded_keys.validation.iter().collect::<Vec<_>>()),
+        ),
         ("tls", of(&[&loaded_keys.tls_certificate])),
-        ("encryption", of(&encryption.into_iter().collect::<Vec<_>>())),
+        (
+            "encryption",
+            of(&encryption.into_iter().collect::<Vec<_>>()),
+        ),
         (
             "client_ca",
             of(&loaded_keys.client_authorities.iter().collect::<Vec<_>>()),
@@ -320,7 +328,11 @@ pub(crate) fn app_state(
     runtime: tokio::runtime::Handle,
     telemetry: crate::telemetry::Telemetry,
 ) -> Result<http::AppState, LoadError> {
-    let encryption_certificate = loaded.encryption.as_ref().ok().map(|e| e.certificate.clone());
+    let encryption_certificate = loaded
+        .encryption
+        .as_ref()
+        .ok()
+        .map(|e| e.certificate.clone());
     for (role, certificates) in certificate_roles(&loaded.keys, encryption_certificate.as_ref()) {
         telemetry.certificates(role, &certificates);
     }

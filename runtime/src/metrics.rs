@@ -153,7 +153,9 @@ fn answer(request: &Request<Incoming>, render: &Render) -> Response<Full<Bytes>>
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
-        response.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
     }
     response
 }
@@ -237,9 +239,17 @@ mod tests {
             parse_urls(" http://[::1]:0/metrics ; http://localhost:9 ").unwrap(),
             vec!["[::1]:0", "localhost:9"]
         );
-        assert!(parse_urls("https://127.0.0.1:9464").unwrap_err().contains("plain HTTP"));
+        assert!(
+            parse_urls("https://127.0.0.1:9464")
+                .unwrap_err()
+                .contains("plain HTTP")
+        );
         assert!(parse_urls("http://127.0.0.1").unwrap_err().contains("port"));
-        assert!(parse_urls("http://127.0.0.1:9/x").unwrap_err().contains("/metrics"));
+        assert!(
+            parse_urls("http://127.0.0.1:9/x")
+                .unwrap_err()
+                .contains("/metrics")
+        );
         assert!(parse_urls("127.0.0.1:9").unwrap_err().contains("not a URL"));
         assert!(parse_urls(" ; ").is_err());
     }
@@ -252,8 +262,16 @@ mod tests {
         expiry.set_role("signing", &[("CN=s".into(), 20)]);
         expiry.set_role("tls", &[("CN=b".into(), 30)]);
         let text = render(&registry);
-        assert!(text.contains(r#"x_certificate_expiry_timestamp_seconds{role="tls",subject="CN=b"} 30"#), "{text}");
-        assert!(text.contains(r#"role="signing",subject="CN=s"} 20"#), "{text}");
+        assert!(
+            text.contains(
+                r#"x_certificate_expiry_timestamp_seconds{role="tls",subject="CN=b"} 30"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"role="signing",subject="CN=s"} 20"#),
+            "{text}"
+        );
         assert!(!text.contains("CN=a"), "{text}");
     }
 }

@@ -31,12 +31,11 @@ async fn run(session: &Session, once: bool) -> Result<ExitStatus, Error> {
             metrics.certificates.set_role(role, &certificates);
         }
         for address in &session.settings.metrics {
-            let listener = std::net::TcpListener::bind(address).map_err(|source| {
-                Error::Metrics {
+            let listener =
+                std::net::TcpListener::bind(address).map_err(|source| Error::Metrics {
                     address: address.clone(),
                     source,
-                }
-            })?;
+                })?;
             let bound = listener.local_addr().map_err(|source| Error::Metrics {
                 address: address.clone(),
                 source,

@@ -5,9 +5,9 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use identity_server::deliveries::Record;
 use identity_server::deliveries::names::shown;
 use identity_server::deliveries::{Deliveries, DeliveryId, DeliveryKey, export_name};
-use identity_server::deliveries::Record;
 use identity_server::telemetry::{AuditOutput, Auditor, Event};
 use identity_server::{Error, ReadBack};
 use ids_runtime::{Clock as _, SystemClock};

@@ -148,15 +148,20 @@ fn target(config_dir: &Path, url: Option<&str>) -> Result<(Target, Option<Settin
 fn probe(config_dir: &Path, args: &Args) -> Result<(u16, String), String> {
     let (target, settings) = target(config_dir, args.url.as_deref())?;
     let timeout = Duration::from_secs(args.timeout.max(1));
-    let address = (target.host.trim_start_matches('[').trim_end_matches(']'), target.port)
+    let address = (
+        target.host.trim_start_matches('[').trim_end_matches(']'),
+        target.port,
+    )
         .to_socket_addrs()
         .map_err(|e| format!("{}:{}: cannot resolve: {e}", target.host, target.port))?
         .next()
         .ok_or_else(|| format!("{}: no address", target.host))?;
     let mut tcp = TcpStream::connect_timeout(&address, timeout)
         .map_err(|e| format!("{address}: cannot connect: {e}"))?;
-    tcp.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    tcp.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    tcp.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}:{}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
         target.path, target.host, target.port

@@ -359,7 +359,11 @@ impl DeliveryStore for FolderStore {
                 mib(free),
                 mib(self.min_free)
             )),
-            Some(free) => Ok(format!("{}: writable, {} free", self.folder.display(), mib(free))),
+            Some(free) => Ok(format!(
+                "{}: writable, {} free",
+                self.folder.display(),
+                mib(free)
+            )),
             None => Ok(format!("{}: writable", self.folder.display())),
         }
     }

@@ -31,14 +31,14 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
 use super::error::ApiError;
-use crate::oauth::request::printable;
-use crate::telemetry::Event;
 use super::{AppState, ClientCert};
 use crate::access_control::Clients;
 use crate::deliveries::{
     Action, Caller, Deliveries, DeliveryError, DeliveryId, DeliveryKey, Digests, Finished,
     Incoming, Record, Started, UploadPace, check_name, export_name,
 };
+use crate::oauth::request::printable;
+use crate::telemetry::Event;
 
 /// A delivery whose body sends nothing for this long is abandoned (nothing is stored), whatever
 /// `Deliveries:MinUploadBytesPerSecond` says.
@@ -126,7 +126,16 @@ async fn deliver(
     body: Body,
 ) -> Response {
     let mut who: Option<String> = None;
-    let result = receive(&state, id.clone(), query, &headers, &certificate, body, &mut who).await;
+    let result = receive(
+        &state,
+        id.clone(),
+        query,
+        &headers,
+        &certificate,
+        body,
+        &mut who,
+    )
+    .await;
     let peer = peer.ip().to_string();
     let now = state.clock.now();
     match result {

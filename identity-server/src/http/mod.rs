@@ -144,7 +144,10 @@ pub fn route_label(path: &str) -> &'static str {
     if let Some(known) = EXACT.iter().find(|p| **p == path) {
         return known;
     }
-    match path.strip_prefix(paths::DELIVERIES).and_then(|r| r.strip_prefix('/')) {
+    match path
+        .strip_prefix(paths::DELIVERIES)
+        .and_then(|r| r.strip_prefix('/'))
+    {
         Some(rest) if rest.ends_with("/content") => "/api/deliveries/{id}/content",
         Some(rest) if !rest.is_empty() && !rest.contains('/') => "/api/deliveries/{id}",
         _ => "other",

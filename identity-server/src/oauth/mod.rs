@@ -216,7 +216,14 @@ impl TokenService {
         match clients.get(id) {
             None => {
                 tracing::warn!(client_id = %printable(id), %peer, method, reason = "unknown client", "client authentication failed");
-                self.failed(id, auth_method, "unknown_client", "unknown client", peer, now);
+                self.failed(
+                    id,
+                    auth_method,
+                    "unknown_client",
+                    "unknown client",
+                    peer,
+                    now,
+                );
                 Err(OAuthError::InvalidClient)
             }
             Some(c) if c.expires_at.is_some_and(|t| t <= now) => {

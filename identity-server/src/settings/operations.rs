@@ -70,7 +70,9 @@ impl Network {
     pub fn contains(&self, peer: IpAddr) -> bool {
         match (self.address, canonical(peer)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
@@ -94,15 +96,13 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 
 pub(super) fn operations(config: &Config, errors: &mut Vec<ConfigError>) -> Operations {
     let metrics = match config.get(key::METRICS_URLS.path) {
-        Some(s) if !s.value.trim().is_empty() => {
-            match ids_runtime::metrics::parse_urls(&s.value) {
-                Ok(addresses) => addresses,
-                Err(message) => {
-                    errors.push(invalid(s, &message));
-                    Vec::new()
-                }
+        Some(s) if !s.value.trim().is_empty() => match ids_runtime::metrics::parse_urls(&s.value) {
+            Ok(addresses) => addresses,
+            Err(message) => {
+                errors.push(invalid(s, &message));
+                Vec::new()
             }
-        }
+        },
         _ => Vec::new(),
     };
     let log_format = match config.get(key::LOGGING_FORMAT.path) {
@@ -135,7 +135,10 @@ pub(super) fn operations(config: &Config, errors: &mut Vec<ConfigError>) -> Oper
             }
         }
         Some(s) => {
-            errors.push(invalid(s, "expected `File` (the folder Audit:Path) or `Stdout`"));
+            errors.push(invalid(
+                s,
+                "expected `File` (the folder Audit:Path) or `Stdout`",
+            ));
             None
         }
         None => path.map(|path| AuditOutput::Folder {
@@ -158,7 +161,12 @@ fn forwarded(config: &Config, errors: &mut Vec<ConfigError>) -> ForwardedSetting
         (key::FORWARDED_KNOWN_NETWORKS.path, false),
     ] {
         for s in &config.list(list_key) {
-            for item in s.value.split([';', ',']).map(str::trim).filter(|i| !i.is_empty()) {
+            for item in s
+                .value
+                .split([';', ','])
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+            {
                 match Network::parse(item) {
                     Ok(n) if single && item.contains('/') => {
                         errors.push(invalid(
@@ -173,7 +181,8 @@ fn forwarded(config: &Config, errors: &mut Vec<ConfigError>) -> ForwardedSetting
             }
         }
     }
-    let client_certificate_header = match config.get(key::FORWARDED_CLIENT_CERTIFICATE_HEADER.path) {
+    let client_certificate_header = match config.get(key::FORWARDED_CLIENT_CERTIFICATE_HEADER.path)
+    {
         Some(s) if !s.value.trim().is_empty() => {
             match http::HeaderName::from_bytes(s.value.trim().to_ascii_lowercase().as_bytes()) {
                 Ok(name) => {
@@ -233,7 +242,11 @@ mod tests {
         let v6 = Network::parse("2001:db8::/32").unwrap();
         assert!(v6.contains("2001:db8:1::5".parse().unwrap()));
         assert!(!v6.contains("2001:db9::5".parse().unwrap()));
-        assert!(Network::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(
+            Network::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
         assert!(Network::parse("10.0.0.0/33").is_err());
         assert!(Network::parse("proxy.example").is_err());
     }
@@ -247,12 +260,21 @@ mod tests {
             ("Logging:Format", "json"),
             ("ForwardedHeaders:KnownProxies", "127.0.0.1"),
             ("ForwardedHeaders:KnownNetworks", "10.0.0.0/8"),
-            ("ForwardedHeaders:ClientCertificateHeader", "X-SSL-Client-Cert"),
+            (
+                "ForwardedHeaders:ClientCertificateHeader",
+                "X-SSL-Client-Cert",
+            ),
         ]);
         let settings = crate::Settings::from_config(&config).unwrap();
         let ops = settings.operations;
         assert_eq!(ops.metrics, vec!["127.0.0.1:0"]);
-        assert!(matches!(ops.audit, Some(AuditOutput::Folder { retention_days: 365, .. })));
+        assert!(matches!(
+            ops.audit,
+            Some(AuditOutput::Folder {
+                retention_days: 365,
+                ..
+            })
+        ));
         assert_eq!(ops.log_format, StderrFormat::Json);
         assert_eq!(ops.forwarded.known.len(), 2);
         assert_eq!(
@@ -265,14 +287,34 @@ mod tests {
             ("Audit:Output", "Syslog", "expected `File`"),
             ("Audit:Output", "File", "Audit:Path is not set"),
             ("Logging:Format", "xml", "expected Text or Json"),
-            ("ForwardedHeaders:KnownProxies", "10.0.0.0/8", "KnownNetworks"),
-            ("ForwardedHeaders:KnownNetworks", "nginx", "not an IP address"),
-            ("ForwardedHeaders:ClientCertificateHeader", "Client-Cert", "no proxy is trusted"),
+            (
+                "ForwardedHeaders:KnownProxies",
+                "10.0.0.0/8",
+                "KnownNetworks",
+            ),
+            (
+                "ForwardedHeaders:KnownNetworks",
+                "nginx",
+                "not an IP address",
+            ),
+            (
+                "ForwardedHeaders:ClientCertificateHeader",
+                "Client-Cert",
+                "no proxy is trusted",
+            ),
         ] {
-            let config = Config::with_values(&[("IdentityServer:X509KeyFilePath", "s.pfx"), (key, value)]);
+            let config =
+                Config::with_values(&[("IdentityServer:X509KeyFilePath", "s.pfx"), (key, value)]);
             let errors = crate::Settings::from_config(&config).unwrap_err();
-            let text = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
-            assert!(text.contains(key) && text.contains(expected), "{key}={value}: {text}");
+            let text = errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(
+                text.contains(key) && text.contains(expected),
+                "{key}={value}: {text}"
+            );
         }
     }
 }

@@ -33,10 +33,7 @@ const SYNC_EVERY: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuditOutput {
     /// Daily files in a folder, kept `retention_days` (0: forever).
-    Folder {
-        path: PathBuf,
-        retention_days: u32,
-    },
+    Folder { path: PathBuf, retention_days: u32 },
     /// Standard output, one line per event (containers, journald).
     Stdout,
 }
@@ -225,7 +222,10 @@ impl Auditor {
         Self::with_sink(sink, metrics)
     }
 
-    fn with_sink(sink: Box<dyn Sink>, metrics: Option<Arc<ServerMetrics>>) -> Result<Auditor, AuditError> {
+    fn with_sink(
+        sink: Box<dyn Sink>,
+        metrics: Option<Arc<ServerMetrics>>,
+    ) -> Result<Auditor, AuditError> {
         let (queue, received) = std::sync::mpsc::sync_channel::<MessageBox>(QUEUE);
         let writer_metrics = metrics.clone();
         let thread = std::thread::Builder::new()
@@ -260,11 +260,7 @@ impl Auditor {
     /// Writes out and syncs every event queued so far (waits at most `timeout`).
     pub fn flush(&self, timeout: Duration) {
         let (done, wait) = std::sync::mpsc::sync_channel(1);
-        if self
-            .queue
-            .send(MessageBox(Message::Flush(done)))
-            .is_ok()
-        {
+        if self.queue.send(MessageBox(Message::Flush(done))).is_ok() {
             let _ = wait.recv_timeout(timeout);
         }
     }
@@ -353,8 +349,12 @@ impl DailyFiles {
             };
             if day < oldest_kept {
                 match std::fs::remove_file(entry.path()) {
-                    Ok(()) => tracing::info!(file = %entry.path().display(), "audit file removed (Audit:RetentionDays {})", self.retention_days),
-                    Err(e) => tracing::warn!(file = %entry.path().display(), "cannot remove an old audit file: {e}"),
+                    Ok(()) => {
+                        tracing::info!(file = %entry.path().display(), "audit file removed (Audit:RetentionDays {})", self.retention_days)
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %entry.path().display(), "cannot remove an old audit file: {e}")
+                    }
                 }
             }
         }
@@ -439,7 +439,11 @@ pub fn rfc3339(now: i64) -> String {
         .unwrap_or_else(|| now.to_string())
 }
 
-fn write_loop(queue: Receiver<MessageBox>, mut sink: Box<dyn Sink>, metrics: Option<Arc<ServerMetrics>>) {
+fn write_loop(
+    queue: Receiver<MessageBox>,
+    mut sink: Box<dyn Sink>,
+    metrics: Option<Arc<ServerMetrics>>,
+) {
     let mut failing = false;
     let mut dirty = false;
     let mut buffer: Vec<u8> = Vec::with_capacity(64 * 1024);
@@ -476,7 +480,14 @@ fn write_loop(queue: Receiver<MessageBox>, mut sink: Box<dyn Sink>, metrics: Opt
                     if !buffer.is_empty()
                         && day_time.div_euclid(86_400) != last_time.div_euclid(86_400)
                     {
-                        write_out(&mut sink, &buffer, last_time, &kinds, &metrics, &mut failing);
+                        write_out(
+                            &mut sink,
+                            &buffer,
+                            last_time,
+                            &kinds,
+                            &metrics,
+                            &mut failing,
+                        );
                         buffer.clear();
                         kinds.clear();
                     }
@@ -490,7 +501,14 @@ fn write_loop(queue: Receiver<MessageBox>, mut sink: Box<dyn Sink>, metrics: Opt
             }
         }
         if !buffer.is_empty() {
-            write_out(&mut sink, &buffer, last_time, &kinds, &metrics, &mut failing);
+            write_out(
+                &mut sink,
+                &buffer,
+                last_time,
+                &kinds,
+                &metrics,
+                &mut failing,
+            );
             dirty = true;
         }
         if !flushes.is_empty() {
@@ -520,7 +538,9 @@ fn write_out(
             }
             if let Some(m) = metrics {
                 for kind in kinds {
-                    m.audit_events.get_or_create(&TypeLabel { r#type: kind }).inc();
+                    m.audit_events
+                        .get_or_create(&TypeLabel { r#type: kind })
+                        .inc();
                 }
             }
         }

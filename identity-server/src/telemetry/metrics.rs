@@ -64,7 +64,8 @@ pub struct TypeLabel {
 }
 
 /// The certificate roles that reload while serving.
-pub const CERTIFICATE_ROLES: [&str; 5] = ["signing", "validation", "tls", "client_ca", "encryption"];
+pub const CERTIFICATE_ROLES: [&str; 5] =
+    ["signing", "validation", "tls", "client_ca", "encryption"];
 
 fn latency() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)

@@ -209,7 +209,11 @@ impl Telemetry {
             a.record(
                 Event::CertificateReloaded {
                     role,
-                    result: if error.is_none() { "reloaded" } else { "failed" },
+                    result: if error.is_none() {
+                        "reloaded"
+                    } else {
+                        "failed"
+                    },
                     subject,
                     thumbprint,
                     error,

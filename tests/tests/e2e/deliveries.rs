@@ -37,15 +37,15 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// A server folder (encryption certificate made by the project) and an agent folder for it.
-struct Pair {
-    server: Deployment,
-    agent: AgentDeployment,
-    port: u16,
+pub(crate) struct Pair {
+    pub(crate) server: Deployment,
+    pub(crate) agent: AgentDeployment,
+    pub(crate) port: u16,
     process: Option<Child>,
 }
 
 impl Pair {
-    fn new() -> Pair {
+    pub(crate) fn new() -> Pair {
         let port = free_port();
         let mut server = Deployment::new();
         project_pfx(server.path(), "server-encryption", KeyKind::Rsa2048);
@@ -78,12 +78,12 @@ impl Pair {
     }
 
     /// The server's log (standard error of every `start_server`, appended).
-    fn server_log(&self) -> PathBuf {
+    pub(crate) fn server_log(&self) -> PathBuf {
         self.server.path().join("server.log")
     }
 
     /// Starts `identity-server serve` and waits for its health check.
-    fn start_server(&mut self) {
+    pub(crate) fn start_server(&mut self) {
         let log = std::fs::File::options()
             .create(true)
             .append(true)
@@ -104,23 +104,31 @@ impl Pair {
         });
     }
 
-    fn kill_server(&mut self) {
+    /// Stops the server with SIGTERM (a graceful stop) and returns its exit code.
+    pub(crate) fn stop_server(&mut self) -> i32 {
+        match self.process.take() {
+            Some(mut child) => terminate(&mut child),
+            None => -1,
+        }
+    }
+
+    pub(crate) fn kill_server(&mut self) {
         if let Some(mut child) = self.process.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    fn outbox(&self) -> PathBuf {
+    pub(crate) fn outbox(&self) -> PathBuf {
         self.agent.path().join("work/outbox")
     }
 
-    fn store(&self) -> PathBuf {
+    pub(crate) fn store(&self) -> PathBuf {
         self.server.path().join("data/deliveries")
     }
 
     /// Encrypts `plain` with `agent encrypt` and moves the result into the outbox as `name.enc`.
-    fn drop_encrypted(&self, name: &str, plain: &[u8]) {
+    pub(crate) fn drop_encrypted(&self, name: &str, plain: &[u8]) {
         let stage = self.agent.path().join("stage");
         std::fs::create_dir_all(&stage).expect("mkdir");
         std::fs::create_dir_all(self.outbox()).expect("mkdir");
@@ -137,7 +145,7 @@ impl Pair {
     }
 
     /// `identity-server deliveries list --json`.
-    fn records(&self) -> Vec<Value> {
+    pub(crate) fn records(&self) -> Vec<Value> {
         listed(self.server.path())["deliveries"]
             .as_array()
             .cloned()
@@ -145,7 +153,7 @@ impl Pair {
     }
 
     /// `identity-server deliveries export ID --stdout`.
-    fn export(&self, id: &str) -> Vec<u8> {
+    pub(crate) fn export(&self, id: &str) -> Vec<u8> {
         let out = server_command(
             self.server.path(),
             &["deliveries", "export", id, "--stdout"],
@@ -176,7 +184,7 @@ fn listed(dir: &Path) -> Value {
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
-fn server_command(dir: &Path, args: &[&str]) -> std::process::Output {
+pub(crate) fn server_command(dir: &Path, args: &[&str]) -> std::process::Output {
     let mut full: Vec<&str> = args.to_vec();
     let dir = dir.to_str().expect("utf-8");
     full.extend(["--config-dir", dir]);
@@ -187,7 +195,7 @@ fn server_command(dir: &Path, args: &[&str]) -> std::process::Output {
         .expect("run identity-server")
 }
 
-fn terminate(child: &mut Child) -> i32 {
+pub(crate) fn terminate(child: &mut Child) -> i32 {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -21,6 +21,7 @@ mod ha;
 mod keytool;
 mod log_forgery;
 mod oidc_client;
+mod operations;
 mod pinning;
 mod reload_faults;
 mod store;

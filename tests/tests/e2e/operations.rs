@@ -1,0 +1,669 @@
+//! Operations (issue 17): Prometheus metrics scraped by a real Prometheus, the alert rules checked by
+//! promtool, the audit trail of a scripted session, the health endpoints and command, JSON logs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::deliveries::{Pair, server_command, terminate};
+use crate::support::*;
+
+fn block_on<T>(work: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(work)
+}
+
+/// A blocking GET with `client`: status and body.
+fn get_with(client: &reqwest::Client, url: &str) -> (u16, String) {
+    block_on(async {
+        let r = client
+            .get(url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .expect("GET");
+        (r.status().as_u16(), r.text().await.expect("body"))
+    })
+}
+
+/// A blocking HTTP GET (plain HTTP, loopback): status and body.
+fn http_get(url: &str) -> (u16, String) {
+    get_with(&reqwest::Client::new(), url)
+}
+
+/// A blocking HTTPS GET on a [`Pair`]'s server: status and body.
+fn https_get(pair: &Pair, path: &str) -> (u16, String) {
+    get_with(&https(pair), &format!("{}{path}", base(pair)))
+}
+
+/// The HTTPS client of a [`Pair`]'s server (its CA).
+fn https(pair: &Pair) -> reqwest::Client {
+    https_client(&pair.server.path().join("ca.crt"))
+}
+
+fn base(pair: &Pair) -> String {
+    format!("https://127.0.0.1:{}", pair.port)
+}
+
+/// A token with `secret` for `client`: the status and the token (when issued).
+fn token(pair: &Pair, client: &str, secret: &str) -> (u16, Option<String>) {
+    let http = https(pair);
+    block_on(async {
+        let r = http
+            .post(format!("{}/connect/token", base(pair)))
+            .basic_auth(client, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("token request");
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        (status, body["access_token"].as_str().map(str::to_string))
+    })
+}
+
+fn metric_value(text: &str, line_start: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Metrics on their own listener: the server counts tokens, failures, requests; certificate expiry
+/// for every role; the agent's `run` counts its deliveries; a real Prometheus scrapes both and
+/// answers `ids_tokens_issued_total` through its HTTP API.
+#[test]
+fn prometheus_scrapes_the_server_and_an_agent() {
+    let mut pair = Pair::new();
+    let server_metrics = free_port();
+    let agent_metrics = free_port();
+    pair.server.set(
+        "Metrics",
+        json!({ "Urls": format!("http://127.0.0.1:{server_metrics}") }),
+    );
+    pair.server.write();
+    pair.agent.set(
+        "Metrics",
+        json!({ "Urls": format!("http://127.0.0.1:{agent_metrics}") }),
+    );
+    pair.agent.write();
+    pair.start_server();
+
+    for _ in 0..3 {
+        assert_eq!(token(&pair, "Job", JOB_SECRET).0, 200);
+    }
+    assert_eq!(token(&pair, "Job", "wrong-secret-1").0, 401);
+    assert_eq!(token(&pair, "Nobody", "x").0, 401);
+
+    let (status, text) = http_get(&format!("http://127.0.0.1:{server_metrics}/metrics"));
+    assert_eq!(status, 200, "{text}");
+    for expected in [
+        r#"ids_tokens_issued_total{client="Job",method="client_secret_basic"} 3"#,
+        r#"ids_client_authentication_failures_total{reason="wrong_secret"} 1"#,
+        r#"ids_client_authentication_failures_total{reason="unknown_client"} 1"#,
+        r#"ids_http_requests_total{route="/connect/token",status="200"} 3"#,
+        r#"ids_http_requests_total{route="/connect/token",status="401"} 2"#,
+        r#"ids_secret_cache_lookups_total{result="hit"} 2"#,
+        r#"ids_build_info{version=""#,
+        r#"ids_store_up 1"#,
+        r#"ids_access_control_clients "#,
+        r#"ids_deliveries_total{result="failed"} 0"#,
+        r#"ids_certificate_expiry_timestamp_seconds{role="signing",subject="#,
+        r#"ids_certificate_expiry_timestamp_seconds{role="tls",subject="#,
+        r#"ids_certificate_expiry_timestamp_seconds{role="encryption",subject="#,
+        "ids_http_request_duration_seconds_bucket{",
+        "ids_secret_hash_wait_seconds_count ",
+        "ids_replay_cache_entries ",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in:\n{text}");
+    }
+    assert!(
+        metric_value(&text, "ids_access_control_clients ").is_some_and(|v| v >= 1.0),
+        "{text}"
+    );
+    // Anything else is one bounded label value, whatever a client sends.
+    assert_eq!(
+        https_get(&pair, &format!("/no/such/path/{}", "x".repeat(40))).0,
+        404
+    );
+    let (_, text) = http_get(&format!("http://127.0.0.1:{server_metrics}/metrics"));
+    assert!(
+        text.contains(r#"ids_http_requests_total{route="other",status="404"} 1"#),
+        "{text}"
+    );
+    assert!(!text.contains("no/such/path"), "{text}");
+    // Only /metrics.
+    assert_eq!(
+        http_get(&format!("http://127.0.0.1:{server_metrics}/")).0,
+        404
+    );
+
+    // The agent's service delivers one file and counts it.
+    pair.drop_encrypted("one.txt", b"metrics test content");
+    let mut run = spawn_agent(pair.agent.path(), &["run"]);
+    let agent_url = format!("http://127.0.0.1:{agent_metrics}/metrics");
+    let mut agent_text = String::new();
+    wait_for("the agent to deliver and count it", || {
+        agent_text = std::net::TcpStream::connect(("127.0.0.1", agent_metrics))
+            .ok()
+            .map(|_| http_get(&agent_url).1)
+            .unwrap_or_default();
+        agent_text.contains(r#"ids_agent_deliveries_total{result="delivered"} 1"#)
+    });
+    for expected in [
+        r#"ids_agent_deliveries_total{result="retried"} 0"#,
+        "ids_agent_outbox_files 0",
+        r#"ids_agent_certificate_expiry_timestamp_seconds{role="encryption",subject="#,
+        r#"ids_agent_certificate_expiry_timestamp_seconds{role="tls_trusted",subject="#,
+        r#"ids_agent_build_info{version=""#,
+    ] {
+        assert!(
+            agent_text.contains(expected),
+            "missing {expected} in:\n{agent_text}"
+        );
+    }
+    assert!(
+        metric_value(&agent_text, "ids_agent_last_token_timestamp_seconds ")
+            .is_some_and(|t| t > 1.7e9),
+        "{agent_text}"
+    );
+    assert!(
+        metric_value(&agent_text, "ids_agent_last_delivery_timestamp_seconds ")
+            .is_some_and(|t| t > 1.7e9),
+        "{agent_text}"
+    );
+    let (_, text) = http_get(&format!("http://127.0.0.1:{server_metrics}/metrics"));
+    assert!(
+        text.contains(r#"ids_deliveries_total{result="stored"} 1"#),
+        "{text}"
+    );
+
+    // A real Prometheus scrapes both.
+    match Prometheus::start(&[
+        ("identity-server", server_metrics),
+        ("ids-agent", agent_metrics),
+    ]) {
+        None => eprintln!(
+            "SKIPPED the Prometheus part of prometheus_scrapes_the_server_and_an_agent: no `prometheus` binary (Debian package prometheus)"
+        ),
+        Some(prometheus) => {
+            // 3 tokens from the test, 1 from the agent's run.
+            let value = prometheus.wait_for_value("sum(ids_tokens_issued_total)", 4.0);
+            assert_eq!(value, 4.0);
+            let up = prometheus.wait_for_value(r#"up{job="ids-agent"}"#, 1.0);
+            assert_eq!(up, 1.0);
+            let delivered =
+                prometheus.wait_for_value(r#"ids_agent_deliveries_total{result="delivered"}"#, 1.0);
+            assert_eq!(delivered, 1.0);
+        }
+    }
+    assert_eq!(terminate(&mut run), 0);
+    assert_eq!(pair.stop_server(), 0);
+}
+
+/// A throwaway Prometheus on a loopback port, scraping every second.
+struct Prometheus {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(targets: &[(&str, u16)]) -> Option<Prometheus> {
+        let binary = find_binary("prometheus")?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = String::from(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
+        );
+        for (job, port) in targets {
+            config.push_str(&format!(
+                "  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+            ));
+        }
+        std::fs::write(dir.path().join("prometheus.yml"), config).expect("config");
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log");
+        let child = Command::new(binary)
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn prometheus");
+        Some(Prometheus {
+            child,
+            port,
+            _dir: dir,
+        })
+    }
+
+    /// Polls `query` (an instant vector of one sample) until it equals `expected` (30 s at most);
+    /// the last value seen.
+    fn wait_for_value(&self, query: &str, expected: f64) -> f64 {
+        let url = format!(
+            "http://127.0.0.1:{}/api/v1/query?query={}",
+            self.port,
+            percent_encode(query)
+        );
+        let mut last = f64::NAN;
+        for _ in 0..120 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                let (status, body) = http_get(&url);
+                if status == 200 {
+                    let v: Value = serde_json::from_str(&body).expect("json");
+                    if let Some(value) = v["data"]["result"][0]["value"][1]
+                        .as_str()
+                        .and_then(|s| s.parse::<f64>().ok())
+                    {
+                        last = value;
+                        if value == expected {
+                            return value;
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let log =
+            std::fs::read_to_string(self._dir.path().join("prometheus.log")).unwrap_or_default();
+        panic!("Prometheus: {query} is {last}, expected {expected}\n{log}");
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `name` on the `PATH` (or in /usr/bin, /usr/sbin).
+fn find_binary(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}
+
+/// The alert rules under docs/monitoring load in Prometheus's own checker, and their unit tests
+/// (each alert firing, and not firing, on synthetic series) pass.
+#[test]
+fn alert_rules_pass_promtool() {
+    let Some(promtool) = find_binary("promtool") else {
+        eprintln!(
+            "SKIPPED alert_rules_pass_promtool: no `promtool` binary (Debian package prometheus)"
+        );
+        return;
+    };
+    let folder = repo().join("docs/monitoring");
+    for args in [
+        vec!["check", "rules", "alerts.yml"],
+        vec!["test", "rules", "alerts.test.yml"],
+        vec!["check", "config", "prometheus.yml"],
+    ] {
+        let out = Command::new(&promtool)
+            .args(&args)
+            .current_dir(&folder)
+            .output()
+            .expect("promtool");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let dashboard: Value = serde_json::from_slice(
+        &std::fs::read(folder.join("grafana-dashboard.json")).expect("dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    assert!(dashboard["panels"].as_array().is_some_and(|p| p.len() > 10));
+}
+
+/// Every audit file line, parsed.
+fn audit_events(folder: &Path) -> Vec<Value> {
+    let mut events = Vec::new();
+    for entry in std::fs::read_dir(folder).expect("audit folder").flatten() {
+        let text = std::fs::read_to_string(entry.path()).expect("read");
+        for line in text.lines() {
+            events.push(serde_json::from_str(line).expect("each line is JSON"));
+        }
+    }
+    events
+}
+
+/// The audit trail after a scripted session holds exactly its events, counted by type, in files of
+/// mode 0600, and none of the secrets, passwords or tokens of the session.
+#[test]
+fn audit_trail_records_the_session_and_no_secret() {
+    let mut pair = Pair::new();
+    pair.server
+        .set("Audit", json!({ "Path": "audit" }))
+        .set("Deliveries", json!({ "ReadProfiles": ["Administrator"] }));
+    pair.server.write();
+    pair.start_server();
+
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let (status, t) = token(&pair, "Job", JOB_SECRET);
+        assert_eq!(status, 200);
+        tokens.push(t.expect("token"));
+    }
+    let wrong = ["wrong-secret-aaaa-1111", "wrong-secret-bbbb-2222"];
+    for w in wrong {
+        assert_eq!(token(&pair, "Job", w).0, 401);
+    }
+    assert_eq!(token(&pair, "Nobody", "nobody-secret-cccc").0, 401);
+    // One delivery, then the same again (the agent finds it stored and sends nothing): each push
+    // gets its own token.
+    pair.drop_encrypted("report.txt", b"audit test content");
+    let queued = pair.outbox().join("report.txt.enc");
+    let kept = pair.agent.path().join("report.txt.enc");
+    std::fs::copy(&queued, &kept).expect("copy");
+    for _ in 0..2 {
+        let out = agent(pair.agent.path(), &["push", kept.to_str().expect("utf-8")]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    let records = pair.records();
+    assert_eq!(records.len(), 1);
+    let id = records[0]["id"].as_str().expect("id").to_string();
+    // Read back over HTTP with a token, and an upload without one (refused).
+    let http = https(&pair);
+    let (read, refused) = block_on(async {
+        let read = http
+            .get(format!("{}/api/deliveries/{id}/content", base(&pair)))
+            .bearer_auth(&tokens[0])
+            .send()
+            .await
+            .expect("read");
+        let read = (read.status().as_u16(), read.bytes().await.expect("body"));
+        let refused = http
+            .put(format!(
+                "{}/api/deliveries/00000000000000000000000000000001?name=x.txt",
+                base(&pair)
+            ))
+            .body("x")
+            .send()
+            .await
+            .expect("put");
+        (read, refused.status().as_u16())
+    });
+    assert_eq!(read.0, 200);
+    assert_eq!(&read.1[..], b"audit test content");
+    assert_eq!(refused, 401);
+    let exported = pair.server.path().join("exported.txt");
+    let out = server_command(
+        pair.server.path(),
+        &[
+            "deliveries",
+            "export",
+            &id,
+            "-o",
+            exported.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(pair.stop_server(), 0);
+
+    let folder = pair.server.path().join("audit");
+    let files: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .expect("audit folder")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(!files.is_empty());
+    #[cfg(unix)]
+    for f in &files {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(f).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", f.display());
+        assert!(
+            f.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl")),
+            "{}",
+            f.display()
+        );
+    }
+    let events = audit_events(&folder);
+    let count = |t: &str| events.iter().filter(|e| e["type"] == t).count();
+    assert_eq!(count("token_issued"), 5, "{events:#?}");
+    assert_eq!(count("client_authentication_failed"), 3, "{events:#?}");
+    assert_eq!(count("delivery_stored"), 1, "{events:#?}");
+    assert_eq!(count("delivery_read"), 1, "{events:#?}");
+    assert_eq!(count("delivery_refused"), 1, "{events:#?}");
+    assert_eq!(count("delivery_exported"), 1, "{events:#?}");
+    assert_eq!(events.len(), 12, "{events:#?}");
+
+    let issued: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "token_issued")
+        .collect();
+    for e in &issued {
+        assert_eq!(e["client"], "Job");
+        assert_eq!(e["peer"], "127.0.0.1");
+        assert!(e["jti"].as_str().is_some_and(|j| j.len() >= 16), "{e}");
+        assert!(e["kid"].as_str().is_some_and(|k| !k.is_empty()), "{e}");
+        assert!(e["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{e}");
+    }
+    let reasons: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "client_authentication_failed")
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    assert_eq!(reasons, ["wrong_secret", "wrong_secret", "unknown_client"]);
+    let stored = events
+        .iter()
+        .find(|e| e["type"] == "delivery_stored")
+        .expect("stored");
+    assert_eq!(stored["delivery"], id.as_str());
+    assert_eq!(stored["name"], "report.txt");
+    let refused = events
+        .iter()
+        .find(|e| e["type"] == "delivery_refused")
+        .expect("refused");
+    assert_eq!(refused["client"], "-");
+    assert_eq!(refused["status"], 401);
+    let exported = events
+        .iter()
+        .find(|e| e["type"] == "delivery_exported")
+        .expect("exported");
+    assert_eq!(exported["owner"], "Job");
+    assert!(
+        exported["operator"]
+            .as_str()
+            .is_some_and(|o| o.contains("uid ")),
+        "{exported}"
+    );
+
+    // Nothing secret: the client secret, the wrong ones, the PFX password, the tokens and their
+    // signatures.
+    let all: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).expect("read"))
+        .collect();
+    let mut secrets: Vec<String> = vec![
+        JOB_SECRET.into(),
+        PASSWORD.into(),
+        "nobody-secret-cccc".into(),
+    ];
+    secrets.extend(wrong.iter().map(|w| w.to_string()));
+    for t in &tokens {
+        secrets.push(t.clone());
+        secrets.push(t.rsplit('.').next().expect("signature").to_string());
+    }
+    for s in &secrets {
+        assert!(
+            !all.contains(s.as_str()),
+            "the audit trail holds a secret or token"
+        );
+    }
+}
+
+/// `/health/live` and `/health/ready` with each check, `identity-server health` exiting 0, then a
+/// server whose delivery storage has less free space than it must keep: 503, `not_ready`, the check
+/// named, and `identity-server health` exiting 1.
+#[test]
+fn health_endpoints_and_command() {
+    let mut pair = Pair::new();
+    pair.start_server();
+    assert_eq!(https_get(&pair, "/health/live").0, 200);
+    let (status, text) = https_get(&pair, "/health/ready");
+    assert_eq!(status, 200, "{text}");
+    let body: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(body["status"], "ready", "{body}");
+    let names: Vec<&str> = body["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["signing_key", "access_control", "store", "delivery_storage"],
+        "{body}"
+    );
+    assert!(
+        body["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .all(|c| c["status"] == "ok"),
+        "{body}"
+    );
+    // The vendor's path is unchanged.
+    assert_eq!(https_get(&pair, "/hc").1, "Healthy");
+
+    let out = server_command(pair.server.path(), &["health"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("the report is printed");
+    assert_eq!(printed["status"], "ready");
+    let out = server_command(
+        pair.server.path(),
+        &[
+            "health",
+            "--url",
+            &base(&pair),
+            "--ca-file",
+            pair.server.path().join("ca.crt").to_str().expect("utf-8"),
+            "--quiet",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    assert_eq!(pair.stop_server(), 0);
+
+    // Nothing listens: 1, and why.
+    let out = server_command(pair.server.path(), &["health"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot connect"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Storage short of the space it must keep free: not ready.
+    pair.server.set(
+        "Deliveries",
+        json!({ "MinFreeSpaceMiB": 1_000_000_000_000u64 }),
+    );
+    pair.server.write();
+    pair.start_server();
+    let (status, text) = https_get(&pair, "/health/ready");
+    assert_eq!(status, 503, "{text}");
+    let body: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(body["status"], "not_ready", "{body}");
+    let storage = body["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "delivery_storage")
+        .cloned()
+        .expect("storage check");
+    assert_eq!(storage["status"], "failed", "{body}");
+    assert!(
+        storage["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("MinFreeSpaceMiB")),
+        "{body}"
+    );
+    let out = server_command(pair.server.path(), &["health"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not ready (HTTP 503)"));
+    assert_eq!(pair.stop_server(), 0);
+}
+
+/// `Logging:Format` `Json`: every line the server writes on standard error is a JSON object.
+#[test]
+fn json_logs() {
+    let mut pair = Pair::new();
+    pair.server.set(
+        "Logging",
+        json!({ "Format": "Json", "LogLevel": { "Default": "Information" } }),
+    );
+    pair.server.write();
+    pair.start_server();
+    assert_eq!(token(&pair, "Job", "wrong\nsecret").0, 401);
+    assert_eq!(pair.stop_server(), 0);
+    let log = std::fs::read_to_string(pair.server_log()).expect("log");
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(lines.len() > 3, "{log}");
+    let mut ready = false;
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+        ready |= v["message"] == "identity server ready";
+    }
+    assert!(ready, "{log}");
+    assert!(log.contains("client authentication failed"), "{log}");
+}
