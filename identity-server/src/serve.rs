@@ -156,6 +156,16 @@ pub async fn run_bound(
     let issuer = issuer(&settings, first);
     let tls = loaded.keys.tls.clone();
     let store = loaded.store.clone();
+    let initial = reload::certificates::Initial {
+        validation: loaded.keys.validation.clone(),
+        client_authorities: loaded.keys.client_authorities.clone(),
+        tls_certificate: loaded.keys.tls_certificate.clone(),
+        encryption_certificate: loaded
+            .encryption
+            .as_ref()
+            .ok()
+            .map(|e| e.certificate.clone()),
+    };
     if let Some(store) = &store {
         // One attempt before serving: a schema newer than this binary stops the server here; an
         // unreachable database does not (the monitor below keeps trying, requests get 503 meanwhile).
@@ -195,9 +205,12 @@ pub async fn run_bound(
     let replay = state.tokens.replay.clone();
     let live_keys = state.tokens.keys.clone();
     let guard = connection_guard(&settings);
-    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let mut handles = Vec::new();
     let mut servers = tokio::task::JoinSet::new();
+    // One TLS configuration for every HTTPS listener, replaced when certificates are reloaded.
+    let tls_config = axum_server::tls_rustls::RustlsConfig::from_config(tls.clone());
+    let mut serves_https = false;
     for (i, listener) in listeners.into_iter().enumerate() {
         listener.set_nonblocking(true)?;
         let https = settings
@@ -211,11 +224,10 @@ pub async fn run_bound(
         let server =
             axum_server::from_tcp(listener)?.accept_error_handler(connections::log_accept_error);
         if https {
-            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
-                axum_server::tls_rustls::RustlsConfig::from_config(tls.clone()),
-            )
-            .handshake_timeout(settings.limits.tls_handshake_timeout)
-            .acceptor(guard.clone());
+            serves_https = true;
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls_config.clone())
+                .handshake_timeout(settings.limits.tls_handshake_timeout)
+                .acceptor(guard.clone());
             let mut server = server.acceptor(acceptor);
             tune(server.http_builder(), &settings.limits);
             servers.spawn(server.handle(handle).serve(app));
@@ -230,12 +242,22 @@ pub async fn run_bound(
         }
     }
     // Started once nothing above can fail any more, so that no early error leaves it running.
+    let certificates = reload::certificates::CertificateReloader::new(
+        &settings,
+        startup::publish_context(&settings, &issuer),
+        state.keys.clone(),
+        state.deliveries.as_ref().ok().cloned(),
+        serves_https.then_some(tls_config),
+        telemetry.clone(),
+        initial,
+    );
     let reloader = tokio::spawn(reload::reload_access_control(
         live_clients,
         live_keys,
         settings.access_control_reload,
         telemetry.clone(),
         settings.clock.clone(),
+        Some(Arc::new(std::sync::Mutex::new(certificates))),
     ));
     let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
     if let Some(metrics) = &telemetry.metrics {

@@ -357,12 +357,6 @@ pub(crate) fn app_state(
         .audience
         .clone()
         .unwrap_or_else(|| issuer.to_string());
-    let bearer = oauth::bearer::BearerVerifier::new(
-        &keys.signing_certificate,
-        &keys.validation,
-        issuer,
-        &audience,
-    )?;
     // With PostgreSQL, deliveries are kept in the database (the data folder is not used for them).
     let shared = store
         .as_ref()
@@ -427,13 +421,6 @@ pub(crate) fn app_state(
             Err(reason)
         }
     };
-    let mutual_tls = settings.client_certificates == settings::ClientCertificates::Optional;
-    let discovery = keys::discovery_documents(
-        issuer,
-        keys.signer.algorithm(),
-        &settings.scopes,
-        mutual_tls,
-    );
     let client_authorities = if keys.client_authorities.is_empty() {
         None
     } else {
@@ -441,7 +428,13 @@ pub(crate) fn app_state(
             &keys.client_authorities,
         )?)
     };
-    let jwks = keys.jwks_json();
+    let publish = publish_context(settings, issuer);
+    let signing = keys::Signing {
+        signer: keys.signer,
+        certificate: keys.signing_certificate,
+    };
+    let published = keys::Published::new(&signing, &keys.validation, &publish)?;
+    let in_force = Arc::new(keys::InForce::new(signing, published, client_authorities));
     // `client_id` may be suffixed with any spelling of this server's authority.
     let mut authorities = vec![ids_runtime::url::authority(issuer).to_string()];
     for (i, addr) in bound.iter().enumerate() {
@@ -517,9 +510,8 @@ pub(crate) fn app_state(
             )),
             authenticator,
             issuer: TokenIssuer {
-                not_after: keys.signing_certificate.not_after(),
+                keys: in_force.clone(),
                 accept_expired: settings.danger_accept_expired_certificate,
-                signer: keys.signer,
                 issuer: issuer.to_string(),
                 audience,
                 lifetime_secs: settings.access_token_lifetime.as_secs(),
@@ -529,17 +521,28 @@ pub(crate) fn app_state(
             keys: Arc::new(authorized_keys),
             replay,
             max_assertion_lifetime: settings.max_client_assertion_lifetime.as_secs() as i64,
-            client_authorities,
             assertion_audiences,
             telemetry: telemetry.clone(),
         },
         telemetry,
-        discovery,
-        jwks,
-        bearer,
+        keys: in_force,
         deliveries,
         store,
     })
+}
+
+/// What publishing the keys needs besides them: the issuer, the audience, the scopes, whether mutual
+/// TLS is offered.
+pub fn publish_context(settings: &Settings, issuer: &str) -> keys::PublishContext {
+    keys::PublishContext {
+        issuer: issuer.to_string(),
+        audience: settings
+            .audience
+            .clone()
+            .unwrap_or_else(|| issuer.to_string()),
+        scopes: settings.scopes.clone(),
+        mutual_tls: settings.client_certificates == settings::ClientCertificates::Optional,
+    }
 }
 
 /// What operator commands need to read stored deliveries back: the settings, the encryption key,

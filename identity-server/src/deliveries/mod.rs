@@ -292,11 +292,21 @@ pub enum Started {
 #[derive(Debug)]
 pub struct Deliveries {
     store: Arc<dyn DeliveryStore>,
+    /// The `EncryptionCertificate` in force (replaced when it is reloaded), and the ones before it.
+    encryption: std::sync::RwLock<Arc<Encryption>>,
+    policy: Policy,
+    in_flight: Arc<Mutex<InFlightSet>>,
+}
+
+/// An encryption certificate and its key: new deliveries are encrypted for the newest; deliveries
+/// stored before a reload are read with the key they were encrypted for.
+#[derive(Debug)]
+struct Encryption {
     recipient: Recipient,
     /// The server's private key, for reading deliveries back.
     key: DecryptionKey,
-    policy: Policy,
-    in_flight: Arc<Mutex<InFlightSet>>,
+    /// The certificate in force before this one (this process's lifetime).
+    previous: Option<Arc<Encryption>>,
 }
 
 impl Deliveries {
@@ -308,11 +318,36 @@ impl Deliveries {
     ) -> Self {
         Deliveries {
             store,
-            recipient,
-            key,
+            encryption: std::sync::RwLock::new(Arc::new(Encryption {
+                recipient,
+                key,
+                previous: None,
+            })),
             policy,
             in_flight: Arc::new(Mutex::new(InFlightSet::default())),
         }
+    }
+
+    fn encryption(&self) -> Arc<Encryption> {
+        match self.encryption.read() {
+            Ok(e) => e.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Encrypts new deliveries for `recipient` from now on; deliveries stored before are still read
+    /// with the key they were encrypted for (kept for this process's lifetime).
+    pub fn replace_encryption(&self, recipient: Recipient, key: DecryptionKey) {
+        let mut current = match self.encryption.write() {
+            Ok(e) => e,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let previous = current.clone();
+        *current = Arc::new(Encryption {
+            recipient,
+            key,
+            previous: Some(previous),
+        });
     }
 
     /// The slowest upload accepted.
@@ -440,10 +475,24 @@ impl Deliveries {
         key: &DeliveryKey,
     ) -> Result<(Record, Decryptor<Box<dyn Read + Send>>), DeliveryError> {
         let record = self.store.get(key)?.ok_or(DeliveryError::NotFound)?;
-        let stored = self.store.open(key)?;
-        let decryptor = Decryptor::new(stored, std::slice::from_ref(&self.key))
-            .map_err(|e| DeliveryError::Internal(format!("delivery `{}`: {e}", record.id)))?;
-        Ok((record, decryptor))
+        // The key in force first, then those before it (a delivery stored before a reload).
+        let mut encryption = Some(self.encryption());
+        let mut failure = None;
+        while let Some(e) = encryption {
+            let stored = self.store.open(key)?;
+            match Decryptor::new(stored, std::slice::from_ref(&e.key)) {
+                Ok(decryptor) => return Ok((record, decryptor)),
+                Err(error) => {
+                    failure.get_or_insert(error);
+                }
+            }
+            encryption = e.previous.clone();
+        }
+        let error = failure.map(|e| e.to_string()).unwrap_or_default();
+        Err(DeliveryError::Internal(format!(
+            "delivery `{}`: {error}",
+            record.id
+        )))
     }
 
     /// Decrypts delivery `key` into `out`, checking the size and SHA-256 against its record.
@@ -509,8 +558,9 @@ impl Deliveries {
             }
         }
         let pending = self.store.begin(&key, encrypted_size(incoming.size))?;
-        let encryptor =
-            Encryptor::new(pending, std::slice::from_ref(&self.recipient)).map_err(|e| {
+        let encryption = self.encryption();
+        let encryptor = Encryptor::new(pending, std::slice::from_ref(&encryption.recipient))
+            .map_err(|e| {
                 DeliveryError::Internal(format!("cannot start the encrypted file: {e}"))
             })?;
         Ok(Started::Upload(Box::new(Upload::store(
@@ -518,7 +568,7 @@ impl Deliveries {
             encryptor,
             incoming,
             caller.clone(),
-            self.recipient.thumbprint().to_string(),
+            encryption.recipient.thumbprint().to_string(),
         ))))
     }
 }

@@ -76,7 +76,7 @@ fn caller(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let client = state.bearer.authenticate(
+    let client = state.keys.published().bearer.authenticate(
         authorization,
         certificate.leaf(),
         &clients,

@@ -48,16 +48,17 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let now = state.clock.now();
     let mut checks = Vec::new();
 
-    let signer = &state.tokens.issuer;
-    checks.push(if signer.not_after > now || signer.accept_expired {
+    let signing = state.keys.signing();
+    let not_after = signing.certificate.not_after();
+    checks.push(if not_after > now || state.tokens.issuer.accept_expired {
         Check {
             name: "signing_key",
             status: "ok",
             detail: format!(
                 "kid {} ({}), valid until {}",
-                signer.signer.kid(),
-                signer.signer.algorithm().as_str(),
-                ids_pki::cert::format_time(signer.not_after)
+                signing.signer.kid(),
+                signing.signer.algorithm().as_str(),
+                ids_pki::cert::format_time(not_after)
             ),
         }
     } else {
@@ -65,8 +66,9 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
             name: "signing_key",
             status: "failed",
             detail: format!(
-                "the signing certificate expired on {}",
-                ids_pki::cert::format_time(signer.not_after)
+                "the signing certificate `{}` expired on {}",
+                signing.certificate.subject(),
+                ids_pki::cert::format_time(not_after)
             ),
         }
     });

@@ -74,11 +74,10 @@ pub struct AppState {
     /// `Limits:TokenRequestTimeoutSeconds`: the time a client has to send a whole token request body.
     pub token_request_timeout: Duration,
     pub tokens: TokenService,
-    /// Pre-rendered discovery documents (OpenID Connect and RFC 8414) and JWKS.
-    pub discovery: crate::keys::Discovery,
-    pub jwks: String,
-    /// Verifies the bearer tokens presented to the server's API.
-    pub bearer: crate::oauth::bearer::BearerVerifier,
+    /// The keys in force and what is published from them (pre-rendered discovery documents and
+    /// JWKS, the verifier of the bearer tokens presented to the server's API): replaced when
+    /// certificates are reloaded.
+    pub keys: Arc<crate::keys::InForce>,
     /// The deliveries service, or why deliveries are off (a reason safe to show to clients).
     pub deliveries: Result<Arc<crate::deliveries::Deliveries>, crate::deliveries::DeliveriesOff>,
     /// The shared PostgreSQL store, when `Store:Provider` is `PostgreSql`.
@@ -325,15 +324,29 @@ async fn authorize() -> Response {
 }
 
 async fn discovery(State(state): State<Arc<AppState>>) -> Response {
-    json(state.discovery.openid_configuration.clone())
+    json(
+        state
+            .keys
+            .published()
+            .discovery
+            .openid_configuration
+            .clone(),
+    )
 }
 
 async fn authorization_server_metadata(State(state): State<Arc<AppState>>) -> Response {
-    json(state.discovery.oauth_authorization_server.clone())
+    json(
+        state
+            .keys
+            .published()
+            .discovery
+            .oauth_authorization_server
+            .clone(),
+    )
 }
 
 async fn jwks(State(state): State<Arc<AppState>>) -> Response {
-    json(state.jwks.clone())
+    json(state.keys.published().jwks.clone())
 }
 
 async fn health() -> &'static str {

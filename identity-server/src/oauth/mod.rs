@@ -22,7 +22,7 @@ pub use token::{AccessTokenClaims, TokenIssuer};
 use crate::access_control::{LiveClients, RegisteredClient};
 use crate::authorized_clients::LiveKeys;
 use client_auth::{AuthOutcome, Authenticator};
-use client_keys::{ClientAuthorities, KeyRejection, PresentedCertificate, ReplayCache};
+use client_keys::{KeyRejection, PresentedCertificate, ReplayCache};
 use ids_jose::assertion::UnverifiedAssertion;
 use request::AuthMethod;
 
@@ -40,8 +40,6 @@ pub struct TokenService {
     pub keys: Arc<LiveKeys>,
     /// `jti` of accepted client assertions.
     pub replay: Arc<dyn ReplayCache>,
-    /// `IdentityServer:ClientCertificateAuthorities` for `tls_client_auth`.
-    pub client_authorities: Option<ClientAuthorities>,
     /// What a client assertion's `aud` may be: the token endpoint URLs and the issuer.
     pub assertion_audiences: Vec<String>,
     /// `IdentityServer:MaxClientAssertionLifetimeSeconds`.
@@ -127,7 +125,7 @@ impl TokenService {
                         presented,
                         client,
                         self.keys.current().of(id),
-                        self.client_authorities.as_ref(),
+                        self.issuer.keys.client_authorities().as_deref(),
                         now,
                     ),
                 };

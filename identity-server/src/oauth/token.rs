@@ -1,7 +1,6 @@
 //! Access tokens (RFC 9068 JWT profile) signed with the server's certificate key.
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use ids_jose::TokenSigner;
 use ids_proto::oauth::TokenResponse;
 use ids_proto::{BearerToken, ClientId};
 use serde::{Deserialize, Serialize};
@@ -44,15 +43,14 @@ pub struct Issued {
     pub exp: i64,
 }
 
-/// Signs access tokens.
+/// Signs access tokens with the key in force ([`crate::keys::InForce`]: replaced when the signing
+/// PFX is reloaded).
 #[derive(Debug)]
 pub struct TokenIssuer {
-    pub signer: TokenSigner,
+    pub keys: std::sync::Arc<crate::keys::InForce>,
     pub issuer: String,
     pub audience: String,
     pub lifetime_secs: u64,
-    /// The signing certificate's `notAfter` (readiness).
-    pub not_after: i64,
     /// `IdentityServer:DangerAcceptExpiredCertificate`.
     pub accept_expired: bool,
 }
@@ -83,13 +81,14 @@ impl TokenIssuer {
             exp: now + self.lifetime_secs as i64,
             cnf: bound_to.map(|x5t_s256| Confirmation { x5t_s256 }),
         };
-        let access_token = self
+        let signing = self.keys.signing();
+        let access_token = signing
             .signer
             .sign(&claims)
             .map_err(|_| OAuthError::ServerError)?;
         let issued = Issued {
             jti: claims.jti,
-            kid: self.signer.kid().to_string(),
+            kid: signing.signer.kid().to_string(),
             exp: claims.exp,
         };
         // The wire contract's body, every field set: the JSON is RFC 6749 section 5.1's, in this order.

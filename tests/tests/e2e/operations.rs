@@ -667,3 +667,238 @@ fn json_logs() {
     assert!(ready, "{log}");
     assert!(log.contains("client authentication failed"), "{log}");
 }
+
+/// The subject line of the certificate a new TLS handshake shows (`openssl s_client`).
+fn served_certificate(port: u16) -> String {
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            "localhost",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines()
+        .find(|l| l.starts_with("subject="))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Verifies `token` with the JWKS the server publishes now (fetched with `client`).
+async fn verify_now(client: &reqwest::Client, base: &str, token: &str) -> Result<Value, String> {
+    let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+    let jwks: jsonwebtoken::jwk::JwkSet = client
+        .get(format!("{base}/.well-known/openid-configuration/jwks"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let kid = header.kid.clone().ok_or("no kid")?;
+    let jwk = jwks
+        .find(&kid)
+        .ok_or(format!("kid {kid} not in the JWKS"))?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_issuer(&[base]);
+    validation.set_audience(&[base]);
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .map(|d| d.claims)
+        .map_err(|e| e.to_string())
+}
+
+/// Replaces `target` by `source`'s bytes the way operators and tools do (write aside, rename).
+fn replace_file(target: &Path, bytes: &[u8]) {
+    let aside = target.with_extension("new");
+    std::fs::write(&aside, bytes).expect("write");
+    std::fs::rename(&aside, target).expect("rename");
+}
+
+/// The signing and TLS certificates replaced under a running server: new handshakes show the new TLS
+/// certificate, new tokens are signed with the new key, tokens signed before still verify through
+/// the JWKS (the previous key stays published), and a corrupt replacement keeps the key in force and
+/// is reported in the log, the audit trail and the metrics.
+#[tokio::test(flavor = "multi_thread")]
+async fn certificates_reload_under_a_running_server() {
+    let metrics_port = free_port();
+    let mut d = Deployment::new();
+    std::fs::copy(
+        fixtures().join("other-ca.crt"),
+        d.path().join("other-ca.crt"),
+    )
+    .expect("copy");
+    d.set("AccessControl", json!({ "ReloadIntervalSeconds": 1 }))
+        .set("Audit", json!({ "Path": "audit" }))
+        .set(
+            "Metrics",
+            json!({ "Urls": format!("http://127.0.0.1:{metrics_port}") }),
+        );
+    let server = d.start().await;
+    let ca = std::fs::read(d.path().join("ca.crt")).expect("ca");
+    let other_ca = std::fs::read(d.path().join("other-ca.crt")).expect("other ca");
+    let client = reqwest::Client::builder()
+        .tls_certs_only([
+            reqwest::Certificate::from_pem(&ca).expect("pem"),
+            reqwest::Certificate::from_pem(&other_ca).expect("pem"),
+        ])
+        .build()
+        .expect("client");
+    let token = |client: reqwest::Client, base: String| async move {
+        let r = client
+            .post(format!("{base}/connect/token"))
+            .basic_auth("Job", Some(JOB_SECRET))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("token");
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.expect("json");
+        v["access_token"].as_str().expect("token").to_string()
+    };
+    let jwks_len = |client: reqwest::Client, base: String| async move {
+        let v: Value = client
+            .get(format!("{base}/.well-known/openid-configuration/jwks"))
+            .send()
+            .await
+            .expect("jwks")
+            .json()
+            .await
+            .expect("json");
+        v["keys"].as_array().map_or(0, Vec::len)
+    };
+    let port = server.addr.port();
+    let before = token(client.clone(), server.base.clone()).await;
+    let kid_before = jsonwebtoken::decode_header(&before)
+        .expect("h")
+        .kid
+        .expect("kid");
+    assert_eq!(jwks_len(client.clone(), server.base.clone()).await, 1);
+    assert!(
+        served_certificate(port).contains("ids-test-tls"),
+        "{}",
+        served_certificate(port)
+    );
+
+    // New signing key (EC) and new TLS certificate, written over the configured paths.
+    replace_file(
+        &d.path().join("signing-rsa.pfx"),
+        &std::fs::read(fixtures().join("signing-ec.pfx")).expect("ec"),
+    );
+    replace_file(
+        &d.path().join("tls.pfx"),
+        &std::fs::read(fixtures().join("other-tls.pfx")).expect("other tls"),
+    );
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if jwks_len(client.clone(), server.base.clone()).await == 2
+            && served_certificate(port).contains("ids-test-other-tls")
+        {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        reloaded,
+        "the certificates were not reloaded: {}",
+        served_certificate(port)
+    );
+    let after = token(client.clone(), server.base.clone()).await;
+    let header = jsonwebtoken::decode_header(&after).expect("h");
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    assert_ne!(header.kid.as_deref(), Some(kid_before.as_str()));
+    // Both verify through the JWKS: the previous key is still published.
+    verify_now(&client, &server.base, &before)
+        .await
+        .expect("the token signed before verifies");
+    verify_now(&client, &server.base, &after)
+        .await
+        .expect("the new token verifies");
+
+    // A corrupt replacement: the key in force stays, and it is reported.
+    replace_file(&d.path().join("signing-rsa.pfx"), b"not a PFX file");
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = reqwest::get(&metrics_url)
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if text.contains(r#"ids_certificate_reloads_total{role="signing",result="failed"} 1"#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        text.contains(r#"ids_certificate_reloads_total{role="signing",result="failed"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"ids_certificate_reloads_total{role="signing",result="reloaded"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"ids_certificate_reloads_total{role="tls",result="reloaded"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"role="tls",subject="CN=ids-test-other-tls"#),
+        "{text}"
+    );
+    let still = token(client.clone(), server.base.clone()).await;
+    assert_eq!(
+        jsonwebtoken::decode_header(&still).expect("h").kid,
+        header.kid,
+        "the key in force stays when its replacement does not load"
+    );
+    verify_now(&client, &server.base, &still)
+        .await
+        .expect("verifies");
+    server.stop().await;
+
+    let events = audit_events(&d.path().join("audit"));
+    let reloads: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["type"] == "certificate_reloaded")
+        .map(|e| {
+            (
+                e["role"].as_str().unwrap_or_default().to_string(),
+                e["result"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        reloads.contains(&("signing".into(), "reloaded".into())),
+        "{reloads:?}"
+    );
+    assert!(
+        reloads.contains(&("tls".into(), "reloaded".into())),
+        "{reloads:?}"
+    );
+    assert!(
+        reloads.contains(&("signing".into(), "failed".into())),
+        "{reloads:?}"
+    );
+    let failed = events
+        .iter()
+        .find(|e| e["type"] == "certificate_reloaded" && e["result"] == "failed")
+        .expect("failed");
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("X509KeyFilePath")),
+        "{failed}"
+    );
+    assert!(
+        !serde_json::to_string(&events)
+            .expect("json")
+            .contains(PASSWORD)
+    );
+}

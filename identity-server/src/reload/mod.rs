@@ -1,8 +1,11 @@
-//! Reloading while serving: the access-control XML and the authorized-clients folder are read again
-//! when their files change and on SIGHUP, so that an operator adds or removes a client without a
-//! restart. A new version that does not load is reported and the one in force stays.
+//! Reloading while serving: the access-control XML, the authorized-clients folder and the certificate
+//! files ([`certificates`]) are read again when their files change and on SIGHUP, so that an operator
+//! adds or removes a client, or renews a certificate, without a restart. A new version that does not
+//! load is reported and the one in force stays.
 
-use std::sync::Arc;
+pub mod certificates;
+
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::telemetry::Telemetry;
@@ -17,6 +20,7 @@ pub(crate) async fn reload_access_control(
     interval: Duration,
     telemetry: Telemetry,
     clock: Arc<dyn Clock>,
+    certificates: Option<Arc<Mutex<certificates::CertificateReloader>>>,
 ) {
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -49,6 +53,17 @@ pub(crate) async fn reload_access_control(
             _ = tick => false,
             _ = hup => true,
         };
+        if let Some(reloader) = certificates.clone() {
+            let now = clock.now();
+            let _ = tokio::task::spawn_blocking(move || {
+                let mut reloader = match reloader.lock() {
+                    Ok(r) => r,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                reloader.reload(force, now);
+            })
+            .await;
+        }
         let live_keys = keys.clone();
         if let Ok(Some(r)) = tokio::task::spawn_blocking(move || live_keys.reload(force)).await {
             for p in r.problems.iter().chain(&r.errors) {

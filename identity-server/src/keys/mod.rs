@@ -5,6 +5,8 @@
 //! [`EncryptionKeys::load`] read the files the validated [`Settings`] name. Problems are [`KeyError`]s,
 //! rendered to text by the caller.
 
+pub mod in_force;
+
 use std::path::PathBuf;
 
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::deliveries::DeliveriesOff;
 use crate::settings::{CertificateFile, Settings};
+pub use in_force::{InForce, PublishContext, Published, Signing};
 
 /// Why the server's key material could not be loaded. Messages name the setting and the file, never
 /// a password.
@@ -103,140 +106,33 @@ impl ServerKeys {
         warnings: &mut Vec<String>,
     ) -> Result<ServerKeys, Vec<KeyError>> {
         let mut errors = Vec::new();
-        let signing = match settings.signing.open() {
-            Ok(pfx) => {
-                if let Err(e) = pfx.check_validity(now) {
-                    if settings.danger_accept_expired_certificate {
-                        warnings.push(format!(
-                            "DANGER: {e}; accepted because IdentityServer:DangerAcceptExpiredCertificate is true"
-                        ));
-                    } else {
-                        errors.push(KeyError::SigningValidity {
-                            setting: settings.signing.setting.to_string(),
-                            path: settings.signing.path.clone(),
-                            source: Box::new(e),
-                        });
-                    }
-                }
-                Some(pfx)
+        let signing = match load_signing(settings, now, warnings) {
+            Ok(pfx) => Some(pfx),
+            Err((pfx, e)) => {
+                errors.push(e);
+                pfx
             }
-            Err(source) => {
-                errors.push(KeyError::Certificate {
-                    setting: settings.signing.setting.to_string(),
-                    source: Box::new(source),
-                });
+        };
+        let validation = load_validation(settings, now, warnings).unwrap_or_else(|es| {
+            errors.extend(es);
+            Vec::new()
+        });
+        let client_authorities =
+            load_client_authorities(settings, now, warnings).unwrap_or_else(|es| {
+                errors.extend(es);
+                Vec::new()
+            });
+        let tls = match load_tls(
+            settings,
+            signing.as_ref(),
+            &client_authorities,
+            now,
+            warnings,
+        ) {
+            Ok(t) => Some(t),
+            Err(es) => {
+                errors.extend(es);
                 None
-            }
-        };
-        let mut validation = Vec::new();
-        for path in &settings.validation_keys {
-            match pfx::public_certificate_from_file(
-                path,
-                settings.signing.password.expose(),
-                "IdentityServer:X509KeyFilePassword",
-            ) {
-                Ok(cert) => {
-                    if cert.validity_at(now) == Validity::Expired {
-                        warnings.push(format!(
-                            "{}: validation certificate `{}` expired on {}",
-                            path.display(),
-                            cert.subject(),
-                            format_time(cert.not_after())
-                        ));
-                    }
-                    validation.push(cert);
-                }
-                Err(e) => errors.push(KeyError::ValidationKey {
-                    reason: e.to_string(),
-                }),
-            }
-        }
-        let mut client_authorities = Vec::new();
-        for path in &settings.client_certificate_authorities {
-            match ids_pki::cert::trusted_certificates_from_file(path) {
-                Ok(found) if found.is_empty() => {
-                    errors.push(KeyError::NoAuthority { path: path.clone() })
-                }
-                Ok(found) => {
-                    for t in found {
-                        match Certificate::from_der(&path.display().to_string(), &t.der) {
-                            Ok(cert) if cert.version() < 3 => {
-                                errors.push(KeyError::AuthorityNotV3 {
-                                    path: path.clone(),
-                                    subject: cert.subject().to_string(),
-                                    version: cert.version(),
-                                })
-                            }
-                            Ok(cert) => {
-                                if !t.is_ca {
-                                    warnings.push(format!(
-                                        "IdentityServer:ClientCertificateAuthorities ({}): `{}` is not a CA certificate (basicConstraints CA:FALSE); to allow one client certificate, put its thumbprint in the client's Thumbprints instead",
-                                        path.display(),
-                                        cert.subject()
-                                    ));
-                                }
-                                if cert.validity_at(now) == Validity::Expired {
-                                    errors.push(KeyError::AuthorityExpired {
-                                        path: path.clone(),
-                                        subject: cert.subject().to_string(),
-                                        not_after: cert.not_after(),
-                                    });
-                                }
-                                client_authorities.push(cert);
-                            }
-                            Err(source) => errors.push(KeyError::Authority {
-                                source: Box::new(source),
-                            }),
-                        }
-                    }
-                }
-                Err(source) => errors.push(KeyError::Authority {
-                    source: Box::new(source),
-                }),
-            }
-        }
-        let client_auth = match settings.client_certificates {
-            crate::settings::ClientCertificates::Off => None,
-            crate::settings::ClientCertificates::Optional => Some(&client_authorities[..]),
-        };
-        // TLS: the signing PFX itself when the same file is configured with the same password.
-        let shared = settings.tls.path == settings.signing.path
-            && settings.tls.password.expose() == settings.signing.password.expose();
-        let tls = if shared {
-            signing.as_ref().and_then(|pfx| {
-                let leaf = pfx.certificate.clone();
-                if pfx.check_validity(now).is_err() {
-                    warnings.push(format!(
-                        "{}: the expired certificate also serves TLS; clients will refuse the connection",
-                        settings.tls.setting
-                    ));
-                }
-                tls_config(pfx, &settings.tls, client_auth)
-                    .map_err(|e| errors.push(e))
-                    .ok()
-                    .map(|c| (c, leaf))
-            })
-        } else {
-            match settings.tls.open() {
-                Ok(pfx) => {
-                    if let Err(source) = pfx.check_validity(now) {
-                        errors.push(KeyError::Certificate {
-                            setting: settings.tls.setting.to_string(),
-                            source: Box::new(source),
-                        });
-                    }
-                    tls_config(&pfx, &settings.tls, client_auth)
-                        .map_err(|e| errors.push(e))
-                        .ok()
-                        .map(|c| (c, pfx.certificate.clone()))
-                }
-                Err(source) => {
-                    errors.push(KeyError::Certificate {
-                        setting: settings.tls.setting.to_string(),
-                        source: Box::new(source),
-                    });
-                    None
-                }
             }
         };
         match (signing, tls) {
@@ -262,6 +158,195 @@ impl ServerKeys {
             }
         }
         serde_json::json!({ "keys": keys }).to_string()
+    }
+}
+
+/// The signing PFX (`IdentityServer:X509KeyFilePath`), checked for validity at `now` (an expired one
+/// is a warning with `DangerAcceptExpiredCertificate`). A PFX that opens but is not valid comes back
+/// with its error (TLS may still be served from it).
+pub fn load_signing(
+    settings: &Settings,
+    now: i64,
+    warnings: &mut Vec<String>,
+) -> Result<Pfx, (Option<Pfx>, KeyError)> {
+    match settings.signing.open() {
+        Ok(pfx) => {
+            if let Err(e) = pfx.check_validity(now) {
+                if settings.danger_accept_expired_certificate {
+                    warnings.push(format!(
+                        "DANGER: {e}; accepted because IdentityServer:DangerAcceptExpiredCertificate is true"
+                    ));
+                } else {
+                    let error = KeyError::SigningValidity {
+                        setting: settings.signing.setting.to_string(),
+                        path: settings.signing.path.clone(),
+                        source: Box::new(e),
+                    };
+                    return Err((Some(pfx), error));
+                }
+            }
+            Ok(pfx)
+        }
+        Err(source) => Err((
+            None,
+            KeyError::Certificate {
+                setting: settings.signing.setting.to_string(),
+                source: Box::new(source),
+            },
+        )),
+    }
+}
+
+/// `IdentityServer:ValidationKeys`: certificates published in the JWKS, never used to sign.
+pub fn load_validation(
+    settings: &Settings,
+    now: i64,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Certificate>, Vec<KeyError>> {
+    let mut errors = Vec::new();
+    let mut validation = Vec::new();
+    for path in &settings.validation_keys {
+        match pfx::public_certificate_from_file(
+            path,
+            settings.signing.password.expose(),
+            "IdentityServer:X509KeyFilePassword",
+        ) {
+            Ok(cert) => {
+                if cert.validity_at(now) == Validity::Expired {
+                    warnings.push(format!(
+                        "{}: validation certificate `{}` expired on {}",
+                        path.display(),
+                        cert.subject(),
+                        format_time(cert.not_after())
+                    ));
+                }
+                validation.push(cert);
+            }
+            Err(e) => errors.push(KeyError::ValidationKey {
+                reason: e.to_string(),
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(validation)
+    } else {
+        Err(errors)
+    }
+}
+
+/// `IdentityServer:ClientCertificateAuthorities`: the CAs of `tls_client_auth`.
+pub fn load_client_authorities(
+    settings: &Settings,
+    now: i64,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Certificate>, Vec<KeyError>> {
+    let mut errors = Vec::new();
+    let mut client_authorities = Vec::new();
+    for path in &settings.client_certificate_authorities {
+        match ids_pki::cert::trusted_certificates_from_file(path) {
+            Ok(found) if found.is_empty() => {
+                errors.push(KeyError::NoAuthority { path: path.clone() })
+            }
+            Ok(found) => {
+                for t in found {
+                    match Certificate::from_der(&path.display().to_string(), &t.der) {
+                        Ok(cert) if cert.version() < 3 => errors.push(KeyError::AuthorityNotV3 {
+                            path: path.clone(),
+                            subject: cert.subject().to_string(),
+                            version: cert.version(),
+                        }),
+                        Ok(cert) => {
+                            if !t.is_ca {
+                                warnings.push(format!(
+                                    "IdentityServer:ClientCertificateAuthorities ({}): `{}` is not a CA certificate (basicConstraints CA:FALSE); to allow one client certificate, put its thumbprint in the client's Thumbprints instead",
+                                    path.display(),
+                                    cert.subject()
+                                ));
+                            }
+                            if cert.validity_at(now) == Validity::Expired {
+                                errors.push(KeyError::AuthorityExpired {
+                                    path: path.clone(),
+                                    subject: cert.subject().to_string(),
+                                    not_after: cert.not_after(),
+                                });
+                            }
+                            client_authorities.push(cert);
+                        }
+                        Err(source) => errors.push(KeyError::Authority {
+                            source: Box::new(source),
+                        }),
+                    }
+                }
+            }
+            Err(source) => errors.push(KeyError::Authority {
+                source: Box::new(source),
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(client_authorities)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Whether the TLS certificate is the signing PFX itself (same file, same password).
+pub fn tls_is_signing(settings: &Settings) -> bool {
+    settings.tls.path == settings.signing.path
+        && settings.tls.password.expose() == settings.signing.password.expose()
+}
+
+/// The TLS configuration and its leaf certificate: from `signing` when the TLS certificate is the
+/// signing PFX ([`tls_is_signing`]), else from `Kestrel:Certificates:Default`; client certificates
+/// are asked for (and checked against `client_authorities`) unless `ClientCertificates` is `Off`.
+pub fn load_tls(
+    settings: &Settings,
+    signing: Option<&Pfx>,
+    client_authorities: &[Certificate],
+    now: i64,
+    warnings: &mut Vec<String>,
+) -> Result<(rustls::ServerConfig, Certificate), Vec<KeyError>> {
+    let client_auth = match settings.client_certificates {
+        crate::settings::ClientCertificates::Off => None,
+        crate::settings::ClientCertificates::Optional => Some(client_authorities),
+    };
+    if tls_is_signing(settings) {
+        // The signing PFX's own problem is reported once, as the signing certificate's.
+        let Some(pfx) = signing else {
+            return Err(Vec::new());
+        };
+        if pfx.check_validity(now).is_err() {
+            warnings.push(format!(
+                "{}: the expired certificate also serves TLS; clients will refuse the connection",
+                settings.tls.setting
+            ));
+        }
+        return tls_config(pfx, &settings.tls, client_auth)
+            .map(|c| (c, pfx.certificate.clone()))
+            .map_err(|e| vec![e]);
+    }
+    match settings.tls.open() {
+        Ok(pfx) => {
+            let mut errors = Vec::new();
+            if let Err(source) = pfx.check_validity(now) {
+                errors.push(KeyError::Certificate {
+                    setting: settings.tls.setting.to_string(),
+                    source: Box::new(source),
+                });
+            }
+            match tls_config(&pfx, &settings.tls, client_auth) {
+                Ok(c) if errors.is_empty() => Ok((c, pfx.certificate.clone())),
+                Ok(_) => Err(errors),
+                Err(e) => {
+                    errors.push(e);
+                    Err(errors)
+                }
+            }
+        }
+        Err(source) => Err(vec![KeyError::Certificate {
+            setting: settings.tls.setting.to_string(),
+            source: Box::new(source),
+        }]),
     }
 }
 

@@ -1,0 +1,135 @@
+//! The keys in force while the server runs, replaced as a whole when a certificate file is reloaded
+//! (`crate::reload::certificates`): the token signer, and what is published from the keys (JWKS,
+//! discovery documents, the verifier of the server's own tokens), and the client CAs of
+//! `tls_client_auth`.
+//!
+//! Readers take an `Arc` of the current value and keep it for their request: a token is signed and
+//! described (`kid`) with one key, even if a reload happens meanwhile.
+
+use std::sync::{Arc, RwLock};
+
+use ids_jose::TokenSigner;
+use ids_pki::{Certificate, Jwk};
+
+use super::{Discovery, discovery_documents};
+use crate::oauth::bearer::BearerVerifier;
+use crate::oauth::client_keys::ClientAuthorities;
+
+/// The key tokens are signed with now.
+#[derive(Debug)]
+pub struct Signing {
+    pub signer: TokenSigner,
+    pub certificate: Certificate,
+}
+
+/// What is published from the keys in force.
+#[derive(Debug)]
+pub struct Published {
+    /// The JWKS document: the signing key, the validation keys, then the previous signing keys
+    /// still retained (tokens they signed have not expired yet).
+    pub jwks: String,
+    pub discovery: Discovery,
+    /// Verifies tokens presented to the server's own API with every published key.
+    pub bearer: BearerVerifier,
+}
+
+/// What publishing needs besides the keys.
+#[derive(Debug, Clone)]
+pub struct PublishContext {
+    pub issuer: String,
+    pub audience: String,
+    pub scopes: Vec<String>,
+    pub mutual_tls: bool,
+}
+
+impl Published {
+    /// Publishes `signing`, then `others` (validation keys, retained previous keys), each key once.
+    pub fn new(
+        signing: &Signing,
+        others: &[Certificate],
+        context: &PublishContext,
+    ) -> Result<Published, ids_jose::KeySetError> {
+        let algorithm = signing.signer.algorithm();
+        let signing = &signing.certificate;
+        let mut keys = vec![Jwk::from_certificate(signing)];
+        let mut verified: Vec<Certificate> = Vec::new();
+        for cert in others {
+            let jwk = Jwk::from_certificate(cert);
+            if !keys.iter().any(|k| k.kid == jwk.kid) {
+                keys.push(jwk);
+                verified.push(cert.clone());
+            }
+        }
+        let bearer = BearerVerifier::new(signing, &verified, &context.issuer, &context.audience)?;
+        Ok(Published {
+            jwks: serde_json::json!({ "keys": keys }).to_string(),
+            discovery: discovery_documents(
+                &context.issuer,
+                algorithm,
+                &context.scopes,
+                context.mutual_tls,
+            ),
+            bearer,
+        })
+    }
+}
+
+/// The keys in force: each part replaced on its own.
+#[derive(Debug)]
+pub struct InForce {
+    signing: RwLock<Arc<Signing>>,
+    published: RwLock<Arc<Published>>,
+    client_authorities: RwLock<Option<Arc<ClientAuthorities>>>,
+}
+
+impl InForce {
+    pub fn new(
+        signing: Signing,
+        published: Published,
+        client_authorities: Option<ClientAuthorities>,
+    ) -> InForce {
+        InForce {
+            signing: RwLock::new(Arc::new(signing)),
+            published: RwLock::new(Arc::new(published)),
+            client_authorities: RwLock::new(client_authorities.map(Arc::new)),
+        }
+    }
+
+    pub fn signing(&self) -> Arc<Signing> {
+        read(&self.signing)
+    }
+
+    pub fn published(&self) -> Arc<Published> {
+        read(&self.published)
+    }
+
+    pub fn client_authorities(&self) -> Option<Arc<ClientAuthorities>> {
+        read(&self.client_authorities)
+    }
+
+    pub fn set_signing(&self, signing: Signing) {
+        write(&self.signing, Arc::new(signing));
+    }
+
+    pub fn set_published(&self, published: Published) {
+        write(&self.published, Arc::new(published));
+    }
+
+    pub fn set_client_authorities(&self, authorities: Option<ClientAuthorities>) {
+        write(&self.client_authorities, authorities.map(Arc::new));
+    }
+}
+
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    match lock.read() {
+        Ok(v) => v.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
+fn write<T>(lock: &RwLock<T>, value: T) {
+    match lock.write() {
+        Ok(mut v) => *v = value,
+        Err(poisoned) => *poisoned.into_inner() = value,
+    }
+}
