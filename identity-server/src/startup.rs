@@ -525,6 +525,7 @@ pub(crate) fn app_state(
             telemetry: telemetry.clone(),
         },
         telemetry,
+        forwarded: settings.operations.forwarded.clone(),
         keys: in_force,
         deliveries,
         store,

@@ -14,13 +14,12 @@
 //!
 //! Every request carries `Authorization: Bearer <token>`; deliveries also `Agent-Identifier`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -31,6 +30,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
 use super::error::ApiError;
+use super::forwarded::ClientAddress;
 use super::{AppState, ClientCert};
 use crate::access_control::Clients;
 use crate::deliveries::{
@@ -118,7 +118,7 @@ async fn blocking<T: Send + 'static>(
 
 async fn deliver(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(peer): ClientAddress,
     Path(id): Path<String>,
     Query(query): Query<DeliverQuery>,
     certificate: ClientCert,
@@ -136,7 +136,7 @@ async fn deliver(
         &mut who,
     )
     .await;
-    let peer = peer.ip().to_string();
+    let peer = peer.to_string();
     let now = state.clock.now();
     match result {
         Ok((status, record)) => {
@@ -518,7 +518,7 @@ async fn list(
 
 async fn content(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(peer): ClientAddress,
     Path(id): Path<String>,
     Query(query): Query<ClientQuery>,
     certificate: ClientCert,
@@ -546,7 +546,7 @@ async fn content(
             client: reader.to_string(),
             delivery: record.id.as_str().to_string(),
             owner: record.client_id.to_string(),
-            peer: peer.ip().to_string(),
+            peer: peer.to_string(),
         },
         state.clock.now(),
     );

@@ -2,15 +2,15 @@
 
 pub mod deliveries;
 pub mod error;
+pub mod forwarded;
 pub mod health;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -38,6 +38,11 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientCert {
         parts: &mut axum::http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
+        // Behind a known proxy that forwards client certificates, the TLS-level certificate is the
+        // proxy's own: only the forwarded one counts.
+        if let Some(forwarded) = parts.extensions.get::<forwarded::ForwardedCertificate>() {
+            return Ok(ClientCert(forwarded.0.clone()));
+        }
         Ok(ClientCert(
             parts
                 .extensions
@@ -84,6 +89,8 @@ pub struct AppState {
     pub store: Option<Arc<crate::store::postgres::PgStore>>,
     /// Metrics and audit trail.
     pub telemetry: crate::telemetry::Telemetry,
+    /// `ForwardedHeaders`: the reverse proxies whose forwarding headers are believed.
+    pub forwarded: crate::settings::ForwardedSettings,
 }
 
 /// The server's routes (RFC 8414 / OIDC Discovery paths as IdentityServer serves them), from the wire
@@ -105,6 +112,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         // Delivery bodies are streamed, never buffered: their limit is Deliveries:MaxFileSizeMiB.
         .merge(deliveries::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forwarded::resolve,
+        ))
         .with_state(state)
 }
 
@@ -155,7 +166,7 @@ pub fn route_label(path: &str) -> &'static str {
 
 async fn token(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    forwarded::ClientAddress(peer): forwarded::ClientAddress,
     certificate: ClientCert,
     version: Version,
     headers: HeaderMap,
@@ -206,7 +217,7 @@ async fn token(
             &body,
             authorization,
             certificate.0.as_ref(),
-            peer.ip(),
+            peer,
             state.clock.now(),
         )
         .await

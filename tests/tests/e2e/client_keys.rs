@@ -350,12 +350,12 @@ async fn the_longest_accepted_assertion_lifetime_is_the_setting_exactly() {
 }
 
 /// The private CA, server and client certificates, made with `ids-keytool` only.
-struct Pki {
-    ca: PathBuf,
-    server_pfx: PathBuf,
+pub(crate) struct Pki {
+    pub(crate) ca: PathBuf,
+    pub(crate) server_pfx: PathBuf,
 }
 
-fn pki(dir: &Path) -> Pki {
+pub(crate) fn pki(dir: &Path) -> Pki {
     let ca_dir = dir.join("pki");
     let d = ca_dir.display().to_string();
     keytool(

@@ -1,6 +1,7 @@
 //! Operations (issue 17): Prometheus metrics scraped by a real Prometheus, the alert rules checked by
 //! promtool, the audit trail of a scripted session, the health endpoints and command, JSON logs.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -901,4 +902,254 @@ async fn certificates_reload_under_a_running_server() {
             .expect("json")
             .contains(PASSWORD)
     );
+}
+
+/// `openssl pkcs12` extraction of a PFX's leaf certificate and key as PEM (`-nodes`).
+fn pfx_to_pem(dir: &Path, pfx: &Path, password: &str, out: &str) -> PathBuf {
+    let target = dir.join(out);
+    let status = Command::new("openssl")
+        .args(["pkcs12", "-in"])
+        .arg(pfx)
+        .args(["-nodes", "-passin", &format!("pass:{password}"), "-out"])
+        .arg(&target)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success(), "openssl pkcs12 {}", pfx.display());
+    target
+}
+
+/// A throwaway nginx (Debian package), in the foreground, with its own prefix and logs.
+struct Nginx {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start(http_block: &str, port: u16) -> Option<Nginx> {
+        let binary = find_binary("nginx")?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().display().to_string();
+        let user = if ids_tools::runs_as_root() {
+            "user root;\n"
+        } else {
+            ""
+        };
+        let config = format!(
+            "{user}worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log info;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log {p}/access.log;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n  fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n{http_block}\n}}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), config).expect("config");
+        let child = Command::new(binary)
+            .args(["-p", &p, "-e", &format!("{p}/error.log"), "-c"])
+            .arg(dir.path().join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nginx");
+        let mut nginx = Nginx { child, dir };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(nginx);
+            }
+            if let Ok(Some(status)) = nginx.child.try_wait() {
+                panic!("nginx exited ({status}): {}", nginx.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nginx did not listen: {}", nginx.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Behind a real nginx that ends TLS, verifies client certificates and forwards them in
+/// `X-SSL-Client-Cert` (`$ssl_client_escaped_cert`) with `X-Forwarded-For`: a client with its
+/// certificate gets a token bound to it through nginx, and the audit trail shows the client's address
+/// (not nginx's). The same headers sent directly by a client that is not a known proxy are ignored
+/// (and counted): no token, and its own address in the audit trail.
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_nginx_a_forwarded_client_certificate_gets_a_bound_token() {
+    if find_binary("nginx").is_none() {
+        eprintln!(
+            "SKIPPED behind_nginx_a_forwarded_client_certificate_gets_a_bound_token: no `nginx` binary (Debian package nginx)"
+        );
+        return;
+    }
+    let metrics_port = free_port();
+    let mut d = Deployment::new();
+    let pki = crate::client_keys::pki(d.path());
+    let pki_dir = pki.ca.parent().expect("dir").to_path_buf();
+    d.write_xml(
+        "clients.xml",
+        &crate::client_keys::xml_with(
+            r#"<OpenIdClient Identifier="Poller" Profile="Administrator" />"#,
+        ),
+    );
+    d.set(
+        "IdentityServer.ClientCertificateAuthorities",
+        json!([pki.ca.display().to_string()]),
+    )
+    .set(
+        "ForwardedHeaders",
+        json!({ "KnownProxies": ["127.0.0.1"], "ClientCertificateHeader": "X-SSL-Client-Cert" }),
+    )
+    .set("Audit", json!({ "Path": "audit" }))
+    .set(
+        "Metrics",
+        json!({ "Urls": format!("http://127.0.0.1:{metrics_port}") }),
+    );
+    let server = d.start().await;
+
+    // nginx: TLS with the private CA's server certificate, client certificates verified against
+    // the same CA, upstream over HTTPS to the server (verified with the fixtures' CA).
+    let server_pem = pfx_to_pem(
+        &pki_dir,
+        &pki.server_pfx,
+        crate::keytool::PFX_PASSWORD,
+        "server.pem",
+    );
+    let nginx_port = free_port();
+    let block = format!(
+        "  server {{\n    listen 127.0.0.1:{nginx_port} ssl;\n    ssl_certificate {pem};\n    ssl_certificate_key {pem};\n    ssl_client_certificate {ca};\n    ssl_verify_client optional;\n    location / {{\n      proxy_pass https://127.0.0.1:{upstream};\n      proxy_ssl_trusted_certificate {fixtures_ca};\n      proxy_ssl_verify on;\n      proxy_ssl_name localhost;\n      proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;\n      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n    }}\n  }}",
+        pem = server_pem.display(),
+        ca = pki.ca.display(),
+        upstream = server.addr.port(),
+        fixtures_ca = d.path().join("ca.crt").display(),
+    );
+    let nginx = Nginx::start(&block, nginx_port).expect("nginx");
+
+    // The client, from 127.0.0.3, with its certificate.
+    let poller_pem = pfx_to_pem(
+        &pki_dir,
+        &pki_dir.join("Poller.pfx"),
+        crate::keytool::PFX_PASSWORD,
+        "Poller.pem",
+    );
+    let ca_pem = reqwest::Certificate::from_pem(&std::fs::read(&pki.ca).expect("ca")).expect("pem");
+    let with_certificate = reqwest::Client::builder()
+        .tls_certs_only([ca_pem.clone()])
+        .identity(
+            reqwest::Identity::from_pem(&std::fs::read(&poller_pem).expect("pem"))
+                .expect("identity"),
+        )
+        .local_address(IpAddr::from([127, 0, 0, 3]))
+        .build()
+        .expect("client");
+    let r = with_certificate
+        .post(format!("https://localhost:{nginx_port}/connect/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "Poller"),
+        ])
+        .send()
+        .await
+        .expect("through nginx");
+    let status = r.status();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 200, "{body} {}", nginx.log());
+    let token = body["access_token"].as_str().expect("token");
+    let poller = ids_pki::Certificate::from_file(&pki_dir.join("Poller.crt")).expect("crt");
+    let payload = token.split('.').nth(1).expect("payload");
+    let claims: Value =
+        serde_json::from_slice(&ids_pki::b64::url_decode(payload).expect("b64")).expect("json");
+    assert_eq!(claims["sub"], "Poller");
+    assert_eq!(
+        claims["cnf"]["x5t#S256"],
+        json!(poller.x5t_s256()),
+        "bound to the forwarded certificate"
+    );
+
+    // Through nginx without a certificate: refused.
+    let without = reqwest::Client::builder()
+        .tls_certs_only([ca_pem])
+        .local_address(IpAddr::from([127, 0, 0, 3]))
+        .build()
+        .expect("client");
+    let r = without
+        .post(format!("https://localhost:{nginx_port}/connect/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "Poller"),
+        ])
+        .send()
+        .await
+        .expect("through nginx");
+    assert_eq!(r.status(), 401);
+
+    // Directly, from 127.0.0.2 (not a known proxy), with the same headers nginx sets: ignored.
+    let escaped: String = percent_encoding::utf8_percent_encode(
+        &std::fs::read_to_string(pki_dir.join("Poller.crt")).expect("crt"),
+        percent_encoding::NON_ALPHANUMERIC,
+    )
+    .to_string();
+    let direct = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(
+            &std::fs::read(d.path().join("ca.crt")).expect("ca"),
+        )
+        .expect("pem")])
+        .local_address(IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .expect("client");
+    let r = direct
+        .post(format!("{}/connect/token", server.base))
+        .header("X-SSL-Client-Cert", escaped)
+        .header("X-Forwarded-For", "198.51.100.77")
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "Poller"),
+        ])
+        .send()
+        .await
+        .expect("direct");
+    assert_eq!(
+        r.status(),
+        401,
+        "a client certificate header from a non-proxy is ignored"
+    );
+    let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains(r#"ids_forwarded_headers_ignored_total{header="client-certificate"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"ids_forwarded_headers_ignored_total{header="x-forwarded-for"} 1"#),
+        "{text}"
+    );
+    server.stop().await;
+    drop(nginx);
+
+    let events = audit_events(&d.path().join("audit"));
+    let issued = events
+        .iter()
+        .find(|e| e["type"] == "token_issued")
+        .expect("issued");
+    assert_eq!(
+        issued["peer"], "127.0.0.3",
+        "the client's address, from X-Forwarded-For"
+    );
+    assert_eq!(issued["method"], "tls_client_auth");
+    assert_eq!(issued["cnf_x5t_s256"], json!(poller.x5t_s256()));
+    let failures: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "client_authentication_failed")
+        .filter_map(|e| e["peer"].as_str())
+        .collect();
+    assert_eq!(failures, ["127.0.0.3", "127.0.0.2"], "{events:#?}");
 }
