@@ -25,6 +25,9 @@ fn main() -> ExitCode {
             };
         }
     };
+    if let Command::GenerateAssets(assets) = &cli.command {
+        return assets.exec(<Cli as clap::CommandFactory>::command());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
             Command::Protect(args) => protect::exec(&dir, args),
             Command::Encrypt(args) => encrypt::exec(&dir, args),
             Command::Decrypt(args) => decrypt::exec(&dir, args),
+            Command::GenerateAssets(_) => Ok(ExitStatus::Success),
         }
     });
     finish(result).into()

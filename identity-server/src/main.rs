@@ -45,10 +45,16 @@ enum Command {
     Store(store::Args),
     /// Ask a running server whether it is ready (/health/ready): exit 0 when it is, 1 when not.
     Health(health::Args),
+    /// Write man pages and shell completions (for packages).
+    #[command(hide = true)]
+    GenerateAssets(ids_runtime::assets::GenerateAssets),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::GenerateAssets(assets) = &cli.command {
+        return assets.exec(<Cli as clap::CommandFactory>::command());
+    }
     let given = cli.config_dir;
     let config_dir = given.clone().unwrap_or_else(|| PathBuf::from("."));
     commands::init_logging(match (&cli.command, &given) {
@@ -65,6 +71,7 @@ fn main() -> ExitCode {
         Command::Quickstart(args) => quickstart::exec(given, args),
         Command::Store(args) => store::exec(&config_dir, args),
         Command::Health(args) => return health::exec(&config_dir, args),
+        Command::GenerateAssets(_) => Ok(()),
     };
     match result {
         Ok(()) => ExitStatus::Success.into(),

@@ -1,6 +1,7 @@
 //! Plumbing both apps share, written once: time, retries, shutdown, TLS set-up and "did you mean".
 //!
 //! # Layout
+//! - [`assets`] (feature `assets`): man pages and shell completions from a clap command.
 //! - [`clock`]: [`Clock`], the time source domain code is handed (DESIGN.md 7.6).
 //! - [`retry`]: [`RetryPolicy`]: how many attempts, exponential backoff with jitter,
 //!   `Retry-After` capped; used by token requests, `agent push` and the outbox.
@@ -18,6 +19,8 @@
 //! The crate has no knowledge of OAuth, settings or files; its default features pull tokio and rustls,
 //! and the parsers (`ids-config`, `ids-xml`) use it with `default-features = false`.
 
+#[cfg(feature = "assets")]
+pub mod assets;
 pub mod clock;
 pub mod log_escape;
 #[cfg(feature = "logging")]

@@ -84,6 +84,9 @@ pub enum Command {
     /// Decrypt files (the agent's format or CMS) with the agent's private key or the given PFX:
     /// FILE.enc -> FILE.
     Decrypt(decrypt::Args),
+    /// Write man pages and shell completions (for packages).
+    #[command(hide = true)]
+    GenerateAssets(ids_runtime::assets::GenerateAssets),
 }
 
 /// Why a command stopped. Rendered by [`finish`]; mapped to an exit code in [`crate::exit`].

@@ -18,6 +18,7 @@ enum HashAlgorithm {
 
 #[derive(Parser, Debug)]
 #[command(
+    name = "new-openid-secret",
     version,
     about = "Hash a client secret for <OpenIdClient HashedSecret=\"...\"/>",
     after_help = "Exit codes: 0 success, 1 failure at run time, 2 usage error (as identity-server, agent and ids-keytool)."
@@ -32,10 +33,16 @@ struct Cli {
     /// Hash algorithm.
     #[arg(long, value_enum, default_value = "argon2id")]
     algorithm: HashAlgorithm,
+    /// Write man pages and shell completions into DIR (for packages).
+    #[arg(long, value_name = "DIR", hide = true)]
+    generate_assets: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(out) = cli.generate_assets {
+        return ids_runtime::assets::GenerateAssets { out }.exec(<Cli as clap::CommandFactory>::command());
+    }
     let secret = if let Some(s) = cli.client_secret {
         ClientSecret::new(s)
     } else if cli.secret_stdin {

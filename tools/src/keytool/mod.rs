@@ -105,6 +105,9 @@ pub enum Command {
     /// Write the public certificate of a PFX file (PEM), e.g. the server's signing certificate for the
     /// agent's IdentityServer:X509KeyFilePath. The private key never leaves the PFX.
     Cert(CertArgs),
+    /// Write man pages and shell completions (for packages).
+    #[command(hide = true)]
+    GenerateAssets(ids_runtime::assets::GenerateAssets),
 }
 
 /// `cert`: the certificate (and optionally the chain) of a PFX, without its key.
@@ -455,6 +458,15 @@ pub fn run(command: &Command, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Keygen(args) => keygen::keygen(args, out),
         Command::Thumbprint(args) => thumbprint::thumbprint(args, out),
         Command::Cert(args) => pfx::export_certificate(args, out),
+        Command::GenerateAssets(assets) => {
+            for file in ids_runtime::assets::write(
+                <Cli as clap::CommandFactory>::command(),
+                &assets.out,
+            )? {
+                writeln!(out, "{}", file.display())?;
+            }
+            Ok(())
+        }
     }
 }
 
