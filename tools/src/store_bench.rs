@@ -218,7 +218,7 @@ pub fn run(
 }
 
 /// Fresh assertions from every client in parallel for `seconds`: tokens/s (every answer must be 200).
-async fn load(
+pub(crate) async fn load(
     ca_pem: &str,
     port: u16,
     signers: &[(String, Arc<AssertionSigner>)],
@@ -282,7 +282,7 @@ async fn load(
 
 /// TLS and signing PFX files, `clients` private_key_jwt clients (EC P-256, by thumbprint); returns
 /// their signers.
-fn write_deployment(
+pub(crate) fn write_deployment(
     dir: &Path,
     ca: &Ca,
     clients: usize,
@@ -319,7 +319,7 @@ fn write_deployment(
     Ok(signers)
 }
 
-const PASSWORD: &str = "bench-password";
+pub(crate) const PASSWORD: &str = "bench-password";
 
 fn write_settings(dir: &Path, store: &serde_json::Value) -> anyhow::Result<()> {
     std::fs::write(

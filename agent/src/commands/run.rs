@@ -19,18 +19,19 @@ pub struct Args {
 
 pub async fn exec(dir: &Path, args: Args) -> Result<ExitStatus, Error> {
     let session = Session::start(dir)?;
-    Ok(finish(run(&session, args.once).await))
+    Ok(finish(run(dir, &session, args.once).await))
 }
 
-async fn run(session: &Session, once: bool) -> Result<ExitStatus, Error> {
-    let mut agent = session.agent()?;
+/// Runs the outbox until SIGTERM or Ctrl-C (or an empty outbox with `once`). On SIGHUP the delivery
+/// under way finishes, the settings, keys and certificates are read again, and the service goes on
+/// with them; settings that do not load are reported and the ones in force stay. `Metrics:Urls` and
+/// the log file are those of the start.
+async fn run(dir: &Path, first: &Session, once: bool) -> Result<ExitStatus, Error> {
     let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
-    if !session.settings.metrics.is_empty() {
+    let mut metrics_in_use = None;
+    if !first.settings.metrics.is_empty() {
         let metrics = Arc::new(AgentMetrics::new());
-        for (role, certificates) in certificate_roles(session) {
-            metrics.certificates.set_role(role, &certificates);
-        }
-        for address in &session.settings.metrics {
+        for address in &first.settings.metrics {
             let listener =
                 std::net::TcpListener::bind(address).map_err(|source| Error::Metrics {
                     address: address.clone(),
@@ -52,23 +53,67 @@ async fn run(session: &Session, once: bool) -> Result<ExitStatus, Error> {
                 },
             ));
         }
-        agent = agent.with_metrics(metrics);
+        metrics_in_use = Some(metrics);
     }
     if let Err(e) = ids_runtime::notify::notify("READY=1") {
         tracing::warn!("cannot tell systemd the agent is ready (NOTIFY_SOCKET): {e}");
     }
-    let delivery = session.settings.delivery.clone();
-    let summary = crate::delivery::outbox::run(
-        Arc::new(agent),
-        session.vault.clone(),
-        delivery,
-        once,
-        async {
-            shutdown::signal().await;
-            tracing::info!("stop requested");
-        },
-    )
-    .await;
+    let mut reloaded: Option<Session> = None;
+    // SIGHUP, as a permit the service loop takes (one pending at most).
+    let hangup = Arc::new(tokio::sync::Notify::new());
+    #[cfg(unix)]
+    if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        let hangup = hangup.clone();
+        tokio::spawn(async move {
+            while signal.recv().await.is_some() {
+                hangup.notify_one();
+            }
+        });
+    }
+    let summary = loop {
+        let session = reloaded.as_ref().unwrap_or(first);
+        let mut agent = session.agent()?;
+        if let Some(metrics) = &metrics_in_use {
+            for (role, certificates) in certificate_roles(session) {
+                metrics.certificates.set_role(role, &certificates);
+            }
+            agent = agent.with_metrics(metrics.clone());
+        }
+        let reload = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let asked = reload.clone();
+        let hup = hangup.clone();
+        let result = crate::delivery::outbox::run(
+            Arc::new(agent),
+            session.vault.clone(),
+            session.settings.delivery.clone(),
+            once,
+            async move {
+                tokio::select! {
+                    _ = shutdown::signal() => tracing::info!("stop requested"),
+                    _ = hup.notified() => {
+                        tracing::info!("reload requested (SIGHUP): the delivery under way finishes first");
+                        asked.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            },
+        )
+        .await;
+        if !reload.load(std::sync::atomic::Ordering::Relaxed) {
+            break result;
+        }
+        let _ = ids_runtime::notify::notify("RELOADING=1");
+        // The new settings are used only if an agent can be made of them.
+        match Session::reload(dir).and_then(|fresh| fresh.agent().map(|_| fresh)) {
+            Ok(fresh) => {
+                tracing::info!("settings, keys and certificates reloaded");
+                reloaded = Some(fresh);
+            }
+            Err(e) => {
+                tracing::error!("settings NOT reloaded, the ones in force stay: {e}");
+            }
+        }
+        let _ = ids_runtime::notify::notify("READY=1");
+    };
     let _ = ids_runtime::notify::notify("STOPPING=1");
     let _ = stop_metrics.send(true);
     let summary = summary?;

@@ -72,6 +72,22 @@ impl Session {
         })
     }
 
+    /// The settings, keys and vault of `dir` read again (`agent run` on SIGHUP), without touching
+    /// logging: the log file of the first session stays the log file.
+    pub fn reload(dir: &Path) -> Result<Session, Error> {
+        let loaded = Settings::load(dir, SystemClock.now()).map_err(Error::Settings)?;
+        for w in &loaded.warnings {
+            tracing::warn!("{w}");
+        }
+        let vault = Vault::from_settings(&loaded.settings, SystemClock.now())?;
+        Ok(Session {
+            settings: loaded.settings,
+            keys: loaded.keys,
+            vault: Arc::new(vault),
+            _log: None,
+        })
+    }
+
     /// The agent built from the session's settings.
     pub fn agent(&self) -> Result<Agent, Error> {
         Ok(Agent::new(self.settings.clone(), self.keys.clone())?)

@@ -110,7 +110,7 @@ impl ServerKeys {
             Ok(pfx) => Some(pfx),
             Err((pfx, e)) => {
                 errors.push(e);
-                pfx
+                pfx.map(|p| *p)
             }
         };
         let validation = load_validation(settings, now, warnings).unwrap_or_else(|es| {
@@ -168,7 +168,7 @@ pub fn load_signing(
     settings: &Settings,
     now: i64,
     warnings: &mut Vec<String>,
-) -> Result<Pfx, (Option<Pfx>, KeyError)> {
+) -> Result<Pfx, (Option<Box<Pfx>>, KeyError)> {
     match settings.signing.open() {
         Ok(pfx) => {
             if let Err(e) = pfx.check_validity(now) {
@@ -182,7 +182,7 @@ pub fn load_signing(
                         path: settings.signing.path.clone(),
                         source: Box::new(e),
                     };
-                    return Err((Some(pfx), error));
+                    return Err((Some(Box::new(pfx)), error));
                 }
             }
             Ok(pfx)

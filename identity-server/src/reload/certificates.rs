@@ -245,7 +245,7 @@ impl CertificateReloader {
         if rebuild_tls && let Some(tls) = self.tls.clone() {
             let signing = if keys::tls_is_signing(&self.settings) {
                 keys::load_signing(&self.settings, now, &mut warnings)
-                    .map_or_else(|(pfx, _)| pfx, Some)
+                    .map_or_else(|(pfx, _)| pfx.map(|p| *p), Some)
             } else {
                 None
             };

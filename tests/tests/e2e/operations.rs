@@ -1153,3 +1153,104 @@ async fn behind_nginx_a_forwarded_client_certificate_gets_a_bound_token() {
         .collect();
     assert_eq!(failures, ["127.0.0.3", "127.0.0.2"], "{events:#?}");
 }
+
+/// `agent run` on SIGHUP (`systemctl reload ids-agent`): the settings are read again and the service
+/// goes on with them (a wrong client secret fixed: the waiting file is delivered); settings that do
+/// not load are reported and the ones in force stay (the service keeps delivering).
+#[test]
+fn agent_run_reloads_its_settings_on_sighup() {
+    let mut pair = Pair::new();
+    let metrics_port = free_port();
+    pair.agent
+        .set("Metrics", json!({ "Urls": format!("http://127.0.0.1:{metrics_port}") }))
+        .set("Delivery", json!({ "PollIntervalSeconds": 1, "SettleSeconds": 0, "MaxRetryDelaySeconds": 1, "ShutdownGraceSeconds": 1 }))
+        .set("Http", json!({ "Retries": 0, "RetryDelayMilliseconds": 20, "TimeoutSeconds": 10 }));
+    pair.agent.set_agent(
+        "OpenId",
+        json!({ "AgentIdentifier": "Local", "OpenIdClients": { "Job": "not-the-secret" }, "DefaultOpenIdClient": "Job" }),
+    );
+    pair.agent.write();
+    pair.start_server();
+    pair.drop_encrypted("first.txt", b"first file");
+    let mut run = spawn_agent(pair.agent.path(), &["run"]);
+    let url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let value = |text: &str, line: &str| metric_value(text, line).unwrap_or(0.0);
+    let mut text = String::new();
+    wait_for("the agent to fail with the wrong secret", || {
+        text = std::net::TcpStream::connect(("127.0.0.1", metrics_port))
+            .ok()
+            .map(|_| http_get(&url).1)
+            .unwrap_or_default();
+        value(&text, r#"ids_agent_deliveries_total{result="retried"} "#) >= 1.0
+    });
+    assert_eq!(
+        value(&text, r#"ids_agent_deliveries_total{result="delivered"} "#),
+        0.0
+    );
+
+    // Fixed, then SIGHUP.
+    pair.agent.set_agent(
+        "OpenId",
+        json!({ "AgentIdentifier": "Local", "OpenIdClients": { "Job": JOB_SECRET }, "DefaultOpenIdClient": "Job" }),
+    );
+    pair.agent.write();
+    let hup = |child: &Child| {
+        let status = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    hup(&run);
+    wait_for("the file to be delivered after the reload", || {
+        value(
+            &http_get(&url).1,
+            r#"ids_agent_deliveries_total{result="delivered"} "#,
+        ) == 1.0
+    });
+
+    // Settings that do not load: reported, the ones in force stay. (The next file is encrypted
+    // first: `agent encrypt` reads the settings too.)
+    let stage = pair.agent.path().join("stage2");
+    std::fs::create_dir_all(&stage).expect("mkdir");
+    let plain = stage.join("second.txt");
+    std::fs::write(&plain, b"second file").expect("write");
+    let out = agent(
+        pair.agent.path(),
+        &[
+            "encrypt",
+            plain.to_str().expect("utf-8"),
+            "-o",
+            stage.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    std::fs::write(
+        pair.agent.path().join("appsettings.agent.json"),
+        "{ not json",
+    )
+    .expect("write");
+    hup(&run);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        run.try_wait().expect("wait").is_none(),
+        "the agent stopped on a bad reload"
+    );
+    std::fs::rename(
+        stage.join("second.txt.enc"),
+        pair.outbox().join("second.txt.enc"),
+    )
+    .expect("move");
+    wait_for(
+        "the next file to be delivered with the settings in force",
+        || {
+            value(
+                &http_get(&url).1,
+                r#"ids_agent_deliveries_total{result="delivered"} "#,
+            ) == 2.0
+        },
+    );
+    assert_eq!(pair.records().len(), 2);
+    assert_eq!(terminate(&mut run), 0);
+    assert_eq!(pair.stop_server(), 0);
+}

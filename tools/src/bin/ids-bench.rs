@@ -147,6 +147,10 @@ enum Mode {
         #[arg(long)]
         pg_conf: Vec<String>,
     },
+    /// Tokens/s with the metrics (`Metrics:Urls`, scraped every second) and the audit trail
+    /// (`Audit:Path`) on, next to both off, in one run (alternating rounds). Uses `--server`,
+    /// `--connections` (clients) and `--seconds` (per round, 3 rounds each).
+    Operations,
     /// Three `identity-server serve` processes (`--server`, default next to this binary) behind a
     /// real HAProxy under token load; each SIGKILLed and restarted in turn: time from the SIGKILL to
     /// each client's next token, failed requests by kind, time until the restarted server gets
@@ -245,6 +249,14 @@ fn main() -> anyhow::Result<()> {
                 hash_concurrency: (*hash_concurrency).max(1),
             };
             return ids_tools::flood_bench::run(&flood, &dir, &server_bin);
+        }
+        Some(Mode::Operations) => {
+            let server_bin = server_bin(&cli)?;
+            return ids_tools::operations_bench::run(
+                &server_bin,
+                cli.connections,
+                cli.seconds.max(1),
+            );
         }
         Some(Mode::Store { pg_conf }) => {
             let server_bin = server_bin(&cli)?;

@@ -41,7 +41,8 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(out) = cli.generate_assets {
-        return ids_runtime::assets::GenerateAssets { out }.exec(<Cli as clap::CommandFactory>::command());
+        return ids_runtime::assets::GenerateAssets { out }
+            .exec(<Cli as clap::CommandFactory>::command());
     }
     let secret = if let Some(s) = cli.client_secret {
         ClientSecret::new(s)

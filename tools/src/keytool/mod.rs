@@ -459,10 +459,9 @@ pub fn run(command: &Command, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Thumbprint(args) => thumbprint::thumbprint(args, out),
         Command::Cert(args) => pfx::export_certificate(args, out),
         Command::GenerateAssets(assets) => {
-            for file in ids_runtime::assets::write(
-                <Cli as clap::CommandFactory>::command(),
-                &assets.out,
-            )? {
+            for file in
+                ids_runtime::assets::write(<Cli as clap::CommandFactory>::command(), &assets.out)?
+            {
                 writeln!(out, "{}", file.display())?;
             }
             Ok(())
