@@ -16,9 +16,11 @@
 //! - Where a delivery is stored: [`deliveries`] holds the rules and encrypts as the upload arrives;
 //!   `deliveries/folder.rs` keeps it on disk (`<Deliveries:DataFolder>/deliveries/`).
 //! - Start-up and running: [`startup`] (load certificates and the XML, warn, build the shared state),
-//!   [`serve`] (listen, connection limits, graceful shutdown), [`reload`] (re-read the XML and the
-//!   authorized-clients folder while serving), [`check`] (the `check` command's report), [`exit`] (the
+//!   [`serve`] (listen, connection limits, graceful shutdown), [`reload`] (re-read the XML, the
+//!   authorized-clients folder and the certificate files while serving), [`check`] (the `check` command's report), [`exit`] (the
 //!   binary's exit codes, from [`Error`]).
+//! - Operations: [`telemetry`] (Prometheus metrics, the audit trail), `http/health.rs` (liveness and
+//!   readiness), `http/forwarded.rs` (reverse proxies: client address and certificate).
 //! - Configuration: [`settings`] (`appsettings.json` keys -> validated [`Settings`]),
 //!   [`access_control`] (the XML folder -> registered clients), [`authorized_clients`] (the folder of
 //!   client public keys), [`tls`] (TLS client certificates as the handshake accepts them),
