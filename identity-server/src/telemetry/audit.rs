@@ -161,6 +161,8 @@ enum Message {
 pub struct Auditor {
     queue: SyncSender<MessageBox>,
     metrics: Option<Arc<ServerMetrics>>,
+    /// Events are being dropped (the queue is full): logged once per episode.
+    dropping: Arc<std::sync::atomic::AtomicBool>,
     thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
@@ -219,14 +221,15 @@ impl Auditor {
                 Box::new(files)
             }
         };
-        Self::with_sink(sink, metrics)
+        Self::with_sink(sink, metrics, QUEUE)
     }
 
     fn with_sink(
         sink: Box<dyn Sink>,
         metrics: Option<Arc<ServerMetrics>>,
+        queue: usize,
     ) -> Result<Auditor, AuditError> {
-        let (queue, received) = std::sync::mpsc::sync_channel::<MessageBox>(QUEUE);
+        let (queue, received) = std::sync::mpsc::sync_channel::<MessageBox>(queue);
         let writer_metrics = metrics.clone();
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
@@ -235,6 +238,7 @@ impl Auditor {
         Ok(Auditor {
             queue,
             metrics,
+            dropping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             thread: Arc::new(std::sync::Mutex::new(Some(thread))),
         })
     }
@@ -246,13 +250,24 @@ impl Auditor {
             time: rfc3339(now),
             event,
         };
+        use std::sync::atomic::Ordering;
         match self.queue.try_send(MessageBox(Message::Record(record))) {
-            Ok(()) => {}
+            Ok(()) => {
+                if self.dropping.load(Ordering::Relaxed)
+                    && self.dropping.swap(false, Ordering::Relaxed)
+                {
+                    tracing::info!("audit trail: events are queued again");
+                }
+            }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 if let Some(m) = &self.metrics {
                     m.audit_dropped.inc();
                 }
-                tracing::warn!("audit event dropped: the audit writer cannot keep up");
+                if !self.dropping.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        "audit events are being dropped: the audit writer cannot keep up (counted in ids_audit_events_dropped_total)"
+                    );
+                }
             }
         }
     }
@@ -556,5 +571,161 @@ fn write_out(
                 *failing = true;
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn event(n: usize) -> Event {
+        Event::ConfigurationReloaded {
+            what: "access_control",
+            result: "reloaded",
+            clients: Some(n),
+            error: None,
+        }
+    }
+
+    /// A disk that fails while `failing` is set, and keeps what it was given otherwise.
+    struct Disk {
+        failing: Arc<AtomicBool>,
+        kept: Arc<Mutex<Vec<u8>>>,
+        /// Held while set: the writer blocks in `write` (a stalled disk).
+        stall: Arc<Mutex<()>>,
+    }
+
+    impl Sink for Disk {
+        fn write(&mut self, lines: &[u8], _now: i64) -> std::io::Result<()> {
+            let _stalled = self.stall.lock().unwrap();
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(std::io::Error::other("No space left on device"));
+            }
+            self.kept.lock().unwrap().extend_from_slice(lines);
+            Ok(())
+        }
+        fn sync(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn disk() -> (Disk, Arc<AtomicBool>, Arc<Mutex<Vec<u8>>>, Arc<Mutex<()>>) {
+        let failing = Arc::new(AtomicBool::new(false));
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let stall = Arc::new(Mutex::new(()));
+        (
+            Disk {
+                failing: failing.clone(),
+                kept: kept.clone(),
+                stall: stall.clone(),
+            },
+            failing,
+            kept,
+            stall,
+        )
+    }
+
+    /// A full disk: the events are counted as write errors (and logged), recording returns at once,
+    /// and writing resumes when the disk has room again.
+    #[test]
+    fn a_full_disk_is_counted_and_writing_resumes() {
+        let metrics = Arc::new(ServerMetrics::new());
+        let (disk, failing, kept, _) = disk();
+        let auditor = Auditor::with_sink(Box::new(disk), Some(metrics.clone()), 1024).unwrap();
+        failing.store(true, Ordering::SeqCst);
+        for n in 0..10 {
+            auditor.record(event(n), 1_764_700_000);
+        }
+        auditor.flush(Duration::from_secs(5));
+        assert_eq!(metrics.audit_write_errors.get(), 10);
+        assert!(kept.lock().unwrap().is_empty());
+        failing.store(false, Ordering::SeqCst);
+        auditor.record(event(99), 1_764_700_001);
+        auditor.flush(Duration::from_secs(5));
+        let text = String::from_utf8(kept.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["type"], "configuration_reloaded");
+        assert_eq!(line["clients"], 99);
+        assert_eq!(line["time"], "2025-12-02T18:26:41Z");
+        assert_eq!(
+            metrics
+                .audit_events
+                .get_or_create(&TypeLabel {
+                    r#type: "configuration_reloaded"
+                })
+                .get(),
+            1
+        );
+    }
+
+    /// A stalled disk: once the queue is full, events are dropped and counted; recording never
+    /// waits for the disk.
+    #[test]
+    fn a_stalled_disk_never_blocks_recording() {
+        let metrics = Arc::new(ServerMetrics::new());
+        let (disk, _, kept, stall) = disk();
+        let stalled = stall.lock().unwrap();
+        let auditor = Auditor::with_sink(Box::new(disk), Some(metrics.clone()), 8).unwrap();
+        let started = std::time::Instant::now();
+        for n in 0..100 {
+            auditor.record(event(n), 1_764_700_000);
+        }
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // The writer holds at most one batch, the queue 8: the rest were dropped, and counted.
+        let dropped = metrics.audit_dropped.get();
+        assert!(dropped > 0, "{dropped}");
+        drop(stalled);
+        auditor.flush(Duration::from_secs(5));
+        let written = kept.lock().unwrap().iter().filter(|b| **b == b'\n').count() as u64;
+        assert_eq!(written + dropped, 100);
+    }
+
+    /// One file per UTC day, named by the day; files older than the retention are removed when a
+    /// new day starts.
+    #[test]
+    fn daily_files_roll_over_and_old_ones_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = 86_400;
+        let start = 1_764_633_600; // 2025-12-02T00:00:00Z
+        let mut files = DailyFiles::new(dir.path().to_path_buf(), 2);
+        files.write(b"a\n", start + 10).unwrap();
+        files.write(b"b\n", start + day + 10).unwrap();
+        files.write(b"c\n", start + day + 20).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["audit-2025-12-02.jsonl", "audit-2025-12-03.jsonl"]);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("audit-2025-12-03.jsonl")).unwrap(),
+            "b\nc\n"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.path().join("audit-2025-12-02.jsonl"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Three days later: the first two are past the retention of 2 days.
+        files.write(b"d\n", start + 4 * day).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["audit-2025-12-06.jsonl"]);
+        assert_eq!(
+            day_of("audit-2025-12-06.jsonl"),
+            Some((start + 4 * day) / day)
+        );
+        assert_eq!(day_of("other.jsonl"), None);
     }
 }
