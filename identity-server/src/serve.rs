@@ -251,6 +251,7 @@ pub async fn run_bound(
         telemetry.clone(),
         initial,
     );
+    let hangup = reload::listen_hangup();
     let reloader = tokio::spawn(reload::reload_access_control(
         live_clients,
         live_keys,
@@ -258,6 +259,7 @@ pub async fn run_bound(
         telemetry.clone(),
         settings.clock.clone(),
         Some(Arc::new(std::sync::Mutex::new(certificates))),
+        hangup,
     ));
     let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
     if let Some(metrics) = &telemetry.metrics {

@@ -213,12 +213,21 @@ impl CertificateExpiry {
                 true
             }
         });
+        // Two certificates of one subject in a role (a renewal overlapping the old one): the one
+        // that expires first is the one to watch.
+        let mut soonest: Vec<(&String, i64)> = Vec::new();
         for (subject, not_after) in certificates {
+            match soonest.iter_mut().find(|(s, _)| *s == subject) {
+                Some((_, t)) => *t = (*t).min(*not_after),
+                None => soonest.push((subject, *not_after)),
+            }
+        }
+        for (subject, not_after) in soonest {
             let labels = CertificateLabels {
                 role: role.to_string(),
                 subject: subject.clone(),
             };
-            self.family.get_or_create(&labels).set(*not_after);
+            self.family.get_or_create(&labels).set(not_after);
             known.push(labels);
         }
     }
@@ -261,6 +270,7 @@ mod tests {
         expiry.set_role("tls", &[("CN=a".into(), 10)]);
         expiry.set_role("signing", &[("CN=s".into(), 20)]);
         expiry.set_role("tls", &[("CN=b".into(), 30)]);
+        expiry.set_role("validation", &[("CN=v".into(), 50), ("CN=v".into(), 40)]);
         let text = render(&registry);
         assert!(
             text.contains(
@@ -273,5 +283,9 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("CN=a"), "{text}");
+        assert!(
+            text.contains(r#"role="validation",subject="CN=v"} 40"#),
+            "the soonest: {text}"
+        );
     }
 }

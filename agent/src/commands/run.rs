@@ -55,11 +55,15 @@ async fn run(dir: &Path, first: &Session, once: bool) -> Result<ExitStatus, Erro
         }
         metrics_in_use = Some(metrics);
     }
-    if let Err(e) = ids_runtime::notify::notify("READY=1") {
-        tracing::warn!("cannot tell systemd the agent is ready (NOTIFY_SOCKET): {e}");
-    }
-    let mut reloaded: Option<Session> = None;
-    // SIGHUP, as a permit the service loop takes (one pending at most).
+    // SIGTERM / Ctrl-C and SIGHUP are listened to from here to the end, before systemd is told the
+    // service is ready (a reload asked at once must not meet SIGHUP's default action, which ends
+    // the process), and a stop asked during a reload is not lost.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown::signal().await;
+        tracing::info!("stop requested");
+        let _ = stop.send(true);
+    });
     let hangup = Arc::new(tokio::sync::Notify::new());
     #[cfg(unix)]
     if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -70,6 +74,10 @@ async fn run(dir: &Path, first: &Session, once: bool) -> Result<ExitStatus, Erro
             }
         });
     }
+    if let Err(e) = ids_runtime::notify::notify("READY=1") {
+        tracing::warn!("cannot tell systemd the agent is ready (NOTIFY_SOCKET): {e}");
+    }
+    let mut reloaded: Option<Session> = None;
     let summary = loop {
         let session = reloaded.as_ref().unwrap_or(first);
         let mut agent = session.agent()?;
@@ -82,6 +90,7 @@ async fn run(dir: &Path, first: &Session, once: bool) -> Result<ExitStatus, Erro
         let reload = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let asked = reload.clone();
         let hup = hangup.clone();
+        let mut stopping = stopped.clone();
         let result = crate::delivery::outbox::run(
             Arc::new(agent),
             session.vault.clone(),
@@ -89,17 +98,20 @@ async fn run(dir: &Path, first: &Session, once: bool) -> Result<ExitStatus, Erro
             once,
             async move {
                 tokio::select! {
-                    _ = shutdown::signal() => tracing::info!("stop requested"),
+                    _ = stopping.wait_for(|s| *s) => {}
                     _ = hup.notified() => {
-                        tracing::info!("reload requested (SIGHUP): the delivery under way finishes first");
+                        tracing::info!("reload requested (SIGHUP): the delivery under way gets Delivery:ShutdownGraceSeconds to finish, else it is sent again after the reload");
                         asked.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
                 }
             },
         )
         .await;
-        if !reload.load(std::sync::atomic::Ordering::Relaxed) {
+        if !reload.load(std::sync::atomic::Ordering::Relaxed) || *stopped.borrow() {
             break result;
+        }
+        if let Err(e) = result {
+            break Err(e);
         }
         let _ = ids_runtime::notify::notify("RELOADING=1");
         // The new settings are used only if an agent can be made of them.
@@ -113,6 +125,9 @@ async fn run(dir: &Path, first: &Session, once: bool) -> Result<ExitStatus, Erro
             }
         }
         let _ = ids_runtime::notify::notify("READY=1");
+        if *stopped.borrow() {
+            break Ok(crate::delivery::outbox::Summary::default());
+        }
     };
     let _ = ids_runtime::notify::notify("STOPPING=1");
     let _ = stop_metrics.send(true);

@@ -95,11 +95,16 @@ fn audit_export(output: Option<&AuditOutput>, record: &Record, destination: &str
     }
 }
 
-/// Who runs the command: the user name (`SUDO_USER` first: the person behind sudo) and uid.
+/// Who runs the command: the uid, and the user name the environment gives (as root, `SUDO_USER`
+/// first: the person behind sudo). The uid is the kernel's; the name is only what the session says.
 fn operator() -> String {
     let uid = rustix::process::getuid().as_raw();
-    match std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")) {
-        Ok(name) if !name.is_empty() => format!("{name} (uid {uid})"),
+    let sudo = rustix::process::geteuid()
+        .is_root()
+        .then(|| std::env::var("SUDO_USER").ok())
+        .flatten();
+    match sudo.or_else(|| std::env::var("USER").ok()) {
+        Some(name) if !name.is_empty() => format!("{name} (uid {uid})"),
         _ => format!("uid {uid}"),
     }
 }

@@ -93,6 +93,8 @@ pub struct FolderStore {
     min_free: u64,
     /// Bytes stored, and bytes reserved by deliveries in progress.
     used: Arc<Mutex<Usage>>,
+    /// The last readiness answer and when it was found.
+    readiness: Mutex<Option<(std::time::Instant, Result<String, String>)>>,
 }
 
 #[derive(Debug, Default)]
@@ -111,6 +113,34 @@ pub struct Opened {
 }
 
 impl FolderStore {
+    /// Whether a delivery could be stored now: the folder is writable (a probe file is created and
+    /// removed: permissions, read-only remounts) and the disk has more free space than
+    /// `Deliveries:MinFreeSpaceMiB`. The answer is public (`/health/ready`): paths and figures go to
+    /// the log only.
+    fn probe(&self) -> Result<String, String> {
+        static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let probe = self
+            .folder
+            .join(format!(".ready-probe-{}-{n}", std::process::id()));
+        if let Err(e) = std::fs::write(&probe, b"").and_then(|()| std::fs::remove_file(&probe)) {
+            tracing::warn!(folder = %self.folder.display(), "readiness: the deliveries folder cannot be written: {e}");
+            return Err("the deliveries folder cannot be written (the server log says why)".into());
+        }
+        match free_space(&self.folder) {
+            Some(free) if free < self.min_free => {
+                tracing::warn!(
+                    folder = %self.folder.display(),
+                    "readiness: {} free on the disk, less than the {} Deliveries:MinFreeSpaceMiB keeps free",
+                    mib(free),
+                    mib(self.min_free)
+                );
+                Err("less free disk space than Deliveries:MinFreeSpaceMiB keeps".into())
+            }
+            _ => Ok("writable, more free space than Deliveries:MinFreeSpaceMiB".into()),
+        }
+    }
+
     /// Opens (creating it if needed) `<data folder>/deliveries`. With `clean_up` (the server at
     /// start-up, the only writer), removes what interrupted deliveries left behind; operator commands
     /// open it without, so that they never touch a delivery a running server is receiving.
@@ -155,6 +185,7 @@ impl FolderStore {
                     stored: opened.stored_bytes,
                     reserved: 0,
                 })),
+                readiness: Mutex::new(None),
             },
             opened,
         ))
@@ -347,25 +378,20 @@ fn read_record(path: &Path) -> Result<Option<Record>, StoreError> {
 
 impl DeliveryStore for FolderStore {
     fn check_ready(&self) -> Result<String, String> {
-        // Writable: a probe file is created and removed (permissions, read-only remounts).
-        let probe = self.folder.join(".ready-probe");
-        std::fs::write(&probe, b"")
-            .and_then(|()| std::fs::remove_file(&probe))
-            .map_err(|e| format!("{}: cannot write: {e}", self.folder.display()))?;
-        match free_space(&self.folder) {
-            Some(free) if free < self.min_free => Err(format!(
-                "{}: {} free on the disk, less than the {} Deliveries:MinFreeSpaceMiB keeps free",
-                self.folder.display(),
-                mib(free),
-                mib(self.min_free)
-            )),
-            Some(free) => Ok(format!(
-                "{}: writable, {} free",
-                self.folder.display(),
-                mib(free)
-            )),
-            None => Ok(format!("{}: writable", self.folder.display())),
+        // Probes come often and from several places (load balancers, a container HEALTHCHECK): the
+        // answer is kept a second, and each probe file has its own name.
+        let mut last = self
+            .readiness
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, answer)) = last.as_ref()
+            && at.elapsed() < std::time::Duration::from_secs(1)
+        {
+            return answer.clone();
         }
+        let answer = self.probe();
+        *last = Some((std::time::Instant::now(), answer.clone()));
+        answer
     }
 
     fn get(&self, key: &DeliveryKey) -> Result<Option<Record>, StoreError> {

@@ -5,9 +5,11 @@
 //! `X-SSL-Client-Cert`, or base64 DER). The same headers from anyone else are removed before any
 //! handler sees them, and counted (`ids_forwarded_headers_ignored_total`).
 //!
-//! The client address is found from the right of the list: each address added by a known proxy is
-//! believed, up to the first that is not a known proxy (the client) — the others were written by
-//! whoever sent the request and prove nothing.
+//! The client address comes from one header, `ForwardedForHeader` (`X-Forwarded-For` by default, or
+//! `Forwarded`): a proxy that sets one passes the client's own copy of the other through, so the other
+//! is never read. It is read from the right, at most `ForwardLimit` entries (default 1: one proxy),
+//! each believed only while the hop that added it is a known proxy; entries further left were written
+//! by whoever sent the request and prove nothing.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use axum::response::Response;
 
 use super::AppState;
 use crate::oauth::client_keys::PresentedCertificate;
-use crate::settings::operations::{ForwardedSettings, canonical};
+use crate::settings::operations::{AddressHeader, ForwardedSettings, canonical};
 
 const FORWARDED: &str = "forwarded";
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
@@ -72,7 +74,13 @@ pub async fn resolve(
     let known = |ip: IpAddr| policy.known.iter().any(|n| n.contains(ip));
     match peer {
         Some(peer) if known(peer) => {
-            let client = client_address(request.headers(), peer, &known);
+            let client = client_address(
+                request.headers(),
+                peer,
+                policy.address_header,
+                policy.forward_limit,
+                &known,
+            );
             request.extensions_mut().insert(ClientAddress(client));
             if let Some(name) = &policy.client_certificate_header {
                 let certificate = client_certificate(request.headers(), name);
@@ -116,14 +124,16 @@ fn strip(
     }
 }
 
-/// The client's address: `Forwarded` `for=` values (else `X-Forwarded-For`), from the right, while
-/// the hop that added them is a known proxy.
+/// The client's address: the entries of `header`, from the right, at most `limit` of them, each
+/// believed while the hop that added it is a known proxy.
 pub fn client_address(
     headers: &HeaderMap,
     peer: IpAddr,
+    header: AddressHeader,
+    limit: usize,
     known: &impl Fn(IpAddr) -> bool,
 ) -> IpAddr {
-    let hops: Vec<Option<IpAddr>> = if headers.contains_key(FORWARDED) {
+    let hops: Vec<Option<IpAddr>> = if header == AddressHeader::Forwarded {
         headers
             .get_all(FORWARDED)
             .iter()
@@ -144,7 +154,7 @@ pub fn client_address(
             .collect()
     };
     let mut client = peer;
-    for hop in hops.iter().rev() {
+    for hop in hops.iter().rev().take(limit) {
         if !known(client) {
             break;
         }
@@ -284,33 +294,51 @@ mod tests {
     fn the_client_is_the_first_untrusted_hop_from_the_right() {
         let proxies = |a: IpAddr| a == ip("10.0.0.1") || a == ip("10.0.0.2");
         let peer = ip("10.0.0.1");
+        let xff = |h: &HeaderMap, limit| {
+            client_address(h, peer, AddressHeader::XForwardedFor, limit, &proxies)
+        };
+        let fwd = |h: &HeaderMap, limit| {
+            client_address(h, peer, AddressHeader::Forwarded, limit, &proxies)
+        };
         // One proxy: its entry is the client.
         let h = headers(&[("x-forwarded-for", "203.0.113.7")]);
-        assert_eq!(client_address(&h, peer, &proxies), ip("203.0.113.7"));
+        assert_eq!(xff(&h, 1), ip("203.0.113.7"));
         // A forged entry left of the real client is not believed.
         let h = headers(&[("x-forwarded-for", "1.2.3.4, 203.0.113.7")]);
-        assert_eq!(client_address(&h, peer, &proxies), ip("203.0.113.7"));
-        // Two proxies in a row.
+        assert_eq!(xff(&h, 1), ip("203.0.113.7"));
+        assert_eq!(
+            xff(&h, 2),
+            ip("203.0.113.7"),
+            "not a known proxy: the walk stops"
+        );
+        // Two proxies in a row: only with a limit of 2.
         let h = headers(&[("x-forwarded-for", "203.0.113.7, 10.0.0.2")]);
-        assert_eq!(client_address(&h, peer, &proxies), ip("203.0.113.7"));
-        // Forwarded wins over X-Forwarded-For; quoted IPv6 with a port.
+        assert_eq!(xff(&h, 1), ip("10.0.0.2"));
+        assert_eq!(xff(&h, 2), ip("203.0.113.7"));
+        // A client's own entries left of a known-proxy entry, beyond the limit: not believed.
+        let h = headers(&[("x-forwarded-for", "198.51.100.9, 10.0.0.2, 203.0.113.7")]);
+        assert_eq!(xff(&h, 1), ip("203.0.113.7"));
+        // Only the configured header is read: a Forwarded the client sent through an
+        // X-Forwarded-For proxy is ignored, and the other way round.
         let h = headers(&[
-            (
-                "forwarded",
-                r#"for="[2001:db8:cafe::17]:4711";proto=https, for=10.0.0.2"#,
-            ),
-            ("x-forwarded-for", "9.9.9.9"),
+            ("forwarded", r#"for="[2001:db8:cafe::17]:4711";proto=https"#),
+            ("x-forwarded-for", "203.0.113.7"),
         ]);
-        assert_eq!(client_address(&h, peer, &proxies), ip("2001:db8:cafe::17"));
+        assert_eq!(xff(&h, 1), ip("203.0.113.7"));
+        assert_eq!(
+            fwd(&h, 1),
+            ip("2001:db8:cafe::17"),
+            "quoted IPv6 with a port"
+        );
         // `unknown` stops the walk at the proxy that wrote it.
         let h = headers(&[("forwarded", "for=unknown")]);
-        assert_eq!(client_address(&h, peer, &proxies), peer);
+        assert_eq!(fwd(&h, 1), peer);
         // Garbage is not an address.
         let h = headers(&[("x-forwarded-for", "not-an-ip")]);
-        assert_eq!(client_address(&h, peer, &proxies), peer);
+        assert_eq!(xff(&h, 1), peer);
         // IPv4 with a port.
         let h = headers(&[("x-forwarded-for", "203.0.113.9:5555")]);
-        assert_eq!(client_address(&h, peer, &proxies), ip("203.0.113.9"));
+        assert_eq!(xff(&h, 1), ip("203.0.113.9"));
     }
 
     #[test]

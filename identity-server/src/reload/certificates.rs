@@ -80,6 +80,76 @@ pub struct CertificateReloader {
     encryption_certificate: Option<Certificate>,
     /// Previous signing certificates, published until the time given.
     retained: Vec<(Certificate, i64)>,
+    /// The certificate settings as the settings files last gave them (None: not read yet).
+    from_files: Option<CertificateSettings>,
+    /// Why the settings files did not load, last time (reported once per change).
+    settings_error: Option<String>,
+}
+
+/// The settings the reloader follows in the settings files: the certificate files and passwords
+/// (`Debug` shows the paths only).
+#[derive(Clone, PartialEq, Eq)]
+struct CertificateSettings {
+    signing: (PathBuf, String),
+    validation: Vec<PathBuf>,
+    tls: (PathBuf, String),
+    client_authorities: Vec<PathBuf>,
+    encryption: Option<(PathBuf, String)>,
+}
+
+impl std::fmt::Debug for CertificateSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateSettings")
+            .field("signing", &self.signing.0)
+            .field("validation", &self.validation)
+            .field("tls", &self.tls.0)
+            .field("client_authorities", &self.client_authorities)
+            .field("encryption", &self.encryption.as_ref().map(|e| &e.0))
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertificateSettings {
+    fn of(settings: &Settings) -> CertificateSettings {
+        let file = |c: &crate::settings::CertificateFile| {
+            (c.path.clone(), c.password.expose().to_string())
+        };
+        CertificateSettings {
+            signing: file(&settings.signing),
+            validation: settings.validation_keys.clone(),
+            tls: file(&settings.tls),
+            client_authorities: settings.client_certificate_authorities.clone(),
+            encryption: settings.encryption_certificate.as_ref().map(file),
+        }
+    }
+
+    /// Puts these paths and passwords into `settings` (the rest stays).
+    fn apply(&self, settings: &mut Settings) {
+        settings.signing.path = self.signing.0.clone();
+        settings.signing.password = ids_proto::Password::new(self.signing.1.clone());
+        settings.validation_keys = self.validation.clone();
+        settings.tls.path = self.tls.0.clone();
+        settings.tls.password = ids_proto::Password::new(self.tls.1.clone());
+        settings.client_certificate_authorities = self.client_authorities.clone();
+        match (&self.encryption, &mut settings.encryption_certificate) {
+            (Some((path, password)), Some(current)) => {
+                current.path = path.clone();
+                current.password = ids_proto::Password::new(password.clone());
+            }
+            (Some((path, password)), None) => {
+                settings.encryption_certificate = Some(crate::settings::CertificateFile::new(
+                    path.clone(),
+                    password.clone(),
+                    "EncryptionCertificate:File",
+                ));
+            }
+            (None, _) => settings.encryption_certificate = None,
+        }
+    }
+}
+
+fn thumbprints(certificates: &[Certificate]) -> Vec<String> {
+    certificates.iter().map(Certificate::x5t_s256).collect()
 }
 
 /// The roles and the files each is read from.
@@ -129,6 +199,10 @@ impl CertificateReloader {
             tls_certificate: initial.tls_certificate,
             encryption_certificate: initial.encryption_certificate,
             retained: Vec::new(),
+            from_files: Settings::load(&settings.config_dir, None)
+                .ok()
+                .map(|s| CertificateSettings::of(&s)),
+            settings_error: None,
         }
     }
 
@@ -146,8 +220,52 @@ impl CertificateReloader {
         out
     }
 
-    /// Reads the changed files again (every file with `force`, on SIGHUP) at `now`.
+    /// The certificate settings (paths, passwords) read again from the settings files: when they
+    /// differ from what the files said before, they replace the ones in force (a path that changes
+    /// is a changed file for [`Self::changed`]). Settings that no longer load are reported once per
+    /// change and the ones in force stay. Other settings need a restart.
+    fn refresh_settings(&mut self, now: i64) {
+        let fresh = match Settings::load(&self.settings.config_dir, None) {
+            Ok(fresh) => {
+                if self.settings_error.take().is_some() {
+                    tracing::info!("the settings files load again");
+                }
+                fresh
+            }
+            Err(errors) => {
+                let text = errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if self.settings_error.as_deref() != Some(text.as_str()) {
+                    tracing::error!(
+                        "the settings files cannot be read again, the certificate settings in force stay: {text}"
+                    );
+                    self.telemetry
+                        .configuration_reloaded("settings", Err(&text), now);
+                    self.settings_error = Some(text);
+                }
+                return;
+            }
+        };
+        let read = CertificateSettings::of(&fresh);
+        if self.from_files.as_ref() != Some(&read) {
+            if self.from_files.is_some() {
+                tracing::info!(
+                    "certificate settings changed in the settings files: they are used from now on"
+                );
+                read.apply(&mut self.settings);
+            }
+            self.from_files = Some(read);
+        }
+    }
+
+    /// Reads the changed files again (every file with `force`, on SIGHUP) at `now`. Everything is
+    /// loaded and checked first, then what loaded is put in force: the JWKS with a new signing key
+    /// is published before the key signs its first token.
     pub fn reload(&mut self, force: bool, now: i64) {
+        self.refresh_settings(now);
         let changed = self.changed(force);
         let mut republish = false;
         let before = self.retained.len();
@@ -163,115 +281,175 @@ impl CertificateReloader {
         }
         let mut warnings = Vec::new();
         let is = |role: &str| changed.contains(&role);
-        let mut rebuild_tls = is("tls") || (is("signing") && keys::tls_is_signing(&self.settings));
+        let shared = keys::tls_is_signing(&self.settings);
+        let current = self.keys.signing();
 
+        // 1. Load what changed.
+        // The signing PFX, when it loads and is not the one in force (also the TLS certificate when
+        // it is shared); `Err` when it was refused.
+        let mut signing_pfx: Option<Result<ids_pki::Pfx, ()>> = None;
         if is("signing") {
             match keys::load_signing(&self.settings, now, &mut warnings) {
-                Ok(pfx) => {
-                    let current = self.keys.signing();
-                    if pfx.certificate.x5t_s256() != current.certificate.x5t_s256() {
-                        let certificate = pfx.certificate.clone();
-                        let signer = TokenSigner::new(pfx.key, &pfx.certificate);
-                        let kid = signer.kid().to_string();
-                        self.retained
-                            .push((current.certificate.clone(), now + self.lifetime));
-                        self.keys.set_signing(Signing {
-                            signer,
-                            certificate: certificate.clone(),
-                        });
-                        republish = true;
-                        tracing::info!(
-                            subject = %certificate.subject(),
-                            %kid,
-                            previous_kid = %current.signer.kid(),
-                            "signing certificate reloaded: new tokens are signed with it; the previous key stays published for {} s (AccessTokenLifetime)",
-                            self.lifetime
-                        );
-                        self.reloaded("signing", &certificate, now);
-                    }
-                }
+                Ok(pfx) => signing_pfx = Some(Ok(pfx)),
                 Err((_, e)) => {
                     self.failed("signing", &e.to_string(), now);
-                    rebuild_tls = is("tls");
+                    signing_pfx = Some(Err(()));
                 }
             }
         }
+        let mut validation = None;
         if is("validation") {
             match keys::load_validation(&self.settings, now, &mut warnings) {
-                Ok(validation) => {
-                    let thumbprints =
-                        |c: &[Certificate]| c.iter().map(Certificate::x5t_s256).collect::<Vec<_>>();
-                    if thumbprints(&validation) != thumbprints(&self.validation) {
-                        for cert in &validation {
-                            self.reloaded("validation", cert, now);
-                        }
-                        self.validation = validation;
-                        republish = true;
-                    }
+                Ok(loaded) if thumbprints(&loaded) != thumbprints(&self.validation) => {
+                    validation = Some(loaded)
                 }
+                Ok(_) => {}
                 Err(errors) => self.failed("validation", &joined(&errors), now),
             }
         }
+        let mut client_cas = None;
         if is("client_ca") {
             match keys::load_client_authorities(&self.settings, now, &mut warnings) {
-                Ok(cas) => {
-                    let same = cas.len() == self.client_authorities.len()
-                        && cas
-                            .iter()
-                            .zip(&self.client_authorities)
-                            .all(|(a, b)| a.x5t_s256() == b.x5t_s256());
-                    if !same {
-                        let authorities = if cas.is_empty() {
-                            Ok(None)
-                        } else {
-                            ClientAuthorities::new(&cas).map(Some)
-                        };
-                        match authorities {
-                            Ok(authorities) => {
-                                self.keys.set_client_authorities(authorities);
-                                for cert in &cas {
-                                    self.reloaded("client_ca", cert, now);
-                                }
-                                self.client_authorities = cas;
-                                rebuild_tls = true;
-                            }
-                            Err(e) => self.failed("client_ca", &e.to_string(), now),
-                        }
+                Ok(cas) if thumbprints(&cas) != thumbprints(&self.client_authorities) => {
+                    let authorities = if cas.is_empty() {
+                        Ok(None)
+                    } else {
+                        ClientAuthorities::new(&cas).map(Some)
+                    };
+                    match authorities {
+                        Ok(authorities) => client_cas = Some((cas, authorities)),
+                        Err(e) => self.failed("client_ca", &e.to_string(), now),
                     }
                 }
+                Ok(_) => {}
                 Err(errors) => self.failed("client_ca", &joined(&errors), now),
             }
         }
-        if rebuild_tls && let Some(tls) = self.tls.clone() {
-            let signing = if keys::tls_is_signing(&self.settings) {
-                keys::load_signing(&self.settings, now, &mut warnings)
-                    .map_or_else(|(pfx, _)| pfx.map(|p| *p), Some)
-            } else {
-                None
+        // The TLS configuration, when its certificate or the client CAs changed. When it is the
+        // signing PFX, only one the signing reload accepted serves TLS.
+        let mut tls = None;
+        let rebuild_tls =
+            self.tls.is_some() && (is("tls") || client_cas.is_some() || (shared && is("signing")));
+        if rebuild_tls {
+            let cas = client_cas
+                .as_ref()
+                .map_or(&self.client_authorities, |(cas, _)| cas);
+            let shared_pfx = match (&signing_pfx, shared) {
+                (Some(Ok(pfx)), true) => Some(Ok(pfx)),
+                (Some(Err(())), true) => Some(Err(())),
+                // Shared, unchanged: the file is read again (the client CAs changed).
+                (None, true) => None,
+                (_, false) => None,
             };
-            match keys::load_tls(
-                &self.settings,
-                signing.as_ref(),
-                &self.client_authorities,
-                now,
-                &mut warnings,
-            ) {
-                Ok((config, leaf)) => {
-                    tls.reload_from_config(Arc::new(config));
-                    if leaf.x5t_s256() != self.tls_certificate.x5t_s256() {
-                        tracing::info!(
-                            subject = %leaf.subject(),
-                            not_after = %ids_pki::cert::format_time(leaf.not_after()),
-                            "TLS certificate reloaded: new connections get it, open ones keep theirs"
-                        );
-                        self.reloaded("tls", &leaf, now);
-                        self.tls_certificate = leaf;
+            let reread;
+            let pfx = match shared_pfx {
+                Some(Ok(pfx)) => Some(pfx),
+                Some(Err(())) => None,
+                None if shared => {
+                    reread = keys::load_signing(&self.settings, now, &mut warnings).ok();
+                    reread.as_ref()
+                }
+                None => None,
+            };
+            if shared && pfx.is_none() {
+                self.failed(
+                    "tls",
+                    "the signing PFX it shares was not accepted: the TLS certificate in force stays",
+                    now,
+                );
+            } else {
+                match keys::load_tls(&self.settings, pfx, cas, now, &mut warnings) {
+                    Ok(loaded) => tls = Some(loaded),
+                    Err(errors) if errors.is_empty() => {
+                        self.failed("tls", "the signing PFX it shares does not load", now)
                     }
+                    Err(errors) => self.failed("tls", &joined(&errors), now),
                 }
-                Err(errors) if errors.is_empty() => {
-                    self.failed("tls", "the signing PFX it shares does not load", now)
+            }
+        }
+        // The new signing key (the TLS configuration above has its copy of the PFX).
+        let new_signing = match signing_pfx {
+            Some(Ok(pfx)) if pfx.certificate.x5t_s256() != current.certificate.x5t_s256() => {
+                let signer = TokenSigner::new(pfx.key, &pfx.certificate);
+                Some(Signing {
+                    signer,
+                    certificate: pfx.certificate,
+                })
+            }
+            _ => None,
+        };
+
+        // 2. Check that the keys can be published together: a validation certificate or a signing
+        //    key the verifier does not take is refused, the ones in force stay.
+        let retained: Vec<Certificate> = self.retained.iter().map(|(c, _)| c.clone()).collect();
+        if let Some(candidate) = &validation {
+            let others = [candidate.clone(), retained.clone()].concat();
+            if let Err(e) = Published::new(&current, &others, &self.publish) {
+                self.failed("validation", &format!("cannot be published: {e}"), now);
+                validation = None;
+            }
+        }
+        let in_force_validation = validation
+            .clone()
+            .unwrap_or_else(|| self.validation.clone());
+        let mut published = None;
+        if let Some(signing) = &new_signing {
+            let mut others = [in_force_validation.clone(), retained.clone()].concat();
+            others.push(current.certificate.clone());
+            match Published::new(signing, &others, &self.publish) {
+                Ok(p) => published = Some(p),
+                Err(e) => {
+                    self.failed("signing", &format!("cannot be published: {e}"), now);
                 }
-                Err(errors) => self.failed("tls", &joined(&errors), now),
+            }
+        }
+        let new_signing = new_signing.filter(|_| published.is_some());
+
+        // 3. Put in force: publish first, then sign with the new key.
+        if let Some(validation) = validation {
+            for cert in &validation {
+                self.reloaded("validation", cert, now);
+            }
+            self.validation = validation;
+            republish = true;
+        }
+        if let Some(signing) = new_signing {
+            self.retained
+                .push((current.certificate.clone(), now + self.lifetime));
+            if let Some(p) = published.take() {
+                self.keys.set_published(p);
+            }
+            let certificate = signing.certificate.clone();
+            let kid = signing.signer.kid().to_string();
+            self.keys.set_signing(signing);
+            tracing::info!(
+                subject = %certificate.subject(),
+                %kid,
+                previous_kid = %current.signer.kid(),
+                "signing certificate reloaded: new tokens are signed with it; the previous key stays published for {} s (AccessTokenLifetime)",
+                self.lifetime
+            );
+            self.reloaded("signing", &certificate, now);
+            // Published with the validation keys as they are now.
+            republish = true;
+        }
+        if let Some((cas, authorities)) = client_cas {
+            self.keys.set_client_authorities(authorities);
+            for cert in &cas {
+                self.reloaded("client_ca", cert, now);
+            }
+            self.client_authorities = cas;
+        }
+        if let (Some((config, leaf)), Some(handle)) = (tls, self.tls.clone()) {
+            handle.reload_from_config(Arc::new(config));
+            if leaf.x5t_s256() != self.tls_certificate.x5t_s256() {
+                tracing::info!(
+                    subject = %leaf.subject(),
+                    not_after = %ids_pki::cert::format_time(leaf.not_after()),
+                    "TLS certificate reloaded: new connections get it, open ones keep theirs"
+                );
+                self.reloaded("tls", &leaf, now);
+                self.tls_certificate = leaf;
             }
         }
         if is("encryption") {
@@ -291,8 +469,26 @@ impl CertificateReloader {
             tracing::warn!("{w}");
         }
         self.report_expiry();
-        if force && changed.len() == files(&self.settings).len() {
+        if force {
             tracing::info!("certificates checked (SIGHUP)");
+        }
+    }
+
+    /// Drops the previous signing keys whose tokens have all expired (when files are not polled:
+    /// `AccessControl:ReloadIntervalSeconds` 0).
+    pub fn expire_retained(&mut self, now: i64) {
+        let before = self.retained.len();
+        self.retained.retain(|(_, until)| *until > now);
+        if self.retained.len() != before {
+            let mut others = self.validation.clone();
+            others.extend(self.retained.iter().map(|(c, _)| c.clone()));
+            if let Ok(published) = Published::new(&self.keys.signing(), &others, &self.publish) {
+                self.keys.set_published(published);
+                tracing::info!(
+                    "previous signing key(s) no longer published: the tokens they signed have expired"
+                );
+            }
+            self.report_expiry();
         }
     }
 

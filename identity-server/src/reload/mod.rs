@@ -12,8 +12,31 @@ use crate::telemetry::Telemetry;
 use crate::{access_control, authorized_clients};
 use ids_runtime::Clock;
 
+/// SIGHUP, listened to from before the server says it is ready (a reload asked right after the start
+/// must not meet SIGHUP's default action, which ends the process).
+#[cfg(unix)]
+pub(crate) type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+pub(crate) type Hangup = Option<()>;
+
+/// Starts listening to SIGHUP (call before telling systemd the server is ready).
+pub(crate) fn listen_hangup() -> Hangup {
+    #[cfg(unix)]
+    {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// How often previous signing keys are checked for expiry when files are not polled.
+const RETENTION_CHECK: Duration = Duration::from_secs(60);
+
 /// Reloads the access-control XML when its files change (checked every `interval`; never when zero) and on
 /// SIGHUP. Invalid new files are reported and the clients in force stay as they are.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn reload_access_control(
     clients: Arc<access_control::LiveClients>,
     keys: Arc<authorized_clients::LiveKeys>,
@@ -21,15 +44,28 @@ pub(crate) async fn reload_access_control(
     telemetry: Telemetry,
     clock: Arc<dyn Clock>,
     certificates: Option<Arc<Mutex<certificates::CertificateReloader>>>,
+    #[cfg_attr(not(unix), allow(unused_mut))] mut hangup: Hangup,
 ) {
-    #[cfg(unix)]
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut ticker = (!interval.is_zero()).then(|| {
         let mut t = tokio::time::interval(interval);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t
     });
+    // Files are not polled (interval 0): the previous signing keys still leave the JWKS on time.
+    let mut retention = interval.is_zero().then(|| {
+        let mut t = tokio::time::interval(RETENTION_CHECK);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
     loop {
+        let retention_tick = async {
+            match retention.as_mut() {
+                Some(t) => {
+                    t.tick().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
         let tick = async {
             match ticker.as_mut() {
                 Some(t) => {
@@ -48,10 +84,27 @@ pub(crate) async fn reload_access_control(
             }
         };
         #[cfg(not(unix))]
-        let hup = std::future::pending::<()>();
+        let hup = {
+            let _ = &mut hangup;
+            std::future::pending::<()>()
+        };
         let force = tokio::select! {
             _ = tick => false,
             _ = hup => true,
+            _ = retention_tick => {
+                if let Some(reloader) = certificates.clone() {
+                    let now = clock.now();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        let mut reloader = match reloader.lock() {
+                            Ok(r) => r,
+                            Err(poisoned) => poisoned.into_inner(),
+                        };
+                        reloader.expire_retained(now);
+                    })
+                    .await;
+                }
+                continue;
+            }
         };
         if let Some(reloader) = certificates.clone() {
             let now = clock.now();

@@ -30,6 +30,21 @@ pub struct ForwardedSettings {
     pub known: Vec<Network>,
     /// `ClientCertificateHeader`, lower-case (None: client certificates come from TLS only).
     pub client_certificate_header: Option<http::HeaderName>,
+    /// `ForwardedForHeader`: the one header the client address is read from (the other is ignored:
+    /// a proxy that sets one passes the client's own copy of the other through).
+    pub address_header: AddressHeader,
+    /// `ForwardLimit`: how many entries, from the right, known proxies added.
+    pub forward_limit: usize,
+}
+
+/// Where known proxies put the client's address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AddressHeader {
+    /// `X-Forwarded-For` (nginx `$proxy_add_x_forwarded_for`, HAProxy `option forwardfor`).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239 `for=`).
+    Forwarded,
 }
 
 /// An address range: `10.0.0.0/8`, or one address (`/32`, `/128`).
@@ -181,6 +196,18 @@ fn forwarded(config: &Config, errors: &mut Vec<ConfigError>) -> ForwardedSetting
             }
         }
     }
+    let address_header = match config.get(key::FORWARDED_HEADER.path) {
+        None => AddressHeader::XForwardedFor,
+        Some(s) => match s.value.trim().to_ascii_lowercase().as_str() {
+            "" | "x-forwarded-for" => AddressHeader::XForwardedFor,
+            "forwarded" => AddressHeader::Forwarded,
+            _ => {
+                errors.push(invalid(s, "expected `X-Forwarded-For` or `Forwarded`"));
+                AddressHeader::XForwardedFor
+            }
+        },
+    };
+    let forward_limit = number(config, &key::FORWARD_LIMIT, errors) as usize;
     let client_certificate_header = match config.get(key::FORWARDED_CLIENT_CERTIFICATE_HEADER.path)
     {
         Some(s) if !s.value.trim().is_empty() => {
@@ -208,6 +235,8 @@ fn forwarded(config: &Config, errors: &mut Vec<ConfigError>) -> ForwardedSetting
     ForwardedSettings {
         known,
         client_certificate_header,
+        address_header,
+        forward_limit,
     }
 }
 

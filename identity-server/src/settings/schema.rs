@@ -78,6 +78,8 @@ ids_config::keys! {
     AUDIT_RETENTION_DAYS = number("Audit:RetentionDays", 365, 0..=36_500, "days audit files are kept (0: forever)");
     FORWARDED_KNOWN_PROXIES = list("ForwardedHeaders:KnownProxies", "addresses of the reverse proxies whose Forwarded / X-Forwarded-For headers are believed");
     FORWARDED_KNOWN_NETWORKS = list("ForwardedHeaders:KnownNetworks", "networks (CIDR) of the reverse proxies whose forwarding headers are believed");
+    FORWARDED_HEADER = text("ForwardedHeaders:ForwardedForHeader", "the header the proxies give the client address in: `X-Forwarded-For` (default) or `Forwarded` (RFC 7239)");
+    FORWARD_LIMIT = number("ForwardedHeaders:ForwardLimit", 1, 1..=16, "how many proxies in a row add to that header (entries read from the right)");
     FORWARDED_CLIENT_CERTIFICATE_HEADER = text("ForwardedHeaders:ClientCertificateHeader", "the header a known proxy puts the client certificate in (`Client-Cert`, RFC 9440, or nginx's `X-SSL-Client-Cert`)");
     STORE_APPLY_MIGRATIONS = flag("Store:ApplyMigrations", true, "apply the PostgreSQL schema at start-up (else: identity-server store migrate)");
 }

@@ -163,6 +163,8 @@ pub struct Auditor {
     metrics: Option<Arc<ServerMetrics>>,
     /// Events are being dropped (the queue is full): logged once per episode.
     dropping: Arc<std::sync::atomic::AtomicBool>,
+    /// The last write failed (readiness).
+    failing: Arc<std::sync::atomic::AtomicBool>,
     thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
@@ -231,14 +233,17 @@ impl Auditor {
     ) -> Result<Auditor, AuditError> {
         let (queue, received) = std::sync::mpsc::sync_channel::<MessageBox>(queue);
         let writer_metrics = metrics.clone();
+        let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer_failing = failing.clone();
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || write_loop(received, sink, writer_metrics))
+            .spawn(move || write_loop(received, sink, writer_metrics, &writer_failing))
             .map_err(AuditError::Thread)?;
         Ok(Auditor {
             queue,
             metrics,
             dropping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            failing,
             thread: Arc::new(std::sync::Mutex::new(Some(thread))),
         })
     }
@@ -280,17 +285,21 @@ impl Auditor {
         }
     }
 
-    /// Flushes and stops the writer (other handles then drop their events, counted).
+    /// Writes out and syncs what is queued, waiting up to 10 s (at shutdown, and before a command
+    /// that recorded an event exits). The writer thread ends when the last handle is dropped.
     pub fn close(&self) {
         self.flush(Duration::from_secs(10));
     }
 
-    /// Whether the writer thread is still running (for the readiness check).
-    pub fn is_running(&self) -> bool {
-        self.thread
+    /// Whether events are being written: the writer thread runs and its last write succeeded (the
+    /// readiness check).
+    pub fn is_writing(&self) -> bool {
+        let running = self
+            .thread
             .lock()
             .map(|t| t.as_ref().is_some_and(|h| !h.is_finished()))
-            .unwrap_or(false)
+            .unwrap_or(false);
+        running && !self.failing.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -421,15 +430,49 @@ fn day_of(name: &str) -> Option<i64> {
     )
 }
 
+/// Opens (creating it 0600) an audit file for appending. A file created by root (an operator's
+/// `sudo identity-server deliveries export`) is given to the folder's owner, so that the server,
+/// running as its own user, can go on writing to it. A file whose last line was cut (a write that
+/// failed half-way on a full disk) gets its line ended first, so that the next event starts a line.
 fn open_append(path: &Path) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
-    options.create(true).append(true);
+    options.create(true).append(true).read(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
         options.mode(0o600);
     }
-    options.open(path)
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if rustix::process::geteuid().is_root()
+            && let Some(folder) = path.parent()
+            && let Ok(owner) = std::fs::metadata(folder)
+            && let Ok(meta) = file.metadata()
+            && (meta.uid(), meta.gid()) != (owner.uid(), owner.gid())
+        {
+            std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()))?;
+        }
+    }
+    end_last_line(&mut file)?;
+    Ok(file)
+}
+
+/// Writes a line break when the file does not end with one.
+fn end_last_line(file: &mut File) -> std::io::Result<()> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut last)?;
+    if last[0] != b'\n' {
+        file.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 fn create_private_folder(path: &Path) -> std::io::Result<()> {
@@ -458,6 +501,7 @@ fn write_loop(
     queue: Receiver<MessageBox>,
     mut sink: Box<dyn Sink>,
     metrics: Option<Arc<ServerMetrics>>,
+    shared_failing: &std::sync::atomic::AtomicBool,
 ) {
     let mut failing = false;
     let mut dirty = false;
@@ -526,6 +570,7 @@ fn write_loop(
             );
             dirty = true;
         }
+        shared_failing.store(failing, std::sync::atomic::Ordering::Relaxed);
         if !flushes.is_empty() {
             let _ = sink.sync();
             dirty = false;
@@ -612,7 +657,9 @@ mod tests {
         }
     }
 
-    fn disk() -> (Disk, Arc<AtomicBool>, Arc<Mutex<Vec<u8>>>, Arc<Mutex<()>>) {
+    type Handles = (Disk, Arc<AtomicBool>, Arc<Mutex<Vec<u8>>>, Arc<Mutex<()>>);
+
+    fn disk() -> Handles {
         let failing = Arc::new(AtomicBool::new(false));
         let kept = Arc::new(Mutex::new(Vec::new()));
         let stall = Arc::new(Mutex::new(()));
@@ -714,6 +761,19 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        // A line cut by a write that failed half-way is ended before the next event.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("audit-2025-12-03.jsonl"))
+            .unwrap()
+            .write_all(b"{\"cut")
+            .unwrap();
+        files.open = None;
+        files.write(b"e\n", start + day + 30).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("audit-2025-12-03.jsonl")).unwrap(),
+            "b\nc\n{\"cut\ne\n"
+        );
         // Three days later: the first two are past the retention of 2 days.
         files.write(b"d\n", start + 4 * day).unwrap();
         let mut names: Vec<String> = std::fs::read_dir(dir.path())

@@ -1047,8 +1047,12 @@ async fn behind_nginx_a_forwarded_client_certificate_gets_a_bound_token() {
         .local_address(IpAddr::from([127, 0, 0, 3]))
         .build()
         .expect("client");
+    // The client also writes forwarding headers of its own: nginx passes `Forwarded` through and
+    // appends to `X-Forwarded-For`; neither may give it the address it chooses.
     let r = with_certificate
         .post(format!("https://localhost:{nginx_port}/connect/token"))
+        .header("Forwarded", "for=198.51.100.9")
+        .header("X-Forwarded-For", "198.51.100.10")
         .form(&[
             ("grant_type", "client_credentials"),
             ("client_id", "Poller"),
@@ -1253,4 +1257,192 @@ fn agent_run_reloads_its_settings_on_sighup() {
     assert_eq!(pair.records().len(), 2);
     assert_eq!(terminate(&mut run), 0);
     assert_eq!(pair.stop_server(), 0);
+}
+
+/// The JWKS's `kid`s, as the server publishes them now.
+async fn kids(client: &reqwest::Client, base: &str) -> Vec<String> {
+    let v: Value = client
+        .get(format!("{base}/.well-known/openid-configuration/jwks"))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
+    v["keys"]
+        .as_array()
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|k| k["kid"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls the metrics until `line` is there (20 s at most); the text.
+async fn wait_metric(port: u16, line: &str) -> String {
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = reqwest::get(&url)
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if text.contains(line) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{line} never appeared:\n{text}");
+}
+
+/// The rotation procedure of docs/operations.md, by editing `appsettings.json` under a running
+/// server: a certificate added to `ValidationKeys` is published without a restart, then
+/// `X509KeyFilePath` pointed at the new PFX makes it the signing key; a validation certificate the
+/// JWKS cannot carry (RSA-1024) is refused and reported, and the keys in force stay published.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rotation_procedure_works_by_editing_the_settings() {
+    let metrics_port = free_port();
+    let mut d = Deployment::new();
+    d.set("AccessControl", json!({ "ReloadIntervalSeconds": 1 }))
+        .set(
+            "Metrics",
+            json!({ "Urls": format!("http://127.0.0.1:{metrics_port}") }),
+        );
+    let server = d.start().await;
+    let client = server.client.clone();
+    let before = kids(&client, &server.base).await;
+    assert_eq!(before.len(), 1);
+
+    // A validation certificate the verifier refuses (RSA-1024): reported, nothing published.
+    d.set("IdentityServer.ValidationKeys", json!(["rsa1024.pfx"]));
+    d.write();
+    wait_metric(
+        metrics_port,
+        r#"ids_certificate_reloads_total{role="validation",result="failed"} 1"#,
+    )
+    .await;
+    assert_eq!(kids(&client, &server.base).await, before);
+
+    // Step 2: pre-publish the next key through ValidationKeys.
+    d.set("IdentityServer.ValidationKeys", json!(["signing-ec.crt"]));
+    d.write();
+    let mut published = Vec::new();
+    for _ in 0..100 {
+        published = kids(&client, &server.base).await;
+        if published.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(published.len(), 2, "{published:?}");
+    let next = published
+        .iter()
+        .find(|k| !before.contains(k))
+        .expect("the next key")
+        .clone();
+    // Still signed with the key in force.
+    let r = server
+        .token_post(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "Job"),
+            ("client_secret", JOB_SECRET),
+        ])
+        .await;
+    let token: Value = r.json().await.expect("json");
+    let t = token["access_token"].as_str().expect("token");
+    assert_eq!(
+        jsonwebtoken::decode_header(t).expect("h").kid.as_deref(),
+        Some(before[0].as_str())
+    );
+
+    // Step 4: switch the signing key in the settings.
+    d.set("IdentityServer.X509KeyFilePath", json!("signing-ec.pfx"));
+    d.write();
+    let mut switched = None;
+    for _ in 0..100 {
+        let r = server
+            .token_post(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "Job"),
+                ("client_secret", JOB_SECRET),
+            ])
+            .await;
+        let v: Value = r.json().await.expect("json");
+        let t = v["access_token"].as_str().expect("token").to_string();
+        if jsonwebtoken::decode_header(&t).expect("h").kid.as_deref() == Some(next.as_str()) {
+            switched = Some(t);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let switched = switched.expect("the new key signs after the settings changed");
+    // Both keys are still published (the previous one for a token lifetime), and both tokens verify.
+    let now = kids(&client, &server.base).await;
+    assert!(now.contains(&before[0]) && now.contains(&next), "{now:?}");
+    verify_now(&client, &server.base, t)
+        .await
+        .expect("the token of the previous key");
+    verify_now(&client, &server.base, &switched)
+        .await
+        .expect("the new token");
+    server.stop().await;
+}
+
+/// When the TLS certificate is the signing PFX itself, a replacement the signing reload refuses
+/// (expired) does not go live for TLS either: handshakes keep the certificate in force.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_shared_pfx_does_not_replace_the_tls_certificate() {
+    let metrics_port = free_port();
+    let mut d = Deployment::new();
+    // No Kestrel section: TLS is served with the signing PFX, here the fixtures' TLS certificate
+    // (its key signs tokens too), so that the test's client accepts the handshake.
+    std::fs::copy(d.path().join("tls.pfx"), d.path().join("shared.pfx")).expect("copy");
+    d.settings = json!({
+        "Urls": "https://127.0.0.1:0",
+        "IdentityServer": { "X509KeyFilePath": "shared.pfx", "X509KeyFilePassword": PASSWORD },
+        "AccessControl": { "ReloadIntervalSeconds": 1 },
+        "Metrics": { "Urls": format!("http://127.0.0.1:{metrics_port}") },
+    });
+    let server = d.start().await;
+    let port = server.addr.port();
+    assert!(
+        served_certificate(port).contains("ids-test-tls"),
+        "{}",
+        served_certificate(port)
+    );
+    replace_file(
+        &d.path().join("shared.pfx"),
+        &std::fs::read(fixtures().join("expired.pfx")).expect("expired"),
+    );
+    let text = wait_metric(
+        metrics_port,
+        r#"ids_certificate_reloads_total{role="signing",result="failed"} 1"#,
+    )
+    .await;
+    assert!(
+        text.contains(r#"ids_certificate_reloads_total{role="tls",result="failed"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"ids_certificate_reloads_total{role="tls",result="reloaded"} 0"#),
+        "{text}"
+    );
+    let served = served_certificate(port);
+    assert!(
+        served.contains("ids-test-tls") && !served.contains("expired"),
+        "{served}"
+    );
+    // Tokens are still issued over the same TLS.
+    let r = server
+        .token_post(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "Job"),
+            ("client_secret", JOB_SECRET),
+        ])
+        .await;
+    assert_eq!(r.status(), 200);
+    server.stop().await;
 }
