@@ -110,9 +110,10 @@ async fn run(dir: &Path, first: &Session, once: bool) -> Result<ExitStatus, Erro
         if !reload.load(std::sync::atomic::Ordering::Relaxed) || *stopped.borrow() {
             break result;
         }
-        if let Err(e) = result {
-            break Err(e);
-        }
+        let last = match result {
+            Ok(summary) => summary,
+            Err(e) => break Err(e),
+        };
         let _ = ids_runtime::notify::notify("RELOADING=1");
         // The new settings are used only if an agent can be made of them.
         match Session::reload(dir).and_then(|fresh| fresh.agent().map(|_| fresh)) {
@@ -126,7 +127,8 @@ async fn run(dir: &Path, first: &Session, once: bool) -> Result<ExitStatus, Erro
         }
         let _ = ids_runtime::notify::notify("READY=1");
         if *stopped.borrow() {
-            break Ok(crate::delivery::outbox::Summary::default());
+            // Stopped during the reload: what the last run left is what is left.
+            break Ok(last);
         }
     };
     let _ = ids_runtime::notify::notify("STOPPING=1");

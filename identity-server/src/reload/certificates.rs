@@ -123,6 +123,27 @@ impl CertificateSettings {
         }
     }
 
+    /// The roles whose paths or passwords differ in `other`.
+    fn roles_changed(&self, other: &CertificateSettings) -> Vec<&'static str> {
+        let mut roles = Vec::new();
+        if self.signing != other.signing {
+            roles.push("signing");
+        }
+        if self.validation != other.validation || self.signing.1 != other.signing.1 {
+            roles.push("validation");
+        }
+        if self.tls != other.tls {
+            roles.push("tls");
+        }
+        if self.client_authorities != other.client_authorities {
+            roles.push("client_ca");
+        }
+        if self.encryption != other.encryption {
+            roles.push("encryption");
+        }
+        roles
+    }
+
     /// Puts these paths and passwords into `settings` (the rest stays).
     fn apply(&self, settings: &mut Settings) {
         settings.signing.path = self.signing.0.clone();
@@ -199,9 +220,8 @@ impl CertificateReloader {
             tls_certificate: initial.tls_certificate,
             encryption_certificate: initial.encryption_certificate,
             retained: Vec::new(),
-            from_files: Settings::load(&settings.config_dir, None)
-                .ok()
-                .map(|s| CertificateSettings::of(&s)),
+            // The settings in force are the baseline: what the files say differently is applied.
+            from_files: Some(CertificateSettings::of(settings)),
             settings_error: None,
         }
     }
@@ -251,12 +271,17 @@ impl CertificateReloader {
         };
         let read = CertificateSettings::of(&fresh);
         if self.from_files.as_ref() != Some(&read) {
-            if self.from_files.is_some() {
-                tracing::info!(
-                    "certificate settings changed in the settings files: they are used from now on"
-                );
-                read.apply(&mut self.settings);
+            tracing::info!(
+                "certificate settings changed in the settings files: they are used from now on"
+            );
+            // A role whose path or password changed is read again even if its file did not (a
+            // password fixed after the file was replaced).
+            if let Some(before) = &self.from_files {
+                for role in before.roles_changed(&read) {
+                    self.stamps.remove(role);
+                }
             }
+            read.apply(&mut self.settings);
             self.from_files = Some(read);
         }
     }
@@ -345,8 +370,15 @@ impl CertificateReloader {
             let pfx = match shared_pfx {
                 Some(Ok(pfx)) => Some(pfx),
                 Some(Err(())) => None,
+                // Shared, unchanged (the client CAs changed): the PFX read again, also when it has
+                // expired meanwhile as long as it is the one TLS serves now.
                 None if shared => {
-                    reread = keys::load_signing(&self.settings, now, &mut warnings).ok();
+                    let serving = self.tls_certificate.x5t_s256();
+                    reread = match keys::load_signing(&self.settings, now, &mut warnings) {
+                        Ok(pfx) => Some(pfx),
+                        Err((Some(pfx), _)) if pfx.certificate.x5t_s256() == serving => Some(*pfx),
+                        Err(_) => None,
+                    };
                     reread.as_ref()
                 }
                 None => None,
@@ -403,7 +435,21 @@ impl CertificateReloader {
                 }
             }
         }
+        if new_signing.is_some() && published.is_none() && shared {
+            // A shared PFX the signing reload refused is not served for TLS either.
+            tls = None;
+        }
         let new_signing = new_signing.filter(|_| published.is_some());
+        if rebuild_tls && tls.is_none() && client_cas.is_some() {
+            // The handshake would go on naming the old CAs: not put in force, tried again when
+            // the files change.
+            self.failed(
+                "client_ca",
+                "not put in force: the TLS configuration could not be rebuilt with them",
+                now,
+            );
+            client_cas = None;
+        }
 
         // 3. Put in force: publish first, then sign with the new key.
         if let Some(validation) = validation {

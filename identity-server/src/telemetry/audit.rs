@@ -309,6 +309,11 @@ trait Sink: Send {
     fn write(&mut self, lines: &[u8], now: i64) -> std::io::Result<()>;
     /// Makes what was written durable.
     fn sync(&mut self) -> std::io::Result<()>;
+    /// Whether writing works again after a failure (a disk that had no room): tried while no event
+    /// comes, so that readiness recovers without traffic.
+    fn probe(&mut self, _now: i64) -> std::io::Result<()> {
+        self.sync()
+    }
 }
 
 struct StdoutSink;
@@ -386,6 +391,19 @@ impl DailyFiles {
 }
 
 impl Sink for DailyFiles {
+    fn probe(&mut self, now: i64) -> std::io::Result<()> {
+        // Room for a few events: a probe file written, made durable and removed.
+        let probe = self.folder.join(".audit-probe");
+        let written = std::fs::File::create(&probe).and_then(|mut f| {
+            f.write_all(&[b' '; 4096])?;
+            f.sync_data()
+        });
+        let _ = std::fs::remove_file(&probe);
+        written?;
+        self.open = None;
+        self.file_for(now).map(|_| ())
+    }
+
     fn write(&mut self, lines: &[u8], now: i64) -> std::io::Result<()> {
         let file = self.file_for(now)?;
         if let Err(e) = file.write_all(lines) {
@@ -446,13 +464,19 @@ fn open_append(path: &Path) -> std::io::Result<File> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt as _;
+        // Only a file root owns (it was just created by root) in a folder owned by someone else.
         if rustix::process::geteuid().is_root()
             && let Some(folder) = path.parent()
             && let Ok(owner) = std::fs::metadata(folder)
             && let Ok(meta) = file.metadata()
-            && (meta.uid(), meta.gid()) != (owner.uid(), owner.gid())
+            && meta.uid() == 0
+            && owner.uid() != 0
+            && let Err(e) = std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()))
         {
-            std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()))?;
+            tracing::warn!(
+                file = %path.display(),
+                "the audit file cannot be given to the folder's owner: {e}"
+            );
         }
     }
     end_last_line(&mut file)?;
@@ -516,6 +540,14 @@ fn write_loop(
             if dirty {
                 let _ = sink.sync();
                 dirty = false;
+            }
+            if failing {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                if sink.probe(now).is_ok() {
+                    tracing::info!("audit trail: writing works again");
+                    failing = false;
+                    shared_failing.store(false, std::sync::atomic::Ordering::Relaxed);
+                }
             }
             continue;
         };
@@ -689,7 +721,18 @@ mod tests {
         auditor.flush(Duration::from_secs(5));
         assert_eq!(metrics.audit_write_errors.get(), 10);
         assert!(kept.lock().unwrap().is_empty());
+        assert!(!auditor.is_writing(), "readiness says writes fail");
+        // Room again: readiness recovers without any event (the writer probes while idle).
         failing.store(false, Ordering::SeqCst);
+        let mut recovered = false;
+        for _ in 0..40 {
+            if auditor.is_writing() {
+                recovered = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(recovered);
         auditor.record(event(99), 1_764_700_001);
         auditor.flush(Duration::from_secs(5));
         let text = String::from_utf8(kept.lock().unwrap().clone()).unwrap();
