@@ -72,12 +72,7 @@ impl Bound {
             .collect::<Result<Vec<_>, Error>>()?;
         let (first, _) = addresses.first().ok_or(Error::NoListenUrl)?;
         let issuer = issuer(&settings, *first);
-        let metrics = settings
-            .operations
-            .metrics
-            .iter()
-            .map(|a| bind(a))
-            .collect::<Result<Vec<_>, Error>>()?;
+        let metrics = bind_metrics(&settings)?;
         Ok(Bound {
             settings,
             loaded,
@@ -103,6 +98,16 @@ impl Bound {
         ))?;
         Ok(())
     }
+}
+
+/// Binds every `Metrics:Urls` address, in order.
+fn bind_metrics(settings: &Settings) -> Result<Vec<TcpListener>, Error> {
+    settings
+        .operations
+        .metrics
+        .iter()
+        .map(|a| bind(a))
+        .collect()
 }
 
 /// Binds `address` (`host:port` of a listen URL).
@@ -182,12 +187,8 @@ pub async fn run_bound(
     let telemetry = start_telemetry(&settings)?;
     let metrics_listeners = match metrics_listeners {
         Some(l) => l,
-        None => settings
-            .operations
-            .metrics
-            .iter()
-            .map(|a| bind(a).map_err(|e| ServerError::Io(std::io::Error::other(e.to_string()))))
-            .collect::<Result<Vec<_>, _>>()?,
+        None => bind_metrics(&settings)
+            .map_err(|e| ServerError::Io(std::io::Error::other(e.to_string())))?,
     };
     let state = Arc::new(
         startup::app_state(

@@ -210,35 +210,6 @@ pub fn authorized_certificates(
     out
 }
 
-/// Every certificate the server holds, by `role` label (metrics): `(role, [(subject, notAfter)])`.
-pub fn certificate_roles(
-    loaded_keys: &keys::ServerKeys,
-    encryption: Option<&ids_pki::Certificate>,
-) -> Vec<(&'static str, Vec<(String, i64)>)> {
-    let of = |certs: &[&ids_pki::Certificate]| -> Vec<(String, i64)> {
-        certs
-            .iter()
-            .map(|c| (c.subject().to_string(), c.not_after()))
-            .collect()
-    };
-    vec![
-        ("signing", of(&[&loaded_keys.signing_certificate])),
-        (
-            "validation",
-            of(&loaded_keys.validation.iter().collect::<Vec<_>>()),
-        ),
-        ("tls", of(&[&loaded_keys.tls_certificate])),
-        (
-            "encryption",
-            of(&encryption.into_iter().collect::<Vec<_>>()),
-        ),
-        (
-            "client_ca",
-            of(&loaded_keys.client_authorities.iter().collect::<Vec<_>>()),
-        ),
-    ]
-}
-
 /// One message per certificate of `certs` that expires within `days` of `now`.
 pub fn expiring(certs: &[(String, &ids_pki::Certificate)], now: i64, days: u64) -> Vec<String> {
     let horizon = now.saturating_add(
@@ -328,14 +299,8 @@ pub(crate) fn app_state(
     runtime: tokio::runtime::Handle,
     telemetry: crate::telemetry::Telemetry,
 ) -> Result<http::AppState, LoadError> {
-    let encryption_certificate = loaded
-        .encryption
-        .as_ref()
-        .ok()
-        .map(|e| e.certificate.clone());
-    for (role, certificates) in certificate_roles(&loaded.keys, encryption_certificate.as_ref()) {
-        telemetry.certificates(role, &certificates);
-    }
+    // The other roles' expiry is reported by the certificate reloader (reload::certificates),
+    // which follows them while serving.
     telemetry.certificates(
         AUTHORIZED_CLIENT_ROLE,
         &authorized_certificates(&authorized_keys.current()),

@@ -206,7 +206,7 @@ impl CertificateReloader {
             .into_iter()
             .map(|(role, paths)| (role, stamps(&paths)))
             .collect();
-        CertificateReloader {
+        let reloader = CertificateReloader {
             lifetime: settings.access_token_lifetime.as_secs() as i64,
             settings: settings.clone(),
             publish,
@@ -223,7 +223,9 @@ impl CertificateReloader {
             // The settings in force are the baseline: what the files say differently is applied.
             from_files: Some(CertificateSettings::of(settings)),
             settings_error: None,
-        }
+        };
+        reloader.report_expiry();
+        reloader
     }
 
     /// Which roles' files changed since they were last read (all of them with `force`), their
@@ -292,15 +294,7 @@ impl CertificateReloader {
     pub fn reload(&mut self, force: bool, now: i64) {
         self.refresh_settings(now);
         let changed = self.changed(force);
-        let mut republish = false;
-        let before = self.retained.len();
-        self.retained.retain(|(_, until)| *until > now);
-        if self.retained.len() != before {
-            tracing::info!(
-                "previous signing key(s) no longer published: the tokens they signed have expired"
-            );
-            republish = true;
-        }
+        let mut republish = self.drop_expired(now);
         if changed.is_empty() && !republish {
             return;
         }
@@ -502,14 +496,7 @@ impl CertificateReloader {
             self.reload_encryption(now, &mut warnings);
         }
         if republish {
-            let mut others = self.validation.clone();
-            others.extend(self.retained.iter().map(|(c, _)| c.clone()));
-            match Published::new(&self.keys.signing(), &others, &self.publish) {
-                Ok(published) => self.keys.set_published(published),
-                Err(e) => tracing::error!(
-                    "the JWKS could not be rebuilt after a certificate reload: {e}; the keys published before stay"
-                ),
-            }
+            self.republish();
         }
         for w in warnings {
             tracing::warn!("{w}");
@@ -523,18 +510,35 @@ impl CertificateReloader {
     /// Drops the previous signing keys whose tokens have all expired (when files are not polled:
     /// `AccessControl:ReloadIntervalSeconds` 0).
     pub fn expire_retained(&mut self, now: i64) {
+        if self.drop_expired(now) {
+            self.republish();
+            self.report_expiry();
+        }
+    }
+
+    /// Forgets the previous signing keys whose tokens have all expired at `now`; whether any was.
+    fn drop_expired(&mut self, now: i64) -> bool {
         let before = self.retained.len();
         self.retained.retain(|(_, until)| *until > now);
-        if self.retained.len() != before {
-            let mut others = self.validation.clone();
-            others.extend(self.retained.iter().map(|(c, _)| c.clone()));
-            if let Ok(published) = Published::new(&self.keys.signing(), &others, &self.publish) {
-                self.keys.set_published(published);
-                tracing::info!(
-                    "previous signing key(s) no longer published: the tokens they signed have expired"
-                );
-            }
-            self.report_expiry();
+        let dropped = self.retained.len() != before;
+        if dropped {
+            tracing::info!(
+                "previous signing key(s) no longer published: the tokens they signed have expired"
+            );
+        }
+        dropped
+    }
+
+    /// Publishes the keys in force: the signing key, the validation keys, the retained previous
+    /// signing keys (those published before stay when this fails).
+    fn republish(&self) {
+        let mut others = self.validation.clone();
+        others.extend(self.retained.iter().map(|(c, _)| c.clone()));
+        match Published::new(&self.keys.signing(), &others, &self.publish) {
+            Ok(published) => self.keys.set_published(published),
+            Err(e) => tracing::error!(
+                "the JWKS could not be rebuilt after a certificate reload: {e}; the keys published before stay"
+            ),
         }
     }
 

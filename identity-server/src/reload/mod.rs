@@ -31,6 +31,24 @@ pub(crate) fn listen_hangup() -> Hangup {
     }
 }
 
+/// Runs `work` on the certificate reloader, if there is one, on a blocking thread (it reads files).
+async fn with_certificates(
+    certificates: &Option<Arc<Mutex<certificates::CertificateReloader>>>,
+    work: impl FnOnce(&mut certificates::CertificateReloader) + Send + 'static,
+) {
+    let Some(reloader) = certificates.clone() else {
+        return;
+    };
+    let _ = tokio::task::spawn_blocking(move || {
+        let mut reloader = match reloader.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        work(&mut reloader);
+    })
+    .await;
+}
+
 /// How often previous signing keys are checked for expiry when files are not polled.
 const RETENTION_CHECK: Duration = Duration::from_secs(60);
 
@@ -92,31 +110,13 @@ pub(crate) async fn reload_access_control(
             _ = tick => false,
             _ = hup => true,
             _ = retention_tick => {
-                if let Some(reloader) = certificates.clone() {
-                    let now = clock.now();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        let mut reloader = match reloader.lock() {
-                            Ok(r) => r,
-                            Err(poisoned) => poisoned.into_inner(),
-                        };
-                        reloader.expire_retained(now);
-                    })
-                    .await;
-                }
+                let now = clock.now();
+                with_certificates(&certificates, move |r| r.expire_retained(now)).await;
                 continue;
             }
         };
-        if let Some(reloader) = certificates.clone() {
-            let now = clock.now();
-            let _ = tokio::task::spawn_blocking(move || {
-                let mut reloader = match reloader.lock() {
-                    Ok(r) => r,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
-                reloader.reload(force, now);
-            })
-            .await;
-        }
+        let now = clock.now();
+        with_certificates(&certificates, move |r| r.reload(force, now)).await;
         let live_keys = keys.clone();
         if let Ok(Some(r)) = tokio::task::spawn_blocking(move || live_keys.reload(force)).await {
             for p in r.problems.iter().chain(&r.errors) {

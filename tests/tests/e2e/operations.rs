@@ -761,24 +761,13 @@ async fn certificates_reload_under_a_running_server() {
         let v: Value = r.json().await.expect("json");
         v["access_token"].as_str().expect("token").to_string()
     };
-    let jwks_len = |client: reqwest::Client, base: String| async move {
-        let v: Value = client
-            .get(format!("{base}/.well-known/openid-configuration/jwks"))
-            .send()
-            .await
-            .expect("jwks")
-            .json()
-            .await
-            .expect("json");
-        v["keys"].as_array().map_or(0, Vec::len)
-    };
     let port = server.addr.port();
     let before = token(client.clone(), server.base.clone()).await;
     let kid_before = jsonwebtoken::decode_header(&before)
         .expect("h")
         .kid
         .expect("kid");
-    assert_eq!(jwks_len(client.clone(), server.base.clone()).await, 1);
+    assert_eq!(kids(&client, &server.base).await.len(), 1);
     assert!(
         served_certificate(port).contains("ids-test-tls"),
         "{}",
@@ -796,7 +785,7 @@ async fn certificates_reload_under_a_running_server() {
     );
     let mut reloaded = false;
     for _ in 0..100 {
-        if jwks_len(client.clone(), server.base.clone()).await == 2
+        if kids(&client, &server.base).await.len() == 2
             && served_certificate(port).contains("ids-test-other-tls")
         {
             reloaded = true;
@@ -823,24 +812,11 @@ async fn certificates_reload_under_a_running_server() {
 
     // A corrupt replacement: the key in force stays, and it is reported.
     replace_file(&d.path().join("signing-rsa.pfx"), b"not a PFX file");
-    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
-    let mut text = String::new();
-    for _ in 0..100 {
-        text = reqwest::get(&metrics_url)
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        if text.contains(r#"ids_certificate_reloads_total{role="signing",result="failed"} 1"#) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(
-        text.contains(r#"ids_certificate_reloads_total{role="signing",result="failed"} 1"#),
-        "{text}"
-    );
+    let text = wait_metric(
+        metrics_port,
+        r#"ids_certificate_reloads_total{role="signing",result="failed"} 1"#,
+    )
+    .await;
     assert!(
         text.contains(r#"ids_certificate_reloads_total{role="signing",result="reloaded"} 1"#),
         "{text}"
@@ -1279,6 +1255,21 @@ async fn kids(client: &reqwest::Client, base: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A token for `Job` (client_secret_post) and its header's `kid`.
+async fn job_token(server: &Server) -> (String, Option<String>) {
+    let r = server
+        .token_post(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "Job"),
+            ("client_secret", JOB_SECRET),
+        ])
+        .await;
+    let v: Value = r.json().await.expect("json");
+    let t = v["access_token"].as_str().expect("token").to_string();
+    let kid = jsonwebtoken::decode_header(&t).expect("h").kid;
+    (t, kid)
+}
+
 /// Polls the metrics until `line` is there (20 s at most); the text.
 async fn wait_metric(port: u16, line: &str) -> String {
     let url = format!("http://127.0.0.1:{port}/metrics");
@@ -1344,35 +1335,16 @@ async fn the_rotation_procedure_works_by_editing_the_settings() {
         .expect("the next key")
         .clone();
     // Still signed with the key in force.
-    let r = server
-        .token_post(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "Job"),
-            ("client_secret", JOB_SECRET),
-        ])
-        .await;
-    let token: Value = r.json().await.expect("json");
-    let t = token["access_token"].as_str().expect("token");
-    assert_eq!(
-        jsonwebtoken::decode_header(t).expect("h").kid.as_deref(),
-        Some(before[0].as_str())
-    );
+    let (t, kid) = job_token(&server).await;
+    assert_eq!(kid.as_deref(), Some(before[0].as_str()));
 
     // Step 4: switch the signing key in the settings.
     d.set("IdentityServer.X509KeyFilePath", json!("signing-ec.pfx"));
     d.write();
     let mut switched = None;
     for _ in 0..100 {
-        let r = server
-            .token_post(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", "Job"),
-                ("client_secret", JOB_SECRET),
-            ])
-            .await;
-        let v: Value = r.json().await.expect("json");
-        let t = v["access_token"].as_str().expect("token").to_string();
-        if jsonwebtoken::decode_header(&t).expect("h").kid.as_deref() == Some(next.as_str()) {
+        let (t, kid) = job_token(&server).await;
+        if kid.as_deref() == Some(next.as_str()) {
             switched = Some(t);
             break;
         }
@@ -1382,7 +1354,7 @@ async fn the_rotation_procedure_works_by_editing_the_settings() {
     // Both keys are still published (the previous one for a token lifetime), and both tokens verify.
     let now = kids(&client, &server.base).await;
     assert!(now.contains(&before[0]) && now.contains(&next), "{now:?}");
-    verify_now(&client, &server.base, t)
+    verify_now(&client, &server.base, &t)
         .await
         .expect("the token of the previous key");
     verify_now(&client, &server.base, &switched)
