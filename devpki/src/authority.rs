@@ -163,6 +163,8 @@ impl RequestedKey {
             alg: match key {
                 ids_pki::PublicKey::Rsa { .. } => &PKCS_RSA_SHA256,
                 ids_pki::PublicKey::P256 { .. } => &PKCS_ECDSA_P256_SHA256,
+                ids_pki::PublicKey::P384 { .. } => &rcgen::PKCS_ECDSA_P384_SHA384,
+                ids_pki::PublicKey::Ed25519 { .. } => &rcgen::PKCS_ED25519,
             },
         }
     }

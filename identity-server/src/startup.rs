@@ -508,6 +508,8 @@ pub fn publish_context(settings: &Settings, issuer: &str) -> keys::PublishContex
             .unwrap_or_else(|| issuer.to_string()),
         scopes: settings.scopes.clone(),
         mutual_tls: settings.client_certificates == settings::ClientCertificates::Optional,
+        signing_algorithm: settings.oauth.signing_algorithm,
+        dpop_algorithms: settings.oauth.dpop.algorithms.clone(),
     }
 }
 

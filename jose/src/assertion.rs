@@ -43,7 +43,7 @@ pub enum AssertionError {
     Malformed(String),
     #[error("the client assertion header is not valid: {0}")]
     BadHeader(String),
-    #[error("the client assertion uses alg {0}; RS256 and ES256 are accepted")]
+    #[error("the client assertion uses alg {0}; RS256, PS256, ES256, ES384 and EdDSA are accepted")]
     UnsupportedAlgorithm(String),
     #[error(
         "the client assertion is an access token (typ at+jwt); a client assertion is a JWT the client signs itself"
@@ -224,9 +224,8 @@ impl UnverifiedAssertion {
         let header: Map<String, Value> = serde_json::from_slice(&header_json)
             .map_err(|e| AssertionError::BadHeader(e.to_string()))?;
         let algorithm = match header.get("alg").and_then(Value::as_str) {
-            Some("RS256") => Algorithm::RS256,
-            Some("ES256") => Algorithm::ES256,
-            Some(other) => return Err(AssertionError::UnsupportedAlgorithm(shown(other))),
+            Some(alg) => Algorithm::from_name(alg)
+                .ok_or_else(|| AssertionError::UnsupportedAlgorithm(shown(alg)))?,
             None => return Err(AssertionError::BadHeader("\"alg\" is missing".into())),
         };
         for member in ["jku", "x5u"] {
@@ -283,15 +282,16 @@ impl UnverifiedAssertion {
         let thumbprint = jwk::thumbprint(key);
         let verification = VerificationKey::from_public(key, "registered client key")
             .map_err(|e| AssertionError::BadEmbeddedKey(e.to_string()))?;
-        if verification.algorithm() != self.algorithm {
+        if !verification.accepts(self.algorithm) {
             return Err(AssertionError::AlgorithmMismatch {
                 alg: self.algorithm.as_str().into(),
-                expected: verification.algorithm().as_str().into(),
+                expected: verification.algorithms_text(),
             });
         }
         let signed = &self.token.as_bytes()[..self.signed_len];
         if self.signature.len() != verification.signature_len()
-            || !verification.verify(signed, &self.signature)
+            || !crate::verify::ecdsa_in_range(self.algorithm, &self.signature)
+            || !verification.verify(self.algorithm, signed, &self.signature)
         {
             return Err(AssertionError::BadSignature { thumbprint });
         }

@@ -3,7 +3,10 @@
 //! A key is found by the token's `kid`, which is only a lookup key (RFC 8725 section 3.10): the
 //! algorithm comes from the key, never from the token.
 
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ED25519, ParsedPublicKey,
+    RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256,
+};
 
 use ids_pki::cert::strip_zeros;
 use ids_pki::keys::Algorithm;
@@ -17,7 +20,7 @@ pub enum KeySetError {
     #[error("the JWKS document is not valid JSON of the form {{\"keys\": [...]}}: {detail}")]
     JwksSyntax { detail: String },
     #[error(
-        "the JWKS document has no usable signing key (RSA >= 2048 bits for RS256, EC P-256 for ES256){skipped}"
+        "the JWKS document has no usable signing key (RSA >= 2048 bits for RS256 or PS256, EC P-256 for ES256, EC P-384 for ES384, Ed25519 for EdDSA){skipped}"
     )]
     JwksEmpty { skipped: String },
     #[error("no verification key configured")]
@@ -30,8 +33,9 @@ pub struct VerificationKey {
     kid: String,
     /// Other names tokens from .NET servers use for a certificate key: `x5t` and the SHA-1 hex thumbprint.
     aliases: Vec<String>,
-    algorithm: Algorithm,
-    key: ParsedPublicKey,
+    /// What the key verifies: one algorithm, or RS256 and PS256 for an RSA key that does not say
+    /// which (a certificate): the first is the key's own algorithm.
+    algorithms: Vec<(Algorithm, ParsedPublicKey)>,
     /// RSA signatures are exactly the modulus length.
     signature_len: usize,
     /// Where the key came from, for messages: a certificate subject or a JWKS entry.
@@ -44,7 +48,7 @@ impl std::fmt::Debug for VerificationKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VerificationKey")
             .field("kid", &self.kid)
-            .field("algorithm", &self.algorithm)
+            .field("algorithm", &self.algorithm())
             .field("origin", &self.origin)
             .finish()
     }
@@ -78,19 +82,30 @@ impl VerificationKey {
             KeySetError::Key { detail, .. } => bad(&detail),
             other => other,
         })?;
-        let key = Self::from_public_key(&public, entry.kid.clone(), &origin)?;
-        if let Some(alg) = entry.alg.as_deref()
-            && alg != key.algorithm.as_str()
-        {
-            return Err(bad(&format!(
-                "its \"alg\" is {alg}; this key type verifies {} only",
-                key.algorithm.as_str()
-            )));
+        let mut key = Self::from_public_key(&public, entry.kid.clone(), &origin)?;
+        match entry.alg.as_deref() {
+            // RFC 8725 section 3.1: an entry that names its algorithm verifies that one only.
+            Some(alg) => match Algorithm::from_name(alg).filter(|a| a.fits(&public)) {
+                Some(pinned) => key.algorithms.retain(|(a, _)| *a == pinned),
+                None => {
+                    return Err(bad(&format!(
+                        "its \"alg\" is {}; this key type verifies {} only",
+                        crate::verify::shown(alg),
+                        key.algorithms
+                            .iter()
+                            .map(|(a, _)| a.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    )));
+                }
+            },
+            // No `alg`: the key type's first algorithm (RS256 for RSA), as before PS256 existed.
+            None => key.algorithms.truncate(1),
         }
         Ok(key)
     }
 
-    /// The public key of a JWK (RSA, or EC P-256), without any policy on `use` or `alg`.
+    /// The public key of a JWK (RSA, EC P-256 or P-384, Ed25519), without any policy on `use` or `alg`.
     pub fn public_key_of(entry: &Jwk) -> Result<PublicKey, KeySetError> {
         let bad = |detail: &str| KeySetError::Key {
             origin: "JWK".into(),
@@ -108,14 +123,33 @@ impl VerificationKey {
                 e: strip_zeros(&decode(&entry.e, "e")?).to_vec(),
             },
             "EC" => {
-                if entry.crv.as_deref() != Some("P-256") {
-                    return Err(bad("only the EC curve P-256 is supported"));
-                }
+                let size = match entry.crv.as_deref() {
+                    Some("P-256") => 32,
+                    Some("P-384") => 48,
+                    _ => return Err(bad("only the EC curves P-256 and P-384 are supported")),
+                };
                 let (x, y) = (decode(&entry.x, "x")?, decode(&entry.y, "y")?);
-                if x.len() != 32 || y.len() != 32 {
-                    return Err(bad("P-256 coordinates must be 32 bytes"));
+                if x.len() != size || y.len() != size {
+                    return Err(bad(&format!(
+                        "{} coordinates must be {size} bytes",
+                        entry.crv.as_deref().unwrap_or_default()
+                    )));
                 }
-                PublicKey::P256 { x, y }
+                if size == 32 {
+                    PublicKey::P256 { x, y }
+                } else {
+                    PublicKey::P384 { x, y }
+                }
+            }
+            "OKP" => {
+                if entry.crv.as_deref() != Some("Ed25519") {
+                    return Err(bad("only the OKP curve Ed25519 is supported"));
+                }
+                let x = decode(&entry.x, "x")?;
+                if x.len() != 32 {
+                    return Err(bad("an Ed25519 key is 32 bytes"));
+                }
+                PublicKey::Ed25519 { x }
             }
             other => return Err(bad(&format!("key type \"{other}\" is not supported"))),
         })
@@ -132,7 +166,11 @@ impl VerificationKey {
         origin: &str,
     ) -> Result<Self, KeySetError> {
         let thumbprint = jwk::thumbprint(public);
-        let (algorithm, parsed, signature_len) = match public {
+        let failed = |e: aws_lc_rs::error::KeyRejected| KeySetError::Key {
+            origin: origin.to_string(),
+            detail: e.to_string(),
+        };
+        let (algorithms, signature_len) = match public {
             PublicKey::Rsa { n, .. } => {
                 if public.bits() < 2048 {
                     return Err(KeySetError::Key {
@@ -146,32 +184,48 @@ impl VerificationKey {
                 // DER `RSAPublicKey` (RFC 8017 A.1.1), what aws-lc-rs parses.
                 let der = ids_pki::keyfile::subject_public_key_bits(public);
                 (
-                    Algorithm::RS256,
-                    ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der),
+                    vec![
+                        (
+                            Algorithm::RS256,
+                            ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &der)
+                                .map_err(failed)?,
+                        ),
+                        (
+                            Algorithm::PS256,
+                            ParsedPublicKey::new(&RSA_PSS_2048_8192_SHA256, &der)
+                                .map_err(failed)?,
+                        ),
+                    ],
                     n.len(),
                 )
             }
-            PublicKey::P256 { x, y } => {
-                let mut point = Vec::with_capacity(65);
-                point.push(4);
-                point.extend_from_slice(x);
-                point.extend_from_slice(y);
+            PublicKey::P256 { .. } | PublicKey::P384 { .. } => {
+                let point = public.ec_point().unwrap_or_default();
+                let (algorithm, verification, len) = if matches!(public, PublicKey::P256 { .. }) {
+                    (Algorithm::ES256, &ECDSA_P256_SHA256_FIXED, 64)
+                } else {
+                    (Algorithm::ES384, &ECDSA_P384_SHA384_FIXED, 96)
+                };
                 (
-                    Algorithm::ES256,
-                    ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point),
-                    64,
+                    vec![(
+                        algorithm,
+                        ParsedPublicKey::new(verification, point).map_err(failed)?,
+                    )],
+                    len,
                 )
             }
+            PublicKey::Ed25519 { x } => (
+                vec![(
+                    Algorithm::EdDSA,
+                    ParsedPublicKey::new(&ED25519, x).map_err(failed)?,
+                )],
+                64,
+            ),
         };
-        let key = parsed.map_err(|e| KeySetError::Key {
-            origin: origin.to_string(),
-            detail: e.to_string(),
-        })?;
         Ok(VerificationKey {
             kid: kid.unwrap_or_else(|| thumbprint.clone()),
             aliases: Vec::new(),
-            algorithm,
-            key,
+            algorithms,
             signature_len,
             origin: origin.to_string(),
             thumbprint,
@@ -181,8 +235,25 @@ impl VerificationKey {
     pub fn kid(&self) -> &str {
         &self.kid
     }
+    /// The key's own algorithm (the first it verifies).
     pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
+        self.algorithms
+            .first()
+            .map_or(Algorithm::RS256, |(algorithm, _)| *algorithm)
+    }
+
+    /// Whether the key verifies signatures made with `algorithm`.
+    pub fn accepts(&self, algorithm: Algorithm) -> bool {
+        self.algorithms.iter().any(|(a, _)| *a == algorithm)
+    }
+
+    /// The algorithms the key verifies, for messages (`RS256 or PS256`).
+    pub fn algorithms_text(&self) -> String {
+        self.algorithms
+            .iter()
+            .map(|(a, _)| a.as_str())
+            .collect::<Vec<_>>()
+            .join(" or ")
     }
     pub fn origin(&self) -> &str {
         &self.origin
@@ -203,8 +274,13 @@ impl VerificationKey {
             || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(kid))
     }
 
-    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        self.key.verify_sig(message, signature).is_ok()
+    /// Whether `signature` is a valid `algorithm` signature of `message` by this key (false when the
+    /// key does not verify that algorithm).
+    pub(crate) fn verify(&self, algorithm: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        self.algorithms
+            .iter()
+            .find(|(a, _)| *a == algorithm)
+            .is_some_and(|(_, key)| key.verify_sig(message, signature).is_ok())
     }
 }
 
@@ -305,11 +381,11 @@ mod tests {
 
     #[test]
     fn jwks_without_usable_keys_is_an_error_that_lists_what_was_skipped() {
-        let json = br#"{"keys":[{"kty":"oct","k":"c2VjcmV0"},{"kty":"EC","crv":"P-384","x":"AA","y":"AA"}]}"#;
+        let json = br#"{"keys":[{"kty":"oct","k":"c2VjcmV0"},{"kty":"EC","crv":"P-521","x":"AA","y":"AA"}]}"#;
         let err = KeySet::from_jwks(json).expect_err("no usable key");
         let text = err.to_string();
         assert!(text.contains("\"oct\" is not supported"), "{text}");
-        assert!(text.contains("P-256"), "{text}");
+        assert!(text.contains("P-256 and P-384"), "{text}");
         assert!(KeySet::from_jwks(b"{}").is_err());
         assert!(KeySet::from_jwks(b"not json").is_err());
     }

@@ -1,6 +1,6 @@
 //! JWT signing for access tokens (RFC 9068): header `typ: at+jwt`, `kid`, `x5t`.
 //!
-//! The key is parsed once; signing is one SHA-256 and one RSA/ECDSA operation per token.
+//! The key is parsed once; signing is one hash and one RSA/ECDSA/EdDSA operation per token.
 
 use serde::Serialize;
 
@@ -21,19 +21,25 @@ struct Header<'a> {
     alg: &'a str,
     typ: &'a str,
     kid: &'a str,
-    x5t: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x5t: Option<&'a str>,
 }
 
 impl TokenSigner {
     /// Builds a signer for `key`, whose certificate is `cert`.
     pub fn new(key: SigningKey, cert: &Certificate) -> Self {
-        let kid = jwk::thumbprint(cert.public_key());
-        let x5t = cert.x5t();
+        Self::for_public_key(key, cert.public_key(), Some(cert.x5t()))
+    }
+
+    /// Builds a signer for `key`, whose public key is `public`, without a certificate (a key the
+    /// server made itself): the header has no `x5t` unless one is given.
+    pub fn for_public_key(key: SigningKey, public: &ids_pki::PublicKey, x5t: Option<String>) -> Self {
+        let kid = jwk::thumbprint(public);
         let header = Header {
             alg: key.algorithm().as_str(),
             typ: "at+jwt",
             kid: &kid,
-            x5t: &x5t,
+            x5t: x5t.as_deref(),
         };
         // Serializing a struct of strings cannot fail.
         let header_json = serde_json::to_vec(&header).unwrap_or_default();
@@ -52,6 +58,11 @@ impl TokenSigner {
 
     pub fn algorithm(&self) -> ids_pki::Algorithm {
         self.key.algorithm()
+    }
+
+    /// Signs `message` with the key (for other JWS the server makes: introspection responses).
+    pub fn sign_raw(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        self.key.sign(message)
     }
 
     /// Returns the compact JWS of `claims`.

@@ -40,10 +40,10 @@ pub enum VerifyError {
     #[error("the token is unsigned (alg \"none\"); unsigned tokens are never accepted")]
     Unsigned,
     #[error(
-        "the token uses the symmetric algorithm {alg}; only the server's public key (RS256 or ES256) is trusted"
+        "the token uses the symmetric algorithm {alg}; only the server's public key (RS256, PS256, ES256, ES384 or EdDSA) is trusted"
     )]
     Symmetric { alg: String },
-    #[error("the token algorithm {alg} is not supported (RS256 and ES256 are)")]
+    #[error("the token algorithm {alg} is not supported (RS256, PS256, ES256, ES384 and EdDSA are)")]
     UnsupportedAlgorithm { alg: String },
     #[error(
         "the token header carries \"{member}\"; keys embedded in or referenced by a token are never trusted"
@@ -280,15 +280,14 @@ impl Verifier {
                     detail: "\"alg\" is missing".into(),
                 });
             }
-            Some("RS256") => Algorithm::RS256,
-            Some("ES256") => Algorithm::ES256,
-            Some(alg) if alg.eq_ignore_ascii_case("none") => return Err(VerifyError::Unsigned),
-            Some(alg) if alg.starts_with("HS") => {
-                return Err(VerifyError::Symmetric { alg: shown(alg) });
-            }
-            Some(alg) => {
-                return Err(VerifyError::UnsupportedAlgorithm { alg: shown(alg) });
-            }
+            Some(alg) => match Algorithm::from_name(alg) {
+                Some(algorithm) => algorithm,
+                None if alg.eq_ignore_ascii_case("none") => return Err(VerifyError::Unsigned),
+                None if alg.starts_with("HS") => {
+                    return Err(VerifyError::Symmetric { alg: shown(alg) });
+                }
+                None => return Err(VerifyError::UnsupportedAlgorithm { alg: shown(alg) }),
+            },
         };
         for (member, present) in [
             ("jwk", header.jwk.is_some()),
@@ -338,12 +337,12 @@ impl Verifier {
         signature: &[u8],
     ) -> Result<&VerificationKey, VerifyError> {
         let check = |key: &VerificationKey| -> Result<(), VerifyError> {
-            if key.algorithm() != algorithm {
+            if !key.accepts(algorithm) {
                 return Err(VerifyError::AlgorithmMismatch {
                     alg: algorithm.as_str().into(),
                     kid: key.kid().into(),
                     origin: key.origin().into(),
-                    expected: key.algorithm().as_str().into(),
+                    expected: key.algorithms_text(),
                 });
             }
             if signature.len() != key.signature_len() {
@@ -353,10 +352,10 @@ impl Verifier {
                     expected: key.signature_len(),
                 });
             }
-            if algorithm == Algorithm::ES256 && !ecdsa_p256_in_range(signature) {
+            if !ecdsa_in_range(algorithm, signature) {
                 return Err(VerifyError::SignatureOutOfRange);
             }
-            if key.verify(signed.as_bytes(), signature) {
+            if key.verify(algorithm, signed.as_bytes(), signature) {
                 Ok(())
             } else {
                 Err(VerifyError::BadSignature {
@@ -386,7 +385,7 @@ impl Verifier {
                     .keys
                     .keys()
                     .iter()
-                    .filter(|k| k.algorithm() == algorithm)
+                    .filter(|k| k.accepts(algorithm))
                 {
                     match check(key) {
                         Ok(()) => return Ok(key),
@@ -479,11 +478,24 @@ const P256_ORDER: [u8; 32] = [
     0xBC, 0xE6, 0xFA, 0xAD, 0xA7, 0x17, 0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63, 0x25, 0x51,
 ];
 
-/// `0 < r < n` and `0 < s < n` (the check whose absence made CVE-2022-21449 "psychic signatures").
-fn ecdsa_p256_in_range(signature: &[u8]) -> bool {
-    signature
-        .chunks(32)
-        .all(|half| half.len() == 32 && half.iter().any(|b| *b != 0) && half < &P256_ORDER[..])
+/// The order of the P-384 group, big-endian.
+const P384_ORDER: [u8; 48] = [
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xC7, 0x63, 0x4D, 0x81, 0xF4, 0x37, 0x2D, 0xDF,
+    0x58, 0x1A, 0x0D, 0xB2, 0x48, 0xB0, 0xA7, 0x7A, 0xEC, 0xEC, 0x19, 0x6A, 0xCC, 0xC5, 0x29, 0x73,
+];
+
+/// For ECDSA, `0 < r < n` and `0 < s < n` (the check whose absence made CVE-2022-21449 "psychic
+/// signatures"); true for the other algorithms.
+pub(crate) fn ecdsa_in_range(algorithm: Algorithm, signature: &[u8]) -> bool {
+    let order: &[u8] = match algorithm {
+        Algorithm::ES256 => &P256_ORDER,
+        Algorithm::ES384 => &P384_ORDER,
+        _ => return true,
+    };
+    signature.chunks(order.len()).all(|half| {
+        half.len() == order.len() && half.iter().any(|b| *b != 0) && half < order
+    })
 }
 
 fn claim_type(claim: &'static str, expected: &'static str, found: &Value) -> VerifyError {

@@ -342,7 +342,7 @@ fn hs256_keyed_with_the_public_key_is_symmetric() {
 
 #[test]
 fn other_algorithms_are_unsupported() {
-    for alg in ["RS512", "PS256", "ES384", "EdDSA", "rs256"] {
+    for alg in ["RS512", "PS512", "ES512", "Ed25519", "rs256"] {
         let token = rs_header(|h| {
             h.insert("alg".into(), alg.into());
         });
@@ -363,6 +363,7 @@ fn rs256_token_naming_the_ec_key_is_an_algorithm_mismatch() {
         VerifyError::AlgorithmMismatch { alg, kid, expected, .. }
             if alg == "RS256" && *kid == ec_kid() && expected == "ES256"
     );
+    // An RSA certificate verifies RS256 and PS256 (both RSA signatures with its key), nothing else.
     let token = es256(
         |h| {
             h.insert("kid".into(), rsa_kid().into());
@@ -371,7 +372,7 @@ fn rs256_token_naming_the_ec_key_is_an_algorithm_mismatch() {
     );
     assert_err!(
         verify(&token),
-        VerifyError::AlgorithmMismatch { alg, expected, .. } if alg == "ES256" && expected == "RS256"
+        VerifyError::AlgorithmMismatch { alg, expected, .. } if alg == "ES256" && expected == "RS256 or PS256"
     );
 }
 
@@ -971,7 +972,7 @@ fn every_kind_of_rejection_has_its_own_message() {
         ("missing alg", without_header("alg")),
         ("alg none", verify(&unsigned)),
         ("HS256", verify(&hs256(b"public key", &kid))),
-        ("PS256", header_with("alg", "PS256".into())),
+        ("PS512", header_with("alg", "PS512".into())),
         ("crit", header_with("crit", json!(["b64"]))),
         ("typ JWT", header_with("typ", "JWT".into())),
         ("typ missing", without_header("typ")),
@@ -1157,4 +1158,79 @@ fn certificate_bound_tokens_need_that_certificate() {
         v.verify_presented(&dpop, NOW, None),
         Err(VerifyError::UnsupportedConfirmation { .. })
     ));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// ES384, EdDSA and PS256 keys (issue 18): signed by `TokenSigner`, verified through certificates and
+// through a JWKS, each pinned to its algorithm.
+
+#[test]
+fn es384_eddsa_and_ps256_tokens_verify_with_the_key_they_name_only() {
+    for algorithm in [Algorithm::ES384, Algorithm::EdDSA, Algorithm::PS256] {
+        let (key, _) = SigningKey::generate(algorithm).expect("generate");
+        let public = key.public_key();
+        let kid = jwk::thumbprint(&public);
+        let signer = TokenSigner::for_public_key(key, &public, None);
+        let token = signer.sign(&claims()).expect("sign");
+        let mut entry = Jwk::from_public_key(&public);
+        entry.kid = Some(kid.clone());
+        entry.use_ = Some("sig".into());
+        entry.alg = Some(algorithm.as_str().into());
+        let jwks = json!({ "keys": [entry] }).to_string();
+        let verifier = Verifier::new(
+            KeySet::from_jwks(jwks.as_bytes()).expect("jwks"),
+            validation(MAX_LEEWAY_SECS),
+        );
+        let verified = verifier.verify(&token, NOW).expect("verifies");
+        assert_eq!(verified.algorithm, algorithm);
+        // The same token under the verifier that does not know the key.
+        assert_err!(verify(&token), VerifyError::UnknownKey { .. });
+        // A signature bit flipped.
+        let mut forged = token.clone().into_bytes();
+        let last = forged.len() - 3;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).expect("ascii");
+        assert!(verifier.verify(&forged, NOW).is_err(), "{algorithm:?}");
+    }
+    // An RSA JWKS entry that says RS256 refuses a PS256 signature by its key (and the reverse).
+    let (key, _) = SigningKey::generate(Algorithm::PS256).expect("generate");
+    let public = key.public_key();
+    let token = TokenSigner::for_public_key(key, &public, None)
+        .sign(&claims())
+        .expect("sign");
+    let mut entry = Jwk::from_public_key(&public);
+    entry.kid = Some(jwk::thumbprint(&public));
+    entry.alg = Some("RS256".into());
+    let verifier = Verifier::new(
+        KeySet::from_jwks(json!({ "keys": [entry] }).to_string().as_bytes()).expect("jwks"),
+        validation(MAX_LEEWAY_SECS),
+    );
+    assert_err!(
+        verifier.verify(&token, NOW),
+        VerifyError::AlgorithmMismatch { alg, expected, .. } if alg == "PS256" && expected == "RS256"
+    );
+}
+
+#[test]
+fn jwks_entries_of_the_new_key_types_are_published_as_rfc_7518_and_8037_say() {
+    let (ec, _) = SigningKey::generate(Algorithm::ES384).expect("generate");
+    let entry = Jwk::from_public_key(&ec.public_key());
+    assert_eq!(
+        (entry.kty.as_str(), entry.crv.as_deref(), entry.alg.as_deref()),
+        ("EC", Some("P-384"), Some("ES384"))
+    );
+    assert_eq!(entry.x.as_deref().map(str::len), Some(64));
+    let (ed, _) = SigningKey::generate(Algorithm::EdDSA).expect("generate");
+    let entry = Jwk::from_public_key(&ed.public_key());
+    assert_eq!(
+        (entry.kty.as_str(), entry.crv.as_deref(), entry.alg.as_deref()),
+        ("OKP", Some("Ed25519"), Some("EdDSA"))
+    );
+    assert!(entry.y.is_none());
+    // RFC 8037 appendix A.3: the thumbprint of the RFC's example key.
+    let x = b64::url_decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo").expect("b64");
+    assert_eq!(
+        jwk::thumbprint(&ids_pki::PublicKey::Ed25519 { x }),
+        "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+    );
 }

@@ -4,7 +4,9 @@ use std::path::Path;
 
 use aws_lc_rs::digest;
 use x509_parser::asn1_rs::{Any, Tag};
-use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION};
+use x509_parser::oid_registry::{
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION, OID_SIG_ED25519,
+};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey as ParsedKey;
 
@@ -17,17 +19,36 @@ pub enum PublicKey {
     Rsa { n: Vec<u8>, e: Vec<u8> },
     /// EC P-256 affine coordinates, 32 bytes each.
     P256 { x: Vec<u8>, y: Vec<u8> },
+    /// EC P-384 affine coordinates, 48 bytes each.
+    P384 { x: Vec<u8>, y: Vec<u8> },
+    /// Ed25519 public key (RFC 8037), 32 bytes.
+    Ed25519 { x: Vec<u8> },
 }
 
 impl PublicKey {
-    /// RSA modulus size in bits, or 256 for P-256.
+    /// RSA modulus size in bits, or the curve's size (256 for P-256 and Ed25519, 384 for P-384).
     pub fn bits(&self) -> usize {
         match self {
             PublicKey::Rsa { n, .. } => {
                 let lead = n.first().map_or(0, |b| 8 - b.leading_zeros() as usize);
                 n.len().saturating_sub(1) * 8 + lead
             }
-            PublicKey::P256 { .. } => 256,
+            PublicKey::P256 { .. } | PublicKey::Ed25519 { .. } => 256,
+            PublicKey::P384 { .. } => 384,
+        }
+    }
+
+    /// The uncompressed SEC1 point (`04 || x || y`) of an EC key; `None` for RSA and Ed25519.
+    pub fn ec_point(&self) -> Option<Vec<u8>> {
+        match self {
+            PublicKey::P256 { x, y } | PublicKey::P384 { x, y } => {
+                let mut point = Vec::with_capacity(1 + x.len() + y.len());
+                point.push(4);
+                point.extend_from_slice(x);
+                point.extend_from_slice(y);
+                Some(point)
+            }
+            PublicKey::Rsa { .. } | PublicKey::Ed25519 { .. } => None,
         }
     }
 
@@ -36,6 +57,8 @@ impl PublicKey {
         match self {
             PublicKey::Rsa { .. } => format!("RSA-{}", self.bits()),
             PublicKey::P256 { .. } => "EC P-256".to_string(),
+            PublicKey::P384 { .. } => "EC P-384".to_string(),
+            PublicKey::Ed25519 { .. } => "Ed25519".to_string(),
         }
     }
 }
@@ -53,7 +76,7 @@ pub enum CertError {
     )]
     Parse { file: String, detail: String },
     #[error(
-        "{file}: unsupported public key type {oid} (supported: RSA of at least 2048 bits, EC P-256)"
+        "{file}: unsupported public key type {oid} (supported: RSA of at least 2048 bits, EC P-256 or P-384, Ed25519)"
     )]
     UnsupportedKey { file: String, oid: String },
     #[error("{file}: RSA key of {bits} bits is too small: at least 2048 bits are required")]
@@ -151,7 +174,12 @@ impl Certificate {
                 .as_ref()
                 .and_then(|p| p.as_oid().ok());
             let point = &spki.subject_public_key.data;
-            if curve.as_ref() != Some(&OID_EC_P256) || point.len() != 65 || point[0] != 4 {
+            let size = match curve.as_ref() {
+                Some(c) if *c == OID_EC_P256 => 32,
+                Some(c) if *c == OID_NIST_EC_P384 => 48,
+                _ => 0,
+            };
+            if size == 0 || point.len() != 1 + 2 * size || point[0] != 4 {
                 return Err(CertError::UnsupportedKey {
                     file: file.to_string(),
                     oid: format!(
@@ -160,10 +188,24 @@ impl Certificate {
                     ),
                 });
             }
-            PublicKey::P256 {
-                x: point[1..33].to_vec(),
-                y: point[33..65].to_vec(),
+            let (x, y) = (
+                point[1..1 + size].to_vec(),
+                point[1 + size..1 + 2 * size].to_vec(),
+            );
+            if size == 32 {
+                PublicKey::P256 { x, y }
+            } else {
+                PublicKey::P384 { x, y }
             }
+        } else if *oid == OID_SIG_ED25519 {
+            let key = &spki.subject_public_key.data;
+            if key.len() != 32 {
+                return Err(CertError::Parse {
+                    file: file.to_string(),
+                    detail: "malformed Ed25519 public key".into(),
+                });
+            }
+            PublicKey::Ed25519 { x: key.to_vec() }
         } else {
             return Err(CertError::UnsupportedKey {
                 file: file.to_string(),

@@ -54,12 +54,20 @@ impl Jwk {
                 jwk.e = Some(b64::url(e));
                 jwk.alg = Some("RS256".into());
             }
-            PublicKey::P256 { x, y } => {
+            PublicKey::P256 { x, y } | PublicKey::P384 { x, y } => {
+                let p256 = matches!(key, PublicKey::P256 { .. });
                 jwk.kty = "EC".into();
-                jwk.crv = Some("P-256".into());
+                jwk.crv = Some(if p256 { "P-256" } else { "P-384" }.into());
                 jwk.x = Some(b64::url(x));
                 jwk.y = Some(b64::url(y));
-                jwk.alg = Some("ES256".into());
+                jwk.alg = Some(if p256 { "ES256" } else { "ES384" }.into());
+            }
+            PublicKey::Ed25519 { x } => {
+                // RFC 8037 section 2.
+                jwk.kty = "OKP".into();
+                jwk.crv = Some("Ed25519".into());
+                jwk.x = Some(b64::url(x));
+                jwk.alg = Some("EdDSA".into());
             }
         }
         jwk
@@ -92,6 +100,15 @@ pub fn thumbprint(key: &PublicKey) -> String {
             b64::url(x),
             b64::url(y)
         ),
+        PublicKey::P384 { x, y } => format!(
+            r#"{{"crv":"P-384","kty":"EC","x":"{}","y":"{}"}}"#,
+            b64::url(x),
+            b64::url(y)
+        ),
+        // RFC 8037 section 2 and appendix A.3.
+        PublicKey::Ed25519 { x } => {
+            format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64::url(x))
+        }
     };
     b64::url(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
 }

@@ -18,16 +18,48 @@ pub struct ProviderMetadata {
     pub authorization_endpoint: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     pub claims_supported: Vec<String>,
+    /// RFC 9449 section 5.1.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub dpop_signing_alg_values_supported: Vec<String>,
     #[serde(default, deserialize_with = "lenient")]
     pub grant_types_supported: Vec<String>,
     #[serde(default, deserialize_with = "lenient")]
     pub id_token_signing_alg_values_supported: Vec<String>,
+    /// RFC 8414 section 2 (RFC 7662).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 9701 section 7.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub introspection_signing_alg_values_supported: Vec<String>,
     #[serde(default)]
     pub issuer: Option<String>,
     #[serde(default)]
     pub jwks_uri: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     pub response_types_supported: Vec<String>,
+    /// RFC 8414 section 2 (RFC 7009).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
     #[serde(default, deserialize_with = "lenient")]
     pub scopes_supported: Vec<String>,
     #[serde(default, deserialize_with = "lenient")]

@@ -2,6 +2,10 @@
 
 /// RFC 6749 token endpoint (IdentityServer's path).
 pub const TOKEN: &str = "/connect/token";
+/// RFC 7662 token introspection (IdentityServer's path).
+pub const INTROSPECT: &str = "/connect/introspect";
+/// RFC 7009 token revocation (IdentityServer's path).
+pub const REVOCATION: &str = "/connect/revocation";
 /// Answers that interactive authorization is not supported (advertised for OIDC discovery clients).
 pub const AUTHORIZE: &str = "/connect/authorize";
 /// OpenID Connect Discovery 1.0 document.

@@ -40,6 +40,23 @@ pub struct PublishContext {
     pub audience: String,
     pub scopes: Vec<String>,
     pub mutual_tls: bool,
+    /// `IdentityServer:SigningAlgorithm`: the `alg` of RSA keys in the JWKS (RS256 when unset).
+    pub signing_algorithm: Option<ids_pki::Algorithm>,
+    /// `IdentityServer:DPoPSigningAlgorithms`.
+    pub dpop_algorithms: Vec<ids_pki::Algorithm>,
+}
+
+impl PublishContext {
+    /// The JWKS entry of `cert`, with the `alg` its key signs with here.
+    fn jwk(&self, cert: &Certificate) -> Jwk {
+        let mut jwk = Jwk::from_certificate(cert);
+        if let Some(algorithm) = self.signing_algorithm
+            && algorithm.fits(cert.public_key())
+        {
+            jwk.alg = Some(algorithm.as_str().into());
+        }
+        jwk
+    }
 }
 
 impl Published {
@@ -51,10 +68,10 @@ impl Published {
     ) -> Result<Published, ids_jose::KeySetError> {
         let algorithm = signing.signer.algorithm();
         let signing = &signing.certificate;
-        let mut keys = vec![Jwk::from_certificate(signing)];
+        let mut keys = vec![context.jwk(signing)];
         let mut verified: Vec<Certificate> = Vec::new();
         for cert in others {
-            let jwk = Jwk::from_certificate(cert);
+            let jwk = context.jwk(cert);
             if !keys.iter().any(|k| k.kid == jwk.kid) {
                 keys.push(jwk);
                 verified.push(cert.clone());
@@ -63,12 +80,7 @@ impl Published {
         let bearer = BearerVerifier::new(signing, &verified, &context.issuer, &context.audience)?;
         Ok(Published {
             jwks: serde_json::json!({ "keys": keys }).to_string(),
-            discovery: discovery_documents(
-                &context.issuer,
-                algorithm,
-                &context.scopes,
-                context.mutual_tls,
-            ),
+            discovery: discovery_documents(context, algorithm),
             bearer,
         })
     }

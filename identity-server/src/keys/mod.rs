@@ -64,6 +64,13 @@ pub enum KeyError {
         subject: String,
         not_after: i64,
     },
+    /// `IdentityServer:SigningAlgorithm` does not fit the signing key.
+    #[error("IdentityServer:SigningAlgorithm: {source} (in {})", .path.display())]
+    SigningAlgorithm {
+        path: PathBuf,
+        #[source]
+        source: ids_pki::keys::KeyError,
+    },
     #[error("TLS: {0}")]
     TlsProtocols(rustls::Error),
     #[error("{setting} ({}): unusable for TLS: {source}", .path.display())]
@@ -138,7 +145,7 @@ impl ServerKeys {
         match (signing, tls) {
             (Some(pfx), Some((tls, tls_certificate))) if errors.is_empty() => Ok(ServerKeys {
                 tls_certificate,
-                signer: TokenSigner::new(pfx.key, &pfx.certificate),
+                signer: signer(settings, pfx.key, &pfx.certificate).map_err(|e| vec![e])?,
                 signing_certificate: pfx.certificate,
                 validation,
                 tls: Arc::new(tls),
@@ -159,6 +166,26 @@ impl ServerKeys {
         }
         serde_json::json!({ "keys": keys }).to_string()
     }
+}
+
+/// The token signer of the signing PFX's key, with `IdentityServer:SigningAlgorithm` (PS256 turns an
+/// RSA key to RSASSA-PSS; any other must be the key's own algorithm).
+pub fn signer(
+    settings: &Settings,
+    key: ids_pki::SigningKey,
+    certificate: &Certificate,
+) -> Result<TokenSigner, KeyError> {
+    let key = match settings.oauth.signing_algorithm {
+        Some(algorithm) => {
+            key.with_algorithm(algorithm)
+                .map_err(|source| KeyError::SigningAlgorithm {
+                    path: settings.signing.path.clone(),
+                    source,
+                })?
+        }
+        None => key,
+    };
+    Ok(TokenSigner::new(key, certificate))
 }
 
 /// The signing PFX (`IdentityServer:X509KeyFilePath`), checked for validity at `now` (an expired one
@@ -422,12 +449,8 @@ pub struct Discovery {
 /// - OpenID Connect Discovery 1.0 section 3 lists it as REQUIRED, and the Rust `openidconnect` crate
 ///   (4.x) refuses a document without it (`CoreProviderMetadata::discover_async` fails with "missing
 ///   field `authorization_endpoint`"), so the OpenID Connect document keeps advertising it.
-pub fn discovery_documents(
-    issuer: &str,
-    alg: Algorithm,
-    scopes: &[String],
-    mutual_tls: bool,
-) -> Discovery {
+pub fn discovery_documents(context: &PublishContext, alg: Algorithm) -> Discovery {
+    let (issuer, scopes, mutual_tls) = (&context.issuer, &context.scopes, context.mutual_tls);
     let mut methods = vec![
         "client_secret_basic",
         "client_secret_post",
@@ -450,18 +473,32 @@ pub fn discovery_documents(
             "iat",
             "nbf",
             "exp",
+            "cnf",
         ]),
+        dpop_signing_alg_values_supported: context
+            .dpop_algorithms
+            .iter()
+            .map(|a| a.as_str().to_string())
+            .collect(),
         grant_types_supported: strings(&["client_credentials"]),
         id_token_signing_alg_values_supported: strings(&[alg.as_str()]),
+        introspection_endpoint: Some(format!("{issuer}{}", paths::INTROSPECT)),
+        introspection_endpoint_auth_methods_supported: strings(&methods),
+        introspection_signing_alg_values_supported: strings(&[alg.as_str()]),
         issuer: Some(issuer.to_string()),
         jwks_uri: Some(format!("{issuer}{}", paths::JWKS)),
         response_types_supported: Vec::new(),
+        revocation_endpoint: Some(format!("{issuer}{}", paths::REVOCATION)),
+        revocation_endpoint_auth_methods_supported: strings(&methods),
         scopes_supported: scopes.to_vec(),
         subject_types_supported: strings(&["public"]),
         tls_client_certificate_bound_access_tokens: mutual_tls,
         token_endpoint: Some(format!("{issuer}{}", paths::TOKEN)),
         token_endpoint_auth_methods_supported: strings(&methods),
-        token_endpoint_auth_signing_alg_values_supported: strings(&["RS256", "ES256"]),
+        token_endpoint_auth_signing_alg_values_supported: Algorithm::ALL
+            .iter()
+            .map(|a| a.as_str().to_string())
+            .collect(),
     };
     let oauth_authorization_server = to_json(&metadata);
     metadata.authorization_endpoint = Some(format!("{issuer}{}", paths::AUTHORIZE));
@@ -525,13 +562,21 @@ mod tests {
     use super::*;
 
     /// The documents as they were written before `ProviderMetadata` (a `serde_json::json!` map,
-    /// keys sorted): the same bytes.
+    /// keys sorted): the same bytes (with the members issue 18 added).
     #[test]
     fn discovery_documents_keep_their_bytes() {
         for mutual_tls in [false, true] {
             let scopes = vec!["api".to_string(), "read".to_string()];
             let issuer = "https://ids.example:5001";
-            let d = discovery_documents(issuer, Algorithm::ES256, &scopes, mutual_tls);
+            let context = PublishContext {
+                issuer: issuer.into(),
+                audience: issuer.into(),
+                scopes: scopes.clone(),
+                mutual_tls,
+                signing_algorithm: None,
+                dpop_algorithms: vec![Algorithm::ES256, Algorithm::EdDSA],
+            };
+            let d = discovery_documents(&context, Algorithm::ES256);
             let mut methods = vec![
                 "client_secret_basic",
                 "client_secret_post",
@@ -545,13 +590,19 @@ mod tests {
                 "jwks_uri": format!("{issuer}/.well-known/openid-configuration/jwks"),
                 "token_endpoint": format!("{issuer}/connect/token"),
                 "scopes_supported": scopes,
-                "claims_supported": ["iss", "sub", "client_id", "aud", "scope", "profile", "jti", "iat", "nbf", "exp"],
+                "claims_supported": ["iss", "sub", "client_id", "aud", "scope", "profile", "jti", "iat", "nbf", "exp", "cnf"],
+                "dpop_signing_alg_values_supported": ["ES256", "EdDSA"],
+                "introspection_endpoint": format!("{issuer}/connect/introspect"),
+                "introspection_endpoint_auth_methods_supported": methods,
+                "introspection_signing_alg_values_supported": ["ES256"],
+                "revocation_endpoint": format!("{issuer}/connect/revocation"),
+                "revocation_endpoint_auth_methods_supported": methods,
                 "grant_types_supported": ["client_credentials"],
                 "response_types_supported": [],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["ES256"],
                 "token_endpoint_auth_methods_supported": methods,
-                "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
+                "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "ES384", "EdDSA"],
                 "tls_client_certificate_bound_access_tokens": mutual_tls,
             });
             assert_eq!(d.oauth_authorization_server, before.to_string());

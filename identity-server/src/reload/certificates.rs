@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ids_jose::TokenSigner;
 use ids_pki::Certificate;
 
 use crate::deliveries::Deliveries;
@@ -396,11 +395,16 @@ impl CertificateReloader {
         // The new signing key (the TLS configuration above has its copy of the PFX).
         let new_signing = match signing_pfx {
             Some(Ok(pfx)) if pfx.certificate.x5t_s256() != current.certificate.x5t_s256() => {
-                let signer = TokenSigner::new(pfx.key, &pfx.certificate);
-                Some(Signing {
-                    signer,
-                    certificate: pfx.certificate,
-                })
+                match keys::signer(&self.settings, pfx.key, &pfx.certificate) {
+                    Ok(signer) => Some(Signing {
+                        signer,
+                        certificate: pfx.certificate,
+                    }),
+                    Err(e) => {
+                        self.failed("signing", &e.to_string(), now);
+                        None
+                    }
+                }
             }
             _ => None,
         };

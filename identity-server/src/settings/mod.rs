@@ -13,10 +13,12 @@
 //! - here: [`Settings`] and its sections, and [`Settings::for_test`] for unit tests.
 
 mod listen;
+pub mod oauth;
 pub mod operations;
 pub mod schema;
 
 pub use listen::{ListenUrl, ListenUrlError};
+pub use oauth::{DpopSettings, OAuthSettings};
 pub use operations::{ForwardedSettings, Operations};
 use schema::{self as key, MIB};
 pub use schema::{KEYS, schema};
@@ -97,6 +99,8 @@ pub struct Settings {
     /// Metrics, audit trail, log format and reverse proxies (`Metrics`, `Audit`, `Logging:Format`,
     /// `ForwardedHeaders`).
     pub operations: Operations,
+    /// Signing algorithm, resource indicators, introspection, DPoP.
+    pub oauth: OAuthSettings,
 }
 
 /// Whether the server asks for TLS client certificates (RFC 8705).
@@ -393,6 +397,7 @@ impl Settings {
         let expiry_warning_days = number(config, &key::EXPIRY_WARNING_DAYS, &mut errors);
         let store = crate::store::settings::store_settings(config, None, &mut errors);
         let operations = operations::operations(config, &mut errors);
+        let oauth = oauth::oauth(config, &mut errors);
 
         let (Some(signing), Some(tls)) = (signing, tls) else {
             return Err(errors);
@@ -434,6 +439,7 @@ impl Settings {
             ignored_sections: config.ignored_sections(&schema),
             store,
             operations,
+            oauth,
         })
     }
 }

@@ -81,6 +81,12 @@ ids_config::keys! {
     FORWARDED_HEADER = text("ForwardedHeaders:ForwardedForHeader", "the header the proxies give the client address in: `X-Forwarded-For` (default) or `Forwarded` (RFC 7239)");
     FORWARD_LIMIT = number("ForwardedHeaders:ForwardLimit", 1, 1..=16, "how many proxies in a row add to that header (entries read from the right)");
     FORWARDED_CLIENT_CERTIFICATE_HEADER = text("ForwardedHeaders:ClientCertificateHeader", "the header a known proxy puts the client certificate in (`Client-Cert`, RFC 9440, or nginx's `X-SSL-Client-Cert`)");
+    SIGNING_ALGORITHM = text("IdentityServer:SigningAlgorithm", "the token signing algorithm: RS256 (default) or PS256 for an RSA key; ES256, ES384 and EdDSA follow the key");
+    AUDIENCES = list("IdentityServer:Audiences", "audiences every client may ask for with `resource` (RFC 8707) besides the default one; a client's Audiences attribute replaces them");
+    INTROSPECTION_PROFILES = list("IdentityServer:IntrospectionProfiles", "profiles whose clients may introspect any token (RFC 7662); other clients only their own tokens");
+    DPOP_ALGORITHMS = list("IdentityServer:DPoPSigningAlgorithms", "algorithms DPoP proofs may be signed with (default ES256, ES384, EdDSA, PS256, RS256)");
+    DPOP_PROOF_LIFETIME = number("IdentityServer:DPoPProofLifetimeSeconds", 60, 1..=600, "how old a DPoP proof (its iat) may be, in seconds");
+    DPOP_NONCE = flag("IdentityServer:DPoPNonce", false, "require server-provided nonces in DPoP proofs (RFC 9449 section 8)");
     STORE_APPLY_MIGRATIONS = flag("Store:ApplyMigrations", true, "apply the PostgreSQL schema at start-up (else: identity-server store migrate)");
 }
 

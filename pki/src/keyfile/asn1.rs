@@ -27,6 +27,10 @@ pub(super) const EC_PUBLIC_KEY: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 /// prime256v1 / secp256r1 (RFC 5480 section 2.1.1.1).
 pub(super) const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+/// secp384r1 (RFC 5480 section 2.1.1.1).
+pub(super) const P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+/// id-Ed25519 (RFC 8410 section 3).
+pub(super) const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
 /// `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` (RFC 8017 appendix A.1.1).
 #[derive(Clone, Copy, Debug, Sequence)]
@@ -182,21 +186,36 @@ pub fn public_key_from_spki(file: &str, der: &[u8]) -> Result<PublicKey, KeyFile
             .parameters
             .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
         let point = spki.subject_public_key.raw_bytes();
-        if curve != Some(P256) {
-            let name = curve.map_or("(unnamed)".to_string(), |c| oid_name(&c));
-            return Err(unsupported(file, &format!("EC key on curve {name}")));
-        }
-        if point.len() != 65 || point[0] != 4 {
+        let size = match curve {
+            Some(P256) => 32,
+            Some(P384) => 48,
+            _ => {
+                let name = curve.map_or("(unnamed)".to_string(), |c| oid_name(&c));
+                return Err(unsupported(file, &format!("EC key on curve {name}")));
+            }
+        };
+        if point.len() != 1 + 2 * size || point[0] != 4 {
             return Err(malformed(
                 file,
                 "the EC public key",
-                "not an uncompressed P-256 point",
+                "not an uncompressed point of its curve",
             ));
         }
-        Ok(PublicKey::P256 {
-            x: point[1..33].to_vec(),
-            y: point[33..65].to_vec(),
+        let (x, y) = (
+            point[1..1 + size].to_vec(),
+            point[1 + size..1 + 2 * size].to_vec(),
+        );
+        Ok(if size == 32 {
+            PublicKey::P256 { x, y }
+        } else {
+            PublicKey::P384 { x, y }
         })
+    } else if oid == ED25519 {
+        let key = spki.subject_public_key.raw_bytes();
+        if key.len() != 32 {
+            return Err(malformed(file, "the Ed25519 public key", "not 32 bytes"));
+        }
+        Ok(PublicKey::Ed25519 { x: key.to_vec() })
     } else {
         Err(unsupported(file, &format!("{} key", oid_name(&oid))))
     }
@@ -278,6 +297,15 @@ pub(super) fn spki_der(key: &PublicKey, subject_public_key: &[u8]) -> der::Resul
         PublicKey::P256 { .. } => AlgorithmIdentifierRef {
             oid: EC_PUBLIC_KEY,
             parameters: Some(AnyRef::from(&P256)),
+        },
+        PublicKey::P384 { .. } => AlgorithmIdentifierRef {
+            oid: EC_PUBLIC_KEY,
+            parameters: Some(AnyRef::from(&P384)),
+        },
+        // RFC 8410 section 3: no parameters.
+        PublicKey::Ed25519 { .. } => AlgorithmIdentifierRef {
+            oid: ED25519,
+            parameters: None,
         },
     };
     SubjectPublicKeyInfoRef {

@@ -4,14 +4,15 @@
 use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::rsa::PublicKeyComponents;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair,
+    KeyPair as _, RsaKeyPair,
 };
 use const_oid::ObjectIdentifier;
 use pkcs8::{EncryptedPrivateKeyInfoRef, PrivateKeyInfoRef};
 use zeroize::Zeroizing;
 
 use super::asn1::{
-    EC_PUBLIC_KEY, P256, RSA_ENCRYPTION, oid_name, rsa_private_bits, rsa_public_key, sec1_curve,
+    ED25519, EC_PUBLIC_KEY, P256, P384, RSA_ENCRYPTION, oid_name, rsa_private_bits, rsa_public_key, sec1_curve,
 };
 use super::{KeyFileError, malformed, unsupported};
 use crate::cert::PublicKey;
@@ -24,16 +25,26 @@ fn rsa_pair_public(file: &str, pair: &RsaKeyPair) -> Result<PublicKey, KeyFileEr
 
 fn ec_pair_public(file: &str, pair: &EcdsaKeyPair) -> Result<PublicKey, KeyFileError> {
     let point = pair.public_key().as_ref();
-    if point.len() != 65 || point[0] != 4 {
+    let size = match point.len() {
+        65 => 32,
+        97 => 48,
+        _ => 0,
+    };
+    if size == 0 || point[0] != 4 {
         return Err(malformed(
             file,
             "the EC key",
-            "its public point is not an uncompressed P-256 point",
+            "its public point is not an uncompressed P-256 or P-384 point",
         ));
     }
-    Ok(PublicKey::P256 {
-        x: point[1..33].to_vec(),
-        y: point[33..65].to_vec(),
+    let (x, y) = (
+        point[1..1 + size].to_vec(),
+        point[1 + size..1 + 2 * size].to_vec(),
+    );
+    Ok(if size == 32 {
+        PublicKey::P256 { x, y }
+    } else {
+        PublicKey::P384 { x, y }
     })
 }
 
@@ -66,8 +77,9 @@ pub(super) fn pkcs8_key(
                 .algorithm
                 .parameters
                 .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-            match curve {
-                Some(P256) => {}
+            let signing = match curve {
+                Some(P256) => &ECDSA_P256_SHA256_FIXED_SIGNING,
+                Some(P384) => &ECDSA_P384_SHA384_FIXED_SIGNING,
                 Some(c) => {
                     return Err(unsupported(
                         file,
@@ -75,12 +87,18 @@ pub(super) fn pkcs8_key(
                     ));
                 }
                 None => return Err(unsupported(file, "EC key without a named curve")),
-            }
-            let pair =
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der).map_err(|e| {
-                    malformed(file, "the EC P-256 private key", format!("refused ({e})"))
-                })?;
+            };
+            let pair = EcdsaKeyPair::from_pkcs8(signing, der)
+                .map_err(|e| malformed(file, "the EC private key", format!("refused ({e})")))?;
             ec_pair_public(file, &pair)?
+        }
+        ED25519 => {
+            let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|e| {
+                malformed(file, "the Ed25519 private key", format!("refused ({e})"))
+            })?;
+            PublicKey::Ed25519 {
+                x: pair.public_key().as_ref().to_vec(),
+            }
         }
         _ => return Err(unsupported(file, &format!("{} key", oid_name(&oid)))),
     };
@@ -100,21 +118,23 @@ pub(super) fn rsa_pkcs1_key(
     Ok((Zeroizing::new(pkcs8.as_ref().to_vec()), public_key))
 }
 
-/// SEC1 `ECPrivateKey` (P-256) -> PKCS#8.
+/// SEC1 `ECPrivateKey` (P-256 or P-384) -> PKCS#8.
 pub(super) fn sec1_key(
     file: &str,
     der: &[u8],
 ) -> Result<(Zeroizing<Vec<u8>>, PublicKey), KeyFileError> {
     let curve = sec1_curve(der).map_err(|e| malformed(file, "the EC private key", e))?;
-    if let Some(curve) = curve
-        && curve != P256
-    {
-        return Err(unsupported(
-            file,
-            &format!("EC key on curve {}", oid_name(&curve)),
-        ));
-    }
-    let pair = EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+    let signing = match curve {
+        Some(P384) => &ECDSA_P384_SHA384_FIXED_SIGNING,
+        Some(P256) | None => &ECDSA_P256_SHA256_FIXED_SIGNING,
+        Some(curve) => {
+            return Err(unsupported(
+                file,
+                &format!("EC key on curve {}", oid_name(&curve)),
+            ));
+        }
+    };
+    let pair = EcdsaKeyPair::from_private_key_der(signing, der)
         .map_err(|e| malformed(file, "the EC private key", format!("refused ({e})")))?;
     let public_key = ec_pair_public(file, &pair)?;
     let pkcs8 = pair

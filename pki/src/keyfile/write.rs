@@ -57,13 +57,8 @@ pub fn public_key_pem(key: &PublicKey) -> String {
 pub fn subject_public_key_bits(key: &PublicKey) -> Vec<u8> {
     match key {
         PublicKey::Rsa { n, e } => rsa_public_key_der(n, e).unwrap_or_default(),
-        PublicKey::P256 { x, y } => {
-            let mut point = Vec::with_capacity(65);
-            point.push(4);
-            point.extend_from_slice(x);
-            point.extend_from_slice(y);
-            point
-        }
+        PublicKey::P256 { .. } | PublicKey::P384 { .. } => key.ec_point().unwrap_or_default(),
+        PublicKey::Ed25519 { x } => x.clone(),
     }
 }
 

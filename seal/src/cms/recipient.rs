@@ -84,6 +84,13 @@ impl RecipientKey {
         let key = match cert.public_key() {
             PublicKey::Rsa { .. } => load_rsa(me, pkcs8)?,
             PublicKey::P256 { x, y } => load_ec(x, y, pkcs8)?,
+            other => {
+                return Err(CmsError::crypto(format!(
+                    "the certificate `{}` has a {} key; CMS files are encrypted for RSA or EC P-256 keys",
+                    cert.subject(),
+                    other.describe()
+                )));
+            }
         };
         key.ok_or_else(|| {
             CmsError::crypto(format!(

@@ -75,6 +75,13 @@ fn recipient_infos(
                 PublicKey::P256 { x, y } => {
                     kari::recipient_info(me, &uncompressed_point(x, y), content_key)?
                 }
+                other => {
+                    return Err(CmsError::crypto(format!(
+                        "the certificate `{}` has a {} key; CMS files are encrypted for RSA or EC P-256 keys",
+                        cert.subject(),
+                        other.describe()
+                    )));
+                }
             };
             Ok(info)
         })

@@ -71,6 +71,15 @@ impl Recipient {
                 point.extend_from_slice(y);
                 PublicWrapKey::P256(point)
             }
+            other => {
+                return Err(FileError::UnsupportedRecipient {
+                    detail: format!(
+                        "`{}`: a {} key cannot encrypt files (use an RSA or EC P-256 certificate)",
+                        cert.subject(),
+                        other.describe()
+                    ),
+                });
+            }
         };
         Ok(Recipient { name, key })
     }
@@ -175,6 +184,12 @@ impl DecryptionKey {
                 agreement::PrivateKey::from_private_key_der(&ECDH_P256, &pfx.key_pkcs8)
                     .map(PrivateWrapKey::P256)
                     .map_err(|_| unsupported("the EC key cannot do ECDH on P-256"))?
+            }
+            other => {
+                return Err(unsupported(&format!(
+                    "a {} key cannot decrypt files (use an RSA or EC P-256 certificate)",
+                    other.key_type()
+                )));
             }
         };
         Ok(DecryptionKey { name, key })
