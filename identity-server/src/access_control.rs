@@ -28,6 +28,10 @@ pub struct RegisteredClient {
     pub tls_subject_dn: Option<String>,
     /// `TlsClientAuthSan`: a subject alternative name a CA-issued client certificate must have.
     pub tls_san: Option<String>,
+    /// `Audiences`: what `resource` may name (RFC 8707); `None`: `IdentityServer:Audiences`.
+    pub audiences: Option<Vec<String>>,
+    /// `RequireDPoP`: tokens only with a DPoP proof (RFC 9449 section 5).
+    pub require_dpop: bool,
 }
 
 /// How clients may be declared: whether a client without `HashedSecret` and `Thumbprints` is valid
@@ -84,6 +88,12 @@ pub enum AccessControlError {
         at: String,
         client: String,
         value: String,
+    },
+    #[error("{at}: OpenIdClient `{client}`: Audiences: {message}")]
+    Audience {
+        at: String,
+        client: String,
+        message: String,
     },
     /// `notes`: the element's unknown-attribute warnings, which probably explain it.
     #[error("{at}: OpenIdClient `{client}`: HashedSecret is unusable: {source}{notes}")]
@@ -194,6 +204,21 @@ impl Clients {
                     }),
                 }
             }
+            let audiences = c.audiences.as_ref().map(|list| {
+                list.iter()
+                    .filter_map(|a| match crate::settings::oauth::resource_uri(a) {
+                        Ok(uri) => Some(uri.to_string()),
+                        Err(message) => {
+                            errors.push(AccessControlError::Audience {
+                                at: at.clone(),
+                                client: c.identifier.clone(),
+                                message,
+                            });
+                            None
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            });
             let hash = match c.hashed_secret.as_deref() {
                 None => None,
                 Some(text) => match SecretHash::parse(text) {
@@ -253,6 +278,8 @@ impl Clients {
                     thumbprints,
                     tls_subject_dn: c.tls_client_auth_subject_dn.clone(),
                     tls_san: c.tls_client_auth_san.clone(),
+                    audiences,
+                    require_dpop: c.require_dpop,
                 },
             );
         }

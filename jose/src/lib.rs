@@ -10,6 +10,8 @@
 //! - [`keyset`]: [`KeySet`], the public keys a verifier trusts: pinned certificates or a JWKS document.
 //! - [`verify`]: [`Verifier`], the RFC 8725 checks every consumer of our tokens runs; usable by any Rust
 //!   service that wants to protect its own API with tokens from the identity server.
+//! - [`dpop`]: DPoP proofs (RFC 9449): [`DpopSigner`] for clients, [`dpop::verify_proof`] and
+//!   [`Verifier::verify_dpop`] for servers and APIs that accept DPoP-bound tokens.
 //! - [`assertion`]: client assertions (RFC 7523 `private_key_jwt`): [`AssertionSigner`] for clients,
 //!   [`UnverifiedAssertion`] for the server, which finds the client's key before it verifies.
 //!
@@ -41,6 +43,7 @@
 //! ```
 
 pub mod assertion;
+pub mod dpop;
 pub mod keyset;
 pub mod sign;
 pub mod verify;
@@ -51,4 +54,8 @@ mod verify_tests;
 pub use assertion::{AssertionError, AssertionSigner, UnverifiedAssertion};
 pub use keyset::{KeySet, KeySetError, VerificationKey};
 pub use sign::TokenSigner;
-pub use verify::{AccessToken, MAX_LEEWAY_SECS, MAX_TOKEN_LEN, Validation, Verifier, VerifyError};
+pub use dpop::{DpopError, DpopPolicy, DpopProof, DpopRequest, DpopSigner};
+pub use verify::{
+    AccessToken, DpopVerifyError, MAX_LEEWAY_SECS, MAX_TOKEN_LEN, Presentation, Validation,
+    Verifier, VerifyError,
+};

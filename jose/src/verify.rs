@@ -79,9 +79,21 @@ pub enum VerifyError {
     #[error("the token has no \"{claim}\" claim, which is required")]
     MissingClaim { claim: &'static str },
     #[error(
-        "the token carries a confirmation this verifier cannot check (cnf {found}); only x5t#S256 (RFC 8705) is supported"
+        "the token carries a confirmation this verifier cannot check (cnf {found}); x5t#S256 (RFC 8705) and jkt (RFC 9449) are supported"
     )]
     UnsupportedConfirmation { found: String },
+    #[error(
+        "the token is DPoP-bound (cnf jkt {expected}): send it as `Authorization: DPoP <token>` with a DPoP proof made with that key"
+    )]
+    DpopRequired { expected: String },
+    #[error(
+        "the token is bound to the DPoP key {expected} (cnf jkt) but the proof was made with the key {presented}"
+    )]
+    DpopKeyMismatch { expected: String, presented: String },
+    #[error(
+        "the token is not DPoP-bound: send it as `Authorization: Bearer <token>`, without a DPoP proof"
+    )]
+    NotDpopBound,
     #[error(
         "the token is bound to a client certificate (cnf x5t#S256 {expected}) but the request came without a client certificate"
     )]
@@ -151,35 +163,77 @@ impl AccessToken {
             .and_then(Value::as_str)
     }
 
-    /// RFC 8705 section 3: a token bound to a certificate is only good over a connection where the
-    /// client presented that certificate. `presented` is the DER of the client's TLS certificate.
-    /// Unbound tokens pass whatever was presented.
-    pub fn check_binding(&self, presented: Option<&[u8]>) -> Result<(), VerifyError> {
-        let Some(cnf) = self.claims.get("cnf") else {
-            return Ok(());
-        };
-        // A confirmation this verifier does not understand (a DPoP `jkt`, a malformed member) is not
-        // silently taken as "unbound".
-        let Some(expected) = self.certificate_binding() else {
+    /// The `jkt` of the DPoP key the token is bound to (RFC 9449 section 6.1), if any.
+    pub fn dpop_binding(&self) -> Option<&str> {
+        self.claims
+            .get("cnf")
+            .and_then(|c| c.get("jkt"))
+            .and_then(Value::as_str)
+    }
+
+    /// RFC 8705 section 3 and RFC 9449 section 7: a token bound to a certificate is only good over a
+    /// connection where the client presented that certificate; a token bound to a DPoP key only with
+    /// a proof made with that key (verified by the caller: [`crate::dpop::verify_proof`]), sent with
+    /// the `DPoP` scheme. Unbound tokens pass with any certificate, but not with the `DPoP` scheme.
+    pub fn check_binding(&self, presented: &Presentation<'_>) -> Result<(), VerifyError> {
+        let certificate = self.certificate_binding();
+        let jkt = self.dpop_binding();
+        if let (None, None, Some(cnf)) = (certificate, jkt, self.claims.get("cnf")) {
+            // A confirmation this verifier does not understand (a malformed member) is not silently
+            // taken as "unbound".
             return Err(VerifyError::UnsupportedConfirmation {
                 found: shown(&cnf.to_string()),
             });
-        };
-        let Some(der) = presented else {
-            return Err(VerifyError::CertificateRequired {
+        }
+        if let Some(expected) = certificate {
+            let Some(der) = presented.certificate else {
+                return Err(VerifyError::CertificateRequired {
+                    expected: shown(expected),
+                });
+            };
+            let found = ids_pki::cert::x5t_s256(der);
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                found.as_bytes(),
+                expected.as_bytes(),
+            )) {
+                return Err(VerifyError::CertificateMismatch {
+                    expected: shown(expected),
+                    presented: found,
+                });
+            }
+        }
+        match (jkt, presented.dpop_jkt) {
+            (Some(expected), None) => Err(VerifyError::DpopRequired {
                 expected: shown(expected),
-            });
-        };
-        let found = ids_pki::cert::x5t_s256(der);
-        if subtle::ConstantTimeEq::ct_eq(found.as_bytes(), expected.as_bytes()).into() {
-            Ok(())
-        } else {
-            Err(VerifyError::CertificateMismatch {
-                expected: shown(expected),
-                presented: found,
-            })
+            }),
+            (Some(expected), Some(found)) => {
+                if bool::from(subtle::ConstantTimeEq::ct_eq(
+                    found.as_bytes(),
+                    expected.as_bytes(),
+                )) {
+                    Ok(())
+                } else {
+                    Err(VerifyError::DpopKeyMismatch {
+                        expected: shown(expected),
+                        presented: found.to_string(),
+                    })
+                }
+            }
+            // RFC 9449 section 7.2: the DPoP scheme is for DPoP-bound tokens.
+            (None, Some(_)) => Err(VerifyError::NotDpopBound),
+            (None, None) => Ok(()),
         }
     }
+}
+
+/// How a token was presented with a request: the TLS client certificate, and the key of the DPoP
+/// proof when it came with the `DPoP` scheme (the proof verified by the caller).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Presentation<'a> {
+    /// DER of the client's TLS certificate.
+    pub certificate: Option<&'a [u8]>,
+    /// The RFC 7638 thumbprint of the verified DPoP proof's key ([`crate::dpop::DpopProof::jkt`]).
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// Verifies access tokens against a fixed [`KeySet`].
@@ -228,14 +282,78 @@ impl Verifier {
         now: i64,
         certificate: Option<&[u8]>,
     ) -> Result<AccessToken, VerifyError> {
+        self.verify_with(
+            token,
+            now,
+            &Presentation {
+                certificate,
+                dpop_jkt: None,
+            },
+        )
+    }
+
+    /// [`Verifier::verify`], then the bindings of `presented` ([`AccessToken::check_binding`]): the
+    /// TLS client certificate and the DPoP proof's key.
+    pub fn verify_with(
+        &self,
+        token: &str,
+        now: i64,
+        presented: &Presentation<'_>,
+    ) -> Result<AccessToken, VerifyError> {
         let claims = self.verify(token, now)?;
-        claims.check_binding(certificate)?;
+        claims.check_binding(presented)?;
         Ok(claims)
+    }
+
+    /// A request with `Authorization: DPoP <token>` and the proof `proof` (RFC 9449 section 7):
+    /// verifies the proof for `request` (with the token's `ath`), the token, and that the token is
+    /// bound to the proof's key. The proof's `jti` must then be checked for replay by the caller
+    /// (kept for [`crate::dpop::DpopPolicy::max_age_secs`] plus leeway); its nonce too, if it uses
+    /// nonces.
+    pub fn verify_dpop(
+        &self,
+        token: &str,
+        proof: &str,
+        request: &crate::dpop::DpopRequest<'_>,
+        policy: &crate::dpop::DpopPolicy,
+        certificate: Option<&[u8]>,
+        now: i64,
+    ) -> Result<(AccessToken, crate::dpop::DpopProof), DpopVerifyError> {
+        let request = crate::dpop::DpopRequest {
+            access_token: Some(token),
+            ..*request
+        };
+        let proof = crate::dpop::verify_proof(proof, &request, policy, now)?;
+        let claims = self.verify_with(
+            token,
+            now,
+            &Presentation {
+                certificate,
+                dpop_jkt: Some(&proof.jkt),
+            },
+        )?;
+        Ok((claims, proof))
+    }
+
+    /// Verifies `token` as [`Verifier::verify`] does, whatever its audience (the authorization
+    /// server's own view of its tokens, for introspection: a token for another resource is still one
+    /// of its tokens).
+    pub fn verify_any_audience(&self, token: &str, now: i64) -> Result<AccessToken, VerifyError> {
+        self.verify_inner(token, now, false)
     }
 
     /// Verifies `token` at `now` (Unix seconds). The certificate binding (`cnf`) is not checked: a
     /// resource server uses [`Verifier::verify_presented`].
     pub fn verify(&self, token: &str, now: i64) -> Result<AccessToken, VerifyError> {
+        self.verify_inner(token, now, true)
+    }
+
+    fn verify_inner(
+        &self,
+        token: &str,
+        now: i64,
+        check_audience: bool,
+    ) -> Result<AccessToken, VerifyError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(VerifyError::TooLarge {
                 len: token.len(),
@@ -326,7 +444,7 @@ impl Verifier {
             serde_json::from_slice(&payload).map_err(|e| VerifyError::BadClaims {
                 detail: e.to_string(),
             })?;
-        self.check_claims(claims, algorithm, key.kid(), now)
+        self.check_claims(claims, algorithm, key.kid(), now, check_audience)
     }
 
     fn verify_signature(
@@ -407,6 +525,7 @@ impl Verifier {
         algorithm: Algorithm,
         kid: &str,
         now: i64,
+        check_audience: bool,
     ) -> Result<AccessToken, VerifyError> {
         let leeway = self.validation.leeway_secs;
         let slack = leeway as i64;
@@ -436,7 +555,7 @@ impl Verifier {
         }
         let audience =
             string_or_array(&claims, "aud")?.ok_or(VerifyError::MissingClaim { claim: "aud" })?;
-        if !audience.contains(&self.validation.audience) {
+        if check_audience && !audience.contains(&self.validation.audience) {
             return Err(VerifyError::WrongAudience {
                 found: format!("{audience:?}"),
                 expected: self.validation.audience.clone(),
@@ -562,4 +681,13 @@ fn string_or_array(
             .map(Some),
         Some(other) => Err(claim_type(claim, expected, other)),
     }
+}
+
+/// Why a DPoP request was refused: the proof, or the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DpopVerifyError {
+    #[error(transparent)]
+    Proof(#[from] crate::dpop::DpopError),
+    #[error(transparent)]
+    Token(#[from] VerifyError),
 }

@@ -1151,12 +1151,65 @@ fn certificate_bound_tokens_need_that_certificate() {
     assert!(v.verify_presented(&plain, NOW, None).is_ok());
     assert!(v.verify_presented(&plain, NOW, Some(cert)).is_ok());
     // A confirmation method we cannot check is refused, not ignored.
-    let dpop = rs_claims(|c| {
-        c.insert("cnf".into(), json!({ "jkt": "abc" }));
+    let unknown = rs_claims(|c| {
+        c.insert("cnf".into(), json!({ "x5t": "abc" }));
     });
     assert!(matches!(
-        v.verify_presented(&dpop, NOW, None),
+        v.verify_presented(&unknown, NOW, None),
         Err(VerifyError::UnsupportedConfirmation { .. })
+    ));
+}
+
+#[test]
+fn dpop_bound_tokens_need_a_proof_with_that_key_and_unbound_ones_none() {
+    use crate::dpop::{DpopPolicy, DpopRequest, DpopSigner};
+    let (key, _) = SigningKey::generate(Algorithm::ES256).expect("key");
+    let public = key.public_key();
+    let client = DpopSigner::new(key, &public);
+    let (other_key, _) = SigningKey::generate(Algorithm::EdDSA).expect("key");
+    let other_public = other_key.public_key();
+    let other = DpopSigner::new(other_key, &other_public);
+    let bound = rs_claims(|c| {
+        c.insert("cnf".into(), json!({ "jkt": client.jkt() }));
+    });
+    let v = &keys().verifier;
+    let url = "https://api.example.test/items";
+    let urls = vec![url.to_string()];
+    let request = DpopRequest {
+        method: "GET",
+        urls: &urls,
+        access_token: None,
+    };
+    let policy = DpopPolicy::default();
+    let proof = client.proof("GET", url, NOW, None, Some(&bound)).expect("proof");
+    let (token, verified) = v
+        .verify_dpop(&bound, &proof, &request, &policy, None, NOW)
+        .expect("accepted");
+    assert_eq!(token.dpop_binding(), Some(client.jkt()));
+    assert_eq!(verified.jkt, client.jkt());
+    // As a bearer token: refused, saying to use DPoP.
+    assert!(matches!(
+        v.verify_presented(&bound, NOW, None),
+        Err(VerifyError::DpopRequired { .. })
+    ));
+    // Another key's proof.
+    let foreign = other.proof("GET", url, NOW, None, Some(&bound)).expect("proof");
+    assert!(matches!(
+        v.verify_dpop(&bound, &foreign, &request, &policy, None, NOW),
+        Err(crate::DpopVerifyError::Token(VerifyError::DpopKeyMismatch { .. }))
+    ));
+    // A proof without the token's hash, or for another token.
+    let no_ath = client.proof("GET", url, NOW, None, None).expect("proof");
+    assert!(matches!(
+        v.verify_dpop(&bound, &no_ath, &request, &policy, None, NOW),
+        Err(crate::DpopVerifyError::Proof(crate::DpopError::MissingTokenHash))
+    ));
+    // An unbound token with the DPoP scheme.
+    let plain = rs_claims(|_| {});
+    let proof = client.proof("GET", url, NOW, None, Some(&plain)).expect("proof");
+    assert!(matches!(
+        v.verify_dpop(&plain, &proof, &request, &policy, None, NOW),
+        Err(crate::DpopVerifyError::Token(VerifyError::NotDpopBound))
     ));
 }
 

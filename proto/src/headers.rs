@@ -1,4 +1,4 @@
-//! Header and query names of the deliveries API (`docs/deliveries.md`).
+//! Header and query names of the deliveries API (`docs/deliveries.md`) and of DPoP (RFC 9449).
 
 /// RFC 9530 digest of the whole file: `sha-256=:<base64>:`.
 pub const REPR_DIGEST: &str = "repr-digest";
@@ -13,6 +13,12 @@ pub const DELIVERY_TRAILERS: &str = "delivery-trailers";
 pub const REPR_DIGEST_TRAILER: &str = "repr-digest";
 /// The agent's `OpenId:AgentIdentifier`, recorded with a delivery.
 pub const AGENT_IDENTIFIER: &str = "agent-identifier";
+/// RFC 9449: the DPoP proof of a request.
+pub const DPOP: &str = "dpop";
+/// RFC 9449 section 8: a nonce the server wants in the next DPoP proof.
+pub const DPOP_NONCE: &str = "dpop-nonce";
+/// The `Authorization` scheme of DPoP-bound tokens (RFC 9449 section 7.1) and their `token_type`.
+pub const DPOP_SCHEME: &str = "DPoP";
 /// Query parameter: the file name of a delivery.
 pub const NAME: &str = "name";
 /// Query parameter: whose delivery an administrator reads.

@@ -31,6 +31,11 @@ pub struct OpenIdClient {
     /// `TlsClientAuthSan`: a subject alternative name (DNS name, URI, email or IP address) of the
     /// client's CA-issued TLS certificate.
     pub tls_client_auth_san: Option<String>,
+    /// `Audiences`: the audiences the client may ask for with `resource` (RFC 8707), separated by
+    /// spaces, commas or semicolons; raw, not validated here. `None` when the attribute is absent.
+    pub audiences: Option<Vec<String>>,
+    /// `RequireDPoP` (`true`/`false`): the client's tokens must be DPoP-bound (RFC 9449).
+    pub require_dpop: bool,
     /// The file the element was read from (as given to [`crate::parse_document`]).
     pub file: String,
     /// Where the element starts.

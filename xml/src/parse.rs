@@ -135,6 +135,8 @@ enum Field {
     Thumbprints,
     TlsClientAuthSubjectDn,
     TlsClientAuthSan,
+    Audiences,
+    RequireDpop,
 }
 
 const CLIENT_ATTRIBUTES: &[(&str, Field)] = &[
@@ -147,6 +149,8 @@ const CLIENT_ATTRIBUTES: &[(&str, Field)] = &[
     ("Thumbprints", Field::Thumbprints),
     ("TlsClientAuthSubjectDn", Field::TlsClientAuthSubjectDn),
     ("TlsClientAuthSan", Field::TlsClientAuthSan),
+    ("Audiences", Field::Audiences),
+    ("RequireDPoP", Field::RequireDpop),
 ];
 const PROFILE_ATTRIBUTES: &[(&str, Field)] = &[("Identifier", Field::Identifier)];
 const AGENT_ATTRIBUTES: &[(&str, Field)] =
@@ -241,6 +245,8 @@ struct Values {
     thumbprints: Option<String>,
     tls_client_auth_subject_dn: Option<String>,
     tls_client_auth_san: Option<String>,
+    audiences: Option<String>,
+    require_dpop: Option<String>,
 }
 
 struct Parser<'t> {
@@ -343,6 +349,8 @@ impl Parser<'_> {
                 Field::Thumbprints => values.thumbprints = Some(value),
                 Field::TlsClientAuthSubjectDn => values.tls_client_auth_subject_dn = Some(value),
                 Field::TlsClientAuthSan => values.tls_client_auth_san = Some(value),
+                Field::Audiences => values.audiences = Some(value),
+                Field::RequireDpop => values.require_dpop = Some(value),
             }
         }
         let Some(kind) = kind else { return Ok(()) };
@@ -399,7 +407,29 @@ impl Parser<'_> {
                         )
                     })?),
                 };
+                let require_dpop = match values.require_dpop.as_deref().map(str::trim) {
+                    None => false,
+                    Some(v) if v.eq_ignore_ascii_case("true") => true,
+                    Some(v) if v.eq_ignore_ascii_case("false") => false,
+                    Some(v) => {
+                        return Err(XmlError::at(
+                            self.file,
+                            position,
+                            format!(
+                                "OpenIdClient `{identifier}`: RequireDPoP `{v}` is not a boolean \
+                                 (expected true or false)"
+                            ),
+                        ));
+                    }
+                };
                 self.document.clients.push(OpenIdClient {
+                    audiences: values.audiences.as_deref().map(|a| {
+                        a.split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+                            .filter(|t| !t.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    }),
+                    require_dpop,
                     identifier,
                     hashed_secret: values.hashed_secret,
                     display_names: values.display_names,

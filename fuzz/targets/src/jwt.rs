@@ -16,9 +16,15 @@ pub fn jwt(data: &[u8]) {
     match f.verifier.verify(&token, NOW) {
         Ok(token) => {
             consume((token.has_scope("api"), token.certificate_binding()));
-            for presented in [None, Some(PRESENTED), Some(f.rsa.certificate.der())] {
-                if let Err(e) = token.check_binding(presented) {
-                    consume(e.to_string());
+            for certificate in [None, Some(PRESENTED), Some(f.rsa.certificate.der())] {
+                for dpop_jkt in [None, Some("jkt")] {
+                    let presented = ids_jose::Presentation {
+                        certificate,
+                        dpop_jkt,
+                    };
+                    if let Err(e) = token.check_binding(&presented) {
+                        consume(e.to_string());
+                    }
                 }
             }
         }

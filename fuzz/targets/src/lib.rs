@@ -12,13 +12,15 @@
 //! # Layout
 //! - `fixtures`: the keys the targets decrypt and verify with (the PFX files of `tests/fixtures/`,
 //!   built into the binary), loaded once.
-//! - one module per target: `cms`, `keyfile`, `idsenc`, `jwt`, `token_request`, `assertion`, `xml`;
+//! - one module per target: `cms`, `keyfile`, `idsenc`, `jwt`, `token_request`, `assertion`, `xml`,
+//!   `dpop`;
 //!   [`TARGETS`] lists them by the name of their `fuzz/fuzz_targets/<name>.rs`.
 //! - `signed`: the "header newline payload" input form of the `jwt` and `assertion` targets, signed here
 //!   so that the fuzzer reaches the claim checks behind the signature.
 
 mod assertion;
 mod cms;
+mod dpop;
 pub mod fixtures;
 mod idsenc;
 mod jwt;
@@ -29,6 +31,7 @@ mod xml;
 
 pub use assertion::assertion;
 pub use cms::cms;
+pub use dpop::dpop;
 pub use idsenc::idsenc;
 pub use jwt::jwt;
 pub use keyfile::keyfile;
@@ -48,6 +51,7 @@ pub const TARGETS: &[Target] = &[
     ("token_request", token_request),
     ("assertion", assertion),
     ("xml", xml),
+    ("dpop", dpop),
 ];
 
 /// Uses `value` so that the work producing it is not optimised away: the targets render every error

@@ -82,6 +82,39 @@ fn write_seeds() {
     assertion_seeds();
     token_request_seeds();
     xml_seeds();
+    dpop_seeds();
+}
+
+#[test]
+#[ignore = "writes fuzz/corpus/dpop; run by hand"]
+fn write_dpop_seeds() {
+    dpop_seeds();
+}
+
+/// A valid proof of each algorithm for the `dpop` target's request, with `ath` of `token`, and a few
+/// refusals.
+fn dpop_seeds() {
+    use ids_pki::Algorithm;
+    let url = "https://ids.example.test/connect/token";
+    let mut seeds: Vec<(String, Vec<u8>)> = Vec::new();
+    for algorithm in Algorithm::ALL {
+        let (key, _) = SigningKey::generate(algorithm).unwrap();
+        let public = key.public_key();
+        let signer = ids_jose::DpopSigner::new(key, &public);
+        let proof = signer
+            .proof("POST", url, NOW, Some("nonce"), Some("token"))
+            .unwrap();
+        seeds.push((format!("{}.jwt", algorithm.as_str()), proof.into_bytes()));
+    }
+    let (key, _) = SigningKey::generate(Algorithm::ES256).unwrap();
+    let public = key.public_key();
+    let signer = ids_jose::DpopSigner::new(key, &public);
+    let old = signer.proof("POST", url, NOW - 600, None, None).unwrap();
+    seeds.push(("too-old.jwt".into(), old.into_bytes()));
+    let get = signer.proof("GET", url, NOW, None, None).unwrap();
+    seeds.push(("get.jwt".into(), get.into_bytes()));
+    let named: Vec<(&str, Vec<u8>)> = seeds.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    write("dpop", &named);
 }
 
 fn cms_seeds(tmp: &Path) {

@@ -20,7 +20,11 @@ impl From<OAuthError> for ErrorResponse {
             OAuthError::InvalidClient => StatusCode::UNAUTHORIZED,
             OAuthError::InvalidRequest(_)
             | OAuthError::UnsupportedGrantType(_)
-            | OAuthError::InvalidScope(_) => StatusCode::BAD_REQUEST,
+            | OAuthError::InvalidScope(_)
+            | OAuthError::InvalidTarget(_)
+            | OAuthError::InvalidDpopProof(_)
+            | OAuthError::UseDpopNonce { .. }
+            | OAuthError::UnauthorizedClient(_) => StatusCode::BAD_REQUEST,
             OAuthError::SlowDown { .. } => StatusCode::TOO_MANY_REQUESTS,
             OAuthError::TemporarilyUnavailable | OAuthError::StoreUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -55,6 +59,11 @@ impl IntoResponse for ErrorResponse {
             }
             OAuthError::TemporarilyUnavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            OAuthError::UseDpopNonce { nonce } => {
+                if let Ok(v) = HeaderValue::from_str(&nonce) {
+                    headers.insert(ids_proto::headers::DPOP_NONCE, v);
+                }
             }
             OAuthError::StoreUnavailable => {
                 headers.insert(

@@ -314,6 +314,8 @@ mod tests {
             aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref(),
         );
         RegisteredClient {
+            audiences: None,
+            require_dpop: false,
             identifier: "Job".into(),
             hash: Some(hash),
             hash_fingerprint: fingerprint,

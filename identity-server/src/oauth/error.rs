@@ -13,6 +13,18 @@ pub enum OAuthError {
     UnsupportedGrantType(String),
     #[error("invalid_scope: {0}")]
     InvalidScope(String),
+    /// RFC 8707 section 2: a `resource` the client may not ask for, or not an absolute URI.
+    #[error("invalid_target: {0}")]
+    InvalidTarget(String),
+    /// RFC 9449 section 5: the DPoP proof is missing where required, or invalid.
+    #[error("invalid_dpop_proof: {0}")]
+    InvalidDpopProof(String),
+    /// RFC 9449 section 8: the proof must carry this server nonce (sent in `DPoP-Nonce`).
+    #[error("use_dpop_nonce")]
+    UseDpopNonce { nonce: String },
+    /// The client may not do this (revoke another client's token).
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(String),
     /// Too many failed authentications from this address or for this client.
     #[error("too many failed attempts, retry after {retry_after_secs} s")]
     SlowDown { retry_after_secs: u64 },
@@ -38,6 +50,10 @@ impl OAuthError {
             OAuthError::InvalidClient => "invalid_client",
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
+            OAuthError::InvalidTarget(_) => "invalid_target",
+            OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
+            OAuthError::UseDpopNonce { .. } => "use_dpop_nonce",
+            OAuthError::UnauthorizedClient(_) => "unauthorized_client",
             // RFC 6749 section 5.2 has no code for "try later"; the HTTP status (429/503) and
             // `Retry-After` carry the meaning, the code stays one a token client knows.
             OAuthError::SlowDown { .. }
@@ -52,7 +68,13 @@ impl OAuthError {
         match self {
             OAuthError::InvalidRequest(d)
             | OAuthError::UnsupportedGrantType(d)
-            | OAuthError::InvalidScope(d) => d.clone(),
+            | OAuthError::InvalidScope(d)
+            | OAuthError::InvalidTarget(d)
+            | OAuthError::InvalidDpopProof(d)
+            | OAuthError::UnauthorizedClient(d) => d.clone(),
+            OAuthError::UseDpopNonce { .. } => {
+                "the DPoP proof must carry the nonce of the DPoP-Nonce header".into()
+            }
             OAuthError::InvalidClient => "client authentication failed".into(),
             OAuthError::SlowDown { retry_after_secs } => {
                 format!("too many failed authentications; retry after {retry_after_secs} seconds")

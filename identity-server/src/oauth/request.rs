@@ -35,9 +35,157 @@ pub struct TokenRequest {
     pub credentials: Credentials,
     /// Requested scopes (deduplicated, in request order); empty when `scope` was absent.
     pub scopes: Vec<String>,
+    /// RFC 8707 `resource` parameters (deduplicated, in request order).
+    pub resources: Vec<String>,
 }
 
-/// Parses the form body and the `Authorization` header.
+/// The parameters of a form posted by a client (token, introspection and revocation requests),
+/// before its credentials are read.
+#[derive(Debug)]
+pub struct Form {
+    pairs: Vec<(String, String)>,
+}
+
+/// The client authentication parameters (RFC 6749 section 2.3.1, RFC 7523 section 2.2).
+const CREDENTIAL_PARAMETERS: [&str; 4] = [
+    "client_id",
+    "client_secret",
+    "client_assertion_type",
+    "client_assertion",
+];
+
+impl Form {
+    /// Parses a form body. `single` are the request's own parameters that may appear once (RFC 6749
+    /// section 3.2; the client authentication ones are always checked); `repeatable` may appear
+    /// several times (`resource`). Unknown parameters are ignored.
+    pub fn parse(body: &[u8], single: &[&str], repeatable: &[&str]) -> Result<Form, OAuthError> {
+        let all = form_urlencoded_pairs(body)?;
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (key, value) in all {
+            let once = single.contains(&key.as_str()) || CREDENTIAL_PARAMETERS.contains(&key.as_str());
+            if !once && !repeatable.contains(&key.as_str()) {
+                continue; // RFC 6749 section 3.2: unknown parameters are ignored.
+            }
+            if once && pairs.iter().any(|(k, _)| *k == key) {
+                return Err(OAuthError::InvalidRequest(format!(
+                    "parameter `{key}` is repeated"
+                )));
+            }
+            pairs.push((key, value));
+        }
+        Ok(Form { pairs })
+    }
+
+    /// The value of a parameter that appears once.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a repeatable parameter, in request order.
+    pub fn all(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.pairs
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn take(&mut self, name: &str) -> Option<String> {
+        let index = self.pairs.iter().position(|(k, _)| k == name)?;
+        Some(self.pairs.remove(index).1)
+    }
+
+    /// The client's credentials: the `Authorization: Basic` header, `client_secret` in the body, a
+    /// `client_assertion`, or a `client_id` alone (mutual TLS). `authorities` are the server's own
+    /// `host[:port]` spellings: a `client_id` of `Job@host:port` means `Job`.
+    pub fn credentials(
+        &mut self,
+        authorization: Option<&str>,
+        authorities: &[String],
+    ) -> Result<Credentials, OAuthError> {
+        let client_id = self.take("client_id");
+        let client_secret = self.take("client_secret");
+        let assertion_type = self.take("client_assertion_type");
+        let assertion = self.take("client_assertion");
+        let basic = authorization.map(parse_basic).transpose()?;
+        if assertion.is_some() || assertion_type.is_some() {
+            if assertion_type.as_deref() != Some(ids_jose::assertion::ASSERTION_TYPE) {
+                return Err(OAuthError::InvalidRequest(format!(
+                    "client_assertion_type must be `{}`",
+                    ids_jose::assertion::ASSERTION_TYPE
+                )));
+            }
+            let Some(assertion) = assertion.filter(|a| !a.is_empty()) else {
+                return Err(OAuthError::InvalidRequest(
+                    "client_assertion is missing".into(),
+                ));
+            };
+            if basic.is_some() || client_secret.is_some() {
+                return Err(OAuthError::InvalidRequest(
+                    "use one client authentication method: a client_assertion or a client secret, not both".into(),
+                ));
+            }
+            let client_id = client_id.unwrap_or_default();
+            if client_id.len() > MAX_CLIENT_ID {
+                return Err(OAuthError::InvalidRequest(format!(
+                    "client_id is longer than {MAX_CLIENT_ID} bytes"
+                )));
+            }
+            return Ok(Credentials {
+                client_id: strip_authority(&client_id, authorities).to_string(),
+                secret: None,
+                assertion: Some(assertion),
+                method: AuthMethod::PrivateKeyJwt,
+            });
+        }
+        let credentials = match (basic, client_id, client_secret) {
+            (Some(_), _, Some(_)) => {
+                return Err(OAuthError::InvalidRequest(
+                    "use one client authentication method: the Authorization header or client_secret in the body, not both".into(),
+                ));
+            }
+            (Some((id, secret)), body_id, None) => {
+                if body_id.is_some_and(|b| b != id) {
+                    return Err(OAuthError::InvalidRequest(
+                        "client_id in the body differs from the Authorization header".into(),
+                    ));
+                }
+                Credentials {
+                    client_id: id,
+                    secret: Some(secret),
+                    assertion: None,
+                    method: AuthMethod::ClientSecretBasic,
+                }
+            }
+            (None, Some(id), Some(secret)) => Credentials {
+                client_id: id,
+                secret: Some(ClientSecret::new(secret)),
+                assertion: None,
+                method: AuthMethod::ClientSecretPost,
+            },
+            (None, Some(id), None) => Credentials {
+                client_id: id,
+                secret: None,
+                assertion: None,
+                method: AuthMethod::None,
+            },
+            (None, None, _) => return Err(OAuthError::InvalidClient),
+        };
+        if credentials.client_id.len() > MAX_CLIENT_ID {
+            return Err(OAuthError::InvalidRequest(format!(
+                "client_id is longer than {MAX_CLIENT_ID} bytes"
+            )));
+        }
+        Ok(Credentials {
+            client_id: strip_authority(&credentials.client_id, authorities).to_string(),
+            ..credentials
+        })
+    }
+}
+
+/// Parses a token request: the form body and the `Authorization` header.
 ///
 /// `authorities` are the server's own `host[:port]` spellings: a `client_id` of `Job@host:port` means `Job`.
 pub fn parse(
@@ -45,123 +193,33 @@ pub fn parse(
     authorization: Option<&str>,
     authorities: &[String],
 ) -> Result<TokenRequest, OAuthError> {
-    let mut grant_type = None;
-    let mut scope = None;
-    let mut client_id = None;
-    let mut client_secret = None;
-    let mut assertion_type = None;
-    let mut assertion = None;
-    for (key, value) in form_urlencoded_pairs(body)? {
-        let slot = match key.as_str() {
-            "grant_type" => &mut grant_type,
-            "scope" => &mut scope,
-            "client_id" => &mut client_id,
-            "client_secret" => &mut client_secret,
-            "client_assertion_type" => &mut assertion_type,
-            "client_assertion" => &mut assertion,
-            _ => continue, // RFC 6749 section 3.2: unknown parameters are ignored.
-        };
-        if slot.is_some() {
-            return Err(OAuthError::InvalidRequest(format!(
-                "parameter `{key}` is repeated"
-            )));
-        }
-        *slot = Some(value);
-    }
-    let grant_type =
-        grant_type.ok_or_else(|| OAuthError::InvalidRequest("missing `grant_type`".into()))?;
+    let mut form = Form::parse(body, &["grant_type", "scope"], &["resource"])?;
+    let grant_type = form
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::InvalidRequest("missing `grant_type`".into()))?;
     if grant_type != "client_credentials" {
         return Err(OAuthError::UnsupportedGrantType(format!(
             "grant type `{}` is not supported; use `client_credentials`",
-            printable(&grant_type)
+            printable(grant_type)
         )));
     }
-    let basic = authorization.map(parse_basic).transpose()?;
-    if assertion.is_some() || assertion_type.is_some() {
-        if assertion_type.as_deref() != Some(ids_jose::assertion::ASSERTION_TYPE) {
-            return Err(OAuthError::InvalidRequest(format!(
-                "client_assertion_type must be `{}`",
-                ids_jose::assertion::ASSERTION_TYPE
-            )));
-        }
-        let Some(assertion) = assertion.filter(|a| !a.is_empty()) else {
-            return Err(OAuthError::InvalidRequest(
-                "client_assertion is missing".into(),
-            ));
-        };
-        if basic.is_some() || client_secret.is_some() {
-            return Err(OAuthError::InvalidRequest(
-                "use one client authentication method: a client_assertion or a client secret, not both".into(),
-            ));
-        }
-        let client_id = client_id.unwrap_or_default();
-        if client_id.len() > MAX_CLIENT_ID {
-            return Err(OAuthError::InvalidRequest(format!(
-                "client_id is longer than {MAX_CLIENT_ID} bytes"
-            )));
-        }
-        return Ok(TokenRequest {
-            credentials: Credentials {
-                client_id: strip_authority(&client_id, authorities).to_string(),
-                secret: None,
-                assertion: Some(assertion),
-                method: AuthMethod::PrivateKeyJwt,
-            },
-            scopes: match scope {
-                None => Vec::new(),
-                Some(s) => parse_scope(&s)?,
-            },
-        });
-    }
-    let credentials = match (basic, client_id, client_secret) {
-        (Some(_), _, Some(_)) => {
-            return Err(OAuthError::InvalidRequest(
-                "use one client authentication method: the Authorization header or client_secret in the body, not both".into(),
-            ));
-        }
-        (Some((id, secret)), body_id, None) => {
-            if body_id.is_some_and(|b| b != id) {
-                return Err(OAuthError::InvalidRequest(
-                    "client_id in the body differs from the Authorization header".into(),
-                ));
-            }
-            Credentials {
-                client_id: id,
-                secret: Some(secret),
-                assertion: None,
-                method: AuthMethod::ClientSecretBasic,
-            }
-        }
-        (None, Some(id), Some(secret)) => Credentials {
-            client_id: id,
-            secret: Some(ClientSecret::new(secret)),
-            assertion: None,
-            method: AuthMethod::ClientSecretPost,
-        },
-        (None, Some(id), None) => Credentials {
-            client_id: id,
-            secret: None,
-            assertion: None,
-            method: AuthMethod::None,
-        },
-        (None, None, _) => return Err(OAuthError::InvalidClient),
-    };
-    if credentials.client_id.len() > MAX_CLIENT_ID {
-        return Err(OAuthError::InvalidRequest(format!(
-            "client_id is longer than {MAX_CLIENT_ID} bytes"
-        )));
-    }
-    let credentials = Credentials {
-        client_id: strip_authority(&credentials.client_id, authorities).to_string(),
-        ..credentials
-    };
-    let scopes = match scope {
+    let credentials = form.credentials(authorization, authorities)?;
+    let scopes = match form.get("scope") {
         None => Vec::new(),
-        Some(s) => parse_scope(&s)?,
+        Some(s) => parse_scope(s)?,
     };
+    let mut resources: Vec<String> = Vec::new();
+    for resource in form.all("resource") {
+        let resource = crate::settings::oauth::resource_uri(resource)
+            .map_err(OAuthError::InvalidTarget)?;
+        if !resources.iter().any(|r| r == resource) {
+            resources.push(resource.to_string());
+        }
+    }
     Ok(TokenRequest {
         credentials,
         scopes,
+        resources,
     })
 }
 

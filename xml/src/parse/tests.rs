@@ -71,9 +71,33 @@ fn parses_the_example() {
             thumbprints: Vec::new(),
             tls_client_auth_subject_dn: None,
             tls_client_auth_san: None,
+            audiences: None,
+            require_dpop: false,
             file: "conf/Example.xml".into(),
             position: at(5, 3),
         }]
+    );
+}
+
+#[test]
+fn audiences_and_require_dpop_are_read_and_a_bad_boolean_is_an_error() {
+    let text = r#"<ConfigurationFile>
+  <OpenIdClient Identifier="Job" HashedSecret="x" Audiences="https://a.example, urn:b" RequireDPoP="True"/>
+  <OpenIdClient Identifier="Other" HashedSecret="x" Audiences=""/>
+</ConfigurationFile>"#;
+    let document = parse_document("conf/a.xml", text).unwrap();
+    assert_eq!(
+        document.clients[0].audiences,
+        Some(vec!["https://a.example".to_string(), "urn:b".to_string()])
+    );
+    assert!(document.clients[0].require_dpop);
+    assert_eq!(document.clients[1].audiences, Some(Vec::new()));
+    assert!(!document.clients[1].require_dpop);
+    let bad = r#"<OpenIdClient Identifier="Job" HashedSecret="x" RequireDPoP="yes"/>"#;
+    let err = parse_document("conf/b.xml", bad).unwrap_err().to_string();
+    assert!(
+        err.contains("conf/b.xml:1:1") && err.contains("RequireDPoP `yes` is not a boolean"),
+        "{err}"
     );
 }
 

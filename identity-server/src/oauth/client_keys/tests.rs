@@ -12,6 +12,8 @@ use crate::access_control::RegisteredClient;
 
 fn client(id: &str) -> RegisteredClient {
     RegisteredClient {
+        audiences: None,
+        require_dpop: false,
         identifier: id.into(),
         hash: None,
         hash_fingerprint: [0; 32],
