@@ -397,6 +397,7 @@ pub(crate) fn app_state(
     let signing = keys::Signing {
         signer: keys.signer,
         certificate: keys.signing_certificate,
+        nonce_key: keys.nonce_key,
     };
     let published = keys::Published::new(&signing, &keys.validation, &publish)?;
     let in_force = Arc::new(keys::InForce::new(signing, published, client_authorities));
@@ -451,6 +452,36 @@ pub(crate) fn app_state(
             Arc::new(replay)
         }
     };
+    let revoked: Arc<dyn oauth::revocation::RevokedTokens> = match &store {
+        Some(store) => Arc::new(crate::store::postgres::PgRevocations::new(store.clone())),
+        None => {
+            let (revoked, problem) = oauth::revocation::FileRevocations::open(
+                &settings.deliveries.data_folder.join("revoked"),
+                settings.clock.now(),
+            );
+            if let Some(problem) = problem {
+                tracing::error!("revocations: {problem}");
+            }
+            Arc::new(revoked)
+        }
+    };
+    // The spellings of this server a DPoP proof's `htu` may use: the issuer and every authority.
+    let mut origins = vec![issuer.trim_end_matches('/').to_string()];
+    for a in &authorities {
+        origins.push(format!("https://{a}"));
+    }
+    origins.dedup();
+    let dpop = oauth::dpop::DpopService {
+        policy: ids_jose::DpopPolicy {
+            algorithms: settings.oauth.dpop.algorithms.clone(),
+            max_age_secs: settings.oauth.dpop.proof_lifetime_secs,
+            leeway_secs: 30,
+        },
+        require_nonce: settings.oauth.dpop.require_nonce,
+        replay: replay.clone(),
+        origins,
+        keys: in_force.clone(),
+    };
     let authenticator = Authenticator::new(AuthConfig {
         cache_ttl: settings.secret_cache_ttl,
         cache_size: settings.secret_cache_size,
@@ -488,6 +519,10 @@ pub(crate) fn app_state(
             max_assertion_lifetime: settings.max_client_assertion_lifetime.as_secs() as i64,
             assertion_audiences,
             telemetry: telemetry.clone(),
+            audiences: settings.oauth.audiences.clone(),
+            introspection_profiles: settings.oauth.introspection_profiles.clone(),
+            revoked,
+            dpop,
         },
         telemetry,
         forwarded: settings.operations.forwarded.clone(),

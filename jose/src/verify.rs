@@ -583,7 +583,7 @@ impl Verifier {
 }
 
 /// An unauthenticated header value, made safe to log: at most 64 characters, control characters escaped.
-pub(crate) fn shown(value: &str) -> String {
+pub fn shown(value: &str) -> String {
     value
         .chars()
         .take(64)

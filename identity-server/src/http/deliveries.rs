@@ -12,7 +12,8 @@
 //! - `GET /api/deliveries/{id}[?client=CLIENT]`: one record (readers, or the client that delivered it).
 //! - `GET /api/deliveries/{id}/content[?client=CLIENT]`: the decrypted file (readers).
 //!
-//! Every request carries `Authorization: Bearer <token>`; deliveries also `Agent-Identifier`.
+//! Every request carries `Authorization: Bearer <token>` (or `DPoP <token>` with a `DPoP` proof for a
+//! DPoP-bound token); deliveries also `Agent-Identifier`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body_util::BodyExt;
@@ -37,7 +38,10 @@ use crate::deliveries::{
     Action, Caller, Deliveries, DeliveryError, DeliveryId, DeliveryKey, Digests, Finished,
     Incoming, Record, Started, UploadPace, check_name, export_name,
 };
+use crate::oauth::OAuthError;
+use crate::oauth::bearer::{BearerError, Scheme, parse_authorization};
 use crate::oauth::request::printable;
+use ids_jose::{DpopError, Presentation};
 use crate::telemetry::Event;
 
 /// A delivery whose body sends nothing for this long is abandoned (nothing is stored), whatever
@@ -65,23 +69,80 @@ struct ClientQuery {
     client: Option<String>,
 }
 
-/// Authenticates the bearer token: the deliveries service, the caller, and the clients in force (whose
-/// XML declares the agents).
-fn caller(
+/// The request a token came with: what a DPoP proof must be for.
+#[derive(Debug, Clone, Copy)]
+struct Target<'a> {
+    method: &'a Method,
+    path: &'a str,
+    peer: std::net::IpAddr,
+}
+
+/// Authenticates the access token (`Bearer`, or `DPoP` with its proof) and finds the deliveries
+/// service, the caller, and the clients in force (whose XML declares the agents). A revoked token is
+/// refused.
+async fn caller(
     state: &AppState,
     headers: &HeaderMap,
     certificate: &ClientCert,
+    target: Target<'_>,
 ) -> Result<(Arc<Deliveries>, Caller, Arc<Clients>), ApiError> {
     let clients = state.tokens.clients.current();
+    let now = state.clock.now();
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let client = state.keys.published().bearer.authenticate(
-        authorization,
-        certificate.leaf(),
+    let (scheme, token) = parse_authorization(authorization)?;
+    let published = state.keys.published();
+    let claims = published.bearer.claims(token, now)?;
+    let proof = match scheme {
+        Scheme::Bearer => None,
+        Scheme::Dpop => {
+            let proof = crate::http::oauth::dpop_header(headers)
+                .map_err(|e| BearerError::InvalidDpopProof(e.description()))?
+                .ok_or_else(|| BearerError::InvalidDpopProof(DpopError::Missing.to_string()))?;
+            let client_id = claims.client_id.clone().unwrap_or_default();
+            let checked = state
+                .tokens
+                .check_dpop(
+                    proof,
+                    target.method.as_str(),
+                    target.path,
+                    Some(token),
+                    &client_id,
+                    target.peer,
+                    now,
+                )
+                .await;
+            Some(checked.map_err(|e| match e {
+                OAuthError::UseDpopNonce { nonce } => BearerError::UseDpopNonce { nonce },
+                OAuthError::StoreUnavailable | OAuthError::TemporarilyUnavailable => {
+                    BearerError::Unavailable
+                }
+                other => BearerError::InvalidDpopProof(other.description()),
+            })?)
+        }
+    };
+    let client = published.bearer.client(
+        &claims,
+        &Presentation {
+            certificate: certificate.leaf(),
+            dpop_jkt: proof.as_ref().map(|p| p.jkt.as_str()),
+        },
         &clients,
-        state.clock.now(),
+        now,
     )?;
+    if let Some(jti) = &client.jti {
+        match state.tokens.revoked.is_revoked(jti, now).await {
+            Ok(false) => {}
+            Ok(true) => {
+                return Err(BearerError::Invalid("the token was revoked (RFC 7009)".into()).into());
+            }
+            Err(e) => {
+                tracing::warn!("cannot check revocations, refusing the token: {e}");
+                return Err(BearerError::Unavailable.into());
+            }
+        }
+    }
     let deliveries = state.deliveries.clone().map_err(DeliveryError::Disabled)?;
     let agent = headers
         .get(names::AGENT_IDENTIFIER)
@@ -116,18 +177,27 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| DeliveryError::Internal(format!("worker failed: {e}")))?
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn deliver(
     State(state): State<Arc<AppState>>,
     ClientAddress(peer): ClientAddress,
     Path(id): Path<String>,
     Query(query): Query<DeliverQuery>,
     certificate: ClientCert,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let mut who: Option<String> = None;
+    let target = Target {
+        method: &method,
+        path: uri.path(),
+        peer,
+    };
     let result = receive(
         &state,
+        target,
         id.clone(),
         query,
         &headers,
@@ -178,8 +248,10 @@ async fn deliver(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn receive(
     state: &AppState,
+    target: Target<'_>,
     id: String,
     query: DeliverQuery,
     headers: &HeaderMap,
@@ -187,7 +259,7 @@ async fn receive(
     body: Body,
     who: &mut Option<String>,
 ) -> Result<(StatusCode, Record), ApiError> {
-    let (deliveries, caller, clients) = caller(state, headers, certificate)?;
+    let (deliveries, caller, clients) = caller(state, headers, certificate, target).await?;
     *who = Some(caller.client_id.to_string());
     let agents: Vec<&str> = clients
         .model
@@ -462,15 +534,24 @@ fn record_response(status: StatusCode, record: Record) -> Response {
     response
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn find(
     State(state): State<Arc<AppState>>,
+    ClientAddress(peer): ClientAddress,
     Path(id): Path<String>,
     Query(query): Query<ClientQuery>,
     certificate: ClientCert,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    let target = Target {
+        method: &method,
+        path: uri.path(),
+        peer,
+    };
     let result = async {
-        let (deliveries, caller, _) = caller(&state, &headers, &certificate)?;
+        let (deliveries, caller, _) = caller(&state, &headers, &certificate, target).await?;
         let id = DeliveryId::parse(&id)?;
         // Readers see every record; a client that delivers sees its own (the agent's check).
         if deliveries.authorize(&caller, Action::Read, &[]).is_err() {
@@ -498,11 +579,19 @@ async fn find(
 
 async fn list(
     State(state): State<Arc<AppState>>,
+    ClientAddress(peer): ClientAddress,
     certificate: ClientCert,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    let target = Target {
+        method: &method,
+        path: uri.path(),
+        peer,
+    };
     let result = async {
-        let (deliveries, caller, _) = caller(&state, &headers, &certificate)?;
+        let (deliveries, caller, _) = caller(&state, &headers, &certificate, target).await?;
         authorize(&deliveries, &caller, Action::Read, &[])?;
         Ok::<_, ApiError>(blocking(move || deliveries.list()).await?)
     }
@@ -516,16 +605,24 @@ async fn list(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn content(
     State(state): State<Arc<AppState>>,
     ClientAddress(peer): ClientAddress,
     Path(id): Path<String>,
     Query(query): Query<ClientQuery>,
     certificate: ClientCert,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    let target = Target {
+        method: &method,
+        path: uri.path(),
+        peer,
+    };
     let result = async {
-        let (deliveries, caller, _) = caller(&state, &headers, &certificate)?;
+        let (deliveries, caller, _) = caller(&state, &headers, &certificate, target).await?;
         authorize(&deliveries, &caller, Action::Read, &[])?;
         let id = DeliveryId::parse(&id)?;
         let reader = caller.client_id.clone();

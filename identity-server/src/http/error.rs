@@ -122,6 +122,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, description) = match &self {
+            ApiError::Bearer(BearerError::Unavailable) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                BearerError::Unavailable.to_string(),
+            ),
+            ApiError::Bearer(e @ BearerError::InvalidDpopProof(_)) => {
+                (StatusCode::UNAUTHORIZED, "invalid_dpop_proof", e.to_string())
+            }
+            ApiError::Bearer(e @ BearerError::UseDpopNonce { .. }) => {
+                (StatusCode::UNAUTHORIZED, "use_dpop_nonce", e.to_string())
+            }
             ApiError::Bearer(e) => (StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()),
             ApiError::Delivery(e) => {
                 let (status, code) = match e {
@@ -190,6 +201,33 @@ impl IntoResponse for ApiError {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(r#"Bearer realm="identity-server""#),
+                );
+                headers.append(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"DPoP realm="identity-server""#),
+                );
+            }
+            ApiError::Bearer(BearerError::InvalidDpopProof(_)) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        r#"DPoP realm="identity-server", error="invalid_dpop_proof""#,
+                    ),
+                );
+            }
+            ApiError::Bearer(BearerError::UseDpopNonce { nonce }) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"DPoP realm="identity-server", error="use_dpop_nonce""#),
+                );
+                if let Ok(v) = HeaderValue::from_str(nonce) {
+                    headers.insert(ids_proto::headers::DPOP_NONCE, v);
+                }
+            }
+            ApiError::Bearer(BearerError::Unavailable) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(crate::oauth::error::STORE_RETRY_AFTER_SECS),
                 );
             }
             ApiError::Bearer(BearerError::Invalid(detail)) => {

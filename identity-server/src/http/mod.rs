@@ -4,6 +4,7 @@ pub mod deliveries;
 pub mod error;
 pub mod forwarded;
 pub mod health;
+pub mod oauth;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,6 +99,8 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(paths::TOKEN, post(token))
+        .route(paths::INTROSPECT, post(oauth::introspect))
+        .route(paths::REVOCATION, post(oauth::revocation))
         .route(paths::AUTHORIZE, get(authorize))
         .route(paths::OPENID_CONFIGURATION, get(discovery))
         .route(
@@ -140,8 +143,10 @@ async fn observe(
 
 /// The `route` label of a path: the route's template, or `other` (bounded, whatever clients send).
 pub fn route_label(path: &str) -> &'static str {
-    const EXACT: [&str; 9] = [
+    const EXACT: [&str; 11] = [
         paths::TOKEN,
+        paths::INTROSPECT,
+        paths::REVOCATION,
         paths::AUTHORIZE,
         paths::OPENID_CONFIGURATION,
         paths::OAUTH_AUTHORIZATION_SERVER,
@@ -172,8 +177,46 @@ async fn token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let body = match read_form(&state, body, version, &headers).await {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let now = state.clock.now();
+    let result = match oauth::dpop_header(&headers) {
+        Err(e) => Err(e),
+        Ok(dpop) => {
+            state
+                .tokens
+                .token(&body, authorization, certificate.0.as_ref(), dpop, peer, now)
+                .await
+        }
+    };
+    let mut response = match result {
+        Ok(response) => {
+            let mut r = axum::Json(response).into_response();
+            no_store(r.headers_mut());
+            r
+        }
+        Err(e) => ErrorResponse::from(e).into_response(),
+    };
+    oauth::offer_nonce(&state, response.headers_mut(), now);
+    response
+}
+
+/// Reads the form body of a token, introspection or revocation request: at most [`MAX_TOKEN_BODY`]
+/// bytes within `Limits:TokenRequestTimeoutSeconds`, `application/x-www-form-urlencoded`. The error
+/// is the answer to send.
+pub(crate) async fn read_form(
+    state: &AppState,
+    body: Body,
+    version: Version,
+    headers: &HeaderMap,
+) -> Result<Bytes, Response> {
     let deadline = state.token_request_timeout;
-    let body = match read_token_body(body, version, &headers, deadline).await {
+    let body = match read_token_body(body, version, headers, deadline).await {
         Ok(b) => b,
         Err(e @ (BodyError::TimedOut(_) | BodyError::TooLarge { .. })) => {
             let (status, unread) = match &e {
@@ -188,10 +231,12 @@ async fn token(
                     .headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
-            return response;
+            return Err(response);
         }
         Err(e @ BodyError::Unreadable(_)) => {
-            return ErrorResponse::from(OAuthError::InvalidRequest(e.to_string())).into_response();
+            return Err(
+                ErrorResponse::from(OAuthError::InvalidRequest(e.to_string())).into_response(),
+            );
         }
     };
     let form = headers
@@ -203,32 +248,12 @@ async fn token(
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
     if !form {
-        return ErrorResponse::from(OAuthError::InvalidRequest(
+        return Err(ErrorResponse::from(OAuthError::InvalidRequest(
             "Content-Type must be application/x-www-form-urlencoded".into(),
         ))
-        .into_response();
+        .into_response());
     }
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match state
-        .tokens
-        .token(
-            &body,
-            authorization,
-            certificate.0.as_ref(),
-            peer,
-            state.clock.now(),
-        )
-        .await
-    {
-        Ok(response) => {
-            let mut r = axum::Json(response).into_response();
-            no_store(r.headers_mut());
-            r
-        }
-        Err(e) => ErrorResponse::from(e).into_response(),
-    }
+    Ok(body)
 }
 
 /// Why a token request body was not read.

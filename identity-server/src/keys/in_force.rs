@@ -20,6 +20,9 @@ use crate::oauth::client_keys::ClientAuthorities;
 pub struct Signing {
     pub signer: TokenSigner,
     pub certificate: Certificate,
+    /// Makes and checks DPoP nonces (derived from this signing key: every server sharing the key
+    /// accepts the nonces of the others).
+    pub nonce_key: crate::oauth::dpop::NonceKey,
 }
 
 /// What is published from the keys in force.

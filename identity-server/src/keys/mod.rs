@@ -93,6 +93,8 @@ pub enum KeyError {
 #[derive(Debug)]
 pub struct ServerKeys {
     pub signer: TokenSigner,
+    /// The DPoP nonce key of the signing key.
+    pub nonce_key: crate::oauth::dpop::NonceKey,
     pub signing_certificate: Certificate,
     /// `IdentityServer:ValidationKeys` certificates (published, never used to sign).
     pub validation: Vec<Certificate>,
@@ -145,6 +147,7 @@ impl ServerKeys {
         match (signing, tls) {
             (Some(pfx), Some((tls, tls_certificate))) if errors.is_empty() => Ok(ServerKeys {
                 tls_certificate,
+                nonce_key: crate::oauth::dpop::NonceKey::derive(&pfx.key_pkcs8),
                 signer: signer(settings, pfx.key, &pfx.certificate).map_err(|e| vec![e])?,
                 signing_certificate: pfx.certificate,
                 validation,

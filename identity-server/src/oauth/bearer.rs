@@ -1,4 +1,4 @@
-//! Bearer tokens presented to the server's own API (RFC 6750): verified locally with the server's keys
+//! Tokens presented to the server's own API (RFC 6750 `Bearer`, RFC 9449 `DPoP`): verified locally with the server's keys
 //! (the verifier the agents use, [`ids_jose::Verifier`]), then matched to a client registered in
 //! the access-control XML in force, so that removing a client or changing its profile takes effect at
 //! once, whatever its tokens still say.
@@ -19,9 +19,42 @@ pub enum BearerError {
         "this API needs an access token: send `Authorization: Bearer <token>` (from /connect/token)"
     )]
     Missing,
-    /// The token is expired, forged, for another server, or its client is gone.
+    /// The token is expired, forged, for another server, revoked, or its client is gone.
     #[error("{0}")]
     Invalid(String),
+    /// A DPoP-bound token's proof is missing or wrong (RFC 9449 section 7.1).
+    #[error("{0}")]
+    InvalidDpopProof(String),
+    /// The proof must carry the server's nonce (RFC 9449 section 9).
+    #[error("the DPoP proof must carry the nonce of the DPoP-Nonce header")]
+    UseDpopNonce { nonce: String },
+    /// The revocation list or the replay cache (shared store) cannot be asked: refused (fail closed).
+    #[error("the server cannot check this token now (its shared store is unavailable); retry later")]
+    Unavailable,
+}
+
+/// The scheme a token came with (RFC 6750 section 2.1, RFC 9449 section 7.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// `Authorization: Bearer <token>` or `Authorization: DPoP <token>`.
+pub fn parse_authorization(authorization: Option<&str>) -> Result<(Scheme, &str), BearerError> {
+    let value = authorization.map(str::trim).unwrap_or_default();
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            Ok((Scheme::Bearer, token.trim()))
+        }
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case(ids_proto::headers::DPOP_SCHEME) => {
+            Ok((Scheme::Dpop, token.trim()))
+        }
+        _ if value.is_empty() => Err(BearerError::Missing),
+        _ => Err(BearerError::Invalid(
+            "the Authorization header must be `Bearer <token>` or `DPoP <token>`".into(),
+        )),
+    }
 }
 
 /// The authenticated client behind a token.
@@ -30,6 +63,8 @@ pub struct TokenClient {
     pub client_id: ids_proto::ClientId,
     /// The client's profile in the XML in force.
     pub profile: Option<String>,
+    /// The token's `jti` (checked against the revocation list).
+    pub jti: Option<String>,
 }
 
 /// Verifies bearer tokens issued by this server.
@@ -65,33 +100,38 @@ impl BearerVerifier {
         })
     }
 
-    /// The client behind `Authorization: Bearer <token>`, at `now`. `certificate` is the DER of the TLS
-    /// client certificate of the request, if any.
-    pub fn authenticate(
+    /// The verifier of the server's own tokens (every published key).
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// The verified claims of `token` at `now`, bindings not checked yet ([`BearerVerifier::client`]).
+    pub fn claims(&self, token: &str, now: i64) -> Result<ids_jose::AccessToken, BearerError> {
+        self.verifier
+            .verify(token, now)
+            .map_err(|e| BearerError::Invalid(e.to_string()))
+    }
+
+    /// The registered client behind verified `claims`, once their bindings hold for `presented` (RFC
+    /// 8705 section 3: a certificate-bound token only with that certificate; RFC 9449: a DPoP-bound
+    /// token only with a proof of its key).
+    pub fn client(
         &self,
-        authorization: Option<&str>,
-        certificate: Option<&[u8]>,
+        claims: &ids_jose::AccessToken,
+        presented: &ids_jose::Presentation<'_>,
         clients: &Clients,
         now: i64,
     ) -> Result<TokenClient, BearerError> {
-        let value = authorization.map(str::trim).unwrap_or_default();
-        let token = match value.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-            _ if value.is_empty() => return Err(BearerError::Missing),
-            _ => {
-                return Err(BearerError::Invalid(
-                    "the Authorization header must be `Bearer <token>`".into(),
-                ));
+        claims.check_binding(presented).map_err(|e| match e {
+            ids_jose::VerifyError::DpopKeyMismatch { .. } => {
+                BearerError::InvalidDpopProof(e.to_string())
             }
-        };
-        // RFC 8705 section 3: a certificate-bound token is only good with that certificate.
-        let claims = self
-            .verifier
-            .verify_presented(token, now, certificate)
-            .map_err(|e| BearerError::Invalid(e.to_string()))?;
+            other => BearerError::Invalid(other.to_string()),
+        })?;
         let client_id = claims
             .subject
-            .or(claims.client_id)
+            .clone()
+            .or_else(|| claims.client_id.clone())
             .ok_or_else(|| BearerError::Invalid("the token names no client (sub)".into()))?;
         let Some(client) = clients.by_id.get(&client_id) else {
             return Err(BearerError::Invalid(format!(
@@ -106,6 +146,7 @@ impl BearerVerifier {
         Ok(TokenClient {
             client_id: client_id.into(),
             profile: client.profile.clone(),
+            jti: claims.jti.clone(),
         })
     }
 }

@@ -1,14 +1,19 @@
-//! The OAuth domain: client authentication, the client-credentials grant, token issuing.
-//! No HTTP framework here: handlers in `crate::http` call [`TokenService::token`].
+//! The OAuth domain: client authentication, the client-credentials grant, token issuing, DPoP,
+//! resource indicators, introspection and revocation. No HTTP framework here: handlers in
+//! `crate::http` call [`TokenService::token`], [`TokenService::introspect`] and
+//! [`TokenService::revoke`].
 
 pub mod bearer;
 pub mod client_auth;
 pub mod client_keys;
+pub mod dpop;
 pub mod error;
+pub mod introspection;
 pub mod failure_budget;
 pub mod hash_pool;
 pub mod replay_journal;
 pub mod request;
+pub mod revocation;
 pub mod token;
 
 use std::net::IpAddr;
@@ -24,6 +29,7 @@ use crate::authorized_clients::LiveKeys;
 use client_auth::{AuthOutcome, Authenticator};
 use client_keys::{KeyRejection, PresentedCertificate, ReplayCache};
 use ids_jose::assertion::UnverifiedAssertion;
+use ids_proto::paths;
 use request::AuthMethod;
 
 /// Everything the token endpoint needs; shared by all requests.
@@ -46,6 +52,14 @@ pub struct TokenService {
     pub max_assertion_lifetime: i64,
     /// Metrics and audit trail.
     pub telemetry: crate::telemetry::Telemetry,
+    /// `IdentityServer:Audiences`: what `resource` may name for clients without `Audiences`.
+    pub audiences: Vec<String>,
+    /// `IdentityServer:IntrospectionProfiles`.
+    pub introspection_profiles: Vec<String>,
+    /// Revoked tokens (RFC 7009).
+    pub revoked: Arc<dyn revocation::RevokedTokens>,
+    /// DPoP proofs (RFC 9449).
+    pub dpop: dpop::DpopService,
 }
 
 /// The `method` label of a token request.
@@ -59,66 +73,199 @@ fn method_label(method: AuthMethod) -> &'static str {
 }
 
 impl TokenService {
-    /// Handles a token request: parse, authenticate, authorise the scopes, sign. `certificate` is the
-    /// TLS client certificate, if the client presented one: the token is then bound to it.
+    /// Handles a token request: parse, authenticate, check the DPoP proof, authorise the scopes and
+    /// resources, sign. `certificate` is the TLS client certificate, if the client presented one: the
+    /// token is then bound to it; `dpop` the `DPoP` header: the token is then bound to its key.
     pub async fn token(
         &self,
         body: &[u8],
         authorization: Option<&str>,
         certificate: Option<&PresentedCertificate>,
+        dpop: Option<&str>,
         peer: IpAddr,
         now: i64,
     ) -> Result<TokenResponse, OAuthError> {
         let request = request::parse(body, authorization, &self.authorities)?;
         let clients = self.clients.current();
-        let client = match request.credentials.method {
+        let client = self
+            .authenticate(&request.credentials, &clients.by_id, certificate, peer, now)
+            .await?;
+        let proof = match dpop {
+            None if client.require_dpop => {
+                self.telemetry.dpop_refused("dpop_missing");
+                tracing::warn!(client_id = %client.identifier, %peer, "token request without the DPoP proof the client requires (RequireDPoP)");
+                return Err(OAuthError::InvalidDpopProof(format!(
+                    "client `{}` must prove possession of a key with DPoP (RequireDPoP): send a DPoP header",
+                    client.identifier
+                )));
+            }
+            None => None,
+            Some(proof) => Some(
+                self.check_dpop(
+                    proof,
+                    "POST",
+                    paths::TOKEN,
+                    None,
+                    client.identifier.as_str(),
+                    peer,
+                    now,
+                )
+                .await?,
+            ),
+        };
+        let scopes = if request.scopes.is_empty() {
+            self.scopes.clone()
+        } else {
+            if let Some(unknown) = request.scopes.iter().find(|s| !self.scopes.contains(s)) {
+                return Err(OAuthError::InvalidScope(format!(
+                    "scope `{}` is not available (available: {})",
+                    printable(unknown),
+                    self.scopes.join(" ")
+                )));
+            }
+            request.scopes
+        };
+        let audiences = self.audiences_for(client, request.resources)?;
+        let grant = token::Grant {
+            certificate: certificate.and_then(PresentedCertificate::x5t_s256),
+            dpop_jkt: proof.map(|p| p.jkt),
+            audiences,
+        };
+        let bound_to = grant.certificate.clone();
+        let cnf_jkt = grant.dpop_jkt.clone();
+        let audiences = grant.audiences.clone();
+        let (response, issued) = self.issuer.issue(client, &scopes, now, grant)?;
+        tracing::debug!(client_id = %client.identifier, scope = %scopes.join(" "), method = ?request.credentials.method, bound_to = ?bound_to, dpop_jkt = ?cnf_jkt, "access token issued");
+        self.telemetry.token_issued(
+            &crate::telemetry::TokenIssued {
+                client: client.identifier.as_str(),
+                method: method_label(request.credentials.method),
+                scopes: &scopes,
+                jti: &issued.jti,
+                kid: &issued.kid,
+                peer,
+                cnf_x5t_s256: bound_to.as_deref(),
+                cnf_jkt: cnf_jkt.as_deref(),
+                audiences: &audiences,
+                exp: issued.exp,
+            },
+            now,
+        );
+        Ok(response)
+    }
+
+    /// RFC 8707: the audiences of `resources`, each the default audience or one the client may ask
+    /// for (its `Audiences` attribute, else `IdentityServer:Audiences`).
+    fn audiences_for(
+        &self,
+        client: &RegisteredClient,
+        resources: Vec<String>,
+    ) -> Result<Vec<String>, OAuthError> {
+        let allowed = client.audiences.as_deref().unwrap_or(&self.audiences);
+        if let Some(refused) = resources
+            .iter()
+            .find(|r| **r != self.issuer.audience && !allowed.contains(r))
+        {
+            return Err(OAuthError::InvalidTarget(format!(
+                "resource `{}` is not an audience client `{}` may ask for",
+                printable(refused),
+                client.identifier
+            )));
+        }
+        Ok(resources)
+    }
+
+    /// Checks a DPoP proof of `client` (logged, counted and answered with its reason when refused).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn check_dpop(
+        &self,
+        proof: &str,
+        method: &str,
+        path: &str,
+        access_token: Option<&str>,
+        client_id: &str,
+        peer: IpAddr,
+        now: i64,
+    ) -> Result<ids_jose::DpopProof, OAuthError> {
+        self.dpop
+            .check(proof, method, path, access_token, client_id, now)
+            .await
+            .map_err(|reason| {
+                self.telemetry.dpop_refused(reason.label());
+                match reason {
+                    dpop::DpopRejection::UseNonce { nonce, .. } => {
+                        tracing::debug!(client_id, %peer, "DPoP nonce asked for");
+                        OAuthError::UseDpopNonce { nonce }
+                    }
+                    dpop::DpopRejection::Unavailable(why) => {
+                        tracing::debug!(client_id, %peer, "DPoP proof refused, the shared store is unavailable: {why}");
+                        OAuthError::StoreUnavailable
+                    }
+                    dpop::DpopRejection::Busy => OAuthError::TemporarilyUnavailable,
+                    dpop::DpopRejection::Proof(e) => {
+                        tracing::warn!(client_id, %peer, reason = %e, "DPoP proof refused");
+                        OAuthError::InvalidDpopProof(e.to_string())
+                    }
+                }
+            })
+    }
+
+    /// Authenticates the client of a token, introspection or revocation request (every method the
+    /// token endpoint accepts); failures are logged, counted and audited.
+    pub async fn authenticate<'c>(
+        &self,
+        credentials: &request::Credentials,
+        clients: &'c std::collections::HashMap<String, RegisteredClient>,
+        certificate: Option<&PresentedCertificate>,
+        peer: IpAddr,
+        now: i64,
+    ) -> Result<&'c RegisteredClient, OAuthError> {
+        match credentials.method {
             AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
-                let id = &request.credentials.client_id;
-                let client = clients.by_id.get(id);
+                let id = &credentials.client_id;
+                let client = clients.get(id);
                 let outcome = self
                     .authenticator
-                    .authenticate(id, client, request.credentials.secret.as_ref(), peer, now)
+                    .authenticate(id, client, credentials.secret.as_ref(), peer, now)
                     .await;
                 match (outcome, client) {
-                    (Ok(AuthOutcome::Authenticated { .. }), Some(client)) => client,
+                    (Ok(AuthOutcome::Authenticated { .. }), Some(client)) => Ok(client),
                     (Ok(AuthOutcome::Rejected(reason)), _) => {
                         tracing::warn!(client_id = %printable(id), %peer, method = "client_secret", reason = reason.as_str(), "client authentication failed");
                         self.failed(
                             id,
-                            request.credentials.method,
+                            credentials.method,
                             reason.label(),
                             reason.as_str(),
                             peer,
                             now,
                         );
-                        return Err(OAuthError::InvalidClient);
+                        Err(OAuthError::InvalidClient)
                     }
-                    (Ok(AuthOutcome::Authenticated { .. }), None) => {
-                        return Err(OAuthError::ServerError);
-                    }
+                    (Ok(AuthOutcome::Authenticated { .. }), None) => Err(OAuthError::ServerError),
                     (Err(e), _) => {
                         tracing::warn!(client_id = %printable(id), %peer, error = %e, "client authentication refused");
                         if let OAuthError::SlowDown { .. } = e {
                             self.failed(
                                 id,
-                                request.credentials.method,
+                                credentials.method,
                                 "rate_limited",
                                 &e.to_string(),
                                 peer,
                                 now,
                             );
                         }
-                        return Err(e);
+                        Err(e)
                     }
                 }
             }
             AuthMethod::PrivateKeyJwt => {
-                self.authenticate_assertion(&request.credentials, &clients.by_id, peer, now)
-                    .await?
+                self.authenticate_assertion(credentials, clients, peer, now)
+                    .await
             }
             AuthMethod::None => {
-                let id = &request.credentials.client_id;
-                let client = self.known(&clients.by_id, id, "tls_client_auth", peer, now)?;
+                let id = &credentials.client_id;
+                let client = self.known(clients, id, "tls_client_auth", peer, now)?;
                 let result = match certificate {
                     None => Err(KeyRejection::NoCredentials),
                     Some(presented) => client_keys::authenticate_certificate(
@@ -141,38 +288,9 @@ impl TokenService {
                     );
                     return Err(OAuthError::InvalidClient);
                 }
-                client
+                Ok(client)
             }
-        };
-        let scopes = if request.scopes.is_empty() {
-            self.scopes.clone()
-        } else {
-            if let Some(unknown) = request.scopes.iter().find(|s| !self.scopes.contains(s)) {
-                return Err(OAuthError::InvalidScope(format!(
-                    "scope `{}` is not available (available: {})",
-                    printable(unknown),
-                    self.scopes.join(" ")
-                )));
-            }
-            request.scopes
-        };
-        let bound_to = certificate.and_then(PresentedCertificate::x5t_s256);
-        let (response, issued) = self.issuer.issue(client, &scopes, now, bound_to.clone())?;
-        tracing::debug!(client_id = %client.identifier, scope = %scopes.join(" "), method = ?request.credentials.method, bound_to = ?bound_to, "access token issued");
-        self.telemetry.token_issued(
-            &crate::telemetry::TokenIssued {
-                client: client.identifier.as_str(),
-                method: method_label(request.credentials.method),
-                scopes: &scopes,
-                jti: &issued.jti,
-                kid: &issued.kid,
-                peer,
-                cnf_x5t_s256: bound_to.as_deref(),
-                exp: issued.exp,
-            },
-            now,
-        );
-        Ok(response)
+        }
     }
 
     /// Reports a failed client authentication (already logged) to the metrics and the audit trail.

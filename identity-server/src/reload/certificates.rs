@@ -395,10 +395,12 @@ impl CertificateReloader {
         // The new signing key (the TLS configuration above has its copy of the PFX).
         let new_signing = match signing_pfx {
             Some(Ok(pfx)) if pfx.certificate.x5t_s256() != current.certificate.x5t_s256() => {
+                let nonce_key = crate::oauth::dpop::NonceKey::derive(&pfx.key_pkcs8);
                 match keys::signer(&self.settings, pfx.key, &pfx.certificate) {
                     Ok(signer) => Some(Signing {
                         signer,
                         certificate: pfx.certificate,
+                        nonce_key,
                     }),
                     Err(e) => {
                         self.failed("signing", &e.to_string(), now);

@@ -63,7 +63,19 @@ pub enum Event {
         peer: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         cnf_x5t_s256: Option<String>,
+        /// The DPoP key the token is bound to (RFC 9449).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cnf_jkt: Option<String>,
+        /// The audiences asked for with `resource` (RFC 8707); absent for the default one.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        audiences: Vec<String>,
         exp: i64,
+    },
+    TokenRevoked {
+        client: String,
+        jti: String,
+        exp: i64,
+        peer: String,
     },
     ClientAuthenticationFailed {
         /// As the client sent it (control characters escaped by the JSON encoder).
@@ -137,6 +149,7 @@ impl Event {
     pub fn kind(&self) -> &'static str {
         match self {
             Event::TokenIssued { .. } => "token_issued",
+            Event::TokenRevoked { .. } => "token_revoked",
             Event::ClientAuthenticationFailed { .. } => "client_authentication_failed",
             Event::DeliveryStored { .. } => "delivery_stored",
             Event::DeliveryDuplicate { .. } => "delivery_duplicate",

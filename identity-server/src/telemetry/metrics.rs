@@ -94,6 +94,11 @@ pub struct ServerMetrics {
     pub audit_events: Family<TypeLabel, Counter>,
     pub audit_write_errors: Counter,
     pub audit_dropped: Counter,
+    /// Introspection answers, by result (`active`, `inactive`).
+    pub introspections: Family<Outcome, Counter>,
+    pub tokens_revoked: Counter,
+    /// DPoP proofs refused, by reason (`dpop_replayed`, `dpop_nonce`, ...).
+    pub dpop_refused: Family<Reason, Counter>,
 }
 
 impl ServerMetrics {
@@ -219,7 +224,31 @@ impl ServerMetrics {
                 let _ = certificate_reloads.get_or_create(&RoleResult { role, result });
             }
         }
+        let introspections = Family::default();
+        registry.register(
+            "ids_introspections",
+            "Token introspection answers (RFC 7662), by result (active, inactive)",
+            Family::clone(&introspections),
+        );
+        let tokens_revoked = Counter::default();
+        registry.register(
+            "ids_tokens_revoked",
+            "Access tokens revoked by their client (RFC 7009)",
+            tokens_revoked.clone(),
+        );
+        let dpop_refused = Family::default();
+        registry.register(
+            "ids_dpop_proofs_refused",
+            "DPoP proofs refused at the token endpoint and the API (RFC 9449), by reason",
+            Family::clone(&dpop_refused),
+        );
+        for result in ["active", "inactive"] {
+            let _ = introspections.get_or_create(&Outcome { result });
+        }
         ServerMetrics {
+            introspections,
+            tokens_revoked,
+            dpop_refused,
             registry,
             tokens_issued,
             authentication_failures,

@@ -32,6 +32,8 @@ pub struct TokenIssued<'a> {
     pub kid: &'a str,
     pub peer: IpAddr,
     pub cnf_x5t_s256: Option<&'a str>,
+    pub cnf_jkt: Option<&'a str>,
+    pub audiences: &'a [String],
     pub exp: i64,
 }
 
@@ -73,10 +75,48 @@ impl Telemetry {
                     kid: t.kid.to_string(),
                     peer: t.peer.to_string(),
                     cnf_x5t_s256: t.cnf_x5t_s256.map(str::to_string),
+                    cnf_jkt: t.cnf_jkt.map(str::to_string),
+                    audiences: t.audiences.to_vec(),
                     exp: t.exp,
                 },
                 now,
             );
+        }
+    }
+
+    /// A token revoked by its client.
+    pub fn token_revoked(&self, client: &str, jti: &str, exp: i64, peer: IpAddr, now: i64) {
+        if let Some(m) = &self.metrics {
+            m.tokens_revoked.inc();
+        }
+        if let Some(a) = &self.audit {
+            a.record(
+                Event::TokenRevoked {
+                    client: client.to_string(),
+                    jti: jti.to_string(),
+                    exp,
+                    peer: peer.to_string(),
+                },
+                now,
+            );
+        }
+    }
+
+    /// An introspection answer.
+    pub fn introspected(&self, active: bool) {
+        if let Some(m) = &self.metrics {
+            m.introspections
+                .get_or_create(&Outcome {
+                    result: if active { "active" } else { "inactive" },
+                })
+                .inc();
+        }
+    }
+
+    /// A DPoP proof refused (the reason is logged and answered by the caller).
+    pub fn dpop_refused(&self, reason: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.dpop_refused.get_or_create(&Reason { reason }).inc();
         }
     }
 

@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "deliveries",
         sql: include_str!("../../../migrations/0003_deliveries.sql"),
     },
+    Migration {
+        version: 4,
+        name: "revoked tokens",
+        sql: include_str!("../../../migrations/0004_revoked_tokens.sql"),
+    },
 ];
 
 /// The schema version this binary writes and reads.

@@ -20,6 +20,7 @@ pub mod deliveries;
 pub mod health;
 pub mod migrations;
 pub mod replay;
+pub mod revocations;
 pub mod tls;
 
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ use crate::store::settings::{PgSettings, SslMode};
 pub use health::Health;
 pub use migrations::SchemaStatus;
 pub use replay::PgReplayCache;
+pub use revocations::PgRevocations;
 
 /// What went wrong with the PostgreSQL store. Messages name the database (`user@host:port/db`, never
 /// the password) and what to do.
@@ -169,6 +171,11 @@ pub async fn maintenance(store: Arc<PgStore>) {
         .map_or(0, |d| d.as_secs() as i64);
     match replay::delete_expired(&store, now).await {
         Ok(n) if n > 0 => tracing::debug!("store: deleted {n} expired replay entries"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("store: maintenance: {e}"),
+    }
+    match revocations::delete_expired(&store, now).await {
+        Ok(n) if n > 0 => tracing::debug!("store: deleted {n} expired revocations"),
         Ok(_) => {}
         Err(e) => tracing::warn!("store: maintenance: {e}"),
     }
