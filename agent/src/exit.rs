@@ -163,7 +163,7 @@ impl From<&UploadFailure> for ExitStatus {
     fn from(failure: &UploadFailure) -> Self {
         match failure {
             UploadFailure::Temporary { .. } => ExitStatus::Unreachable,
-            UploadFailure::InvalidToken(_) => ExitStatus::InvalidAnswer,
+            UploadFailure::InvalidToken(_) | UploadFailure::DpopNonce => ExitStatus::InvalidAnswer,
             UploadFailure::Refused { .. } => ExitStatus::DeliveryRefused,
             UploadFailure::Agent(e) => e.into(),
         }
@@ -213,9 +213,11 @@ impl From<&Error> for ExitStatus {
             Error::Agent(e) => e.as_ref().into(),
             Error::Files(e) => e.into(),
             Error::Deliver { source, .. } => source.as_ref().into(),
-            Error::Settings(_) | Error::Key(_) | Error::OneFileOnly | Error::Metrics { .. } => {
-                ExitStatus::Usage
-            }
+            Error::Settings(_)
+            | Error::Key(_)
+            | Error::OneFileOnly
+            | Error::Metrics { .. }
+            | Error::Dpop(_) => ExitStatus::Usage,
             Error::Pins(e) => e.into(),
             Error::Protect(e) => e.into(),
             Error::NotPinned { .. } | Error::Stdin(_) => ExitStatus::Failure,

@@ -84,6 +84,8 @@ pub struct Agent {
     token_requests: AtomicU64,
     /// `Metrics:Urls` of `agent run`: what it counts (None: metrics off).
     metrics: Option<Arc<metrics::AgentMetrics>>,
+    /// `OpenId:DPoP`: the key proofs are made with, and the server's nonce.
+    dpop: Option<Arc<client::dpop::DpopClient>>,
 }
 
 impl Agent {
@@ -119,7 +121,32 @@ impl Agent {
             slots: Mutex::new(HashMap::new()),
             token_requests: AtomicU64::new(0),
             metrics: None,
+            dpop: None,
         })
+    }
+
+    /// Binds the agent's tokens to `dpop`'s key (RFC 9449): a proof with every request.
+    pub fn with_dpop(mut self, dpop: Arc<client::dpop::DpopClient>) -> Self {
+        self.dpop = Some(dpop);
+        self
+    }
+
+    /// The DPoP key, when `OpenId:DPoP` is on.
+    pub fn dpop(&self) -> Option<&client::dpop::DpopClient> {
+        self.dpop.as_deref()
+    }
+
+    /// How `token` is sent to the server's API: `Bearer`, or `DPoP` with a proof.
+    pub fn api_auth<'a>(&'a self, token: &'a Token) -> client::deliveries::ApiAuth<'a> {
+        client::deliveries::ApiAuth {
+            token: &token.access_token,
+            dpop: self.dpop.as_deref().filter(|_| {
+                token
+                    .token_type
+                    .eq_ignore_ascii_case(ids_proto::headers::DPOP_SCHEME)
+            }),
+            now: self.now(),
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -273,6 +300,7 @@ impl Agent {
             client,
             self.keys.secret(client),
             self.keys.client_key.as_ref(),
+            self.dpop.as_deref(),
             scope,
             &now,
         )
@@ -286,9 +314,15 @@ impl Agent {
             .filter(|t| !t.expose().is_empty())
             .ok_or_else(|| malformed("the token response has no access_token"))?;
         let token_type = response.token_type.unwrap_or_default();
-        if !token_type.eq_ignore_ascii_case("bearer") {
+        let dpop = token_type.eq_ignore_ascii_case(ids_proto::headers::DPOP_SCHEME);
+        if !(token_type.eq_ignore_ascii_case("bearer") || dpop && self.dpop.is_some()) {
+            let expected = if self.dpop.is_some() {
+                "`DPoP` or `Bearer`"
+            } else {
+                "`Bearer`"
+            };
             return Err(malformed(&format!(
-                "the token_type is `{token_type}`; expected `Bearer`"
+                "the token_type is `{token_type}`; expected {expected}"
             )));
         }
         let now = self.now();
@@ -302,6 +336,20 @@ impl Agent {
                 true,
             )
             .await?;
+        match (&self.dpop, dpop) {
+            (Some(key), true) if claims.dpop_binding() != Some(key.jkt()) => {
+                return Err(malformed(&format!(
+                    "the DPoP token is bound to the key {} (cnf.jkt), not to this agent's key {} ({})",
+                    claims.dpop_binding().unwrap_or("(none)"),
+                    key.jkt(),
+                    key.origin
+                )));
+            }
+            (Some(_), false) => tracing::warn!(
+                "OpenId:DPoP is true but the server issued a Bearer token: it does not support DPoP (RFC 9449)"
+            ),
+            _ => {}
+        }
         let expires_in =
             client::tokens::expires_in(response.expires_in.as_ref(), claims.expires_at, now);
         if let Some(m) = &self.metrics {
@@ -321,14 +369,36 @@ impl Agent {
 
     /// Verifies a token with the server's keys (pinned, or the JWKS), at the agent's current time.
     pub async fn verify(&self, token: &str) -> Result<AccessToken, AgentError> {
-        let token = token.trim();
-        let token = token
-            .strip_prefix("Bearer ")
-            .or_else(|| token.strip_prefix("bearer "))
-            .unwrap_or(token);
+        let token = strip_scheme(token);
         self.server_keys
             .verify(&self.http, || self.discovery(), token, self.now(), false)
             .await
+    }
+
+    /// Asks the server whether `token` is active (RFC 7662 introspection), authenticated as the default
+    /// client: revoked tokens, and tokens of clients removed from the server, are not.
+    pub async fn introspect(
+        &self,
+        token: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, AgentError> {
+        let token = strip_scheme(token);
+        let client = self
+            .settings
+            .client(None)
+            .ok_or_else(|| self.unknown_client(self.settings.default_client.as_str()))?;
+        let discovery = self.discovery().await?;
+        let clock = self.clock.clone();
+        let now = move || clock.now();
+        client::tokens::introspect(
+            &self.http,
+            &discovery,
+            client,
+            self.keys.secret(client),
+            self.keys.client_key.as_ref(),
+            token,
+            &now,
+        )
+        .await
     }
 
     /// Token requests sent so far (diagnostics and tests).
@@ -344,5 +414,19 @@ impl Agent {
     /// JWKS fetches so far (JWKS mode).
     pub fn jwks_fetches(&self) -> u64 {
         self.server_keys.jwks_fetches()
+    }
+}
+
+/// A token as pasted: `Bearer <token>`, `DPoP <token>` or the token alone.
+fn strip_scheme(token: &str) -> &str {
+    let token = token.trim();
+    match token.split_once(' ') {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("bearer")
+                || scheme.eq_ignore_ascii_case(ids_proto::headers::DPOP_SCHEME) =>
+        {
+            rest.trim()
+        }
+        _ => token,
     }
 }

@@ -47,7 +47,9 @@ pub enum DpopError {
     WrongType(String),
     #[error("the DPoP proof is unsigned (alg \"none\"); proofs are signed with the client's key")]
     Unsigned,
-    #[error("the DPoP proof uses the symmetric algorithm {0}; proofs are signed with a private key")]
+    #[error(
+        "the DPoP proof uses the symmetric algorithm {0}; proofs are signed with a private key"
+    )]
     Symmetric(String),
     #[error("the DPoP proof uses alg {found}; this server accepts {allowed}")]
     AlgorithmNotAllowed { found: String, allowed: String },
@@ -194,10 +196,13 @@ pub fn verify_proof(
     let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(DpopError::Malformed("expected three dot-separated parts".into()));
+        return Err(DpopError::Malformed(
+            "expected three dot-separated parts".into(),
+        ));
     };
     let decode = |part: &str, what: &str| {
-        b64::url_decode(part).ok_or_else(|| DpopError::Malformed(format!("the {what} is not base64url")))
+        b64::url_decode(part)
+            .ok_or_else(|| DpopError::Malformed(format!("the {what} is not base64url")))
     };
     let header_json = decode(header_b64, "header")?;
     let payload = decode(payload_b64, "payload")?;
@@ -243,7 +248,8 @@ pub fn verify_proof(
     }
     let entry: Jwk = serde_json::from_value(Value::Object(jwk_value.clone()))
         .map_err(|e| DpopError::BadKey(e.to_string()))?;
-    let public = VerificationKey::public_key_of(&entry).map_err(|e| DpopError::BadKey(e.to_string()))?;
+    let public =
+        VerificationKey::public_key_of(&entry).map_err(|e| DpopError::BadKey(e.to_string()))?;
     if !algorithm.fits(&public) {
         return Err(DpopError::AlgorithmMismatch {
             alg: algorithm.as_str().into(),
@@ -264,7 +270,9 @@ pub fn verify_proof(
     let string = |name: &'static str| -> Result<&str, DpopError> {
         match claims.get(name) {
             Some(Value::String(s)) if !s.is_empty() => Ok(s.as_str()),
-            Some(_) => Err(DpopError::BadClaims(format!("\"{name}\" is not a non-empty string"))),
+            Some(_) => Err(DpopError::BadClaims(format!(
+                "\"{name}\" is not a non-empty string"
+            ))),
             None => Err(DpopError::MissingClaim(name)),
         }
     };
@@ -465,7 +473,10 @@ mod tests {
                 check(&with_token, Some("other")),
                 Err(DpopError::WrongTokenHash)
             );
-            assert_eq!(check(&proof, Some("token")), Err(DpopError::MissingTokenHash));
+            assert_eq!(
+                check(&proof, Some("token")),
+                Err(DpopError::MissingTokenHash)
+            );
         }
     }
 
@@ -478,7 +489,15 @@ mod tests {
             Err(DpopError::WrongMethod { .. })
         ));
         assert!(matches!(
-            ok(&s.proof("POST", "https://other.example/connect/token", NOW, None, None).unwrap()),
+            ok(&s
+                .proof(
+                    "POST",
+                    "https://other.example/connect/token",
+                    NOW,
+                    None,
+                    None
+                )
+                .unwrap()),
             Err(DpopError::WrongUrl { .. })
         ));
         // Query and fragment, case of scheme and host, the default port: the same URL.
@@ -496,8 +515,12 @@ mod tests {
         let (key, _) = SigningKey::generate(Algorithm::ES256).unwrap();
         let jwk = serde_json::to_value(Jwk::from_public_key(&key.public_key())).unwrap();
         let claims = serde_json::json!({"jti":"j","htm":"POST","htu":URL,"iat":NOW});
-        let header = |alg: &str, jwk: &Value| serde_json::json!({"typ":"dpop+jwt","alg":alg,"jwk":jwk});
-        assert_eq!(ok(&forged(&key, header("none", &jwk), claims.clone())), Err(DpopError::Unsigned));
+        let header =
+            |alg: &str, jwk: &Value| serde_json::json!({"typ":"dpop+jwt","alg":alg,"jwk":jwk});
+        assert_eq!(
+            ok(&forged(&key, header("none", &jwk), claims.clone())),
+            Err(DpopError::Unsigned)
+        );
         assert!(matches!(
             ok(&forged(&key, header("HS256", &jwk), claims.clone())),
             Err(DpopError::Symmetric(_))
@@ -514,7 +537,10 @@ mod tests {
         );
         let mut typ = header("ES256", &jwk);
         typ["typ"] = "JWT".into();
-        assert!(matches!(ok(&forged(&key, typ, claims.clone())), Err(DpopError::WrongType(_))));
+        assert!(matches!(
+            ok(&forged(&key, typ, claims.clone())),
+            Err(DpopError::WrongType(_))
+        ));
         // Signed by another key than the one in the header.
         let (other, _) = SigningKey::generate(Algorithm::ES256).unwrap();
         assert_eq!(

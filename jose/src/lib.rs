@@ -52,9 +52,9 @@ pub mod verify;
 mod verify_tests;
 
 pub use assertion::{AssertionError, AssertionSigner, UnverifiedAssertion};
+pub use dpop::{DpopError, DpopPolicy, DpopProof, DpopRequest, DpopSigner};
 pub use keyset::{KeySet, KeySetError, VerificationKey};
 pub use sign::TokenSigner;
-pub use dpop::{DpopError, DpopPolicy, DpopProof, DpopRequest, DpopSigner};
 pub use verify::{
     AccessToken, DpopVerifyError, MAX_LEEWAY_SECS, MAX_TOKEN_LEN, Presentation, Validation,
     Verifier, VerifyError,

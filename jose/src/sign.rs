@@ -33,7 +33,11 @@ impl TokenSigner {
 
     /// Builds a signer for `key`, whose public key is `public`, without a certificate (a key the
     /// server made itself): the header has no `x5t` unless one is given.
-    pub fn for_public_key(key: SigningKey, public: &ids_pki::PublicKey, x5t: Option<String>) -> Self {
+    pub fn for_public_key(
+        key: SigningKey,
+        public: &ids_pki::PublicKey,
+        x5t: Option<String>,
+    ) -> Self {
         let kid = jwk::thumbprint(public);
         let header = Header {
             alg: key.algorithm().as_str(),

@@ -43,7 +43,9 @@ pub enum VerifyError {
         "the token uses the symmetric algorithm {alg}; only the server's public key (RS256, PS256, ES256, ES384 or EdDSA) is trusted"
     )]
     Symmetric { alg: String },
-    #[error("the token algorithm {alg} is not supported (RS256, PS256, ES256, ES384 and EdDSA are)")]
+    #[error(
+        "the token algorithm {alg} is not supported (RS256, PS256, ES256, ES384 and EdDSA are)"
+    )]
     UnsupportedAlgorithm { alg: String },
     #[error(
         "the token header carries \"{member}\"; keys embedded in or referenced by a token are never trusted"
@@ -499,12 +501,7 @@ impl Verifier {
             None => {
                 // No kid: only keys of the token's algorithm are candidates; the first error is reported.
                 let mut first_error = None;
-                for key in self
-                    .keys
-                    .keys()
-                    .iter()
-                    .filter(|k| k.accepts(algorithm))
-                {
+                for key in self.keys.keys().iter().filter(|k| k.accepts(algorithm)) {
                     match check(key) {
                         Ok(()) => return Ok(key),
                         Err(e) => {
@@ -612,9 +609,9 @@ pub(crate) fn ecdsa_in_range(algorithm: Algorithm, signature: &[u8]) -> bool {
         Algorithm::ES384 => &P384_ORDER,
         _ => return true,
     };
-    signature.chunks(order.len()).all(|half| {
-        half.len() == order.len() && half.iter().any(|b| *b != 0) && half < order
-    })
+    signature
+        .chunks(order.len())
+        .all(|half| half.len() == order.len() && half.iter().any(|b| *b != 0) && half < order)
 }
 
 fn claim_type(claim: &'static str, expected: &'static str, found: &Value) -> VerifyError {

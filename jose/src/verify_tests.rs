@@ -1181,7 +1181,9 @@ fn dpop_bound_tokens_need_a_proof_with_that_key_and_unbound_ones_none() {
         access_token: None,
     };
     let policy = DpopPolicy::default();
-    let proof = client.proof("GET", url, NOW, None, Some(&bound)).expect("proof");
+    let proof = client
+        .proof("GET", url, NOW, None, Some(&bound))
+        .expect("proof");
     let (token, verified) = v
         .verify_dpop(&bound, &proof, &request, &policy, None, NOW)
         .expect("accepted");
@@ -1193,20 +1195,28 @@ fn dpop_bound_tokens_need_a_proof_with_that_key_and_unbound_ones_none() {
         Err(VerifyError::DpopRequired { .. })
     ));
     // Another key's proof.
-    let foreign = other.proof("GET", url, NOW, None, Some(&bound)).expect("proof");
+    let foreign = other
+        .proof("GET", url, NOW, None, Some(&bound))
+        .expect("proof");
     assert!(matches!(
         v.verify_dpop(&bound, &foreign, &request, &policy, None, NOW),
-        Err(crate::DpopVerifyError::Token(VerifyError::DpopKeyMismatch { .. }))
+        Err(crate::DpopVerifyError::Token(
+            VerifyError::DpopKeyMismatch { .. }
+        ))
     ));
     // A proof without the token's hash, or for another token.
     let no_ath = client.proof("GET", url, NOW, None, None).expect("proof");
     assert!(matches!(
         v.verify_dpop(&bound, &no_ath, &request, &policy, None, NOW),
-        Err(crate::DpopVerifyError::Proof(crate::DpopError::MissingTokenHash))
+        Err(crate::DpopVerifyError::Proof(
+            crate::DpopError::MissingTokenHash
+        ))
     ));
     // An unbound token with the DPoP scheme.
     let plain = rs_claims(|_| {});
-    let proof = client.proof("GET", url, NOW, None, Some(&plain)).expect("proof");
+    let proof = client
+        .proof("GET", url, NOW, None, Some(&plain))
+        .expect("proof");
     assert!(matches!(
         v.verify_dpop(&plain, &proof, &request, &policy, None, NOW),
         Err(crate::DpopVerifyError::Token(VerifyError::NotDpopBound))
@@ -1269,14 +1279,22 @@ fn jwks_entries_of_the_new_key_types_are_published_as_rfc_7518_and_8037_say() {
     let (ec, _) = SigningKey::generate(Algorithm::ES384).expect("generate");
     let entry = Jwk::from_public_key(&ec.public_key());
     assert_eq!(
-        (entry.kty.as_str(), entry.crv.as_deref(), entry.alg.as_deref()),
+        (
+            entry.kty.as_str(),
+            entry.crv.as_deref(),
+            entry.alg.as_deref()
+        ),
         ("EC", Some("P-384"), Some("ES384"))
     );
     assert_eq!(entry.x.as_deref().map(str::len), Some(64));
     let (ed, _) = SigningKey::generate(Algorithm::EdDSA).expect("generate");
     let entry = Jwk::from_public_key(&ed.public_key());
     assert_eq!(
-        (entry.kty.as_str(), entry.crv.as_deref(), entry.alg.as_deref()),
+        (
+            entry.kty.as_str(),
+            entry.crv.as_deref(),
+            entry.alg.as_deref()
+        ),
         ("OKP", Some("Ed25519"), Some("EdDSA"))
     );
     assert!(entry.y.is_none());

@@ -50,8 +50,10 @@ impl Algorithm {
     pub fn fits(self, key: &crate::PublicKey) -> bool {
         matches!(
             (self, key),
-            (Algorithm::RS256 | Algorithm::PS256, crate::PublicKey::Rsa { .. })
-                | (Algorithm::ES256, crate::PublicKey::P256 { .. })
+            (
+                Algorithm::RS256 | Algorithm::PS256,
+                crate::PublicKey::Rsa { .. }
+            ) | (Algorithm::ES256, crate::PublicKey::P256 { .. })
                 | (Algorithm::ES384, crate::PublicKey::P384 { .. })
                 | (Algorithm::EdDSA, crate::PublicKey::Ed25519 { .. })
         )
@@ -147,14 +149,18 @@ impl SigningKey {
                     .map_err(|_| KeyError::Sign)?;
                 pair.as_der().map_err(|_| KeyError::Sign)?.as_ref().to_vec()
             }
-            Algorithm::ES256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                .map_err(|_| KeyError::Sign)?
-                .as_ref()
-                .to_vec(),
-            Algorithm::ES384 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng)
-                .map_err(|_| KeyError::Sign)?
-                .as_ref()
-                .to_vec(),
+            Algorithm::ES256 => {
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|_| KeyError::Sign)?
+                    .as_ref()
+                    .to_vec()
+            }
+            Algorithm::ES384 => {
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng)
+                    .map_err(|_| KeyError::Sign)?
+                    .as_ref()
+                    .to_vec()
+            }
             Algorithm::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng)
                 .map_err(|_| KeyError::Sign)?
                 .as_ref()
@@ -291,7 +297,9 @@ mod tests {
             assert!(!key.sign(b"message").expect("sign").is_empty());
         }
         let (ec, _) = SigningKey::generate(Algorithm::ES256).expect("generate");
-        let err = ec.with_algorithm(Algorithm::PS256).expect_err("EC cannot PS256");
+        let err = ec
+            .with_algorithm(Algorithm::PS256)
+            .expect_err("EC cannot PS256");
         assert!(err.to_string().contains("PS256"), "{err}");
     }
 }

@@ -50,6 +50,9 @@ pub enum UploadFailure {
     /// The server refused the token (401): a new token may help once.
     #[error("the server refused the access token: {0}")]
     InvalidToken(String),
+    /// The server wants its nonce in the DPoP proof (401 `use_dpop_nonce`; remembered): once more.
+    #[error("the server asked for a DPoP nonce")]
+    DpopNonce,
     /// The server refuses this delivery; sending it again will not help.
     #[error("the server refused delivery `{id}` (HTTP {status} {error}): {description}")]
     Refused {
@@ -86,11 +89,51 @@ fn url(base: &str, id: &str) -> Result<reqwest::Url, UploadFailure> {
     })
 }
 
+/// How a token goes with a request to the API: `Authorization: Bearer`, or `Authorization: DPoP` with
+/// a proof of the agent's key for that request (RFC 9449 section 7).
+#[derive(Debug, Clone, Copy)]
+pub struct ApiAuth<'a> {
+    pub token: &'a BearerToken,
+    pub dpop: Option<&'a super::dpop::DpopClient>,
+    pub now: i64,
+}
+
+impl ApiAuth<'_> {
+    /// `request` (a `method` to `url`) with the token, and the proof when DPoP-bound.
+    pub fn apply(
+        &self,
+        request: reqwest::RequestBuilder,
+        method: &str,
+        url: &str,
+    ) -> reqwest::RequestBuilder {
+        match self.dpop {
+            None => request.bearer_auth(self.token.expose()),
+            Some(dpop) => dpop
+                .prove(request, method, url, self.now, Some(self.token.expose()))
+                .header(
+                    reqwest::header::AUTHORIZATION,
+                    format!(
+                        "{} {}",
+                        ids_proto::headers::DPOP_SCHEME,
+                        self.token.expose()
+                    ),
+                ),
+        }
+    }
+
+    /// Remembers the nonce of an answer (DPoP only).
+    fn remember(&self, response: &reqwest::Response) {
+        if let Some(dpop) = self.dpop {
+            dpop.remember(response.headers());
+        }
+    }
+}
+
 /// The server's record of delivery `id`, if it has one, and whether it reads the digest after the body.
 pub async fn status(
     http: &Http,
     base: &str,
-    token: &BearerToken,
+    auth: &ApiAuth<'_>,
     id: &str,
 ) -> Result<Status, UploadFailure> {
     let url = url(base, id)?;
@@ -98,10 +141,11 @@ pub async fn status(
     let response = http
         .send_once(
             &text,
-            |c| c.get(url).bearer_auth(token.expose()),
+            |c| auth.apply(c.get(url), "GET", &text),
             http.timeout(),
         )
         .await?;
+    auth.remember(&response);
     let digest_trailer = headers::list_names(
         response
             .headers()
@@ -129,7 +173,7 @@ pub async fn status(
 pub async fn put(
     http: &Http,
     base: &str,
-    token: &BearerToken,
+    auth: &ApiAuth<'_>,
     announce: &Announce<'_>,
     body: reqwest::Body,
     timeout: Duration,
@@ -142,9 +186,8 @@ pub async fn put(
         .send_once(
             &text,
             |c| {
-                let mut request = c
-                    .put(url)
-                    .bearer_auth(token.expose())
+                let mut request = auth
+                    .apply(c.put(url), "PUT", &text)
                     .header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
                 request = match &announce.sha256 {
                     Some(sha256) => request
@@ -164,6 +207,7 @@ pub async fn put(
             timeout,
         )
         .await?;
+    auth.remember(&response);
     let duplicate = response.status() == StatusCode::OK;
     receipt(announce.id, &text, response)
         .await
@@ -205,6 +249,7 @@ async fn receipt(
         .error_description
         .map_or_else(|| summarize(&body), |d| printable(&d));
     Err(match status.as_u16() {
+        401 if error == "use_dpop_nonce" => UploadFailure::DpopNonce,
         401 => UploadFailure::InvalidToken(if description.is_empty() {
             www_authenticate.unwrap_or_default()
         } else {

@@ -15,6 +15,8 @@ pub struct Discovery {
     pub issuer: String,
     pub token_endpoint: String,
     pub jwks_uri: Option<String>,
+    /// RFC 7662 (`agent verify --online`), when the server has one.
+    pub introspection_endpoint: Option<String>,
     /// `token_endpoint_auth_methods_supported`; empty when not advertised.
     pub auth_methods: Vec<String>,
 }
@@ -86,11 +88,13 @@ impl Discovery {
         let token_endpoint = check("token_endpoint", doc.token_endpoint)?
             .ok_or_else(|| malformed("the discovery document has no `token_endpoint`".into()))?;
         let jwks_uri = check("jwks_uri", doc.jwks_uri)?;
+        let introspection_endpoint = check("introspection_endpoint", doc.introspection_endpoint)?;
         Ok(Discovery {
             url,
             issuer,
             token_endpoint,
             jwks_uri,
+            introspection_endpoint,
             auth_methods: doc.token_endpoint_auth_methods_supported,
         })
     }

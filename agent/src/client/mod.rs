@@ -2,5 +2,6 @@
 
 pub mod deliveries;
 pub mod discovery;
+pub mod dpop;
 pub mod http;
 pub mod tokens;

@@ -40,10 +40,99 @@ pub(crate) async fn request(
     client: &ClientCredentials,
     secret: Option<&ClientSecret>,
     key: Option<&ClientKey>,
+    dpop: Option<&super::dpop::DpopClient>,
     scope: Option<&str>,
     now: &(dyn Fn() -> i64 + Sync),
 ) -> Result<TokenResponse, AgentError> {
-    let url = discovery.token_endpoint.as_str();
+    // RFC 9449 section 8: a server that wants a nonce answers use_dpop_nonce with one; once more
+    // with it.
+    let mut params = vec![("grant_type", "client_credentials")];
+    if let Some(scope) = scope {
+        params.push(("scope", scope));
+    }
+    let endpoint = Endpoint {
+        url: discovery.token_endpoint.as_str(),
+        what: "token response",
+        dpop,
+    };
+    let mut nonce_retried = false;
+    loop {
+        let result = client_request(
+            http, discovery, &endpoint, &params, client, secret, key, now,
+        )
+        .await;
+        match result {
+            Err(AgentError::Rejected { ref error, .. })
+                if error == "use_dpop_nonce" && dpop.is_some() && !nonce_retried =>
+            {
+                nonce_retried = true;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Where an authenticated client request goes.
+pub(crate) struct Endpoint<'a> {
+    pub url: &'a str,
+    /// What a success answer is, for messages.
+    pub what: &'static str,
+    /// DPoP proof with the request (the token endpoint).
+    pub dpop: Option<&'a super::dpop::DpopClient>,
+}
+
+/// Introspects `token` (RFC 7662) with the client's credentials: the server's answer as JSON.
+pub(crate) async fn introspect(
+    http: &Http,
+    discovery: &Discovery,
+    client: &ClientCredentials,
+    secret: Option<&ClientSecret>,
+    key: Option<&ClientKey>,
+    token: &str,
+    now: &(dyn Fn() -> i64 + Sync),
+) -> Result<serde_json::Map<String, serde_json::Value>, AgentError> {
+    let url = discovery.introspection_endpoint.as_deref().ok_or_else(|| {
+        AgentError::Malformed {
+            url: discovery.url.clone(),
+            detail: "the server advertises no introspection_endpoint (RFC 8414): it cannot check a token online".into(),
+        }
+    })?;
+    let endpoint = Endpoint {
+        url,
+        what: "introspection answer",
+        dpop: None,
+    };
+    client_request(
+        http,
+        discovery,
+        &endpoint,
+        &[("token", token)],
+        client,
+        secret,
+        key,
+        now,
+    )
+    .await
+}
+
+/// Posts `params` to `endpoint` with the client's credentials (secret in Basic or the body, a client
+/// assertion, or the TLS certificate alone), and reads the JSON answer or the OAuth error.
+#[allow(clippy::too_many_arguments)]
+async fn client_request<T: serde::de::DeserializeOwned>(
+    http: &Http,
+    discovery: &Discovery,
+    endpoint: &Endpoint<'_>,
+    params: &[(&str, &str)],
+    client: &ClientCredentials,
+    secret: Option<&ClientSecret>,
+    key: Option<&ClientKey>,
+    now: &(dyn Fn() -> i64 + Sync),
+) -> Result<T, AgentError> {
+    let url = endpoint.url;
+    let dpop = endpoint.dpop;
+    // Client assertions are made for the token endpoint, which the server accepts as their audience
+    // at every endpoint that authenticates clients.
+    let audience = discovery.token_endpoint.as_str();
     let post = discovery.prefers_post();
     let signer = match (&client.auth, key) {
         (ClientAuth::PrivateKeyJwt, Some(key)) => Some(key.signer.clone()),
@@ -65,15 +154,18 @@ pub(crate) async fn request(
     if let Some(signer) = &signer {
         // Surfaces a signing failure once, before any request.
         signer
-            .sign(client.client_id.as_str(), url, now())
+            .sign(client.client_id.as_str(), audience, now())
             .map_err(|e| SetupError::Assertion(std::sync::Arc::new(e)))?;
     }
     let response = http
         .send(url, |c| {
-            let mut form = vec![("grant_type", "client_credentials")];
-            if let Some(scope) = scope {
-                form.push(("scope", scope));
-            }
+            let c = &DpopBuilder {
+                client: c,
+                dpop,
+                url,
+                now: now(),
+            };
+            let mut form: Vec<(&str, &str)> = params.to_vec();
             match (&client.auth, secret) {
                 (ClientAuth::Secret(_) | ClientAuth::SecretFile { .. }, Some(secret)) if post => {
                     form.push(("client_id", client.client_id.as_str()));
@@ -92,7 +184,7 @@ pub(crate) async fn request(
                     // A new assertion (new jti) for every attempt: the server refuses a replay.
                     let assertion = signer
                         .as_ref()
-                        .and_then(|s| s.sign(client.client_id.as_str(), url, now()).ok())
+                        .and_then(|s| s.sign(client.client_id.as_str(), audience, now()).ok())
                         .unwrap_or_default();
                     form.push(("client_id", client.client_id.as_str()));
                     form.push(("client_assertion_type", ids_jose::assertion::ASSERTION_TYPE));
@@ -107,6 +199,9 @@ pub(crate) async fn request(
             }
         })
         .await?;
+    if let Some(dpop) = dpop {
+        dpop.remember(response.headers());
+    }
     let status = response.status();
     let www_authenticate_error = response
         .headers()
@@ -116,17 +211,16 @@ pub(crate) async fn request(
         .and_then(|v| v.split('"').next())
         .map(summarize);
     let what = if status.is_success() {
-        "token response"
+        endpoint.what
     } else {
         "error answer"
     };
     let body = read_body(response, url, what).await?;
     if status.is_success() {
-        let parsed: TokenResponse =
-            serde_json::from_slice(&body).map_err(|e| AgentError::Malformed {
-                url: url.to_string(),
-                detail: format!("the token response is not the expected JSON: {e}"),
-            })?;
+        let parsed: T = serde_json::from_slice(&body).map_err(|e| AgentError::Malformed {
+            url: url.to_string(),
+            detail: format!("the {what} is not the expected JSON: {e}"),
+        })?;
         return Ok(parsed);
     }
     // An OAuth error body has an `error` (RFC 6749 section 5.2); without one it is not an OAuth error.
@@ -177,6 +271,24 @@ pub(crate) async fn request(
     }
 }
 
+/// `post(url)` with a DPoP proof for it when DPoP is on (a new proof, new `jti`, for every attempt).
+struct DpopBuilder<'a> {
+    client: &'a reqwest::Client,
+    dpop: Option<&'a super::dpop::DpopClient>,
+    url: &'a str,
+    now: i64,
+}
+
+impl DpopBuilder<'_> {
+    fn post(&self, url: &str) -> reqwest::RequestBuilder {
+        let request = self.client.post(url);
+        match self.dpop {
+            Some(dpop) => dpop.prove(request, "POST", self.url, self.now, None),
+            None => request,
+        }
+    }
+}
+
 /// What to check for each OAuth error code. For a key or certificate the server refused, the agent
 /// prints its own thumbprint and the exact setting to add on the server.
 fn hint(error: &str, client: &ClientCredentials, key: Option<&ClientKey>) -> String {
@@ -211,6 +323,9 @@ fn hint(error: &str, client: &ClientCredentials, key: Option<&ClientKey>) -> Str
             "the requested scope is not one the server grants (IdentityServer:Scopes on the server)"
                 .into()
         }
+        "invalid_dpop_proof" => format!(
+            "the server refused the agent's DPoP proof; with RequireDPoP=\"true\" on <OpenIdClient Identifier=\"{client_id}\">, set OpenId:DPoP to true in the agent's settings"
+        ),
         _ => "see the server's log for details".into(),
     }
 }

@@ -125,6 +125,9 @@ pub enum Error {
         address: String,
         source: std::io::Error,
     },
+    /// `OpenId:DPoP`: the agent's DPoP key.
+    #[error(transparent)]
+    Dpop(#[from] crate::client::dpop::DpopKeyError),
     /// The blocking task reading a file did not complete.
     #[error("{}: {source}", file.display())]
     Task {
@@ -164,6 +167,7 @@ fn report(error: &Error) {
         | Error::Files(_)
         | Error::Deliver { .. }
         | Error::Key(_)
+        | Error::Dpop(_)
         | Error::Metrics { .. } => {
             tracing::error!("{error}")
         }

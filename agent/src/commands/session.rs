@@ -88,8 +88,18 @@ impl Session {
         })
     }
 
-    /// The agent built from the session's settings.
+    /// The agent built from the session's settings (with its DPoP key when `OpenId:DPoP` is on).
     pub fn agent(&self) -> Result<Agent, Error> {
-        Ok(Agent::new(self.settings.clone(), self.keys.clone())?)
+        let agent = Agent::new(self.settings.clone(), self.keys.clone())?;
+        if !self.settings.dpop {
+            return Ok(agent);
+        }
+        let dpop = crate::client::dpop::DpopClient::load(
+            &self.settings,
+            self.keys.client_key.as_ref(),
+            &self.vault,
+        )?;
+        tracing::debug!(key = %dpop.origin, jkt = dpop.jkt(), "DPoP on");
+        Ok(agent.with_dpop(std::sync::Arc::new(dpop)))
     }
 }

@@ -180,9 +180,14 @@ pub async fn deliver(
         .await
         .map_err(|e| PushError::Server(e.into()))?;
     let mut renewed = false;
+    let mut nonce_retried = false;
     loop {
-        let attempt = attempt(agent, vault, prepared, id, &base, &token.access_token).await;
+        let attempt = attempt(agent, vault, prepared, id, &base, &token).await;
         match attempt {
+            // The nonce came with the refusal and is remembered: the next proof carries it.
+            Err(PushError::Server(UploadFailure::DpopNonce)) if !nonce_retried => {
+                nonce_retried = true;
+            }
             Err(PushError::Server(UploadFailure::InvalidToken(reason))) if !renewed => {
                 tracing::warn!("the server refused the access token ({reason}); getting a new one");
                 renewed = true;
@@ -233,10 +238,10 @@ async fn attempt(
     prepared: &Prepared,
     id: &str,
     base: &str,
-    token: &crate::BearerToken,
+    token: &crate::Token,
 ) -> Result<Delivered, PushError> {
     let http = agent.http();
-    let status = deliveries::status(http, base, token, id).await?;
+    let status = deliveries::status(http, base, &agent.api_auth(token), id).await?;
     if let Some(receipt) = status.receipt {
         // Arrived already (a repeat): the file is read for its digest, to be sure it is this file.
         let (size, sha256) = known_digest(vault, prepared).await?;
@@ -272,7 +277,7 @@ async fn attempt(
     // The request's own timeout grows with the file: the configured one plus 1 s per 64 KiB (a link of
     // 512 kbit/s still completes); a peer that vanished is noticed sooner by TCP keep-alive.
     let timeout = http.timeout() + Duration::from_secs(size / (64 * 1024));
-    let sent = deliveries::put(http, base, token, &announce, body, timeout).await;
+    let sent = deliveries::put(http, base, &agent.api_auth(token), &announce, body, timeout).await;
     // A read failure while streaming (the file changed or is damaged) explains a broken request.
     let streamed = match reader.await {
         Ok(Err(e)) => return Err(PushError::File(e)),

@@ -105,6 +105,8 @@ pub struct Settings {
     pub server_pinning: ServerPinning,
     pub http: HttpPolicy,
     pub agent_identifier: Option<String>,
+    /// `OpenId:DPoP`: tokens bound to the agent's key (RFC 9449).
+    pub dpop: bool,
     pub clients: Vec<ClientCredentials>,
     /// `ClientCertificate`: where the agent's key for `private_key_jwt` and mutual TLS is (read into
     /// [`AgentKeys::client_key`]).
@@ -313,6 +315,7 @@ impl Settings {
             _ => Vec::new(),
         };
         let log_format = log_format(config, &mut errors);
+        let dpop = flag(config, &key::DPOP, &mut errors);
         let server_pinning = server_pinning(config, &work_folder, &mut errors, &mut warnings);
         let delivery = delivery_settings(config, &mut errors);
         let additional_recipients = config
@@ -343,6 +346,7 @@ impl Settings {
                 server_pinning,
                 http,
                 agent_identifier,
+                dpop,
                 clients,
                 client_key,
                 default_client,

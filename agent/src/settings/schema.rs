@@ -45,6 +45,7 @@ ids_config::keys! {
     SHUTDOWN_GRACE = number("Delivery:ShutdownGraceSeconds", 10, 0..=3600, "how long a delivery under way may finish at stop");
     AGENT_IDENTIFIER = text("OpenId:AgentIdentifier", "this agent's name, sent with its deliveries");
     DEFAULT_CLIENT = text("OpenId:DefaultOpenIdClient", "the client used when none is named");
+    DPOP = flag("OpenId:DPoP", false, "bind tokens to the agent's key with DPoP (RFC 9449): ClientCertificate's key, or one kept in the work folder");
     CLIENT_AUTHENTICATION = text("OpenId:ClientAuthentication", "`ClientSecret`, `PrivateKeyJwt` or `TlsClientAuth`");
     CLIENT_KEY_FILE = text("ClientCertificate:File", "the agent's key (PFX or PEM) for private_key_jwt and mutual TLS");
     CLIENT_KEY_PASSWORD = text("ClientCertificate:Password", "the PFX password or PEM passphrase");

@@ -41,8 +41,8 @@ use crate::deliveries::{
 use crate::oauth::OAuthError;
 use crate::oauth::bearer::{BearerError, Scheme, parse_authorization};
 use crate::oauth::request::printable;
-use ids_jose::{DpopError, Presentation};
 use crate::telemetry::Event;
+use ids_jose::{DpopError, Presentation};
 
 /// A delivery whose body sends nothing for this long is abandoned (nothing is stored), whatever
 /// `Deliveries:MinUploadBytesPerSecond` says.

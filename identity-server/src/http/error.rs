@@ -127,9 +127,11 @@ impl IntoResponse for ApiError {
                 "temporarily_unavailable",
                 BearerError::Unavailable.to_string(),
             ),
-            ApiError::Bearer(e @ BearerError::InvalidDpopProof(_)) => {
-                (StatusCode::UNAUTHORIZED, "invalid_dpop_proof", e.to_string())
-            }
+            ApiError::Bearer(e @ BearerError::InvalidDpopProof(_)) => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_dpop_proof",
+                e.to_string(),
+            ),
             ApiError::Bearer(e @ BearerError::UseDpopNonce { .. }) => {
                 (StatusCode::UNAUTHORIZED, "use_dpop_nonce", e.to_string())
             }
@@ -218,17 +220,17 @@ impl IntoResponse for ApiError {
             ApiError::Bearer(BearerError::UseDpopNonce { nonce }) => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"DPoP realm="identity-server", error="use_dpop_nonce""#),
+                    HeaderValue::from_static(
+                        r#"DPoP realm="identity-server", error="use_dpop_nonce""#,
+                    ),
                 );
                 if let Ok(v) = HeaderValue::from_str(nonce) {
                     headers.insert(ids_proto::headers::DPOP_NONCE, v);
                 }
             }
+            // The same pause as the API's own store outage (deliveries), which it is.
             ApiError::Bearer(BearerError::Unavailable) => {
-                headers.insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from(crate::oauth::error::STORE_RETRY_AFTER_SECS),
-                );
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
             }
             ApiError::Bearer(BearerError::Invalid(detail)) => {
                 let quoted: String = detail

@@ -190,7 +190,14 @@ async fn token(
         Ok(dpop) => {
             state
                 .tokens
-                .token(&body, authorization, certificate.0.as_ref(), dpop, peer, now)
+                .token(
+                    &body,
+                    authorization,
+                    certificate.0.as_ref(),
+                    dpop,
+                    peer,
+                    now,
+                )
                 .await
         }
     };

@@ -23,10 +23,9 @@ pub fn dpop_header(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
     if values.next().is_some() {
         return Err(OAuthError::InvalidDpopProof(DpopError::Several.to_string()));
     }
-    first
-        .to_str()
-        .map(Some)
-        .map_err(|_| OAuthError::InvalidDpopProof(DpopError::Malformed("not ASCII".into()).to_string()))
+    first.to_str().map(Some).map_err(|_| {
+        OAuthError::InvalidDpopProof(DpopError::Malformed("not ASCII".into()).to_string())
+    })
 }
 
 /// Adds `DPoP-Nonce` with the current nonce when nonces are on (RFC 9449 section 8.2: the server may

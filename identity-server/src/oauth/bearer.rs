@@ -29,7 +29,9 @@ pub enum BearerError {
     #[error("the DPoP proof must carry the nonce of the DPoP-Nonce header")]
     UseDpopNonce { nonce: String },
     /// The revocation list or the replay cache (shared store) cannot be asked: refused (fail closed).
-    #[error("the server cannot check this token now (its shared store is unavailable); retry later")]
+    #[error(
+        "the server cannot check this token now (its shared store is unavailable); retry later"
+    )]
     Unavailable,
 }
 

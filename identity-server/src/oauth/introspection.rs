@@ -104,7 +104,11 @@ impl TokenService {
     /// revoked (fail closed).
     pub(crate) async fn active_claims(&self, token: &str, now: i64) -> Option<Map<String, Value>> {
         let published = self.issuer.keys.published();
-        let verified = published.bearer.verifier().verify_any_audience(token, now).ok()?;
+        let verified = published
+            .bearer
+            .verifier()
+            .verify_any_audience(token, now)
+            .ok()?;
         let jti = verified.jti.as_deref()?;
         match self.revoked.is_revoked(jti, now).await {
             Ok(false) => Some(verified.claims),

@@ -62,7 +62,8 @@ impl Form {
         let all = form_urlencoded_pairs(body)?;
         let mut pairs: Vec<(String, String)> = Vec::new();
         for (key, value) in all {
-            let once = single.contains(&key.as_str()) || CREDENTIAL_PARAMETERS.contains(&key.as_str());
+            let once =
+                single.contains(&key.as_str()) || CREDENTIAL_PARAMETERS.contains(&key.as_str());
             if !once && !repeatable.contains(&key.as_str()) {
                 continue; // RFC 6749 section 3.2: unknown parameters are ignored.
             }
@@ -210,8 +211,8 @@ pub fn parse(
     };
     let mut resources: Vec<String> = Vec::new();
     for resource in form.all("resource") {
-        let resource = crate::settings::oauth::resource_uri(resource)
-            .map_err(OAuthError::InvalidTarget)?;
+        let resource =
+            crate::settings::oauth::resource_uri(resource).map_err(OAuthError::InvalidTarget)?;
         if !resources.iter().any(|r| r == resource) {
             resources.push(resource.to_string());
         }

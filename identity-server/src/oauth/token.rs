@@ -106,11 +106,9 @@ impl TokenIssuer {
             iat: now,
             nbf: now,
             exp: now + self.lifetime_secs as i64,
-            cnf: (grant.certificate.is_some() || grant.dpop_jkt.is_some()).then(|| {
-                Confirmation {
-                    x5t_s256: grant.certificate.clone(),
-                    jkt: grant.dpop_jkt.clone(),
-                }
+            cnf: (grant.certificate.is_some() || grant.dpop_jkt.is_some()).then(|| Confirmation {
+                x5t_s256: grant.certificate.clone(),
+                jkt: grant.dpop_jkt.clone(),
             }),
         };
         let signing = self.keys.signing();

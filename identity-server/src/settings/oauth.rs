@@ -100,12 +100,10 @@ pub(super) fn oauth(config: &Config, errors: &mut Vec<ConfigError>) -> OAuthSett
 pub fn resource_uri(value: &str) -> Result<&str, String> {
     let scheme_end = value.find(':').unwrap_or(0);
     let scheme_ok = scheme_end > 0
-        && value[..scheme_end]
-            .chars()
-            .enumerate()
-            .all(|(i, c)| {
-                c.is_ascii_alphabetic() || (i > 0 && (c.is_ascii_digit() || matches!(c, '+' | '-' | '.')))
-            });
+        && value[..scheme_end].chars().enumerate().all(|(i, c)| {
+            c.is_ascii_alphabetic()
+                || (i > 0 && (c.is_ascii_digit() || matches!(c, '+' | '-' | '.')))
+        });
     if !scheme_ok || value.len() == scheme_end + 1 {
         return Err(format!(
             "`{}` is not an absolute URI (expected e.g. https://api.example.com)",
@@ -129,7 +127,14 @@ mod tests {
     fn resources_are_absolute_uris_without_fragments() {
         assert!(resource_uri("https://api.example.com/v1").is_ok());
         assert!(resource_uri("urn:ids:deliveries").is_ok());
-        for bad in ["api", "/relative", "https://a/#frag", "", "https://a b", "1http://x"] {
+        for bad in [
+            "api",
+            "/relative",
+            "https://a/#frag",
+            "",
+            "https://a b",
+            "1http://x",
+        ] {
             assert!(resource_uri(bad).is_err(), "{bad}");
         }
     }

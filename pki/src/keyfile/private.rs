@@ -12,7 +12,8 @@ use pkcs8::{EncryptedPrivateKeyInfoRef, PrivateKeyInfoRef};
 use zeroize::Zeroizing;
 
 use super::asn1::{
-    ED25519, EC_PUBLIC_KEY, P256, P384, RSA_ENCRYPTION, oid_name, rsa_private_bits, rsa_public_key, sec1_curve,
+    EC_PUBLIC_KEY, ED25519, P256, P384, RSA_ENCRYPTION, oid_name, rsa_private_bits, rsa_public_key,
+    sec1_curve,
 };
 use super::{KeyFileError, malformed, unsupported};
 use crate::cert::PublicKey;

@@ -20,6 +20,7 @@ mod drop_in;
 mod ha;
 mod keytool;
 mod log_forgery;
+mod oauth_parity;
 mod oidc_client;
 mod operations;
 mod pinning;

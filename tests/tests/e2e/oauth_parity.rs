@@ -1,0 +1,1013 @@
+//! Issue 18: more signing keys (ES384, EdDSA, PS256), introspection (RFC 7662, 9701), revocation
+//! (RFC 7009), DPoP (RFC 9449) and resource indicators (RFC 8707), against the real server over HTTPS,
+//! with PFX files made by `openssl`, and the agent.
+
+use std::path::{Path, PathBuf};
+
+use ids_jose::DpopSigner;
+use ids_pki::{Algorithm, SigningKey, b64};
+use serde_json::{Value, json};
+
+use crate::keytool::openssl;
+use crate::support::*;
+
+/// A signing PFX made by `openssl` with a key of `kind` (`P-384`, `ed25519`, `rsa`).
+fn openssl_pfx(dir: &Path, name: &str, kind: &str) -> PathBuf {
+    let mut args = vec!["req", "-x509", "-newkey"];
+    match kind {
+        "P-384" => args.extend(["ec", "-pkeyopt", "ec_paramgen_curve:P-384"]),
+        "ed25519" => args.push("ed25519"),
+        _ => args.push("rsa:2048"),
+    }
+    let key = format!("{name}.key");
+    let crt = format!("{name}.crt");
+    let subject = format!("/CN={name}");
+    args.extend([
+        "-keyout", &key, "-out", &crt, "-days", "30", "-nodes", "-subj", &subject,
+    ]);
+    openssl(dir, &args);
+    let pfx = format!("{name}.pfx");
+    let password = format!("pass:{PASSWORD}");
+    openssl(
+        dir,
+        &[
+            "pkcs12", "-export", "-inkey", &key, "-in", &crt, "-out", &pfx, "-passout", &password,
+        ],
+    );
+    dir.join(pfx)
+}
+
+async fn token_with(server: &Server, client: &str, secret: &str, extra: &[(&str, &str)]) -> Value {
+    let mut form = vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", client),
+        ("client_secret", secret),
+    ];
+    form.extend_from_slice(extra);
+    let r = server.token_post(&form).await;
+    let status = r.status();
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(status, 200, "token for {client}: {v}");
+    v
+}
+
+async fn access_token(server: &Server, client: &str, secret: &str) -> String {
+    token_with(server, client, secret, &[]).await["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
+/// The claims of a JWT, not verified (the tests verify elsewhere).
+fn payload(jwt: &str) -> Value {
+    let part = jwt.split('.').nth(1).expect("payload");
+    serde_json::from_slice(&b64::url_decode(part).expect("b64")).expect("json")
+}
+
+fn header(jwt: &str) -> Value {
+    let part = jwt.split('.').next().expect("header");
+    serde_json::from_slice(&b64::url_decode(part).expect("b64")).expect("json")
+}
+
+/// POSTs a form to `path` as `client` (Basic authentication).
+async fn post_as(
+    server: &Server,
+    path: &str,
+    client: &str,
+    secret: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    server
+        .client
+        .post(server.url(path))
+        .basic_auth(client, Some(secret))
+        .form(form)
+        .send()
+        .await
+        .expect("POST")
+}
+
+async fn introspect(server: &Server, client: &str, secret: &str, token: &str) -> Value {
+    let r = post_as(
+        server,
+        "/connect/introspect",
+        client,
+        secret,
+        &[("token", token)],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    r.json().await.expect("json")
+}
+
+/// The legacy secret of `Legacy` (base64 SHA-256 in the default XML).
+const LEGACY_SECRET: &str = "secret";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn es384_eddsa_and_ps256_keys_sign_tokens_every_verifier_accepts() {
+    for (kind, algorithm, setting) in [
+        ("P-384", "ES384", None),
+        ("ed25519", "EdDSA", None),
+        ("rsa", "PS256", Some("PS256")),
+    ] {
+        let mut d = Deployment::new();
+        openssl_pfx(d.path(), "signing", kind);
+        d.set("IdentityServer:X509KeyFilePath", json!("signing.pfx"));
+        if let Some(a) = setting {
+            d.set("IdentityServer:SigningAlgorithm", json!(a));
+        }
+        let server = d.start().await;
+        let token = access_token(&server, "Job", JOB_SECRET).await;
+        assert_eq!(header(&token)["alg"], algorithm);
+        let jwks: Value = server
+            .get("/.well-known/openid-configuration/jwks")
+            .await
+            .json()
+            .await
+            .expect("jwks");
+        let entry = &jwks["keys"][0];
+        assert_eq!(entry["alg"], algorithm, "{jwks}");
+        match kind {
+            "P-384" => assert_eq!(
+                (&entry["kty"], &entry["crv"]),
+                (&json!("EC"), &json!("P-384"))
+            ),
+            "ed25519" => {
+                assert_eq!(
+                    (&entry["kty"], &entry["crv"]),
+                    (&json!("OKP"), &json!("Ed25519"))
+                )
+            }
+            _ => assert_eq!(entry["kty"], "RSA"),
+        }
+        // An independent verifier (jsonwebtoken) through the JWKS.
+        let claims = verify_with_jwks(&server, &token).await;
+        assert_eq!(claims["sub"], "Job");
+        // The agent, with the JWKS and with the certificate pinned.
+        let crt = d.path().join("signing.crt");
+        for validation in ["Jwks", "Certificate"] {
+            let mut a = AgentDeployment::new(&server.base);
+            std::fs::copy(&crt, a.path().join("signing.crt")).expect("copy");
+            a.set("IdentityServer:X509KeyFilePath", json!("signing.crt"));
+            if validation == "Jwks" {
+                a.set("IdentityServer:TokenValidation", json!("Jwks"));
+            }
+            let agent = a.agent();
+            let verified = agent.token().await.expect("agent token");
+            assert_eq!(
+                verified.claims.algorithm.as_str(),
+                algorithm,
+                "{validation}"
+            );
+        }
+        // jose (npm), when installed.
+        if let Some(dir) = node_with("jose", "es384_eddsa_and_ps256_keys_sign_tokens") {
+            let out = std::process::Command::new("node")
+                .arg(dir.join("verify_jose.mjs"))
+                .env("ISSUER", &server.base)
+                .env("TOKEN", &token)
+                .env("NODE_EXTRA_CA_CERTS", d.path().join("ca.crt"))
+                .output()
+                .expect("node");
+            assert!(
+                out.status.success(),
+                "jose: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+            assert_eq!(v["alg"], algorithm);
+            assert_eq!(v["sub"], "Job");
+        }
+        server.stop().await;
+    }
+}
+
+#[test]
+fn a_signing_algorithm_that_does_not_fit_the_key_is_refused_by_name() {
+    let mut d = Deployment::new();
+    d.set("IdentityServer:X509KeyFilePath", json!("signing-ec.pfx"))
+        .set("IdentityServer:SigningAlgorithm", json!("PS256"));
+    d.write();
+    let out = std::process::Command::new(binary("identity-server"))
+        .args(["check", "--config-dir"])
+        .arg(d.path())
+        .output()
+        .expect("check");
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("IdentityServer:SigningAlgorithm")
+            && text.contains("PS256")
+            && text.contains("EC P-256"),
+        "{text}"
+    );
+    let mut d = Deployment::new();
+    d.set("IdentityServer:SigningAlgorithm", json!("HS256"));
+    let errors = d.load_settings().expect_err("refused");
+    assert!(errors.iter().any(|e| e.contains("IdentityServer:SigningAlgorithm") && e.contains("expected one of")), "{errors:?}");
+}
+
+/// A deployment with deliveries on (an encryption certificate), `Administrator` introspecting.
+fn deployment_with_deliveries() -> Deployment {
+    let mut d = Deployment::new();
+    project_pfx(d.path(), "server-encryption", ids_devpki::KeyKind::Rsa2048);
+    d.set(
+        "EncryptionCertificate",
+        json!({ "File": "server-encryption.pfx", "Password": PASSWORD }),
+    )
+    .set(
+        "IdentityServer:IntrospectionProfiles",
+        json!(["Administrator"]),
+    )
+    .set(
+        "Deliveries:ReadProfiles",
+        json!(["Reader", "Administrator"]),
+    );
+    d
+}
+
+async fn list_deliveries(server: &Server, authorization: &str) -> reqwest::Response {
+    server
+        .client
+        .get(server.url("/api/deliveries"))
+        .header("authorization", authorization)
+        .send()
+        .await
+        .expect("GET")
+}
+
+#[tokio::test]
+async fn introspection_answers_active_only_for_good_tokens_the_caller_may_see() {
+    let clock = TestClock::new(unix_now());
+    let d = deployment_with_deliveries();
+    let server = d.start_with_clock(clock.clone()).await;
+    let job = access_token(&server, "Job", JOB_SECRET).await;
+    let legacy = access_token(&server, "Legacy", LEGACY_SECRET).await;
+
+    // Job's profile is in IntrospectionProfiles: it sees any token, with its claims.
+    let v = introspect(&server, "Job", JOB_SECRET, &legacy).await;
+    assert_eq!(v["active"], true, "{v}");
+    assert_eq!(v["client_id"], "Legacy");
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["iss"], server.base);
+    assert_eq!(v["jti"], payload(&legacy)["jti"]);
+    // Legacy sees its own token, not Job's.
+    assert_eq!(
+        introspect(&server, "Legacy", LEGACY_SECRET, &legacy).await["active"],
+        true
+    );
+    let hidden = introspect(&server, "Legacy", LEGACY_SECRET, &job).await;
+    assert_eq!(hidden, json!({ "active": false }));
+    // Malformed, forged, another server's: the same inactive answer.
+    let mut forged = job.clone();
+    forged.push('A');
+    let other = {
+        let mut o = Deployment::new();
+        o.set("IdentityServer:X509KeyFilePath", json!("signing-ec.pfx"));
+        let s = o.start().await;
+        let t = access_token(&s, "Job", JOB_SECRET).await;
+        s.stop().await;
+        t
+    };
+    for token in ["not a token", forged.as_str(), other.as_str()] {
+        assert_eq!(
+            introspect(&server, "Job", JOB_SECRET, token).await,
+            json!({ "active": false })
+        );
+    }
+    // A wrong secret is invalid_client, as at the token endpoint.
+    let r = post_as(
+        &server,
+        "/connect/introspect",
+        "Job",
+        "wrong",
+        &[("token", &job)],
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    // Missing token parameter.
+    let r = post_as(&server, "/connect/introspect", "Job", JOB_SECRET, &[]).await;
+    assert_eq!(r.status(), 400);
+
+    // RFC 9701: a signed JWT answer, verified with the JWKS.
+    let r = server
+        .client
+        .post(server.url("/connect/introspect"))
+        .basic_auth("Job", Some(JOB_SECRET))
+        .header("accept", "application/token-introspection+jwt")
+        .form(&[("token", &legacy)])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/token-introspection+jwt"
+    );
+    let jwt = r.text().await.expect("body");
+    assert_eq!(header(&jwt)["typ"], "token-introspection+jwt");
+    let jwks: jsonwebtoken::jwk::JwkSet = server
+        .get("/.well-known/openid-configuration/jwks")
+        .await
+        .json()
+        .await
+        .expect("jwks");
+    let kid = header(&jwt)["kid"].as_str().expect("kid").to_string();
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(&kid).expect("kid")).expect("key");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[&server.base]);
+    validation.set_audience(&["Job"]);
+    validation.set_required_spec_claims(&["iss", "aud"]);
+    let answer = jsonwebtoken::decode::<Value>(&jwt, &key, &validation).expect("signed answer");
+    assert_eq!(answer.claims["token_introspection"]["active"], true);
+    assert_eq!(answer.claims["token_introspection"]["client_id"], "Legacy");
+
+    // Expired: inactive.
+    clock.advance(3700);
+    assert_eq!(
+        introspect(&server, "Job", JOB_SECRET, &legacy).await,
+        json!({ "active": false })
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoked_tokens_are_inactive_refused_by_the_api_and_stay_revoked_after_a_restart() {
+    let d = deployment_with_deliveries();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let server = d.start_at(&addr).await;
+    let legacy = access_token(&server, "Legacy", LEGACY_SECRET).await;
+    let kept = access_token(&server, "Legacy", LEGACY_SECRET).await;
+    let job = access_token(&server, "Job", JOB_SECRET).await;
+    assert_eq!(
+        list_deliveries(&server, &format!("Bearer {legacy}"))
+            .await
+            .status(),
+        200
+    );
+
+    // Another client's token: refused, and nothing revoked.
+    let r = post_as(
+        &server,
+        "/connect/revocation",
+        "Legacy",
+        LEGACY_SECRET,
+        &[("token", &job)],
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"], "unauthorized_client");
+    assert_eq!(
+        introspect(&server, "Job", JOB_SECRET, &job).await["active"],
+        true
+    );
+
+    // Its own: 200, empty body; inactive and refused from then on.
+    let r = post_as(
+        &server,
+        "/connect/revocation",
+        "Legacy",
+        LEGACY_SECRET,
+        &[("token", &legacy), ("token_type_hint", "access_token")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.expect("body").is_empty());
+    assert_eq!(
+        introspect(&server, "Job", JOB_SECRET, &legacy).await,
+        json!({ "active": false })
+    );
+    let r = list_deliveries(&server, &format!("Bearer {legacy}")).await;
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.expect("json");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .expect("text")
+            .contains("revoked"),
+        "{v}"
+    );
+    // The other token of the same client is not affected.
+    assert_eq!(
+        list_deliveries(&server, &format!("Bearer {kept}"))
+            .await
+            .status(),
+        200
+    );
+    // Revoking again, or a token that is not one: 200 (RFC 7009 section 2.2).
+    for token in [legacy.as_str(), "garbage"] {
+        let r = post_as(
+            &server,
+            "/connect/revocation",
+            "Legacy",
+            LEGACY_SECRET,
+            &[("token", token)],
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+    }
+    // Unauthenticated: invalid_client.
+    let r = post_as(
+        &server,
+        "/connect/revocation",
+        "Legacy",
+        "wrong",
+        &[("token", &kept)],
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    server.stop().await;
+
+    // Kept in the data folder: still revoked after a restart.
+    let server = d.start_at(&addr).await;
+    assert_eq!(
+        introspect(&server, "Job", JOB_SECRET, &legacy).await,
+        json!({ "active": false })
+    );
+    assert_eq!(
+        list_deliveries(&server, &format!("Bearer {legacy}"))
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        introspect(&server, "Job", JOB_SECRET, &kept).await["active"],
+        true
+    );
+    let stored = std::fs::read_to_string(d.path().join("data/revoked/tokens")).expect("file");
+    let jti = payload(&legacy)["jti"].as_str().expect("jti").to_string();
+    assert!(!stored.contains(&jti), "the jti is not kept in clear");
+
+    // `agent verify --online`: the revoked token is refused, the other accepted.
+    let mut a = AgentDeployment::new(&server.base);
+    a.set_agent("OpenId:OpenIdClients", json!({ "Legacy": LEGACY_SECRET }))
+        .set_agent("OpenId:DefaultOpenIdClient", json!("Legacy"));
+    a.write();
+    let out = agent(a.path(), &["verify", "--online", &legacy]);
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert!(stderr(&out).contains("not active"), "{}", stderr(&out));
+    let out = agent(a.path(), &["verify", "--online", &kept]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(printed["active"], true);
+    // Offline, the revoked token still verifies (its signature is good): only short lifetimes
+    // bound that (docs/oauth.md).
+    let out = agent(a.path(), &["verify", &legacy]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    server.stop().await;
+}
+
+/// A client's DPoP key and proofs.
+struct DpopKey {
+    signer: DpopSigner,
+}
+
+impl DpopKey {
+    fn new(algorithm: Algorithm) -> DpopKey {
+        let (key, _) = SigningKey::generate(algorithm).expect("key");
+        let public = key.public_key();
+        DpopKey {
+            signer: DpopSigner::new(key, &public),
+        }
+    }
+
+    fn proof(&self, method: &str, url: &str, nonce: Option<&str>, token: Option<&str>) -> String {
+        self.proof_at(method, url, unix_now(), nonce, token)
+    }
+
+    fn proof_at(
+        &self,
+        method: &str,
+        url: &str,
+        iat: i64,
+        nonce: Option<&str>,
+        token: Option<&str>,
+    ) -> String {
+        self.signer
+            .proof(method, url, iat, nonce, token)
+            .expect("proof")
+    }
+}
+
+async fn dpop_token_request(
+    server: &Server,
+    client: &str,
+    secret: &str,
+    proof: Option<&str>,
+) -> reqwest::Response {
+    let mut request = server.client.post(server.url("/connect/token")).form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", client),
+        ("client_secret", secret),
+    ]);
+    if let Some(proof) = proof {
+        request = request.header("dpop", proof);
+    }
+    request.send().await.expect("POST")
+}
+
+async fn refused(r: reqwest::Response, status: u16, error: &str, says: &str) {
+    let got = r.status().as_u16();
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(got, status, "{v}");
+    assert_eq!(v["error"], error, "{v}");
+    let description = v["error_description"].as_str().unwrap_or_default();
+    assert!(description.contains(says), "expected `{says}` in {v}");
+}
+
+#[tokio::test]
+async fn dpop_tokens_are_bound_to_the_proof_key_and_every_bad_proof_is_refused_with_its_reason() {
+    let mut d = deployment_with_deliveries();
+    d.write_xml(
+        "dpop.xml",
+        &format!(
+            r#"<ConfigurationFile><OpenIdClient Identifier="Bound" HashedSecret="{}" Profile="Reader" RequireDPoP="true"/></ConfigurationFile>"#,
+            job_hash()
+        ),
+    );
+    d.set(
+        "IdentityServer:DPoPSigningAlgorithms",
+        json!(["ES256", "EdDSA"]),
+    );
+    let server = d.start().await;
+    let token_url = server.url("/connect/token");
+    let list_url = server.url("/api/deliveries");
+    let key = DpopKey::new(Algorithm::ES256);
+
+    let r = dpop_token_request(
+        &server,
+        "Legacy",
+        LEGACY_SECRET,
+        Some(&key.proof("POST", &token_url, None, None)),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["token_type"], "DPoP");
+    let token = v["access_token"].as_str().expect("token").to_string();
+    assert_eq!(payload(&token)["cnf"]["jkt"], key.signer.jkt());
+
+    // The API: with a proof of that key for this request (and the token's hash): 200.
+    let call = |authorization: String, proof: Option<String>| {
+        let mut request = server
+            .client
+            .get(list_url.clone())
+            .header("authorization", authorization);
+        if let Some(proof) = proof {
+            request = request.header("dpop", proof);
+        }
+        request.send()
+    };
+    let ok = call(
+        format!("DPoP {token}"),
+        Some(key.proof("GET", &list_url, None, Some(&token))),
+    )
+    .await
+    .expect("GET");
+    assert_eq!(ok.status(), 200);
+    // As a bearer token: refused, saying why.
+    refused(
+        call(format!("Bearer {token}"), None).await.expect("GET"),
+        401,
+        "invalid_token",
+        "DPoP-bound",
+    )
+    .await;
+    // Without a proof.
+    refused(
+        call(format!("DPoP {token}"), None).await.expect("GET"),
+        401,
+        "invalid_dpop_proof",
+        "no DPoP proof",
+    )
+    .await;
+    // Another key's proof.
+    let other = DpopKey::new(Algorithm::EdDSA);
+    refused(
+        call(
+            format!("DPoP {token}"),
+            Some(other.proof("GET", &list_url, None, Some(&token))),
+        )
+        .await
+        .expect("GET"),
+        401,
+        "invalid_dpop_proof",
+        "bound to the DPoP key",
+    )
+    .await;
+    // A proof without the token's hash.
+    refused(
+        call(
+            format!("DPoP {token}"),
+            Some(key.proof("GET", &list_url, None, None)),
+        )
+        .await
+        .expect("GET"),
+        401,
+        "invalid_dpop_proof",
+        "ath",
+    )
+    .await;
+    // A proof replayed at the API.
+    let once = key.proof("GET", &list_url, None, Some(&token));
+    assert_eq!(
+        call(format!("DPoP {token}"), Some(once.clone()))
+            .await
+            .expect("GET")
+            .status(),
+        200
+    );
+    refused(
+        call(format!("DPoP {token}"), Some(once))
+            .await
+            .expect("GET"),
+        401,
+        "invalid_dpop_proof",
+        "replay",
+    )
+    .await;
+
+    // The token endpoint: each bad proof with its reason.
+    let replayed = key.proof("POST", &token_url, None, None);
+    assert_eq!(
+        dpop_token_request(&server, "Legacy", LEGACY_SECRET, Some(&replayed))
+            .await
+            .status(),
+        200
+    );
+    let cases: Vec<(String, &str)> = vec![
+        (replayed, "replay"),
+        (
+            key.proof("POST", &server.url("/connect/other"), None, None),
+            "this request is for",
+        ),
+        (key.proof("GET", &token_url, None, None), "method GET"),
+        (
+            key.proof_at("POST", &token_url, unix_now() - 600, None, None),
+            "more than 60 s",
+        ),
+        (unsigned_proof(&token_url), "unsigned"),
+        (hs256_proof(&token_url), "symmetric"),
+        (
+            DpopKey::new(Algorithm::ES384).proof("POST", &token_url, None, None),
+            "this server accepts ES256, EdDSA",
+        ),
+    ];
+    for (proof, says) in cases {
+        refused(
+            dpop_token_request(&server, "Legacy", LEGACY_SECRET, Some(&proof)).await,
+            400,
+            "invalid_dpop_proof",
+            says,
+        )
+        .await;
+    }
+    // RequireDPoP: no token without a proof.
+    refused(
+        dpop_token_request(&server, "Bound", JOB_SECRET, None).await,
+        400,
+        "invalid_dpop_proof",
+        "RequireDPoP",
+    )
+    .await;
+    let r = dpop_token_request(
+        &server,
+        "Bound",
+        JOB_SECRET,
+        Some(&key.proof("POST", &token_url, None, None)),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    // Introspection says DPoP.
+    let v = introspect(&server, "Job", JOB_SECRET, &token).await;
+    assert_eq!(v["token_type"], "DPoP");
+    assert_eq!(v["cnf"]["jkt"], key.signer.jkt());
+    server.stop().await;
+}
+
+fn unsigned_proof(url: &str) -> String {
+    let header = json!({"typ": "dpop+jwt", "alg": "none", "jwk": {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}});
+    let claims = json!({"jti": "j-none", "htm": "POST", "htu": url, "iat": unix_now()});
+    format!(
+        "{}.{}.",
+        b64::url(header.to_string().as_bytes()),
+        b64::url(claims.to_string().as_bytes())
+    )
+}
+
+fn hs256_proof(url: &str) -> String {
+    let header = json!({"typ": "dpop+jwt", "alg": "HS256", "jwk": {"kty": "oct", "k": "c2VjcmV0"}});
+    let claims = json!({"jti": "j-hs", "htm": "POST", "htu": url, "iat": unix_now()});
+    format!(
+        "{}.{}.c2ln",
+        b64::url(header.to_string().as_bytes()),
+        b64::url(claims.to_string().as_bytes())
+    )
+}
+
+#[tokio::test]
+async fn server_nonces_are_asked_for_then_accepted_at_the_token_endpoint_and_the_api() {
+    let mut d = deployment_with_deliveries();
+    d.set("IdentityServer:DPoPNonce", json!(true));
+    let server = d.start().await;
+    let token_url = server.url("/connect/token");
+    let list_url = server.url("/api/deliveries");
+    let key = DpopKey::new(Algorithm::EdDSA);
+    let r = dpop_token_request(
+        &server,
+        "Legacy",
+        LEGACY_SECRET,
+        Some(&key.proof("POST", &token_url, None, None)),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let nonce = r.headers()["dpop-nonce"]
+        .to_str()
+        .expect("nonce")
+        .to_string();
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"], "use_dpop_nonce");
+    // A nonce that is not the server's: asked again.
+    let r = dpop_token_request(
+        &server,
+        "Legacy",
+        LEGACY_SECRET,
+        Some(&key.proof("POST", &token_url, Some("made-up"), None)),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let r = dpop_token_request(
+        &server,
+        "Legacy",
+        LEGACY_SECRET,
+        Some(&key.proof("POST", &token_url, Some(&nonce), None)),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("dpop-nonce"));
+    let token = r.json::<Value>().await.expect("json")["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    // The API asks for it too (401 use_dpop_nonce with WWW-Authenticate: DPoP), then accepts it.
+    let r = server
+        .client
+        .get(list_url.clone())
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", key.proof("GET", &list_url, None, Some(&token)))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .expect("text")
+            .contains("use_dpop_nonce")
+    );
+    let api_nonce = r.headers()["dpop-nonce"]
+        .to_str()
+        .expect("nonce")
+        .to_string();
+    let r = server
+        .client
+        .get(list_url.clone())
+        .header("authorization", format!("DPoP {token}"))
+        .header(
+            "dpop",
+            key.proof("GET", &list_url, Some(&api_nonce), Some(&token)),
+        )
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), 200);
+    // Bearer tokens need no nonce.
+    let bearer = access_token(&server, "Legacy", LEGACY_SECRET).await;
+    assert_eq!(
+        list_deliveries(&server, &format!("Bearer {bearer}"))
+            .await
+            .status(),
+        200
+    );
+    // oauth4webapi (npm) at its default settings: DPoP with the nonce, introspection, revocation.
+    if let Some(dir) = node_with("oauth4webapi", "server_nonces_are_asked_for_then_accepted") {
+        let v = run_oauth4webapi(&dir, &server, d.path()).await;
+        assert_eq!(v["nonce_retries"], 1, "{v}");
+    }
+    server.stop().await;
+}
+
+/// Runs `tests/node/dpop_client.mjs` as `Legacy` against `server`: its JSON line, checked.
+async fn run_oauth4webapi(dir: &Path, server: &Server, deployment: &Path) -> Value {
+    let base = server.base.clone();
+    let ca = deployment.join("ca.crt");
+    let script = dir.join("dpop_client.mjs");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(script)
+            .env("ISSUER", base)
+            .env("CLIENT_ID", "Legacy")
+            .env("CLIENT_SECRET", LEGACY_SECRET)
+            .env("NODE_EXTRA_CA_CERTS", ca)
+            .output()
+            .expect("node")
+    })
+    .await
+    .expect("join");
+    assert!(
+        out.status.success(),
+        "oauth4webapi: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["token_type"], "DPoP", "{v}");
+    assert_eq!(v["cnf_jkt"], v["jkt"], "{v}");
+    assert_eq!(v["active_before"], true, "{v}");
+    assert_eq!(v["introspection_client_id"], "Legacy", "{v}");
+    assert_eq!(v["active_after"], false, "{v}");
+    v
+}
+
+#[tokio::test]
+async fn independent_clients_do_dpop_introspection_and_revocation() {
+    let d = deployment_with_deliveries();
+    let server = d.start().await;
+    if let Some(dir) = node_with(
+        "oauth4webapi",
+        "independent_clients_do_dpop_introspection_and_revocation",
+    ) {
+        let v = run_oauth4webapi(&dir, &server, d.path()).await;
+        assert_eq!(v["nonce_retries"], 0, "{v}");
+    }
+    if python_with(
+        "authlib",
+        "independent_clients_do_dpop_introspection_and_revocation",
+    ) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/authlib_introspect.py");
+        let base = server.base.clone();
+        let ca = d.path().join("ca.crt");
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("python3")
+                .arg(script)
+                .env("ISSUER", base)
+                .env("CLIENT_ID", "Legacy")
+                .env("CLIENT_SECRET", LEGACY_SECRET)
+                .env("CA_FILE", ca)
+                .output()
+                .expect("python3")
+        })
+        .await
+        .expect("join");
+        assert!(
+            out.status.success(),
+            "authlib: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(v["active_before"], true, "{v}");
+        assert_eq!(v["client_id"], "Legacy", "{v}");
+        assert_eq!(v["token_type"], "Bearer", "{v}");
+        assert_eq!(v["revoke_status"], 200, "{v}");
+        assert_eq!(v["active_after"], false, "{v}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn resource_indicators_pick_the_audience_among_the_allowed_ones() {
+    let mut d = deployment_with_deliveries();
+    d.set(
+        "IdentityServer:Audiences",
+        json!(["https://api.example.test"]),
+    );
+    d.write_xml(
+        "scoped.xml",
+        &format!(
+            r#"<ConfigurationFile><OpenIdClient Identifier="Scoped" HashedSecret="{}" Profile="Reader" Audiences="urn:ids:reports https://reports.example.test"/></ConfigurationFile>"#,
+            job_hash()
+        ),
+    );
+    let server = d.start().await;
+    // No resource: the default audience (the issuer), as before.
+    let t = token_with(&server, "Job", JOB_SECRET, &[]).await;
+    assert_eq!(
+        payload(t["access_token"].as_str().expect("t"))["aud"],
+        server.base
+    );
+    // The settings' audiences for clients without Audiences.
+    let t = token_with(
+        &server,
+        "Job",
+        JOB_SECRET,
+        &[("resource", "https://api.example.test")],
+    )
+    .await;
+    let api_token = t["access_token"].as_str().expect("t").to_string();
+    assert_eq!(payload(&api_token)["aud"], "https://api.example.test");
+    // A token for another resource is not good at the server's own API.
+    assert_eq!(
+        list_deliveries(&server, &format!("Bearer {api_token}"))
+            .await
+            .status(),
+        401
+    );
+    // The client's own Audiences replace the settings'; several resources give an array.
+    let t = token_with(
+        &server,
+        "Scoped",
+        JOB_SECRET,
+        &[
+            ("resource", "urn:ids:reports"),
+            ("resource", "https://reports.example.test"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        payload(t["access_token"].as_str().expect("t"))["aud"],
+        json!(["urn:ids:reports", "https://reports.example.test"])
+    );
+    for (client, resource, says) in [
+        (
+            "Scoped",
+            "https://api.example.test",
+            "not an audience client `Scoped` may ask for",
+        ),
+        (
+            "Job",
+            "urn:ids:reports",
+            "not an audience client `Job` may ask for",
+        ),
+        ("Job", "relative/path", "not an absolute URI"),
+        ("Job", "https://api.example.test#frag", "fragment"),
+    ] {
+        let r = server
+            .token_post(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client),
+                ("client_secret", JOB_SECRET),
+                ("resource", resource),
+            ])
+            .await;
+        refused(r, 400, "invalid_target", says).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_agent_binds_its_tokens_with_dpop_and_delivers_with_proofs() {
+    use crate::deliveries::Pair;
+    let mut pair = Pair::new();
+    pair.server.write_xml(
+        "dpop.xml",
+        &format!(
+            r#"<ConfigurationFile><OpenIdClient Identifier="Bound" HashedSecret="{}" Profile="Administrator" RequireDPoP="true"/></ConfigurationFile>"#,
+            job_hash()
+        ),
+    );
+    pair.server.set("IdentityServer:DPoPNonce", json!(true));
+    pair.server.write();
+    pair.agent
+        .set_agent("OpenId:OpenIdClients", json!({ "Bound": JOB_SECRET }))
+        .set_agent("OpenId:DefaultOpenIdClient", json!("Bound"))
+        .set_agent("OpenId:DPoP", json!(true));
+    pair.agent.write();
+    pair.start_server();
+    let out = agent(pair.agent.path(), &["token"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let claims = payload(&token);
+    let jkt = claims["cnf"]["jkt"].as_str().expect("cnf.jkt").to_string();
+    // The generated key is kept, encrypted with the agent's certificate, and used again.
+    let key_file = pair.agent.path().join("work/dpop.key");
+    let stored = std::fs::read(&key_file).expect("key file");
+    assert!(stored.starts_with(b"IDSENC"), "the key is stored encrypted");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&key_file)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let out = agent(pair.agent.path(), &["token"]);
+    let again = payload(String::from_utf8_lossy(&out.stdout).trim());
+    assert_eq!(again["cnf"]["jkt"], jkt.as_str());
+    // A delivery with DPoP proofs (and the server's nonces) at each request.
+    let file = pair.agent.path().join("report.txt");
+    std::fs::write(&file, b"delivered with DPoP\n").expect("write");
+    let out = agent(pair.agent.path(), &["push", file.to_str().expect("utf-8")]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(pair.records().len(), 1);
+    // Without DPoP the same client gets no token, and the agent says what to set.
+    pair.agent.set_agent("OpenId:DPoP", json!(false));
+    pair.agent.write();
+    let out = agent(pair.agent.path(), &["token"]);
+    assert_ne!(code(&out), 0);
+    assert!(stderr(&out).contains("OpenId:DPoP"), "{}", stderr(&out));
+    pair.stop_server();
+}
