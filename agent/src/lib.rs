@@ -297,9 +297,11 @@ impl Agent {
         let response = client::tokens::request(
             &self.http,
             &discovery,
-            client,
-            self.keys.secret(client),
-            self.keys.client_key.as_ref(),
+            client::tokens::Credentials {
+                client,
+                secret: self.keys.secret(client),
+                key: self.keys.client_key.as_ref(),
+            },
             self.dpop.as_deref(),
             scope,
             &now,
@@ -392,9 +394,11 @@ impl Agent {
         client::tokens::introspect(
             &self.http,
             &discovery,
-            client,
-            self.keys.secret(client),
-            self.keys.client_key.as_ref(),
+            client::tokens::Credentials {
+                client,
+                secret: self.keys.secret(client),
+                key: self.keys.client_key.as_ref(),
+            },
             token,
             &now,
         )

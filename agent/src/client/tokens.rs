@@ -33,13 +33,19 @@ impl Token {
     }
 }
 
+/// What a client authenticates with: its settings, its secret, its key.
+#[derive(Clone, Copy)]
+pub(crate) struct Credentials<'a> {
+    pub client: &'a ClientCredentials,
+    pub secret: Option<&'a ClientSecret>,
+    pub key: Option<&'a ClientKey>,
+}
+
 /// Sends the request; returns the parsed response or the classified error.
 pub(crate) async fn request(
     http: &Http,
     discovery: &Discovery,
-    client: &ClientCredentials,
-    secret: Option<&ClientSecret>,
-    key: Option<&ClientKey>,
+    credentials: Credentials<'_>,
     dpop: Option<&super::dpop::DpopClient>,
     scope: Option<&str>,
     now: &(dyn Fn() -> i64 + Sync),
@@ -57,10 +63,7 @@ pub(crate) async fn request(
     };
     let mut nonce_retried = false;
     loop {
-        let result = client_request(
-            http, discovery, &endpoint, &params, client, secret, key, now,
-        )
-        .await;
+        let result = client_request(http, discovery, &endpoint, &params, credentials, now).await;
         match result {
             Err(AgentError::Rejected { ref error, .. })
                 if error == "use_dpop_nonce" && dpop.is_some() && !nonce_retried =>
@@ -85,9 +88,7 @@ pub(crate) struct Endpoint<'a> {
 pub(crate) async fn introspect(
     http: &Http,
     discovery: &Discovery,
-    client: &ClientCredentials,
-    secret: Option<&ClientSecret>,
-    key: Option<&ClientKey>,
+    credentials: Credentials<'_>,
     token: &str,
     now: &(dyn Fn() -> i64 + Sync),
 ) -> Result<serde_json::Map<String, serde_json::Value>, AgentError> {
@@ -107,9 +108,7 @@ pub(crate) async fn introspect(
         discovery,
         &endpoint,
         &[("token", token)],
-        client,
-        secret,
-        key,
+        credentials,
         now,
     )
     .await
@@ -117,17 +116,19 @@ pub(crate) async fn introspect(
 
 /// Posts `params` to `endpoint` with the client's credentials (secret in Basic or the body, a client
 /// assertion, or the TLS certificate alone), and reads the JSON answer or the OAuth error.
-#[allow(clippy::too_many_arguments)]
 async fn client_request<T: serde::de::DeserializeOwned>(
     http: &Http,
     discovery: &Discovery,
     endpoint: &Endpoint<'_>,
     params: &[(&str, &str)],
-    client: &ClientCredentials,
-    secret: Option<&ClientSecret>,
-    key: Option<&ClientKey>,
+    credentials: Credentials<'_>,
     now: &(dyn Fn() -> i64 + Sync),
 ) -> Result<T, AgentError> {
+    let Credentials {
+        client,
+        secret,
+        key,
+    } = credentials;
     let url = endpoint.url;
     let dpop = endpoint.dpop;
     // Client assertions are made for the token endpoint, which the server accepts as their audience

@@ -163,7 +163,8 @@ impl Event {
 }
 
 enum Message {
-    Record(Record),
+    /// Boxed: an event is much larger than the other messages.
+    Record(Box<Record>),
     /// Write out and make durable what came before, then answer.
     Flush(SyncSender<()>),
 }
@@ -269,7 +270,10 @@ impl Auditor {
             event,
         };
         use std::sync::atomic::Ordering;
-        match self.queue.try_send(MessageBox(Message::Record(record))) {
+        match self
+            .queue
+            .try_send(MessageBox(Message::Record(Box::new(record))))
+        {
             Ok(()) => {
                 if self.dropping.load(Ordering::Relaxed)
                     && self.dropping.swap(false, Ordering::Relaxed)
