@@ -233,6 +233,17 @@ pub async fn run(
                 // `First`: that connection pinned the server's key.
                 pinning(&mut report, agent.settings());
             }
+            if matches!(
+                agent.settings().token_validation,
+                TokenValidation::Pinned(_)
+            ) && let Some(jwks) = d.jwks_uri.as_deref()
+                && managed_keys(&agent, jwks).await
+            {
+                report.fail(
+                    "the server makes and rotates its signing keys itself (IdentityServer:KeyManagement Automatic): a pinned certificate stops verifying its tokens at the next rotation; set IdentityServer:TokenValidation to Jwks".into(),
+                    ExitStatus::Usage,
+                );
+            }
         }
         Err(e) => {
             report.fail(e.to_string(), ExitStatus::from(&e));
@@ -252,6 +263,33 @@ pub async fn run(
         }
     }
     report
+}
+
+/// Whether the server's JWKS holds keys it made itself (`KeyManagement Automatic`): their certificates
+/// are named [`ids_proto::discovery::MANAGED_KEY_SUBJECT`]. A JWKS that cannot be read says nothing
+/// here (the token check reports it).
+async fn managed_keys(agent: &Agent, url: &str) -> bool {
+    let Ok(response) = agent.http().send(url, |c| c.get(url)).await else {
+        return false;
+    };
+    let Ok(body) = response.bytes().await else {
+        return false;
+    };
+    let Ok(jwks) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return false;
+    };
+    jwks["keys"].as_array().is_some_and(|keys| {
+        keys.iter().any(|k| {
+            k["x5c"][0]
+                .as_str()
+                .and_then(ids_pki::b64::std_decode)
+                .and_then(|der| ids_pki::Certificate::from_der("JWKS x5c", &der).ok())
+                .is_some_and(|c| {
+                    c.subject()
+                        .contains(ids_proto::discovery::MANAGED_KEY_SUBJECT)
+                })
+        })
+    })
 }
 
 /// Certificates the agent relies on that expire within `days`: the server certificates tokens are

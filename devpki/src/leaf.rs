@@ -225,3 +225,31 @@ pub fn self_signed(key_pkcs8: &[u8], spec: &LeafSpec) -> Result<Issued, DevCertE
         key_pkcs8: Zeroizing::new(key_pkcs8.to_vec()),
     })
 }
+
+/// A self-signed token-signing certificate for an existing PKCS#8 key, valid from `not_before` to
+/// `not_after` (Unix seconds): the form the server gives the keys it makes itself (`KeyManagement
+/// Automatic`), so that they are published like a PFX key (`x5c`, `x5t`). Digital signature only.
+pub fn self_signed_signing(
+    key_pkcs8: &[u8],
+    common_name: &str,
+    not_before: i64,
+    not_after: i64,
+) -> Result<Issued, DevCertError> {
+    let key = key_from_pkcs8(key_pkcs8)?;
+    let mut p = params(common_name, 1);
+    let time = |t: i64| {
+        OffsetDateTime::from_unix_timestamp(t)
+            .map_err(|_| DevCertError::Generate(rcgen::Error::RingUnspecified))
+    };
+    p.not_before = time(not_before)?;
+    p.not_after = time(not_after)?;
+    p.serial_number = Some(random_serial()?);
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let cert = p.self_signed(&key)?;
+    Ok(Issued {
+        cert_der: cert.der().to_vec(),
+        cert_pem: cert.pem(),
+        key_pkcs8: Zeroizing::new(key_pkcs8.to_vec()),
+    })
+}

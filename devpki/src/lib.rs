@@ -29,7 +29,7 @@ pub use error::{AuthorityError, DevCertError, NameError, RequestError};
 pub use key::{KeyKind, generate_key};
 pub use leaf::{
     CLIENT_URN_PREFIX, LeafSpec, San, Usage, check_client_id, client_sans, client_urn, is_dns_name,
-    self_signed,
+    self_signed, self_signed_signing,
 };
 pub use pfx::{PfxProfile, to_pfx};
 pub use request::{CertificateRequest, create_request, parse_request};

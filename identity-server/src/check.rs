@@ -63,7 +63,6 @@ pub fn run(
     let settings = Settings::load_with(dir, vars, None).map_err(Error::Settings)?;
     let loaded = load(&settings, now).map_err(Error::Load)?;
     let mut report = Report::default();
-    let cert = &loaded.keys.signing_certificate;
     report.info(format!(
         "configuration: {} (environment {})",
         dir.display(),
@@ -72,14 +71,20 @@ pub fn run(
     if let Some(line) = ids_config::describe_ignored(&settings.ignored_sections, "server") {
         report.info(line);
     }
-    report.info(format!(
-        "signing key: {} {} `{}` kid {} valid until {}",
-        loaded.keys.signer.algorithm().as_str(),
-        cert.public_key().describe(),
-        cert.subject(),
-        loaded.keys.signer.kid(),
-        format_time(cert.not_after())
-    ));
+    match &loaded.keys.signing {
+        Some(signing) => {
+            let cert = &signing.certificate;
+            report.info(format!(
+                "signing key: {} {} `{}` kid {} valid until {}",
+                signing.signer.algorithm().as_str(),
+                cert.public_key().describe(),
+                cert.subject(),
+                signing.signer.kid(),
+                format_time(cert.not_after())
+            ));
+        }
+        None => managed_keys(&mut report, &settings, &loaded, now)?,
+    }
     for v in &loaded.keys.validation {
         report.info(format!(
             "validation key: {} `{}` valid until {}",
@@ -145,6 +150,61 @@ pub fn run(
         report.warn(w);
     }
     Ok(report)
+}
+
+/// `KeyManagement Automatic`: the key schedule as the store has it (nothing is made or changed).
+fn managed_keys(
+    report: &mut Report,
+    settings: &Settings,
+    loaded: &Loaded,
+    now: i64,
+) -> Result<(), Error> {
+    let Some(manager) = crate::startup::key_manager(settings, loaded.store.as_ref(), now)
+        .map_err(|e| Error::Load(e.into()))?
+    else {
+        return Ok(());
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let policy = manager.policy();
+    report.info(format!(
+        "signing keys: managed by the server (KeyManagement Automatic) in {}: a new key is published {} days before it signs, signs {} days, stays published {} days after",
+        manager.store().describe(),
+        policy.propagation / 86_400,
+        policy.rotation / 86_400,
+        policy.retention / 86_400
+    ));
+    match runtime.block_on(manager.schedule(now)) {
+        Ok((schedule, plan)) => {
+            for k in &schedule {
+                report.info(format!(
+                    "signing key {}: {} {}, made {}, signs from {} to {}, published until {}",
+                    k.kid,
+                    k.state.as_str(),
+                    k.algorithm.as_str(),
+                    format_time(k.created),
+                    format_time(k.activates),
+                    format_time(k.retires),
+                    format_time(k.unpublished_at)
+                ));
+            }
+            match plan.create {
+                Some(t) if schedule.is_empty() => report.note(format!(
+                    "no signing key yet: the server makes one when it starts (signing from {})",
+                    format_time(t)
+                )),
+                Some(t) => report.note(format!(
+                    "the next signing key is due: the server makes it when it runs (signing from {})",
+                    format_time(t)
+                )),
+                None => {}
+            }
+        }
+        Err(e) => report.warn(format!("the managed signing keys cannot be read: {e}")),
+    }
+    Ok(())
 }
 
 /// The `kid`s the JWKS publishes, in its order: operators compare them across servers behind a load

@@ -145,32 +145,13 @@ pub async fn run_loaded(
 /// with the others, to print their addresses).
 pub async fn run_bound(
     settings: Settings,
-    loaded: Loaded,
+    mut loaded: Loaded,
     listeners: Vec<TcpListener>,
     metrics_listeners: Option<Vec<TcpListener>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let authorized_keys = startup::announce(&settings, &loaded);
-    let bound = listeners
-        .iter()
-        .map(TcpListener::local_addr)
-        .collect::<Result<Vec<_>, _>>()?;
-    let Some(first) = bound.first().copied() else {
-        return Err(LoadErrors::from(LoadError::NoListener).into());
-    };
-    let issuer = issuer(&settings, first);
     let tls = loaded.keys.tls.clone();
     let store = loaded.store.clone();
-    let initial = reload::certificates::Initial {
-        validation: loaded.keys.validation.clone(),
-        client_authorities: loaded.keys.client_authorities.clone(),
-        tls_certificate: loaded.keys.tls_certificate.clone(),
-        encryption_certificate: loaded
-            .encryption
-            .as_ref()
-            .ok()
-            .map(|e| e.certificate.clone()),
-    };
     if let Some(store) = &store {
         // One attempt before serving: a schema newer than this binary stops the server here; an
         // unreachable database does not (the monitor below keeps trying, requests get 503 meanwhile).
@@ -184,6 +165,46 @@ pub async fn run_bound(
             return Err(LoadErrors::from(LoadError::Store(e)).into());
         }
     }
+    // KeyManagement Automatic: the signing key comes from the store (made there when due).
+    let manager = startup::key_manager(&settings, store.as_ref(), settings.clock.now())
+        .map_err(LoadErrors::from)?;
+    let mut managed_others = Vec::new();
+    if let Some(manager) = &manager {
+        let refreshed = first_managed_keys(manager, &settings).await?;
+        for k in &refreshed.schedule {
+            tracing::info!(
+                kid = %k.kid,
+                alg = k.algorithm.as_str(),
+                state = k.state.as_str(),
+                activates = %ids_pki::cert::format_time(k.activates),
+                retires = %ids_pki::cert::format_time(k.retires),
+                unpublished = %ids_pki::cert::format_time(k.unpublished_at),
+                store = %manager.store().describe(),
+                "managed signing key"
+            );
+        }
+        loaded.keys.signing = Some(refreshed.signing.clone());
+        managed_others = refreshed.others;
+    }
+    let authorized_keys = startup::announce(&settings, &loaded);
+    let bound = listeners
+        .iter()
+        .map(TcpListener::local_addr)
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(first) = bound.first().copied() else {
+        return Err(LoadErrors::from(LoadError::NoListener).into());
+    };
+    let issuer = issuer(&settings, first);
+    let initial = reload::certificates::Initial {
+        validation: loaded.keys.validation.clone(),
+        client_authorities: loaded.keys.client_authorities.clone(),
+        tls_certificate: loaded.keys.tls_certificate.clone(),
+        encryption_certificate: loaded
+            .encryption
+            .as_ref()
+            .ok()
+            .map(|e| e.certificate.clone()),
+    };
     let telemetry = start_telemetry(&settings)?;
     let metrics_listeners = match metrics_listeners {
         Some(l) => l,
@@ -194,6 +215,7 @@ pub async fn run_bound(
         startup::app_state(
             &settings,
             loaded,
+            managed_others,
             authorized_keys,
             &issuer,
             &bound,
@@ -252,6 +274,16 @@ pub async fn run_bound(
         telemetry.clone(),
         initial,
     );
+    if let Some(manager) = manager {
+        tokio::spawn(crate::keys::managed::run(
+            manager,
+            state.keys.clone(),
+            startup::publish_context(&settings, &issuer),
+            settings.clock.clone(),
+            telemetry.clone(),
+            MANAGED_KEYS_INTERVAL,
+        ));
+    }
     let hangup = reload::listen_hangup();
     let reloader = tokio::spawn(reload::reload_access_control(
         live_clients,
@@ -324,6 +356,33 @@ pub async fn run_bound(
     let _ = tokio::task::spawn_blocking(move || telemetry.flush()).await;
     result
 }
+
+/// How often the managed keys are read again besides their planned changes (another server may have
+/// made one).
+const MANAGED_KEYS_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The managed keys at start-up: the store may still be coming up (PostgreSQL after a reboot), so
+/// they are asked for up to [`FIRST_KEYS_WAIT`] before the server gives up (without a signing key it
+/// could not issue a token).
+async fn first_managed_keys(
+    manager: &crate::keys::managed::KeyManager,
+    settings: &Settings,
+) -> Result<crate::keys::managed::Refreshed, ServerError> {
+    let started = std::time::Instant::now();
+    loop {
+        match manager.refresh(settings.clock.now()).await {
+            Ok(refreshed) => return Ok(refreshed),
+            Err(e) if started.elapsed() < FIRST_KEYS_WAIT => {
+                tracing::warn!("managed signing keys not read yet ({e}); retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(LoadErrors::from(LoadError::ManagedKeys(e)).into()),
+        }
+    }
+}
+
+/// How long start-up waits for the managed keys.
+const FIRST_KEYS_WAIT: Duration = Duration::from_secs(30);
 
 /// The metrics registry (when `Metrics:Urls` is set) and the audit writer (when `Audit` is set).
 fn start_telemetry(settings: &Settings) -> Result<Telemetry, ServerError> {

@@ -59,6 +59,11 @@ pub enum LoadError {
     /// The shared store cannot be set up (its CA file, TLS) or its schema is newer than this binary.
     #[error("{0}")]
     Store(#[from] crate::store::postgres::PgError),
+    /// `KeyManagement Automatic`: the keys could not be read or made.
+    #[error("IdentityServer:KeyManagement Automatic: {0}")]
+    ManagedKeys(#[from] keys::managed::KeyStoreError),
+    #[error("no token-signing key")]
+    NoSigningKey,
 }
 
 /// Every problem found while loading (an operator fixes them in one pass): displayed one per line.
@@ -150,16 +155,25 @@ pub fn expiry_warnings(
     now: i64,
     days: u64,
 ) -> Vec<String> {
-    let mut certs: Vec<(String, &ids_pki::Certificate)> = vec![
-        (
-            "IdentityServer:X509KeyFilePath".into(),
-            &loaded.keys.signing_certificate,
-        ),
-        (
-            settings.tls.setting.to_string(),
-            &loaded.keys.tls_certificate,
-        ),
-    ];
+    let mut certs: Vec<(String, &ids_pki::Certificate)> = vec![(
+        settings.tls.setting.to_string(),
+        &loaded.keys.tls_certificate,
+    )];
+    // A managed key's certificate is only its key's wrapper: its dates mean nothing to operators.
+    if let Some(signing) = loaded
+        .keys
+        .signing
+        .as_ref()
+        .filter(|_| !keys::is_managed(settings))
+    {
+        certs.insert(
+            0,
+            (
+                "IdentityServer:X509KeyFilePath".into(),
+                &signing.certificate,
+            ),
+        );
+    }
     certs.extend(
         loaded
             .keys
@@ -272,15 +286,18 @@ pub(crate) fn announce(settings: &Settings, loaded: &Loaded) -> authorized_clien
     ) {
         tracing::warn!("{w}");
     }
-    let cert = &loaded.keys.signing_certificate;
-    tracing::info!(
-        alg = loaded.keys.signer.algorithm().as_str(),
-        kid = loaded.keys.signer.kid(),
-        subject = cert.subject(),
-        not_after = %ids_pki::cert::format_time(cert.not_after()),
-        validation_keys = loaded.keys.validation.len(),
-        "token signing key loaded"
-    );
+    if let Some(signing) = &loaded.keys.signing {
+        let cert = &signing.certificate;
+        tracing::info!(
+            alg = signing.signer.algorithm().as_str(),
+            kid = signing.signer.kid(),
+            subject = cert.subject(),
+            not_after = %ids_pki::cert::format_time(cert.not_after()),
+            validation_keys = loaded.keys.validation.len(),
+            managed = keys::is_managed(settings),
+            "token signing key loaded"
+        );
+    }
     tracing::info!(
         clients = loaded.clients.by_id.len(),
         files = loaded.clients.files.len(),
@@ -290,9 +307,11 @@ pub(crate) fn announce(settings: &Settings, loaded: &Loaded) -> authorized_clien
     authorized_keys
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn app_state(
     settings: &Settings,
     loaded: Loaded,
+    managed_others: Vec<ids_pki::Certificate>,
     authorized_keys: authorized_clients::LiveKeys,
     issuer: &str,
     bound: &[SocketAddr],
@@ -394,13 +413,18 @@ pub(crate) fn app_state(
         )?)
     };
     let publish = publish_context(settings, issuer);
-    let signing = keys::Signing {
-        signer: keys.signer,
-        certificate: keys.signing_certificate,
-        nonce_key: keys.nonce_key,
+    let signing = keys.signing.ok_or(LoadError::NoSigningKey)?;
+    let others = keys::in_force::Others {
+        reloaded: keys.validation.clone(),
+        managed: managed_others,
     };
-    let published = keys::Published::new(&signing, &keys.validation, &publish)?;
-    let in_force = Arc::new(keys::InForce::new(signing, published, client_authorities));
+    let published = keys::Published::new(&signing, &others.all(), &publish)?;
+    let in_force = Arc::new(keys::InForce::from_arc(
+        signing,
+        published,
+        client_authorities,
+        others,
+    ));
     // `client_id` may be suffixed with any spelling of this server's authority.
     let mut authorities = vec![ids_runtime::url::authority(issuer).to_string()];
     for (i, addr) in bound.iter().enumerate() {
@@ -650,4 +674,45 @@ pub fn open_deliveries(
         },
     );
     Ok((service, opened))
+}
+
+/// The key manager of `KeyManagement Automatic` (None otherwise): its keys in the PostgreSQL store
+/// when there is one, else in `<Deliveries:DataFolder>/signing-keys`, sealed for the
+/// `EncryptionCertificate`.
+pub fn key_manager(
+    settings: &Settings,
+    store: Option<&Arc<crate::store::postgres::PgStore>>,
+    now: i64,
+) -> Result<Option<Arc<keys::managed::KeyManager>>, LoadError> {
+    let settings::oauth::KeyManagement::Automatic(managed) = settings.oauth.key_management else {
+        return Ok(None);
+    };
+    let mut warnings = Vec::new();
+    // An expired certificate still opens the keys sealed for it (and seals new ones: only its key
+    // matters here).
+    let encryption = match keys::EncryptionKeys::load(settings, now, &mut warnings, false)? {
+        Ok(e) => e,
+        Err(off) => {
+            return Err(LoadError::ManagedKeys(keys::managed::KeyStoreError::Store(
+                format!(
+                    "the keys are sealed for EncryptionCertificate, which is not usable: {off}"
+                ),
+            )));
+        }
+    };
+    let key_store: Arc<dyn keys::managed::KeyStore> = match store {
+        Some(pg) => Arc::new(crate::store::postgres::PgKeyStore::new(pg.clone())),
+        None => Arc::new(keys::managed::folder::FolderKeyStore::new(
+            settings
+                .deliveries
+                .data_folder
+                .join(keys::managed::folder::FOLDER),
+        )),
+    };
+    Ok(Some(Arc::new(keys::managed::KeyManager::new(
+        key_store,
+        managed,
+        encryption.recipient,
+        encryption.key,
+    ))))
 }

@@ -3,6 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The common name of the certificates of the signing keys a server makes and rotates itself
+/// (`IdentityServer:KeyManagement Automatic`), followed by the key's `kid`: how an agent that pins
+/// a certificate learns that it must read the JWKS instead.
+pub const MANAGED_KEY_SUBJECT: &str = "identity-server signing key";
+
 /// A metadata document. When read, every field may be missing (a reader says which one it needs); the
 /// fields this product does not act on are also read leniently (a value of the wrong type counts as
 /// absent), so that a server with an odd document elsewhere is still usable.

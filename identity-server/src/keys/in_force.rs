@@ -89,12 +89,30 @@ impl Published {
     }
 }
 
+/// The keys published besides the signing key, by who keeps them.
+#[derive(Debug, Clone, Default)]
+pub struct Others {
+    /// The certificate reloader's: `IdentityServer:ValidationKeys`, and previous signing keys retained.
+    pub reloaded: Vec<Certificate>,
+    /// The key manager's (`KeyManagement Automatic`): keys made and not signing yet, keys that
+    /// signed and are retained.
+    pub managed: Vec<Certificate>,
+}
+
+impl Others {
+    pub fn all(&self) -> Vec<Certificate> {
+        [self.reloaded.clone(), self.managed.clone()].concat()
+    }
+}
+
 /// The keys in force: each part replaced on its own.
 #[derive(Debug)]
 pub struct InForce {
     signing: RwLock<Arc<Signing>>,
     published: RwLock<Arc<Published>>,
     client_authorities: RwLock<Option<Arc<ClientAuthorities>>>,
+    /// What [`InForce::publish`] publishes besides the signing key.
+    others: std::sync::Mutex<Others>,
 }
 
 impl InForce {
@@ -102,12 +120,58 @@ impl InForce {
         signing: Signing,
         published: Published,
         client_authorities: Option<ClientAuthorities>,
+        others: Others,
+    ) -> InForce {
+        Self::from_arc(Arc::new(signing), published, client_authorities, others)
+    }
+
+    pub fn from_arc(
+        signing: Arc<Signing>,
+        published: Published,
+        client_authorities: Option<ClientAuthorities>,
+        others: Others,
     ) -> InForce {
         InForce {
-            signing: RwLock::new(Arc::new(signing)),
+            signing: RwLock::new(signing),
             published: RwLock::new(Arc::new(published)),
             client_authorities: RwLock::new(client_authorities.map(Arc::new)),
+            others: std::sync::Mutex::new(others),
         }
+    }
+
+    /// The keys published besides the signing key now.
+    pub fn others(&self) -> Others {
+        match self.others.lock() {
+            Ok(o) => o.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Changes what is published (`update` edits the other keys; `signing`, when given, becomes the
+    /// signing key) and publishes it, as one step for every publisher (the certificate reloader, the
+    /// key manager): the JWKS is published before the new signing key signs. Nothing changes when the
+    /// keys cannot be published together.
+    pub fn publish(
+        &self,
+        context: &PublishContext,
+        signing: Option<Arc<Signing>>,
+        update: impl FnOnce(&mut Others),
+    ) -> Result<(), ids_jose::KeySetError> {
+        let mut others = match self.others.lock() {
+            Ok(o) => o,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut next = others.clone();
+        update(&mut next);
+        let current = self.signing();
+        let published =
+            Published::new(signing.as_deref().unwrap_or(&current), &next.all(), context)?;
+        self.set_published(published);
+        if let Some(signing) = signing {
+            write(&self.signing, signing);
+        }
+        *others = next;
+        Ok(())
     }
 
     pub fn signing(&self) -> Arc<Signing> {

@@ -6,6 +6,7 @@
 //! rendered to text by the caller.
 
 pub mod in_force;
+pub mod managed;
 
 use std::path::PathBuf;
 
@@ -92,10 +93,9 @@ pub enum KeyError {
 /// The server's loaded key material: the third stage of the settings pipeline.
 #[derive(Debug)]
 pub struct ServerKeys {
-    pub signer: TokenSigner,
-    /// The DPoP nonce key of the signing key.
-    pub nonce_key: crate::oauth::dpop::NonceKey,
-    pub signing_certificate: Certificate,
+    /// The signing key of `IdentityServer:X509KeyFilePath`; `None` with `KeyManagement Automatic`
+    /// until the key manager opened its key (`crate::serve`).
+    pub signing: Option<std::sync::Arc<Signing>>,
     /// `IdentityServer:ValidationKeys` certificates (published, never used to sign).
     pub validation: Vec<Certificate>,
     /// TLS configuration, built at load time so that `check` finds TLS problems too.
@@ -115,7 +115,10 @@ impl ServerKeys {
         warnings: &mut Vec<String>,
     ) -> Result<ServerKeys, Vec<KeyError>> {
         let mut errors = Vec::new();
+        let managed = is_managed(settings);
         let signing = match load_signing(settings, now, warnings) {
+            // With managed keys the PFX signs nothing (it may serve TLS: loaded there).
+            _ if managed => None,
             Ok(pfx) => Some(pfx),
             Err((pfx, e)) => {
                 errors.push(e);
@@ -144,23 +147,47 @@ impl ServerKeys {
                 None
             }
         };
+        let signing = match signing {
+            Some(pfx) => {
+                let nonce_key = crate::oauth::dpop::NonceKey::derive(&pfx.key_pkcs8);
+                match signer(settings, pfx.key, &pfx.certificate) {
+                    Ok(signer) => Some(Arc::new(Signing {
+                        signer,
+                        certificate: pfx.certificate,
+                        nonce_key,
+                    })),
+                    Err(e) => {
+                        errors.push(e);
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         match (signing, tls) {
-            (Some(pfx), Some((tls, tls_certificate))) if errors.is_empty() => Ok(ServerKeys {
-                tls_certificate,
-                nonce_key: crate::oauth::dpop::NonceKey::derive(&pfx.key_pkcs8),
-                signer: signer(settings, pfx.key, &pfx.certificate).map_err(|e| vec![e])?,
-                signing_certificate: pfx.certificate,
-                validation,
-                tls: Arc::new(tls),
-                client_authorities,
-            }),
+            (signing, Some((tls, tls_certificate)))
+                if errors.is_empty() && (signing.is_some() || managed) =>
+            {
+                Ok(ServerKeys {
+                    tls_certificate,
+                    signing,
+                    validation,
+                    tls: Arc::new(tls),
+                    client_authorities,
+                })
+            }
             _ => Err(errors),
         }
     }
 
-    /// The JWKS document: the signing key first, then each distinct validation key.
+    /// The JWKS document: the signing key first (none yet with managed keys), then each distinct
+    /// validation key.
     pub fn jwks_json(&self) -> String {
-        let mut keys = vec![Jwk::from_certificate(&self.signing_certificate)];
+        let mut keys: Vec<Jwk> = self
+            .signing
+            .iter()
+            .map(|s| Jwk::from_certificate(&s.certificate))
+            .collect();
         for cert in &self.validation {
             let jwk = Jwk::from_certificate(cert);
             if !keys.iter().any(|k| k.kid == jwk.kid) {
@@ -320,9 +347,19 @@ pub fn load_client_authorities(
     }
 }
 
-/// Whether the TLS certificate is the signing PFX itself (same file, same password).
+/// Whether the server makes and rotates its signing keys (`IdentityServer:KeyManagement Automatic`).
+pub fn is_managed(settings: &Settings) -> bool {
+    matches!(
+        settings.oauth.key_management,
+        crate::settings::oauth::KeyManagement::Automatic(_)
+    )
+}
+
+/// Whether the TLS certificate is the signing PFX itself (same file, same password). Never with
+/// managed keys: then the PFX only serves TLS.
 pub fn tls_is_signing(settings: &Settings) -> bool {
-    settings.tls.path == settings.signing.path
+    !is_managed(settings)
+        && settings.tls.path == settings.signing.path
         && settings.tls.password.expose() == settings.signing.password.expose()
 }
 

@@ -172,10 +172,16 @@ fn thumbprints(certificates: &[Certificate]) -> Vec<String> {
     certificates.iter().map(Certificate::x5t_s256).collect()
 }
 
-/// The roles and the files each is read from.
+/// The roles and the files each is read from. With managed keys (`KeyManagement Automatic`) there is
+/// no signing file: the key manager changes the signing key.
 fn files(settings: &Settings) -> Vec<(&'static str, Vec<PathBuf>)> {
+    let signing = if keys::is_managed(settings) {
+        Vec::new()
+    } else {
+        vec![settings.signing.path.clone()]
+    };
     vec![
-        ("signing", vec![settings.signing.path.clone()]),
+        ("signing", signing),
         ("validation", settings.validation_keys.clone()),
         ("tls", vec![settings.tls.path.clone()]),
         ("client_ca", settings.client_certificate_authorities.clone()),
@@ -231,7 +237,11 @@ impl CertificateReloader {
     /// stamps updated.
     fn changed(&mut self, force: bool) -> Vec<&'static str> {
         let mut out = Vec::new();
+        let managed = keys::is_managed(&self.settings);
         for (role, paths) in files(&self.settings) {
+            if managed && role == "signing" {
+                continue;
+            }
             let now = stamps(&paths);
             if force || self.stamps.get(role) != Some(&now) {
                 out.push(role);
@@ -414,8 +424,10 @@ impl CertificateReloader {
         // 2. Check that the keys can be published together: a validation certificate or a signing
         //    key the verifier does not take is refused, the ones in force stay.
         let retained: Vec<Certificate> = self.retained.iter().map(|(c, _)| c.clone()).collect();
+        // The keys the key manager publishes (KeyManagement Automatic) are published with them.
+        let managed = self.keys.others().managed;
         if let Some(candidate) = &validation {
-            let others = [candidate.clone(), retained.clone()].concat();
+            let others = [candidate.clone(), retained.clone(), managed.clone()].concat();
             if let Err(e) = Published::new(&current, &others, &self.publish) {
                 self.failed("validation", &format!("cannot be published: {e}"), now);
                 validation = None;
@@ -428,8 +440,12 @@ impl CertificateReloader {
         if let Some(signing) = &new_signing {
             let mut others = [in_force_validation.clone(), retained.clone()].concat();
             others.push(current.certificate.clone());
-            match Published::new(signing, &others, &self.publish) {
-                Ok(p) => published = Some(p),
+            match Published::new(
+                signing,
+                &[others.clone(), managed.clone()].concat(),
+                &self.publish,
+            ) {
+                Ok(_) => published = Some(others),
                 Err(e) => {
                     self.failed("signing", &format!("cannot be published: {e}"), now);
                 }
@@ -462,12 +478,17 @@ impl CertificateReloader {
         if let Some(signing) = new_signing {
             self.retained
                 .push((current.certificate.clone(), now + self.lifetime));
-            if let Some(p) = published.take() {
-                self.keys.set_published(p);
-            }
             let certificate = signing.certificate.clone();
             let kid = signing.signer.kid().to_string();
-            self.keys.set_signing(signing);
+            let reloaded = published.take().unwrap_or_default();
+            if let Err(e) = self
+                .keys
+                .publish(&self.publish, Some(Arc::new(signing)), |o| {
+                    o.reloaded = reloaded
+                })
+            {
+                self.failed("signing", &format!("cannot be published: {e}"), now);
+            }
             tracing::info!(
                 subject = %certificate.subject(),
                 %kid,
@@ -540,11 +561,13 @@ impl CertificateReloader {
     fn republish(&self) {
         let mut others = self.validation.clone();
         others.extend(self.retained.iter().map(|(c, _)| c.clone()));
-        match Published::new(&self.keys.signing(), &others, &self.publish) {
-            Ok(published) => self.keys.set_published(published),
-            Err(e) => tracing::error!(
+        if let Err(e) = self
+            .keys
+            .publish(&self.publish, None, |o| o.reloaded = others)
+        {
+            tracing::error!(
                 "the JWKS could not be rebuilt after a certificate reload: {e}; the keys published before stay"
-            ),
+            );
         }
     }
 
@@ -621,8 +644,11 @@ impl CertificateReloader {
         let signing = self.keys.signing();
         let mut validation: Vec<&Certificate> = self.validation.iter().collect();
         validation.extend(self.retained.iter().map(|(c, _)| c));
-        self.telemetry
-            .certificates("signing", &of(&[&signing.certificate]));
+        // A managed key's certificate is only its key's wrapper (the schedule has its own metrics).
+        if !keys::is_managed(&self.settings) {
+            self.telemetry
+                .certificates("signing", &of(&[&signing.certificate]));
+        }
         self.telemetry.certificates("validation", &of(&validation));
         self.telemetry
             .certificates("tls", &of(&[&self.tls_certificate]));

@@ -258,7 +258,22 @@ impl Settings {
             key::SIGNING_FILE_ALIAS.path,
             &mut errors,
         );
+        let oauth = oauth::oauth(config, &mut errors);
+        let automatic = matches!(oauth.key_management, oauth::KeyManagement::Automatic(_));
+        let tls_file = file_with_password(config, key::TLS_FILE.path, key::TLS_PASSWORD.path)
+            .map(|(path, password)| CertificateFile::new(path, password, key::TLS_FILE.path));
         let signing = match signing_path {
+            // With managed keys the signing PFX signs nothing; the TLS certificate stands for it.
+            None if automatic => match &tls_file {
+                Some(tls) => Some(tls.clone()),
+                None => {
+                    errors.push(ConfigError::Missing {
+                        path: key::TLS_FILE.path.into(),
+                        message: "the TLS certificate (a PFX, with Kestrel:Certificates:Default:Password): with IdentityServer:KeyManagement Automatic there is no signing PFX to serve TLS with".into(),
+                    });
+                    None
+                }
+            },
             Some(s) => Some(CertificateFile {
                 path: config.resolve(s.value.trim()),
                 password: ids_proto::Password::new(
@@ -276,12 +291,7 @@ impl Settings {
                 None
             }
         };
-        let tls = match file_with_password(config, key::TLS_FILE.path, key::TLS_PASSWORD.path) {
-            Some((path, password)) => {
-                Some(CertificateFile::new(path, password, key::TLS_FILE.path))
-            }
-            None => signing.clone(),
-        };
+        let tls = tls_file.or_else(|| signing.clone());
         let encryption_certificate =
             file_with_password(config, ENCRYPTION_FILE.path, ENCRYPTION_PASSWORD.path)
                 .map(|(path, password)| CertificateFile::new(path, password, ENCRYPTION_FILE.path));
@@ -397,8 +407,13 @@ impl Settings {
         let expiry_warning_days = number(config, &key::EXPIRY_WARNING_DAYS, &mut errors);
         let store = crate::store::settings::store_settings(config, None, &mut errors);
         let operations = operations::operations(config, &mut errors);
-        let oauth = oauth::oauth(config, &mut errors);
 
+        if automatic && encryption_certificate.is_none() {
+            errors.push(ConfigError::Missing {
+                path: ENCRYPTION_FILE.path.into(),
+                message: "IdentityServer:KeyManagement Automatic keeps the signing keys it makes encrypted for EncryptionCertificate: set EncryptionCertificate:File and Password (a PFX)".into(),
+            });
+        }
         let (Some(signing), Some(tls)) = (signing, tls) else {
             return Err(errors);
         };

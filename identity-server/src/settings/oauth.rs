@@ -18,6 +18,28 @@ pub struct OAuthSettings {
     /// `IdentityServer:IntrospectionProfiles`.
     pub introspection_profiles: Vec<String>,
     pub dpop: DpopSettings,
+    /// `IdentityServer:KeyManagement`.
+    pub key_management: KeyManagement,
+}
+
+/// Where the token-signing key comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyManagement {
+    /// `IdentityServer:X509KeyFilePath` (the default, as the vendor's deployments have it).
+    Certificate,
+    /// Keys the server makes, stores (encrypted) and rotates itself.
+    Automatic(ManagedKeys),
+}
+
+/// `KeyManagement Automatic`: the key type and the schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ManagedKeys {
+    /// `IdentityServer:SigningAlgorithm` (ES256 when unset).
+    pub algorithm: Algorithm,
+    /// `PropagationDays`, `RotationDays`, `RetentionDays`, in seconds.
+    pub propagation_secs: i64,
+    pub rotation_secs: i64,
+    pub retention_secs: i64,
 }
 
 /// DPoP proofs (RFC 9449).
@@ -84,7 +106,32 @@ pub(super) fn oauth(config: &Config, errors: &mut Vec<ConfigError>) -> OAuthSett
             })
             .collect()
     };
+    let key_management = match config.get(key::KEY_MANAGEMENT.path) {
+        None => KeyManagement::Certificate,
+        Some(s) => match s.value.trim().to_ascii_lowercase().as_str() {
+            "" | "certificate" => KeyManagement::Certificate,
+            "automatic" => {
+                let days = |k: &ids_config::Key, errors: &mut Vec<ConfigError>| {
+                    number(config, k, errors) as i64 * 86_400
+                };
+                KeyManagement::Automatic(ManagedKeys {
+                    algorithm: signing_algorithm.unwrap_or(Algorithm::ES256),
+                    propagation_secs: days(&key::KEY_PROPAGATION_DAYS, errors),
+                    rotation_secs: days(&key::KEY_ROTATION_DAYS, errors),
+                    retention_secs: days(&key::KEY_RETENTION_DAYS, errors),
+                })
+            }
+            _ => {
+                errors.push(invalid(
+                    s,
+                    "expected `Certificate` (sign with IdentityServer:X509KeyFilePath) or `Automatic` (the server makes and rotates its keys)",
+                ));
+                KeyManagement::Certificate
+            }
+        },
+    };
     OAuthSettings {
+        key_management,
         signing_algorithm,
         audiences,
         introspection_profiles,

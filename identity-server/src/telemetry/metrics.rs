@@ -99,6 +99,16 @@ pub struct ServerMetrics {
     pub tokens_revoked: Counter,
     /// DPoP proofs refused, by reason (`dpop_replayed`, `dpop_nonce`, ...).
     pub dpop_refused: Family<Reason, Counter>,
+    /// Managed signing keys (`KeyManagement Automatic`), by state (`pending`, `signing`, `retired`).
+    pub managed_keys: Family<StateLabel, Gauge>,
+    /// When the signing key in force activated, and when it is planned to stop signing.
+    pub signing_key_activated: Gauge,
+    pub signing_key_rotation: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: &'static str,
 }
 
 impl ServerMetrics {
@@ -242,10 +252,31 @@ impl ServerMetrics {
             "DPoP proofs refused at the token endpoint and the API (RFC 9449), by reason",
             Family::clone(&dpop_refused),
         );
+        let managed_keys = Family::default();
+        registry.register(
+            "ids_managed_signing_keys",
+            "Signing keys the server manages (IdentityServer:KeyManagement Automatic), by state (pending, signing, retired)",
+            Family::clone(&managed_keys),
+        );
+        let signing_key_activated = Gauge::default();
+        registry.register(
+            "ids_signing_key_activated_timestamp_seconds",
+            "When the managed signing key in force started signing",
+            signing_key_activated.clone(),
+        );
+        let signing_key_rotation = Gauge::default();
+        registry.register(
+            "ids_signing_key_rotation_timestamp_seconds",
+            "When the managed signing key in force is planned to stop signing (the next key signs)",
+            signing_key_rotation.clone(),
+        );
         for result in ["active", "inactive"] {
             let _ = introspections.get_or_create(&Outcome { result });
         }
         ServerMetrics {
+            managed_keys,
+            signing_key_activated,
+            signing_key_rotation,
             introspections,
             tokens_revoked,
             dpop_refused,

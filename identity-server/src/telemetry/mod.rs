@@ -113,6 +113,24 @@ impl Telemetry {
         }
     }
 
+    /// The managed key schedule (`KeyManagement Automatic`).
+    pub fn key_schedule(&self, schedule: &[crate::keys::managed::KeyStatus]) {
+        use crate::keys::managed::KeyState;
+        let Some(m) = &self.metrics else { return };
+        for state in [KeyState::Pending, KeyState::Signing, KeyState::Retired] {
+            let count = schedule.iter().filter(|k| k.state == state).count();
+            m.managed_keys
+                .get_or_create(&metrics::StateLabel {
+                    state: state.as_str(),
+                })
+                .set(count as i64);
+        }
+        if let Some(signing) = schedule.iter().find(|k| k.state == KeyState::Signing) {
+            m.signing_key_activated.set(signing.activates);
+            m.signing_key_rotation.set(signing.retires);
+        }
+    }
+
     /// A DPoP proof refused (the reason is logged and answered by the caller).
     pub fn dpop_refused(&self, reason: &'static str) {
         if let Some(m) = &self.metrics {

@@ -1011,3 +1011,301 @@ async fn the_agent_binds_its_tokens_with_dpop_and_delivers_with_proofs() {
     assert!(stderr(&out).contains("OpenId:DPoP"), "{}", stderr(&out));
     pair.stop_server();
 }
+
+const DAY: i64 = 86_400;
+
+/// A deployment whose server makes and rotates its own keys (KeyManagement Automatic).
+fn managed_deployment() -> Deployment {
+    let mut d = deployment_with_deliveries();
+    d.settings["IdentityServer"]
+        .as_object_mut()
+        .expect("section")
+        .remove("X509KeyFilePath");
+    d.set("IdentityServer:KeyManagement", json!("Automatic"));
+    d
+}
+
+async fn jwks_kids(server: &Server) -> Vec<String> {
+    let jwks: Value = server
+        .get("/.well-known/openid-configuration/jwks")
+        .await
+        .json()
+        .await
+        .expect("jwks");
+    jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["kid"].as_str().expect("kid").to_string())
+        .collect()
+}
+
+/// Waits (real time) until the server's JWKS is `expected`.
+async fn wait_for_jwks(server: &Server, expected: &[&str]) {
+    for _ in 0..100 {
+        if jwks_kids(server).await == expected {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "JWKS is {:?}, expected {expected:?}",
+        jwks_kids(server).await
+    );
+}
+
+/// Waits (real time) until the server signs with a key other than `old`; its kid.
+async fn wait_for_new_signing_key(server: &Server, old: &str) -> String {
+    for _ in 0..100 {
+        let token = access_token(server, "Job", JOB_SECRET).await;
+        let kid = header(&token)["kid"].as_str().expect("kid").to_string();
+        if kid != old {
+            return kid;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("still signing with {old}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn managed_keys_rotate_over_months_with_the_jwks_ahead_and_behind() {
+    let start = unix_now();
+    let clock = TestClock::new(start);
+    let d = managed_deployment();
+    let server = d.start_with_clock(clock.clone()).await;
+    // Day 0: one key, made at start, signing at once (ES256 by default).
+    let first_token = access_token(&server, "Job", JOB_SECRET).await;
+    assert_eq!(header(&first_token)["alg"], "ES256");
+    let k1 = header(&first_token)["kid"]
+        .as_str()
+        .expect("kid")
+        .to_string();
+    assert_eq!(jwks_kids(&server).await, vec![k1.clone()]);
+    assert!(header(&first_token).get("x5t").is_some());
+    // Stored sealed for the encryption certificate: no private key in clear.
+    let folder = d.path().join("data/signing-keys");
+    let stored: Value = serde_json::from_slice(
+        &std::fs::read(folder.join(format!("{k1}.json"))).expect("key file"),
+    )
+    .expect("json");
+    let sealed = b64::std_decode(stored["sealed"].as_str().expect("sealed")).expect("b64");
+    assert!(
+        sealed.starts_with(b"IDSENC"),
+        "sealed with the encryption certificate"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(folder.join(format!("{k1}.json")))
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // Day 76 (90 - 14): the next key is made and published, the first still signs.
+    clock.advance(76 * DAY + 10);
+    let k2 = loop {
+        let kids = jwks_kids(&server).await;
+        if kids.len() == 2 {
+            break kids[1].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(jwks_kids(&server).await, vec![k1.clone(), k2.clone()]);
+    let token = access_token(&server, "Job", JOB_SECRET).await;
+    assert_eq!(header(&token)["kid"], k1.as_str());
+
+    // Day 90 minus 10 minutes: a last token from the first key.
+    clock.advance(14 * DAY - 610);
+    let late_token = access_token(&server, "Job", JOB_SECRET).await;
+    assert_eq!(header(&late_token)["kid"], k1.as_str());
+    // Day 90: the second key signs; the first stays published, its tokens still verify.
+    clock.advance(600 + 15);
+    assert_eq!(wait_for_new_signing_key(&server, &k1).await, k2);
+    assert_eq!(jwks_kids(&server).await, vec![k2.clone(), k1.clone()]);
+    let r = list_deliveries(&server, &format!("Bearer {late_token}")).await;
+    assert_eq!(
+        r.status(),
+        200,
+        "a token of the retired key is accepted during retention"
+    );
+    let verifier = ids_jose::Verifier::new(
+        ids_jose::KeySet::from_jwks(
+            server
+                .get("/.well-known/openid-configuration/jwks")
+                .await
+                .text()
+                .await
+                .expect("jwks")
+                .as_bytes(),
+        )
+        .expect("key set"),
+        ids_jose::Validation {
+            issuer: server.base.clone(),
+            audience: server.base.clone(),
+            leeway_secs: 30,
+        },
+    );
+    assert!(verifier.verify(&late_token, clock_now(&clock)).is_ok());
+
+    // Day 104 (90 + 14): the first key leaves the JWKS and the store.
+    clock.advance(14 * DAY);
+    wait_for_jwks(&server, &[&k2]).await;
+    assert!(!folder.join(format!("{k1}.json")).exists());
+    server.stop().await;
+
+    // A restart keeps the key in force (it is read, not made again).
+    let server = d.start_with_clock(clock.clone()).await;
+    let token = access_token(&server, "Job", JOB_SECRET).await;
+    assert_eq!(header(&token)["kid"], k2.as_str());
+    assert_eq!(jwks_kids(&server).await, vec![k2.clone()]);
+    server.stop().await;
+
+    // `check` shows the schedule; an agent pinning a certificate is told to use the JWKS.
+    let out = std::process::Command::new(binary("identity-server"))
+        .args(["check", "--config-dir"])
+        .arg(d.path())
+        .output()
+        .expect("check");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("KeyManagement Automatic") && text.contains(&k2),
+        "{text}"
+    );
+}
+
+fn clock_now(clock: &TestClock) -> i64 {
+    ids_runtime::Clock::now(clock)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_pinning_a_certificate_is_told_to_read_the_jwks_of_managed_keys() {
+    let d = managed_deployment();
+    let server = d.start().await;
+    let mut a = AgentDeployment::new(&server.base);
+    a.write();
+    let out = agent(a.path(), &["check"]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("KeyManagement Automatic")
+            && stderr(&out).contains("TokenValidation to Jwks"),
+        "{}",
+        stderr(&out)
+    );
+    a.set("IdentityServer:TokenValidation", json!("Jwks"));
+    a.write();
+    let out = agent(a.path(), &["check"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    server.stop().await;
+}
+
+/// The one URL two servers behind a load balancer answer to.
+const PUBLIC_URL: &str = "https://ids.example.test";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_servers_on_one_postgresql_make_one_key_per_period_and_sign_with_it() {
+    let Some(pg) = crate::pg::TestPostgres::start("managed_keys") else {
+        return;
+    };
+    pg.create_database("ids");
+    let clock = TestClock::new(unix_now());
+    let mut first = managed_deployment();
+    first.set("ApplicationUri", json!(PUBLIC_URL)).set(
+        "Store",
+        json!({ "Provider": "PostgreSql", "ConnectionString": pg.socket_connection_string("ids") }),
+    );
+    let mut second = managed_deployment();
+    std::fs::copy(
+        first.path().join("server-encryption.pfx"),
+        second.path().join("server-encryption.pfx"),
+    )
+    .expect("the same encryption certificate");
+    second.set("ApplicationUri", json!(PUBLIC_URL)).set(
+        "Store",
+        json!({ "Provider": "PostgreSql", "ConnectionString": pg.socket_connection_string("ids") }),
+    );
+    // Both start at once on an empty store: one key is made.
+    let (a, b) = tokio::join!(
+        first.start_with_clock(clock.clone()),
+        second.start_with_clock(clock.clone())
+    );
+    let count = || {
+        pg.psql("ids", "SELECT count(*) FROM ids_signing_keys")
+            .trim()
+            .to_string()
+    };
+    assert_eq!(count(), "1");
+    let kid = |token: &str| header(token)["kid"].as_str().expect("kid").to_string();
+    let k1 = kid(&access_token(&a, "Job", JOB_SECRET).await);
+    assert_eq!(kid(&access_token(&b, "Job", JOB_SECRET).await), k1);
+    // Day 77: one next key, published by both.
+    clock.advance(77 * DAY);
+    for server in [&a, &b] {
+        for _ in 0..100 {
+            if jwks_kids(server).await.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(count(), "2");
+    let ka = jwks_kids(&a).await;
+    assert_eq!(ka, jwks_kids(&b).await);
+    // Day 91: both sign with it; a token from one is accepted by the other's API.
+    clock.advance(14 * DAY);
+    let k2 = wait_for_new_signing_key(&a, &k1).await;
+    assert_eq!(wait_for_new_signing_key(&b, &k1).await, k2);
+    assert_eq!(count(), "2");
+    let from_a = access_token(&a, "Job", JOB_SECRET).await;
+    assert_eq!(
+        list_deliveries(&b, &format!("Bearer {from_a}"))
+            .await
+            .status(),
+        200
+    );
+    // Revoked through one server, refused by the other (the revocation list is shared).
+    let r = post_as(
+        &a,
+        "/connect/revocation",
+        "Job",
+        JOB_SECRET,
+        &[("token", &from_a)],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        list_deliveries(&b, &format!("Bearer {from_a}"))
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        introspect(&b, "Job", JOB_SECRET, &from_a).await,
+        json!({ "active": false })
+    );
+    // A DPoP proof used at one server is a replay at the other (both are the one public URL a load
+    // balancer serves: ApplicationUri).
+    let key = DpopKey::new(Algorithm::ES256);
+    let proof = key.proof_at(
+        "POST",
+        &format!("{PUBLIC_URL}/connect/token"),
+        clock_now(&clock),
+        None,
+        None,
+    );
+    let r = dpop_token_request(&a, "Job", JOB_SECRET, Some(&proof)).await;
+    let status = r.status();
+    assert_eq!(status, 200, "{}", r.text().await.unwrap_or_default());
+    refused(
+        dpop_token_request(&b, "Job", JOB_SECRET, Some(&proof)).await,
+        400,
+        "invalid_dpop_proof",
+        "replay",
+    )
+    .await;
+    a.stop().await;
+    b.stop().await;
+}

@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "revoked tokens",
         sql: include_str!("../../../migrations/0004_revoked_tokens.sql"),
     },
+    Migration {
+        version: 5,
+        name: "managed signing keys",
+        sql: include_str!("../../../migrations/0005_signing_keys.sql"),
+    },
 ];
 
 /// The schema version this binary writes and reads.

@@ -18,6 +18,7 @@
 pub mod budgets;
 pub mod deliveries;
 pub mod health;
+pub mod keys;
 pub mod migrations;
 pub mod replay;
 pub mod revocations;
@@ -31,6 +32,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 
 use crate::store::settings::{PgSettings, SslMode};
 pub use health::Health;
+pub use keys::PgKeyStore;
 pub use migrations::SchemaStatus;
 pub use replay::PgReplayCache;
 pub use revocations::PgRevocations;
