@@ -169,6 +169,7 @@ pub async fn run_bound(
     let manager = startup::key_manager(&settings, store.as_ref(), settings.clock.now())
         .map_err(LoadErrors::from)?;
     let mut managed_others = Vec::new();
+    let mut first_schedule = Vec::new();
     if let Some(manager) = &manager {
         let refreshed = first_managed_keys(manager, &settings).await?;
         for k in &refreshed.schedule {
@@ -185,6 +186,7 @@ pub async fn run_bound(
         }
         loaded.keys.signing = Some(refreshed.signing.clone());
         managed_others = refreshed.others;
+        first_schedule = refreshed.schedule;
     }
     let authorized_keys = startup::announce(&settings, &loaded);
     let bound = listeners
@@ -206,6 +208,9 @@ pub async fn run_bound(
             .map(|e| e.certificate.clone()),
     };
     let telemetry = start_telemetry(&settings)?;
+    if manager.is_some() {
+        telemetry.key_schedule(&first_schedule);
+    }
     let metrics_listeners = match metrics_listeners {
         Some(l) => l,
         None => bind_metrics(&settings)

@@ -495,7 +495,12 @@ pub(crate) fn app_state(
         origins.push(format!("https://{a}"));
     }
     origins.dedup();
+    let token_urls = origins
+        .iter()
+        .map(|o| ids_jose::dpop::normalize_htu(&format!("{o}{}", ids_proto::paths::TOKEN)))
+        .collect();
     let dpop = oauth::dpop::DpopService {
+        token_urls,
         policy: ids_jose::DpopPolicy {
             algorithms: settings.oauth.dpop.algorithms.clone(),
             max_age_secs: settings.oauth.dpop.proof_lifetime_secs,
@@ -505,6 +510,7 @@ pub(crate) fn app_state(
         replay: replay.clone(),
         origins,
         keys: in_force.clone(),
+        proof_keys: ids_jose::dpop::ProofKeyCache::new(oauth::dpop::PROOF_KEY_CACHE),
     };
     let authenticator = Authenticator::new(AuthConfig {
         cache_ttl: settings.secret_cache_ttl,

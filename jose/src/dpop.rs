@@ -189,6 +189,58 @@ pub fn verify_proof(
     policy: &DpopPolicy,
     now: i64,
 ) -> Result<DpopProof, DpopError> {
+    verify_proof_cached(proof, request, policy, now, None)
+}
+
+/// A proof header that passed the header checks: its algorithm, its key ready to verify, the key's
+/// thumbprint.
+#[derive(Debug)]
+pub struct ProofKey {
+    algorithm: Algorithm,
+    key: VerificationKey,
+    jkt: String,
+}
+
+/// Proof headers already checked, by their base64url text: a client sends the same header (its key)
+/// with every proof, so a server keeps the parsed key instead of parsing the JSON and the key again.
+/// Bounded: when full, it starts over.
+#[derive(Debug)]
+pub struct ProofKeyCache {
+    capacity: usize,
+    keys: std::sync::RwLock<std::collections::HashMap<String, std::sync::Arc<ProofKey>>>,
+}
+
+impl ProofKeyCache {
+    pub fn new(capacity: usize) -> Self {
+        ProofKeyCache {
+            capacity: capacity.max(1),
+            keys: std::sync::RwLock::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn get(&self, header: &str) -> Option<std::sync::Arc<ProofKey>> {
+        self.keys.read().ok()?.get(header).cloned()
+    }
+
+    fn put(&self, header: &str, key: std::sync::Arc<ProofKey>) {
+        if let Ok(mut keys) = self.keys.write() {
+            if keys.len() >= self.capacity {
+                keys.clear();
+            }
+            keys.insert(header.to_string(), key);
+        }
+    }
+}
+
+/// [`verify_proof`], with the headers already checked kept in `cache` (the same policy must be used
+/// with one cache).
+pub fn verify_proof_cached(
+    proof: &str,
+    request: &DpopRequest<'_>,
+    policy: &DpopPolicy,
+    now: i64,
+    cache: Option<&ProofKeyCache>,
+) -> Result<DpopProof, DpopError> {
     if proof.len() > MAX_PROOF_LEN {
         return Err(DpopError::TooLarge(proof.len()));
     }
@@ -204,11 +256,34 @@ pub fn verify_proof(
         b64::url_decode(part)
             .ok_or_else(|| DpopError::Malformed(format!("the {what} is not base64url")))
     };
-    let header_json = decode(header_b64, "header")?;
+    let proof_key = match cache.and_then(|c| c.get(header_b64)) {
+        Some(k) => k,
+        None => {
+            let k = std::sync::Arc::new(check_header(&decode(header_b64, "header")?, policy)?);
+            if let Some(c) = cache {
+                c.put(header_b64, k.clone());
+            }
+            k
+        }
+    };
     let payload = decode(payload_b64, "payload")?;
     let signature = decode(signature_b64, "signature")?;
+    let algorithm = proof_key.algorithm;
+    let signed = &proof.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
+    if signature.len() != proof_key.key.signature_len()
+        || !ecdsa_in_range(algorithm, &signature)
+        || !proof_key.key.verify(algorithm, signed, &signature)
+    {
+        return Err(DpopError::BadSignature);
+    }
+    check_claims(&payload, request, policy, now, &proof_key)
+}
+
+/// RFC 9449 section 4.3 items 2-7: `typ`, an allowed asymmetric `alg`, a public `jwk` of a key type
+/// that fits it.
+fn check_header(header_json: &[u8], policy: &DpopPolicy) -> Result<ProofKey, DpopError> {
     let header: Map<String, Value> =
-        serde_json::from_slice(&header_json).map_err(|e| DpopError::BadHeader(e.to_string()))?;
+        serde_json::from_slice(header_json).map_err(|e| DpopError::BadHeader(e.to_string()))?;
     match header.get("typ").and_then(Value::as_str) {
         Some(t) if t.eq_ignore_ascii_case(DPOP_TYPE) => {}
         Some(t) => return Err(DpopError::WrongType(format!("\"{}\"", shown(t)))),
@@ -258,15 +333,24 @@ pub fn verify_proof(
     }
     let key = VerificationKey::from_public(&public, "DPoP proof key")
         .map_err(|e| DpopError::BadKey(e.to_string()))?;
-    let signed = &proof.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
-    if signature.len() != key.signature_len()
-        || !ecdsa_in_range(algorithm, &signature)
-        || !key.verify(algorithm, signed, &signature)
-    {
-        return Err(DpopError::BadSignature);
-    }
+    Ok(ProofKey {
+        algorithm,
+        jkt: key.thumbprint().to_string(),
+        key,
+    })
+}
+
+/// RFC 9449 section 4.3 items 8, 9, 11, 12: `jti`, `htm`, `htu`, `iat`, `ath`.
+fn check_claims(
+    payload: &[u8],
+    request: &DpopRequest<'_>,
+    policy: &DpopPolicy,
+    now: i64,
+    proof_key: &ProofKey,
+) -> Result<DpopProof, DpopError> {
+    let algorithm = proof_key.algorithm;
     let claims: Map<String, Value> =
-        serde_json::from_slice(&payload).map_err(|e| DpopError::BadClaims(e.to_string()))?;
+        serde_json::from_slice(payload).map_err(|e| DpopError::BadClaims(e.to_string()))?;
     let string = |name: &'static str| -> Result<&str, DpopError> {
         match claims.get(name) {
             Some(Value::String(s)) if !s.is_empty() => Ok(s.as_str()),
@@ -290,7 +374,12 @@ pub fn verify_proof(
         });
     }
     let htu = normalize_htu(string("htu")?);
-    if !request.urls.iter().any(|u| normalize_htu(u) == htu) {
+    // URLs given normalized (what a server precomputes) match without normalizing them again.
+    if !request
+        .urls
+        .iter()
+        .any(|u| *u == htu || normalize_htu(u) == htu)
+    {
         return Err(DpopError::WrongUrl {
             found: shown(&htu),
             expected: request.urls.first().cloned().unwrap_or_default(),
@@ -333,7 +422,7 @@ pub fn verify_proof(
         Some(_) => return Err(DpopError::BadClaims("\"nonce\" is not a string".into())),
     };
     Ok(DpopProof {
-        jkt: jwk::thumbprint(&public),
+        jkt: proof_key.jkt.clone(),
         jti: jti.to_string(),
         iat,
         nonce,

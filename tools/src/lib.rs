@@ -21,6 +21,7 @@ pub mod files_bench;
 pub mod flood_bench;
 pub mod idle_bench;
 pub mod keytool;
+pub mod oauth_bench;
 pub mod operations_bench;
 pub mod store_bench;
 

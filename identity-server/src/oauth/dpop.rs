@@ -12,7 +12,9 @@
 use std::sync::Arc;
 
 use aws_lc_rs::hmac;
-use ids_jose::dpop::{DpopError, DpopPolicy, DpopProof, DpopRequest, verify_proof};
+use ids_jose::dpop::{
+    DpopError, DpopPolicy, DpopProof, DpopRequest, ProofKeyCache, verify_proof_cached,
+};
 
 use super::client_keys::{KeyRejection, ReplayCache};
 use crate::keys::InForce;
@@ -104,7 +106,14 @@ pub struct DpopService {
     pub origins: Vec<String>,
     /// The signing key in force, whose [`NonceKey`] makes the nonces.
     pub keys: Arc<InForce>,
+    /// Proof headers (clients' keys) already checked.
+    pub proof_keys: ProofKeyCache,
+    /// The token endpoint's URLs, normalized ([`DpopService::urls`]), made once.
+    pub token_urls: Vec<String>,
 }
+
+/// Proof keys kept parsed: one per client key in use (a client keeps its key across requests).
+pub const PROOF_KEY_CACHE: usize = 10_000;
 
 impl DpopService {
     /// The nonce to send in `DPoP-Nonce`, when nonces are on.
@@ -115,7 +124,10 @@ impl DpopService {
 
     /// The URLs a request to `path` may have been sent to.
     pub fn urls(&self, path: &str) -> Vec<String> {
-        self.origins.iter().map(|o| format!("{o}{path}")).collect()
+        self.origins
+            .iter()
+            .map(|o| ids_jose::dpop::normalize_htu(&format!("{o}{path}")))
+            .collect()
     }
 
     /// Checks the proof of a request of `client_id` with `method` to `path` (with `access_token` on
@@ -129,13 +141,20 @@ impl DpopService {
         client_id: &str,
         now: i64,
     ) -> Result<DpopProof, DpopRejection> {
-        let urls = self.urls(path);
+        let computed;
+        let urls: &[String] = if path == ids_proto::paths::TOKEN {
+            &self.token_urls
+        } else {
+            computed = self.urls(path);
+            &computed
+        };
         let request = DpopRequest {
             method,
-            urls: &urls,
+            urls,
             access_token,
         };
-        let proof = verify_proof(proof, &request, &self.policy, now)?;
+        let proof =
+            verify_proof_cached(proof, &request, &self.policy, now, Some(&self.proof_keys))?;
         if self.require_nonce {
             let key = self.keys.signing().nonce_key.clone();
             let reason = match proof.nonce.as_deref() {

@@ -270,6 +270,10 @@ impl ServerMetrics {
             "When the managed signing key in force is planned to stop signing (the next key signs)",
             signing_key_rotation.clone(),
         );
+        // Watched by the IdsDpopReplays alert: present from the start.
+        let _ = dpop_refused.get_or_create(&Reason {
+            reason: "dpop_replayed",
+        });
         for result in ["active", "inactive"] {
             let _ = introspections.get_or_create(&Outcome { result });
         }

@@ -151,6 +151,13 @@ enum Mode {
     /// (`Audit:Path`) on, next to both off, in one run (alternating rounds). Uses `--server`,
     /// `--connections` (clients) and `--seconds` (per round, 3 rounds each).
     Operations,
+    /// DPoP-bound tokens/s next to plain tokens/s (ES256 tokens, an ES256 proof per DPoP request), in
+    /// one run (alternating rounds). Uses `--server`, `--connections` and `--seconds` (per round, 3
+    /// rounds each).
+    Dpop,
+    /// Introspection requests/s over keep-alive HTTPS, next to the raw RS256 verify rate of one core
+    /// measured in the same run. Uses `--server`, `--connections` and `--seconds`.
+    Introspection,
     /// Three `identity-server serve` processes (`--server`, default next to this binary) behind a
     /// real HAProxy under token load; each SIGKILLed and restarted in turn: time from the SIGKILL to
     /// each client's next token, failed requests by kind, time until the restarted server gets
@@ -253,6 +260,18 @@ fn main() -> anyhow::Result<()> {
         Some(Mode::Operations) => {
             let server_bin = server_bin(&cli)?;
             return ids_tools::operations_bench::run(
+                &server_bin,
+                cli.connections,
+                cli.seconds.max(1),
+            );
+        }
+        Some(Mode::Dpop) => {
+            let server_bin = server_bin(&cli)?;
+            return ids_tools::oauth_bench::dpop(&server_bin, cli.connections, cli.seconds.max(1));
+        }
+        Some(Mode::Introspection) => {
+            let server_bin = server_bin(&cli)?;
+            return ids_tools::oauth_bench::introspection(
                 &server_bin,
                 cli.connections,
                 cli.seconds.max(1),
