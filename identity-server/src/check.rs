@@ -176,7 +176,26 @@ fn managed_keys(
         policy.rotation / 86_400,
         policy.retention / 86_400
     ));
-    match runtime.block_on(manager.schedule(now)) {
+    // With PostgreSQL, read over a connection of its own (the store is not marked up here).
+    let read = match &loaded.store {
+        Some(pg) => runtime.block_on(async {
+            let keys = crate::store::postgres::keys::read_for_check(pg).await?;
+            let plan = crate::keys::managed::schedule::plan(
+                &keys
+                    .iter()
+                    .map(|k| crate::keys::managed::schedule::KeyTimes {
+                        created: k.created,
+                        activates: k.activates,
+                    })
+                    .collect::<Vec<_>>(),
+                policy,
+                now,
+            );
+            Ok((crate::keys::managed::statuses(&keys, &plan), plan))
+        }),
+        None => runtime.block_on(manager.schedule(now)),
+    };
+    match read {
         Ok((schedule, plan)) => {
             for k in &schedule {
                 report.info(format!(

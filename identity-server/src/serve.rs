@@ -170,8 +170,9 @@ pub async fn run_bound(
         .map_err(LoadErrors::from)?;
     let mut managed_others = Vec::new();
     let mut first_schedule = Vec::new();
+    let mut first_change = None;
     if let Some(manager) = &manager {
-        let refreshed = first_managed_keys(manager, &settings).await?;
+        let refreshed = first_managed_keys(manager, &settings, store.as_ref()).await?;
         for k in &refreshed.schedule {
             tracing::info!(
                 kid = %k.kid,
@@ -187,6 +188,7 @@ pub async fn run_bound(
         loaded.keys.signing = Some(refreshed.signing.clone());
         managed_others = refreshed.others;
         first_schedule = refreshed.schedule;
+        first_change = refreshed.next_change;
     }
     let authorized_keys = startup::announce(&settings, &loaded);
     let bound = listeners
@@ -287,6 +289,7 @@ pub async fn run_bound(
             settings.clock.clone(),
             telemetry.clone(),
             MANAGED_KEYS_INTERVAL,
+            first_change,
         ));
     }
     let hangup = reload::listen_hangup();
@@ -372,9 +375,17 @@ const MANAGED_KEYS_INTERVAL: Duration = Duration::from_secs(60);
 async fn first_managed_keys(
     manager: &crate::keys::managed::KeyManager,
     settings: &Settings,
+    store: Option<&Arc<crate::store::postgres::PgStore>>,
 ) -> Result<crate::keys::managed::Refreshed, ServerError> {
     let started = std::time::Instant::now();
     loop {
+        // The store's monitor is not running yet: connecting again is done here.
+        if let Some(store) = store.filter(|s| !s.is_up())
+            && let Err(e @ crate::store::postgres::PgError::SchemaNewer { .. }) =
+                store.prepare().await
+        {
+            return Err(LoadErrors::from(LoadError::Store(e)).into());
+        }
         match manager.refresh(settings.clock.now()).await {
             Ok(refreshed) => return Ok(refreshed),
             Err(e) if started.elapsed() < FIRST_KEYS_WAIT => {

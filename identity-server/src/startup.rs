@@ -311,7 +311,7 @@ pub(crate) fn announce(settings: &Settings, loaded: &Loaded) -> authorized_clien
 pub(crate) fn app_state(
     settings: &Settings,
     loaded: Loaded,
-    managed_others: Vec<ids_pki::Certificate>,
+    managed_others: Vec<(ids_pki::Certificate, ids_pki::Algorithm)>,
     authorized_keys: authorized_clients::LiveKeys,
     issuer: &str,
     bound: &[SocketAddr],
@@ -418,7 +418,8 @@ pub(crate) fn app_state(
         reloaded: keys.validation.clone(),
         managed: managed_others,
     };
-    let published = keys::Published::new(&signing, &others.all(), &publish)?;
+    let published =
+        keys::Published::with_algorithms(&signing, &others.all(), &publish, &others.algorithms())?;
     let in_force = Arc::new(keys::InForce::from_arc(
         signing,
         published,
@@ -489,10 +490,13 @@ pub(crate) fn app_state(
             Arc::new(revoked)
         }
     };
-    // The spellings of this server a DPoP proof's `htu` may use: the issuer and every authority.
+    // The URLs of this server a DPoP proof's `htu` may use: the issuer (`ApplicationUri`, the public
+    // URL clients are given); without one, also the addresses it listens on as clients spell them.
     let mut origins = vec![issuer.trim_end_matches('/').to_string()];
-    for a in &authorities {
-        origins.push(format!("https://{a}"));
+    if settings.application_uri.is_none() {
+        for a in &authorities {
+            origins.push(format!("https://{a}"));
+        }
     }
     origins.dedup();
     let token_urls = origins
@@ -720,5 +724,6 @@ pub fn key_manager(
         managed,
         encryption.recipient,
         encryption.key,
+        settings.clock.clone(),
     ))))
 }

@@ -201,13 +201,20 @@ pub struct ProofKey {
     jkt: String,
 }
 
-/// Proof headers already checked, by their base64url text: a client sends the same header (its key)
-/// with every proof, so a server keeps the parsed key instead of parsing the JSON and the key again.
-/// Bounded: when full, it starts over.
+/// Proof headers already checked, by the SHA-256 of their base64url text: a client sends the same
+/// header (its key) with every proof, so a server keeps the parsed key instead of parsing the JSON
+/// and the key again. A header is kept only once a proof made with it verified; when the cache is
+/// full, an entry makes room.
 #[derive(Debug)]
 pub struct ProofKeyCache {
     capacity: usize,
-    keys: std::sync::RwLock<std::collections::HashMap<String, std::sync::Arc<ProofKey>>>,
+    keys: std::sync::RwLock<std::collections::HashMap<[u8; 32], std::sync::Arc<ProofKey>>>,
+}
+
+fn header_digest(header: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, header.as_bytes()).as_ref());
+    out
 }
 
 impl ProofKeyCache {
@@ -218,16 +225,18 @@ impl ProofKeyCache {
         }
     }
 
-    fn get(&self, header: &str) -> Option<std::sync::Arc<ProofKey>> {
-        self.keys.read().ok()?.get(header).cloned()
+    fn get(&self, digest: &[u8; 32]) -> Option<std::sync::Arc<ProofKey>> {
+        self.keys.read().ok()?.get(digest).cloned()
     }
 
-    fn put(&self, header: &str, key: std::sync::Arc<ProofKey>) {
+    fn put(&self, digest: [u8; 32], key: std::sync::Arc<ProofKey>) {
         if let Ok(mut keys) = self.keys.write() {
-            if keys.len() >= self.capacity {
-                keys.clear();
+            if keys.len() >= self.capacity
+                && let Some(any) = keys.keys().next().copied()
+            {
+                keys.remove(&any);
             }
-            keys.insert(header.to_string(), key);
+            keys.insert(digest, key);
         }
     }
 }
@@ -256,15 +265,17 @@ pub fn verify_proof_cached(
         b64::url_decode(part)
             .ok_or_else(|| DpopError::Malformed(format!("the {what} is not base64url")))
     };
-    let proof_key = match cache.and_then(|c| c.get(header_b64)) {
+    let digest = cache.map(|_| header_digest(header_b64));
+    // A cached header passed the checks under this policy; its algorithm is checked again in case the
+    // cache is shared with another policy.
+    let cached = cache
+        .zip(digest.as_ref())
+        .and_then(|(c, d)| c.get(d))
+        .filter(|k| policy.algorithms.contains(&k.algorithm));
+    let fresh = cached.is_none();
+    let proof_key = match cached {
         Some(k) => k,
-        None => {
-            let k = std::sync::Arc::new(check_header(&decode(header_b64, "header")?, policy)?);
-            if let Some(c) = cache {
-                c.put(header_b64, k.clone());
-            }
-            k
-        }
+        None => std::sync::Arc::new(check_header(&decode(header_b64, "header")?, policy)?),
     };
     let payload = decode(payload_b64, "payload")?;
     let signature = decode(signature_b64, "signature")?;
@@ -275,6 +286,9 @@ pub fn verify_proof_cached(
         || !proof_key.key.verify(algorithm, signed, &signature)
     {
         return Err(DpopError::BadSignature);
+    }
+    if let (true, Some(cache), Some(digest)) = (fresh, cache, digest) {
+        cache.put(digest, proof_key.clone());
     }
     check_claims(&payload, request, policy, now, &proof_key)
 }
@@ -363,7 +377,7 @@ fn check_claims(
     let jti = string("jti")?;
     if jti.len() > MAX_JTI_LEN {
         return Err(DpopError::BadClaims(format!(
-            "\"jti\" is longer than {MAX_JTI_LEN} characters"
+            "\"jti\" is longer than {MAX_JTI_LEN} bytes"
         )));
     }
     let htm = string("htm")?;

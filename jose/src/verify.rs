@@ -180,12 +180,20 @@ impl AccessToken {
     pub fn check_binding(&self, presented: &Presentation<'_>) -> Result<(), VerifyError> {
         let certificate = self.certificate_binding();
         let jkt = self.dpop_binding();
-        if let (None, None, Some(cnf)) = (certificate, jkt, self.claims.get("cnf")) {
-            // A confirmation this verifier does not understand (a malformed member) is not silently
-            // taken as "unbound".
-            return Err(VerifyError::UnsupportedConfirmation {
-                found: shown(&cnf.to_string()),
+        if let Some(cnf) = self.claims.get("cnf") {
+            // A confirmation this verifier does not understand (another method, a malformed member,
+            // even beside one it does) is not silently taken as "unbound".
+            let understood = cnf.as_object().is_some_and(|members| {
+                !members.is_empty()
+                    && members
+                        .iter()
+                        .all(|(k, v)| matches!(k.as_str(), "x5t#S256" | "jkt") && v.is_string())
             });
+            if !understood {
+                return Err(VerifyError::UnsupportedConfirmation {
+                    found: shown(&cnf.to_string()),
+                });
+            }
         }
         if let Some(expected) = certificate {
             let Some(der) = presented.certificate else {

@@ -1158,6 +1158,14 @@ fn certificate_bound_tokens_need_that_certificate() {
         v.verify_presented(&unknown, NOW, None),
         Err(VerifyError::UnsupportedConfirmation { .. })
     ));
+    // ... also beside one it understands.
+    let mixed = rs_claims(|c| {
+        c.insert("cnf".into(), json!({ "jkt": "abc", "x5t#S256": 7 }));
+    });
+    assert!(matches!(
+        v.verify_presented(&mixed, NOW, None),
+        Err(VerifyError::UnsupportedConfirmation { .. })
+    ));
 }
 
 #[test]

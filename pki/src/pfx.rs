@@ -40,6 +40,13 @@ pub enum PfxError {
     Key { file: String, source: KeyError },
     #[error(transparent)]
     Cert(#[from] CertError),
+    /// A PEM file given where a PFX is expected (certificate and key in one file): its problem.
+    #[error(transparent)]
+    KeyFile(Box<crate::keyfile::KeyFileError>),
+    #[error(
+        "{file}: the PEM file holds a private key but not its certificate; put the CERTIFICATE block in the same file (cat cert.pem key.pem > {file})"
+    )]
+    PemWithoutCertificate { file: String },
     /// The certificate's `notAfter` (Unix seconds) is before `time`, the instant it was checked at.
     #[error("{file}: certificate `{subject}` expired on {}", format_time(*not_after))]
     Expired {
@@ -94,8 +101,17 @@ impl Pfx {
         Self::from_bytes(&file, &bytes, password)
     }
 
-    /// Decrypts PFX bytes; `file` names them in errors.
+    /// Decrypts PFX bytes; `file` names them in errors. PEM text with a CERTIFICATE and its private
+    /// key (`PRIVATE KEY`, `ENCRYPTED PRIVATE KEY` with `password`, `RSA PRIVATE KEY`, `EC PRIVATE
+    /// KEY`) is read as well, what `openssl req -x509 -newkey ... -keyout` makes once concatenated.
     pub fn from_bytes(file: &str, bytes: &[u8], password: &str) -> Result<Self, PfxError> {
+        if bytes
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'-')
+        {
+            return Self::from_pem(file, bytes, password);
+        }
         let archive = open_archive(file, bytes, password)?;
         let key_bag = archive.keys.first().ok_or_else(|| PfxError::NoPrivateKey {
             file: file.to_string(),
@@ -155,6 +171,28 @@ impl Pfx {
             chain,
             key,
             key_pkcs8,
+        })
+    }
+
+    fn from_pem(file: &str, bytes: &[u8], password: &str) -> Result<Self, PfxError> {
+        let password = (!password.is_empty()).then_some(password);
+        let parsed = crate::keyfile::parse_private(file, bytes, password)
+            .map_err(|e| PfxError::KeyFile(Box::new(e)))?;
+        let certificate = parsed
+            .certificate
+            .ok_or_else(|| PfxError::PemWithoutCertificate {
+                file: file.to_string(),
+            })?;
+        let key = SigningKey::from_pkcs8(&parsed.pkcs8).map_err(|source| PfxError::Key {
+            file: file.to_string(),
+            source,
+        })?;
+        Ok(Pfx {
+            file: file.to_string(),
+            certificate,
+            chain: parsed.chain.iter().map(|c| c.der().to_vec()).collect(),
+            key,
+            key_pkcs8: parsed.pkcs8,
         })
     }
 
@@ -252,6 +290,13 @@ pub enum PublicCertificateError {
     /// Not a PFX by name, and not a PEM/DER certificate (nor a PFX under another name).
     #[error(transparent)]
     Cert(#[from] CertError),
+    /// A PEM file given where a PFX is expected (certificate and key in one file): its problem.
+    #[error(transparent)]
+    KeyFile(Box<crate::keyfile::KeyFileError>),
+    #[error(
+        "{file}: the PEM file holds a private key but not its certificate; put the CERTIFICATE block in the same file (cat cert.pem key.pem > {file})"
+    )]
+    PemWithoutCertificate { file: String },
     /// A PFX that opened neither without a password nor with the one of `password_setting`.
     #[error("{without} (tried without a password); with {password_setting}: {with}")]
     Pfx {

@@ -3,8 +3,12 @@
 //! answers.
 //!
 //! The key is `ClientCertificate`'s when the agent has one; otherwise a P-256 key the agent makes once
-//! and keeps in `<WorkFolderPath>/dpop.key`, encrypted with its own certificate like its other files
-//! (`EncryptionCertificate:EncryptFile`), written atomically with mode 0600.
+//! and keeps in `<WorkFolderPath>/dpop.key`, written atomically with mode 0600, through the agent's
+//! vault like its other files: encrypted for its certificate (and its
+//! `EncryptionCertificate:AdditionalRecipients`) when `EncryptionCertificate:EncryptFile` is true, in
+//! clear (PKCS#8 DER, 0600) otherwise. A key file that cannot be read is reported with the advice to
+//! delete it (a new key is then made: the tokens bound to the old one stop working, new ones are
+//! asked for).
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -125,7 +129,11 @@ fn kept_key(path: &Path, vault: &Vault) -> Result<SigningKey, DpopKeyError> {
         reason,
     };
     if path.exists() {
-        let (mut reader, _) = vault.open(path)?;
+        let (mut reader, _) = vault.open(path).map_err(|e| {
+            failed(format!(
+                "cannot be opened ({e}); delete it to make a new one"
+            ))
+        })?;
         let mut der = zeroize::Zeroizing::new(Vec::new());
         reader
             .read_to_end(&mut der)

@@ -234,7 +234,7 @@ async fn client_request<T: serde::de::DeserializeOwned>(
             Err(AgentError::Rejected {
                 client: client.client_id.clone(),
                 status: status.as_u16(),
-                hint: hint(&code, client, key),
+                hint: hint(&code, client, key, dpop.is_some()),
                 refusal: Refusal::of_oauth_error(&error),
                 error,
                 description: description.map(|d| summarize(&d)),
@@ -255,7 +255,7 @@ async fn client_request<T: serde::de::DeserializeOwned>(
             Err(AgentError::Rejected {
                 client: client.client_id.clone(),
                 status: status.as_u16(),
-                hint: hint(&error, client, key),
+                hint: hint(&error, client, key, dpop.is_some()),
                 refusal,
                 error,
                 description: Some(summarize(&String::from_utf8_lossy(&body)))
@@ -292,7 +292,7 @@ impl DpopBuilder<'_> {
 
 /// What to check for each OAuth error code. For a key or certificate the server refused, the agent
 /// prints its own thumbprint and the exact setting to add on the server.
-fn hint(error: &str, client: &ClientCredentials, key: Option<&ClientKey>) -> String {
+fn hint(error: &str, client: &ClientCredentials, key: Option<&ClientKey>, dpop: bool) -> String {
     let client_id = client.client_id.as_str();
     let source = client.source.as_str();
     match error {
@@ -324,6 +324,7 @@ fn hint(error: &str, client: &ClientCredentials, key: Option<&ClientKey>) -> Str
             "the requested scope is not one the server grants (IdentityServer:Scopes on the server)"
                 .into()
         }
+        "invalid_dpop_proof" if dpop => "the server refused the agent's DPoP proof: check that this machine's clock is right (a proof is good for a minute) and that the server accepts the agent's key type (IdentityServer:DPoPSigningAlgorithms; the agent's generated key is ES256)".into(),
         "invalid_dpop_proof" => format!(
             "the server refused the agent's DPoP proof; with RequireDPoP=\"true\" on <OpenIdClient Identifier=\"{client_id}\">, set OpenId:DPoP to true in the agent's settings"
         ),

@@ -92,56 +92,77 @@ async fn caller(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let (scheme, token) = parse_authorization(authorization)?;
+    // Token problems of a DPoP request get a DPoP challenge (RFC 9449 section 7.1).
+    let for_scheme = |e: BearerError| match (scheme, e) {
+        (Scheme::Dpop, BearerError::Invalid(text)) => BearerError::InvalidDpopToken(text),
+        (_, e) => e,
+    };
     let published = state.keys.published();
-    let claims = published.bearer.claims(token, now)?;
-    let proof = match scheme {
-        Scheme::Bearer => None,
-        Scheme::Dpop => {
-            let proof = crate::http::oauth::dpop_header(headers)
-                .map_err(|e| BearerError::InvalidDpopProof(e.description()))?
-                .ok_or_else(|| BearerError::InvalidDpopProof(DpopError::Missing.to_string()))?;
-            let client_id = claims.client_id.clone().unwrap_or_default();
-            let checked = state
-                .tokens
-                .check_dpop(
-                    proof,
-                    target.method.as_str(),
-                    target.path,
-                    Some(token),
-                    &client_id,
-                    target.peer,
-                    now,
-                )
-                .await;
-            Some(checked.map_err(|e| match e {
+    let claims = published.bearer.claims(token, now).map_err(for_scheme)?;
+    let bound_jkt = claims.dpop_binding().map(str::to_string);
+    if scheme == Scheme::Dpop && bound_jkt.is_none() {
+        return Err(
+            BearerError::InvalidDpopToken(ids_jose::VerifyError::NotDpopBound.to_string()).into(),
+        );
+    }
+    // The certificate binding, the client in force, the revocation list: before a proof is
+    // recorded (a token that is refused anyway takes no room in the replay cache).
+    let client = published
+        .bearer
+        .client(
+            &claims,
+            &Presentation {
+                certificate: certificate.leaf(),
+                // Checked against the proof's key below.
+                dpop_jkt: bound_jkt.as_deref().filter(|_| scheme == Scheme::Dpop),
+            },
+            &clients,
+            now,
+        )
+        .map_err(for_scheme)?;
+    let Some(jti) = &client.jti else {
+        return Err(for_scheme(BearerError::Invalid(
+            "the token has no jti: it cannot be checked against revocations".into(),
+        ))
+        .into());
+    };
+    match state.tokens.revoked.is_revoked(jti, now).await {
+        Ok(false) => {}
+        Ok(true) => {
+            return Err(for_scheme(BearerError::Invalid(
+                "the token was revoked (RFC 7009)".into(),
+            ))
+            .into());
+        }
+        Err(e) => {
+            tracing::warn!("cannot check revocations, refusing the token: {e}");
+            return Err(BearerError::Unavailable.into());
+        }
+    }
+    if scheme == Scheme::Dpop {
+        let proof = crate::http::oauth::dpop_header(headers)
+            .map_err(|e| BearerError::InvalidDpopProof(e.description()))?
+            .ok_or_else(|| BearerError::InvalidDpopProof(DpopError::Missing.to_string()))?;
+        state
+            .tokens
+            .check_dpop(
+                proof,
+                target.method.as_str(),
+                target.path,
+                Some(token),
+                bound_jkt.as_deref(),
+                client.client_id.as_str(),
+                target.peer,
+                now,
+            )
+            .await
+            .map_err(|e| match e {
                 OAuthError::UseDpopNonce { nonce } => BearerError::UseDpopNonce { nonce },
                 OAuthError::StoreUnavailable | OAuthError::TemporarilyUnavailable => {
                     BearerError::Unavailable
                 }
                 other => BearerError::InvalidDpopProof(other.description()),
-            })?)
-        }
-    };
-    let client = published.bearer.client(
-        &claims,
-        &Presentation {
-            certificate: certificate.leaf(),
-            dpop_jkt: proof.as_ref().map(|p| p.jkt.as_str()),
-        },
-        &clients,
-        now,
-    )?;
-    if let Some(jti) = &client.jti {
-        match state.tokens.revoked.is_revoked(jti, now).await {
-            Ok(false) => {}
-            Ok(true) => {
-                return Err(BearerError::Invalid("the token was revoked (RFC 7009)".into()).into());
-            }
-            Err(e) => {
-                tracing::warn!("cannot check revocations, refusing the token: {e}");
-                return Err(BearerError::Unavailable.into());
-            }
-        }
+            })?;
     }
     let deliveries = state.deliveries.clone().map_err(DeliveryError::Disabled)?;
     let agent = headers

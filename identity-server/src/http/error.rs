@@ -132,6 +132,9 @@ impl IntoResponse for ApiError {
                 "invalid_dpop_proof",
                 e.to_string(),
             ),
+            ApiError::Bearer(e @ BearerError::InvalidDpopToken(_)) => {
+                (StatusCode::UNAUTHORIZED, "invalid_token", e.to_string())
+            }
             ApiError::Bearer(e @ BearerError::UseDpopNonce { .. }) => {
                 (StatusCode::UNAUTHORIZED, "use_dpop_nonce", e.to_string())
             }
@@ -214,6 +217,14 @@ impl IntoResponse for ApiError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(
                         r#"DPoP realm="identity-server", error="invalid_dpop_proof""#,
+                    ),
+                );
+            }
+            ApiError::Bearer(BearerError::InvalidDpopToken(_)) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        r#"DPoP realm="identity-server", error="invalid_token""#,
                     ),
                 );
             }

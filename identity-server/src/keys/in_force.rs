@@ -50,12 +50,13 @@ pub struct PublishContext {
 }
 
 impl PublishContext {
-    /// The JWKS entry of `cert`, with the `alg` its key signs with here.
-    fn jwk(&self, cert: &Certificate) -> Jwk {
+    /// The JWKS entry of `cert`, with the `alg` its key signs with: `known` (the signing key's, a
+    /// managed key's), else `IdentityServer:SigningAlgorithm` when it fits the key, else the key
+    /// type's own.
+    fn jwk(&self, cert: &Certificate, known: Option<ids_pki::Algorithm>) -> Jwk {
         let mut jwk = Jwk::from_certificate(cert);
-        if let Some(algorithm) = self.signing_algorithm
-            && algorithm.fits(cert.public_key())
-        {
+        let algorithm = known.or(self.signing_algorithm.filter(|a| a.fits(cert.public_key())));
+        if let Some(algorithm) = algorithm {
             jwk.alg = Some(algorithm.as_str().into());
         }
         jwk
@@ -69,12 +70,22 @@ impl Published {
         others: &[Certificate],
         context: &PublishContext,
     ) -> Result<Published, ids_jose::KeySetError> {
+        Self::with_algorithms(signing, others, context, &std::collections::HashMap::new())
+    }
+
+    /// [`Published::new`], with the algorithms of some of `others` (by `x5t#S256`) known.
+    pub fn with_algorithms(
+        signing: &Signing,
+        others: &[Certificate],
+        context: &PublishContext,
+        algorithms: &std::collections::HashMap<String, ids_pki::Algorithm>,
+    ) -> Result<Published, ids_jose::KeySetError> {
         let algorithm = signing.signer.algorithm();
         let signing = &signing.certificate;
-        let mut keys = vec![context.jwk(signing)];
+        let mut keys = vec![context.jwk(signing, Some(algorithm))];
         let mut verified: Vec<Certificate> = Vec::new();
         for cert in others {
-            let jwk = context.jwk(cert);
+            let jwk = context.jwk(cert, algorithms.get(&cert.x5t_s256()).copied());
             if !keys.iter().any(|k| k.kid == jwk.kid) {
                 keys.push(jwk);
                 verified.push(cert.clone());
@@ -95,13 +106,23 @@ pub struct Others {
     /// The certificate reloader's: `IdentityServer:ValidationKeys`, and previous signing keys retained.
     pub reloaded: Vec<Certificate>,
     /// The key manager's (`KeyManagement Automatic`): keys made and not signing yet, keys that
-    /// signed and are retained.
-    pub managed: Vec<Certificate>,
+    /// signed and are retained, each with the algorithm it signs with.
+    pub managed: Vec<(Certificate, ids_pki::Algorithm)>,
 }
 
 impl Others {
     pub fn all(&self) -> Vec<Certificate> {
-        [self.reloaded.clone(), self.managed.clone()].concat()
+        let mut all = self.reloaded.clone();
+        all.extend(self.managed.iter().map(|(c, _)| c.clone()));
+        all
+    }
+
+    /// The algorithms of the managed keys, by certificate (`x5t#S256`): published as they are.
+    pub fn algorithms(&self) -> std::collections::HashMap<String, ids_pki::Algorithm> {
+        self.managed
+            .iter()
+            .map(|(c, a)| (c.x5t_s256(), *a))
+            .collect()
     }
 }
 

@@ -116,11 +116,12 @@ impl ServerKeys {
     ) -> Result<ServerKeys, Vec<KeyError>> {
         let mut errors = Vec::new();
         let managed = is_managed(settings);
-        let signing = match load_signing(settings, now, warnings) {
-            // With managed keys the PFX signs nothing (it may serve TLS: loaded there).
-            _ if managed => None,
-            Ok(pfx) => Some(pfx),
-            Err((pfx, e)) => {
+        // With managed keys the PFX signs nothing (it may serve TLS: loaded there).
+        let loaded = (!managed).then(|| load_signing(settings, now, warnings));
+        let signing = match loaded {
+            None => None,
+            Some(Ok(pfx)) => Some(pfx),
+            Some(Err((pfx, e))) => {
                 errors.push(e);
                 pfx.map(|p| *p)
             }

@@ -25,6 +25,9 @@ pub enum BearerError {
     /// A DPoP-bound token's proof is missing or wrong (RFC 9449 section 7.1).
     #[error("{0}")]
     InvalidDpopProof(String),
+    /// The token sent with the `DPoP` scheme is not good (answered with a `DPoP` challenge).
+    #[error("{0}")]
+    InvalidDpopToken(String),
     /// The proof must carry the server's nonce (RFC 9449 section 9).
     #[error("the DPoP proof must carry the nonce of the DPoP-Nonce header")]
     UseDpopNonce { nonce: String },

@@ -36,6 +36,9 @@ pub enum DpopRejection {
     /// This client's share of the replay cache is full.
     #[error("too many DPoP proofs from this client; retry shortly")]
     Busy,
+    /// The proof's key is not the one the token is bound to (checked before the proof is recorded).
+    #[error("{0}")]
+    KeyMismatch(String),
 }
 
 impl DpopRejection {
@@ -46,6 +49,7 @@ impl DpopRejection {
             DpopRejection::UseNonce { .. } => "dpop_nonce",
             DpopRejection::Unavailable(_) => "store_unavailable",
             DpopRejection::Busy => "replay_cache_full",
+            DpopRejection::KeyMismatch(_) => "dpop_wrong_key",
         }
     }
 }
@@ -131,13 +135,17 @@ impl DpopService {
     }
 
     /// Checks the proof of a request of `client_id` with `method` to `path` (with `access_token` on
-    /// the API): the proof itself, the nonce when required, then its `jti` for replay.
+    /// the API, and the key it is bound to, `expected_jkt`): the proof itself, its key, the nonce when
+    /// required, and only then its `jti` for replay (a proof that fails a check takes no room in the
+    /// replay cache).
+    #[allow(clippy::too_many_arguments)]
     pub async fn check(
         &self,
         proof: &str,
         method: &str,
         path: &str,
         access_token: Option<&str>,
+        expected_jkt: Option<&str>,
         client_id: &str,
         now: i64,
     ) -> Result<DpopProof, DpopRejection> {
@@ -155,6 +163,17 @@ impl DpopService {
         };
         let proof =
             verify_proof_cached(proof, &request, &self.policy, now, Some(&self.proof_keys))?;
+        if let Some(expected) = expected_jkt
+            && expected != proof.jkt
+        {
+            return Err(DpopRejection::KeyMismatch(
+                ids_jose::VerifyError::DpopKeyMismatch {
+                    expected: ids_jose::verify::shown(expected),
+                    presented: proof.jkt.clone(),
+                }
+                .to_string(),
+            ));
+        }
         if self.require_nonce {
             let key = self.keys.signing().nonce_key.clone();
             let reason = match proof.nonce.as_deref() {

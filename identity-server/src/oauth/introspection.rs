@@ -103,21 +103,30 @@ impl TokenService {
     /// `iss`, times; any audience) and not revoked. A revocation list that cannot be asked counts as
     /// revoked (fail closed).
     pub(crate) async fn active_claims(&self, token: &str, now: i64) -> Option<Map<String, Value>> {
-        let published = self.issuer.keys.published();
-        let verified = published
-            .bearer
-            .verifier()
-            .verify_any_audience(token, now)
-            .ok()?;
-        let jti = verified.jti.as_deref()?;
-        match self.revoked.is_revoked(jti, now).await {
-            Ok(false) => Some(verified.claims),
-            Ok(true) => None,
+        match self.good_claims(token, now).await {
+            Ok(claims) => claims,
             Err(e) => {
                 tracing::warn!("introspection: cannot check revocations, answering inactive: {e}");
                 None
             }
         }
+    }
+
+    /// [`Self::active_claims`], with the revocation list's failure as an error (a revocation must
+    /// not take "cannot tell" for "not active"). A token without `jti` cannot be checked: not good.
+    pub(crate) async fn good_claims(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<Option<Map<String, Value>>, super::revocation::RevocationError> {
+        let published = self.issuer.keys.published();
+        let Ok(verified) = published.bearer.verifier().verify_any_audience(token, now) else {
+            return Ok(None);
+        };
+        let Some(jti) = verified.jti.as_deref() else {
+            return Ok(None);
+        };
+        Ok((!self.revoked.is_revoked(jti, now).await?).then_some(verified.claims))
     }
 
     /// An introspection answer as a signed JWT (RFC 9701 section 5): `iss`, `aud` (the caller),

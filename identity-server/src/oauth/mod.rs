@@ -106,6 +106,7 @@ impl TokenService {
                     "POST",
                     paths::TOKEN,
                     None,
+                    None,
                     client.identifier.as_str(),
                     peer,
                     now,
@@ -183,12 +184,21 @@ impl TokenService {
         method: &str,
         path: &str,
         access_token: Option<&str>,
+        expected_jkt: Option<&str>,
         client_id: &str,
         peer: IpAddr,
         now: i64,
     ) -> Result<ids_jose::DpopProof, OAuthError> {
         self.dpop
-            .check(proof, method, path, access_token, client_id, now)
+            .check(
+                proof,
+                method,
+                path,
+                access_token,
+                expected_jkt,
+                client_id,
+                now,
+            )
             .await
             .map_err(|reason| {
                 self.telemetry.dpop_refused(reason.label());
@@ -202,6 +212,10 @@ impl TokenService {
                         OAuthError::StoreUnavailable
                     }
                     dpop::DpopRejection::Busy => OAuthError::TemporarilyUnavailable,
+                    dpop::DpopRejection::KeyMismatch(e) => {
+                        tracing::warn!(client_id, %peer, reason = %e, "DPoP proof refused");
+                        OAuthError::InvalidDpopProof(e)
+                    }
                     dpop::DpopRejection::Proof(e) => {
                         tracing::warn!(client_id, %peer, reason = %e, "DPoP proof refused");
                         OAuthError::InvalidDpopProof(e.to_string())

@@ -5,17 +5,23 @@
 //! - [`FileRevocations`] (embedded store): in memory, and appended to
 //!   `<Deliveries:DataFolder>/revoked/tokens` with an fsync before the revocation is acknowledged (a
 //!   revocation is rare and must survive a restart); expired entries are dropped when the file is
-//!   read at start-up, which rewrites it with the live ones.
+//!   read at start-up, which rewrites it with the live ones. When the folder cannot be used, a
+//!   revocation is refused (500, logged), never acknowledged without being durable.
 //! - `crate::store::postgres::PgRevocations` (PostgreSQL): one table shared by every server.
 //!
 //! Services that verify tokens offline (with the JWKS, as the agent's verifier does) do not see a
 //! revocation: only a short `AccessTokenLifetime` bounds how long a revoked token still works there
 //! (docs/oauth.md).
 //!
+//! A revocation is kept until the token's `exp` plus [`REVOCATION_LEEWAY`] (verifiers accept a token
+//! that long after its `exp`), and a client has at most [`MAX_REVOKED_PER_CLIENT`] live revocations
+//! on one server (a client can mint and revoke tokens without end).
+//!
 //! # Format
-//! UTF-8 text, one entry per line: `<key> <exp>`, where `key` is the hex of SHA-256 of the `jti`
-//! truncated to 128 bits (the `jti` itself is not kept) and `exp` the token's `exp` (Unix seconds).
-//! Lines starting with `#` are comments. Folder 0700, file 0600.
+//! UTF-8 text, one entry per line: `<key> <until> <client>`, where `key` is the hex of SHA-256 of the
+//! `jti` truncated to 128 bits (the `jti` itself is not kept), `until` the token's `exp` plus the
+//! leeway (Unix seconds) and `client` the client id in base64url. Lines starting with `#` are
+//! comments. Folder 0700, file 0600.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -28,9 +34,14 @@ use std::sync::Mutex;
 /// its database.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, RevocationError>> + Send + 'a>>;
 
-/// Most revocations kept at once (each a few dozen bytes): only a client's own, unexpired tokens can
-/// be revoked, so this is reached only by a client revoking more than a million live tokens.
+/// Most revocations kept at once (each a few dozen bytes).
 pub const MAX_REVOKED: usize = 1_000_000;
+/// Most live revocations of one client on one server: beyond, its revocations are refused (503)
+/// until some of its revoked tokens expire.
+pub const MAX_REVOKED_PER_CLIENT: usize = 100_000;
+/// How long after a token's `exp` its revocation is kept: the longest leeway a verifier gives
+/// ([`ids_jose::MAX_LEEWAY_SECS`]).
+pub const REVOCATION_LEEWAY: i64 = ids_jose::MAX_LEEWAY_SECS as i64;
 
 /// Why a revocation could not be recorded or checked.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -40,7 +51,9 @@ pub enum RevocationError {
     Unavailable(String),
     #[error("{}: cannot record the revocation: {reason}", .path.display())]
     Write { path: PathBuf, reason: String },
-    #[error("too many revoked tokens ({MAX_REVOKED}) are waiting for their expiry")]
+    #[error(
+        "too many revoked tokens are waiting for their expiry (at most {MAX_REVOKED} in all, {MAX_REVOKED_PER_CLIENT} per client)"
+    )]
     Full,
 }
 
@@ -71,38 +84,74 @@ pub fn revocation_key(jti: &str) -> [u8; 16] {
 }
 
 /// Revocations in memory; the entries of this server when the store is shared, all of them when
-/// embedded.
+/// embedded. Bounded in all and per client.
 #[derive(Debug, Default)]
 pub struct MemoryRevocations {
-    revoked: Mutex<HashMap<[u8; 16], i64>>,
+    state: Mutex<MemoryState>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryState {
+    /// Key -> (until, client).
+    revoked: HashMap<[u8; 16], (i64, std::sync::Arc<str>)>,
+    per_client: HashMap<std::sync::Arc<str>, usize>,
+}
+
+impl MemoryState {
+    fn purge(&mut self, now: i64) {
+        self.revoked.retain(|_, (until, _)| *until >= now);
+        self.per_client.clear();
+        for (_, client) in self.revoked.values() {
+            *self.per_client.entry(client.clone()).or_default() += 1;
+        }
+    }
 }
 
 impl MemoryRevocations {
-    /// Whether `key` is revoked at `now`.
+    /// Whether `key` is revoked at `now`. A poisoned lock counts as revoked (fail closed).
     pub fn contains(&self, key: &[u8; 16], now: i64) -> bool {
-        self.revoked
+        self.state
             .lock()
-            .map(|m| m.get(key).is_some_and(|exp| *exp >= now))
-            .unwrap_or(false)
+            .map(|m| m.revoked.get(key).is_some_and(|(until, _)| *until >= now))
+            .unwrap_or(true)
     }
 
-    /// Adds `key` until `exp`; false when full (expired entries are dropped first).
-    pub fn insert(&self, key: [u8; 16], exp: i64, now: i64) -> bool {
-        let Ok(mut map) = self.revoked.lock() else {
+    /// Whether `client` may revoke one more token now (expired entries are dropped first when a
+    /// bound is reached).
+    pub fn has_room(&self, client: &str, now: i64) -> bool {
+        let Ok(mut state) = self.state.lock() else {
             return false;
         };
-        if map.len() >= MAX_REVOKED {
-            map.retain(|_, e| *e >= now);
-            if map.len() >= MAX_REVOKED {
-                return false;
-            }
+        let full = |s: &MemoryState| {
+            s.revoked.len() >= MAX_REVOKED
+                || s.per_client.get(client).copied().unwrap_or(0) >= MAX_REVOKED_PER_CLIENT
+        };
+        if full(&state) {
+            state.purge(now);
         }
-        map.insert(key, exp);
+        !full(&state)
+    }
+
+    /// Adds `key` of `client` until `until`; false when full.
+    pub fn insert(&self, key: [u8; 16], client: &str, until: i64, now: i64) -> bool {
+        if !self.has_room(client, now) {
+            return false;
+        }
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        let client: std::sync::Arc<str> = match state.per_client.get_key_value(client) {
+            Some((k, _)) => k.clone(),
+            None => std::sync::Arc::from(client),
+        };
+        if state.revoked.insert(key, (until, client.clone())).is_none() {
+            *state.per_client.entry(client).or_default() += 1;
+        }
         true
     }
 
     pub fn len(&self) -> usize {
-        self.revoked.lock().map(|m| m.len()).unwrap_or(0)
+        self.state.lock().map(|m| m.revoked.len()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -114,7 +163,7 @@ impl MemoryRevocations {
 #[derive(Debug)]
 pub struct FileRevocations {
     memory: MemoryRevocations,
-    /// `None`: memory only (the folder could not be used; logged at start-up).
+    /// `None`: the folder could not be used (logged at start-up): revocations are refused.
     file: Option<Mutex<std::fs::File>>,
     path: PathBuf,
 }
@@ -124,7 +173,8 @@ pub const FILE: &str = "tokens";
 
 impl FileRevocations {
     /// Opens `<folder>/tokens`, keeps its live entries at `now` and rewrites it with them. A folder
-    /// that cannot be used gives a memory-only store and the reason, for the start-up log.
+    /// that cannot be used gives a store that refuses revocations, and the reason, for the start-up
+    /// log.
     pub fn open(folder: &Path, now: i64) -> (FileRevocations, Option<String>) {
         let path = folder.join(FILE);
         let memory = MemoryRevocations::default();
@@ -139,7 +189,7 @@ impl FileRevocations {
             ),
             Err(e) => {
                 let reason = format!(
-                    "{}: {e}; revocations will not survive a restart",
+                    "{}: {e}; revocations are refused until the folder can be used (restart)",
                     path.display()
                 );
                 (
@@ -170,17 +220,23 @@ impl FileRevocations {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(e),
         };
-        let mut live =
-            String::from("# revoked access tokens: <sha-256 of jti, 128 bits, hex> <exp>\n");
+        let mut live = String::from(
+            "# revoked access tokens: <sha-256 of jti, 128 bits, hex> <exp + leeway> <client, base64url>\n",
+        );
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let mut fields = line.split(' ');
-            let (Some(key), Some(exp)) = (fields.next(), fields.next()) else {
+            let (Some(key), Some(until)) = (fields.next(), fields.next()) else {
                 continue;
             };
-            let (Some(key), Ok(exp)) = (parse_key(key), exp.parse::<i64>()) else {
+            let (Some(key), Ok(until)) = (parse_key(key), until.parse::<i64>()) else {
                 continue;
             };
-            if exp >= now && memory.insert(key, exp, now) {
+            let client = fields
+                .next()
+                .and_then(ids_pki::b64::url_decode)
+                .and_then(|c| String::from_utf8(c).ok())
+                .unwrap_or_default();
+            if until >= now && memory.insert(key, &client, until, now) {
                 live.push_str(line);
                 live.push('\n');
             }
@@ -216,36 +272,60 @@ fn parse_key(hex: &str) -> Option<[u8; 16]> {
     Some(key)
 }
 
+impl FileRevocations {
+    /// Appends and fsyncs one line; a line cut by a failed write is taken back (the file is cut to
+    /// its length before), so the next line starts clean.
+    fn append(&self, line: &str) -> Result<(), RevocationError> {
+        let failed = |e: std::io::Error| RevocationError::Write {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        };
+        let Some(file) = &self.file else {
+            return Err(RevocationError::Write {
+                path: self.path.clone(),
+                reason: "the folder could not be used when the server started".into(),
+            });
+        };
+        let mut file = file.lock().map_err(|_| RevocationError::Write {
+            path: self.path.clone(),
+            reason: "a previous write failed".into(),
+        })?;
+        let before = file.metadata().map_err(failed)?.len();
+        let written = file
+            .write_all(line.as_bytes())
+            .and_then(|()| file.sync_data());
+        if let Err(e) = written {
+            let _ = file.set_len(before);
+            return Err(failed(e));
+        }
+        Ok(())
+    }
+}
+
 impl RevokedTokens for FileRevocations {
     fn revoke<'a>(
         &'a self,
         jti: &'a str,
-        _client_id: &'a str,
+        client_id: &'a str,
         exp: i64,
         now: i64,
     ) -> StoreFuture<'a, ()> {
         let key = revocation_key(jti);
+        let until = exp.saturating_add(REVOCATION_LEEWAY);
         let result = (|| {
             if self.memory.contains(&key, now) {
                 return Ok(());
             }
-            if let Some(file) = &self.file {
-                let line = format!(
-                    "{} {exp}\n",
-                    key.iter().map(|b| format!("{b:02x}")).collect::<String>()
-                );
-                let failed = |e: std::io::Error| RevocationError::Write {
-                    path: self.path.clone(),
-                    reason: e.to_string(),
-                };
-                let mut file = file.lock().map_err(|_| RevocationError::Write {
-                    path: self.path.clone(),
-                    reason: "a previous write failed".into(),
-                })?;
-                file.write_all(line.as_bytes()).map_err(failed)?;
-                file.sync_data().map_err(failed)?;
+            if !self.memory.has_room(client_id, now) {
+                return Err(RevocationError::Full);
             }
-            if self.memory.insert(key, exp, now) {
+            let line = format!(
+                "{} {until} {}\n",
+                key.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                ids_pki::b64::url(client_id.as_bytes())
+            );
+            self.append(&line)?;
+            if self.memory.insert(key, client_id, until, now) {
                 Ok(())
             } else {
                 Err(RevocationError::Full)
@@ -284,8 +364,14 @@ impl super::TokenService {
         let caller = self
             .authenticate(&credentials, &clients.by_id, certificate, peer, now)
             .await?;
-        let Some(claims) = self.active_claims(&token, now).await else {
-            return Ok(());
+        // A revocation list that cannot be asked: refused (503), never "nothing to do".
+        let claims = match self.good_claims(&token, now).await {
+            Ok(Some(claims)) => claims,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(client_id = %caller.identifier, %peer, "revocation refused: {e}");
+                return Err(OAuthError::StoreUnavailable);
+            }
         };
         let owner = claims.get("client_id").and_then(serde_json::Value::as_str);
         if owner != Some(caller.identifier.as_str()) {
@@ -305,6 +391,10 @@ impl super::TokenService {
             .await
             .map_err(|e| match e {
                 RevocationError::Unavailable(_) => OAuthError::StoreUnavailable,
+                RevocationError::Full => {
+                    tracing::warn!(client_id = %caller.identifier, %peer, "revocation refused: {e}");
+                    OAuthError::TemporarilyUnavailable
+                }
                 other => {
                     tracing::error!("revocation not recorded: {other}");
                     OAuthError::ServerError
@@ -338,11 +428,13 @@ mod tests {
         block(store.revoke("jti-2", "Job", 1500, 1000)).unwrap();
         assert!(block(store.is_revoked("jti-1", 1000)).unwrap());
         assert!(!block(store.is_revoked("jti-3", 1000)).unwrap());
+        // Kept past exp by the verifiers' leeway.
+        assert!(block(store.is_revoked("jti-2", 1500 + REVOCATION_LEEWAY)).unwrap());
         drop(store);
         // Restarted after jti-2 expired: jti-1 still refused, jti-2 forgotten and not rewritten.
-        let (store, _) = FileRevocations::open(dir.path(), 1600);
+        let (store, _) = FileRevocations::open(dir.path(), 1600 + REVOCATION_LEEWAY);
         assert!(block(store.is_revoked("jti-1", 1600)).unwrap());
-        assert!(!block(store.is_revoked("jti-2", 1600)).unwrap());
+        assert!(!block(store.is_revoked("jti-2", 1600 + REVOCATION_LEEWAY)).unwrap());
         assert_eq!(store.entries(), 1);
         let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
         assert!(
@@ -364,13 +456,28 @@ mod tests {
     }
 
     #[test]
-    fn an_unusable_folder_keeps_revocations_in_memory_and_says_why() {
+    fn an_unusable_folder_refuses_revocations_and_says_why() {
         let dir = tempfile::tempdir().unwrap();
         let blocker = dir.path().join("file");
         std::fs::write(&blocker, b"").unwrap();
         let (store, problem) = FileRevocations::open(&blocker.join("revoked"), 1000);
-        assert!(problem.unwrap().contains("will not survive a restart"));
-        block(store.revoke("j", "Job", 2000, 1000)).unwrap();
-        assert!(block(store.is_revoked("j", 1000)).unwrap());
+        assert!(problem.unwrap().contains("revocations are refused"));
+        let err = block(store.revoke("j", "Job", 2000, 1000)).unwrap_err();
+        assert!(matches!(err, RevocationError::Write { .. }), "{err}");
+        assert!(!block(store.is_revoked("j", 1000)).unwrap());
+    }
+
+    #[test]
+    fn one_client_cannot_fill_the_list_for_the_others() {
+        let memory = MemoryRevocations::default();
+        for i in 0..MAX_REVOKED_PER_CLIENT as u32 {
+            let mut key = [0u8; 16];
+            key[..4].copy_from_slice(&i.to_be_bytes());
+            assert!(memory.insert(key, "Greedy", 5000, 1000));
+        }
+        assert!(!memory.has_room("Greedy", 1000));
+        assert!(memory.has_room("Other", 1000));
+        // Once they expire, room again.
+        assert!(memory.has_room("Greedy", 5001));
     }
 }

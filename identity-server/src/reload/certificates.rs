@@ -425,7 +425,13 @@ impl CertificateReloader {
         //    key the verifier does not take is refused, the ones in force stay.
         let retained: Vec<Certificate> = self.retained.iter().map(|(c, _)| c.clone()).collect();
         // The keys the key manager publishes (KeyManagement Automatic) are published with them.
-        let managed = self.keys.others().managed;
+        let managed: Vec<Certificate> = self
+            .keys
+            .others()
+            .managed
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
         if let Some(candidate) = &validation {
             let others = [candidate.clone(), retained.clone(), managed.clone()].concat();
             if let Err(e) = Published::new(&current, &others, &self.publish) {

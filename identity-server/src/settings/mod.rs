@@ -408,6 +408,15 @@ impl Settings {
         let store = crate::store::settings::store_settings(config, None, &mut errors);
         let operations = operations::operations(config, &mut errors);
 
+        if let oauth::KeyManagement::Automatic(m) = oauth.key_management
+            && m.retention_secs < lifetime as i64 + 60
+            && let Some(s) = config.get(key::KEY_RETENTION_DAYS.path)
+        {
+            errors.push(invalid(
+                s,
+                "is shorter than IdentityServer:AccessTokenLifetime: a key would leave the JWKS while tokens it signed are still valid",
+            ));
+        }
         if automatic && encryption_certificate.is_none() {
             errors.push(ConfigError::Missing {
                 path: ENCRYPTION_FILE.path.into(),

@@ -114,12 +114,21 @@ pub(super) fn oauth(config: &Config, errors: &mut Vec<ConfigError>) -> OAuthSett
                 let days = |k: &ids_config::Key, errors: &mut Vec<ConfigError>| {
                     number(config, k, errors) as i64 * 86_400
                 };
-                KeyManagement::Automatic(ManagedKeys {
+                let managed = ManagedKeys {
                     algorithm: signing_algorithm.unwrap_or(Algorithm::ES256),
                     propagation_secs: days(&key::KEY_PROPAGATION_DAYS, errors),
                     rotation_secs: days(&key::KEY_ROTATION_DAYS, errors),
                     retention_secs: days(&key::KEY_RETENTION_DAYS, errors),
-                })
+                };
+                if managed.propagation_secs >= managed.rotation_secs
+                    && let Some(s) = config.get(key::KEY_PROPAGATION_DAYS.path)
+                {
+                    errors.push(invalid(
+                        s,
+                        "must be less than IdentityServer:RotationDays (a key is published that long before it signs, within the previous key's rotation)",
+                    ));
+                }
+                KeyManagement::Automatic(managed)
             }
             _ => {
                 errors.push(invalid(

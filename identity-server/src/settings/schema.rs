@@ -88,7 +88,7 @@ ids_config::keys! {
     DPOP_PROOF_LIFETIME = number("IdentityServer:DPoPProofLifetimeSeconds", 60, 1..=600, "how old a DPoP proof (its iat) may be, in seconds");
     DPOP_NONCE = flag("IdentityServer:DPoPNonce", false, "require server-provided nonces in DPoP proofs (RFC 9449 section 8)");
     KEY_MANAGEMENT = text("IdentityServer:KeyManagement", "`Certificate` (sign with IdentityServer:X509KeyFilePath; default) or `Automatic` (the server makes, stores and rotates its signing keys)");
-    KEY_PROPAGATION_DAYS = number("IdentityServer:PropagationDays", 14, 0..=365, "Automatic keys: days a new key is published before it signs");
+    KEY_PROPAGATION_DAYS = number("IdentityServer:PropagationDays", 14, 1..=365, "Automatic keys: days a new key is published before it signs");
     KEY_ROTATION_DAYS = number("IdentityServer:RotationDays", 90, 1..=3650, "Automatic keys: days a key signs");
     KEY_RETENTION_DAYS = number("IdentityServer:RetentionDays", 14, 1..=3650, "Automatic keys: days a key stays published after it stopped signing");
     STORE_APPLY_MIGRATIONS = flag("Store:ApplyMigrations", true, "apply the PostgreSQL schema at start-up (else: identity-server store migrate)");

@@ -113,7 +113,19 @@ async fn es384_eddsa_and_ps256_keys_sign_tokens_every_verifier_accepts() {
     ] {
         let mut d = Deployment::new();
         openssl_pfx(d.path(), "signing", kind);
-        d.set("IdentityServer:X509KeyFilePath", json!("signing.pfx"));
+        // The Ed25519 key from a key file: its certificate and key as openssl wrote them, in one PEM.
+        let file = if kind == "ed25519" {
+            let pem = [
+                std::fs::read(d.path().join("signing.crt")).expect("crt"),
+                std::fs::read(d.path().join("signing.key")).expect("key"),
+            ]
+            .concat();
+            std::fs::write(d.path().join("signing.pem"), pem).expect("pem");
+            "signing.pem"
+        } else {
+            "signing.pfx"
+        };
+        d.set("IdentityServer:X509KeyFilePath", json!(file));
         if let Some(a) = setting {
             d.set("IdentityServer:SigningAlgorithm", json!(a));
         }
@@ -587,18 +599,37 @@ async fn dpop_tokens_are_bound_to_the_proof_key_and_every_bad_proof_is_refused_w
     .await;
     // Another key's proof.
     let other = DpopKey::new(Algorithm::EdDSA);
-    refused(
-        call(
-            format!("DPoP {token}"),
-            Some(other.proof("GET", &list_url, None, Some(&token))),
+    // Another key's proof, twice: refused for its key both times (a proof that fails a check is
+    // not recorded, so it takes no room in the client's share of the replay cache).
+    let foreign = other.proof("GET", &list_url, None, Some(&token));
+    for _ in 0..2 {
+        refused(
+            call(format!("DPoP {token}"), Some(foreign.clone()))
+                .await
+                .expect("GET"),
+            401,
+            "invalid_dpop_proof",
+            "bound to the DPoP key",
         )
-        .await
-        .expect("GET"),
-        401,
-        "invalid_dpop_proof",
-        "bound to the DPoP key",
+        .await;
+    }
+    // A bearer token sent with the DPoP scheme: refused with a DPoP challenge.
+    let bearer = access_token(&server, "Legacy", LEGACY_SECRET).await;
+    let r = call(
+        format!("DPoP {bearer}"),
+        Some(key.proof("GET", &list_url, None, Some(&bearer))),
     )
-    .await;
+    .await
+    .expect("GET");
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .expect("text")
+            .starts_with("DPoP"),
+        "{:?}",
+        r.headers()
+    );
+    refused(r, 401, "invalid_token", "not DPoP-bound").await;
     // A proof without the token's hash.
     refused(
         call(
@@ -1149,6 +1180,15 @@ async fn managed_keys_rotate_over_months_with_the_jwks_ahead_and_behind() {
     // Day 104 (90 + 14): the first key leaves the JWKS and the store.
     clock.advance(14 * DAY);
     wait_for_jwks(&server, &[&k2]).await;
+    // Deleted from the store a day later (a server whose clock runs behind may still publish it).
+    assert!(folder.join(format!("{k1}.json")).exists());
+    clock.advance(DAY + 10);
+    for _ in 0..100 {
+        if !folder.join(format!("{k1}.json")).exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert!(!folder.join(format!("{k1}.json")).exists());
     server.stop().await;
 
@@ -1286,6 +1326,39 @@ async fn two_servers_on_one_postgresql_make_one_key_per_period_and_sign_with_it(
         introspect(&b, "Job", JOB_SECRET, &from_a).await,
         json!({ "active": false })
     );
+    // While the store is down a revocation is refused (503), never acknowledged unrecorded.
+    let other_token = access_token(&b, "Job", JOB_SECRET).await;
+    pg.stop();
+    let r = post_as(
+        &a,
+        "/connect/revocation",
+        "Job",
+        JOB_SECRET,
+        &[("token", &other_token)],
+    )
+    .await;
+    assert_eq!(r.status(), 503);
+    pg.ctl_start();
+    for _ in 0..100 {
+        if post_as(
+            &a,
+            "/connect/revocation",
+            "Job",
+            JOB_SECRET,
+            &[("token", &other_token)],
+        )
+        .await
+        .status()
+            == 200
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        introspect(&b, "Job", JOB_SECRET, &other_token).await,
+        json!({ "active": false })
+    );
     // A DPoP proof used at one server is a replay at the other (both are the one public URL a load
     // balancer serves: ApplicationUri).
     let key = DpopKey::new(Algorithm::ES256);
@@ -1308,4 +1381,64 @@ async fn two_servers_on_one_postgresql_make_one_key_per_period_and_sign_with_it(
     .await;
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_with_managed_keys_waits_for_postgresql_at_start_up() {
+    let Some(pg) = crate::pg::TestPostgres::start("managed_keys_boot") else {
+        return;
+    };
+    pg.create_database("ids");
+    let mut d = managed_deployment();
+    d.set(
+        "Store",
+        json!({ "Provider": "PostgreSql", "ConnectionString": pg.socket_connection_string("ids") }),
+    );
+    pg.stop();
+    let pg = std::sync::Arc::new(pg);
+    let starter = pg.clone();
+    let (server, ()) = tokio::join!(d.start(), async move {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        tokio::task::spawn_blocking(move || starter.ctl_start())
+            .await
+            .expect("join");
+    });
+    let token = access_token(&server, "Job", JOB_SECRET).await;
+    assert_eq!(header(&token)["alg"], "ES256");
+    server.stop().await;
+}
+
+#[test]
+fn a_key_schedule_that_would_drop_valid_tokens_is_refused_by_name() {
+    let mut d = managed_deployment();
+    d.set("IdentityServer:PropagationDays", json!(100))
+        .set("IdentityServer:RotationDays", json!(90))
+        .set("IdentityServer:RetentionDays", json!(1))
+        .set("IdentityServer:AccessTokenLifetime", json!(7 * 86_400));
+    let errors = d.load_settings().expect_err("refused");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("IdentityServer:PropagationDays") && e.contains("RotationDays")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(
+            |e| e.contains("IdentityServer:RetentionDays") && e.contains("AccessTokenLifetime")
+        ),
+        "{errors:?}"
+    );
+    // Without an encryption certificate there is nowhere to seal the keys for.
+    let mut d = managed_deployment();
+    d.settings
+        .as_object_mut()
+        .expect("root")
+        .remove("EncryptionCertificate");
+    let errors = d.load_settings().expect_err("refused");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("EncryptionCertificate:File")),
+        "{errors:?}"
+    );
 }

@@ -60,9 +60,15 @@ impl FolderKeyStore {
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
-            keys.push(read_key(&path)?);
+            // One unreadable file does not stop the others (the signing key may be fine).
+            match read_key(&path) {
+                Ok(key) => keys.push(key),
+                Err(e) => tracing::error!("{e}; the file is skipped"),
+            }
         }
-        keys.sort_by_key(|k| (k.activates, k.created));
+        keys.sort_by(|a, b| {
+            (a.activates, a.created, &a.kid).cmp(&(b.activates, b.created, &b.kid))
+        });
         Ok(keys)
     }
 

@@ -37,6 +37,9 @@ use crate::oauth::dpop::NonceKey;
 use crate::settings::oauth::ManagedKeys;
 use schedule::{KeyTimes, Plan, Policy, plan};
 
+/// How long after a key left the JWKS it is deleted from the store.
+const DELETE_MARGIN_SECS: i64 = 86_400;
+
 /// How long the certificate of a managed key is valid beyond its planned retirement: it may sign
 /// longer when no server made its successor on time.
 const CERTIFICATE_MARGIN_SECS: i64 = 365 * 86_400;
@@ -173,8 +176,8 @@ pub struct Refreshed {
     pub signing: Arc<Signing>,
     /// The signing key changed (it was made, or a new one activated).
     pub changed: bool,
-    /// The other published keys' certificates.
-    pub others: Vec<Certificate>,
+    /// The other published keys' certificates, with the algorithm each signs with.
+    pub others: Vec<(Certificate, Algorithm)>,
     pub schedule: Vec<KeyStatus>,
     /// When to look again at the latest.
     pub next_change: Option<i64>,
@@ -191,6 +194,8 @@ pub struct KeyManager {
     decryption: DecryptionKey,
     /// The signing key opened last (opening means decrypting: once per key).
     current: Mutex<Option<Arc<Signing>>>,
+    /// Read again under the store's lock (the wait for it may be long).
+    clock: Arc<dyn Clock>,
 }
 
 impl KeyManager {
@@ -199,6 +204,7 @@ impl KeyManager {
         settings: ManagedKeys,
         recipient: Recipient,
         decryption: DecryptionKey,
+        clock: Arc<dyn Clock>,
     ) -> KeyManager {
         KeyManager {
             store,
@@ -206,6 +212,7 @@ impl KeyManager {
             recipient,
             decryption,
             current: Mutex::new(None),
+            clock,
         }
     }
 
@@ -229,7 +236,9 @@ impl KeyManager {
         let mut plan = plan(&times(&keys), policy, now);
         if plan.create.is_some() {
             let decide: Decide<'_> = Box::new(move |keys: &[StoredKey]| {
-                // Read again under the lock: another server may have made it meanwhile.
+                // Read again under the lock, at the time it was got: another server may have made
+                // the key meanwhile.
+                let now = self.clock.now().max(now);
                 match schedule::plan(&times(keys), policy, now).create {
                     Some(activates) => self.make(now, activates).map(Some),
                     None => Ok(None),
@@ -238,8 +247,16 @@ impl KeyManager {
             keys = self.store.add_if(decide).await?;
             plan = schedule::plan(&times(&keys), policy, now);
         }
-        if !plan.expired.is_empty() {
-            let kids: Vec<String> = plan.expired.iter().map(|&i| keys[i].kid.clone()).collect();
+        // Deleted a day after they left the JWKS: a server whose clock runs behind may still publish
+        // them meanwhile (and never one that still signs: the plan keeps the signing key).
+        let deletable: Vec<usize> = plan
+            .expired
+            .iter()
+            .copied()
+            .filter(|&i| plan.unpublished_at[i].saturating_add(DELETE_MARGIN_SECS) < now)
+            .collect();
+        if !deletable.is_empty() {
+            let kids: Vec<String> = deletable.iter().map(|&i| keys[i].kid.clone()).collect();
             if let Err(e) = self.store.delete(&kids).await {
                 tracing::warn!("managed keys past their retention not deleted: {e}");
             }
@@ -261,14 +278,27 @@ impl KeyManager {
         };
         let mut others = Vec::new();
         for &i in plan.published.iter().filter(|&&i| i != signing_index) {
-            others.push(certificate(&keys[i])?);
+            others.push((certificate(&keys[i])?, keys[i].algorithm));
+            // A key that will sign must open here too: say so now, not at its activation.
+            if keys[i].activates > now
+                && let Err(e) = self.can_open(&keys[i])
+            {
+                tracing::error!("{e}; this server cannot sign with it when it activates");
+            }
         }
         Ok(Refreshed {
             signing,
             changed,
             others,
             schedule: statuses(&keys, &plan),
-            next_change: plan.next_change,
+            // Also when a key past its retention is due for deletion.
+            next_change: plan
+                .expired
+                .iter()
+                .map(|&i| plan.unpublished_at[i].saturating_add(DELETE_MARGIN_SECS + 1))
+                .filter(|t| *t > now)
+                .chain(plan.next_change)
+                .min(),
         })
     }
 
@@ -319,6 +349,26 @@ impl KeyManager {
         })
     }
 
+    /// Whether `stored` can be decrypted with the encryption certificate's key.
+    fn can_open(&self, stored: &StoredKey) -> Result<(), KeyStoreError> {
+        let mut opened = Decryptor::new(
+            std::io::Cursor::new(&stored.sealed),
+            std::slice::from_ref(&self.decryption),
+        )
+        .map_err(|e| KeyStoreError::Key {
+            kid: stored.kid.clone(),
+            reason: format!(
+                "cannot be decrypted with EncryptionCertificate `{}` ({e})",
+                self.decryption.name().subject
+            ),
+        })?;
+        std::io::copy(&mut opened, &mut std::io::sink()).map_err(|e| KeyStoreError::Key {
+            kid: stored.kid.clone(),
+            reason: format!("damaged: {e}"),
+        })?;
+        Ok(())
+    }
+
     /// The signing key of `stored`: decrypted with the encryption certificate's key (once).
     fn open(&self, stored: &StoredKey) -> Result<Arc<Signing>, KeyStoreError> {
         if let Ok(current) = self.current.lock()
@@ -367,8 +417,11 @@ impl KeyManager {
         context: &PublishContext,
         now: i64,
     ) -> Result<Refreshed, KeyStoreError> {
-        let refreshed = self.refresh(now).await?;
+        let mut refreshed = self.refresh(now).await?;
         let managed = refreshed.others.clone();
+        // Compared with the key in force (not the one opened last): a publication that failed
+        // before is done again.
+        refreshed.changed = keys.signing().signer.kid() != refreshed.signing.signer.kid();
         let signing = refreshed.changed.then(|| refreshed.signing.clone());
         keys.publish(context, signing, |o| o.managed = managed)
             .map_err(|e| {
@@ -400,8 +453,10 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     telemetry: crate::telemetry::Telemetry,
     interval: std::time::Duration,
+    first_change: Option<i64>,
 ) {
-    let mut next_check = clock.now().saturating_add(interval.as_secs() as i64);
+    let regular = clock.now().saturating_add(interval.as_secs() as i64);
+    let mut next_check = first_change.map_or(regular, |t| t.min(regular));
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -13,7 +13,7 @@ use ids_pki::Algorithm;
 pub const LOCK_KEY: i64 = 0x6964_735f_6b65_7973;
 
 const SELECT: &str = "SELECT kid, algorithm, created, activates, certificate, sealed
-    FROM ids_signing_keys ORDER BY activates, created";
+    FROM ids_signing_keys ORDER BY activates, created, kid";
 
 /// The shared key store.
 #[derive(Debug)]
@@ -29,6 +29,16 @@ impl PgKeyStore {
     fn failed(e: PgError) -> KeyStoreError {
         KeyStoreError::Store(e.to_string())
     }
+}
+
+/// The keys, read over a connection of their own (`check`, before the server marked the store up).
+pub async fn read_for_check(store: &PgStore) -> Result<Vec<StoredKey>, KeyStoreError> {
+    let client = store.connect().await.map_err(PgKeyStore::failed)?;
+    let rows = client
+        .query(SELECT, &[])
+        .await
+        .map_err(|e| KeyStoreError::Store(format!("read the signing keys: {e}")))?;
+    rows_to_keys(&rows)
 }
 
 fn rows_to_keys(rows: &[tokio_postgres::Row]) -> Result<Vec<StoredKey>, KeyStoreError> {

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use super::{PgError, PgStore};
 use crate::oauth::revocation::{
-    MemoryRevocations, RevocationError, RevokedTokens, StoreFuture, revocation_key,
+    MemoryRevocations, REVOCATION_LEEWAY, RevocationError, RevokedTokens, StoreFuture,
+    revocation_key,
 };
 
 /// The shared revocation list.
@@ -33,13 +34,13 @@ impl PgRevocations {
         RevocationError::Unavailable(e.to_string())
     }
 
-    async fn insert(&self, key: [u8; 16], client_id: &str, exp: i64) -> Result<(), PgError> {
+    async fn insert(&self, key: [u8; 16], client_id: &str, until: i64) -> Result<(), PgError> {
         let client = self.store.client().await?;
         client
             .execute(
                 "INSERT INTO ids_revoked_tokens (key, client_id, expires_at) VALUES ($1, $2, $3)
                  ON CONFLICT (key) DO NOTHING",
-                &[&key.as_slice(), &client_id, &exp],
+                &[&key.as_slice(), &client_id, &until],
             )
             .await
             .map_err(|e| self.store.failed("record a revoked token", &e))?;
@@ -72,11 +73,16 @@ impl RevokedTokens for PgRevocations {
                 return Err(RevocationError::Unavailable(self.store.health().reason()));
             }
             let key = revocation_key(jti);
+            // This server's share per client bounds the table too (N servers times it).
+            if !self.known.has_room(client_id, now) {
+                return Err(RevocationError::Full);
+            }
+            let until = exp.saturating_add(REVOCATION_LEEWAY);
             self.store
-                .bounded("record a revoked token", self.insert(key, client_id, exp))
+                .bounded("record a revoked token", self.insert(key, client_id, until))
                 .await
                 .map_err(|e| self.unavailable(e))?;
-            self.known.insert(key, exp, now);
+            self.known.insert(key, client_id, until, now);
             Ok(())
         })
     }
@@ -95,8 +101,8 @@ impl RevokedTokens for PgRevocations {
                 .bounded("look up a revoked token", self.lookup(key, now))
                 .await
             {
-                Ok(Some(exp)) => {
-                    self.known.insert(key, exp, now);
+                Ok(Some(until)) => {
+                    self.known.insert(key, "", until, now);
                     Ok(true)
                 }
                 Ok(None) => Ok(false),
