@@ -39,6 +39,25 @@ impl PublicKey {
         }
     }
 
+    /// The key of an uncompressed SEC1 point (`04 || x || y`) on P-256 (65 bytes) or P-384 (97 bytes);
+    /// `None` for anything else.
+    pub fn from_ec_point(point: &[u8]) -> Option<PublicKey> {
+        let size = match point.len() {
+            65 => 32,
+            97 => 48,
+            _ => return None,
+        };
+        if point[0] != 4 {
+            return None;
+        }
+        let (x, y) = (point[1..1 + size].to_vec(), point[1 + size..].to_vec());
+        Some(if size == 32 {
+            PublicKey::P256 { x, y }
+        } else {
+            PublicKey::P384 { x, y }
+        })
+    }
+
     /// The uncompressed SEC1 point (`04 || x || y`) of an EC key; `None` for RSA and Ed25519.
     pub fn ec_point(&self) -> Option<Vec<u8>> {
         match self {
@@ -176,27 +195,21 @@ impl Certificate {
                 .and_then(|p| p.as_oid().ok());
             let point = &spki.subject_public_key.data;
             let size = match curve.as_ref() {
-                Some(c) if *c == OID_EC_P256 => 32,
-                Some(c) if *c == OID_NIST_EC_P384 => 48,
+                Some(c) if *c == OID_EC_P256 => 65,
+                Some(c) if *c == OID_NIST_EC_P384 => 97,
                 _ => 0,
             };
-            if size == 0 || point.len() != 1 + 2 * size || point[0] != 4 {
-                return Err(CertError::UnsupportedKey {
-                    file: file.to_string(),
-                    oid: format!(
-                        "EC on curve {}",
-                        curve.map_or("(unnamed)".to_string(), |c| c.to_id_string())
-                    ),
-                });
-            }
-            let (x, y) = (
-                point[1..1 + size].to_vec(),
-                point[1 + size..1 + 2 * size].to_vec(),
-            );
-            if size == 32 {
-                PublicKey::P256 { x, y }
-            } else {
-                PublicKey::P384 { x, y }
+            match PublicKey::from_ec_point(point).filter(|_| point.len() == size) {
+                Some(key) => key,
+                None => {
+                    return Err(CertError::UnsupportedKey {
+                        file: file.to_string(),
+                        oid: format!(
+                            "EC on curve {}",
+                            curve.map_or("(unnamed)".to_string(), |c| c.to_id_string())
+                        ),
+                    });
+                }
             }
         } else if *oid == OID_SIG_ED25519 {
             let key = &spki.subject_public_key.data;

@@ -231,19 +231,14 @@ impl SigningKey {
                     e: strip_zeros(&components.e).to_vec(),
                 }
             }
-            SigningKey::Ec(k) | SigningKey::Ec384(k) => {
-                let point = k.public_key().as_ref();
-                let size = (point.len().saturating_sub(1)) / 2;
-                let (x, y) = (
-                    point[1..1 + size].to_vec(),
-                    point[1 + size..1 + 2 * size].to_vec(),
-                );
-                if matches!(self, SigningKey::Ec(_)) {
-                    crate::PublicKey::P256 { x, y }
-                } else {
-                    crate::PublicKey::P384 { x, y }
-                }
-            }
+            // aws-lc-rs gives the uncompressed point of the key's own curve.
+            SigningKey::Ec(k) | SigningKey::Ec384(k) => crate::PublicKey::from_ec_point(
+                k.public_key().as_ref(),
+            )
+            .unwrap_or(crate::PublicKey::P256 {
+                x: Vec::new(),
+                y: Vec::new(),
+            }),
             SigningKey::Ed25519(k) => crate::PublicKey::Ed25519 {
                 x: k.public_key().as_ref().to_vec(),
             },

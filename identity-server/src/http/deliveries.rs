@@ -135,7 +135,8 @@ async fn caller(
             .into());
         }
         Err(e) => {
-            tracing::warn!("cannot check revocations, refusing the token: {e}");
+            // The outage is logged once by the store's health transitions, not per request.
+            tracing::debug!("cannot check revocations, refusing the token: {e}");
             return Err(BearerError::Unavailable.into());
         }
     }

@@ -181,9 +181,7 @@ async fn token(
         Ok(b) => b,
         Err(response) => return response,
     };
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let authorization = authorization(&headers);
     let now = state.clock.now();
     let result = match oauth::dpop_header(&headers) {
         Err(e) => Err(e),
@@ -211,6 +209,13 @@ async fn token(
     };
     oauth::offer_nonce(&state, response.headers_mut(), now);
     response
+}
+
+/// The `Authorization` header, when it is text.
+pub(crate) fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
 }
 
 /// Reads the form body of a token, introspection or revocation request: at most [`MAX_TOKEN_BODY`]

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::{ErrorResponse, no_store};
-use super::{AppState, ClientCert, forwarded, read_form};
+use super::{AppState, ClientCert, authorization, forwarded, read_form};
 use crate::oauth::OAuthError;
 use crate::oauth::introspection::JWT_MEDIA_TYPE;
 use ids_jose::DpopError;
@@ -69,9 +69,7 @@ pub async fn introspect(
         Ok(b) => b,
         Err(response) => return response,
     };
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let authorization = authorization(&headers);
     let now = state.clock.now();
     let introspection = match state
         .tokens
@@ -106,9 +104,7 @@ pub async fn revocation(
         Ok(b) => b,
         Err(response) => return response,
     };
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let authorization = authorization(&headers);
     match state
         .tokens
         .revoke(

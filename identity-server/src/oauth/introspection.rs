@@ -106,7 +106,8 @@ impl TokenService {
         match self.good_claims(token, now).await {
             Ok(claims) => claims,
             Err(e) => {
-                tracing::warn!("introspection: cannot check revocations, answering inactive: {e}");
+                // The outage is logged once by the store's health transitions, not per request.
+                tracing::debug!("introspection: cannot check revocations, answering inactive: {e}");
                 None
             }
         }

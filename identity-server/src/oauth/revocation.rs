@@ -369,7 +369,8 @@ impl super::TokenService {
             Ok(Some(claims)) => claims,
             Ok(None) => return Ok(()),
             Err(e) => {
-                tracing::warn!(client_id = %caller.identifier, %peer, "revocation refused: {e}");
+                // The outage is logged once by the store's health transitions, not per request.
+                tracing::debug!(client_id = %caller.identifier, %peer, "revocation refused: {e}");
                 return Err(OAuthError::StoreUnavailable);
             }
         };

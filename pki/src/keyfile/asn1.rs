@@ -187,29 +187,22 @@ pub fn public_key_from_spki(file: &str, der: &[u8]) -> Result<PublicKey, KeyFile
             .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
         let point = spki.subject_public_key.raw_bytes();
         let size = match curve {
-            Some(P256) => 32,
-            Some(P384) => 48,
+            Some(P256) => 65,
+            Some(P384) => 97,
             _ => {
                 let name = curve.map_or("(unnamed)".to_string(), |c| oid_name(&c));
                 return Err(unsupported(file, &format!("EC key on curve {name}")));
             }
         };
-        if point.len() != 1 + 2 * size || point[0] != 4 {
-            return Err(malformed(
-                file,
-                "the EC public key",
-                "not an uncompressed point of its curve",
-            ));
-        }
-        let (x, y) = (
-            point[1..1 + size].to_vec(),
-            point[1 + size..1 + 2 * size].to_vec(),
-        );
-        Ok(if size == 32 {
-            PublicKey::P256 { x, y }
-        } else {
-            PublicKey::P384 { x, y }
-        })
+        PublicKey::from_ec_point(point)
+            .filter(|_| point.len() == size)
+            .ok_or_else(|| {
+                malformed(
+                    file,
+                    "the EC public key",
+                    "not an uncompressed point of its curve",
+                )
+            })
     } else if oid == ED25519 {
         let key = spki.subject_public_key.raw_bytes();
         if key.len() != 32 {

@@ -25,27 +25,12 @@ fn rsa_pair_public(file: &str, pair: &RsaKeyPair) -> Result<PublicKey, KeyFileEr
 }
 
 fn ec_pair_public(file: &str, pair: &EcdsaKeyPair) -> Result<PublicKey, KeyFileError> {
-    let point = pair.public_key().as_ref();
-    let size = match point.len() {
-        65 => 32,
-        97 => 48,
-        _ => 0,
-    };
-    if size == 0 || point[0] != 4 {
-        return Err(malformed(
+    PublicKey::from_ec_point(pair.public_key().as_ref()).ok_or_else(|| {
+        malformed(
             file,
             "the EC key",
             "its public point is not an uncompressed P-256 or P-384 point",
-        ));
-    }
-    let (x, y) = (
-        point[1..1 + size].to_vec(),
-        point[1 + size..1 + 2 * size].to_vec(),
-    );
-    Ok(if size == 32 {
-        PublicKey::P256 { x, y }
-    } else {
-        PublicKey::P384 { x, y }
+        )
     })
 }
 

@@ -87,6 +87,20 @@ async fn post_as(
         .expect("POST")
 }
 
+/// Revokes `token` as `client`: the status.
+async fn revoke(server: &Server, client: &str, secret: &str, token: &str) -> u16 {
+    post_as(
+        server,
+        "/connect/revocation",
+        client,
+        secret,
+        &[("token", token)],
+    )
+    .await
+    .status()
+    .as_u16()
+}
+
 async fn introspect(server: &Server, client: &str, secret: &str, token: &str) -> Value {
     let r = post_as(
         server,
@@ -412,26 +426,10 @@ async fn revoked_tokens_are_inactive_refused_by_the_api_and_stay_revoked_after_a
     );
     // Revoking again, or a token that is not one: 200 (RFC 7009 section 2.2).
     for token in [legacy.as_str(), "garbage"] {
-        let r = post_as(
-            &server,
-            "/connect/revocation",
-            "Legacy",
-            LEGACY_SECRET,
-            &[("token", token)],
-        )
-        .await;
-        assert_eq!(r.status(), 200);
+        assert_eq!(revoke(&server, "Legacy", LEGACY_SECRET, token).await, 200);
     }
     // Unauthenticated: invalid_client.
-    let r = post_as(
-        &server,
-        "/connect/revocation",
-        "Legacy",
-        "wrong",
-        &[("token", &kept)],
-    )
-    .await;
-    assert_eq!(r.status(), 401);
+    assert_eq!(revoke(&server, "Legacy", "wrong", &kept).await, 401);
     server.stop().await;
 
     // Kept in the data folder: still revoked after a restart.
@@ -1307,15 +1305,7 @@ async fn two_servers_on_one_postgresql_make_one_key_per_period_and_sign_with_it(
         200
     );
     // Revoked through one server, refused by the other (the revocation list is shared).
-    let r = post_as(
-        &a,
-        "/connect/revocation",
-        "Job",
-        JOB_SECRET,
-        &[("token", &from_a)],
-    )
-    .await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(revoke(&a, "Job", JOB_SECRET, &from_a).await, 200);
     assert_eq!(
         list_deliveries(&b, &format!("Bearer {from_a}"))
             .await
@@ -1329,28 +1319,10 @@ async fn two_servers_on_one_postgresql_make_one_key_per_period_and_sign_with_it(
     // While the store is down a revocation is refused (503), never acknowledged unrecorded.
     let other_token = access_token(&b, "Job", JOB_SECRET).await;
     pg.stop();
-    let r = post_as(
-        &a,
-        "/connect/revocation",
-        "Job",
-        JOB_SECRET,
-        &[("token", &other_token)],
-    )
-    .await;
-    assert_eq!(r.status(), 503);
+    assert_eq!(revoke(&a, "Job", JOB_SECRET, &other_token).await, 503);
     pg.ctl_start();
     for _ in 0..100 {
-        if post_as(
-            &a,
-            "/connect/revocation",
-            "Job",
-            JOB_SECRET,
-            &[("token", &other_token)],
-        )
-        .await
-        .status()
-            == 200
-        {
+        if revoke(&a, "Job", JOB_SECRET, &other_token).await == 200 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;

@@ -457,6 +457,7 @@ pub async fn run(
 ) {
     let regular = clock.now().saturating_add(interval.as_secs() as i64);
     let mut next_check = first_change.map_or(regular, |t| t.min(regular));
+    let mut failing = false;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -467,6 +468,9 @@ pub async fn run(
         }
         match manager.apply(&keys, &context, now).await {
             Ok(refreshed) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("managed signing keys read again");
+                }
                 if refreshed.changed {
                     tracing::info!(
                         kid = refreshed.signing.signer.kid(),
@@ -478,9 +482,15 @@ pub async fn run(
                 next_check = refreshed.next_change.map_or(regular, |t| t.min(regular));
             }
             Err(e) => {
-                tracing::error!(
-                    "managed signing keys: {e}; the keys in force stay, retrying in 10 s"
-                );
+                // Once per episode (a store outage is logged by the store itself).
+                if !failing {
+                    tracing::error!(
+                        "managed signing keys: {e}; the keys in force stay, retrying every 10 s"
+                    );
+                    failing = true;
+                } else {
+                    tracing::debug!("managed signing keys: {e}");
+                }
                 next_check = now.saturating_add(10);
             }
         }
