@@ -132,6 +132,19 @@ where
     Ok(ok.load(Ordering::Relaxed) as f64 / begin.elapsed().as_secs_f64())
 }
 
+/// CPU time (user + system) the process `pid` used so far, in seconds (`/proc/PID/stat`).
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Clock ticks per second: 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// `ids-bench dpop`.
 pub fn dpop(server_bin: &Path, connections: usize, seconds: u64) -> anyhow::Result<()> {
     let connections = connections.max(1);
@@ -143,6 +156,7 @@ pub fn dpop(server_bin: &Path, connections: usize, seconds: u64) -> anyhow::Resu
         .enable_all()
         .build()?;
     let (server, port) = crate::start_serve(server_bin, dir.path())?;
+    let server_pid = server.0.id();
     let url = format!("https://127.0.0.1:{port}/connect/token");
     let http = client(&ca_pem, connections)?;
     runtime.block_on(warm_up(
@@ -172,6 +186,8 @@ pub fn dpop(server_bin: &Path, connections: usize, seconds: u64) -> anyhow::Resu
         "DPoP, ES256 proofs made in the loop",
     ];
     let mut rates: [Vec<f64>; 4] = Default::default();
+    // The server's CPU time per token, by kind: what it costs whatever shares the machine.
+    let mut cpu_per_token: [Vec<f64>; 4] = Default::default();
     for round in 0..12 {
         let kind = round % 4;
         let keys = if kind == 2 {
@@ -197,6 +213,7 @@ pub fn dpop(server_bin: &Path, connections: usize, seconds: u64) -> anyhow::Resu
                 .collect(),
         );
         let (http, url) = (http.clone(), url.clone());
+        let cpu_before = cpu_seconds(server_pid);
         let rate = runtime.block_on(hammer(connections, seconds, move |w| {
             let (http, url, keys, premade) =
                 (http.clone(), url.clone(), keys.clone(), premade.clone());
@@ -222,20 +239,32 @@ pub fn dpop(server_bin: &Path, connections: usize, seconds: u64) -> anyhow::Resu
                 }
             }
         }))?;
-        println!("round {}: {}: {rate:.0} tokens/s", round + 1, KINDS[kind]);
+        let cpu = (cpu_seconds(server_pid) - cpu_before) / (rate * seconds as f64).max(1.0);
+        println!(
+            "round {}: {}: {rate:.0} tokens/s, server CPU {:.0} us/token",
+            round + 1,
+            KINDS[kind],
+            cpu * 1e6
+        );
         rates[kind].push(rate);
+        cpu_per_token[kind].push(cpu);
     }
     drop(server);
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let plain = mean(&rates[0]);
+    let plain_cpu = mean(&cpu_per_token[0]);
     println!(
-        "ES256 tokens, client_secret_basic, {connections} clients, {seconds} s x 3 rounds each: plain {plain:.0} tokens/s"
+        "ES256 tokens, client_secret_basic, {connections} clients, {seconds} s x 3 rounds each: plain {plain:.0} tokens/s, server CPU {:.0} us/token",
+        plain_cpu * 1e6
     );
     for (kind, name) in KINDS.iter().enumerate().skip(1) {
         let rate = mean(&rates[kind]);
+        let cpu = mean(&cpu_per_token[kind]);
         println!(
-            "  {name}: {rate:.0} tokens/s = {:.1}% of plain (target >= 70%)",
-            100.0 * rate / plain.max(1.0)
+            "  {name}: {rate:.0} tokens/s = {:.1}% of plain (target >= 70%); server CPU {:.0} us/token = {:.1}% of plain's tokens per CPU second",
+            100.0 * rate / plain.max(1.0),
+            cpu * 1e6,
+            100.0 * plain_cpu / cpu.max(1e-9)
         );
     }
     Ok(())
