@@ -180,18 +180,7 @@ fn managed_keys(
     let read = match &loaded.store {
         Some(pg) => runtime.block_on(async {
             let keys = crate::store::postgres::keys::read_for_check(pg).await?;
-            let plan = crate::keys::managed::schedule::plan(
-                &keys
-                    .iter()
-                    .map(|k| crate::keys::managed::schedule::KeyTimes {
-                        created: k.created,
-                        activates: k.activates,
-                    })
-                    .collect::<Vec<_>>(),
-                policy,
-                now,
-            );
-            Ok((crate::keys::managed::statuses(&keys, &plan), plan))
+            Ok(crate::keys::managed::schedule_of(&keys, policy, now))
         }),
         None => runtime.block_on(manager.schedule(now)),
     };

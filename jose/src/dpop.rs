@@ -330,12 +330,15 @@ fn check_header(header_json: &[u8], policy: &DpopPolicy) -> Result<ProofKey, Dpo
     }
     let jwk_value = header
         .get("jwk")
-        .and_then(Value::as_object)
+        .filter(|v| v.is_object())
         .ok_or_else(|| DpopError::BadKey("the header has no \"jwk\" object".into()))?;
-    if let Some(private) = PRIVATE_MEMBERS.iter().find(|m| jwk_value.contains_key(**m)) {
+    if let Some(private) = PRIVATE_MEMBERS
+        .iter()
+        .find(|m| jwk_value.get(**m).is_some())
+    {
         return Err(DpopError::PrivateKey((*private).to_string()));
     }
-    let entry: Jwk = serde_json::from_value(Value::Object(jwk_value.clone()))
+    let entry = <Jwk as serde::Deserialize>::deserialize(jwk_value)
         .map_err(|e| DpopError::BadKey(e.to_string()))?;
     let public =
         VerificationKey::public_key_of(&entry).map_err(|e| DpopError::BadKey(e.to_string()))?;

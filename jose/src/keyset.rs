@@ -91,11 +91,7 @@ impl VerificationKey {
                     return Err(bad(&format!(
                         "its \"alg\" is {}; this key type verifies {} only",
                         crate::verify::shown(alg),
-                        key.algorithms
-                            .iter()
-                            .map(|(a, _)| a.as_str())
-                            .collect::<Vec<_>>()
-                            .join(" or ")
+                        key.algorithms_text()
                     )));
                 }
             },

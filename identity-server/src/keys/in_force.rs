@@ -187,7 +187,7 @@ impl InForce {
         let current = self.signing();
         let published =
             Published::new(signing.as_deref().unwrap_or(&current), &next.all(), context)?;
-        self.set_published(published);
+        write(&self.published, Arc::new(published));
         if let Some(signing) = signing {
             write(&self.signing, signing);
         }
@@ -205,14 +205,6 @@ impl InForce {
 
     pub fn client_authorities(&self) -> Option<Arc<ClientAuthorities>> {
         read(&self.client_authorities)
-    }
-
-    pub fn set_signing(&self, signing: Signing) {
-        write(&self.signing, Arc::new(signing));
-    }
-
-    pub fn set_published(&self, published: Published) {
-        write(&self.published, Arc::new(published));
     }
 
     pub fn set_client_authorities(&self, authorities: Option<ClientAuthorities>) {

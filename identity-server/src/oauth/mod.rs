@@ -132,11 +132,8 @@ impl TokenService {
             dpop_jkt: proof.map(|p| p.jkt),
             audiences,
         };
-        let bound_to = grant.certificate.clone();
-        let cnf_jkt = grant.dpop_jkt.clone();
-        let audiences = grant.audiences.clone();
-        let (response, issued) = self.issuer.issue(client, &scopes, now, grant)?;
-        tracing::debug!(client_id = %client.identifier, scope = %scopes.join(" "), method = ?request.credentials.method, bound_to = ?bound_to, dpop_jkt = ?cnf_jkt, "access token issued");
+        let (response, issued) = self.issuer.issue(client, &scopes, now, &grant)?;
+        tracing::debug!(client_id = %client.identifier, scope = %scopes.join(" "), method = ?request.credentials.method, bound_to = ?grant.certificate, dpop_jkt = ?grant.dpop_jkt, "access token issued");
         self.telemetry.token_issued(
             &crate::telemetry::TokenIssued {
                 client: client.identifier.as_str(),
@@ -145,9 +142,9 @@ impl TokenService {
                 jti: &issued.jti,
                 kid: &issued.kid,
                 peer,
-                cnf_x5t_s256: bound_to.as_deref(),
-                cnf_jkt: cnf_jkt.as_deref(),
-                audiences: &audiences,
+                cnf_x5t_s256: grant.certificate.as_deref(),
+                cnf_jkt: grant.dpop_jkt.as_deref(),
+                audiences: &grant.audiences,
                 exp: issued.exp,
             },
             now,

@@ -98,6 +98,18 @@ struct MemoryState {
 }
 
 impl MemoryState {
+    /// Room for one more revocation of `client` (a purge of expired entries first when full).
+    fn has_room(&mut self, client: &str, now: i64) -> bool {
+        let full = |s: &MemoryState| {
+            s.revoked.len() >= MAX_REVOKED
+                || s.per_client.get(client).copied().unwrap_or(0) >= MAX_REVOKED_PER_CLIENT
+        };
+        if full(self) {
+            self.purge(now);
+        }
+        !full(self)
+    }
+
     fn purge(&mut self, now: i64) {
         self.revoked.retain(|_, (until, _)| *until >= now);
         self.per_client.clear();
@@ -119,27 +131,19 @@ impl MemoryRevocations {
     /// Whether `client` may revoke one more token now (expired entries are dropped first when a
     /// bound is reached).
     pub fn has_room(&self, client: &str, now: i64) -> bool {
-        let Ok(mut state) = self.state.lock() else {
-            return false;
-        };
-        let full = |s: &MemoryState| {
-            s.revoked.len() >= MAX_REVOKED
-                || s.per_client.get(client).copied().unwrap_or(0) >= MAX_REVOKED_PER_CLIENT
-        };
-        if full(&state) {
-            state.purge(now);
-        }
-        !full(&state)
+        self.state
+            .lock()
+            .is_ok_and(|mut state| state.has_room(client, now))
     }
 
     /// Adds `key` of `client` until `until`; false when full.
     pub fn insert(&self, key: [u8; 16], client: &str, until: i64, now: i64) -> bool {
-        if !self.has_room(client, now) {
-            return false;
-        }
         let Ok(mut state) = self.state.lock() else {
             return false;
         };
+        if !state.has_room(client, now) {
+            return false;
+        }
         let client: std::sync::Arc<str> = match state.per_client.get_key_value(client) {
             Some((k, _)) => k.clone(),
             None => std::sync::Arc::from(client),

@@ -84,7 +84,7 @@ impl TokenIssuer {
         client: &RegisteredClient,
         scopes: &[String],
         now: i64,
-        grant: Grant,
+        grant: &Grant,
     ) -> Result<(TokenResponse, Issued), OAuthError> {
         let mut jti = [0u8; 16];
         SystemRandom::new()

@@ -189,19 +189,16 @@ async fn es384_eddsa_and_ps256_keys_sign_tokens_every_verifier_accepts() {
         }
         // jose (npm), when installed.
         if let Some(dir) = node_with("jose", "es384_eddsa_and_ps256_keys_sign_tokens") {
-            let out = std::process::Command::new("node")
-                .arg(dir.join("verify_jose.mjs"))
-                .env("ISSUER", &server.base)
-                .env("TOKEN", &token)
-                .env("NODE_EXTRA_CA_CERTS", d.path().join("ca.crt"))
-                .output()
-                .expect("node");
-            assert!(
-                out.status.success(),
-                "jose: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+            let v = script_json(
+                "node",
+                dir.join("verify_jose.mjs"),
+                vec![
+                    ("ISSUER", server.base.clone().into()),
+                    ("TOKEN", token.clone().into()),
+                    ("NODE_EXTRA_CA_CERTS", d.path().join("ca.crt").into()),
+                ],
+            )
+            .await;
             assert_eq!(v["alg"], algorithm);
             assert_eq!(v["sub"], "Job");
         }
@@ -830,29 +827,44 @@ async fn server_nonces_are_asked_for_then_accepted_at_the_token_endpoint_and_the
     server.stop().await;
 }
 
-/// Runs `tests/node/dpop_client.mjs` as `Legacy` against `server`: its JSON line, checked.
-async fn run_oauth4webapi(dir: &Path, server: &Server, deployment: &Path) -> Value {
-    let base = server.base.clone();
-    let ca = deployment.join("ca.crt");
-    let script = dir.join("dpop_client.mjs");
+/// Runs `program script` with `envs`, off the runtime's threads (the server under test runs on
+/// them): its one JSON line, after it succeeded.
+async fn script_json(
+    program: &'static str,
+    script: PathBuf,
+    envs: Vec<(&'static str, std::ffi::OsString)>,
+) -> Value {
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .arg(script)
-            .env("ISSUER", base)
-            .env("CLIENT_ID", "Legacy")
-            .env("CLIENT_SECRET", LEGACY_SECRET)
-            .env("NODE_EXTRA_CA_CERTS", ca)
+        std::process::Command::new(program)
+            .arg(&script)
+            .envs(envs)
             .output()
-            .expect("node")
+            .unwrap_or_else(|e| panic!("{program} {}: {e}", script.display()))
     })
     .await
     .expect("join");
     assert!(
         out.status.success(),
-        "oauth4webapi: {}",
+        "{program}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// The client environment of the acceptance scripts: `Legacy` against `server`.
+fn legacy_client_env(server: &Server) -> Vec<(&'static str, std::ffi::OsString)> {
+    vec![
+        ("ISSUER", server.base.clone().into()),
+        ("CLIENT_ID", "Legacy".into()),
+        ("CLIENT_SECRET", LEGACY_SECRET.into()),
+    ]
+}
+
+/// Runs `tests/node/dpop_client.mjs` as `Legacy` against `server`: its JSON line, checked.
+async fn run_oauth4webapi(dir: &Path, server: &Server, deployment: &Path) -> Value {
+    let mut envs = legacy_client_env(server);
+    envs.push(("NODE_EXTRA_CA_CERTS", deployment.join("ca.crt").into()));
+    let v = script_json("node", dir.join("dpop_client.mjs"), envs).await;
     assert_eq!(v["token_type"], "DPoP", "{v}");
     assert_eq!(v["cnf_jkt"], v["jkt"], "{v}");
     assert_eq!(v["active_before"], true, "{v}");
@@ -877,26 +889,9 @@ async fn independent_clients_do_dpop_introspection_and_revocation() {
         "independent_clients_do_dpop_introspection_and_revocation",
     ) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/authlib_introspect.py");
-        let base = server.base.clone();
-        let ca = d.path().join("ca.crt");
-        let out = tokio::task::spawn_blocking(move || {
-            std::process::Command::new("python3")
-                .arg(script)
-                .env("ISSUER", base)
-                .env("CLIENT_ID", "Legacy")
-                .env("CLIENT_SECRET", LEGACY_SECRET)
-                .env("CA_FILE", ca)
-                .output()
-                .expect("python3")
-        })
-        .await
-        .expect("join");
-        assert!(
-            out.status.success(),
-            "authlib: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+        let mut envs = legacy_client_env(&server);
+        envs.push(("CA_FILE", d.path().join("ca.crt").into()));
+        let v = script_json("python3", script, envs).await;
         assert_eq!(v["active_before"], true, "{v}");
         assert_eq!(v["client_id"], "Legacy", "{v}");
         assert_eq!(v["token_type"], "Bearer", "{v}");

@@ -281,7 +281,7 @@ impl KeyManager {
             others.push((certificate(&keys[i])?, keys[i].algorithm));
             // A key that will sign must open here too: say so now, not at its activation.
             if keys[i].activates > now
-                && let Err(e) = self.can_open(&keys[i])
+                && let Err(e) = self.unseal(&keys[i])
             {
                 tracing::error!("{e}; this server cannot sign with it when it activates");
             }
@@ -305,8 +305,7 @@ impl KeyManager {
     /// The schedule at `now` without changing anything (`check`).
     pub async fn schedule(&self, now: i64) -> Result<(Vec<KeyStatus>, Plan), KeyStoreError> {
         let keys = self.store.load().await?;
-        let plan = plan(&times(&keys), self.policy(), now);
-        Ok((statuses(&keys, &plan), plan))
+        Ok(schedule_of(&keys, self.policy(), now))
     }
 
     /// A new key activating at `activates`, sealed for the encryption certificate.
@@ -349,33 +348,8 @@ impl KeyManager {
         })
     }
 
-    /// Whether `stored` can be decrypted with the encryption certificate's key.
-    fn can_open(&self, stored: &StoredKey) -> Result<(), KeyStoreError> {
-        let mut opened = Decryptor::new(
-            std::io::Cursor::new(&stored.sealed),
-            std::slice::from_ref(&self.decryption),
-        )
-        .map_err(|e| KeyStoreError::Key {
-            kid: stored.kid.clone(),
-            reason: format!(
-                "cannot be decrypted with EncryptionCertificate `{}` ({e})",
-                self.decryption.name().subject
-            ),
-        })?;
-        std::io::copy(&mut opened, &mut std::io::sink()).map_err(|e| KeyStoreError::Key {
-            kid: stored.kid.clone(),
-            reason: format!("damaged: {e}"),
-        })?;
-        Ok(())
-    }
-
-    /// The signing key of `stored`: decrypted with the encryption certificate's key (once).
-    fn open(&self, stored: &StoredKey) -> Result<Arc<Signing>, KeyStoreError> {
-        if let Ok(current) = self.current.lock()
-            && let Some(c) = current.as_ref().filter(|c| c.signer.kid() == stored.kid)
-        {
-            return Ok(c.clone());
-        }
+    /// The PKCS#8 private key of `stored`, decrypted with the encryption certificate's key.
+    fn unseal(&self, stored: &StoredKey) -> Result<zeroize::Zeroizing<Vec<u8>>, KeyStoreError> {
         let bad = |reason: String| KeyStoreError::Key {
             kid: stored.kid.clone(),
             reason,
@@ -394,6 +368,21 @@ impl KeyManager {
         opened
             .read_to_end(&mut pkcs8)
             .map_err(|e| bad(format!("damaged: {e}")))?;
+        Ok(pkcs8)
+    }
+
+    /// The signing key of `stored`: decrypted with the encryption certificate's key (once).
+    fn open(&self, stored: &StoredKey) -> Result<Arc<Signing>, KeyStoreError> {
+        if let Ok(current) = self.current.lock()
+            && let Some(c) = current.as_ref().filter(|c| c.signer.kid() == stored.kid)
+        {
+            return Ok(c.clone());
+        }
+        let bad = |reason: String| KeyStoreError::Key {
+            kid: stored.kid.clone(),
+            reason,
+        };
+        let pkcs8 = self.unseal(stored)?;
         let key = SigningKey::from_pkcs8(&pkcs8)
             .and_then(|k| k.with_algorithm(stored.algorithm))
             .map_err(|e| bad(e.to_string()))?;
@@ -429,6 +418,12 @@ impl KeyManager {
             })?;
         Ok(refreshed)
     }
+}
+
+/// The plan for `keys` at `now`, with each key's place in it.
+pub fn schedule_of(keys: &[StoredKey], policy: Policy, now: i64) -> (Vec<KeyStatus>, Plan) {
+    let plan = plan(&times(keys), policy, now);
+    (statuses(keys, &plan), plan)
 }
 
 fn times(keys: &[StoredKey]) -> Vec<KeyTimes> {
